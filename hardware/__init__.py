@@ -1,0 +1,1 @@
+"""Devices, the variant library, timing, calibration, and the interpreter that runs IR."""

@@ -1,0 +1,97 @@
+"""The catalogue of variants: every registered implementation of every kernel.
+
+A *variant* is one implementation of one kernel on one device. It knows how to
+build itself for given operand shapes and dtype (compiling a Halide pipeline or
+tracing a JAX function happens there, once), its mathematical complexity (the
+feature the predictor is augmented with), the extra memory it needs, and whether
+it applies to given shapes at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Shape = tuple[int, ...]
+Shapes = tuple[Shape, ...]
+Kernel = Callable[..., Any]
+"""A built variant: takes device-resident operands, returns the device-resident result."""
+
+KERNELS = (
+    "matmul", "matvec", "conv2d", "transpose", "dot", "sum", "norm",
+    "exp", "sqrt", "abs", "neg", "add", "sub", "mul", "div",
+)
+"""Every kernel of the language: the names of the `kernel` dialect's ops."""
+
+
+def _always(shapes: Shapes, dtype: np.dtype) -> bool:
+    return True
+
+
+def _no_workspace(shapes: Shapes, itemsize: int) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One registered implementation of a kernel on a device."""
+
+    kernel: str
+    name: str
+    device: str
+    backend: str
+    build: Callable[[Shapes, np.dtype], Kernel] = field(compare=False, repr=False)
+    complexity: Callable[[Shapes], float] = field(compare=False, repr=False)
+    workspace_bytes: Callable[[Shapes, int], int] = field(
+        default=_no_workspace, compare=False, repr=False
+    )
+    applies: Callable[[Shapes, np.dtype], bool] = field(
+        default=_always, compare=False, repr=False
+    )
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kernel, self.name, self.device)
+
+
+class UnknownVariantError(LookupError):
+    """No variant of that name is registered for the kernel and device."""
+
+
+_REGISTRY: dict[tuple[str, str, str], Variant] = {}
+
+
+def register(variant: Variant) -> Variant:
+    """Adds a variant to the catalogue; a second entry with the same key is a bug."""
+    if variant.kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {variant.kernel!r}")
+    if variant.key in _REGISTRY:
+        raise ValueError(f"variant {variant.key} registered twice")
+    _REGISTRY[variant.key] = variant
+    return variant
+
+
+def all_variants() -> Iterator[Variant]:
+    """Every registered variant, in a stable order."""
+    return iter(sorted(_REGISTRY.values(), key=lambda v: v.key))
+
+
+def variants_for(kernel: str, device: str | None = None) -> list[Variant]:
+    """The variants of one kernel, optionally on one device, in a stable order."""
+    return [
+        v for v in all_variants()
+        if v.kernel == kernel and (device is None or v.device == device)
+    ]
+
+
+def get_variant(kernel: str, name: str, device: str = "cpu") -> Variant:
+    try:
+        return _REGISTRY[(kernel, name, device)]
+    except KeyError:
+        known = ", ".join(v.name for v in variants_for(kernel, device)) or "none"
+        raise UnknownVariantError(
+            f"{kernel} has no variant {name!r} on {device} (known: {known})"
+        ) from None
