@@ -1,0 +1,5 @@
+import sys
+
+from annc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""The `annc` command line: one subcommand per module in `annc.commands`.
+
+User errors (`AnncError`) print their message and exit 1; usage errors exit 2
+(argparse); Ctrl-C exits 130. No traceback reaches the user unless
+`ANNC_DEBUG=1` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from dsl.errors import AnncError
+
+COMMANDS = ("compile", "run", "explain", "tune", "variants", "devices",
+            "calibrate", "train", "evaluate")
+"""Subcommands, in the order `annc --help` lists them; each is `annc.commands.<name>`."""
+
+
+def _available_commands() -> list[str]:
+    names = []
+    for name in COMMANDS:
+        try:
+            importlib.import_module(f"annc.commands.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"annc.commands.{name}":
+                raise
+            continue
+        names.append(name)
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="annc",
+        description="Compile and run physics workloads, choosing each kernel's fastest variant.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _available_commands():
+        module = importlib.import_module(f"annc.commands.{name}")
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except AnncError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("annc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug in annc: say so in one line, not a traceback
+        if os.environ.get("ANNC_DEBUG") == "1":
+            raise
+        print(
+            f"annc: internal error: {type(error).__name__}: {error}\n"
+            "This is a bug in annc; rerun with ANNC_DEBUG=1 for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

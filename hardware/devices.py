@@ -1,0 +1,40 @@
+"""Devices that kernels run on, and how data moves to and from them.
+
+A device holds operands in its own memory. `put` copies a host (numpy) array
+onto the device and returns the device's handle; `get` copies a handle back to
+a numpy array. On the CPU both are the identity.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+DEVICE_NAMES = ("cpu", "gpu", "opencl")
+
+
+class Device(ABC):
+    name: str
+
+    @abstractmethod
+    def put(self, array: np.ndarray) -> Any:
+        """Copies a host array onto this device; returns once the copy is complete."""
+
+    @abstractmethod
+    def get(self, handle: Any) -> np.ndarray:
+        """Copies a device-resident value back to the host as a numpy array."""
+
+
+class CpuDevice(Device):
+    name = "cpu"
+
+    def put(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def get(self, handle: Any) -> np.ndarray:
+        return np.asarray(handle)
+
+
+CPU = CpuDevice()
