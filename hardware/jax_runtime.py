@@ -1,0 +1,58 @@
+"""JAX, configured once for annc, and the one way annc compiles a JAX function.
+
+Importing this module turns on 64-bit floats in JAX (`jax_enable_x64`), process
+wide, so that f64 kernels really run in f64. It is the only place annc changes
+JAX's configuration; everything that uses JAX imports it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from hardware.variants.registry import Kernel, Shapes
+
+jax.config.update("jax_enable_x64", True)
+
+
+def cpu_device() -> jax.Device:
+    """The host CPU as JAX sees it."""
+    return jax.devices("cpu")[0]
+
+
+def gpu_devices() -> list[jax.Device]:
+    """The CUDA devices JAX sees; empty (and silent) on a machine without one."""
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:
+        return []
+
+
+def compile_for(
+    function: Callable[..., Any],
+    shapes: Shapes,
+    dtype: np.dtype,
+    device: jax.Device,
+    *,
+    to_host: bool,
+) -> Kernel:
+    """Jits `function` for exactly these operand shapes and dtype on `device`.
+
+    The compile happens here (one call on zeros), not at the first real call.
+    The returned kernel waits for its result; with `to_host` it returns a numpy
+    array (a zero-copy, read-only view on the CPU), else the device-resident
+    JAX array.
+    """
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    jitted = jax.jit(function, in_shardings=sharding, out_shardings=sharding)
+    zeros = [jax.device_put(np.zeros(shape, dtype), device) for shape in shapes]
+    jax.block_until_ready(jitted(*zeros))
+
+    def run(*operands: Any) -> Any:
+        result = jitted(*operands).block_until_ready()
+        return np.asarray(result) if to_host else result
+
+    return run
