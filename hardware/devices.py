@@ -3,10 +3,15 @@
 A device holds operands in its own memory. `put` copies a host (numpy) array
 onto the device and returns the device's handle; `get` copies a handle back to
 a numpy array. On the CPU both are the identity.
+
+`available_devices()` finds what this machine has: the CPU always, a CUDA GPU
+when JAX sees one, an OpenCL device when `hardware.opencl` finds a platform.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -15,8 +20,14 @@ import numpy as np
 DEVICE_NAMES = ("cpu", "gpu", "opencl")
 
 
+class DeviceUnavailableError(LookupError):
+    """The named device does not exist on this machine."""
+
+
 class Device(ABC):
     name: str
+    description: str = ""
+    """What the device is, in words (e.g. the GPU's model), for `annc devices`."""
 
     @abstractmethod
     def put(self, array: np.ndarray) -> Any:
@@ -29,6 +40,7 @@ class Device(ABC):
 
 class CpuDevice(Device):
     name = "cpu"
+    description = "the host CPU (numpy, JAX and Halide)"
 
     def put(self, array: np.ndarray) -> np.ndarray:
         return array
@@ -38,3 +50,61 @@ class CpuDevice(Device):
 
 
 CPU = CpuDevice()
+
+
+class JaxGpuDevice(Device):
+    """A CUDA GPU reached through JAX; handles are JAX arrays in its memory."""
+
+    name = "gpu"
+
+    def __init__(self, device: Any) -> None:
+        self._device = device
+        self.description = f"{device.device_kind} (JAX device {device.id})"
+
+    def put(self, array: np.ndarray) -> Any:
+        import jax
+
+        return jax.device_put(array, self._device).block_until_ready()
+
+    def get(self, handle: Any) -> np.ndarray:
+        return np.asarray(handle)
+
+
+def _jax_gpu() -> Device | None:
+    from hardware import jax_runtime
+
+    gpus = jax_runtime.gpu_devices()
+    return JaxGpuDevice(gpus[0]) if gpus else None
+
+
+def _opencl() -> Device | None:
+    """The OpenCL device from `hardware.opencl.opencl_device()`, if that module exists."""
+    try:
+        opencl = importlib.import_module("hardware.opencl")
+    except ModuleNotFoundError as error:
+        if error.name in ("hardware.opencl", "halide"):
+            return None
+        raise
+    find = getattr(opencl, "opencl_device", None)
+    return find() if find is not None else None
+
+
+@functools.cache
+def available_devices() -> dict[str, Device]:
+    """Every device on this machine by name, `cpu` first; probed once per process."""
+    devices: dict[str, Device] = {"cpu": CPU}
+    for name, probe in (("gpu", _jax_gpu), ("opencl", _opencl)):
+        device = probe()
+        if device is not None:
+            devices[name] = device
+    return devices
+
+
+def get_device(name: str) -> Device:
+    """The device of that name, or `DeviceUnavailableError` if this machine lacks it."""
+    devices = available_devices()
+    if name not in devices:
+        raise DeviceUnavailableError(
+            f"device {name!r} is not available here (found: {', '.join(devices)})"
+        )
+    return devices[name]

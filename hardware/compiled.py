@@ -1,0 +1,48 @@
+"""Built variants, cached per process: each (variant, shapes, dtype) compiles once.
+
+Building a variant is where JAX traces and XLA compiles, or Halide JIT-compiles
+a pipeline; that takes from microseconds to seconds. `compiled` does it once
+and remembers how long it took, so the timing harness, the checker and the
+interpreter share the work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware.variants.registry import Kernel, Shapes, Variant
+
+
+@dataclass(frozen=True)
+class Compiled:
+    kernel: Kernel
+    compile_s: float
+    """Seconds the variant's `build` took, the first (and only) time."""
+
+
+_CACHE: dict[tuple[tuple[str, str, str], Shapes, str], Compiled] = {}
+
+
+def normalise_shapes(shapes: Shapes) -> Shapes:
+    """Shapes as a hashable tuple of tuples of Python ints."""
+    return tuple(tuple(int(d) for d in shape) for shape in shapes)
+
+
+def compiled(variant: Variant, shapes: Shapes, dtype: np.dtype | type) -> Compiled:
+    """The variant built for these operand shapes and dtype, built on first use."""
+    shapes = normalise_shapes(shapes)
+    dtype = np.dtype(dtype)
+    key = (variant.key, shapes, dtype.name)
+    if key not in _CACHE:
+        start = time.perf_counter()
+        kernel = variant.build(shapes, dtype)
+        _CACHE[key] = Compiled(kernel, time.perf_counter() - start)
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Forgets every built variant (their compiled code is freed when unreferenced)."""
+    _CACHE.clear()

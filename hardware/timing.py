@@ -1,0 +1,109 @@
+"""The timing harness: the one way annc measures how long a variant takes.
+
+A measurement builds the variant (through the shared cache, timing the build
+once), puts seeded operands on the variant's device, runs `warmup` untimed
+calls, then times calls one by one until it has at least `min_repeats` of
+them and they add up to at least `min_seconds` (at most `max_repeats`, and
+no more once `max_seconds` have been spent timing). The result is copied back
+to the host only after the last timed call.
+
+`median_s` is the median of the per-call times; `spread` is
+(p90 − p10) / median of the same times, a dimensionless measure of noise.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware.compiled import compiled, normalise_shapes
+from hardware.devices import Device, get_device
+from hardware.operands import uniform_operands
+from hardware.variants.registry import Shapes, Variant
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+    "HL_NUM_THREADS", "XLA_FLAGS",
+)
+"""Environment variables that set the thread counts of BLAS, Halide and XLA."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_s: float
+    spread: float
+    """(p90 − p10) / median of `times_s`; 0 for a single repeat."""
+    repeats: int
+    compile_s: float
+    """Seconds the variant's build took (the first time, in this process)."""
+    threads: dict[str, str]
+    times_s: tuple[float, ...]
+    """Every timed call, in order."""
+
+
+def thread_settings() -> dict[str, str]:
+    """The thread-related environment and the CPUs this process may run on."""
+    settings = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+    settings["cpus"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                           else os.cpu_count())
+    return settings
+
+
+def spread(times: Sequence[float]) -> float:
+    """(p90 − p10) / median: the width of the middle 80% relative to the median."""
+    p10, median, p90 = np.percentile(times, [10, 50, 90])
+    return float((p90 - p10) / median) if median > 0 else 0.0
+
+
+def measure(
+    variant: Variant,
+    shapes: Shapes,
+    dtype: np.dtype | type,
+    *,
+    device: Device | None = None,
+    seed: int = 0,
+    operands: Sequence[np.ndarray] | None = None,
+    min_repeats: int = 5,
+    min_seconds: float = 0.2,
+    max_repeats: int = 1000,
+    max_seconds: float = 30.0,
+    warmup: int = 1,
+) -> Timing:
+    """Times `variant` on operands of these shapes with its operands on `device`.
+
+    `device` defaults to the variant's own device; `operands` (host arrays of
+    these shapes) replace the seeded uniform [0, 1) ones when given.
+    """
+    if min_repeats < 1 or max_repeats < min_repeats:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
+    shapes = normalise_shapes(shapes)
+    device = device or get_device(variant.device)
+    build = compiled(variant, shapes, dtype)
+    host = list(operands) if operands is not None else uniform_operands(shapes, dtype, seed)
+    resident = [device.put(np.asarray(a, dtype=dtype)) for a in host]
+    result = None
+    for _ in range(warmup):
+        result = build.kernel(*resident)
+    times: list[float] = []
+    total = 0.0
+    while len(times) < max_repeats and (
+        len(times) < min_repeats or total < min_seconds
+    ) and total < max_seconds:
+        start = time.perf_counter()
+        result = build.kernel(*resident)
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        total += elapsed
+    device.get(result)
+    return Timing(
+        median_s=float(np.median(times)),
+        spread=spread(times) if len(times) > 1 else 0.0,
+        repeats=len(times),
+        compile_s=build.compile_s,
+        threads=thread_settings(),
+        times_s=tuple(times),
+    )
