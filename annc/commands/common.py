@@ -1,0 +1,52 @@
+"""Arguments shared by the commands that take a program file."""
+
+from __future__ import annotations
+
+import argparse
+
+from dsl.errors import AnncError
+
+
+def add_program_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="the workload, an .ann file")
+    parser.add_argument(
+        "-D", dest="defines", metavar="NAME=VALUE", action="append", default=[],
+        help="override a param, e.g. -D N=1024 (repeatable)",
+    )
+
+
+def add_target_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", metavar="DEV,...",
+        help="devices the compiler may use (cpu, gpu, opencl); replaces the program's "
+        "target statement",
+    )
+
+
+def defines(args: argparse.Namespace) -> dict[str, str]:
+    """The -D overrides as NAME -> VALUE text; the checker validates the values."""
+    values: dict[str, str] = {}
+    for define in args.defines:
+        name, sep, value = define.partition("=")
+        if not sep or not name:
+            raise AnncError(f"<command line>: error: -D {define}: expected NAME=VALUE, "
+                            "e.g. -D N=512")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def targets(args: argparse.Namespace) -> tuple[str, ...] | None:
+    if getattr(args, "target", None) is None:
+        return None
+    return tuple(t.strip() for t in args.target.split(",") if t.strip())
+
+
+def key_values(items: list[str], option: str) -> dict[str, str]:
+    """`KEY=VALUE` option values as a dict, e.g. for --variant matmul=numpy."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise AnncError(f"<command line>: error: {option} {item}: expected KERNEL=NAME")
+        result[key.strip()] = value.strip()
+    return result

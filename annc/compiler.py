@@ -1,0 +1,70 @@
+"""The pipeline, top to bottom: text -> AST -> checked program -> IR.
+
+Each stage has a name that `--emit` (and `emit=`) can stop at and print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from xdsl.dialects.builtin import ModuleOp
+
+from dsl import ast
+from dsl.checks import check
+from dsl.errors import AnncError, CompileError, Diagnostic
+from dsl.lowering import lower
+from dsl.parser import parse
+
+STAGES = ("ast", "ir")
+"""The stages `emit` can name, in pipeline order."""
+
+
+def compile_source(
+    text: str,
+    filename: str = "<input>",
+    params: Mapping[str, int | str] | None = None,
+    targets: tuple[str, ...] | list[str] | None = None,
+    emit: str = "ir",
+) -> ast.Program | ModuleOp:
+    """Compiles program text up to the stage `emit` names; raises CompileError."""
+    if emit not in STAGES:
+        raise AnncError(f"unknown stage {emit!r}; stages are {', '.join(STAGES)}")
+    program = parse(text, filename)
+    if emit == "ast":
+        return program
+    typed = check(program, text, params, tuple(targets) if targets is not None else None)
+    return lower(typed)
+
+
+def read_source(path: str | Path) -> str:
+    """A program file's text, or a located error if it is not readable UTF-8 text."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AnncError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AnncError(f"{path}: is a directory, not a program file") from None
+    except OSError as error:
+        raise AnncError(f"{path}: cannot read it ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise CompileError([Diagnostic(
+            str(path), line, column,
+            f"the file is not UTF-8 text (byte 0x{data[error.start]:02x}); annc programs "
+            "are UTF-8 text files",
+        )]) from None
+
+
+def compile_file(
+    path: str | Path,
+    params: Mapping[str, int | str] | None = None,
+    targets: tuple[str, ...] | list[str] | None = None,
+    emit: str = "ir",
+) -> ast.Program | ModuleOp:
+    """Like `compile_source`, for a program file."""
+    return compile_source(read_source(path), str(path), params, targets, emit)

@@ -1,0 +1,87 @@
+"""Running a workload: compile, check memory, prepare inputs, interpret, report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from annc.compiler import compile_file
+from hardware.interpreter import Execution, execute
+from hardware.memory import ensure_fits
+from hardware.rundata import input_specs, prepare_inputs
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, np.ndarray]
+    report: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _devices() -> dict[str, Any]:
+    from hardware import devices
+
+    finder = getattr(devices, "available_devices", None)
+    return finder() if finder is not None else {"cpu": devices.CPU}
+
+
+def run_module(
+    module: ModuleOp,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    variants: Mapping[str, str] | None = None,
+) -> RunResult:
+    """Runs compiled IR on the given inputs (missing ones generated from `seed`)."""
+    ensure_fits(module)
+    specs = input_specs(module)
+    provided = dict(inputs or {})
+    notes = []
+    unused = sorted(set(provided) - {s.name for s in specs})
+    if unused:
+        notes.append(f"note: ignoring arrays the program does not declare as inputs: "
+                     f"{', '.join(unused)}")
+    arrays = prepare_inputs(specs, provided, seed)
+    execution = Execution(devices=_devices(), forced=dict(variants or {}))
+    outputs = execute(module, arrays, execution)
+    records = [execution.records[i] for i in sorted(execution.records)]
+    ops = [
+        {
+            "index": r.index,
+            "kernel": r.kernel,
+            "variant": r.variant,
+            "device": r.device,
+            "shapes": r.shapes,
+            "predicted_s": r.predicted_s,
+            "measured_s": r.measured_s,
+            "executions": r.executions,
+            "loc": r.loc,
+        }
+        for r in records
+    ]
+    predicted = [r.predicted_s for r in records]
+    report = {
+        "ops": ops,
+        "total_predicted_s": sum(predicted) if predicted and None not in predicted else None,
+        "total_measured_s": sum(r.measured_s for r in records),
+        "models": None,
+    }
+    return RunResult(outputs, report, notes)
+
+
+def run_file(
+    path: str | Path,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    params: Mapping[str, int | str] | None = None,
+    seed: int = 0,
+    targets: tuple[str, ...] | list[str] | None = None,
+    variants: Mapping[str, str] | None = None,
+) -> RunResult:
+    """Compiles and runs a program file; `result.outputs` maps output names to arrays."""
+    module = compile_file(path, params=params, targets=targets, emit="ir")
+    assert isinstance(module, ModuleOp)
+    return run_module(module, inputs, seed, variants)

@@ -1,0 +1,363 @@
+"""The `kernel` dialect: one op per kernel and per element-wise operation.
+
+Every op works on `tensor<...xf32>` / `tensor<...xf64>` values (scalars are
+0-d tensors) and carries optional attributes:
+
+- `loc`: where it came from in the source, `"heat.ann:13:19"`;
+- `device`: a pin (`@cpu`) before selection, the chosen device after it;
+- `variant`, `predicted_s`: set by the `select-variants` pass.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    DenseIntOrFPElementsAttr,
+    Float32Type,
+    Float64Type,
+    FloatAttr,
+    StringAttr,
+    TensorType,
+)
+from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.irdl import (
+    AnyAttr,
+    IRDLOperation,
+    ParamAttrConstraint,
+    VarConstraint,
+    attr_def,
+    irdl_op_definition,
+    operand_def,
+    opt_attr_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+_SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s")
+
+
+def _shape(value: SSAValue | Attribute) -> tuple[int, ...]:
+    type_ = value.type if isinstance(value, SSAValue) else value
+    assert isinstance(type_, TensorType)
+    return tuple(type_.get_shape())
+
+
+def _element_type(value: SSAValue) -> Attribute:
+    assert isinstance(value.type, TensorType)
+    return value.type.element_type
+
+
+def _show(value: SSAValue | Attribute) -> str:
+    type_ = value.type if isinstance(value, SSAValue) else value
+    assert isinstance(type_, TensorType)
+    dtype = "f32" if isinstance(type_.element_type, Float32Type) else "f64"
+    shape = _shape(type_)
+    return f"{dtype}[{', '.join(map(str, shape))}]" if shape else dtype
+
+
+class KernelOp(IRDLOperation):
+    """Base of every kernel op: the attributes that selection reads and writes."""
+
+    loc = opt_attr_def(StringAttr)
+    device = opt_attr_def(StringAttr)
+    variant = opt_attr_def(StringAttr)
+    predicted_s = opt_attr_def(FloatAttr)
+
+    @classmethod
+    def kernel_name(cls) -> str:
+        """The kernel's name in the variant library: the op name without `kernel.`."""
+        return cls.name.removeprefix("kernel.")
+
+    traits = traits_def(Pure())
+
+    def verify_element_types(self) -> None:
+        types = {_element_type(v) for v in (*self.operands, *self.results)}
+        if len(types) != 1:
+            shown = ", ".join(_show(v) for v in (*self.operands, *self.results))
+            raise VerifyException(f"{self.name}: operands and result must share one dtype, "
+                                  f"got {shown}")
+        if not isinstance(next(iter(types)), Float32Type | Float64Type):
+            raise VerifyException(f"{self.name}: the dtype must be f32 or f64")
+
+    def expected_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def verify_(self) -> None:
+        self.verify_element_types()
+        expected = self.expected_shape()
+        if _shape(self.results[0]) != expected:
+            raise VerifyException(f"{self.name}: result should be "
+                                  f"{list(expected)}, got {_show(self.results[0])}")
+
+
+class BinaryKernelOp(KernelOp):
+    """Two operands of equal shapes, or one of them a scalar (0-d) tensor."""
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    assembly_format = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)"
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: Attribute) -> None:
+        super().__init__(operands=[lhs, rhs], result_types=[result_type])
+
+    def expected_shape(self) -> tuple[int, ...]:
+        a, b = _shape(self.lhs), _shape(self.rhs)
+        if a != b and a and b:
+            raise VerifyException(f"{self.name}: operand shapes differ: {_show(self.lhs)} and "
+                                  f"{_show(self.rhs)}")
+        return a or b
+
+
+class UnaryKernelOp(KernelOp):
+    operand = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    assembly_format = "$operand attr-dict `:` type($operand) `->` type($result)"
+
+    def __init__(self, operand: SSAValue, result_type: Attribute) -> None:
+        super().__init__(operands=[operand], result_types=[result_type])
+
+
+class ElementwiseUnaryOp(UnaryKernelOp):
+    def expected_shape(self) -> tuple[int, ...]:
+        return _shape(self.operand)
+
+
+class ReductionOp(UnaryKernelOp):
+    def expected_shape(self) -> tuple[int, ...]:
+        return ()
+
+
+@irdl_op_definition
+class AddOp(BinaryKernelOp):
+    """Element-wise sum.
+
+    %c = kernel.add %a, %b : tensor<4x4xf32>, tensor<f32> -> tensor<4x4xf32>
+    """
+
+    name = "kernel.add"
+
+
+@irdl_op_definition
+class SubOp(BinaryKernelOp):
+    """Element-wise difference.
+
+    %c = kernel.sub %a, %b : tensor<4xf64>, tensor<4xf64> -> tensor<4xf64>
+    """
+
+    name = "kernel.sub"
+
+
+@irdl_op_definition
+class MulOp(BinaryKernelOp):
+    """Element-wise product.
+
+    %c = kernel.mul %alpha, %t : tensor<f32>, tensor<8x8xf32> -> tensor<8x8xf32>
+    """
+
+    name = "kernel.mul"
+
+
+@irdl_op_definition
+class DivOp(BinaryKernelOp):
+    """Element-wise quotient.
+
+    %c = kernel.div %a, %b : tensor<f64>, tensor<f64> -> tensor<f64>
+    """
+
+    name = "kernel.div"
+
+
+@irdl_op_definition
+class NegOp(ElementwiseUnaryOp):
+    """Element-wise negation.
+
+    %b = kernel.neg %a : tensor<4xf32> -> tensor<4xf32>
+    """
+
+    name = "kernel.neg"
+
+
+@irdl_op_definition
+class ExpOp(ElementwiseUnaryOp):
+    """Element-wise exponential.
+
+    %b = kernel.exp %a : tensor<4xf32> -> tensor<4xf32>
+    """
+
+    name = "kernel.exp"
+
+
+@irdl_op_definition
+class SqrtOp(ElementwiseUnaryOp):
+    """Element-wise square root.
+
+    %b = kernel.sqrt %a : tensor<4xf32> -> tensor<4xf32>
+    """
+
+    name = "kernel.sqrt"
+
+
+@irdl_op_definition
+class AbsOp(ElementwiseUnaryOp):
+    """Element-wise absolute value.
+
+    %b = kernel.abs %a : tensor<4xf32> -> tensor<4xf32>
+    """
+
+    name = "kernel.abs"
+
+
+@irdl_op_definition
+class SumOp(ReductionOp):
+    """Sum of all elements.
+
+    %s = kernel.sum %a : tensor<8x8xf32> -> tensor<f32>
+    """
+
+    name = "kernel.sum"
+
+
+@irdl_op_definition
+class NormOp(ReductionOp):
+    """Euclidean (Frobenius) norm of all elements.
+
+    %s = kernel.norm %a : tensor<8xf64> -> tensor<f64>
+    """
+
+    name = "kernel.norm"
+
+
+@irdl_op_definition
+class TransposeOp(UnaryKernelOp):
+    """Matrix transpose.
+
+    %b = kernel.transpose %a : tensor<3x5xf32> -> tensor<5x3xf32>
+    """
+
+    name = "kernel.transpose"
+
+    def expected_shape(self) -> tuple[int, ...]:
+        shape = _shape(self.operand)
+        if len(shape) != 2:
+            raise VerifyException(f"kernel.transpose: expects a matrix, got {_show(self.operand)}")
+        return (shape[1], shape[0])
+
+
+class MatrixKernelOp(BinaryKernelOp):
+    """Two operands with rank rules, no scalar broadcasting."""
+
+    def ranks(self) -> tuple[int, int]:
+        return len(_shape(self.lhs)), len(_shape(self.rhs))
+
+    def mismatch(self, what: str) -> VerifyException:
+        return VerifyException(f"{self.name}: {what}: {_show(self.lhs)} and {_show(self.rhs)}")
+
+
+@irdl_op_definition
+class MatmulOp(MatrixKernelOp):
+    """Matrix product of [m,k] and [k,n].
+
+    %c = kernel.matmul %a, %b {loc = "gram.ann:9:5"} : tensor<64x32xf32>, tensor<32x16xf32> -> tensor<64x16xf32>
+    """  # noqa: E501
+
+    name = "kernel.matmul"
+
+    def expected_shape(self) -> tuple[int, ...]:
+        if self.ranks() != (2, 2):
+            raise self.mismatch("expects two matrices")
+        (m, k), (k2, n) = _shape(self.lhs), _shape(self.rhs)
+        if k != k2:
+            raise self.mismatch("inner dimensions differ")
+        return (m, n)
+
+
+@irdl_op_definition
+class MatvecOp(MatrixKernelOp):
+    """Matrix-vector product of [m,n] and [n].
+
+    %y = kernel.matvec %a, %x : tensor<64x32xf64>, tensor<32xf64> -> tensor<64xf64>
+    """
+
+    name = "kernel.matvec"
+
+    def expected_shape(self) -> tuple[int, ...]:
+        if self.ranks() != (2, 1):
+            raise self.mismatch("expects a matrix and a vector")
+        (m, n), (n2,) = _shape(self.lhs), _shape(self.rhs)
+        if n != n2:
+            raise self.mismatch("sizes differ")
+        return (m,)
+
+
+@irdl_op_definition
+class Conv2dOp(MatrixKernelOp):
+    """'Same'-size 2-D convolution of an [h,w] image with an odd [p,q] kernel, zero outside.
+
+    %b = kernel.conv2d %t, %l : tensor<64x64xf32>, tensor<3x3xf32> -> tensor<64x64xf32>
+    """
+
+    name = "kernel.conv2d"
+
+    def expected_shape(self) -> tuple[int, ...]:
+        if self.ranks() != (2, 2):
+            raise self.mismatch("expects an image and a kernel, both 2-D")
+        p, q = _shape(self.rhs)
+        if p % 2 == 0 or q % 2 == 0:
+            raise self.mismatch("kernel sizes must be odd")
+        return _shape(self.lhs)
+
+
+@irdl_op_definition
+class DotOp(MatrixKernelOp):
+    """Inner product of two vectors.
+
+    %s = kernel.dot %x, %y : tensor<32xf64>, tensor<32xf64> -> tensor<f64>
+    """
+
+    name = "kernel.dot"
+
+    def expected_shape(self) -> tuple[int, ...]:
+        if self.ranks() != (1, 1) or _shape(self.lhs) != _shape(self.rhs):
+            raise self.mismatch("expects two vectors of one length")
+        return ()
+
+
+@irdl_op_definition
+class ConstantOp(IRDLOperation):
+    """A constant tensor from a dense attribute.
+
+    %l = kernel.constant dense<[[0.0, 1.0], [1.0, 0.0]]> : tensor<2x2xf32>
+    """
+
+    name = "kernel.constant"
+    _T: ClassVar = VarConstraint("T", AnyAttr())
+    value = attr_def(ParamAttrConstraint(DenseIntOrFPElementsAttr, (_T, AnyAttr())))
+    result = result_def(_T)
+
+    traits = traits_def(Pure())
+
+    assembly_format = "$value attr-dict"
+
+    def __init__(self, value: DenseIntOrFPElementsAttr[AnyFloat]) -> None:
+        super().__init__(result_types=[value.type], attributes={"value": value})
+
+    def verify_(self) -> None:
+        if not isinstance(self.value.get_element_type(), Float32Type | Float64Type):
+            raise VerifyException("kernel.constant: the dtype must be f32 or f64")
+
+
+KERNEL_OPS: tuple[type[KernelOp], ...] = (
+    MatmulOp, MatvecOp, Conv2dOp, TransposeOp, DotOp, SumOp, NormOp,
+    ExpOp, SqrtOp, AbsOp, NegOp, AddOp, SubOp, MulOp, DivOp,
+)
+
+OP_FOR_KERNEL: dict[str, type[KernelOp]] = {op.kernel_name(): op for op in KERNEL_OPS}
+
+Kernel = Dialect("kernel", [*KERNEL_OPS, ConstantOp], [])

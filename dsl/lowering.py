@@ -1,0 +1,143 @@
+"""Lowering of a checked program to xDSL IR.
+
+The program becomes one `func.func @main` inside a `builtin.module`: inputs are
+its arguments, outputs what `func.return` yields, every kernel call and
+element-wise operation one op of the `kernel` dialect, and every `repeat` an
+`scf.for` whose iter_args are the loop-carried names. The module records the
+input and output names and the target list as attributes.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects import arith, func, scf
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseIntOrFPElementsAttr,
+    IndexType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    f32,
+    f64,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+
+from dsl import dialect, types
+
+INPUTS_ATTRIBUTE = "annc.inputs"
+OUTPUTS_ATTRIBUTE = "annc.outputs"
+TARGETS_ATTRIBUTE = "annc.targets"
+SOURCE_ATTRIBUTE = "annc.source"
+FUNCTION_NAME = "main"
+
+
+def tensor_type(type_: types.TensorType) -> TensorType:
+    return TensorType(f32 if type_.dtype == "f32" else f64, type_.shape)
+
+
+def _strings(values: tuple[str, ...]) -> ArrayAttr[StringAttr]:
+    return ArrayAttr([StringAttr(v) for v in values])
+
+
+class _Lowering:
+    def __init__(self, program: types.TypedProgram) -> None:
+        self.program = program
+
+    def emit(self, block: Block, op: Operation, name: str | None = None) -> SSAValue:
+        block.add_op(op)
+        result = op.results[0]
+        if name is not None:
+            result.name_hint = name
+        return result
+
+    def lower_expr(
+        self, expr: types.TypedExpr, block: Block, env: dict[str, SSAValue], name: str | None
+    ) -> SSAValue:
+        match expr:
+            case types.Value():
+                return env[expr.name]
+            case types.Constant():
+                attr = DenseIntOrFPElementsAttr.from_list(tensor_type(expr.type), [expr.value])
+                return self.emit(block, dialect.ConstantOp(attr))
+            case types.Operation():
+                operands = [self.lower_expr(o, block, env, None) for o in expr.operands]
+                op = dialect.OP_FOR_KERNEL[expr.kernel](*operands, tensor_type(expr.type))
+                op.attributes["loc"] = StringAttr(
+                    f"{self.program.filename}:{expr.loc.line}:{expr.loc.column}"
+                )
+                if expr.device is not None:
+                    op.attributes["device"] = StringAttr(expr.device)
+                return self.emit(block, op, name)
+        raise AssertionError(f"unexpected expression {expr!r}")
+
+    def lower_block(
+        self, statements: tuple[types.TypedStatement, ...], block: Block,
+        env: dict[str, SSAValue],
+    ) -> None:
+        for statement in statements:
+            match statement:
+                case types.ConstDecl():
+                    attr = DenseIntOrFPElementsAttr.from_list(
+                        tensor_type(statement.type), list(statement.values)
+                    )
+                    env[statement.name] = self.emit(
+                        block, dialect.ConstantOp(attr), statement.name
+                    )
+                case types.Bind():
+                    env[statement.name] = self.lower_expr(
+                        statement.value, block, env, statement.name
+                    )
+                case types.Loop():
+                    self.lower_loop(statement, block, env)
+
+    def lower_loop(self, loop: types.Loop, block: Block, env: dict[str, SSAValue]) -> None:
+        index = IndexType()
+        bounds = [
+            self.emit(block, arith.ConstantOp.from_int_and_width(value, index))
+            for value in (0, loop.count, 1)
+        ]
+        names = [name for name, _ in loop.carried]
+        body = Block(arg_types=[index, *(tensor_type(t) for _, t in loop.carried)])
+        body.args[0].name_hint = "i"
+        inner = dict(env)
+        for name, arg in zip(names, body.args[1:], strict=True):
+            arg.name_hint = name
+            inner[name] = arg
+        self.lower_block(loop.body, body, inner)
+        body.add_op(scf.YieldOp(*(inner[name] for name in names)))
+        for_op = scf.ForOp(*bounds, [env[name] for name in names], Region(body))
+        block.add_op(for_op)
+        for name, result in zip(names, for_op.results, strict=True):
+            result.name_hint = name
+            env[name] = result
+
+    def lower(self) -> ModuleOp:
+        program = self.program
+        input_types = [tensor_type(t) for _, t in program.inputs]
+        output_types = [tensor_type(expr.type) for _, expr in program.outputs]
+        function = func.FuncOp(FUNCTION_NAME, (input_types, output_types))
+        block = function.body.block
+        env: dict[str, SSAValue] = {}
+        for (name, _), arg in zip(program.inputs, block.args, strict=True):
+            arg.name_hint = name
+            env[name] = arg
+        self.lower_block(program.body, block, env)
+        results = [self.lower_expr(expr, block, env, None) for _, expr in program.outputs]
+        block.add_op(func.ReturnOp(*results))
+        module = ModuleOp([function])
+        attributes: dict[str, Attribute] = {
+            SOURCE_ATTRIBUTE: StringAttr(program.filename),
+            INPUTS_ATTRIBUTE: _strings(tuple(name for name, _ in program.inputs)),
+            OUTPUTS_ATTRIBUTE: _strings(tuple(name for name, _ in program.outputs)),
+        }
+        if program.targets is not None:
+            attributes[TARGETS_ATTRIBUTE] = _strings(program.targets)
+        module.attributes.update(attributes)
+        return module
+
+
+def lower(program: types.TypedProgram) -> ModuleOp:
+    """Builds the IR of a checked program."""
+    module = _Lowering(program).lower()
+    module.verify()
+    return module

@@ -1,0 +1,231 @@
+"""Text to AST: the Lark grammar in `grammar.lark` and a Transformer to `dsl.ast`.
+
+Syntax errors become `CompileError`s that point at the offending character and
+say in words what was expected there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+from importlib.resources import files
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dsl import ast
+from dsl.errors import CompileError, Diagnostic
+
+KEYWORDS = ("param", "input", "const", "target", "repeat", "output")
+
+
+class _IgnoreNewlinesInBrackets:
+    """A Lark post-lexer: newlines inside `( )` and `[ ]` do not end a statement."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        for token in stream:
+            if token.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif token.type in ("RPAR", "RSQB"):
+                depth = max(depth - 1, 0)
+            elif token.type == "_NL" and depth > 0:
+                continue
+            yield token
+
+
+@cache
+def _parser() -> Lark:
+    grammar = files("dsl").joinpath("grammar.lark").read_text()
+    return Lark(
+        grammar,
+        parser="lalr",
+        propagate_positions=True,
+        postlex=_IgnoreNewlinesInBrackets(),
+        maybe_placeholders=False,
+    )
+
+
+def _loc(item: Token | Tree) -> ast.Location:
+    if isinstance(item, Token):
+        return ast.Location(item.line or 1, item.column or 1)
+    return ast.Location(item.meta.line, item.meta.column)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds `dsl.ast` nodes from the parse tree, bottom up."""
+
+    def start(self, meta, statements):
+        return tuple(statements)
+
+    def block(self, meta, statements):
+        return tuple(statements)
+
+    def param_decl(self, meta, children):
+        name, value = children
+        return ast.Param(str(name), value, _loc(name))
+
+    def input_decl(self, meta, children):
+        name, type_spec = children
+        return ast.Input(str(name), type_spec, _loc(name))
+
+    def const_decl(self, meta, children):
+        name, type_spec, value = children
+        return ast.Const(str(name), type_spec, value, _loc(name))
+
+    def target_decl(self, meta, devices):
+        return ast.Target(tuple(devices), ast.Location(meta.line, meta.column))
+
+    def assign(self, meta, children):
+        name, value, *pin = children
+        return ast.Assign(str(name), value, pin[0] if pin else None, _loc(name))
+
+    def repeat(self, meta, children):
+        count, body = children
+        return ast.Repeat(count, body, ast.Location(meta.line, meta.column))
+
+    def output(self, meta, names):
+        return ast.Output(
+            tuple(ast.Name(str(n), _loc(n)) for n in names), ast.Location(meta.line, meta.column)
+        )
+
+    def pin(self, meta, children):
+        return children[0]
+
+    def device_name(self, meta, children):
+        (name,) = children
+        return ast.Device(str(name), _loc(name))
+
+    def count(self, meta, children):
+        (token,) = children
+        if token.type == "NAME":
+            return ast.Name(str(token), _loc(token))
+        return ast.Number(str(token), _loc(token))
+
+    def type_spec(self, meta, children):
+        dtype, *dims = children
+        return ast.TypeSpec(str(dtype), tuple(dims), _loc(dtype))
+
+    def dim(self, meta, children):
+        (value,) = children
+        if isinstance(value, ast.Number):
+            return ast.Dim(value.text, value.loc)
+        return ast.Dim(str(value), _loc(value))
+
+    def list_literal(self, meta, items):
+        return ast.ListLiteral(tuple(items), ast.Location(meta.line, meta.column))
+
+    def literal(self, meta, children):
+        return children[0]
+
+    def signed_number(self, meta, children):
+        if len(children) == 2:
+            minus, number = children
+            return ast.Number("-" + str(number), _loc(minus))
+        (number,) = children
+        return ast.Number(str(number), _loc(number))
+
+    def number(self, meta, children):
+        (token,) = children
+        return ast.Number(str(token), _loc(token))
+
+    def name(self, meta, children):
+        (token,) = children
+        return ast.Name(str(token), _loc(token))
+
+    def call(self, meta, children):
+        kernel, *args = children
+        return ast.Call(str(kernel), tuple(a for a in args if a is not None), _loc(kernel))
+
+    def binary(self, meta, children):
+        left, op, right = children
+        return ast.Binary(str(op), left, right, _loc(op))
+
+    def negate(self, meta, children):
+        minus, operand = children
+        return ast.Negate(operand, _loc(minus))
+
+
+_TOKEN_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "_NL": "end of line",
+    "$END": "end of file",
+}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    parser = _parser()
+    patterns = {t.name: t.pattern for t in parser.terminals}
+    words = set()
+    for name in expected:
+        if name in _TOKEN_WORDS:
+            words.add(_TOKEN_WORDS[name])
+        elif name in patterns and patterns[name].type == "str":
+            words.add(f"'{patterns[name].value}'")
+        else:
+            words.add(name.lower())
+    ordered = sorted(words)
+    if len(ordered) > 1:
+        return ", ".join(ordered[:-1]) + " or " + ordered[-1]
+    return ordered[0] if ordered else "something else"
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "_NL":
+        return "end of line"
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "NAME" and str(token) in KEYWORDS:
+        return f"keyword '{token}'"
+    return f"'{token}'"
+
+
+def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileError:
+    lines = text.splitlines()
+    if isinstance(error, UnexpectedToken) and error.token.type == "$END":
+        line = max(len(lines), 1)
+        column = len(lines[-1]) + 1 if lines else 1
+        message = f"unexpected end of file; expected {_describe_expected(error.expected)}"
+    elif isinstance(error, UnexpectedToken):
+        line, column = error.line, error.column
+        expected = error.expected
+        if error.interactive_parser is not None:
+            expected = error.interactive_parser.accepts() or expected
+        message = (
+            f"unexpected {_describe_token(error.token)}; "
+            f"expected {_describe_expected(set(expected))}"
+        )
+    elif isinstance(error, UnexpectedCharacters):
+        line, column = error.line, error.column
+        message = f"unexpected character {text[error.pos_in_stream]!r}"
+    else:
+        assert isinstance(error, UnexpectedEOF)
+        line = max(len(lines), 1)
+        column = len(lines[-1]) + 1 if lines else 1
+        message = f"unexpected end of file; expected {_describe_expected(set(error.expected))}"
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    return CompileError([Diagnostic(filename, line, column, message, source_line)])
+
+
+def _end_of(text: str) -> ast.Location:
+    lines = text.splitlines() or [""]
+    return ast.Location(len(lines), len(lines[-1]) + 1)
+
+
+def parse(text: str, filename: str = "<input>") -> ast.Program:
+    """Parses program text into an AST, or raises `CompileError`."""
+    try:
+        tree = _parser().parse(text)
+        statements = _ToAst().transform(tree)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text, filename) from None
+    except RecursionError:
+        end = _end_of(text)
+        raise CompileError([Diagnostic(
+            filename, end.line, 1, "the program is nested too deeply to compile"
+        )]) from None
+    return ast.Program(statements, filename, _end_of(text))

@@ -1,0 +1,109 @@
+"""A workload's run-time data: inputs read from `.npz` archives or generated, outputs saved.
+
+Inputs are taken by name from the archive; their shape must equal the declared
+one and their dtype is converted to the declared dtype. Inputs absent from the
+archive are drawn uniform in [0, 1), in declaration order, from
+`numpy.random.default_rng(seed)`. Archives are read with `allow_pickle=False`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects.builtin import ArrayAttr, Float32Type, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.func import FuncOp
+
+from dsl.errors import AnncError
+from dsl.lowering import INPUTS_ATTRIBUTE
+
+
+class DataError(AnncError):
+    """Input or output data cannot be read or written as asked."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        dtype = "f32" if self.dtype == np.float32 else "f64"
+        return f"{dtype}[{', '.join(map(str, self.shape))}]" if self.shape else dtype
+
+
+def input_specs(module: ModuleOp) -> list[InputSpec]:
+    names = module.attributes[INPUTS_ATTRIBUTE]
+    assert isinstance(names, ArrayAttr)
+    function = next(op for op in module.ops if isinstance(op, FuncOp))
+    specs = []
+    for name, arg in zip(names.data, function.body.block.args, strict=True):
+        assert isinstance(name, StringAttr) and isinstance(arg.type, TensorType)
+        dtype = np.float32 if isinstance(arg.type.element_type, Float32Type) else np.float64
+        specs.append(InputSpec(name.data, np.dtype(dtype), tuple(arg.type.get_shape())))
+    return specs
+
+
+def read_archive(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of an `.npz` archive, or a DataError saying why it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: not an .npz archive (it holds a single array); "
+                                "save inputs with numpy.savez(path, NAME=array, ...)")
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"{path}: cannot read it as an .npz archive ({error})") from None
+
+
+def prepare_inputs(
+    specs: list[InputSpec],
+    provided: dict[str, np.ndarray],
+    seed: int,
+) -> list[np.ndarray]:
+    """The input arrays in declaration order: from `provided` by name, or generated."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        if spec.name in provided:
+            array = np.asarray(provided[spec.name])
+            if array.shape != spec.shape:
+                raise DataError(f"input {spec.name}: the archive holds an array of shape "
+                                f"{list(array.shape)} but the program declares {spec}")
+            if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+                raise DataError(f"input {spec.name}: the archive holds {array.dtype} data, "
+                                "not numbers")
+            arrays.append(np.ascontiguousarray(array, dtype=spec.dtype))
+        else:
+            arrays.append(rng.random(spec.shape, dtype=spec.dtype))
+    return arrays
+
+
+def save_outputs(path: str | os.PathLike[str], outputs: dict[str, np.ndarray]) -> None:
+    """Writes every output under its own name to an `.npz` file (scalars as 0-d arrays).
+
+    The file is written to a temporary name and renamed, so an interrupted save never
+    leaves a half-written archive where the user asked for one.
+    """
+    target = Path(path)
+    temporary = None
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, suffix=".npz.partial")
+        with os.fdopen(descriptor, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+            for name, value in outputs.items():
+                with archive.open(f"{name}.npy", "w") as entry:
+                    np.lib.format.write_array(entry, np.asarray(value), allow_pickle=False)
+        os.replace(temporary, target)
+        temporary = None
+    except OSError as error:
+        raise DataError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
