@@ -1,0 +1,112 @@
+"""`annc variants`: list the variant library and, with --check, verify every variant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+
+from rich.console import Console
+from rich.table import Table
+
+from dsl.errors import AnncError
+from hardware.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
+from hardware.variants import KERNELS, Variant, all_variants, load_library
+
+HELP = "list every kernel variant on this machine; --check verifies each against the reference"
+
+Checks = dict[tuple[str, str, str], list[CheckResult]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true",
+                        help="run every variant on odd and degenerate sizes in f32 and f64 "
+                        "and compare with the numpy reference; exit 1 if any is wrong")
+    parser.add_argument("--report", choices=("table", "json"), default="table",
+                        help="a table (default) or one JSON object on standard output")
+    parser.add_argument("--kernels", metavar="K,...",
+                        help="only these kernels, e.g. matmul,conv2d")
+
+
+def selected_kernels(text: str | None) -> tuple[str, ...]:
+    """The kernels named in --kernels (all when absent); an unknown name is an error."""
+    if text is None:
+        return KERNELS
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in KERNELS]
+    if unknown or not names:
+        raise AnncError(f"--kernels: unknown kernel {', '.join(unknown) or '(none given)'} "
+                        f"(known: {', '.join(KERNELS)})")
+    return names
+
+
+def run_checks(variants: list[Variant]) -> Checks:
+    """Every variant on its kernel's check shapes in both dtypes; a spinner on a terminal."""
+    jobs = [(v, dtype, shapes) for v in variants for dtype in DTYPES
+            for shapes in CHECK_SHAPES[v.kernel]]
+    results: Checks = defaultdict(list)
+    console = Console(stderr=True)
+    with console.status("checking variants") as status:
+        for done, (variant, dtype, shapes) in enumerate(jobs, start=1):
+            status.update(f"checking {variant.kernel} {variant.name} on {variant.device} "
+                          f"({done}/{len(jobs)})")
+            results[variant.key].append(check_variant(variant, shapes, dtype))
+    return results
+
+
+def summary(results: list[CheckResult]) -> dict[str, object]:
+    """Counts of passed, failed and not-applicable checks, and each failure in words."""
+    applicable = [r for r in results if r.applicable]
+    failed = [r.describe() for r in applicable if not r.passed]
+    return {"passed": len(applicable) - len(failed), "failed": len(failed),
+            "skipped": len(results) - len(applicable), "failures": failed}
+
+
+def run(args: argparse.Namespace) -> int:
+    load_library()
+    kernels = selected_kernels(args.kernels)
+    variants = sorted((v for v in all_variants() if v.kernel in kernels),
+                      key=lambda v: (KERNELS.index(v.kernel), v.device, v.name))
+    checks = run_checks(variants) if args.check else None
+    rows: list[dict[str, object]] = [
+        {"kernel": v.kernel, "variant": v.name, "device": v.device, "backend": v.backend}
+        for v in variants
+    ]
+    if checks is not None:
+        for row, variant in zip(rows, variants, strict=True):
+            row["check"] = summary(checks[variant.key])
+    if args.report == "json":
+        print(json.dumps({"variants": rows}))
+    else:
+        print_table(rows, checks)
+    if checks is None:
+        return 0
+    failures = [r.describe() for results in checks.values() for r in results
+                if r.applicable and not r.passed]
+    if failures:
+        print(f"{len(failures)} check(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_table(rows: list[dict[str, object]], checks: Checks | None) -> None:
+    table = Table("kernel", "variant", "device", "backend")
+    if checks is not None:
+        table.add_column("check")
+    failing = 0
+    for row in rows:
+        cells = [str(row[key]) for key in ("kernel", "variant", "device", "backend")]
+        if checks is not None:
+            results = checks[(str(row["kernel"]), str(row["variant"]), str(row["device"]))]
+            bad = sum(1 for r in results if r.applicable and not r.passed)
+            done = sum(1 for r in results if r.applicable)
+            failing += bad > 0
+            cells.append(f"{'[red]FAIL[/]' if bad else '[green]pass[/]'} {done - bad}/{done}")
+        table.add_row(*cells)
+    console = Console()
+    console.print(table)
+    if checks is not None:
+        console.print(f"{len(rows) - failing} of {len(rows)} variants pass every check")
