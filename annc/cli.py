@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("annc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`annc ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as error:  # a bug in annc: say so in one line, not a traceback
         if os.environ.get("ANNC_DEBUG") == "1":
             raise

@@ -11,9 +11,10 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file
-from hardware.interpreter import Execution, execute
+from hardware.interpreter import Execution, RunError, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
+from hardware.variants import KERNELS, load_library, variants_for
 
 
 @dataclass
@@ -30,6 +31,19 @@ def _devices() -> dict[str, Any]:
     return finder() if finder is not None else {"cpu": devices.CPU}
 
 
+def check_forced_variants(forced: Mapping[str, str]) -> None:
+    """Rejects `--variant KERNEL=NAME` for an unknown kernel or variant before running."""
+    load_library()
+    for kernel, name in forced.items():
+        if kernel not in KERNELS:
+            raise RunError(f"--variant {kernel}={name}: unknown kernel {kernel!r}; kernels "
+                           f"are {', '.join(KERNELS)}")
+        names = sorted({v.name for v in variants_for(kernel)})
+        if name not in names:
+            raise RunError(f"--variant {kernel}={name}: {kernel} has no variant {name!r}; "
+                           f"its variants are {', '.join(names)}")
+
+
 def run_module(
     module: ModuleOp,
     inputs: Mapping[str, np.ndarray] | None = None,
@@ -37,6 +51,8 @@ def run_module(
     variants: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Runs compiled IR on the given inputs (missing ones generated from `seed`)."""
+    if variants:
+        check_forced_variants(variants)
     ensure_fits(module)
     specs = input_specs(module)
     provided = dict(inputs or {})

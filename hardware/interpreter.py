@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ArrayAttr, Float32Type, ModuleOp, StringAttr
@@ -29,8 +28,9 @@ from xdsl.interpreters.scf import ScfFunctions
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
+from hardware.compiled import compiled
 from hardware.devices import CPU, Device
-from hardware.variants import Variant, get_variant, variants_for
+from hardware.variants import Variant, get_variant, load_library, variants_for
 from hardware.variants.reference import REFERENCE
 
 
@@ -62,7 +62,6 @@ class Execution:
     """kernel -> variant name, from `--variant KERNEL=NAME`."""
     records: dict[int, OpRecord] = field(default_factory=dict)
     _index: dict[int, int] = field(default_factory=dict)
-    _built: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def number_ops(self, module: ModuleOp) -> None:
         """Gives every kernel op its index: its position in the printed IR."""
@@ -74,6 +73,8 @@ class Execution:
         kernel = op.kernel_name()
         device = op.device.data if op.device else "cpu"
         name = self.forced.get(kernel) or (op.variant.data if op.variant else REFERENCE)
+        if (name, device) != (REFERENCE, "cpu"):
+            load_library()
         if device not in self.devices:
             where = f" ({op.loc.data})" if op.loc else ""
             raise RunError(f"{kernel}{where} is pinned to {device}, but this machine has no "
@@ -89,13 +90,10 @@ class Execution:
         variant = self.variant_for(op)
         shapes = tuple(tuple(a.shape) for a in operands)
         dtype = operands[0].dtype
-        key = (variant.key, shapes, dtype)
-        if key not in self._built:
-            if not variant.applies(shapes, dtype):
-                raise RunError(f"variant {variant.name} of {variant.kernel} does not apply to "
-                               f"shapes {list(map(list, shapes))} ({dtype})")
-            self._built[key] = variant.build(shapes, dtype)
-        kernel = self._built[key]
+        if not variant.applies(shapes, dtype):
+            raise RunError(f"variant {variant.name} of {variant.kernel} does not apply to "
+                           f"shapes {list(map(list, shapes))} ({dtype})")
+        kernel = compiled(variant, shapes, dtype).kernel
         device = self.devices[variant.device]
         start = time.perf_counter()
         resident = [device.put(a) for a in operands]
