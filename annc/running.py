@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 
 from annc.compiler import compile_file
+from dsl.lowering import TARGETS_ATTRIBUTE
 from hardware.interpreter import Execution, RunError, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
@@ -22,6 +23,14 @@ class RunResult:
     outputs: dict[str, np.ndarray]
     report: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+
+
+def module_targets(module: ModuleOp) -> list[str] | None:
+    """The module's target list, or None where the program gave none."""
+    attr = module.attributes.get(TARGETS_ATTRIBUTE)
+    if not isinstance(attr, ArrayAttr):
+        return None
+    return [s.data for s in attr.data if isinstance(s, StringAttr)]
 
 
 def _devices() -> dict[str, Any]:
@@ -62,7 +71,10 @@ def run_module(
         notes.append(f"note: ignoring arrays the program does not declare as inputs: "
                      f"{', '.join(unused)}")
     arrays = prepare_inputs(specs, provided, seed)
-    execution = Execution(devices=_devices(), forced=dict(variants or {}))
+    devices = _devices()
+    notes += [f"note: target {name} is not on this machine; skipping it"
+              for name in module_targets(module) or () if name not in devices]
+    execution = Execution(devices=devices, forced=dict(variants or {}))
     outputs = execute(module, arrays, execution)
     records = [execution.records[i] for i in sorted(execution.records)]
     ops = [

@@ -76,8 +76,8 @@ class Execution:
         if (name, device) != (REFERENCE, "cpu"):
             load_library()
         if device not in self.devices:
-            where = f" ({op.loc.data})" if op.loc else ""
-            raise RunError(f"{kernel}{where} is pinned to {device}, but this machine has no "
+            where = f"{op.loc.data}: error: " if op.loc else ""
+            raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "
                            f"{device} device (found: {', '.join(self.devices)})")
         try:
             return get_variant(kernel, name, device)
