@@ -23,6 +23,8 @@ _LIBRARY_MODULES = (
     "hardware.variants.cpu_numpy",
     "hardware.variants.algorithms",
     "hardware.variants.jax_xla",
+    "hardware.variants.halide_cpu",
+    "hardware.variants.halide_opencl",
 )
 """Every module that registers variants; importing one registers its variants."""
 
