@@ -1,0 +1,86 @@
+"""What a compiler engineer would use instead of the augmented network, on the same rows.
+
+Each baseline maps every combination's rows to its held-out MAPE:
+- `plain_mlp`: the same network without the complexity feature (same size), and
+  the paper's larger feed-forward network (`FFNN_HIDDEN` units);
+- `linear_complexity`: least squares of log time on log complexity (and dtype);
+- `roofline`: max(operations / peak FLOP/s, bytes / bandwidth) with the machine's
+  measured peak and bandwidth, no fitting at all;
+- `boosted_trees`: gradient-boosted trees as in TVM's cost model (XGBoost, from
+  the optional `bench` extra; absent without it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from predictor.features import bytes_touched, feature_matrix
+from predictor.fitting import Measurement, by_combo, fit_models, mape, split
+from predictor.models import Combo
+
+FFNN_HIDDEN = 32
+
+Scores = dict[Combo, float]
+
+
+def plain_mlp(measurements: list[Measurement], hidden: int) -> Scores:
+    models = fit_models(measurements, augmented=False, hidden=hidden)
+    return {c: m.summary["mape"] for c, m in models.items() if m.summary["mape"] is not None}
+
+
+def _design(rows: list[Measurement]) -> np.ndarray:
+    return np.array([[1.0, math.log(max(r.config.complexity, 1.0)),
+                      1.0 if r.config.dtype == "f64" else 0.0] for r in rows])
+
+
+def linear_complexity(measurements: Iterable[Measurement]) -> Scores:
+    scores = {}
+    for combo, rows in by_combo(measurements).items():
+        train, test = split(rows, "train"), split(rows, "test")
+        if len(train) < 3 or not test:
+            continue
+        coef, *_ = np.linalg.lstsq(_design(train), np.log([r.seconds for r in train]),
+                                   rcond=None)
+        predicted = np.exp(_design(test) @ coef)
+        scores[combo] = mape(predicted, np.array([r.seconds for r in test]))
+    return scores
+
+
+def roofline(measurements: Iterable[Measurement], peak_flops: dict[str, float],
+             bandwidth: float) -> Scores:
+    """Counts a multiply-add as two operations; `peak_flops` per dtype, bandwidth in B/s."""
+    scores = {}
+    for combo, rows in by_combo(measurements).items():
+        test = split(rows, "test")
+        if not test:
+            continue
+        predicted = np.array([
+            max(2 * r.config.complexity / peak_flops[r.config.dtype],
+                bytes_touched(r.config.kernel, r.config.shapes, r.config.dtype) / bandwidth)
+            for r in test
+        ])
+        scores[combo] = mape(predicted, np.array([r.seconds for r in test]))
+    return scores
+
+
+def boosted_trees(measurements: Iterable[Measurement]) -> Scores | None:
+    """None when XGBoost is not installed (`pip install annc[bench]`)."""
+    try:
+        import xgboost
+    except ImportError:
+        return None
+    scores = {}
+    for combo, rows in by_combo(measurements).items():
+        train, test = split(rows, "train"), split(rows, "test")
+        if len(train) < 8 or not test:
+            continue
+        model = xgboost.XGBRegressor(n_estimators=200, max_depth=4, learning_rate=0.1,
+                                     n_jobs=1, random_state=0)
+        model.fit(feature_matrix([r.config for r in train], True),
+                  np.log([r.seconds for r in train]))
+        predicted = np.exp(model.predict(feature_matrix([r.config for r in test], True)))
+        scores[combo] = mape(predicted, np.array([r.seconds for r in test]))
+    return scores

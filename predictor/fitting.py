@@ -1,0 +1,98 @@
+"""From measurements to models: normalise on training rows, train, score on held-out rows."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from predictor import mlp
+from predictor.features import Configuration, Normalisation, feature_matrix, feature_names
+from predictor.models import Combo, Model
+from predictor.training import TrainingSet, train_group
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured configuration of a combination; `split` is "train" or "test"."""
+
+    combo: Combo
+    config: Configuration
+    seconds: float
+    split: str
+
+
+def mape(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """Mean absolute percentage error, in percent."""
+    return float(np.mean(np.abs(predicted - measured) / measured) * 100)
+
+
+def by_combo(measurements: Iterable[Measurement]) -> dict[Combo, list[Measurement]]:
+    groups: dict[Combo, list[Measurement]] = defaultdict(list)
+    for m in measurements:
+        if m.seconds > 0 and np.isfinite(m.seconds):
+            groups[m.combo].append(m)
+    return dict(sorted(groups.items()))
+
+
+def split(rows: Sequence[Measurement], name: str) -> list[Measurement]:
+    return [r for r in rows if r.split == name]
+
+
+def predict_seconds(model: Model, configs: Sequence[Configuration]) -> np.ndarray:
+    augmented = "log complexity" in model.features
+    x = model.normalisation.features(feature_matrix(configs, augmented))
+    params = {k: jnp.asarray(v) for k, v in model.params.items()}
+    normalised = np.asarray(jax.vmap(mlp.predict, in_axes=(None, 0))(params, jnp.asarray(x)))
+    return np.exp(model.normalisation.log_time(normalised))
+
+
+def fit_models(
+    measurements: Iterable[Measurement],
+    augmented: bool = True,
+    hidden: int = mlp.HIDDEN,
+    seed: int = 0,
+    min_rows: int = 8,
+) -> dict[Combo, Model]:
+    """One model per combination with at least `min_rows` training rows."""
+    groups = {c: rows for c, rows in by_combo(measurements).items()
+              if len(split(rows, "train")) >= min_rows}
+    start = time.perf_counter()
+    prepared: dict[int, list[tuple[Combo, Normalisation, TrainingSet]]] = defaultdict(list)
+    for combo, rows in groups.items():
+        train = split(rows, "train")
+        x = feature_matrix([r.config for r in train], augmented)
+        y = np.log([r.seconds for r in train])
+        normalisation = Normalisation.fit(x, y)
+        prepared[x.shape[1]].append(
+            (combo, normalisation, TrainingSet(normalisation.features(x),
+                                               normalisation.target(y)))
+        )
+    models: dict[Combo, Model] = {}
+    for entries in prepared.values():
+        params = train_group([e[2] for e in entries], hidden, seed)
+        for (combo, normalisation, _), p in zip(entries, params, strict=True):
+            kernel = combo[0]
+            models[combo] = Model(*combo, feature_names(kernel, augmented), normalisation,
+                                  {k: np.asarray(v, dtype=np.float64) for k, v in p.items()})
+    seconds = time.perf_counter() - start
+    return {c: _summarised(m, groups[c], seconds / max(len(models), 1))
+            for c, m in sorted(models.items())}
+
+
+def _summarised(model: Model, rows: list[Measurement], train_seconds: float) -> Model:
+    test = split(rows, "test")
+    measured = np.array([r.seconds for r in test])
+    held_out = (mape(predict_seconds(model, [r.config for r in test]), measured)
+                if test else None)
+    summary = {
+        "train_n": len(split(rows, "train")), "test_n": len(test), "mape": held_out,
+        "params": model.parameter_count, "train_seconds": train_seconds,
+    }
+    return Model(model.kernel, model.variant, model.device, model.features,
+                 model.normalisation, model.params, summary)

@@ -1,0 +1,36 @@
+"""The lightweight network: one hidden layer, pure functions of a params pytree.
+
+`predict` maps normalised features to normalised log time. With at most 7
+features and 8 hidden units a model has at most 8·(7+2)+1 = 73 parameters,
+within the paper's bound of 75.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, jax.Array]
+
+HIDDEN = 8
+"""Hidden units of the augmented model and of the same-size plain baseline."""
+
+
+def init(key: jax.Array, inputs: int, hidden: int = HIDDEN) -> Params:
+    first, second = jax.random.split(key)
+    return {
+        "w1": jax.random.normal(first, (inputs, hidden)) / jnp.sqrt(inputs),
+        "b1": jnp.zeros(hidden),
+        "w2": jax.random.normal(second, (hidden,)) / jnp.sqrt(hidden),
+        "b2": jnp.zeros(()),
+    }
+
+
+def predict(params: Params, features: jax.Array) -> jax.Array:
+    """Normalised log time for one feature vector (vmap for a batch)."""
+    hidden = jnp.tanh(features @ params["w1"] + params["b1"])
+    return hidden @ params["w2"] + params["b2"]
+
+
+def parameter_count(inputs: int, hidden: int = HIDDEN) -> int:
+    return inputs * hidden + hidden + hidden + 1

@@ -1,0 +1,215 @@
+"""A set of trained performance models, one per kernel–variant–device, and its JSON file.
+
+The file is plain JSON: schema version, the machine's fingerprint, and per
+combination its feature names, normalisation, weights, training summary and
+held-out MAPE. Loading validates all of it and names the file in any error.
+Prediction of many candidates is one jitted, vmapped call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from predictor import mlp
+from predictor.features import Configuration, Normalisation, feature_row
+
+SCHEMA_VERSION = 1
+MAX_FEATURES = 7
+
+
+class ModelFileError(Exception):
+    """A model file is missing, corrupt, of a future schema, or inconsistent."""
+
+
+Combo = tuple[str, str, str]
+"""(kernel, variant, device)."""
+
+
+@dataclass(frozen=True)
+class Model:
+    kernel: str
+    variant: str
+    device: str
+    features: tuple[str, ...]
+    normalisation: Normalisation
+    params: dict[str, np.ndarray]
+    summary: dict[str, Any] = field(default_factory=dict)
+    """train_n, test_n, mape (held-out), params (count), training seconds, baselines."""
+
+    @property
+    def combo(self) -> Combo:
+        return (self.kernel, self.variant, self.device)
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(np.size(v) for v in self.params.values()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kernel": self.kernel, "variant": self.variant, "device": self.device,
+            "features": list(self.features),
+            "normalisation": {
+                "mean": list(self.normalisation.mean), "scale": list(self.normalisation.scale),
+                "target_mean": self.normalisation.target_mean,
+                "target_scale": self.normalisation.target_scale,
+            },
+            "weights": {k: np.asarray(v).tolist() for k, v in self.params.items()},
+            "summary": self.summary,
+        }
+
+
+def _model_from_json(data: dict[str, Any], where: str) -> Model:
+    try:
+        features = tuple(str(f) for f in data["features"])
+        n = data["normalisation"]
+        normalisation = Normalisation(
+            tuple(float(v) for v in n["mean"]), tuple(float(v) for v in n["scale"]),
+            float(n["target_mean"]), float(n["target_scale"]),
+        )
+        params = {k: np.asarray(data["weights"][k], dtype=np.float64)
+                  for k in ("w1", "b1", "w2", "b2")}
+        model = Model(str(data["kernel"]), str(data["variant"]), str(data["device"]),
+                      features, normalisation, params, dict(data.get("summary", {})))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: a model entry is malformed ({error!r})") from None
+    d = len(features)
+    hidden = params["b1"].shape[0] if params["b1"].ndim == 1 else -1
+    shapes_ok = (
+        d <= MAX_FEATURES and len(normalisation.mean) == d and len(normalisation.scale) == d
+        and params["w1"].shape == (d, hidden) and params["w2"].shape == (hidden,)
+        and params["b2"].shape == ()
+    )
+    if not shapes_ok:
+        raise ModelFileError(f"{where}: model {model.combo} has inconsistent shapes")
+    if not all(np.all(np.isfinite(v)) for v in params.values()):
+        raise ModelFileError(f"{where}: model {model.combo} has non-finite weights")
+    return model
+
+
+@dataclass
+class ModelSet:
+    """Every model of one machine, keyed by combination."""
+
+    fingerprint: dict[str, Any]
+    models: dict[Combo, Model]
+    source: str = "<memory>"
+    _stacked: tuple | None = field(default=None, repr=False)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the set as JSON, atomically (a crash never leaves half a file)."""
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "fingerprint": self.fingerprint,
+            "models": [m.to_json() for m in sorted(self.models.values(),
+                                                     key=lambda m: m.combo)],
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(path.suffix + ".partial")
+        temporary.write_text(json.dumps(data, indent=1))
+        os.replace(temporary, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> ModelSet:
+        where = str(path)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ModelFileError(f"{where}: no such model file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFileError(f"{where}: not a readable JSON model file ({error})") from None
+        if not isinstance(data, dict) or "schema_version" not in data:
+            raise ModelFileError(f"{where}: not an annc model file (no schema_version)")
+        version = data["schema_version"]
+        if version != SCHEMA_VERSION:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
+            hint = "upgrade annc to read it" if newer else "retrain with `annc train`"
+            raise ModelFileError(f"{where}: model schema {version!r}, this annc reads "
+                                 f"{SCHEMA_VERSION}; {hint}")
+        entries = data.get("models")
+        if not isinstance(entries, list) or not isinstance(data.get("fingerprint"), dict):
+            raise ModelFileError(f"{where}: not an annc model file (no models list)")
+        models = [_model_from_json(entry, where) for entry in entries]
+        return ModelSet(data["fingerprint"], {m.combo: m for m in models}, where)
+
+    # Prediction ------------------------------------------------------------------
+
+    def _stack(self) -> tuple[list[Combo], dict[Combo, int], dict[str, jax.Array]]:
+        """Every model's weights padded to MAX_FEATURES inputs and stacked."""
+        if self._stacked is None:
+            combos = sorted(self.models)
+            hidden = max(self.models[c].params["b1"].shape[0] for c in combos)
+            stacked = {
+                "w1": np.zeros((len(combos), MAX_FEATURES, hidden)),
+                "b1": np.zeros((len(combos), hidden)),
+                "w2": np.zeros((len(combos), hidden)),
+                "b2": np.zeros(len(combos)),
+                "mean": np.zeros((len(combos), MAX_FEATURES)),
+                "scale": np.ones((len(combos), MAX_FEATURES)),
+                "target": np.zeros((len(combos), 2)),
+            }
+            for i, combo in enumerate(combos):
+                model = self.models[combo]
+                d, h = model.params["w1"].shape
+                stacked["w1"][i, :d, :h] = model.params["w1"]
+                stacked["b1"][i, :h] = model.params["b1"]
+                stacked["w2"][i, :h] = model.params["w2"]
+                stacked["b2"][i] = model.params["b2"]
+                stacked["mean"][i, :d] = model.normalisation.mean
+                stacked["scale"][i, :d] = model.normalisation.scale
+                stacked["target"][i] = (model.normalisation.target_mean,
+                                        model.normalisation.target_scale)
+            arrays = {k: jnp.asarray(v) for k, v in stacked.items()}
+            self._stacked = (combos, {c: i for i, c in enumerate(combos)}, arrays)
+        return self._stacked
+
+    def predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> np.ndarray:
+        """Predicted seconds for every (combination, configuration), in one batched call.
+
+        A combination without a model gives NaN.
+        """
+        if not queries or not self.models:
+            return np.full(len(queries), np.nan)
+        _, index, arrays = self._stack()
+        rows = np.zeros((_bucket(len(queries)), MAX_FEATURES))
+        which = np.zeros(len(rows), dtype=np.int32)
+        known = np.zeros(len(queries), dtype=bool)
+        for i, (combo, config) in enumerate(queries):
+            model = self.models.get(combo)
+            if model is None:
+                continue
+            augmented = "log complexity" in model.features
+            features = feature_row(config, augmented)
+            rows[i, : len(features)] = features
+            which[i] = index[combo]
+            known[i] = True
+        log_times = np.asarray(_predict_batch(arrays, jnp.asarray(which), jnp.asarray(rows)))
+        seconds = np.exp(log_times[: len(queries)])
+        return np.where(known, seconds, np.nan)
+
+
+def _bucket(n: int) -> int:
+    """Batch sizes rounded up to a power of two, so that jit compiles a few shapes only."""
+    return 1 << max(3, math.ceil(math.log2(max(n, 1))))
+
+
+@jax.jit
+def _predict_batch(arrays: dict[str, jax.Array], which: jax.Array, rows: jax.Array):
+    def one(i, row):
+        x = (row - arrays["mean"][i]) / arrays["scale"][i]
+        # padded inputs beyond a model's features have zero weights
+        params = {k: arrays[k][i] for k in ("w1", "b1", "w2", "b2")}
+        normalised = mlp.predict(params, x)
+        return normalised * arrays["target"][i, 1] + arrays["target"][i, 0]
+
+    return jax.vmap(one)(which, rows)
