@@ -52,7 +52,8 @@ def read_source(path: str | Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        start = data.rfind(b"\n", 0, error.start) + 1
+        column = len(data[start:error.start].decode("utf-8", errors="replace")) + 1
         raise CompileError([Diagnostic(
             str(path), line, column,
             f"the file is not UTF-8 text (byte 0x{data[error.start]:02x}); annc programs "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsl import ast
-from dsl.errors import CompileError, Diagnostic
+from dsl.errors import CompileError, Diagnostic, source_lines
 from dsl.types import (
     DEVICES,
     DTYPES,
@@ -43,6 +43,9 @@ KERNEL_PARAMETERS: dict[str, tuple[str, ...]] = {
     "abs": ("A",),
 }
 """The kernels a program can call, with the names of their parameters."""
+
+LARGEST_INTEGER = 2**63 - 1
+"""The largest dimension or repeat count: the IR holds them as 64-bit integers."""
 
 BINARY_KERNELS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 ELEMENTWISE_CALLS = ("exp", "sqrt", "abs")
@@ -260,11 +263,18 @@ class _Checker:
                 self.error(dim.loc, f"dimension {dim.value} = {value} is not positive; "
                            "dimensions must be positive")
                 return None
-            return value
+            return self.at_most_largest(value, dim.loc, f"dimension {dim.value}")
         if not dim.value.isdigit() or int(dim.value) <= 0:
             self.error(dim.loc, f"dimension must be a positive integer, got {dim.value}")
             return None
-        return int(dim.value)
+        return self.at_most_largest(int(dim.value), dim.loc, "dimension")
+
+    def at_most_largest(self, value: int, loc: ast.Location, what: str) -> int | None:
+        """A size or count the IR's 64-bit integers can hold, or None (reported)."""
+        if value > LARGEST_INTEGER:
+            self.error(loc, f"{what} is too large ({value}); at most {LARGEST_INTEGER}")
+            return None
+        return value
 
     def param_value(self, name: str, loc: ast.Location) -> int | None:
         if name in self.params and name in self.param_locs:
@@ -421,12 +431,15 @@ class _Checker:
 
     def check_count(self, count: ast.Number | ast.Name) -> int | None:
         if isinstance(count, ast.Name):
-            return self.param_value(count.id, count.loc)
-        if not count.text.isdigit():
+            value = self.param_value(count.id, count.loc)
+            what = f"repeat count {count.id}"
+        elif not count.text.isdigit():
             self.error(count.loc, f"a repeat count must be a non-negative integer, got "
                        f"{count.text}")
             return None
-        return int(count.text)
+        else:
+            value, what = int(count.text), "repeat count"
+        return None if value is None else self.at_most_largest(value, count.loc, what)
 
     def check_outputs(self, statements: tuple[ast.Statement, ...]) -> tuple:
         outputs = [s for s in statements if isinstance(s, ast.Output)]
@@ -438,7 +451,7 @@ class _Checker:
         for extra in outputs[1:]:
             self.error(extra.loc, f"a program has exactly one output statement; the first is "
                        f"at line {first.loc.line}")
-        if statements[-1] is not first:
+        if not isinstance(statements[-1], ast.Output):
             self.error(first.loc, "output must be the last statement of the file")
         typed = []
         seen: set[str] = set()
@@ -630,7 +643,7 @@ def _check_overrides(
             diagnostics.append(_command_line_error(
                 line, column + 3, f"-D {name}: the program declares no param {name} "
                 f"(its params: {listed}){_suggest(name, declared)}"))
-        elif isinstance(value, bool) or not text.isdigit():
+        elif isinstance(value, bool) or not (text.isascii() and text.isdigit()):
             diagnostics.append(_command_line_error(
                 line, column + 4 + len(name), f"-D {name}={text}: a param must be a "
                 "non-negative integer"))
@@ -657,7 +670,7 @@ def check(
                 f"unknown device '{unknown[0]}'; devices are {', '.join(DEVICES)}"))
     if diagnostics:
         raise CompileError(diagnostics)
-    checker = _Checker(program, text.splitlines(), values, targets)
+    checker = _Checker(program, source_lines(text), values, targets)
     typed = checker.check_program()
     if checker.diagnostics:
         raise CompileError(checker.diagnostics)

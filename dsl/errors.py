@@ -9,6 +9,15 @@ class AnncError(Exception):
     """An error caused by the user's input or state, reported without a traceback."""
 
 
+def source_lines(text: str) -> list[str]:
+    """The program's lines as the parser counts them: split at `\n` only (not at form
+    feeds or Unicode line separators, which `str.splitlines` also splits at)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One located problem in a program."""
@@ -20,10 +29,13 @@ class Diagnostic:
     source_line: str = ""
 
     def render(self) -> str:
+        """`file:line:col: error: message`, then the source line as written and a caret
+        under the column (tabs before it kept, so the caret lines up)."""
         text = f"{self.filename}:{self.line}:{self.column}: error: {self.message}"
         if self.source_line:
-            caret = " " * (self.column - 1) + "^"
-            text += f"\n    {self.source_line}\n    {caret}"
+            before = self.source_line[: self.column - 1].ljust(self.column - 1)
+            caret = "".join(c if c == "\t" else " " for c in before) + "^"
+            text += f"\n{self.source_line}\n{caret}"
         return text
 
 

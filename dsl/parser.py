@@ -14,7 +14,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast
-from dsl.errors import CompileError, Diagnostic
+from dsl.errors import CompileError, Diagnostic, source_lines
 
 KEYWORDS = ("param", "input", "const", "target", "repeat", "output")
 
@@ -179,17 +179,27 @@ def _describe_token(token: Token) -> str:
         return "end of line"
     if token.type == "$END":
         return "end of file"
-    if token.type == "NAME" and str(token) in KEYWORDS:
+    if str(token) in KEYWORDS:
         return f"keyword '{token}'"
     return f"'{token}'"
 
 
+def _assigns_keyword(error: UnexpectedToken) -> bool:
+    """True for `repeat = ...`: a keyword where a statement's name should be."""
+    history = error.token_history or []
+    return error.token.type == "EQUAL" and bool(history) and str(history[-1]) in KEYWORDS
+
+
 def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileError:
-    lines = text.splitlines()
+    lines = source_lines(text)
     if isinstance(error, UnexpectedToken) and error.token.type == "$END":
         line = max(len(lines), 1)
         column = len(lines[-1]) + 1 if lines else 1
         message = f"unexpected end of file; expected {_describe_expected(error.expected)}"
+    elif isinstance(error, UnexpectedToken) and _assigns_keyword(error):
+        keyword = error.token_history[-1]
+        line, column = keyword.line or 1, keyword.column or 1
+        message = f"'{keyword}' is a keyword and cannot be assigned"
     elif isinstance(error, UnexpectedToken):
         line, column = error.line, error.column
         expected = error.expected
@@ -212,7 +222,7 @@ def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileEr
 
 
 def _end_of(text: str) -> ast.Location:
-    lines = text.splitlines() or [""]
+    lines = source_lines(text) or [""]
     return ast.Location(len(lines), len(lines[-1]) + 1)
 
 
