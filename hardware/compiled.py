@@ -23,7 +23,7 @@ class Compiled:
     """Seconds the variant's `build` took, the first (and only) time."""
 
 
-_CACHE: dict[tuple[tuple[str, str, str], Shapes, str], Compiled] = {}
+_CACHE: dict[tuple[object, ...], Compiled] = {}
 
 
 def normalise_shapes(shapes: Shapes) -> Shapes:
@@ -35,7 +35,9 @@ def compiled(variant: Variant, shapes: Shapes, dtype: np.dtype | type) -> Compil
     """The variant built for these operand shapes and dtype, built on first use."""
     shapes = normalise_shapes(shapes)
     dtype = np.dtype(dtype)
-    key = (variant.key, shapes, dtype.name)
+    # The build function is part of the key so that an unregistered variant that
+    # happens to share a registered one's name never receives its kernel.
+    key = (variant.key, variant.build, shapes, dtype.name)
     if key not in _CACHE:
         start = time.perf_counter()
         kernel = variant.build(shapes, dtype)

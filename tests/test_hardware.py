@@ -1,0 +1,91 @@
+"""Devices, the hardware fingerprint, the build cache and the timing harness."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hardware.compiled import compiled
+from hardware.devices import CPU, DeviceUnavailableError, available_devices, get_device
+from hardware.fingerprint import fingerprint
+from hardware.timing import measure, spread
+from hardware.variants import get_variant, load_library
+
+load_library()
+
+
+def test_the_cpu_is_always_available() -> None:
+    devices = available_devices()
+    assert next(iter(devices)) == "cpu"
+    assert get_device("cpu") is CPU
+
+
+def test_a_missing_device_is_a_clear_error() -> None:
+    with pytest.raises(DeviceUnavailableError, match="not available"):
+        get_device("tpu")
+
+
+def test_fingerprint_is_stable_across_processes() -> None:
+    code = "from hardware.fingerprint import fingerprint; print(fingerprint().id)"
+    ids = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True).stdout.strip()
+        for _ in range(2)
+    }
+    assert ids == {fingerprint().id}
+    assert len(fingerprint().id) == 12
+    int(fingerprint().id, 16)
+
+
+def test_fingerprint_describes_the_machine() -> None:
+    machine = fingerprint()
+    assert machine.cores >= 1
+    assert machine.cpu_model
+    assert dict(machine.versions)["numpy"] == np.__version__
+    json.dumps(machine.as_dict())
+
+
+def test_a_build_is_compiled_once_and_shared() -> None:
+    variant = get_variant("matmul", "jax")
+    first = compiled(variant, ((3, 4), (4, 5)), np.float32)
+    again = compiled(variant, [[3, 4], [4, 5]], "float32")
+    assert again is first
+    assert first.compile_s > 0
+    assert compiled(variant, ((3, 4), (4, 5)), np.float64) is not first
+
+
+def test_measure_returns_a_sane_timing() -> None:
+    timing = measure(get_variant("matmul", "numpy"), ((32, 32), (32, 32)), np.float32,
+                     min_repeats=7, min_seconds=0.01)
+    assert timing.repeats >= 7
+    assert len(timing.times_s) == timing.repeats
+    assert min(timing.times_s) <= timing.median_s <= max(timing.times_s)
+    assert timing.median_s > 0
+    assert timing.spread >= 0
+    assert timing.compile_s >= 0
+    assert "cpus" in timing.threads
+
+
+def test_measure_stops_at_max_repeats_and_takes_given_operands() -> None:
+    operands = [np.ones((5, 5)), np.ones((5, 5))]
+    timing = measure(get_variant("matmul", "jax"), ((5, 5), (5, 5)), np.float64,
+                     operands=operands, min_repeats=3, max_repeats=3, min_seconds=10.0)
+    assert timing.repeats == 3
+
+
+def test_spread_is_relative_width_of_the_middle() -> None:
+    assert spread([1.0] * 5) == 0.0
+    assert spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.6 - 1.4) / 3.0)
+
+
+@pytest.mark.gpu
+def test_jax_variants_run_on_the_gpu() -> None:
+    if "gpu" not in available_devices():
+        pytest.skip("no CUDA GPU visible to JAX")
+    timing = measure(get_variant("matmul", "jax", "gpu"), ((256, 256), (256, 256)), np.float32,
+                     min_seconds=0.01)
+    assert timing.median_s > 0
