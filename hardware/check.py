@@ -22,7 +22,6 @@ uniform in [−1, 1) so that signs matter (in [0, 1) for sqrt; divisors in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,12 +187,3 @@ def check_variant(
         return result(False, error, f"error {error:.3g} exceeds tolerance {tol:.3g}")
     return result(True, error)
 
-
-def check_all(variants: Iterable[Variant], dtypes: Iterable[np.dtype] = DTYPES,
-              seed: int = 0) -> Iterator[CheckResult]:
-    """Every variant on every one of its kernel's check shapes, in every dtype."""
-    dtypes = tuple(dtypes)
-    for variant in variants:
-        for dtype in dtypes:
-            for shapes in CHECK_SHAPES[variant.kernel]:
-                yield check_variant(variant, shapes, dtype, seed)

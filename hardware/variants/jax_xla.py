@@ -65,7 +65,7 @@ def _conv2d_lax(shapes: Shapes) -> JaxFunction:
     return conv
 
 
-def _elementwise(function: JaxFunction) -> Callable[[Shapes], JaxFunction]:
+def _same_for_all_shapes(function: JaxFunction) -> Callable[[Shapes], JaxFunction]:
     return lambda shapes: function
 
 
@@ -74,18 +74,18 @@ FUNCTIONS: dict[tuple[str, str], Callable[[Shapes], JaxFunction]] = {
     ("matvec", "jax"): _matmul,
     ("conv2d", "fft.jax"): _conv2d_fft,
     ("conv2d", "jax.lax"): _conv2d_lax,
-    ("transpose", "jax"): _elementwise(jnp.transpose),
+    ("transpose", "jax"): _same_for_all_shapes(jnp.transpose),
     ("dot", "jax"): _dot,
-    ("sum", "jax"): _elementwise(jnp.sum),
-    ("norm", "jax"): _elementwise(lambda a: jnp.sqrt(jnp.sum(a * a))),
-    ("exp", "jax"): _elementwise(jnp.exp),
-    ("sqrt", "jax"): _elementwise(jnp.sqrt),
-    ("abs", "jax"): _elementwise(jnp.abs),
-    ("neg", "jax"): _elementwise(jnp.negative),
-    ("add", "jax"): _elementwise(jnp.add),
-    ("sub", "jax"): _elementwise(jnp.subtract),
-    ("mul", "jax"): _elementwise(jnp.multiply),
-    ("div", "jax"): _elementwise(jnp.divide),
+    ("sum", "jax"): _same_for_all_shapes(jnp.sum),
+    ("norm", "jax"): _same_for_all_shapes(lambda a: jnp.sqrt(jnp.sum(a * a))),
+    ("exp", "jax"): _same_for_all_shapes(jnp.exp),
+    ("sqrt", "jax"): _same_for_all_shapes(jnp.sqrt),
+    ("abs", "jax"): _same_for_all_shapes(jnp.abs),
+    ("neg", "jax"): _same_for_all_shapes(jnp.negative),
+    ("add", "jax"): _same_for_all_shapes(jnp.add),
+    ("sub", "jax"): _same_for_all_shapes(jnp.subtract),
+    ("mul", "jax"): _same_for_all_shapes(jnp.multiply),
+    ("div", "jax"): _same_for_all_shapes(jnp.divide),
 }
 """For each (kernel, variant name): the jnp function, given the operand shapes."""
 
