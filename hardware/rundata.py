@@ -52,10 +52,11 @@ def input_specs(module: ModuleOp) -> list[InputSpec]:
 def read_archive(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of an `.npz` archive, or a DataError saying why it cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: not an .npz archive (it holds a single array); "
-                                "save inputs with numpy.savez(path, NAME=array, ...)")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: not an .npz archive (it holds a single array); "
+                            "save inputs with numpy.savez(path, NAME=array, ...)")
+        with archive:
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
