@@ -1,0 +1,202 @@
+"""`annc calibrate`: measure the variant library on this machine into the store.
+
+Every measurement is committed as it is taken, so Ctrl-C (exit 130), a crash
+or a spent `--budget` lose nothing; running the command again continues with
+what is missing. `--reference` is the maintainers' full calibration: every
+combination, the noise floor, and the export to `hardware/data/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from annc.commands.variants import selected_kernels
+from annc.home import default_database
+from dsl.errors import AnncError
+from hardware.calibration import (
+    DEFAULT_TIMEOUT_S,
+    Calibration,
+    full_plan,
+    noise_floor,
+    noise_passes,
+    select_variants,
+)
+from hardware.devices import available_devices
+from hardware.fingerprint import fingerprint
+from hardware.sampling import Job
+from hardware.store import MeasurementStore
+
+HELP = "measure every kernel variant on this machine (resumable; Ctrl-C keeps every row)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kernels", metavar="K,...",
+                        help="only these kernels, e.g. matmul,conv2d (default: all)")
+    parser.add_argument("--variants", metavar="NAME,...",
+                        help="only variants of these names, e.g. numpy,jax (default: all)")
+    parser.add_argument("--devices", metavar="DEV,...",
+                        help="only these devices, e.g. cpu (default: every device here)")
+    parser.add_argument("--budget", type=float, metavar="SECONDS",
+                        help="stop after this many seconds (run again to continue)")
+    parser.add_argument("--db", metavar="PATH",
+                        help="the measurement database (default: "
+                        "$ANNC_HOME/measurements.sqlite)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help="record a measurement that takes longer as a timeout "
+                        f"(default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--noise", action="store_true",
+                        help="then measure a sample twice, in two passes, and report the "
+                        "noise floor (repeat-to-repeat MAPE)")
+    parser.add_argument("--reference", action="store_true",
+                        help="for maintainers: calibrate everything with the noise floor and "
+                        "export the reference data into the package (hardware/data/)")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _devices(text: str | None) -> list[str] | None:
+    names = _names(text)
+    if names is None:
+        return None
+    here = available_devices()
+    missing = [n for n in names if n not in here]
+    if missing or not names:
+        raise AnncError(f"--devices: {', '.join(missing) or '(none given)'} not on this "
+                        f"machine (found: {', '.join(here)})")
+    return names
+
+
+def process_age() -> float:
+    """Seconds since this process started (0 where /proc cannot tell)."""
+    try:
+        with open("/proc/self/stat") as stat:
+            start_ticks = int(stat.read().rpartition(")")[2].split()[19])
+        with open("/proc/uptime") as uptime:
+            now = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, now - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+SHUTDOWN_S = 1.5
+"""Time kept back from --budget for stopping the worker and closing the database."""
+
+
+def _positive(value: float | None, option: str) -> None:
+    if value is not None and value <= 0:
+        raise AnncError(f"{option}: expected a positive number of seconds, got {value:g}")
+
+
+def run(args: argparse.Namespace) -> int:
+    _positive(args.budget, "--budget")
+    _positive(args.timeout, "--timeout")
+    kernels = selected_kernels(args.kernels) if args.kernels else None
+    devices = _devices(args.devices)
+    if args.reference:
+        kernels, devices = None, devices or ["cpu"]
+    variants = select_variants(kernels, devices, _names(args.variants))
+    if not variants:
+        raise AnncError("calibrate: no variant matches --kernels, --variants and --devices")
+    jobs = full_plan(variants)
+    if args.noise or args.reference:
+        jobs += noise_passes(variants)
+    path = Path(args.db) if args.db else default_database()
+    console = Console(stderr=True)
+    fp = fingerprint()
+    with MeasurementStore(path) as store:
+        console.print(f"calibrating {len(variants)} variant(s) of "
+                      f"{len({v.kernel for v in variants})} kernel(s) on this machine "
+                      f"(fingerprint {fp.id}) into {path}")
+        budget = None if args.budget is None else max(0.0, args.budget - process_age()
+                                                       - SHUTDOWN_S)
+        calibration = Calibration(store, fp.id, budget_s=budget, timeout_s=args.timeout)
+        try:
+            with _progress(console) as progress:
+                calibration.progress = progress
+                stopped = calibration.run(jobs)
+        except KeyboardInterrupt:
+            kept = sum(calibration.taken.values())
+            console.print(f"interrupted: kept the {kept} measurement(s) taken in this run "
+                          f"in {path}; run the same command again to continue")
+            return 130
+        console.print(_summary(calibration, stopped))
+        if args.noise or args.reference:
+            floor = noise_floor(store.measurements(fp.id))
+            if floor.mape is not None:
+                console.print(f"noise floor: {floor.mape:.1%} repeat-to-repeat MAPE over "
+                              f"{floor.pairs} configurations measured twice")
+        if args.reference and stopped == "complete":
+            from hardware.calibration import CALIBRATION_SETTINGS
+            from hardware.reference_data import export_reference
+            from hardware.sampling import PLAN_SIZES
+
+            for written in export_reference(store, fp, CALIBRATION_SETTINGS, PLAN_SIZES):
+                console.print(f"wrote {written}")
+    return 0
+
+
+def _summary(calibration: Calibration, stopped: str) -> str:
+    taken = calibration.taken
+    statuses = ", ".join(f"{taken[s]} {s}" for s in ("ok", "failed", "timeout", "crashed")
+                         if taken[s])
+    text = f"stored {sum(taken.values())} measurement(s)" + (f" ({statuses})" if statuses
+                                                             else "")
+    if calibration.skipped:
+        text += f"; {calibration.skipped} already stored were skipped"
+    if stopped == "budget":
+        text += f"; budget spent, {calibration.remaining} left: run again to continue"
+    return text
+
+
+class _progress:
+    """A rich progress bar with ETA on a terminal; a line every 10 s otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Progress | None = None
+        self.task = None
+        self.last = 0.0
+
+    def __enter__(self) -> _progress:
+        if self.console.is_terminal:
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=False)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def __call__(self, job: Job, done: int, total: int) -> None:
+        what = f"{job.variant.kernel} {job.variant.name} {_shapes(job.config.shapes)}"
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task(what, total=total)
+            self.bar.update(self.task, completed=done, description=f"{what:<44.44}")
+        elif time.monotonic() - self.last >= 10:
+            self.last = time.monotonic()
+            print(f"{done}/{total} measured; now {what}", file=sys.stderr, flush=True)
+
+
+def _shapes(shapes: Sequence[tuple[int, ...]]) -> str:
+    return " ".join("x".join(map(str, s)) or "()" for s in shapes)

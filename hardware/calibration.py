@@ -1,0 +1,174 @@
+"""Calibration: measure the variant library on this machine and keep every row.
+
+`Calibration.run(jobs)` takes jobs from the sampling plan one by one, skips
+those already stored for this machine's fingerprint (so a second run resumes
+where the first stopped, and two runs on one database share the work), sends
+each to a `MeasureWorker` and writes the outcome — a timing, or why there is
+none — to the store the moment it arrives. It stops when the plan is done or
+the budget is spent (an unfinished measurement at the budget is abandoned, so
+the run returns within it).
+
+The noise floor is the repeat-to-repeat MAPE of a sample measured twice in
+separate passes: mean |t2 − t1| / t1. No model can be more accurate.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from hardware.devices import available_devices
+from hardware.memory import available_bytes
+from hardware.sampling import Job, calibration_plan, noise_plan
+from hardware.store import Measurement, MeasurementStore, now
+from hardware.variants import KERNELS, Variant, all_variants
+from hardware.worker import (
+    Interrupted,
+    MeasureWorker,
+    Outcome,
+    Request,
+    TimingSettings,
+    load_variants,
+)
+
+CALIBRATION_SETTINGS = TimingSettings(min_repeats=3, min_seconds=0.03, max_repeats=200,
+                                      max_seconds=2.0, warmup=1)
+"""Enough repeats for a stable median on a quiet machine, cheap enough for thousands."""
+
+DEFAULT_TIMEOUT_S = 60.0
+"""A measurement (build included) that takes longer is recorded as `timeout`."""
+
+MEMORY_SHARE = 0.5
+"""The share of available memory a configuration's operands and workspace may use."""
+
+
+def annc_version() -> str:
+    try:
+        return importlib.metadata.version("annc")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def select_variants(kernels: Sequence[str] | None = None, devices: Sequence[str] | None = None,
+                    names: Sequence[str] | None = None) -> list[Variant]:
+    """The registered variants of these kernels on these devices (all available when None)."""
+    load_variants()
+    devices = list(available_devices()) if devices is None else list(devices)
+    return [v for v in all_variants()
+            if (kernels is None or v.kernel in kernels) and v.device in devices
+            and (names is None or v.name in names)]
+
+
+def sort_by_kernel(variants: Iterable[Variant]) -> list[Variant]:
+    return sorted(variants, key=lambda v: (KERNELS.index(v.kernel), v.device, v.name))
+
+
+def full_plan(variants: Sequence[Variant]) -> list[Job]:
+    return calibration_plan(sort_by_kernel(variants), int(available_bytes() * MEMORY_SHARE))
+
+
+def noise_passes(variants: Sequence[Variant]) -> list[Job]:
+    first, second = noise_plan(sort_by_kernel(variants), int(available_bytes() * MEMORY_SHARE))
+    return first + second
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    mape: float | None
+    """Mean |t2 − t1| / t1 over the pairs; None without any pair."""
+    pairs: int
+
+
+def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
+    """The repeat-to-repeat MAPE of the noise passes among these measurements."""
+    passes: dict[int, dict[tuple[object, ...], float]] = {1: {}, 2: {}}
+    for m in measurements:
+        if m.split == "noise" and m.status == "ok" and m.noise_pass in passes and m.median_s:
+            key = (m.fingerprint, m.kernel, m.variant, m.device, m.dtype, m.shapes)
+            passes[m.noise_pass][key] = m.median_s
+    errors = [abs(passes[2][k] - t1) / t1 for k, t1 in passes[1].items() if k in passes[2]]
+    return NoiseFloor(statistics.fmean(errors) if errors else None, len(errors))
+
+
+ProgressCallback = Callable[[Job, int, int], None]
+"""Called before each measurement with the job, how many are done, and the total."""
+
+
+class Calibration:
+    """Runs jobs into a store; `taken` counts this run's rows by status."""
+
+    def __init__(self, store: MeasurementStore, fingerprint: str, *,
+                 budget_s: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 settings: TimingSettings = CALIBRATION_SETTINGS,
+                 progress: ProgressCallback | None = None) -> None:
+        self.store = store
+        self.fingerprint = fingerprint
+        self.budget_s = budget_s
+        self.timeout_s = timeout_s
+        self.settings = settings
+        self.progress = progress
+        self.taken: Counter[str] = Counter()
+        self.skipped = 0
+        self.remaining = 0
+        self.stopped = "complete"
+        self._version = annc_version()
+
+    def pending(self, jobs: Sequence[Job]) -> list[Job]:
+        """The jobs whose configuration is not stored yet for this fingerprint."""
+        stored = self.store.stored_configs(self.fingerprint)
+        return [job for job in jobs if job.key not in stored]
+
+    def run(self, jobs: Sequence[Job]) -> str:
+        """Measures every pending job; returns `complete` or `budget`.
+
+        A KeyboardInterrupt propagates after the worker is stopped; every row
+        taken before it is already committed.
+        """
+        start = time.monotonic()
+        deadline = None if self.budget_s is None else start + self.budget_s
+        todo = self.pending(jobs)
+        self.skipped = len(jobs) - len(todo)
+        self.remaining = len(todo)
+        self.stopped = "complete"
+        try:
+            with MeasureWorker() as worker:
+                for done, job in enumerate(todo):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.stopped = "budget"
+                        break
+                    if self.store.has(self.fingerprint, job.key):  # another run took it
+                        self.remaining -= 1
+                        continue
+                    if self.progress is not None:
+                        self.progress(job, done, len(todo))
+                    try:
+                        outcome = worker.measure(self.request(job), self.timeout_s, deadline)
+                    except Interrupted:
+                        self.stopped = "budget"
+                        break
+                    self.store.add(self.measurement(job, outcome))
+                    self.taken[outcome.status] += 1
+                    self.remaining -= 1
+        finally:
+            self.store.add_calibration_time(self.fingerprint, time.monotonic() - start)
+        return self.stopped
+
+    def request(self, job: Job) -> Request:
+        v = job.variant
+        return Request(v.kernel, v.name, v.device, job.config.shapes, job.config.dtype,
+                       self.settings)
+
+    def measurement(self, job: Job, outcome: Outcome) -> Measurement:
+        v = job.variant
+        return Measurement(
+            fingerprint=self.fingerprint, kernel=v.kernel, variant=v.name, device=v.device,
+            dtype=job.config.dtype, shapes=job.config.shapes, split=job.split,
+            status=outcome.status, median_s=outcome.median_s, spread=outcome.spread,
+            repeats=outcome.repeats, compile_s=outcome.compile_s, error=outcome.error,
+            noise_pass=job.noise_pass, threads=outcome.threads, taken_at=now(),
+            annc_version=self._version,
+        )

@@ -1,0 +1,124 @@
+"""Reference data: the measurements of the project's reference machine, shipped in the package.
+
+`export_reference` writes a store's measurements of one fingerprint to
+`hardware/data/reference-<fingerprint>.csv.gz` (one plain CSV row per
+measurement) and describes them in `hardware/data/reference.json`: the
+machine's fingerprint, the date, how long the calibration took, rows per
+combination, the timing settings and the noise floor. `load_reference` reads
+them back as `Measurement`s, for training the default models and for tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hardware.fingerprint import Fingerprint
+from hardware.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
+from hardware.worker import TimingSettings
+
+DATA_FOLDER = Path(__file__).parent / "data"
+METADATA_FILE = "reference.json"
+
+COLUMNS = ("kernel", "variant", "device", "dtype", "shapes", "split", "pass", "status",
+           "median_s", "spread", "repeats", "compile_s", "error")
+
+
+@dataclass(frozen=True)
+class Reference:
+    metadata: dict[str, Any]
+    measurements: list[Measurement]
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _csv_text(measurements: list[Measurement]) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for m in measurements:
+        writer.writerow([m.kernel, m.variant, m.device, m.dtype, shapes_text(m.shapes), m.split,
+                         m.noise_pass, m.status, _number(m.median_s), _number(m.spread),
+                         "" if m.repeats is None else m.repeats, _number(m.compile_s),
+                         m.error or ""])
+    return text.getvalue()
+
+
+def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
+                     settings: TimingSettings, plan_sizes: Mapping[str, object],
+                     folder: Path = DATA_FOLDER) -> list[Path]:
+    """Writes the store's rows of this fingerprint and their metadata; returns the paths."""
+    from hardware.calibration import noise_floor
+
+    measurements = list(store.measurements(fingerprint.id))
+    if not measurements:
+        raise ValueError(f"{store.path} holds no measurement of fingerprint {fingerprint.id}")
+    folder.mkdir(parents=True, exist_ok=True)
+    data_file = folder / f"reference-{fingerprint.id}.csv.gz"
+    with gzip.GzipFile(data_file, "wb", mtime=0) as gz:
+        gz.write(_csv_text(measurements).encode())
+    counts: Counter[tuple[str, str, str, str, str]] = Counter(
+        (m.kernel, m.variant, m.device, m.split, m.status) for m in measurements)
+    combos: dict[tuple[str, str, str], dict[str, int]] = {}
+    for (kernel, variant, device, split, status), n in sorted(counts.items()):
+        entry = combos.setdefault((kernel, variant, device), {})
+        name = split if status == "ok" else f"{split}_{status}"
+        entry[name] = entry.get(name, 0) + n
+    floor = noise_floor(measurements)
+    metadata = {
+        "fingerprint": fingerprint.as_dict(),
+        "file": data_file.name,
+        "exported_at": now(),
+        "measured_from": min(m.taken_at for m in measurements),
+        "measured_to": max(m.taken_at for m in measurements),
+        "calibration_s": round(store.calibration_time(fingerprint.id), 1),
+        "rows": len(measurements),
+        "annc_version": measurements[-1].annc_version,
+        "threads": measurements[-1].threads,
+        "timing_settings": asdict(settings),
+        "plan_sizes": {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
+                       for k, v in plan_sizes.items()},
+        "noise_floor": {"mape": floor.mape, "pairs": floor.pairs},
+        "combinations": [{"kernel": k, "variant": v, "device": d, **c}
+                         for (k, v, d), c in combos.items()],
+    }
+    metadata_file = folder / METADATA_FILE
+    metadata_file.write_text(json.dumps(metadata, indent=1) + "\n")
+    return [data_file, metadata_file]
+
+
+def _optional(text: str, kind: type) -> Any:
+    return None if text == "" else kind(text)
+
+
+def load_reference(folder: Path = DATA_FOLDER) -> Reference | None:
+    """The shipped reference data, or None where the package has none."""
+    metadata_file = folder / METADATA_FILE
+    if not metadata_file.exists():
+        return None
+    metadata = json.loads(metadata_file.read_text())
+    fingerprint_id = metadata["fingerprint"]["id"]
+    with gzip.open(folder / metadata["file"], "rt", newline="") as text:
+        rows = list(csv.DictReader(text))
+    measurements = [
+        Measurement(
+            fingerprint=fingerprint_id, kernel=r["kernel"], variant=r["variant"],
+            device=r["device"], dtype=r["dtype"], shapes=parse_shapes(r["shapes"]),
+            split=r["split"], status=r["status"], median_s=_optional(r["median_s"], float),
+            spread=_optional(r["spread"], float), repeats=_optional(r["repeats"], int),
+            compile_s=_optional(r["compile_s"], float), error=r["error"] or None,
+            noise_pass=int(r["pass"]), threads=metadata.get("threads", {}),
+            annc_version=metadata.get("annc_version", ""),
+        )
+        for r in rows
+    ]
+    return Reference(metadata, measurements)

@@ -1,0 +1,252 @@
+"""The sampling plan: which configurations calibration measures, in which order.
+
+A *configuration* is a kernel's operand shapes and dtype. Every kernel has one
+seeded list of training configurations and a separate list of held-out test
+configurations (no configuration is in both); all variants of a kernel are
+measured on prefixes of the same lists, so their times are comparable. Sizes
+are log-uniform across the range where variants differ, capped so that one
+measurement of the slowest sane variant stays well under a second.
+
+Variants whose build is expensive (JAX and Halide compile per shape; Halide's
+auto-schedulers also search for a schedule) get shorter prefixes. Jobs are
+interleaved round-robin over the kernel–variant–device combinations so a
+budgeted run measures every combination a little rather than one fully.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware.variants.registry import Shapes, Variant
+
+DTYPES = ("float32", "float64")
+SEED = 20261124
+
+MAX_TRAIN = 250
+"""The paper's limit: at most 250 training measurements per combination."""
+
+
+@dataclass(frozen=True)
+class PlanSize:
+    train: int
+    test: int
+
+
+PLAN_SIZES = {
+    "cheap": PlanSize(train=200, test=40),
+    "compiled": PlanSize(train=80, test=25),
+    "autoscheduled": PlanSize(train=40, test=15),
+    "offload": PlanSize(train=40, test=15),
+}
+"""Configurations per combination by the cost of building a variant: numpy-only
+builds are free; JAX and Halide compile per shape (0.1–0.3 s); Halide's
+auto-schedulers search and compile per shape (0.5–1 s); variants on another
+device also pay for copies and a device compile."""
+
+
+def cost_class(variant: Variant) -> str:
+    """How expensive building this variant is: a key of `PLAN_SIZES`."""
+    if variant.device != "cpu":
+        return "offload"
+    if ".auto." in variant.name or variant.name.startswith("halide.auto"):
+        return "autoscheduled"
+    if variant.backend in ("jax", "halide"):
+        return "compiled"
+    return "cheap"
+
+
+@dataclass(frozen=True)
+class Config:
+    kernel: str
+    shapes: Shapes
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One measurement to take: a variant on a configuration, in a split."""
+
+    variant: Variant
+    config: Config
+    split: str
+    noise_pass: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, Shapes, int]:
+        """Matches `Measurement.config` of the stored row."""
+        return (self.variant.kernel, self.variant.name, self.variant.device, self.split,
+                self.config.dtype, self.config.shapes, self.noise_pass)
+
+
+def _log_uniform(rng: np.random.Generator, low: int, high: int) -> int:
+    return round(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _capped(rng: np.random.Generator, draw: Callable[[], Shapes],
+            cost: Callable[[Shapes], float], cap: float) -> Shapes:
+    """A draw whose cost is under the cap (redrawn until it is)."""
+    while True:
+        shapes = draw()
+        if cost(shapes) <= cap:
+            return shapes
+
+
+def _tensor(rng: np.random.Generator, low: int, high: int) -> tuple[int, ...]:
+    """A vector or a matrix of a log-uniform number of elements."""
+    n = _log_uniform(rng, low, high)
+    if rng.random() < 0.5:
+        return (n,)
+    rows = _log_uniform(rng, 1, max(1, n))
+    return (rows, max(1, n // rows))
+
+
+def _matmul(rng: np.random.Generator) -> Shapes:
+    def draw() -> Shapes:
+        m = _log_uniform(rng, 8, 1536)
+        if rng.random() < 0.3:
+            k = n = m
+        else:
+            k, n = _log_uniform(rng, 8, 1536), _log_uniform(rng, 8, 1536)
+        return ((m, k), (k, n))
+    return _capped(rng, draw, lambda s: s[0][0] * s[0][1] * s[1][1], 2**30)
+
+
+def _matvec(rng: np.random.Generator) -> Shapes:
+    def draw() -> Shapes:
+        m, n = _log_uniform(rng, 8, 8192), _log_uniform(rng, 8, 8192)
+        return ((m, n), (n,))
+    return _capped(rng, draw, lambda s: s[0][0] * s[0][1], 2**24)
+
+
+def _conv2d(rng: np.random.Generator) -> Shapes:
+    def draw() -> Shapes:
+        h, w = _log_uniform(rng, 8, 1024), _log_uniform(rng, 8, 1024)
+        p, q = (2 * _log_uniform(rng, 1, 16) - 1 for _ in range(2))
+        return ((h, w), (p, q))
+    return _capped(rng, draw, lambda s: math.prod(s[0]) * math.prod(s[1]), 2**28)
+
+
+def _transpose(rng: np.random.Generator) -> Shapes:
+    def draw() -> Shapes:
+        return ((_log_uniform(rng, 8, 4096), _log_uniform(rng, 8, 4096)),)
+    return _capped(rng, draw, lambda s: math.prod(s[0]), 2**23)
+
+
+def _dot(rng: np.random.Generator) -> Shapes:
+    n = _log_uniform(rng, 16, 4_000_000)
+    return ((n,), (n,))
+
+
+def _unary(rng: np.random.Generator) -> Shapes:
+    return (_tensor(rng, 16, 4_000_000),)
+
+
+def _binary(rng: np.random.Generator) -> Shapes:
+    shape = _tensor(rng, 16, 4_000_000)
+    side = rng.random()
+    if side < 0.1:
+        return ((), shape)
+    if side < 0.2:
+        return (shape, ())
+    return (shape, shape)
+
+
+DRAWS: dict[str, Callable[[np.random.Generator], Shapes]] = {
+    "matmul": _matmul, "matvec": _matvec, "conv2d": _conv2d, "transpose": _transpose,
+    "dot": _dot,
+    **{k: _unary for k in ("sum", "norm", "exp", "sqrt", "abs", "neg")},
+    **{k: _binary for k in ("add", "sub", "mul", "div")},
+}
+"""How one configuration's shapes are drawn, per kernel."""
+
+
+def configurations(kernel: str, train: int = MAX_TRAIN, test: int = 50,
+                   seed: int = SEED) -> tuple[list[Config], list[Config]]:
+    """The kernel's training and held-out configurations: disjoint, seeded, stable."""
+    rng = np.random.default_rng([seed, zlib.crc32(kernel.encode())])
+    seen: set[Config] = set()
+    drawn: list[Config] = []
+    attempts = 0
+    while len(drawn) < train + test and attempts < 100 * (train + test):
+        attempts += 1
+        config = Config(kernel, DRAWS[kernel](rng), DTYPES[int(rng.integers(len(DTYPES)))])
+        if config not in seen:
+            seen.add(config)
+            drawn.append(config)
+    return drawn[:train], drawn[train:]
+
+
+def usable(variant: Variant, config: Config, memory_bytes: int) -> bool:
+    """Whether the variant applies to the configuration and its memory fits."""
+    dtype = np.dtype(config.dtype)
+    if not variant.applies(config.shapes, dtype):
+        return False
+    operands = sum(math.prod(s) for s in config.shapes) * dtype.itemsize
+    largest = max(math.prod(s) for s in config.shapes) * dtype.itemsize
+    workspace = variant.workspace_bytes(config.shapes, dtype.itemsize)
+    return 4 * (operands + largest) + workspace <= memory_bytes
+
+
+def combination_jobs(variant: Variant, train: Sequence[Config], test: Sequence[Config],
+                     memory_bytes: int) -> list[Job]:
+    """One combination's jobs: its prefix of train and test, test spread among train."""
+    size = PLAN_SIZES[cost_class(variant)]
+    chosen_train = [c for c in train if usable(variant, c, memory_bytes)][:size.train]
+    chosen_test = [c for c in test if usable(variant, c, memory_bytes)][:size.test]
+    jobs = [Job(variant, c, "train") for c in chosen_train]
+    for i, config in enumerate(chosen_test):
+        position = (i + 1) * len(jobs) // (len(chosen_test) + 1) + i
+        jobs.insert(position, Job(variant, config, "test"))
+    return jobs
+
+
+def interleave(lists: Iterable[Sequence[Job]]) -> list[Job]:
+    """Round-robin over the lists: the first job of each, then the second of each, ..."""
+    lists = [list(jobs) for jobs in lists]
+    order: list[Job] = []
+    for i in range(max((len(jobs) for jobs in lists), default=0)):
+        order += [jobs[i] for jobs in lists if i < len(jobs)]
+    return order
+
+
+def calibration_plan(variants: Sequence[Variant], memory_bytes: int,
+                     seed: int = SEED) -> list[Job]:
+    """Every job of a full calibration of these variants, interleaved."""
+    pools: dict[str, tuple[list[Config], list[Config]]] = {}
+    per_combination = []
+    for variant in variants:
+        if variant.kernel not in pools:
+            pools[variant.kernel] = configurations(variant.kernel, seed=seed)
+        per_combination.append(combination_jobs(variant, *pools[variant.kernel], memory_bytes))
+    return interleave(per_combination)
+
+
+NOISE_SAMPLE = 40
+
+
+def noise_plan(variants: Sequence[Variant], memory_bytes: int, size: int = NOISE_SAMPLE,
+               seed: int = SEED) -> tuple[list[Job], list[Job]]:
+    """The noise floor's two passes: the same `size` configurations, measured twice.
+
+    The sample is drawn from the kernels' test configurations, spread over the
+    combinations, preferring cheap builds so the passes measure timing noise,
+    not compile time.
+    """
+    cheap = [v for v in variants if cost_class(v) in ("cheap", "compiled")] or list(variants)
+    rng = np.random.default_rng([seed, 2])
+    sample: list[Job] = []
+    tests = {v.kernel: configurations(v.kernel, seed=seed)[1] for v in cheap}
+    for _ in range(50 * size):
+        if len(sample) >= size or not cheap:
+            break
+        variant = cheap[int(rng.integers(len(cheap)))]
+        config = tests[variant.kernel][int(rng.integers(len(tests[variant.kernel])))]
+        job = Job(variant, config, "noise", 1)
+        if job not in sample and usable(variant, config, memory_bytes):
+            sample.append(job)
+    return sample, [Job(j.variant, j.config, "noise", 2) for j in sample]

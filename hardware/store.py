@@ -1,0 +1,318 @@
+"""The measurement store: every timing calibration takes, in one SQLite file.
+
+One row per measurement, committed the moment it is taken, so an interrupted
+or crashed calibration keeps everything it measured. The file is in WAL mode
+with a busy timeout, so several calibrations may write to it at once.
+
+The schema is versioned in a `meta` table. A file that is not an annc
+measurement database (random bytes, a truncated or corrupt database, another
+program's database, or one written by a newer annc) is reported with its path
+and left exactly as it is: the store never overwrites or deletes a file it
+did not create.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from dsl.errors import AnncError
+from hardware.variants.registry import Shapes
+
+SCHEMA_VERSION = 1
+
+SPLITS = ("train", "test", "noise")
+STATUSES = ("ok", "failed", "timeout", "crashed")
+
+BUSY_TIMEOUT_MS = 60_000
+"""How long a writer waits for another one to finish its commit."""
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    kernel TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    shapes TEXT NOT NULL,
+    split TEXT NOT NULL CHECK (split IN {SPLITS}),
+    pass INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN {STATUSES}),
+    median_s REAL,
+    spread REAL,
+    repeats INTEGER,
+    compile_s REAL,
+    threads TEXT NOT NULL DEFAULT '{{}}',
+    error TEXT,
+    taken_at TEXT NOT NULL,
+    annc_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS measurements_by_config
+    ON measurements (fingerprint, kernel, variant, device, split, dtype, shapes, pass);
+"""
+
+_COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "split", "pass",
+            "status", "median_s", "spread", "repeats", "compile_s", "threads", "error",
+            "taken_at", "annc_version")
+
+
+class StoreError(AnncError):
+    """The measurement database cannot be opened or written."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement of one variant on one configuration (or why there is none)."""
+
+    fingerprint: str
+    kernel: str
+    variant: str
+    device: str
+    dtype: str
+    """`float32` or `float64`."""
+    shapes: Shapes
+    split: str
+    """`train`, `test` or `noise` (the noise-floor passes)."""
+    status: str
+    """`ok`, or `failed` (the variant raised), `timeout`, `crashed` (its process died)."""
+    median_s: float | None = None
+    spread: float | None = None
+    repeats: int | None = None
+    compile_s: float | None = None
+    error: str | None = None
+    noise_pass: int = 0
+    """1 or 2 for the two passes of the noise floor; 0 otherwise."""
+    threads: dict[str, str] = field(default_factory=dict)
+    taken_at: str = ""
+    annc_version: str = ""
+
+    @property
+    def config(self) -> tuple[str, str, str, str, str, Shapes, int]:
+        """What identifies the measured configuration (for resuming and comparing)."""
+        return (self.kernel, self.variant, self.device, self.split, self.dtype, self.shapes,
+                self.noise_pass)
+
+    def as_row(self) -> dict[str, object]:
+        """The row as plain data (shapes as lists), e.g. for JSON or CSV."""
+        return {
+            "fingerprint": self.fingerprint, "kernel": self.kernel, "variant": self.variant,
+            "device": self.device, "dtype": self.dtype, "shapes": [list(s) for s in self.shapes],
+            "split": self.split, "pass": self.noise_pass, "status": self.status,
+            "median_s": self.median_s, "spread": self.spread, "repeats": self.repeats,
+            "compile_s": self.compile_s, "threads": self.threads, "error": self.error,
+            "taken_at": self.taken_at, "annc_version": self.annc_version,
+        }
+
+
+def shapes_text(shapes: Shapes) -> str:
+    """Shapes as the compact JSON stored in the `shapes` column, e.g. `[[8,16],[16]]`."""
+    return json.dumps([list(s) for s in shapes], separators=(",", ":"))
+
+
+def parse_shapes(text: str) -> Shapes:
+    return tuple(tuple(int(d) for d in shape) for shape in json.loads(text))
+
+
+def now() -> str:
+    """The local time of day as ISO 8601 with its UTC offset, to the second."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _unusable(path: Path, what: str) -> StoreError:
+    return StoreError(
+        f"{path}: error: {what}. annc leaves this file as it is: move it aside (or pass "
+        "--db with another path) and calibrate again"
+    )
+
+
+def _check_header(path: Path) -> None:
+    """Rejects a non-empty file that does not start like an SQLite database."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise StoreError(f"{path}: error: cannot read the measurement database "
+                         f"({error.strerror})") from None
+    if header and header != _SQLITE_HEADER:
+        raise _unusable(path, "this is not an SQLite database (unrecognised header)")
+
+
+def _check_contents(path: Path) -> None:
+    """Reads an existing file without writing: integrity, then our schema and its version."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: error: cannot open the measurement database "
+                         f"({error})") from None
+    try:
+        result = connection.execute("PRAGMA quick_check").fetchall()
+        if result != [("ok",)]:
+            raise _unusable(path, f"the database is corrupt ({result[0][0]})")
+        tables = {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return
+        if "meta" not in tables or "measurements" not in tables:
+            raise _unusable(path, "this SQLite database is not an annc measurement database")
+        row = connection.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: error: the measurement database has schema version {version}, "
+                f"newer than this annc understands ({SCHEMA_VERSION}); upgrade annc or pass "
+                "--db with another path. The file is left as it is"
+            )
+        if version < 1:
+            raise _unusable(path, "the measurement database has no schema version")
+    except sqlite3.DatabaseError as error:
+        raise _unusable(path, f"the database cannot be read ({error})") from None
+    finally:
+        connection.close()
+
+
+class MeasurementStore:
+    """An open measurement database. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise StoreError(f"{self.path}: error: the folder {parent} does not exist")
+        _check_header(self.path)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            _check_contents(self.path)
+        elif not os.access(parent, os.W_OK):
+            raise StoreError(f"{self.path}: error: cannot create the measurement database: "
+                             f"the folder {parent} is not writable")
+        try:
+            self._connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                               isolation_level=None)
+            self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._connection.execute("PRAGMA journal_mode = WAL")
+            self._connection.execute("PRAGMA synchronous = NORMAL")
+            self._create_schema()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: error: cannot open the measurement database for "
+                             f"writing ({error})") from None
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._connection.execute(statement)
+            self._connection.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),))
+            self._connection.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._connection)
+
+    def __enter__(self) -> MeasurementStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def add(self, measurement: Measurement) -> None:
+        """Writes and commits one measurement."""
+        row = measurement.as_row()
+        values = [row[c] for c in _COLUMNS]
+        values[_COLUMNS.index("shapes")] = shapes_text(measurement.shapes)
+        values[_COLUMNS.index("threads")] = json.dumps(measurement.threads, sort_keys=True)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        try:
+            self._connection.execute(
+                f"INSERT INTO measurements ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+                values)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: error: cannot write a measurement ({error})") from None
+
+    def has(self, fingerprint: str, config: tuple[str, str, str, str, str, Shapes, int]) -> bool:
+        """Whether a measurement of this configuration (any status) is already stored."""
+        kernel, variant, device, split, dtype, shapes, noise_pass = config
+        row = self._connection.execute(
+            "SELECT 1 FROM measurements WHERE fingerprint = ? AND kernel = ? AND variant = ? "
+            "AND device = ? AND split = ? AND dtype = ? AND shapes = ? AND pass = ? LIMIT 1",
+            (fingerprint, kernel, variant, device, split, dtype, shapes_text(shapes),
+             noise_pass)).fetchone()
+        return row is not None
+
+    def stored_configs(self, fingerprint: str) -> set[tuple[str, str, str, str, str, Shapes, int]]:
+        """Every configuration already measured for this fingerprint."""
+        return {m.config for m in self.measurements(fingerprint)}
+
+    def measurements(self, fingerprint: str | None = None) -> Iterator[Measurement]:
+        """Every stored measurement (of one fingerprint, when given), in the order taken."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM measurements"
+        parameters: tuple[str, ...] = ()
+        if fingerprint is not None:
+            query += " WHERE fingerprint = ?"
+            parameters = (fingerprint,)
+        for values in self._connection.execute(query + " ORDER BY id", parameters):
+            row = dict(zip(_COLUMNS, values, strict=True))
+            yield Measurement(
+                fingerprint=row["fingerprint"], kernel=row["kernel"], variant=row["variant"],
+                device=row["device"], dtype=row["dtype"], shapes=parse_shapes(row["shapes"]),
+                split=row["split"], status=row["status"], median_s=row["median_s"],
+                spread=row["spread"], repeats=row["repeats"], compile_s=row["compile_s"],
+                error=row["error"], noise_pass=row["pass"], threads=json.loads(row["threads"]),
+                taken_at=row["taken_at"], annc_version=row["annc_version"],
+            )
+
+    def add_calibration_time(self, fingerprint: str, seconds: float) -> None:
+        """Adds to the wall time spent calibrating this fingerprint (over every run)."""
+        key = f"calibration_s:{fingerprint}"
+        with self._transaction():
+            row = self._connection.execute("SELECT value FROM meta WHERE key = ?",
+                                           (key,)).fetchone()
+            total = float(row[0]) + seconds if row else seconds
+            self._connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                     (key, repr(total)))
+
+    def calibration_time(self, fingerprint: str) -> float:
+        """Seconds spent calibrating this fingerprint, summed over every run."""
+        row = self._connection.execute("SELECT value FROM meta WHERE key = ?",
+                                       (f"calibration_s:{fingerprint}",)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def count(self, fingerprint: str | None = None) -> int:
+        if fingerprint is None:
+            return int(self._connection.execute("SELECT COUNT(*) FROM measurements")
+                       .fetchone()[0])
+        return int(self._connection.execute(
+            "SELECT COUNT(*) FROM measurements WHERE fingerprint = ?", (fingerprint,))
+            .fetchone()[0])
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT` (rolled back on an exception)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._connection.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,222 @@
+"""Measuring in a separate process, so a variant that crashes or hangs costs one row.
+
+Halide and XLA are native code: a segfault in a variant would take the whole
+calibration down with it. `MeasureWorker` keeps one long-lived child process
+(started with `spawn`) that loads the variant library once and answers
+measure requests over a pipe. When a measurement raises, the answer says so;
+when the child dies, or a measurement runs past its timeout (the child is
+killed), the worker reports it and starts a fresh child for the next request.
+
+`ANNC_TEST_VARIANTS=module.a,module.b` makes the child (and `load_variants`)
+import those modules too: tests use it to register variants that fail, crash
+or hang on purpose.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from hardware.variants import load_library
+
+TEST_VARIANTS_VARIABLE = "ANNC_TEST_VARIANTS"
+
+START_TIMEOUT_S = 120.0
+"""How long a fresh child may take to import the variant library."""
+
+
+def load_variants() -> None:
+    """`load_library()`, plus the modules named in `$ANNC_TEST_VARIANTS`."""
+    load_library()
+    for name in filter(None, os.environ.get(TEST_VARIANTS_VARIABLE, "").split(",")):
+        importlib.import_module(name.strip())
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """The harness's repeat settings (see `hardware.timing.measure`)."""
+
+    min_repeats: int = 3
+    min_seconds: float = 0.03
+    max_repeats: int = 200
+    max_seconds: float = 2.0
+    warmup: int = 1
+
+
+@dataclass(frozen=True)
+class Request:
+    kernel: str
+    variant: str
+    device: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtype: str
+    settings: TimingSettings = field(default_factory=TimingSettings)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one request: `status` is ok, failed, timeout or crashed."""
+
+    status: str
+    median_s: float | None = None
+    spread: float | None = None
+    repeats: int | None = None
+    compile_s: float | None = None
+    threads: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Interrupted(Exception):
+    """The caller's deadline passed while a measurement was running; it was abandoned."""
+
+
+def _serve(connection: Connection) -> None:
+    """The child's loop: load the library, then answer requests until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    os.dup2(2, 1)  # native code that prints must not mix into the parent's stdout
+    from hardware.compiled import clear_cache
+    from hardware.timing import measure
+    from hardware.variants import get_variant
+
+    load_variants()
+    connection.send(("ready", None))
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        try:
+            variant = get_variant(request.kernel, request.variant, request.device)
+            s = request.settings
+            timing = measure(variant, request.shapes, request.dtype,
+                             min_repeats=s.min_repeats, min_seconds=s.min_seconds,
+                             max_repeats=s.max_repeats, max_seconds=s.max_seconds,
+                             warmup=s.warmup)
+            answer: Any = Outcome("ok", timing.median_s, timing.spread, timing.repeats,
+                                  timing.compile_s, timing.threads)
+        except Exception as error:  # a failing variant is data, not the worker's end
+            answer = Outcome("failed", error=f"{type(error).__name__}: {error}"[:2000])
+        finally:
+            clear_cache()
+        connection.send(answer)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker process stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the worker process was killed by {name}"
+    return f"the worker process exited with status {code}"
+
+
+class MeasureWorker:
+    """A child process that measures variants; restarted after every crash or timeout."""
+
+    def __init__(self) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._connection: Connection | None = None
+        self.restarts = 0
+
+    def __enter__(self) -> MeasureWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self, deadline: float | None) -> Connection:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(child,), daemon=True,
+                                        name="annc-measure")
+        process.start()
+        child.close()
+        self._process, self._connection = process, parent
+        wait = START_TIMEOUT_S if deadline is None else max(0.0, deadline - time.monotonic())
+        if not parent.poll(min(wait, START_TIMEOUT_S)):
+            self._kill()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Interrupted
+            raise RuntimeError("the measuring worker did not start within "
+                               f"{START_TIMEOUT_S:.0f} s")
+        try:
+            parent.recv()
+        except EOFError:
+            code = process.exitcode
+            self._kill()
+            raise RuntimeError(f"the measuring worker failed to start: "
+                               f"{_describe_exit(code)}") from None
+        return parent
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(5)
+        if self._connection is not None:
+            self._connection.close()
+        self._process = self._connection = None
+
+    def close(self) -> None:
+        """Stops the child (asking first, then killing)."""
+        if self._connection is not None and self._process is not None:
+            try:
+                self._connection.send(None)
+                self._process.join(2)
+            except (OSError, ValueError):
+                pass
+        self._kill()
+
+    def measure(self, request: Request, timeout_s: float,
+                deadline: float | None = None) -> Outcome:
+        """Measures one request; `timeout` if it takes longer than `timeout_s`.
+
+        `deadline` (a `time.monotonic()` value) is the caller's own limit: when it
+        passes first, the child is killed and `Interrupted` raised (nothing to record).
+        """
+        connection = self._connection
+        if connection is None:
+            connection = self._start(deadline)
+        try:
+            connection.send(request)
+        except (OSError, ValueError):
+            return self._crashed()
+        limit = time.monotonic() + timeout_s
+        stop = limit if deadline is None else min(limit, deadline)
+        while True:
+            remaining = stop - time.monotonic()
+            if connection.poll(max(0.0, min(remaining, 0.5))):
+                break
+            if self._process is not None and not self._process.is_alive():
+                return self._crashed()
+            if remaining <= 0:
+                self._kill()
+                self.restarts += 1
+                if deadline is not None and stop == deadline and deadline < limit:
+                    raise Interrupted
+                return Outcome("timeout", error=f"no result within {timeout_s:g} s; "
+                               "the worker process was killed")
+        try:
+            return connection.recv()
+        except (EOFError, OSError):
+            return self._crashed()
+
+    def _crashed(self) -> Outcome:
+        process = self._process
+        if process is not None:
+            process.join(5)
+        code = process.exitcode if process is not None else None
+        self._kill()
+        self.restarts += 1
+        return Outcome("crashed", error=_describe_exit(code))
