@@ -14,7 +14,7 @@ from dsl import ast
 from dsl.checks import check
 from dsl.errors import AnncError, CompileError, Diagnostic
 from dsl.lowering import lower
-from dsl.parser import parse
+from dsl.parser import nested_too_deeply, parse
 
 STAGES = ("ast", "ir")
 """The stages `emit` can name, in pipeline order."""
@@ -33,8 +33,11 @@ def compile_source(
     program = parse(text, filename)
     if emit == "ast":
         return program
-    typed = check(program, text, params, tuple(targets) if targets is not None else None)
-    return lower(typed)
+    try:
+        typed = check(program, text, params, tuple(targets) if targets is not None else None)
+        return lower(typed)
+    except RecursionError:
+        raise nested_too_deeply(text, filename) from None
 
 
 def read_source(path: str | Path) -> str:

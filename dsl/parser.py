@@ -11,7 +11,13 @@ from functools import cache
 from importlib.resources import files
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from dsl import ast
 from dsl.errors import CompileError, Diagnostic, source_lines
@@ -234,8 +240,18 @@ def parse(text: str, filename: str = "<input>") -> ast.Program:
     except UnexpectedInput as error:
         raise _syntax_error(error, text, filename) from None
     except RecursionError:
-        end = _end_of(text)
-        raise CompileError([Diagnostic(
-            filename, end.line, 1, "the program is nested too deeply to compile"
-        )]) from None
+        raise nested_too_deeply(text, filename) from None
+    except VisitError as error:  # Lark wraps what a Transformer method raises
+        if isinstance(error.orig_exc, RecursionError):
+            raise nested_too_deeply(text, filename) from None
+        raise
     return ast.Program(statements, filename, _end_of(text))
+
+
+def nested_too_deeply(text: str, filename: str) -> CompileError:
+    """The error for a program whose nesting exhausts Python's recursion limit."""
+    return CompileError([Diagnostic(
+        filename, _end_of(text).line, 1,
+        "the program is nested too deeply to compile (expressions, calls or repeat blocks "
+        "nested hundreds deep); split it into shorter statements",
+    )])
