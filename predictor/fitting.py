@@ -47,8 +47,10 @@ def split(rows: Sequence[Measurement], name: str) -> list[Measurement]:
 def predict_seconds(model: Model, configs: Sequence[Configuration]) -> np.ndarray:
     augmented = "log complexity" in model.features
     x = model.normalisation.features(feature_matrix(configs, augmented))
-    params = {k: jnp.asarray(v) for k, v in model.params.items()}
-    normalised = np.asarray(jax.vmap(mlp.predict, in_axes=(None, 0))(params, jnp.asarray(x)))
+    params = {k: jnp.asarray(v, mlp.DTYPE) for k, v in model.params.items()}
+    batch = jnp.asarray(x, mlp.DTYPE)
+    normalised = np.asarray(jax.vmap(mlp.predict, in_axes=(None, 0))(params, batch),
+                            dtype=np.float64)
     return np.exp(model.normalisation.log_time(normalised))
 
 

@@ -16,13 +16,18 @@ HIDDEN = 8
 """Hidden units of the augmented model and of the same-size plain baseline."""
 
 
+DTYPE = jnp.float32
+"""Models compute in f32 whether or not JAX's x64 mode is on, so results do not depend
+on what else the process imported."""
+
+
 def init(key: jax.Array, inputs: int, hidden: int = HIDDEN) -> Params:
     first, second = jax.random.split(key)
     return {
-        "w1": jax.random.normal(first, (inputs, hidden)) / jnp.sqrt(inputs),
-        "b1": jnp.zeros(hidden),
-        "w2": jax.random.normal(second, (hidden,)) / jnp.sqrt(hidden),
-        "b2": jnp.zeros(()),
+        "w1": jax.random.normal(first, (inputs, hidden), DTYPE) / jnp.sqrt(inputs),
+        "b1": jnp.zeros(hidden, DTYPE),
+        "w2": jax.random.normal(second, (hidden,), DTYPE) / jnp.sqrt(hidden),
+        "b2": jnp.zeros((), DTYPE),
     }
 
 

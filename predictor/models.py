@@ -169,7 +169,7 @@ class ModelSet:
                 stacked["scale"][i, :d] = model.normalisation.scale
                 stacked["target"][i] = (model.normalisation.target_mean,
                                         model.normalisation.target_scale)
-            arrays = {k: jnp.asarray(v) for k, v in stacked.items()}
+            arrays = {k: jnp.asarray(v, mlp.DTYPE) for k, v in stacked.items()}
             self._stacked = (combos, {c: i for i, c in enumerate(combos)}, arrays)
         return self._stacked
 
@@ -193,7 +193,8 @@ class ModelSet:
             rows[i, : len(features)] = features
             which[i] = index[combo]
             known[i] = True
-        log_times = np.asarray(_predict_batch(arrays, jnp.asarray(which), jnp.asarray(rows)))
+        log_times = np.asarray(_predict_batch(arrays, jnp.asarray(which),
+                                              jnp.asarray(rows, mlp.DTYPE)), dtype=np.float64)
         seconds = np.exp(log_times[: len(queries)])
         return np.where(known, seconds, np.nan)
 

@@ -93,8 +93,8 @@ def train_group(
         val_w[i, :n] = validation if validation.any() else 1.0
     keys = jax.random.split(jax.random.key(seed), len(sets) * restarts)
     keys = keys.reshape(len(sets), restarts)
-    best, losses = _fit_group(keys, jnp.asarray(x), jnp.asarray(y), jnp.asarray(train_w),
-                              jnp.asarray(val_w), hidden=hidden, steps=steps)
+    arrays = (jnp.asarray(a, mlp.DTYPE) for a in (x, y, train_w, val_w))
+    best, losses = _fit_group(keys, *arrays, hidden=hidden, steps=steps)
     winners = np.asarray(jnp.argmin(losses, axis=1))
     return [
         jax.tree.map(lambda leaf, i=i: np.asarray(leaf[i, winners[i]]), best)
