@@ -402,7 +402,7 @@ class _Checker:
             if binding is None:
                 continue
             if binding.literal is not None:
-                dtype = self.probe_dtype(statement.body, name) or "f64"
+                dtype = self.probe_dtype(statement.body, name)
                 constant = Constant(binding.literal, TensorType(dtype, ()))
                 typed.append(Bind(name, constant))
                 binding = _Binding(constant.type, None, binding.loc, binding.declared)
@@ -420,14 +420,19 @@ class _Checker:
         typed.append(Loop(count, tuple(carried.items()), tuple(body), statement.loc))
         return typed
 
-    def probe_dtype(self, body: tuple[ast.Statement, ...], name: str) -> str | None:
-        """The dtype a name bound to a number takes inside a loop body, if it takes one."""
-        probe = _Checker(self.program, self.lines, dict(self.params), self.targets)
-        probe.param_locs = dict(self.param_locs)
-        probe.scope = self.scope.copy()
-        probe.check_block(body, top_level=False)
-        binding = probe.scope.values.get(name)
-        return binding.type.dtype if binding and binding.type else None
+    def probe_dtype(self, body: tuple[ast.Statement, ...], name: str) -> str:
+        """The dtype a loop-carried name bound to a number takes: the first of f64 and
+        f32 with which the loop body checks cleanly (f64, numpy's default, if neither)."""
+        binding = self.scope.values[name]
+        for dtype in DTYPES[::-1]:
+            probe = _Checker(self.program, self.lines, dict(self.params), self.targets)
+            probe.param_locs = dict(self.param_locs)
+            probe.scope = self.scope.copy()
+            probe.scope.values[name] = _Binding(TensorType(dtype, ()), None, binding.loc)
+            probe.check_block(body, top_level=False)
+            if not probe.diagnostics:
+                return dtype
+        return "f64"
 
     def check_count(self, count: ast.Number | ast.Name) -> int | None:
         if isinstance(count, ast.Name):

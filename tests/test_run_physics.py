@@ -379,3 +379,23 @@ def test_cli_memory_refusal_exits_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "f32[200000, 200000]" in done.stderr and "bytes" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_counter_bound_to_a_number_takes_the_dtype_its_loop_needs(tmp_path: Path) -> None:
+    text = """
+input x : f32[2]
+s = 1
+c = 0
+repeat 3 {
+  s = s * 2
+  x = x * s
+  c = c + 1
+}
+output x, s, c
+"""
+    result = annc.run_file(write(tmp_path, text), inputs={"x": np.ones(2)})
+    assert result.outputs["x"].dtype == np.float32
+    assert result.outputs["s"].dtype == np.float32
+    assert result.outputs["c"].dtype == np.float64
+    np.testing.assert_array_equal(result.outputs["x"], [64, 64])
+    assert float(result.outputs["c"]) == 3.0
