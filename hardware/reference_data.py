@@ -15,12 +15,12 @@ import gzip
 import io
 import json
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hardware.fingerprint import Fingerprint
+from hardware.sampling import PLAN_OVERRIDES, PLAN_SIZES
 from hardware.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
 from hardware.worker import TimingSettings
 
@@ -54,8 +54,7 @@ def _csv_text(measurements: list[Measurement]) -> str:
 
 
 def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
-                     settings: TimingSettings, plan_sizes: Mapping[str, object],
-                     folder: Path = DATA_FOLDER) -> list[Path]:
+                     settings: TimingSettings, folder: Path = DATA_FOLDER) -> list[Path]:
     """Writes the store's rows of this fingerprint and their metadata; returns the paths."""
     from hardware.calibration import noise_floor
 
@@ -85,8 +84,9 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
         "annc_version": measurements[-1].annc_version,
         "threads": measurements[-1].threads,
         "timing_settings": asdict(settings),
-        "plan_sizes": {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
-                       for k, v in plan_sizes.items()},
+        "plan_sizes": {name: asdict(size) for name, size in PLAN_SIZES.items()},
+        "plan_overrides": [{"kernel": k, "variant": v, **asdict(size)}
+                           for (k, v), size in PLAN_OVERRIDES.items()],
         "noise_floor": {"mape": floor.mape, "pairs": floor.pairs},
         "combinations": [{"kernel": k, "variant": v, "device": d, **c}
                          for (k, v, d), c in combos.items()],

@@ -67,12 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "export the reference data into the package (hardware/data/)")
 
 
-def _names(text: str | None) -> list[str] | None:
+def comma_names(text: str | None) -> list[str] | None:
     return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _devices(text: str | None) -> list[str] | None:
-    names = _names(text)
+    names = comma_names(text)
     if names is None:
         return None
     here = available_devices()
@@ -83,8 +83,14 @@ def _devices(text: str | None) -> list[str] | None:
     return names
 
 
-def process_age() -> float:
-    """Seconds since this process started (0 where /proc cannot tell)."""
+def startup_seconds() -> float:
+    """Seconds since the `annc` process started, when this command runs as the program.
+
+    `--budget` counts from the moment the user started `annc`, so the command
+    returns within it; when called from Python (tests) it counts from the call.
+    """
+    if Path(sys.argv[0]).name not in ("annc", "__main__.py"):
+        return 0.0
     try:
         with open("/proc/self/stat") as stat:
             start_ticks = int(stat.read().rpartition(")")[2].split()[19])
@@ -111,20 +117,20 @@ def run(args: argparse.Namespace) -> int:
     devices = _devices(args.devices)
     if args.reference:
         kernels, devices = None, devices or ["cpu"]
-    variants = select_variants(kernels, devices, _names(args.variants))
-    if not variants:
-        raise AnncError("calibrate: no variant matches --kernels, --variants and --devices")
-    jobs = full_plan(variants)
-    if args.noise or args.reference:
-        jobs += noise_passes(variants)
     path = Path(args.db) if args.db else default_database()
-    console = Console(stderr=True)
-    fp = fingerprint()
-    with MeasurementStore(path) as store:
+    with MeasurementStore(path) as store:  # a bad database is reported before any work
+        variants = select_variants(kernels, devices, comma_names(args.variants))
+        if not variants:
+            raise AnncError("calibrate: no variant matches --kernels, --variants and --devices")
+        jobs = full_plan(variants)
+        if args.noise or args.reference:
+            jobs += noise_passes(variants)
+        console = Console(stderr=True)
+        fp = fingerprint()
         console.print(f"calibrating {len(variants)} variant(s) of "
                       f"{len({v.kernel for v in variants})} kernel(s) on this machine "
                       f"(fingerprint {fp.id}) into {path}")
-        budget = None if args.budget is None else max(0.0, args.budget - process_age()
+        budget = None if args.budget is None else max(0.0, args.budget - startup_seconds()
                                                        - SHUTDOWN_S)
         calibration = Calibration(store, fp.id, budget_s=budget, timeout_s=args.timeout)
         try:
@@ -145,9 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if args.reference and stopped == "complete":
             from hardware.calibration import CALIBRATION_SETTINGS
             from hardware.reference_data import export_reference
-            from hardware.sampling import PLAN_SIZES
 
-            for written in export_reference(store, fp, CALIBRATION_SETTINGS, PLAN_SIZES):
+            for written in export_reference(store, fp, CALIBRATION_SETTINGS):
                 console.print(f"wrote {written}")
     return 0
 

@@ -1,0 +1,155 @@
+"""`annc tune`: measure every candidate of every op of a workload (the oracle).
+
+Each kernel op is measured alone, on its real operand shapes, with every
+variant of its kernel that applies, on every device the program may use (its
+pin, else its targets that this machine has). Measurements run in a worker
+process, so a variant that crashes or hangs is reported, not fatal. Ops with
+the same kernel, shapes and dtype share their measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
+
+from annc.commands.calibrate import comma_names
+from annc.commands.common import add_program_arguments, add_target_argument, defines, targets
+from annc.compiler import compile_file
+from annc.running import module_targets
+from dsl.dialect import KernelOp
+from dsl.errors import AnncError
+from hardware.calibration import select_variants
+from hardware.devices import available_devices
+from hardware.variants.reference import REFERENCE
+from hardware.worker import MeasureWorker, Outcome, Request, TimingSettings
+
+HELP = "measure every candidate variant and device of every op of a workload"
+
+TUNE_SETTINGS = TimingSettings(min_repeats=5, min_seconds=0.1, max_repeats=1000,
+                               max_seconds=10.0, warmup=1)
+TUNE_TIMEOUT_S = 120.0
+
+Shapes = tuple[tuple[int, ...], ...]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_program_arguments(parser)
+    add_target_argument(parser)
+    parser.add_argument("--report", choices=("table", "json"), default="table",
+                        help="a table (default) or one JSON object on standard output")
+    parser.add_argument("--variants", metavar="NAME,...",
+                        help="only candidates of these variant names, e.g. numpy,jax")
+    parser.add_argument("--timeout", type=float, default=TUNE_TIMEOUT_S, metavar="SECONDS",
+                        help=f"give up on a candidate after this long (default "
+                        f"{TUNE_TIMEOUT_S:g})")
+
+
+def op_signature(op: KernelOp) -> tuple[Shapes, str]:
+    """The op's operand shapes and dtype name, from its operand types."""
+    shapes = []
+    dtype = "float64"
+    for operand in op.operands:
+        type_ = operand.type
+        assert isinstance(type_, TensorType)
+        shapes.append(tuple(int(d) for d in type_.get_shape()))
+        dtype = "float32" if isinstance(type_.element_type, Float32Type) else "float64"
+    return tuple(shapes), dtype
+
+
+def allowed_devices(module: ModuleOp, op: KernelOp) -> list[str]:
+    """The op's pin, else the module's targets that this machine has (all when none)."""
+    here = list(available_devices())
+    if op.device is not None:
+        return [op.device.data] if op.device.data in here else []
+    wanted = module_targets(module)
+    return here if wanted is None else [d for d in here if d in wanted]
+
+
+def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
+         console: Console) -> dict[str, Any]:
+    """The `tune --report json` object for a compiled module."""
+    kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
+    variants = select_variants(names=names)
+    cache: dict[tuple[str, str, str, Shapes, str], Outcome] = {}
+    ops = []
+    with MeasureWorker() as worker, console.status("tuning") as status:
+        for index, op in enumerate(kernel_ops):
+            kernel = op.kernel_name()
+            shapes, dtype = op_signature(op)
+            devices = allowed_devices(module, op)
+            candidates = []
+            for variant in variants:
+                if (variant.kernel != kernel or variant.device not in devices
+                        or not variant.applies(shapes, np.dtype(dtype))):
+                    continue
+                key = (kernel, variant.name, variant.device, shapes, dtype)
+                if key not in cache:
+                    status.update(f"op {index}: {kernel} {variant.name} on {variant.device}")
+                    cache[key] = worker.measure(
+                        Request(kernel, variant.name, variant.device, shapes, dtype,
+                                TUNE_SETTINGS), timeout_s)
+                    if cache[key].status != "ok":
+                        console.print(f"note: op {index} ({kernel}): {variant.name} on "
+                                      f"{variant.device} {cache[key].status}: "
+                                      f"{cache[key].error}", soft_wrap=True)
+                outcome = cache[key]
+                candidates.append({
+                    "variant": variant.name, "device": variant.device, "predicted_s": None,
+                    "measured_s": outcome.median_s if outcome.status == "ok" else None,
+                })
+            chosen = {
+                "variant": op.variant.data if op.variant else REFERENCE,
+                "device": op.device.data if op.device else "cpu",
+            }
+            ops.append({"index": index, "kernel": kernel, "shapes": [list(s) for s in shapes],
+                        "chosen": chosen, "candidates": candidates})
+    return {"ops": ops}
+
+
+def run(args: argparse.Namespace) -> int:
+    module = compile_file(args.file, params=defines(args), targets=targets(args), emit="ir")
+    assert isinstance(module, ModuleOp)
+    timeout = args.timeout
+    if timeout <= 0:
+        raise AnncError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
+    console = Console(stderr=True)
+    report = tune(module, comma_names(args.variants), timeout, console)
+    if args.report == "json":
+        print(json.dumps(report))
+    else:
+        print_table(report)
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.4g}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    table = Table("#", "kernel", "shapes", "variant", "device", "measured ms", "")
+    for op in report["ops"]:
+        measured = [c["measured_s"] for c in op["candidates"] if c["measured_s"] is not None]
+        best = min(measured, default=None)
+        shapes = " ".join("x".join(map(str, s)) or "()" for s in op["shapes"])
+        if not op["candidates"]:
+            table.add_row(str(op["index"]), op["kernel"], shapes, "(no candidate)", "", "-", "")
+        for i, c in enumerate(sorted(op["candidates"], key=lambda c: (c["measured_s"] is None,
+                                                                        c["measured_s"] or 0))):
+            marks = []
+            if c["measured_s"] is not None and c["measured_s"] == best:
+                marks.append("fastest")
+            if (c["variant"], c["device"]) == (op["chosen"]["variant"], op["chosen"]["device"]):
+                marks.append("chosen")
+            table.add_row(str(op["index"]) if i == 0 else "", op["kernel"] if i == 0 else "",
+                          shapes if i == 0 else "", c["variant"], c["device"],
+                          _ms(c["measured_s"]), ", ".join(marks))
+        table.add_section()
+    Console(file=sys.stdout).print(table)

@@ -1,0 +1,185 @@
+"""Calibration: the sampling plan, budgets, resuming, Ctrl-C, misbehaving variants, concurrency."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from annc.cli import main
+from hardware.calibration import noise_floor
+from hardware.sampling import (
+    DRAWS,
+    calibration_plan,
+    configurations,
+    interleave,
+    noise_plan,
+    plan_size,
+)
+from hardware.store import Measurement, MeasurementStore
+from hardware.variants import load_library, variants_for
+
+TESTS = Path(__file__).parent
+CHEAP = ["--variants", "numpy,numpy.reference"]
+
+
+def rows(path: Path) -> list[Measurement]:
+    with MeasurementStore(path) as store:
+        return list(store.measurements())
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def annc_process(*args: str, home: Path, **env: str) -> subprocess.Popen[str]:
+    environment = {**os.environ, "ANNC_HOME": str(home), "PYTHONPATH": str(TESTS), **env}
+    return subprocess.Popen([sys.executable, "-m", "annc", *args], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+def test_plan_is_seeded_and_train_test_are_disjoint() -> None:
+    for kernel in DRAWS:
+        train, test = configurations(kernel)
+        assert (train, test) == configurations(kernel)
+        assert len(train) == 250 and len(test) == 50
+        assert not set(train) & set(test)
+        assert {c.dtype for c in train} == {"float32", "float64"}
+
+
+def test_sizes_span_the_ranges() -> None:
+    train, _ = configurations("conv2d")
+    kernels = [c.shapes[1] for c in train]
+    assert all(p % 2 == 1 and q % 2 == 1 and 1 <= p <= 31 and 1 <= q <= 31 for p, q in kernels)
+    assert any(p != q for p, q in kernels)
+    assert {1, 3} <= {p for p, _ in kernels} and max(p for p, _ in kernels) >= 25
+    images = [c.shapes[0] for c in train]
+    assert min(min(s) for s in images) < 16 and max(max(s) for s in images) > 512
+    matmuls = [c.shapes for c in configurations("matmul")[0]]
+    assert all(a[1] == b[0] and a[0] * a[1] * b[1] <= 2**30 for a, b in matmuls)
+    assert any(a[0] != b[1] for a, b in matmuls) and any(a[0] == a[1] == b[1]
+                                                         for a, b in matmuls)
+    assert max(a[0] for a, _ in matmuls) > 1000 and min(a[0] for a, _ in matmuls) < 16
+    sizes = [max(len(s) and s[0] * (s[1] if len(s) > 1 else 1) for s in c.shapes)
+             for c in configurations("add")[0]]
+    assert min(sizes) < 100 and max(sizes) > 1_000_000
+
+
+def test_plan_sizes_follow_build_cost_and_interleave() -> None:
+    load_library()
+    variants = variants_for("conv2d", "cpu")
+    jobs = calibration_plan(variants, memory_bytes=8 * 2**30)
+    counts = Counter((j.variant.name, j.split) for j in jobs)
+    for variant in variants:
+        size = plan_size(variant)
+        assert counts[(variant.name, "train")] == size.train
+        assert counts[(variant.name, "test")] == size.test
+    first_round = {j.variant.name for j in jobs[: len(variants)]}
+    assert first_round == {v.name for v in variants}
+    assert interleave([[1, 2, 3], [4]]) == [1, 4, 2, 3]  # type: ignore[list-item]
+
+
+def test_noise_plan_measures_the_same_sample_twice() -> None:
+    load_library()
+    first, second = noise_plan(list(variants_for("add")), memory_bytes=2**33, size=10)
+    assert len(first) == len(second) == 10
+    assert [(j.variant, j.config) for j in first] == [(j.variant, j.config) for j in second]
+    assert {j.noise_pass for j in first} == {1} and {j.noise_pass for j in second} == {2}
+
+
+def test_noise_floor_is_mean_relative_difference() -> None:
+    def m(shape: int, noise_pass: int, median: float) -> Measurement:
+        return Measurement("f", "neg", "numpy", "cpu", "float32", ((shape,),), "noise", "ok",
+                           median, noise_pass=noise_pass)
+
+    floor = noise_floor([m(1, 1, 1.0), m(1, 2, 1.2), m(2, 1, 2.0), m(2, 2, 1.8), m(3, 1, 5.0)])
+    assert floor.pairs == 2
+    assert floor.mape == pytest.approx(0.15)
+
+
+# --- running calibrations -------------------------------------------------------------------
+
+def test_small_budget_stores_rows_within_budget_then_resumes(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["calibrate", "--kernels", "neg,add", *CHEAP, "--budget", "8"]
+    start = time.monotonic()
+    assert main(args) == 0
+    assert time.monotonic() - start < 8 + 2
+    first = rows(home / "measurements.sqlite")
+    assert len(first) >= 10
+    assert {m.variant for m in first} == {"numpy", "numpy.reference"}
+    assert {m.kernel for m in first} == {"neg", "add"}
+    assert all(m.status == "ok" and m.median_s and m.median_s > 0 for m in first)
+    assert "budget spent" in capsys.readouterr().err
+
+    assert main(args) == 0
+    second = rows(home / "measurements.sqlite")
+    assert len(second) > len(first)
+    configs = [m.config for m in second]
+    assert len(configs) == len(set(configs))
+    assert "already stored were skipped" in capsys.readouterr().err
+
+
+def test_failing_crashing_and_hanging_variants_are_recorded(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANNC_TEST_VARIANTS", "calibration_variants")
+    names = "numpy,test.failing,test.exiting,test.segfault,test.hanging"
+    assert main(["calibrate", "--kernels", "neg", "--variants", names, "--budget", "16",
+                 "--timeout", "1.5"]) == 0
+    by_variant: dict[str, Counter[str]] = {}
+    for m in rows(home / "measurements.sqlite"):
+        by_variant.setdefault(m.variant, Counter())[m.status] += 1
+    assert by_variant["test.failing"]["failed"] >= 1
+    assert by_variant["test.exiting"]["crashed"] >= 1
+    assert by_variant["test.segfault"]["crashed"] >= 1
+    assert by_variant["test.hanging"]["timeout"] >= 1
+    assert by_variant["numpy"]["ok"] >= 2  # it carried on after each
+    errors = {m.variant: m.error for m in rows(home / "measurements.sqlite")}
+    assert "always fails" in str(errors["test.failing"])
+    assert "SIGSEGV" in str(errors["test.segfault"])
+    assert "status 3" in str(errors["test.exiting"])
+
+
+def test_ctrl_c_keeps_every_row_and_the_database_intact(tmp_path: Path) -> None:
+    db = tmp_path / "m.sqlite"
+    process = annc_process("calibrate", "--kernels", "neg,add", *CHEAP, "--db", str(db),
+                           home=tmp_path / "home")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if db.exists() and sqlite3.connect(db).execute(
+                "SELECT COUNT(*) FROM measurements").fetchone()[0] >= 5:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    kept = int(re.search(r"kept the (\d+) measurement", err).group(1))  # type: ignore[union-attr]
+    connection = sqlite3.connect(db)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert connection.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == kept >= 5
+    assert "Traceback" not in err
+
+
+def test_two_calibrations_into_one_database_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "m.sqlite"
+    processes = [annc_process("calibrate", "--kernels", "neg,sum", *CHEAP, "--budget", "10",
+                              "--db", str(db), home=tmp_path / "home") for _ in range(2)]
+    stored = 0
+    for process in processes:
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        stored += int(re.search(r"stored (\d+) measurement", err).group(1))  # type: ignore[union-attr]
+    assert stored > 0
+    assert len(rows(db)) == stored
