@@ -39,10 +39,11 @@ def tile(extent: int, wanted: int, lane: int) -> int:
 def matmul_tiled(definition: Definition, shapes: tuple[Shape, ...], target: hl.Target) -> None:
     """Register-blocked tiles of the output, each accumulated in a vectorised update.
 
-    The output is cut into tiles of two vectors by 32 rows, fused and spread over the
-    cores; within a tile, strips of four rows are accumulated by the `product` update
-    (computed at the strip), whose reduction over k is split by two and unrolled, with
-    the 2×4 block of vector accumulators kept in registers.
+    The output is cut into tiles of two vectors by about 32 rows, fused and spread over
+    the cores; within a tile, strips of rows are accumulated by the `product` update
+    (computed at the strip), whose reduction over k is split by two and unrolled. The
+    strip is as tall as the vector registers allow: 2×8 accumulators with AVX-512's 32
+    registers, 2×6 with AVX2's 16.
     """
     (m, k), (_, n) = shapes
     x, y = definition.vars
@@ -50,7 +51,8 @@ def matmul_tiled(definition: Definition, shapes: tuple[Shape, ...], target: hl.T
     reduce = definition.reduction
     assert reduce is not None
     vec = min(lanes(definition, target), n)
-    tx, rows = tile(n, 2 * vec, vec), min(4, m)
+    strip = 8 if target.has_feature(hl.TargetFeature.AVX512) else 6
+    tx, rows = tile(n, 2 * vec, vec), min(strip, m)
     ty = tile(m, 32, rows)
     xo, yo, xi, yi, yii, tiles = (hl.Var(name) for name in ("xo", "yo", "xi", "yi", "yii", "t"))
     out.tile(x, y, xo, yo, xi, yi, tx, ty, SHIFT).split(yi, yi, yii, rows, SHIFT)
