@@ -79,6 +79,7 @@ class Interrupted(Exception):
 def _serve(connection: Connection) -> None:
     """The child's loop: load the library, then answer requests until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.dup2(2, 1)  # native code that prints must not mix into the parent's stdout
     from hardware.compiled import clear_cache
     from hardware.timing import measure
@@ -140,7 +141,13 @@ class MeasureWorker:
         parent, child = self._context.Pipe()
         process = self._context.Process(target=_serve, args=(child,), daemon=True,
                                         name="annc-measure")
-        process.start()
+        # Ctrl-C reaches the whole process group: the child starts with SIGINT blocked
+        # and ignores it once running, so only the parent decides what to do.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         self._process, self._connection = process, parent
         wait = START_TIMEOUT_S if deadline is None else max(0.0, deadline - time.monotonic())

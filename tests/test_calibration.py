@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from annc.cli import main
-from hardware.calibration import noise_floor
+from hardware.calibration import Calibration, noise_floor, noise_passes, select_variants
 from hardware.sampling import (
     DRAWS,
     calibration_plan,
@@ -183,3 +183,16 @@ def test_two_calibrations_into_one_database_lose_nothing(tmp_path: Path) -> None
         stored += int(re.search(r"stored (\d+) measurement", err).group(1))  # type: ignore[union-attr]
     assert stored > 0
     assert len(rows(db)) == stored
+
+
+def test_noise_passes_are_stored_and_give_a_floor(tmp_path: Path) -> None:
+    variants = select_variants(["neg", "abs"], ["cpu"], ["numpy"])
+    jobs = noise_passes(variants)
+    with MeasurementStore(tmp_path / "m.sqlite") as store:
+        calibration = Calibration(store, "test-fingerprint")
+        assert calibration.run(jobs) == "complete"
+        measured = list(store.measurements())
+    assert Counter(m.noise_pass for m in measured) == {1: 40, 2: 40}
+    assert {m.split for m in measured} == {"noise"}
+    floor = noise_floor(measured)
+    assert floor.pairs == 40 and floor.mape is not None and floor.mape >= 0
