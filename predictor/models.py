@@ -22,6 +22,7 @@ import numpy as np
 
 from predictor import mlp
 from predictor.features import Configuration, Normalisation, feature_row
+from predictor.transfers import TransferModel
 
 SCHEMA_VERSION = 1
 MAX_FEATURES = 7
@@ -102,6 +103,7 @@ class ModelSet:
 
     fingerprint: dict[str, Any]
     models: dict[Combo, Model]
+    transfers: TransferModel = field(default_factory=lambda: TransferModel({}))
     source: str = "<memory>"
     _stacked: tuple | None = field(default=None, repr=False)
 
@@ -110,6 +112,7 @@ class ModelSet:
         data = {
             "schema_version": SCHEMA_VERSION,
             "fingerprint": self.fingerprint,
+            "transfers": self.transfers.to_json(),
             "models": [m.to_json() for m in sorted(self.models.values(),
                                                      key=lambda m: m.combo)],
         }
@@ -140,7 +143,11 @@ class ModelSet:
         if not isinstance(entries, list) or not isinstance(data.get("fingerprint"), dict):
             raise ModelFileError(f"{where}: not an annc model file (no models list)")
         models = [_model_from_json(entry, where) for entry in entries]
-        return ModelSet(data["fingerprint"], {m.combo: m for m in models}, where)
+        try:
+            transfers = TransferModel.from_json(data.get("transfers", {}))
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{where}: the transfer model is malformed ({error})") from None
+        return ModelSet(data["fingerprint"], {m.combo: m for m in models}, transfers, where)
 
     # Prediction ------------------------------------------------------------------
 

@@ -1,0 +1,103 @@
+"""Measurements to models and back: which model set to use, training it, evaluating it.
+
+This is where the packages meet: the measurements come from `hardware` (a
+user's database or the shipped reference data), each variant's complexity from
+the variant library, and the models from `predictor`.
+
+Which model set a compilation uses is decided in `passes.models`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from annc.home import ensure_home
+from hardware.fingerprint import fingerprint
+from hardware.store import Measurement as StoredMeasurement
+from hardware.store import MeasurementStore
+from hardware.variants import get_variant, load_library
+from passes.models import ModelError
+from predictor.features import Configuration, bytes_touched
+from predictor.fitting import Measurement, fit_models
+from predictor.models import Combo, ModelSet
+
+DTYPE_NAMES = {"float32": "f32", "float64": "f64", "f32": "f32", "f64": "f64"}
+
+
+def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
+    """Successful train/test measurements with their variant's complexity attached.
+
+    Rows of variants this installation does not register (e.g. an OpenCL variant on
+    a machine without OpenCL) are left out: nothing could run them here.
+    """
+    load_library()
+    rows = []
+    for m in stored:
+        if m.status != "ok" or m.split not in ("train", "test") or not m.median_s:
+            continue
+        try:
+            variant = get_variant(m.kernel, m.variant, m.device)
+        except LookupError:
+            continue
+        config = Configuration(m.kernel, m.shapes, DTYPE_NAMES[m.dtype],
+                               float(variant.complexity(m.shapes)))
+        rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s, m.split))
+    return rows
+
+
+def compile_seconds(stored: Iterable[StoredMeasurement]) -> dict[Combo, float]:
+    """The median build time of every combination, for amortising compilation."""
+    times: dict[Combo, list[float]] = defaultdict(list)
+    for m in stored:
+        if m.status == "ok" and m.compile_s is not None:
+            times[(m.kernel, m.variant, m.device)].append(m.compile_s)
+    return {combo: statistics.median(values) for combo, values in times.items()}
+
+
+def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> ModelSet:
+    """Trains the augmented model of every combination with enough rows."""
+    start = time.perf_counter()
+    models = fit_models(to_training_rows(stored))
+    compile_times = compile_seconds(stored)
+    for combo, model in models.items():
+        model.summary["compile_s"] = compile_times.get(combo, 0.0)
+    seconds = time.perf_counter() - start
+    print(f"trained {len(models)} models in {seconds:.1f} s", file=sys.stderr)
+    return ModelSet(fingerprint_dict, models)
+
+
+def stored_measurements(db: Path | None) -> tuple[list[StoredMeasurement], dict[str, Any]]:
+    """This machine's measurements in a database (default: under `$ANNC_HOME`)."""
+    path = db or ensure_home() / "measurements.sqlite"
+    if not path.exists():
+        raise ModelError(f"{path}: no measurements; run `annc calibrate` first")
+    machine = fingerprint()
+    with MeasurementStore(path) as store:
+        rows = list(store.measurements(machine.id))
+    if not rows:
+        raise ModelError(f"{path}: no measurements of this machine (fingerprint "
+                         f"{machine.id}); run `annc calibrate` first")
+    return rows, machine.as_dict()
+
+
+def roofline_peaks(rows: list[Measurement]) -> tuple[dict[str, float], float]:
+    """Peak FLOP/s per dtype and memory bandwidth, as measured in the calibration data.
+
+    Peak FLOP/s is the best matrix product rate seen (two operations per multiply-add);
+    bandwidth the best bytes-per-second of an element-wise kernel.
+    """
+    peak: dict[str, float] = defaultdict(float)
+    bandwidth = 0.0
+    for r in rows:
+        c = r.config
+        if c.kernel == "matmul" and r.combo[1] == "numpy":
+            peak[c.dtype] = max(peak[c.dtype], 2 * c.complexity / r.seconds)
+        if c.kernel in ("add", "mul", "sub", "div"):
+            bandwidth = max(bandwidth, bytes_touched(c.kernel, c.shapes, c.dtype) / r.seconds)
+    return dict(peak), bandwidth

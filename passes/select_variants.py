@@ -1,0 +1,180 @@
+"""`select-variants`: choose every kernel op's variant and device from predicted times.
+
+For each kernel op the candidates are the variants of its kernel on the devices
+it may use (the module's targets that this machine has, narrowed by a pin) that
+apply to its shapes and dtype. Every candidate of the whole module is predicted
+in one batched call. An op's cost on a device is that of its best variant
+there: trip count × predicted time + compile time (paid once, so amortised over
+the trips). A candidate without a model is never chosen. Devices are then
+placed over the whole function (`passes.placement`), counting the copies
+between them, and each op is rewritten to name its variant, device and
+predicted time per execution:
+
+    %c = kernel.matmul %a, %b {variant = "numpy", device = "cpu", predicted_s = 1.2e-03}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
+from xdsl.passes import ModulePass
+
+from dsl.lowering import TARGETS_ATTRIBUTE
+from hardware.devices import available_devices
+from hardware.variants import get_variant, load_library, variants_for
+from passes.models import ChosenModels, load_models
+from passes.placement import copy_seconds, place
+from passes.sites import DataFlow, Site, data_flow
+from predictor.features import Configuration
+from predictor.models import ModelSet
+
+
+@dataclass
+class Candidate:
+    variant: str
+    device: str
+    predicted_s: float | None
+    """Predicted time of one execution; None without a model."""
+    compile_s: float
+    cost_s: float
+    """trips × predicted_s + compile_s; infinite without a model."""
+    why_not: str = ""
+
+
+@dataclass
+class OpPlan:
+    site: Site
+    candidates: list[Candidate]
+    chosen: Candidate | None = None
+
+
+@dataclass
+class Plan:
+    ops: list[OpPlan]
+    models: str
+    devices: list[str]
+    notes: list[str] = field(default_factory=list)
+    transfer_s: float = 0.0
+
+    @property
+    def total_predicted_s(self) -> float:
+        return sum(op.chosen.cost_s for op in self.ops if op.chosen) + self.transfer_s
+
+
+def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
+    targets = module.attributes.get(TARGETS_ATTRIBUTE)
+    if targets is None:
+        return present
+    listed = [t.data for t in targets.data]  # type: ignore[attr-defined]
+    for name in listed:
+        if name not in present:
+            notes.append(f"note: target {name} is not on this machine; skipping it")
+    return [d for d in listed if d in present]
+
+
+def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candidate]:
+    dtype = np.dtype(np.float32 if site.dtype == "f32" else np.float64)
+    options = [site.pin] if site.pin else devices
+    found = []
+    for device in options:
+        for variant in variants_for(site.kernel, device):
+            if variant.applies(site.shapes, dtype):
+                model = models.models.get(variant.key)
+                compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
+                found.append(Candidate(variant.name, device, None, compile_s, math.inf))
+    return found
+
+
+def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None) -> Plan:
+    """Every op's candidates with predicted times, and the choice; the module is unchanged."""
+    load_library()
+    notes: list[str] = []
+    chosen = chosen or load_models(notes)
+    devices = allowed_devices(module, list(available_devices()), notes)
+    flow = data_flow(module)
+    ops = [OpPlan(site, _candidates(site, devices, chosen.models)) for site in flow.sites]
+    _predict(ops, chosen.models)
+    placed = _place(flow, ops, chosen.models)
+    plan = Plan(ops, chosen.description, devices, notes)
+    for op, device in zip(ops, placed, strict=True):
+        _choose(op, device)
+    plan.transfer_s = copy_seconds(flow, placed, _transfer(chosen.models))
+    return plan
+
+
+def _predict(ops: list[OpPlan], models: ModelSet) -> None:
+    queries = [
+        ((op.site.kernel, c.variant, c.device),
+         Configuration(op.site.kernel, op.site.shapes, op.site.dtype, _complexity(op.site, c)))
+        for op in ops for c in op.candidates
+    ]
+    predicted = iter(models.predict(queries))
+    for op in ops:
+        for candidate in op.candidates:
+            seconds = float(next(predicted))
+            if math.isnan(seconds):
+                candidate.why_not = "no model for this variant on this machine"
+                continue
+            candidate.predicted_s = seconds
+            candidate.cost_s = op.site.trips * seconds + candidate.compile_s
+
+
+def _complexity(site: Site, candidate: Candidate) -> float:
+    return float(get_variant(site.kernel, candidate.variant, candidate.device)
+                 .complexity(site.shapes))
+
+
+def _transfer(models: ModelSet):
+    return lambda n_bytes, source, target: models.transfers.seconds(n_bytes, source, target)
+
+
+def _device_costs(op: OpPlan) -> dict[str, float]:
+    costs: dict[str, float] = {}
+    for c in op.candidates:
+        costs[c.device] = min(costs.get(c.device, math.inf), c.cost_s)
+    return costs or {op.site.pin or "cpu": math.inf}
+
+
+def _place(flow: DataFlow, ops: list[OpPlan], models: ModelSet) -> list[str]:
+    return place(flow, [_device_costs(op) for op in ops], _transfer(models))
+
+
+def _choose(op: OpPlan, device: str) -> None:
+    ranked = sorted((c for c in op.candidates if c.device == device and math.isfinite(c.cost_s)),
+                    key=lambda c: (c.cost_s, c.variant))
+    if not ranked:
+        return
+    op.chosen = best = ranked[0]
+    for c in op.candidates:
+        if c is best or c.why_not:
+            continue
+        if c.device != device:
+            c.why_not = f"{c.device} lost in placement (copies and times over the whole function)"
+        elif c.cost_s == best.cost_s:
+            c.why_not = "tied; chosen by name"
+        else:
+            c.why_not = f"{c.cost_s / best.cost_s:.2f}x the predicted cost of {best.variant}"
+
+
+def apply_plan(plan: Plan) -> None:
+    for op in plan.ops:
+        if op.chosen is None:
+            continue
+        attributes = op.site.op.attributes
+        attributes["variant"] = StringAttr(op.chosen.variant)
+        attributes["device"] = StringAttr(op.chosen.device)
+        attributes["predicted_s"] = FloatAttr(float(op.chosen.predicted_s or 0.0), f64)
+
+
+@dataclass(frozen=True)
+class SelectVariants(ModulePass):
+    """Rewrites every kernel op to name its variant, device and predicted time."""
+
+    name = "select-variants"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        apply_plan(plan_selection(op))

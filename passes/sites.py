@@ -1,0 +1,143 @@
+"""The kernel ops of a module as selection sees them: shapes, dtype, trip count, data flow.
+
+A *site* is one kernel op with how many times it runs (the product of the trip
+counts of the `scf.for` loops around it), its pin, and which values it reads
+and writes. Values are tracked through loops: a loop-carried block argument and
+a loop's result are the value its body yields, so the data flow between kernel
+ops is visible across iterations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import Float32Type, IntegerAttr, ModuleOp, TensorType
+from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
+
+from dsl.dialect import KernelOp
+
+HOST = -1
+"""The producer of values that start on the host: inputs, constants."""
+
+
+@dataclass
+class Site:
+    index: int
+    op: KernelOp
+    kernel: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtype: str
+    trips: int
+    pin: str | None
+    loc: str
+    operands: list[int] = field(default_factory=list)
+    """The value id of each operand."""
+    result: int = 0
+
+
+@dataclass
+class Value:
+    """A tensor moving between sites; `producer` is a site index or HOST."""
+
+    producer: int
+    bytes: int
+    times: int
+    """How often a new instance of it is produced (its producer's trip count)."""
+    consumers: list[int] = field(default_factory=list)
+    """Site indices reading it; HOST for a function result."""
+
+
+@dataclass
+class DataFlow:
+    sites: list[Site]
+    values: list[Value]
+
+
+def _trip_count(loop: scf.ForOp) -> int:
+    bounds = []
+    for operand in (loop.lb, loop.ub, loop.step):
+        owner = operand.owner if isinstance(operand, OpResult) else None
+        if not isinstance(owner, arith.ConstantOp) or not isinstance(owner.value, IntegerAttr):
+            return 1
+        bounds.append(owner.value.value.data)
+    lower, upper, step = bounds
+    return max(0, math.ceil((upper - lower) / step)) if step > 0 else 0
+
+
+def _trips(op: Operation) -> int:
+    trips = 1
+    parent = op.parent_op()
+    while parent is not None:
+        if isinstance(parent, scf.ForOp):
+            trips *= _trip_count(parent)
+        parent = parent.parent_op()
+    return trips
+
+
+def _tensor_bytes(value: SSAValue) -> int:
+    type_ = value.type
+    assert isinstance(type_, TensorType)
+    itemsize = 4 if isinstance(type_.element_type, Float32Type) else 8
+    return itemsize * math.prod(type_.get_shape())
+
+
+def _source(value: SSAValue, seen: frozenset[int] = frozenset()) -> SSAValue:
+    """The value a loop-carried argument or a loop result stands for: what the body yields."""
+    if id(value) in seen:
+        return value
+    seen = seen | {id(value)}
+    if isinstance(value, OpResult) and isinstance(value.op, scf.ForOp):
+        yielded = value.op.body.block.last_op
+        assert yielded is not None
+        return _source(yielded.operands[value.index], seen)
+    if isinstance(value, BlockArgument) and isinstance(value.block.parent_op(), scf.ForOp):
+        if value.index == 0:
+            return value
+        yielded = value.block.last_op
+        assert yielded is not None
+        return _source(yielded.operands[value.index - 1], seen)
+    return value
+
+
+def data_flow(module: ModuleOp) -> DataFlow:
+    """Every kernel op of the module as a site, in program order, and the values between."""
+    sites: list[Site] = []
+    index_of: dict[int, int] = {}
+    for op in module.walk():
+        if isinstance(op, KernelOp):
+            index_of[id(op)] = len(sites)
+            element = op.operands[0].type
+            assert isinstance(element, TensorType)
+            sites.append(Site(
+                index=len(sites), op=op, kernel=op.kernel_name(),
+                shapes=tuple(tuple(o.type.get_shape()) for o in op.operands),  # type: ignore[attr-defined]
+                dtype="f32" if isinstance(element.element_type, Float32Type) else "f64",
+                trips=_trips(op), pin=op.device.data if op.device else None,
+                loc=op.loc.data if op.loc else "",
+            ))
+    values: list[Value] = []
+    value_of: dict[int, int] = {}
+
+    def value_id(value: SSAValue) -> int:
+        source = _source(value)
+        if id(source) not in value_of:
+            producer = HOST
+            if isinstance(source, OpResult) and id(source.op) in index_of:
+                producer = index_of[id(source.op)]
+            times = sites[producer].trips if producer != HOST else 1
+            value_of[id(source)] = len(values)
+            values.append(Value(producer, _tensor_bytes(source), times))
+        return value_of[id(source)]
+
+    for site in sites:
+        site.operands = [value_id(o) for o in site.op.operands]
+        for v in site.operands:
+            values[v].consumers.append(site.index)
+        site.result = value_id(site.op.results[0])
+    for op in module.walk():
+        if op.name == "func.return":
+            for operand in op.operands:
+                values[value_id(operand)].consumers.append(HOST)
+    return DataFlow(sites, values)
