@@ -145,12 +145,13 @@ class Calibration:
                         continue
                     if self.progress is not None:
                         self.progress(job, done, len(todo))
+                    began = time.monotonic()
                     try:
                         outcome = worker.measure(self.request(job), self.timeout_s, deadline)
                     except Interrupted:
                         self.stopped = "budget"
                         break
-                    self.store.add(self.measurement(job, outcome))
+                    self.store.add(self.measurement(job, outcome, time.monotonic() - began))
                     self.taken[outcome.status] += 1
                     self.remaining -= 1
         finally:
@@ -162,13 +163,13 @@ class Calibration:
         return Request(v.kernel, v.name, v.device, job.config.shapes, job.config.dtype,
                        self.settings)
 
-    def measurement(self, job: Job, outcome: Outcome) -> Measurement:
+    def measurement(self, job: Job, outcome: Outcome, wall_s: float) -> Measurement:
         v = job.variant
         return Measurement(
             fingerprint=self.fingerprint, kernel=v.kernel, variant=v.name, device=v.device,
             dtype=job.config.dtype, shapes=job.config.shapes, split=job.split,
             status=outcome.status, median_s=outcome.median_s, spread=outcome.spread,
             repeats=outcome.repeats, compile_s=outcome.compile_s, error=outcome.error,
-            noise_pass=job.noise_pass, threads=outcome.threads, taken_at=now(),
+            wall_s=wall_s, noise_pass=job.noise_pass, threads=outcome.threads, taken_at=now(),
             annc_version=self._version,
         )

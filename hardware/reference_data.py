@@ -28,7 +28,7 @@ DATA_FOLDER = Path(__file__).parent / "data"
 METADATA_FILE = "reference.json"
 
 COLUMNS = ("kernel", "variant", "device", "dtype", "shapes", "split", "pass", "status",
-           "median_s", "spread", "repeats", "compile_s", "error")
+           "median_s", "spread", "repeats", "compile_s", "wall_s", "error")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def _csv_text(measurements: list[Measurement]) -> str:
         writer.writerow([m.kernel, m.variant, m.device, m.dtype, shapes_text(m.shapes), m.split,
                          m.noise_pass, m.status, _number(m.median_s), _number(m.spread),
                          "" if m.repeats is None else m.repeats, _number(m.compile_s),
+                         _number(None if m.wall_s is None else round(m.wall_s, 4)),
                          m.error or ""])
     return text.getvalue()
 
@@ -115,7 +116,8 @@ def load_reference(folder: Path = DATA_FOLDER) -> Reference | None:
             device=r["device"], dtype=r["dtype"], shapes=parse_shapes(r["shapes"]),
             split=r["split"], status=r["status"], median_s=_optional(r["median_s"], float),
             spread=_optional(r["spread"], float), repeats=_optional(r["repeats"], int),
-            compile_s=_optional(r["compile_s"], float), error=r["error"] or None,
+            compile_s=_optional(r["compile_s"], float),
+            wall_s=_optional(r["wall_s"], float), error=r["error"] or None,
             noise_pass=int(r["pass"]), threads=metadata.get("threads", {}),
             annc_version=metadata.get("annc_version", ""),
         )

@@ -38,9 +38,9 @@ class PlanSize:
 
 
 PLAN_SIZES = {
-    "cheap": PlanSize(train=200, test=40),
-    "compiled": PlanSize(train=60, test=20),
-    "autoscheduled": PlanSize(train=40, test=15),
+    "cheap": PlanSize(train=250, test=50),
+    "compiled": PlanSize(train=100, test=25),
+    "autoscheduled": PlanSize(train=60, test=20),
     "offload": PlanSize(train=40, test=15),
 }
 """Configurations per combination by the cost of building a variant: numpy-only

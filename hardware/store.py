@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     spread REAL,
     repeats INTEGER,
     compile_s REAL,
+    wall_s REAL,
     threads TEXT NOT NULL DEFAULT '{{}}',
     error TEXT,
     taken_at TEXT NOT NULL,
@@ -64,7 +65,7 @@ CREATE INDEX IF NOT EXISTS measurements_by_config
 """
 
 _COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "split", "pass",
-            "status", "median_s", "spread", "repeats", "compile_s", "threads", "error",
+            "status", "median_s", "spread", "repeats", "compile_s", "wall_s", "threads", "error",
             "taken_at", "annc_version")
 
 
@@ -92,6 +93,8 @@ class Measurement:
     repeats: int | None = None
     compile_s: float | None = None
     error: str | None = None
+    wall_s: float | None = None
+    """Seconds the whole measurement took (build, warm-up and repeats), for planning."""
     noise_pass: int = 0
     """1 or 2 for the two passes of the noise floor; 0 otherwise."""
     threads: dict[str, str] = field(default_factory=dict)
@@ -111,7 +114,8 @@ class Measurement:
             "device": self.device, "dtype": self.dtype, "shapes": [list(s) for s in self.shapes],
             "split": self.split, "pass": self.noise_pass, "status": self.status,
             "median_s": self.median_s, "spread": self.spread, "repeats": self.repeats,
-            "compile_s": self.compile_s, "threads": self.threads, "error": self.error,
+            "compile_s": self.compile_s, "wall_s": self.wall_s, "threads": self.threads,
+            "error": self.error,
             "taken_at": self.taken_at, "annc_version": self.annc_version,
         }
 
@@ -276,7 +280,8 @@ class MeasurementStore:
                 device=row["device"], dtype=row["dtype"], shapes=parse_shapes(row["shapes"]),
                 split=row["split"], status=row["status"], median_s=row["median_s"],
                 spread=row["spread"], repeats=row["repeats"], compile_s=row["compile_s"],
-                error=row["error"], noise_pass=row["pass"], threads=json.loads(row["threads"]),
+                error=row["error"], wall_s=row["wall_s"], noise_pass=row["pass"],
+                threads=json.loads(row["threads"]),
                 taken_at=row["taken_at"], annc_version=row["annc_version"],
             )
 
