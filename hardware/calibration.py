@@ -94,8 +94,9 @@ def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
     return NoiseFloor(statistics.fmean(errors) if errors else None, len(errors))
 
 
-ProgressCallback = Callable[[Job, int, int], None]
-"""Called before each measurement with the job, how many are done, and the total."""
+ProgressCallback = Callable[[Job | None, int, int], None]
+"""Called before each measurement with the job, how many are done, and the total;
+once more with None when the run stops."""
 
 
 class Calibration:
@@ -154,6 +155,8 @@ class Calibration:
                     self.store.add(self.measurement(job, outcome, time.monotonic() - began))
                     self.taken[outcome.status] += 1
                     self.remaining -= 1
+            if self.progress is not None:
+                self.progress(None, len(todo) - self.remaining, len(todo))
         finally:
             self.store.add_calibration_time(self.fingerprint, time.monotonic() - start)
         return self.stopped

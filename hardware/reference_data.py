@@ -55,9 +55,14 @@ def _csv_text(measurements: list[Measurement]) -> str:
 
 
 def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
-                     settings: TimingSettings, folder: Path = DATA_FOLDER) -> list[Path]:
-    """Writes the store's rows of this fingerprint and their metadata; returns the paths."""
+                     settings: TimingSettings, folder: Path | None = None) -> list[Path]:
+    """Writes the store's rows of this fingerprint and their metadata; returns the paths.
+
+    `folder` defaults to the package's `hardware/data/`.
+    """
     from hardware.calibration import noise_floor
+
+    folder = DATA_FOLDER if folder is None else folder
 
     measurements = list(store.measurements(fingerprint.id))
     if not measurements:
@@ -101,8 +106,9 @@ def _optional(text: str, kind: type) -> Any:
     return None if text == "" else kind(text)
 
 
-def load_reference(folder: Path = DATA_FOLDER) -> Reference | None:
-    """The shipped reference data, or None where the package has none."""
+def load_reference(folder: Path | None = None) -> Reference | None:
+    """The shipped reference data (or that in `folder`), or None where there is none."""
+    folder = DATA_FOLDER if folder is None else folder
     metadata_file = folder / METADATA_FILE
     if not metadata_file.exists():
         return None

@@ -196,3 +196,22 @@ def test_noise_passes_are_stored_and_give_a_floor(tmp_path: Path) -> None:
     assert {m.split for m in measured} == {"noise"}
     floor = noise_floor(measured)
     assert floor.pairs == 40 and floor.mape is not None and floor.mape >= 0
+
+
+def test_reference_calibration_exports_data_with_its_noise_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hardware.reference_data as reference_data
+
+    monkeypatch.setattr(reference_data, "DATA_FOLDER", tmp_path / "data")
+    db = tmp_path / "m.sqlite"
+    assert main(["calibrate", "--reference", "--kernels", "neg", "--variants", "numpy",
+                 "--db", str(db)]) == 0
+    reference = reference_data.load_reference()
+    assert reference is not None
+    metadata = reference.metadata
+    assert metadata["rows"] == len(rows(db)) == 250 + 50 + 2 * 40
+    assert metadata["noise_floor"]["pairs"] == 40 and metadata["noise_floor"]["mape"] >= 0
+    assert metadata["calibration_s"] > 0 and metadata["fingerprint"]["id"]
+    assert metadata["combinations"] == [{"kernel": "neg", "variant": "numpy", "device": "cpu",
+                                         "noise": 80, "test": 50, "train": 250}]
+    assert len(reference.measurements) == metadata["rows"]

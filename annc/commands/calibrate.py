@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     kernels = selected_kernels(args.kernels) if args.kernels else None
     devices = _devices(args.devices)
     if args.reference:
-        kernels, devices = None, devices or ["cpu"]
+        devices = devices or ["cpu"]
     path = Path(args.db) if args.db else default_database()
     with MeasurementStore(path) as store:  # a bad database is reported before any work
         variants = select_variants(kernels, devices, comma_names(args.variants))
@@ -192,7 +192,11 @@ class _progress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
 
-    def __call__(self, job: Job, done: int, total: int) -> None:
+    def __call__(self, job: Job | None, done: int, total: int) -> None:
+        if job is None:  # the end
+            if self.bar is not None and self.task is not None:
+                self.bar.update(self.task, completed=done, description="done")
+            return
         what = f"{job.variant.kernel} {job.variant.name} {_shapes(job.config.shapes)}"
         if self.bar is not None:
             if self.task is None:
