@@ -8,6 +8,9 @@ vector, tails, and sizes large enough to take the parallel paths.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -133,3 +136,22 @@ def test_opencl_results_stay_on_the_device_until_fetched() -> None:
     out = kernel(device.put(a), device.put(b))
     assert out.device_dirty() and not out.host_dirty()
     np.testing.assert_array_equal(device.get(out), a + b)
+
+
+def test_f64_exp_in_a_fresh_process_calls_the_c_library_not_the_pipeline():
+    """A pipeline whose output Func was named `exp` made Halide's f64 `exp` calls resolve
+    to the pipeline itself ("Buffer argument A is nullptr", then a crash). It showed in a
+    process that had imported only the Halide variants, so check in such a process."""
+    script = (
+        "import numpy as np\n"
+        "import hardware.variants.halide_cpu\n"
+        "from hardware.variants import get_variant\n"
+        "for kernel in ('exp', 'sqrt', 'abs'):\n"
+        "    run = get_variant(kernel, 'halide').build(((64,),), np.dtype('f8'))\n"
+        "    a = np.linspace(0.1, 2.0, 64)\n"
+        "    assert np.allclose(run(a), getattr(np, kernel)(a)), kernel\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr

@@ -47,6 +47,13 @@ class Definition:
     """Intermediate Funcs by role, e.g. "product" (the update a schedule tiles)."""
 
 
+def _output(kernel: str) -> hl.Func:
+    """The output Func. Its name becomes the compiled function's symbol, so it must not
+    be a C library function's: a pipeline named `exp` made f64 `exp` calls resolve to
+    the pipeline itself."""
+    return hl.Func(f"annc_{kernel}")
+
+
 def _zero(element: hl.Type) -> hl.Expr:
     return hl.cast(element, 0)
 
@@ -59,7 +66,7 @@ def matmul(element: hl.Type) -> Definition:
     product = hl.Func("product")
     product[x, y] = _zero(element)
     product[x, y] += a[k.x, y] * b[x, k.x]
-    out = hl.Func("matmul")
+    out = _output("matmul")
     out[x, y] = product[x, y]
     return Definition(out, (a, b), (x, y), k, {"product": product})
 
@@ -72,7 +79,7 @@ def matvec(element: hl.Type) -> Definition:
     product = hl.Func("product")
     product[x] = _zero(element)
     product[x] += a[k.x, x] * v[k.x]
-    out = hl.Func("matvec")
+    out = _output("matvec")
     out[x] = product[x]
     return Definition(out, (a, v), (x,), k, {"product": product})
 
@@ -92,7 +99,7 @@ def conv2d(element: hl.Type) -> Definition:
     conv = hl.Func("conv")
     conv[x, y] = _zero(element)
     conv[x, y] += weights[taps.x, taps.y] * padded[x + s - taps.x, y + r - taps.y]
-    out = hl.Func("conv2d")
+    out = _output("conv2d")
     out[x, y] = conv[x, y]
     return Definition(out, (image, weights), (x, y), taps, {"product": conv, "padded": padded})
 
@@ -101,7 +108,7 @@ def transpose(element: hl.Type) -> Definition:
     """out(x, y) = A(y, x)."""
     a = hl.ImageParam(element, 2, "A")
     x, y = hl.Var("x"), hl.Var("y")
-    out = hl.Func("transpose")
+    out = _output("transpose")
     out[x, y] = a[y, x]
     return Definition(out, (a,), (x, y))
 
@@ -125,7 +132,7 @@ def reduction(kernel: str, element: hl.Type) -> Definition:
         total[()] += a[i.x]
     else:
         total[()] += a[i.x] * a[i.x]
-    out = hl.Func(kernel)
+    out = _output(kernel)
     out[()] = hl.sqrt(total[()]) if kernel == "norm" else total[()]
     return Definition(out, inputs, (), i, {"total": total})
 
@@ -143,7 +150,7 @@ def elementwise(kernel: str, ranks: tuple[int, ...], element: hl.Type) -> Defini
     coords = tuple(hl.Var(f"d{n}") for n in range(rank))
     loads = [param[coords] if param.dimensions() else param[()] for param in inputs]
     value = _BINARY[kernel](*loads) if arity == 2 else _UNARY[kernel](loads[0])
-    out = hl.Func(kernel)
+    out = _output(kernel)
     out[coords if coords else ()] = value
     return Definition(out, inputs, coords)
 
