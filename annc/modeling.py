@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from annc.home import ensure_home
 from hardware.fingerprint import fingerprint
+from hardware.home import ensure_home
 from hardware.store import Measurement as StoredMeasurement
 from hardware.store import MeasurementStore
 from hardware.variants import get_variant, load_library

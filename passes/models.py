@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from annc.home import annc_home
 from dsl.errors import AnncError
 from hardware.fingerprint import fingerprint
+from hardware.home import annc_home
 from predictor.models import ModelFileError, ModelSet
 
 DEFAULT_MODELS = Path(str(files("predictor").joinpath("data", "default_models.json")))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from annc.cli import main
-from annc.home import HomeError, annc_home, default_database, ensure_home
 from hardware.fingerprint import fingerprint
+from hardware.home import HomeError, annc_home, default_database, ensure_home
 from hardware.reference_data import export_reference, load_reference
 from hardware.store import SCHEMA_VERSION, Measurement, MeasurementStore, StoreError, now
 from hardware.worker import TimingSettings

@@ -26,7 +26,6 @@ from rich.progress import (
 )
 
 from annc.commands.variants import selected_kernels
-from annc.home import default_database
 from dsl.errors import AnncError
 from hardware.calibration import (
     DEFAULT_TIMEOUT_S,
@@ -38,6 +37,7 @@ from hardware.calibration import (
 )
 from hardware.devices import available_devices
 from hardware.fingerprint import fingerprint
+from hardware.home import default_database
 from hardware.sampling import Job
 from hardware.store import MeasurementStore
 
