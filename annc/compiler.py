@@ -1,6 +1,9 @@
-"""The pipeline, top to bottom: text -> AST -> checked program -> IR.
+"""The pipeline, top to bottom: text -> AST -> checked program -> IR -> selected IR.
 
-Each stage has a name that `--emit` (and `emit=`) can stop at and print.
+Each stage has a name that `--emit` (and `emit=`) can stop at and print:
+`ast` (the syntax tree), `ir` (the `kernel` dialect, nothing chosen yet) and
+`selected` (after the `select-variants` pass: every op names its variant,
+device and predicted time).
 """
 
 from __future__ import annotations
@@ -15,9 +18,19 @@ from dsl.checks import check
 from dsl.errors import AnncError, CompileError, Diagnostic
 from dsl.lowering import lower
 from dsl.parser import nested_too_deeply, parse
+from passes.models import ChosenModels
+from passes.select_variants import Plan, apply_plan, plan_selection
 
-STAGES = ("ast", "ir")
+STAGES = ("ast", "ir", "selected")
 """The stages `emit` can name, in pipeline order."""
+
+
+def select(module: ModuleOp, models: ChosenModels | None = None) -> Plan:
+    """Runs `select-variants` on the module in place; returns the plan it applied."""
+    plan = plan_selection(module, models)
+    apply_plan(plan)
+    module.verify()
+    return plan
 
 
 def compile_source(
@@ -25,7 +38,7 @@ def compile_source(
     filename: str = "<input>",
     params: Mapping[str, int | str] | None = None,
     targets: tuple[str, ...] | list[str] | None = None,
-    emit: str = "ir",
+    emit: str = "selected",
 ) -> ast.Program | ModuleOp:
     """Compiles program text up to the stage `emit` names; raises CompileError."""
     if emit not in STAGES:
@@ -35,9 +48,12 @@ def compile_source(
         return program
     try:
         typed = check(program, text, params, tuple(targets) if targets is not None else None)
-        return lower(typed)
+        module = lower(typed)
     except RecursionError:
         raise nested_too_deeply(text, filename) from None
+    if emit == "selected":
+        select(module)
+    return module
 
 
 def read_source(path: str | Path) -> str:
@@ -68,7 +84,7 @@ def compile_file(
     path: str | Path,
     params: Mapping[str, int | str] | None = None,
     targets: tuple[str, ...] | list[str] | None = None,
-    emit: str = "ir",
+    emit: str = "selected",
 ) -> ast.Program | ModuleOp:
     """Like `compile_source`, for a program file."""
     return compile_source(read_source(path), str(path), params, targets, emit)

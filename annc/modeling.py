@@ -14,18 +14,23 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardware.calibration import noise_floor
 from hardware.fingerprint import fingerprint
 from hardware.home import ensure_home
+from hardware.reference_data import load_reference
 from hardware.store import Measurement as StoredMeasurement
 from hardware.store import MeasurementStore
+from hardware.transfers import COPY_KERNEL
 from hardware.variants import get_variant, load_library
 from passes.models import ModelError
 from predictor.features import Configuration, bytes_touched
 from predictor.fitting import Measurement, fit_models
 from predictor.models import Combo, ModelSet
+from predictor.transfers import Link, TransferModel
 
 DTYPE_NAMES = {"float32": "f32", "float64": "f64", "f32": "f32", "f64": "f64"}
 
@@ -60,6 +65,17 @@ def compile_seconds(stored: Iterable[StoredMeasurement]) -> dict[Combo, float]:
     return {combo: statistics.median(values) for combo, values in times.items()}
 
 
+def transfer_model(stored: Iterable[StoredMeasurement]) -> TransferModel:
+    """Copy times per device and direction, fitted to `latency + bytes × per-byte`."""
+    points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for m in stored:
+        if m.kernel == COPY_KERNEL and m.status == "ok" and m.median_s:
+            n_bytes = 4 * m.shapes[0][0] if m.dtype == "float32" else 8 * m.shapes[0][0]
+            points[(m.device, m.variant)].append((n_bytes, m.median_s))
+    return TransferModel({key: Link.fit(*zip(*values, strict=True))
+                          for key, values in points.items() if len(values) >= 2})
+
+
 def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> ModelSet:
     """Trains the augmented model of every combination with enough rows."""
     start = time.perf_counter()
@@ -69,7 +85,7 @@ def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> 
         model.summary["compile_s"] = compile_times.get(combo, 0.0)
     seconds = time.perf_counter() - start
     print(f"trained {len(models)} models in {seconds:.1f} s", file=sys.stderr)
-    return ModelSet(fingerprint_dict, models)
+    return ModelSet(fingerprint_dict, models, transfer_model(stored))
 
 
 def stored_measurements(db: Path | None) -> tuple[list[StoredMeasurement], dict[str, Any]]:
@@ -101,3 +117,30 @@ def roofline_peaks(rows: list[Measurement]) -> tuple[dict[str, float], float]:
         if c.kernel in ("add", "mul", "sub", "div"):
             bandwidth = max(bandwidth, bytes_touched(c.kernel, c.shapes, c.dtype) / r.seconds)
     return dict(peak), bandwidth
+
+
+@dataclass(frozen=True)
+class MeasurementSource:
+    """Where training and evaluation rows come from, and what is known about them."""
+
+    stored: list[StoredMeasurement]
+    fingerprint: dict[str, Any]
+    noise_floor_mape: float | None
+    """Repeat-to-repeat MAPE in percent, where the source has the noise passes."""
+    description: str
+
+
+def measurement_source(db: Path | None, reference: bool) -> MeasurementSource:
+    """The shipped reference data (`reference`), else this machine's database."""
+    if reference:
+        data = load_reference()
+        if data is None:
+            raise ModelError("this installation ships no reference data")
+        floor = data.metadata.get("noise_floor", {}).get("mape")
+        return MeasurementSource(data.measurements, data.metadata["fingerprint"],
+                                 None if floor is None else 100 * floor,
+                                 f"reference data of machine {data.metadata['fingerprint']['id']}")
+    stored, machine = stored_measurements(db)
+    floor = noise_floor(stored).mape
+    return MeasurementSource(stored, machine, None if floor is None else 100 * floor,
+                             f"measurements of this machine ({machine['id']})")

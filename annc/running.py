@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 
-from annc.compiler import compile_file
+from annc.compiler import compile_file, select
 from dsl.lowering import TARGETS_ATTRIBUTE
 from hardware.interpreter import Execution, RunError, execute
 from hardware.memory import ensure_fits
@@ -58,8 +58,11 @@ def run_module(
     inputs: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
     variants: Mapping[str, str] | None = None,
+    models: str | None = None,
 ) -> RunResult:
-    """Runs compiled IR on the given inputs (missing ones generated from `seed`)."""
+    """Runs compiled IR on the given inputs (missing ones generated from `seed`).
+
+    `models` names the model set that selected the variants, for the report."""
     if variants:
         check_forced_variants(variants)
     ensure_fits(module)
@@ -84,19 +87,20 @@ def run_module(
             "variant": r.variant,
             "device": r.device,
             "shapes": r.shapes,
-            "predicted_s": r.predicted_s,
+            "predicted_s": None if r.predicted_s is None else r.predicted_s * r.executions,
             "measured_s": r.measured_s,
             "executions": r.executions,
             "loc": r.loc,
         }
         for r in records
     ]
-    predicted = [r.predicted_s for r in records]
+    predicted = [op["predicted_s"] for op in ops]
     report = {
         "ops": ops,
         "total_predicted_s": sum(predicted) if predicted and None not in predicted else None,
         "total_measured_s": sum(r.measured_s for r in records),
-        "models": None,
+        "transfer_s": execution.transfer_s,
+        "models": models,
     }
     return RunResult(outputs, report, notes)
 
@@ -109,7 +113,14 @@ def run_file(
     targets: tuple[str, ...] | list[str] | None = None,
     variants: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Compiles and runs a program file; `result.outputs` maps output names to arrays."""
+    """Compiles and runs a program file; `result.outputs` maps output names to arrays.
+
+    Every kernel runs the variant and device `select-variants` chose, except the
+    kernels named in `variants` (kernel -> variant name), which run that variant."""
     module = compile_file(path, params=params, targets=targets, emit="ir")
     assert isinstance(module, ModuleOp)
-    return run_module(module, inputs, seed, variants)
+    plan = select(module)
+    result = run_module(module, inputs, seed, variants, plan.models)
+    notes = [*plan.notes, f"note: variants chosen with {plan.models}", *result.notes]
+    result.notes = list(dict.fromkeys(notes))
+    return result

@@ -4,6 +4,11 @@ Each `kernel` op runs the variant it names (`variant` and `device` attributes,
 set by selection or forced by the user); an op that names none runs
 `numpy.reference` on the CPU. Every execution is timed, so a run can report
 the measured time of each op summed over all the times it executed.
+
+Values between ops are `Resident` tensors: the copies of one immutable value on
+the devices that needed it. An operand is copied to an op's device only if it
+is not there yet, and results come back to the host only when the function
+returns them (or a CPU op reads them), so data moves only when it must.
 """
 
 from __future__ import annotations
@@ -29,13 +34,39 @@ from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.compiled import compiled
-from hardware.devices import CPU, Device
+from hardware.devices import Device
 from hardware.variants import Variant, get_variant, load_library, variants_for
 from hardware.variants.reference import REFERENCE
 
 
 class RunError(AnncError):
     """The program cannot run as asked on this machine (a device or variant is missing)."""
+
+
+@dataclass
+class Resident:
+    """One tensor value and its copies, by device name. Values are immutable, so a copy
+    once made stays valid; a copy between two devices goes through the host."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    copies: dict[str, object]
+
+    @staticmethod
+    def on_host(array: np.ndarray) -> Resident:
+        array = np.asarray(array)
+        return Resident(tuple(array.shape), array.dtype, {"cpu": array})
+
+    def host(self, devices: Mapping[str, Device]) -> np.ndarray:
+        if "cpu" not in self.copies:
+            name, handle = next(iter(self.copies.items()))
+            self.copies["cpu"] = devices[name].get(handle)
+        return np.asarray(self.copies["cpu"])
+
+    def on(self, device: Device, devices: Mapping[str, Device]) -> object:
+        if device.name not in self.copies:
+            self.copies[device.name] = device.put(self.host(devices))
+        return self.copies[device.name]
 
 
 @dataclass
@@ -61,6 +92,8 @@ class Execution:
     forced: Mapping[str, str] = field(default_factory=dict)
     """kernel -> variant name, from `--variant KERNEL=NAME`."""
     records: dict[int, OpRecord] = field(default_factory=dict)
+    transfer_s: float = 0.0
+    """Seconds spent copying operands to devices (included in the ops' measured times)."""
     _index: dict[int, int] = field(default_factory=dict)
 
     def number_ops(self, module: ModuleOp) -> None:
@@ -72,9 +105,12 @@ class Execution:
     def variant_for(self, op: KernelOp) -> Variant:
         kernel = op.kernel_name()
         device = op.device.data if op.device else "cpu"
-        name = self.forced.get(kernel) or (op.variant.data if op.variant else REFERENCE)
+        forced = self.forced.get(kernel)
+        name = forced or (op.variant.data if op.variant else REFERENCE)
         if (name, device) != (REFERENCE, "cpu"):
             load_library()
+        if forced and not any(v.name == forced for v in variants_for(kernel, device)):
+            device = next((v.device for v in variants_for(kernel) if v.name == forced), device)
         if device not in self.devices:
             where = f"{op.loc.data}: error: " if op.loc else ""
             raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "
@@ -86,21 +122,25 @@ class Execution:
             raise RunError(f"{kernel} has no variant {name!r} on {device}; "
                            f"known: {known}") from None
 
-    def run(self, op: KernelOp, operands: tuple[np.ndarray, ...]) -> np.ndarray:
+    def run(self, op: KernelOp, operands: tuple[Resident | np.ndarray, ...]) -> Resident:
         variant = self.variant_for(op)
-        shapes = tuple(tuple(a.shape) for a in operands)
-        dtype = operands[0].dtype
+        values = [v if isinstance(v, Resident) else Resident.on_host(v) for v in operands]
+        shapes = tuple(v.shape for v in values)
+        dtype = values[0].dtype
         if not variant.applies(shapes, dtype):
             raise RunError(f"variant {variant.name} of {variant.kernel} does not apply to "
                            f"shapes {list(map(list, shapes))} ({dtype})")
         kernel = compiled(variant, shapes, dtype).kernel
         device = self.devices[variant.device]
         start = time.perf_counter()
-        resident = [device.put(a) for a in operands]
-        result = device.get(kernel(*resident))
+        handles = [v.on(device, self.devices) for v in values]
+        copied = time.perf_counter()
+        result = kernel(*handles)
         elapsed = time.perf_counter() - start
+        self.transfer_s += copied - start
         self.record(op, variant, shapes, elapsed)
-        return result
+        shape = op.results[0].type.get_shape()  # type: ignore[attr-defined]
+        return Resident(tuple(shape), dtype, {device.name: result})
 
     def record(self, op: KernelOp, variant: Variant, shapes: tuple, elapsed: float) -> None:
         index = self._index.setdefault(id(op), len(self._index))
@@ -163,9 +203,11 @@ def execute(
         interpreter.register_implementations(functions)
     execution.number_ops(module)
     results = interpreter.call_op(FUNCTION_NAME, tuple(inputs))
-    return {name: np.asarray(value)
-            for name, value in zip(output_names(module), results, strict=True)}
+    start = time.perf_counter()
+    outputs = {
+        name: value.host(execution.devices) if isinstance(value, Resident) else np.asarray(value)
+        for name, value in zip(output_names(module), results, strict=True)
+    }
+    execution.transfer_s += time.perf_counter() - start
+    return outputs
 
-
-def cpu_only() -> dict[str, Device]:
-    return {"cpu": CPU}

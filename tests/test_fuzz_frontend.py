@@ -129,7 +129,7 @@ def mutated_programs(draw: st.DrawFn) -> str:
 def compiles_or_reports(text: str, **kwargs: object) -> None:
     """The frontend's only allowed outcomes: IR, or a CompileError with a location."""
     try:
-        module = annc.compile_source(text, filename="fuzz.ann", **kwargs)
+        module = annc.compile_source(text, filename="fuzz.ann", emit="ir", **kwargs)
     except annc.CompileError as error:
         assert error.line >= 1 and error.column >= 1, str(error)
         assert all(d.line >= 1 and d.column >= 1 for d in error.diagnostics)
@@ -166,12 +166,12 @@ def test_arbitrary_overrides_compile_or_give_a_located_error(text: str, params: 
 def test_100_nested_repeat_blocks_compile() -> None:
     text = "input x : f64[2]\n" + "repeat 1 {\n" * 100 + "x = x + 1\n" + "}\n" * 100
     compiles_or_reports(text + "output x\n")
-    assert isinstance(annc.compile_source(text + "output x\n"), ModuleOp)
+    assert isinstance(annc.compile_source(text + "output x\n", emit="ir"), ModuleOp)
 
 
 def test_1000_nested_parentheses_compile() -> None:
     text = "input x : f64[2]\ny = " + "(" * 1000 + "x + 1" + ")" * 1000 + "\noutput y\n"
-    assert isinstance(annc.compile_source(text), ModuleOp)
+    assert isinstance(annc.compile_source(text, emit="ir"), ModuleOp)
 
 
 @pytest.mark.parametrize("depth", [450, 1000, 5000])
@@ -189,7 +189,7 @@ def test_very_deep_nesting_is_a_compile_error_not_a_recursion_error(depth: int) 
 
 def test_a_10000_line_program_compiles() -> None:
     text = "input x : f64[2]\n" + "x = x * 0.5 + 1\n" * 5000 + "# a comment\n" * 4998
-    module = annc.compile_source(text + "output x\n")
+    module = annc.compile_source(text + "output x\n", emit="ir")
     assert isinstance(module, ModuleOp)
 
 

@@ -74,7 +74,7 @@ output x
 
 
 def compile_ir(text: str) -> ModuleOp:
-    module = annc.compile_source(text, filename="p.ann")
+    module = annc.compile_source(text, filename="p.ann", emit="ir")
     assert isinstance(module, ModuleOp)
     return module
 
@@ -160,7 +160,7 @@ def test_targets_and_names_are_module_attributes() -> None:
 
 
 def test_a_target_override_replaces_the_target_statement() -> None:
-    module = annc.compile_source(PROGRAMS["heat"], targets=["cpu"])
+    module = annc.compile_source(PROGRAMS["heat"], targets=["cpu"], emit="ir")
     assert isinstance(module, ModuleOp)
     assert module.attributes["annc.targets"] == ArrayAttr([StringAttr("cpu")])
 

@@ -33,7 +33,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def compile_ir(text: str, **kwargs: object) -> ModuleOp:
-    module = annc.compile_source(text, filename="test.ann", **kwargs)
+    module = annc.compile_source(text, filename="test.ann", emit="ir", **kwargs)
     assert isinstance(module, ModuleOp)
     module.verify()
     return module
@@ -73,7 +73,7 @@ def test_minus_d_accepts_text_values_as_the_command_line_gives_them() -> None:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.ann")), ids=lambda p: p.name)
 def test_every_shipped_example_compiles(path: Path) -> None:
-    module = annc.compile_file(path, params={})
+    module = annc.compile_file(path, params={}, emit="ir")
     assert isinstance(module, ModuleOp)
     module.verify()
 

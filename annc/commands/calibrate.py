@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
                           f"in {path}; run the same command again to continue")
             return 130
         console.print(_summary(calibration, stopped))
+        if stopped == "complete":
+            _calibrate_transfers(console, store, fp.id, {v.device for v in variants})
         if args.noise or args.reference:
             floor = noise_floor(store.measurements(fp.id))
             if floor.mape is not None:
@@ -155,6 +157,19 @@ def run(args: argparse.Namespace) -> int:
             for written in export_reference(store, fp, CALIBRATION_SETTINGS):
                 console.print(f"wrote {written}")
     return 0
+
+
+def _calibrate_transfers(console: Console, store: MeasurementStore, fingerprint_id: str,
+                         devices: set[str]) -> None:
+    """Copy times between the host and every other device calibrated, for placement."""
+    from hardware.calibration import annc_version
+    from hardware.transfers import measure_transfers
+
+    for name in sorted(devices - {"cpu"}):
+        added = measure_transfers(store, fingerprint_id, available_devices()[name],
+                                  annc_version())
+        if added:
+            console.print(f"measured {added} host<->{name} copy sizes for the transfer model")
 
 
 def _summary(calibration: Calibration, stopped: str) -> str:

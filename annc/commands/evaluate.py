@@ -1,0 +1,68 @@
+"""`annc evaluate`: held-out accuracy of every model, side by side with the baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from annc.evaluation import evaluate, plot
+from annc.modeling import measurement_source, roofline_peaks, to_training_rows
+
+HELP = "held-out accuracy of the performance models against the baselines"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", choices=("table", "json"), default="table",
+                        help="a table (default) or one JSON object on standard output")
+    parser.add_argument("--plot", metavar="OUT.png",
+                        help="also plot predicted against measured times, per kernel")
+    parser.add_argument("--db", metavar="PATH",
+                        help="evaluate on this machine's measurements in this database "
+                        "(default: the package's reference data)")
+
+
+def run(args: argparse.Namespace) -> int:
+    source = measurement_source(Path(args.db) if args.db else None, reference=not args.db)
+    rows = to_training_rows(source.stored)
+    result = evaluate(rows, source.noise_floor_mape, roofline_peaks(rows))
+    if args.plot:
+        plot(result, rows, Path(args.plot))
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    if args.report == "json":
+        print(json.dumps(public))
+        return 0
+    _print_table(Console(), public, source.description)
+    return 0
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _print_table(console: Console, result: dict, description: str) -> None:
+    names = sorted({name for c in result["combos"] for name in c["baselines"]})
+    table = Table(title=f"held-out MAPE (%) on {description}")
+    for column in ("kernel", "variant", "device", "params", "train", "test", "augmented",
+                   *names):
+        table.add_column(column, justify="left" if column in ("kernel", "variant", "device")
+                         else "right")
+    for c in result["combos"]:
+        table.add_row(c["kernel"], c["variant"], c["device"], str(c["params"]),
+                      str(c["train_n"]), str(c["test_n"]), _percent(c["mape"]),
+                      *(_percent(c["baselines"].get(n)) for n in names))
+    console.print(table)
+    s = result["summary"]
+    console.print(
+        f"{s['combinations']} combinations: median MAPE {_percent(s['median_mape'])}%, worst "
+        f"{_percent(s['worst_mape'])}%, noise floor {_percent(s['noise_floor_mape'])}%; "
+        f"at most {s['max_params']} parameters and {s['max_train_n']} training rows; "
+        f"beats the plain MLP on {100 * (s['beats_plain_mlp_share'] or 0):.0f}% of "
+        f"combinations; training took {s['train_seconds']:.1f} s; "
+        f"{s['seconds_per_prediction'] * 1e6:.2f} µs per prediction in a batch"
+    )
+    medians = ", ".join(f"{k} {v:.1f}%" for k, v in s["baseline_medians"].items())
+    console.print(f"baseline medians: {medians}")

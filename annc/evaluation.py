@@ -1,0 +1,125 @@
+"""`annc evaluate`: the augmented models against the baselines, on held-out rows.
+
+Every model and baseline is trained here on the same training rows (the
+augmented models exactly as `annc train` trains them: same rows, same seeds),
+and scored on held-out rows that none of them saw.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsl.errors import AnncError
+from predictor import baselines
+from predictor.fitting import Measurement, by_combo, fit_models, predict_seconds, split
+from predictor.mlp import HIDDEN
+from predictor.models import ModelSet
+
+
+def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1024) -> float:
+    """Seconds per prediction in one batched call of `batch` candidates, after warm-up."""
+    queries = [(r.combo, r.config) for r in rows[:batch]]
+    queries = (queries * (batch // max(len(queries), 1) + 1))[:batch]
+    models.predict(queries)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        models.predict(queries)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / batch
+
+
+def evaluate(rows: list[Measurement], noise_floor: float | None,
+             peaks: tuple[dict[str, float], float] | None) -> dict[str, Any]:
+    """The `evaluate --report json` object."""
+    if not rows:
+        raise AnncError("evaluate: no measurements to evaluate on; run `annc calibrate`")
+    start = time.perf_counter()
+    models = fit_models(rows)
+    train_seconds = time.perf_counter() - start
+    scores: dict[str, dict] = {
+        "plain_mlp": baselines.plain_mlp(rows, HIDDEN),
+        "ffnn": baselines.plain_mlp(rows, baselines.FFNN_HIDDEN),
+        "linear_complexity": baselines.linear_complexity(rows),
+    }
+    if peaks is not None and peaks[0] and peaks[1] > 0:
+        scores["roofline"] = baselines.roofline(rows, *peaks)
+    trees = baselines.boosted_trees(rows)
+    if trees is not None:
+        scores["boosted_trees"] = trees
+    combos = []
+    for combo, model in models.items():
+        if model.summary["mape"] is None:
+            continue
+        combos.append({
+            "kernel": combo[0], "variant": combo[1], "device": combo[2],
+            "params": model.parameter_count, "train_n": model.summary["train_n"],
+            "test_n": model.summary["test_n"], "mape": model.summary["mape"],
+            "baselines": {name: s[combo] for name, s in scores.items() if combo in s},
+        })
+    mapes = [c["mape"] for c in combos]
+    plain_wins = [c["mape"] < c["baselines"]["plain_mlp"] for c in combos
+                  if "plain_mlp" in c["baselines"]]
+    summary = {
+        "combinations": len(combos),
+        "median_mape": statistics.median(mapes) if mapes else None,
+        "worst_mape": max(mapes) if mapes else None,
+        "noise_floor_mape": noise_floor,
+        "max_params": max((c["params"] for c in combos), default=0),
+        "max_train_n": max((c["train_n"] for c in combos), default=0),
+        "beats_plain_mlp_share": sum(plain_wins) / len(plain_wins) if plain_wins else None,
+        "train_seconds": train_seconds,
+        "baseline_medians": {
+            name: statistics.median([c["baselines"][name] for c in combos
+                                     if name in c["baselines"]])
+            for name in scores if any(name in c["baselines"] for c in combos)
+        },
+        "seconds_per_prediction": prediction_latency(ModelSet({}, models), rows),
+    }
+    return {"combos": combos, "summary": summary, "_models": models}
+
+
+def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
+    """Predicted against measured held-out times, log-log, one panel per kernel."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise AnncError("--plot needs matplotlib: pip install 'annc[bench]'") from None
+    models = result["_models"]
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for combo, combo_rows in by_combo(rows).items():
+        test = split(combo_rows, "test")
+        if combo not in models or not test:
+            continue
+        predicted = predict_seconds(models[combo], [r.config for r in test])
+        points[combo[0]] += list(zip([r.seconds for r in test], predicted, strict=True))
+    kernels = sorted(points)
+    columns = 4
+    rows_n = max(1, -(-len(kernels) // columns))
+    figure, axes = plt.subplots(rows_n, columns, figsize=(4 * columns, 3.6 * rows_n),
+                                squeeze=False)
+    for ax, kernel in zip(axes.flat, kernels, strict=False):
+        measured, predicted = np.array(points[kernel]).T
+        ax.loglog(measured, predicted, ".", markersize=3, alpha=0.6)
+        low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
+        ax.plot([low, high], [low, high], "k-", linewidth=0.8)
+        ax.set_title(kernel)
+        ax.set_xlabel("measured s")
+        ax.set_ylabel("predicted s")
+    for ax in list(axes.flat)[len(kernels):]:
+        ax.axis("off")
+    summary = result["summary"]
+    figure.suptitle(f"held-out predictions: median MAPE {summary['median_mape']:.1f}%, "
+                    f"worst {summary['worst_mape']:.1f}%")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
