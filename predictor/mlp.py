@@ -2,7 +2,9 @@
 
 `predict` maps normalised features to normalised log time. With at most 7
 features and 8 hidden units a model has at most 8·(7+2)+1 = 73 parameters,
-within the paper's bound of 75.
+within the paper's bound of 75. The hidden units are ELUs: linear for large
+inputs, so that predictions beyond the sizes seen in training continue the
+trend in log–log space instead of saturating.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def init(key: jax.Array, inputs: int, hidden: int = HIDDEN) -> Params:
 
 def predict(params: Params, features: jax.Array) -> jax.Array:
     """Normalised log time for one feature vector (vmap for a batch)."""
-    hidden = jnp.tanh(features @ params["w1"] + params["b1"])
+    hidden = jax.nn.elu(features @ params["w1"] + params["b1"])
     return hidden @ params["w2"] + params["b2"]
 
 

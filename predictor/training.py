@@ -1,6 +1,7 @@
 """Training many tiny models at once: optax Adam, seeded restarts, best on validation.
 
-Every model of a group (the same number of features) trains in one jitted
+The loss is a smoothed absolute error of normalised log time. Every model of a
+group (the same number of features) trains in one jitted
 call: rows are padded to a common count and masked, restarts and models are
 vmapped. Each restart keeps the parameters of its lowest validation loss seen
 during training (early stopping by checkpoint), and the restart with the lowest
@@ -34,8 +35,14 @@ class TrainingSet:
 
 
 def _loss(params: mlp.Params, x: jax.Array, y: jax.Array, weights: jax.Array) -> jax.Array:
+    """Weighted mean of a smoothed absolute error of log time.
+
+    Absolute rather than squared: a few measurements disturbed by the machine (a
+    page fault storm, a descheduled thread) should not pull the fit, and MAPE, the
+    error that matters, is itself an absolute error."""
     residual = jax.vmap(mlp.predict, in_axes=(None, 0))(params, x) - y
-    return jnp.sum(weights * residual**2) / jnp.maximum(jnp.sum(weights), 1.0)
+    smooth_abs = jnp.sqrt(residual**2 + 1e-4)
+    return jnp.sum(weights * smooth_abs) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
 def _fit_one(key, x, y, train_w, val_w, *, hidden: int, steps: int):
