@@ -77,10 +77,11 @@ def boosted_trees(measurements: Iterable[Measurement]) -> Scores | None:
         train, test = split(rows, "train"), split(rows, "test")
         if len(train) < 8 or not test:
             continue
-        model = xgboost.XGBRegressor(n_estimators=200, max_depth=4, learning_rate=0.1,
-                                     n_jobs=1, random_state=0)
-        model.fit(feature_matrix([r.config for r in train], True),
-                  np.log([r.seconds for r in train]))
-        predicted = np.exp(model.predict(feature_matrix([r.config for r in test], True)))
+        data = xgboost.DMatrix(feature_matrix([r.config for r in train], True),
+                               label=np.log([r.seconds for r in train]))
+        booster = xgboost.train({"max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0},
+                                data, num_boost_round=200)
+        queries = xgboost.DMatrix(feature_matrix([r.config for r in test], True))
+        predicted = np.exp(booster.predict(queries))
         scores[combo] = mape(predicted, np.array([r.seconds for r in test]))
     return scores

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from model_fixtures import install_for_this_machine, model_set
 
 from annc.cli import main
+from hardware.variants import KERNELS
 
 HEAT = Path(__file__).parent.parent / "examples" / "heat.ann"
 QUICK = ["-D", "N=16", "-D", "STEPS=2", "--target", "cpu"]
@@ -18,7 +20,12 @@ def tune_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_tune_reports_every_candidate_of_every_op(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tune_reports_every_candidate_of_every_op(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    only_reference = {(k, "numpy.reference", "cpu"): 1e-6 for k in KERNELS}
+    install_for_this_machine(model_set(only_reference), tmp_path)
     report = tune_json(capsys, "--variants", "numpy,numpy.reference")
     assert list(report) == ["ops"]
     ops = report["ops"]
@@ -31,7 +38,11 @@ def test_tune_reports_every_candidate_of_every_op(capsys: pytest.CaptureFixture[
         assert "numpy.reference" in names and names <= {"numpy", "numpy.reference"}
         for candidate in op["candidates"]:
             assert list(candidate) == ["variant", "device", "predicted_s", "measured_s"]
-            assert candidate["device"] == "cpu" and candidate["predicted_s"] is None
+            assert candidate["device"] == "cpu"
+            if candidate["variant"] == "numpy.reference":  # the pass's prediction
+                assert candidate["predicted_s"] == pytest.approx(1e-6)
+            else:  # no model, no prediction
+                assert candidate["predicted_s"] is None
             assert isinstance(candidate["measured_s"], float) and candidate["measured_s"] > 0
     conv = next(op for op in ops if op["kernel"] == "conv2d")
     assert conv["shapes"] == [[16, 16], [3, 3]]
