@@ -1,6 +1,7 @@
 """annc's dialect and passes, discovered by `xdsl-opt` through the `xdsl.universe` entry point."""
 
 from xdsl.ir import Dialect
+from xdsl.passes import ModulePass
 from xdsl.universe import Universe
 
 
@@ -10,4 +11,13 @@ def _kernel_dialect() -> Dialect:
     return Kernel
 
 
-ANNC_UNIVERSE = Universe(all_dialects={"kernel": _kernel_dialect})
+def _select_variants() -> type[ModulePass]:
+    from passes.select_variants import SelectVariants
+
+    return SelectVariants
+
+
+ANNC_UNIVERSE = Universe(
+    all_dialects={"kernel": _kernel_dialect},
+    all_passes={"select-variants": _select_variants},
+)

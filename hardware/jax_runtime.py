@@ -1,8 +1,10 @@
 """JAX, configured once for annc, and the one way annc compiles a JAX function.
 
 Importing this module turns on 64-bit floats in JAX (`jax_enable_x64`), process
-wide, so that f64 kernels really run in f64. It is the only place annc changes
-JAX's configuration; everything that uses JAX imports it first.
+wide, so that f64 kernels really run in f64, and XLA's persistent compilation
+cache in `$ANNC_HOME/jax-cache`, so that a second run of a program does not pay
+XLA compilation again. It is the only place annc changes JAX's configuration;
+everything that uses JAX imports it first.
 """
 
 from __future__ import annotations
@@ -13,9 +15,25 @@ from typing import Any
 import jax
 import numpy as np
 
+from hardware.home import annc_home
 from hardware.variants.registry import Kernel, Shapes
 
 jax.config.update("jax_enable_x64", True)
+
+
+def _use_disk_cache() -> None:
+    """XLA's compilation cache on disk; without a writable `$ANNC_HOME`, no cache."""
+    folder = annc_home() / "jax-cache"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_use_disk_cache()
 
 
 def cpu_device() -> jax.Device:

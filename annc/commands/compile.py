@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from xdsl.dialects.builtin import ModuleOp
+
 from annc.commands.common import add_program_arguments, add_target_argument, defines, targets
-from annc.compiler import STAGES, compile_file
+from annc.compiler import STAGES, compile_file, select
 from dsl.ast import Program, format_tree
 from dsl.errors import AnncError
 
-HELP = "compile a workload and print it as an AST or as xDSL IR"
+HELP = "compile a workload and print it as an AST, as xDSL IR, or as IR with variants chosen"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = compile_file(args.file, params=defines(args), targets=targets(args),
-                          emit=args.emit)
+    stage = "ir" if args.emit == "selected" else args.emit
+    result = compile_file(args.file, params=defines(args), targets=targets(args), emit=stage)
+    if args.emit == "selected":
+        assert isinstance(result, ModuleOp)
+        plan = select(result)
+        for note in [*plan.notes, f"note: variants chosen with {plan.models}"]:
+            print(note, file=sys.stderr)
     text = format_tree(result) if isinstance(result, Program) else str(result)
     if args.output:
         try:

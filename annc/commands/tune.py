@@ -30,6 +30,7 @@ from hardware.calibration import select_variants
 from hardware.devices import available_devices
 from hardware.variants.reference import REFERENCE
 from hardware.worker import MeasureWorker, Outcome, Request, TimingSettings
+from passes.select_variants import Plan, plan_selection
 
 HELP = "measure every candidate variant and device of every op of a workload"
 
@@ -74,14 +75,20 @@ def allowed_devices(module: ModuleOp, op: KernelOp) -> list[str]:
 
 
 def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
-         console: Console) -> dict[str, Any]:
-    """The `tune --report json` object for a compiled module."""
+         console: Console, plan: Plan | None = None) -> dict[str, Any]:
+    """The `tune --report json` object for a compiled module.
+
+    With a selection `plan` of the same module, `chosen` and each candidate's
+    `predicted_s` come from it; without, `chosen` is the default variant."""
     kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
+    planned = plan.ops if plan is not None else [None] * len(kernel_ops)
     variants = select_variants(names=names)
     cache: dict[tuple[str, str, str, Shapes, str], Outcome] = {}
     ops = []
     with MeasureWorker() as worker, console.status("tuning") as status:
-        for index, op in enumerate(kernel_ops):
+        for index, (op, op_plan) in enumerate(zip(kernel_ops, planned, strict=True)):
+            predicted = {} if op_plan is None else {
+                (c.variant, c.device): c.predicted_s for c in op_plan.candidates}
             kernel = op.kernel_name()
             shapes, dtype = op_signature(op)
             devices = allowed_devices(module, op)
@@ -102,13 +109,13 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
                                       f"{cache[key].error}", soft_wrap=True)
                 outcome = cache[key]
                 candidates.append({
-                    "variant": variant.name, "device": variant.device, "predicted_s": None,
+                    "variant": variant.name, "device": variant.device,
+                    "predicted_s": predicted.get((variant.name, variant.device)),
                     "measured_s": outcome.median_s if outcome.status == "ok" else None,
                 })
-            chosen = {
-                "variant": op.variant.data if op.variant else REFERENCE,
-                "device": op.device.data if op.device else "cpu",
-            }
+            chosen = {"variant": REFERENCE, "device": op.device.data if op.device else "cpu"}
+            if op_plan is not None and op_plan.chosen is not None:
+                chosen = {"variant": op_plan.chosen.variant, "device": op_plan.chosen.device}
             ops.append({"index": index, "kernel": kernel, "shapes": [list(s) for s in shapes],
                         "chosen": chosen, "candidates": candidates})
     return {"ops": ops}
@@ -121,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
     if timeout <= 0:
         raise AnncError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
     console = Console(stderr=True)
-    report = tune(module, comma_names(args.variants), timeout, console)
+    plan = plan_selection(module)
+    for note in [*plan.notes, f"note: chosen with {plan.models}"]:
+        console.print(note, soft_wrap=True)
+    report = tune(module, comma_names(args.variants), timeout, console, plan)
     if args.report == "json":
         print(json.dumps(report))
     else:

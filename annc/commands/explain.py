@@ -1,0 +1,87 @@
+"""`annc explain`: every candidate of every op with its predicted time, and the choice."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from xdsl.dialects.builtin import ModuleOp
+
+from annc.commands.common import add_program_arguments, add_target_argument, defines, targets
+from annc.compiler import compile_file
+from passes.select_variants import Plan, plan_selection
+
+HELP = "show every candidate variant and device of every op, its predicted time, and why " \
+       "the chosen one won"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_program_arguments(parser)
+    add_target_argument(parser)
+    parser.add_argument("--report", choices=("table", "json"), default="table",
+                        help="tables (default) or one JSON object on standard output")
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    return f"{seconds * 1e3:.4g}"
+
+
+def plan_json(plan: Plan) -> dict:
+    return {
+        "models": plan.models,
+        "devices": plan.devices,
+        "total_predicted_s": plan.total_predicted_s,
+        "transfer_s": plan.transfer_s,
+        "ops": [
+            {
+                "index": op.site.index, "kernel": op.site.kernel, "loc": op.site.loc,
+                "shapes": [list(s) for s in op.site.shapes], "dtype": op.site.dtype,
+                "trips": op.site.trips,
+                "chosen": None if op.chosen is None else
+                {"variant": op.chosen.variant, "device": op.chosen.device},
+                "candidates": [
+                    {"variant": c.variant, "device": c.device, "predicted_s": c.predicted_s,
+                     "compile_s": c.compile_s,
+                     "cost_s": c.cost_s if math.isfinite(c.cost_s) else None,
+                     "why_not": c.why_not or None}
+                    for c in op.candidates
+                ],
+            }
+            for op in plan.ops
+        ],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    module = compile_file(args.file, params=defines(args), targets=targets(args), emit="ir")
+    assert isinstance(module, ModuleOp)
+    plan = plan_selection(module)
+    for note in plan.notes:
+        print(note, file=sys.stderr)
+    if args.report == "json":
+        print(json.dumps(plan_json(plan)))
+        return 0
+    console = Console()
+    console.print(f"models: {plan.models}; devices: {', '.join(plan.devices)}")
+    for op in plan.ops:
+        site = op.site
+        shapes = " ".join("x".join(map(str, s)) or "()" for s in site.shapes)
+        table = Table(title=f"#{site.index} {site.kernel} {shapes} {site.dtype} at {site.loc}, "
+                      f"runs {site.trips}x", title_justify="left")
+        for column in ("", "variant", "device", "predicted ms", "compile ms", "cost ms",
+                       "why not"):
+            table.add_column(column, justify="right" if "ms" in column else "left")
+        ranked = sorted(op.candidates, key=lambda c: (c.cost_s, c.variant, c.device))
+        for c in ranked:
+            table.add_row("→" if c is op.chosen else "", c.variant, c.device,
+                          _ms(c.predicted_s), _ms(c.compile_s), _ms(c.cost_s), c.why_not)
+        console.print(table)
+    console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
+                  f"between devices {plan.transfer_s * 1e3:.4g} ms")
+    return 0

@@ -1,0 +1,138 @@
+"""The predictor: features, training, the JSON model file, batched prediction, baselines."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from predictor import baselines
+from predictor.features import Configuration, bytes_touched, feature_names, sizes
+from predictor.fitting import Measurement, fit_models, mape, predict_seconds
+from predictor.mlp import parameter_count
+from predictor.models import SCHEMA_VERSION, ModelFileError, ModelSet
+from predictor.transfers import Link, TransferModel
+
+
+def synthetic(kernel: str, variant: str, n_train: int = 120, n_test: int = 30,
+              seed: int = 0, noise: float = 0.01) -> list[Measurement]:
+    """Rows whose time is a smooth function of the complexity: 2 µs + c / 3 GFLOP/s."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_train + n_test):
+        m, k, n = (int(v) for v in np.exp(rng.uniform(np.log(4), np.log(600), 3)))
+        shapes = ((m, k), (k, n))
+        complexity = float(m * k * n)
+        seconds = (2e-6 + complexity / 3e9) * math.exp(rng.normal(0, noise))
+        config = Configuration(kernel, shapes, "f32" if i % 2 else "f64", complexity)
+        rows.append(Measurement((kernel, variant, "cpu"), config, seconds,
+                                "train" if i < n_train else "test"))
+    return rows
+
+
+def test_features_are_logs_of_sizes_complexity_and_bytes():
+    config = Configuration("matmul", ((8, 16), (16, 4)), "f64", 512.0)
+    assert sizes("matmul", config.shapes) == (8, 16, 4)
+    assert bytes_touched("matmul", config.shapes, "f64") == (128 + 64 + 32) * 8
+    assert feature_names("matmul", True) == ("log m", "log k", "log n", "log complexity",
+                                             "log bytes", "f64")
+    assert "log complexity" not in feature_names("conv2d", False)
+
+
+def test_every_model_stays_within_75_parameters():
+    for kernel in ("matmul", "matvec", "conv2d", "transpose", "dot", "add"):
+        assert parameter_count(len(feature_names(kernel, True))) <= 75
+
+
+def test_augmented_model_learns_a_smooth_cost_to_a_few_percent():
+    rows = synthetic("matmul", "numpy")
+    (model,) = fit_models(rows).values()
+    assert model.summary["train_n"] == 120 and model.summary["test_n"] == 30
+    assert model.parameter_count <= 75
+    assert model.summary["mape"] < 6.0
+
+
+def test_held_out_rows_never_shape_the_normalisation():
+    rows = synthetic("matmul", "numpy")
+    poisoned = [Measurement(r.combo, r.config, r.seconds * (1000 if r.split == "test" else 1),
+                            r.split) for r in rows]
+    clean, dirty = fit_models(rows), fit_models(poisoned)
+    key = ("matmul", "numpy", "cpu")
+    assert clean[key].normalisation == dirty[key].normalisation
+    assert dirty[key].summary["mape"] > 99  # predictions stay 1000x below the test rows
+
+
+def test_model_file_round_trip_predicts_the_same(tmp_path):
+    rows = synthetic("matmul", "numpy") + synthetic("matmul", "jax", seed=1)
+    models = fit_models(rows)
+    link = Link(1e-5, 1e-9)
+    ModelSet({"id": "abc"}, models, TransferModel({("opencl", "to_device"): link})).save(
+        tmp_path / "m.json")
+    loaded = ModelSet.load(tmp_path / "m.json")
+    assert set(loaded.models) == set(models)
+    assert loaded.transfers.seconds(1000, "cpu", "opencl") == pytest.approx(1e-5 + 1e-6)
+    configs = [r.config for r in rows[:10]]
+    for combo, model in models.items():
+        direct = predict_seconds(model, configs)
+        batched = loaded.predict([(combo, c) for c in configs])
+        np.testing.assert_allclose(batched, direct, rtol=1e-5)
+
+
+def test_batched_prediction_of_an_unknown_combination_is_nan():
+    models = ModelSet({"id": "x"}, fit_models(synthetic("matmul", "numpy")))
+    config = synthetic("matmul", "numpy")[0].config
+    predicted = models.predict([(("matmul", "numpy", "cpu"), config),
+                                (("matmul", "nope", "cpu"), config)])
+    assert math.isfinite(predicted[0]) and math.isnan(predicted[1])
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"\x00\x01garbage", "not a readable JSON model file"),
+    (b'{"models": []', "not a readable JSON model file"),
+    (b'{"schema_version": 99, "fingerprint": {}, "models": []}', "upgrade annc"),
+    (b'{"schema_version": 1}', "no models list"),
+    (b'[1, 2]', "no schema_version"),
+])
+def test_a_broken_model_file_is_a_clear_error_naming_it(tmp_path, content, says):
+    path = tmp_path / "models.json"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError) as error:
+        ModelSet.load(path)
+    assert str(path) in str(error.value) and says in str(error.value)
+    assert path.read_bytes() == content
+
+
+def test_inconsistent_weights_are_refused(tmp_path):
+    models = fit_models(synthetic("matmul", "numpy"))
+    path = tmp_path / "m.json"
+    ModelSet({"id": "x"}, models).save(path)
+    data = json.loads(path.read_text())
+    data["models"][0]["weights"]["w1"] = [[1.0]]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match="inconsistent shapes"):
+        ModelSet.load(path)
+    assert data["schema_version"] == SCHEMA_VERSION
+
+
+def test_transfer_link_fits_latency_and_bandwidth():
+    sizes_ = [1e3, 1e4, 1e5, 1e6, 1e7]
+    link = Link.fit(sizes_, [2e-5 + s * 1e-9 for s in sizes_])
+    assert link.latency_s == pytest.approx(2e-5, rel=1e-3)
+    assert link.seconds_per_byte == pytest.approx(1e-9, rel=1e-3)
+    model = TransferModel({("opencl", "to_device"): link, ("opencl", "to_host"): link})
+    assert model.seconds(1e6, "cpu", "cpu") == 0
+    assert model.seconds(1e6, "opencl", "cpu") == pytest.approx(link.seconds(1e6))
+
+
+def test_baselines_score_the_same_rows():
+    rows = synthetic("matmul", "numpy")
+    key = ("matmul", "numpy", "cpu")
+    linear = baselines.linear_complexity(rows)[key]
+    plain = baselines.plain_mlp(rows, 8)[key]
+    roof = baselines.roofline(rows, {"f32": 1.5e9, "f64": 1.5e9}, 1e12)[key]
+    augmented = fit_models(rows)[key].summary["mape"]
+    assert all(math.isfinite(v) for v in (linear, plain, roof))
+    assert augmented < linear
+    assert mape(np.array([1.1]), np.array([1.0])) == pytest.approx(10.0)

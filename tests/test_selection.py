@@ -1,0 +1,213 @@
+"""select-variants on fixed models: it picks what the models say, obeys pins and targets,
+amortises compile time, reports missing models, places over the whole function, and
+whatever it picks computes what numpy computes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from model_fixtures import install_for_this_machine, model_set
+from xdsl.dialects.builtin import ModuleOp
+
+import annc
+from annc.compiler import compile_source
+from hardware.devices import available_devices
+from passes.models import ChosenModels
+from passes.select_variants import apply_plan, plan_selection
+
+HAS_OPENCL = "opencl" in available_devices()
+needs_opencl = pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL device on this machine")
+
+MATMUL = """
+input A : f64[16, 16]
+input B : f64[16, 16]
+C = matmul(A, B)
+output C
+"""
+
+
+def ir(text: str, **kwargs) -> ModuleOp:
+    module = compile_source(text, filename="t.ann", emit="ir", **kwargs)
+    assert isinstance(module, ModuleOp)
+    return module
+
+
+def plan(text: str, times: dict, **kwargs):
+    return plan_selection(ir(text, **kwargs), ChosenModels(model_set(times), "test models"))
+
+
+def chosen(p) -> list[tuple[str, str]]:
+    return [(op.chosen.variant, op.chosen.device) if op.chosen else None for op in p.ops]
+
+
+def test_picks_the_variant_the_models_predict_fastest():
+    times = {("matmul", "numpy", "cpu"): 2e-3, ("matmul", "jax", "cpu"): 1e-3,
+             ("matmul", "strassen", "cpu"): 3e-3}
+    assert chosen(plan(MATMUL, times, targets=["cpu"])) == [("jax", "cpu")]
+    times[("matmul", "numpy", "cpu")] = 0.5e-3
+    assert chosen(plan(MATMUL, times, targets=["cpu"])) == [("numpy", "cpu")]
+
+
+def test_a_candidate_without_a_model_is_never_chosen_and_explain_says_why():
+    times = {("matmul", "strassen", "cpu"): 1.0}
+    p = plan(MATMUL, times, targets=["cpu"])
+    assert chosen(p) == [("strassen", "cpu")]
+    numpy = next(c for c in p.ops[0].candidates if c.variant == "numpy")
+    assert "no model" in numpy.why_not
+    assert numpy.predicted_s is None
+
+
+def test_selection_is_deterministic():
+    times = {("matmul", "numpy", "cpu"): 1e-3, ("matmul", "jax", "cpu"): 1e-3}
+    first, second = plan(MATMUL, times, targets=["cpu"]), plan(MATMUL, times, targets=["cpu"])
+    assert chosen(first) == chosen(second) == [("jax", "cpu")]  # a tie goes by name
+
+
+def test_compile_time_is_amortised_over_the_trip_count():
+    text = """
+param STEPS = 1
+input A : f64[16, 16]
+repeat STEPS {
+  A = matmul(A, A)
+}
+output A
+"""
+    times = {("matmul", "numpy", "cpu"): 2e-3, ("matmul", "halide.tiled", "cpu"): (1e-3, 0.5)}
+    assert chosen(plan(text, times, targets=["cpu"], params={"STEPS": 10})) == [("numpy", "cpu")]
+    assert chosen(plan(text, times, targets=["cpu"], params={"STEPS": 10000})) == [
+        ("halide.tiled", "cpu")]
+    loop = plan(text, times, targets=["cpu"], params={"STEPS": 10000})
+    assert loop.ops[0].site.trips == 10000
+
+
+@needs_opencl
+def test_targets_and_pins_are_obeyed():
+    times = {("add", "numpy", "cpu"): 1e-3, ("add", "halide.gpu_tile", "opencl"): 1e-9,
+             ("mul", "numpy", "cpu"): 1e-3, ("mul", "halide.gpu_tile", "opencl"): 1e-9}
+    text = "input x : f32[8]\ny = x + x\nz = y * y @cpu\noutput z\n"
+    assert chosen(plan(text, times, targets=["cpu"])) == [("numpy", "cpu"), ("numpy", "cpu")]
+    both = plan(text, times, targets=["cpu", "opencl"])
+    assert chosen(both)[1] == ("numpy", "cpu")  # pinned
+    assert both.ops[0].chosen.device in ("cpu", "opencl")
+
+
+@needs_opencl
+def test_placement_keeps_data_where_it_is_when_copies_dominate():
+    text = """
+input x : f32[1000000]
+y = x + x
+z = y * y
+output z
+"""
+    times = {("add", "numpy", "cpu"): 1e-3, ("add", "halide.gpu_tile", "opencl"): 0.9e-3,
+             ("mul", "numpy", "cpu"): 1e-3, ("mul", "halide.gpu_tile", "opencl"): 0.9e-3}
+    slow_copies = plan_selection(ir(text, targets=["cpu", "opencl"]), ChosenModels(
+        model_set(times, copy_seconds_per_byte=1e-8), "slow copies"))
+    assert chosen(slow_copies) == [("numpy", "cpu"), ("numpy", "cpu")]
+    assert slow_copies.transfer_s == 0
+    times[("add", "halide.gpu_tile", "opencl")] = 1e-6
+    times[("mul", "halide.gpu_tile", "opencl")] = 1e-6
+    fast_device = plan_selection(ir(text, targets=["cpu", "opencl"]), ChosenModels(
+        model_set(times, copy_seconds_per_byte=1e-11), "fast device"))
+    assert chosen(fast_device) == [("halide.gpu_tile", "opencl")] * 2
+    assert fast_device.transfer_s > 0
+
+
+@needs_opencl
+def test_placement_is_over_the_whole_function_not_op_by_op():
+    """Op by op, the add in the middle is cheaper on the CPU; but running it there would
+    copy its input back from the device and its result there again: all three stay on
+    the device."""
+    text = "input x : f32[1000000]\nu = exp(x)\ny = u + u\nz = exp(y)\noutput z\n"
+    times = {("add", "numpy", "cpu"): 1.0e-3, ("add", "halide.gpu_tile", "opencl"): 1.2e-3,
+             ("exp", "numpy", "cpu"): 50e-3, ("exp", "halide.gpu_tile", "opencl"): 1e-3}
+    p = plan_selection(ir(text, targets=["cpu", "opencl"]), ChosenModels(
+        model_set(times, copy_seconds_per_byte=4e-9), "whole function"))
+    assert chosen(p) == [("halide.gpu_tile", "opencl")] * 3
+
+
+def test_selected_ir_names_variant_device_and_prediction_and_reparses():
+    times = {("matmul", "numpy", "cpu"): 2e-3}
+    module = ir(MATMUL, targets=["cpu"])
+    apply_plan(plan_selection(module, ChosenModels(model_set(times), "t")))
+    text = str(module)
+    assert 'variant = "numpy"' in text and 'device = "cpu"' in text and "predicted_s" in text
+    from xdsl.parser import Parser
+
+    from dsl.context import annc_context
+
+    assert str(Parser(annc_context(), text).parse_module()) == text
+
+
+@pytest.mark.parametrize("variant", ["jax", "strassen", "halide.tiled", "numpy"])
+def test_run_results_match_numpy_whatever_is_chosen(variant, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    add = {"strassen": "numpy", "halide.tiled": "halide"}.get(variant, variant)
+    kernels = {"matmul": variant, "add": add}
+    times = {(k, v, "cpu"): 1e-6 for k, v in kernels.items()}
+    install_for_this_machine(model_set(times), tmp_path)
+    program = tmp_path / "p.ann"
+    program.write_text("target cpu\ninput A : f64[9, 7]\ninput B : f64[7, 5]\n"
+                       "C = matmul(A, B) + matmul(A, B)\noutput C\n")
+    a, b = np.random.default_rng(1).random((9, 7)), np.random.default_rng(2).random((7, 5))
+    result = annc.run_file(program, inputs={"A": a, "B": b})
+    assert {op["variant"] for op in result.report["ops"]} == set(kernels.values())
+    np.testing.assert_allclose(result.outputs["C"], 2 * (a @ b), rtol=1e-12)
+    assert "trained on this machine" in result.report["models"]
+
+
+@needs_opencl
+def test_run_on_opencl_moves_data_and_matches_numpy(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    times = {("add", "halide.gpu_tile", "opencl"): 1e-9, ("exp", "halide.gpu_tile", "opencl"): 1e-9,
+             ("add", "numpy", "cpu"): 1.0, ("exp", "numpy", "cpu"): 1.0}
+    install_for_this_machine(model_set(times, copy_seconds_per_byte=1e-12), tmp_path)
+    program = tmp_path / "p.ann"
+    program.write_text("target cpu, opencl\ninput x : f32[257]\ny = x + x\nz = exp(y)\n"
+                       "output z\n")
+    x = np.linspace(0, 1, 257, dtype=np.float32)
+    result = annc.run_file(program, inputs={"x": x})
+    assert [op["device"] for op in result.report["ops"]] == ["opencl", "opencl"]
+    np.testing.assert_allclose(result.outputs["z"], np.exp(x + x), rtol=1e-6)
+    assert result.report["transfer_s"] > 0
+
+
+def test_xdsl_opt_runs_select_variants_on_annc_ir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    install_for_this_machine(model_set({("matmul", "numpy", "cpu"): 1e-3}), tmp_path)
+    source = tmp_path / "m.mlir"
+    source.write_text(str(ir(MATMUL, targets=["cpu"])))
+    opt = shutil.which("xdsl-opt") or str(__import__("pathlib").Path(sys.executable).parent
+                                          / "xdsl-opt")
+    done = subprocess.run([opt, str(source), "-p", "select-variants"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert 'variant = "numpy"' in done.stdout
+
+
+def test_explain_and_emit_selected_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    install_for_this_machine(model_set({("matmul", "numpy", "cpu"): 1e-3,
+                                        ("matmul", "jax", "cpu"): 2e-3}), tmp_path)
+    program = tmp_path / "p.ann"
+    program.write_text(MATMUL)
+    env = {**__import__("os").environ, "ANNC_HOME": str(tmp_path)}
+    explained = subprocess.run([sys.executable, "-m", "annc", "explain", str(program),
+                                "--target", "cpu", "--report", "json"],
+                               capture_output=True, text=True, env=env, timeout=300)
+    assert explained.returncode == 0, explained.stderr
+    report = json.loads(explained.stdout)
+    (op,) = report["ops"]
+    assert op["chosen"] == {"variant": "numpy", "device": "cpu"}
+    jax = next(c for c in op["candidates"] if c["variant"] == "jax")
+    assert "2.00x" in jax["why_not"]
+    selected = subprocess.run([sys.executable, "-m", "annc", "compile", str(program),
+                               "--target", "cpu", "--emit", "selected"],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert selected.returncode == 0 and 'variant = "numpy"' in selected.stdout
+    assert "trained on this machine" in selected.stderr
