@@ -15,6 +15,7 @@ predicted time per execution:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -124,8 +125,13 @@ def _predict(ops: list[OpPlan], models: ModelSet) -> None:
 
 
 def _complexity(site: Site, candidate: Candidate) -> float:
-    return float(get_variant(site.kernel, candidate.variant, candidate.device)
-                 .complexity(site.shapes))
+    return _variant_complexity(site.kernel, candidate.variant, candidate.device, site.shapes)
+
+
+@functools.lru_cache(maxsize=65536)
+def _variant_complexity(kernel: str, variant: str, device: str,
+                        shapes: tuple[tuple[int, ...], ...]) -> float:
+    return float(get_variant(kernel, variant, device).complexity(shapes))
 
 
 def _transfer(models: ModelSet):

@@ -37,7 +37,8 @@ def test_tune_reports_every_candidate_of_every_op(
         names = {c["variant"] for c in op["candidates"]}
         assert "numpy.reference" in names and names <= {"numpy", "numpy.reference"}
         for candidate in op["candidates"]:
-            assert list(candidate) == ["variant", "device", "predicted_s", "measured_s"]
+            assert list(candidate) == ["variant", "device", "predicted_s", "measured_s",
+                                       "compile_s"]
             assert candidate["device"] == "cpu"
             if candidate["variant"] == "numpy.reference":  # the pass's prediction
                 assert candidate["predicted_s"] == pytest.approx(1e-6)

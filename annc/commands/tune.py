@@ -112,6 +112,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
                     "variant": variant.name, "device": variant.device,
                     "predicted_s": predicted.get((variant.name, variant.device)),
                     "measured_s": outcome.median_s if outcome.status == "ok" else None,
+                    "compile_s": outcome.compile_s if outcome.status == "ok" else None,
                 })
             chosen = {"variant": REFERENCE, "device": op.device.data if op.device else "cpu"}
             if op_plan is not None and op_plan.chosen is not None:

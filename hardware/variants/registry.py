@@ -71,7 +71,12 @@ def register(variant: Variant) -> Variant:
     if variant.key in _REGISTRY:
         raise ValueError(f"variant {variant.key} registered twice")
     _REGISTRY[variant.key] = variant
+    _BY_KERNEL.clear()
     return variant
+
+
+_BY_KERNEL: dict[tuple[str, str | None], list[Variant]] = {}
+"""`variants_for` answers, built on first use and dropped whenever a variant registers."""
 
 
 def all_variants() -> Iterator[Variant]:
@@ -81,10 +86,13 @@ def all_variants() -> Iterator[Variant]:
 
 def variants_for(kernel: str, device: str | None = None) -> list[Variant]:
     """The variants of one kernel, optionally on one device, in a stable order."""
-    return [
-        v for v in all_variants()
-        if v.kernel == kernel and (device is None or v.device == device)
-    ]
+    key = (kernel, device)
+    if key not in _BY_KERNEL:
+        _BY_KERNEL[key] = [
+            v for v in all_variants()
+            if v.kernel == kernel and (device is None or v.device == device)
+        ]
+    return list(_BY_KERNEL[key])
 
 
 def get_variant(kernel: str, name: str, device: str = "cpu") -> Variant:
