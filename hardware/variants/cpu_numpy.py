@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.variants.reference import standard_complexity
+from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Kernel, Shapes, Variant, register
 
 
@@ -49,10 +49,6 @@ def _build(kernel: str) -> Callable[[Shapes, np.dtype], Kernel]:
     return build
 
 
-def _complexity(kernel: str) -> Callable[[Shapes], float]:
-    return lambda shapes: standard_complexity(kernel, shapes)
-
-
 for _kernel in FUNCTIONS:
     register(
         Variant(
@@ -61,6 +57,6 @@ for _kernel in FUNCTIONS:
             device="cpu",
             backend="numpy",
             build=_build(_kernel),
-            complexity=_complexity(_kernel),
+            complexity=standard_complexity_of(_kernel),
         )
     )

@@ -36,7 +36,7 @@ from hardware.variants.halide_pipeline import (
     halide_type,
     result_shape,
 )
-from hardware.variants.reference import standard_complexity
+from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Shapes, Variant, register
 
 Schedule = Callable[[Definition, tuple[Shape, ...], hl.Target], None]
@@ -124,10 +124,6 @@ def _builder(kernel: str, name: str) -> Callable[[Shapes, np.dtype], CompiledKer
     return lambda shapes, dtype: build_halide(kernel, shapes, dtype, name)
 
 
-def _complexity(kernel: str) -> Callable[[Shapes], float]:
-    return lambda shapes: standard_complexity(kernel, shapes)
-
-
 def conv2d_workspace(shapes: Shapes, itemsize: int) -> int:
     """The zero-padded image, which every schedule materialises at least in strips."""
     (h, w), (p, q) = shapes
@@ -157,7 +153,7 @@ def _register(kernel: str, name: str) -> None:
             device="cpu",
             backend="halide",
             build=_builder(kernel, name),
-            complexity=_complexity(kernel),
+            complexity=standard_complexity_of(kernel),
             **extra,
         )
     )

@@ -24,7 +24,7 @@ from hardware.opencl import opencl_available, opencl_device, opencl_supports_f64
 from hardware.variants.halide_algorithms import ELEMENTWISE, Definition, define
 from hardware.variants.halide_pipeline import bind_shapes, extents, halide_type, result_shape
 from hardware.variants.halide_schedules import tile
-from hardware.variants.reference import standard_complexity
+from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Shapes, Variant, register
 
 Shape = tuple[int, ...]
@@ -163,10 +163,6 @@ def _builder(kernel: str) -> Callable[[Shapes, np.dtype], OpenCLKernel]:
     return lambda shapes, dtype: build_opencl(kernel, shapes, dtype)
 
 
-def _complexity(kernel: str) -> Callable[[Shapes], float]:
-    return lambda shapes: standard_complexity(kernel, shapes)
-
-
 if opencl_available():
     for _kernel in GPU_SCHEDULES:
         register(
@@ -176,7 +172,7 @@ if opencl_available():
                 device="opencl",
                 backend="halide",
                 build=_builder(_kernel),
-                complexity=_complexity(_kernel),
+                complexity=standard_complexity_of(_kernel),
                 applies=applies,
             )
         )

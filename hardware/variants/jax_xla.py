@@ -20,7 +20,7 @@ import numpy as np
 
 from hardware import jax_runtime
 from hardware.variants import complexity
-from hardware.variants.reference import standard_complexity
+from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Kernel, Shapes, Variant, register
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -93,7 +93,7 @@ FUNCTIONS: dict[tuple[str, str], Callable[[Shapes], JaxFunction]] = {
 def _complexity(kernel: str, name: str) -> Callable[[Shapes], float]:
     if name == "fft.jax":
         return complexity.fft_conv2d
-    return lambda shapes: standard_complexity(kernel, shapes)
+    return standard_complexity_of(kernel)
 
 
 def _workspace(name: str) -> Callable[[Shapes, int], int]:

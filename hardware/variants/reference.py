@@ -83,7 +83,8 @@ def _build_reference(kernel: str) -> Callable[[Shapes, np.dtype], Kernel]:
     return build
 
 
-def _complexity(kernel: str) -> Callable[[Shapes], float]:
+def standard_complexity_of(kernel: str) -> Callable[[Shapes], float]:
+    """`standard_complexity` of one kernel, as a variant's complexity function."""
     return lambda shapes: standard_complexity(kernel, shapes)
 
 
@@ -95,6 +96,6 @@ for _kernel in KERNELS:
             device="cpu",
             backend="numpy",
             build=_build_reference(_kernel),
-            complexity=_complexity(_kernel),
+            complexity=standard_complexity_of(_kernel),
         )
     )
