@@ -4,8 +4,8 @@ In order of preference:
 1. `$ANNC_HOME/models/<fingerprint>.json`, trained by `annc train` on this machine;
 2. the shipped default set `predictor/data/default_models.json`, trained on the
    project's reference machine.
-A user model file that cannot be read is reported, left as it is, and the
-shipped set is used instead.
+A user model file that cannot be read, or that holds another machine's models,
+is reported, left as it is, and the shipped set is used instead.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def load_models(notes: list[str] | None = None) -> ChosenModels:
     if path.exists():
         try:
             models = ModelSet.load(path)
+            owner = models.fingerprint.get("id")
+            if owner != machine.id:
+                raise ModelFileError(f"{path}: models of machine {owner!r}, not of this "
+                                     f"machine ({machine.id})")
             return ChosenModels(models, f"models trained on this machine ({path})")
         except ModelFileError as error:
             if notes is not None:
