@@ -9,6 +9,10 @@ Values between ops are `Resident` tensors: the copies of one immutable value on
 the devices that needed it. An operand is copied to an op's device only if it
 is not there yet, and results come back to the host only when the function
 returns them (or a CPU op reads them), so data moves only when it must.
+
+Kernels run under `np.errstate(all="ignore")`: NaN or infinity in the inputs, a
+division by zero or an overflow give the IEEE results numpy gives (NaN, ±inf),
+without RuntimeWarnings — a physicist checks the outputs, not warnings.
 """
 
 from __future__ import annotations
@@ -135,7 +139,8 @@ class Execution:
         start = time.perf_counter()
         handles = [v.on(device, self.devices) for v in values]
         copied = time.perf_counter()
-        result = kernel(*handles)
+        with np.errstate(all="ignore"):  # NaN and inf are results, as in numpy, not errors
+            result = kernel(*handles)
         elapsed = time.perf_counter() - start
         self.transfer_s += copied - start
         self.record(op, variant, shapes, elapsed)

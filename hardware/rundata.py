@@ -78,10 +78,13 @@ def prepare_inputs(
             if array.shape != spec.shape:
                 raise DataError(f"input {spec.name}: the archive holds an array of shape "
                                 f"{list(array.shape)} but the program declares {spec}")
-            if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            real = np.issubdtype(array.dtype, np.number) and not np.issubdtype(
+                array.dtype, np.complexfloating)
+            if not (real or array.dtype == np.bool_):
                 raise DataError(f"input {spec.name}: the archive holds {array.dtype} data, "
-                                "not numbers")
-            arrays.append(np.ascontiguousarray(array, dtype=spec.dtype))
+                                "not real numbers")
+            with np.errstate(all="ignore"):  # f64 beyond f32's range becomes ±inf, as in numpy
+                arrays.append(np.ascontiguousarray(array, dtype=spec.dtype))
         else:
             arrays.append(rng.random(spec.shape, dtype=spec.dtype))
     return arrays
