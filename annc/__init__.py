@@ -4,11 +4,21 @@
     module = annc.compile_file("examples/heat.ann", params={"N": 64})
     result = annc.run_file("examples/heat.ann", params={"N": 64}, seed=0)
     result.outputs["T"], result.report
+
+The API is imported on first use, so that `import annc` (and the `annc` command's
+start, where Ctrl-C must already be handled) does not pay for JAX and xDSL.
 """
 
-from annc.compiler import compile_file, compile_source
-from annc.running import RunResult, run_file, run_module
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from dsl.errors import AnncError, CompileError
+
+if TYPE_CHECKING:
+    from annc.compiler import compile_file, compile_source
+    from annc.running import RunResult, run_file, run_module
 
 __all__ = [
     "AnncError",
@@ -21,3 +31,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {"compile_file": "annc.compiler", "compile_source": "annc.compiler",
+         "RunResult": "annc.running", "run_file": "annc.running", "run_module": "annc.running"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'annc' has no attribute {name!r}")

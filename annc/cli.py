@@ -48,9 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """The console entry point: runs one command and returns its exit status.
+
+    Everything heavy (JAX, xDSL, the commands) is imported inside, under the same
+    handlers as the command itself, so a Ctrl-C while annc is still starting is an
+    exit 130 like any other."""
     try:
+        args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
     except AnncError as error:
         print(str(error), file=sys.stderr)
