@@ -52,6 +52,11 @@ def input_specs(module: ModuleOp) -> list[InputSpec]:
 def read_archive(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of an `.npz` archive, or a DataError saying why it cannot be read."""
     try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+        if magic[:2] != b"PK" and magic != b"\x93NUMPY":  # neither a zip nor a .npy file
+            raise DataError(f"{path}: not an .npz archive; save inputs with "
+                            "numpy.savez(path, NAME=array, ...)")
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise DataError(f"{path}: not an .npz archive (it holds a single array); "

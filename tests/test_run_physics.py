@@ -399,3 +399,12 @@ output x, s, c
     assert result.outputs["c"].dtype == np.float64
     np.testing.assert_array_equal(result.outputs["x"], [64, 64])
     assert float(result.outputs["c"]) == 3.0
+
+
+def test_a_text_file_as_inputs_is_not_called_pickled_data(tmp_path: Path) -> None:
+    from hardware.rundata import DataError, read_archive
+
+    (tmp_path / "notes.npz").write_text("T = 1, 2, 3\n")
+    with pytest.raises(DataError, match=r"notes\.npz: not an \.npz archive; save inputs") as info:
+        read_archive(tmp_path / "notes.npz")
+    assert "pickle" not in str(info.value)
