@@ -166,6 +166,17 @@ class _Checker:
             Diagnostic(self.program.filename, loc.line, loc.column, message, source)
         )
 
+    def constant(self, value: float, dtype: str, loc: ast.Location) -> Constant | None:
+        """A number given a dtype; one that is not finite there is an error (the IR's
+        dense attributes cannot carry inf and NaN through a print and re-parse)."""
+        with np.errstate(all="ignore"):
+            cast = np.array(value, dtype=np.float32 if dtype == "f32" else np.float64)
+        if not np.isfinite(cast):
+            self.error(loc, f"this number is {cast} in {dtype}; annc constants must be "
+                       "finite")
+            return None
+        return Constant(value, TensorType(dtype, ()))
+
     # Statements ----------------------------------------------------------------
 
     def check_program(self) -> TypedProgram:
@@ -313,7 +324,15 @@ class _Checker:
                        f"{written} but the declared type is {type_}")
             self.scope.values[statement.name].type = None
             return []
-        return [ConstDecl(statement.name, type_, _flatten(statement.value))]
+        values = _flatten(statement.value)
+        with np.errstate(all="ignore"):
+            cast = np.array(values, dtype=np.float32 if type_.dtype == "f32" else np.float64)
+        if not np.all(np.isfinite(cast)):
+            self.error(statement.value.loc, f"const {statement.name}: a value is "
+                       f"{cast[~np.isfinite(cast)][0]} in {type_.dtype}; annc constants must "
+                       "be finite")
+            return []
+        return [ConstDecl(statement.name, type_, values)]
 
     def check_target(self, statement: ast.Target) -> None:
         if self.target_loc is not None:
@@ -370,7 +389,9 @@ class _Checker:
             if carried is None:
                 self.bind(name, _Binding(None, value, statement.loc))
                 return []
-            value = Constant(value, TensorType(carried.dtype, ()))
+            value = self.constant(value, carried.dtype, statement.value.loc)
+            if value is None:
+                return []
         if carried is not None and value.type != carried:
             frame = next(f for f in reversed(self.loops) if name in f.carried)
             self.error(statement.loc, f"{name} changes type inside the repeat block at line "
@@ -403,7 +424,9 @@ class _Checker:
                 continue
             if binding.literal is not None:
                 dtype = self.probe_dtype(statement.body, name)
-                constant = Constant(binding.literal, TensorType(dtype, ()))
+                constant = self.constant(binding.literal, dtype, binding.loc)
+                if constant is None:
+                    continue
                 typed.append(Bind(name, constant))
                 binding = _Binding(constant.type, None, binding.loc, binding.declared)
                 self.scope.values[name] = binding
@@ -467,7 +490,7 @@ class _Checker:
             seen.add(name.id)
             value = self.check_name(name)
             if isinstance(value, float):
-                value = Constant(value, TensorType("f64", ()))
+                value = self.constant(value, "f64", name.loc)
             if value is not None:
                 typed.append((name.id, value))
         return tuple(typed)
@@ -524,9 +547,12 @@ class _Checker:
             return _fold(expr.op, left, right)
         if isinstance(left, float):
             assert not isinstance(right, float)
-            left = Constant(left, TensorType(right.type.dtype, ()))
+            left = self.constant(left, right.type.dtype, expr.left.loc)
         if isinstance(right, float):
-            right = Constant(right, TensorType(left.type.dtype, ()))
+            assert not isinstance(left, float)
+            right = self.constant(right, left.type.dtype, expr.right.loc)
+        if left is None or right is None:
+            return None
         a, b = left.type, right.type
         if a.dtype != b.dtype:
             self.error(expr.loc, f"'{expr.op}': dtypes differ: {a} and {b}; annc does not "

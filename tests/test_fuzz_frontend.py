@@ -212,3 +212,22 @@ def test_a_binary_file_is_a_compile_error(tmp_path: Path) -> None:
 def test_control_characters_are_a_compile_error() -> None:
     compiles_or_reports("input x : f64[2]\x00\noutput x\n")
     compiles_or_reports(bytes(range(128)).decode("ascii"))
+
+
+def test_numbers_that_overflow_work_like_numpy_or_are_refused() -> None:
+    """A number that is not finite in its operand's dtype, and an integer beyond 2^63-1
+    where an integer is needed, are located errors, not an OverflowError, and never an
+    inf constant in the IR (xDSL re-parses its hexadecimal form as a wrong finite number)."""
+    for text, column in (("input x : f64[2]\ny = x * 1e999\noutput y\n", 9),
+                         ("input x : f32[2]\ny = x * 1e39\noutput y\n", 9),
+                         ("input x : f64[2]\ny = x * (0 / 0)\noutput y\n", 12),
+                         ("const c : f32[2] = [1, 1e39]\noutput c\n", 20)):
+        with pytest.raises(annc.CompileError) as error:
+            annc.compile_source(text, emit="ir")
+        assert "must be finite" in error.value.message
+        assert error.value.column == column, error.value
+    ok = annc.compile_source("input x : f64[2]\ny = x * 1e300\noutput y\n", emit="ir")
+    assert isinstance(ok, ModuleOp)
+    with pytest.raises(annc.CompileError) as error:
+        annc.compile_source("param N = 99999999999999999999999\ninput x : f64[N]\noutput x\n")
+    assert error.value.line >= 1 and "too large" in error.value.message
