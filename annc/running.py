@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
-from dsl.lowering import TARGETS_ATTRIBUTE
+from dsl.lowering import module_targets
 from hardware.interpreter import Execution, RunError, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
@@ -23,14 +23,6 @@ class RunResult:
     outputs: dict[str, np.ndarray]
     report: dict[str, Any]
     notes: list[str] = field(default_factory=list)
-
-
-def module_targets(module: ModuleOp) -> list[str] | None:
-    """The module's target list, or None where the program gave none."""
-    attr = module.attributes.get(TARGETS_ATTRIBUTE)
-    if not isinstance(attr, ArrayAttr):
-        return None
-    return [s.data for s in attr.data if isinstance(s, StringAttr)]
 
 
 def _devices() -> dict[str, Any]:

@@ -37,6 +37,8 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from dsl import types
+
 _SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s")
 
 
@@ -55,8 +57,7 @@ def _show(value: SSAValue | Attribute) -> str:
     type_ = value.type if isinstance(value, SSAValue) else value
     assert isinstance(type_, TensorType)
     dtype = "f32" if isinstance(type_.element_type, Float32Type) else "f64"
-    shape = _shape(type_)
-    return f"{dtype}[{', '.join(map(str, shape))}]" if shape else dtype
+    return str(types.TensorType(dtype, _shape(type_)))
 
 
 class KernelOp(IRDLOperation):
@@ -75,12 +76,12 @@ class KernelOp(IRDLOperation):
     traits = traits_def(Pure())
 
     def verify_element_types(self) -> None:
-        types = {_element_type(v) for v in (*self.operands, *self.results)}
-        if len(types) != 1:
+        element_types = {_element_type(v) for v in (*self.operands, *self.results)}
+        if len(element_types) != 1:
             shown = ", ".join(_show(v) for v in (*self.operands, *self.results))
             raise VerifyException(f"{self.name}: operands and result must share one dtype, "
                                   f"got {shown}")
-        if not isinstance(next(iter(types)), Float32Type | Float64Type):
+        if not isinstance(next(iter(element_types)), Float32Type | Float64Type):
             raise VerifyException(f"{self.name}: the dtype must be f32 or f64")
 
     def expected_shape(self) -> tuple[int, ...]:

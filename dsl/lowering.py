@@ -136,6 +136,14 @@ class _Lowering:
         return module
 
 
+def module_targets(module: ModuleOp) -> list[str] | None:
+    """The module's target list, or None where the program gave none."""
+    attr = module.attributes.get(TARGETS_ATTRIBUTE)
+    if not isinstance(attr, ArrayAttr):
+        return None
+    return [s.data for s in attr.data if isinstance(s, StringAttr)]
+
+
 def lower(program: types.TypedProgram) -> ModuleOp:
     """Builds the IR of a checked program."""
     module = _Lowering(program).lower()

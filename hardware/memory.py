@@ -10,6 +10,7 @@ from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 from xdsl.dialects.func import FuncOp
 from xdsl.ir import SSAValue
 
+from dsl import types
 from dsl.errors import AnncError
 
 HEADROOM = 0.9
@@ -39,8 +40,7 @@ def _describe(value: SSAValue) -> TensorSize | None:
         return None
     itemsize = 4 if isinstance(type_.element_type, Float32Type) else 8
     shape = tuple(type_.get_shape())
-    dtype = "f32" if itemsize == 4 else "f64"
-    shown = f"{dtype}[{', '.join(map(str, shape))}]" if shape else dtype
+    shown = str(types.TensorType("f32" if itemsize == 4 else "f64", shape))
     return TensorSize(value.name_hint or "a temporary", shown, itemsize * math.prod(shape))
 
 

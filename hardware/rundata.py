@@ -18,6 +18,7 @@ import numpy as np
 from xdsl.dialects.builtin import ArrayAttr, Float32Type, ModuleOp, StringAttr, TensorType
 from xdsl.dialects.func import FuncOp
 
+from dsl import types
 from dsl.errors import AnncError
 from dsl.lowering import INPUTS_ATTRIBUTE
 
@@ -33,8 +34,7 @@ class InputSpec:
     shape: tuple[int, ...]
 
     def __str__(self) -> str:
-        dtype = "f32" if self.dtype == np.float32 else "f64"
-        return f"{dtype}[{', '.join(map(str, self.shape))}]" if self.shape else dtype
+        return str(types.TensorType("f32" if self.dtype == np.float32 else "f64", self.shape))
 
 
 def input_specs(module: ModuleOp) -> list[InputSpec]:

@@ -24,7 +24,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.passes import ModulePass
 
-from dsl.lowering import TARGETS_ATTRIBUTE
+from dsl.lowering import module_targets
 from hardware.devices import available_devices
 from hardware.variants import get_variant, load_library, variants_for
 from passes.models import ChosenModels, load_models
@@ -67,10 +67,9 @@ class Plan:
 
 
 def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
-    targets = module.attributes.get(TARGETS_ATTRIBUTE)
-    if targets is None:
+    listed = module_targets(module)
+    if listed is None:
         return present
-    listed = [t.data for t in targets.data]  # type: ignore[attr-defined]
     for name in listed:
         if name not in present:
             notes.append(f"note: target {name} is not on this machine; skipping it")

@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -25,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from annc.commands.common import compact_shapes
 from annc.commands.variants import selected_kernels
 from dsl.errors import AnncError
 from hardware.calibration import (
@@ -212,7 +212,7 @@ class _progress:
             if self.bar is not None and self.task is not None:
                 self.bar.update(self.task, completed=done, description="done")
             return
-        what = f"{job.variant.kernel} {job.variant.name} {_shapes(job.config.shapes)}"
+        what = f"{job.variant.kernel} {job.variant.name} {compact_shapes(job.config.shapes)}"
         if self.bar is not None:
             if self.task is None:
                 self.task = self.bar.add_task(what, total=total)
@@ -220,7 +220,3 @@ class _progress:
         elif time.monotonic() - self.last >= 10:
             self.last = time.monotonic()
             print(f"{done}/{total} measured; now {what}", file=sys.stderr, flush=True)
-
-
-def _shapes(shapes: Sequence[tuple[int, ...]]) -> str:
-    return " ".join("x".join(map(str, s)) or "()" for s in shapes)

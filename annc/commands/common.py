@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from dsl.errors import AnncError
 
@@ -39,6 +40,11 @@ def targets(args: argparse.Namespace) -> tuple[str, ...] | None:
     if getattr(args, "target", None) is None:
         return None
     return tuple(t.strip() for t in args.target.split(",") if t.strip())
+
+
+def compact_shapes(shapes: Sequence[Sequence[int]]) -> str:
+    """Operand shapes for a table: `512x512 3x3`, a scalar as `()`."""
+    return " ".join("x".join(map(str, s)) or "()" for s in shapes)
 
 
 def key_values(items: list[str], option: str) -> dict[str, str]:

@@ -11,7 +11,13 @@ from rich.console import Console
 from rich.table import Table
 from xdsl.dialects.builtin import ModuleOp
 
-from annc.commands.common import add_program_arguments, add_target_argument, defines, targets
+from annc.commands.common import (
+    add_program_arguments,
+    add_target_argument,
+    compact_shapes,
+    defines,
+    targets,
+)
 from annc.compiler import compile_file
 from passes.select_variants import Plan, plan_selection
 
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"models: {plan.models}; devices: {', '.join(plan.devices)}")
     for op in plan.ops:
         site = op.site
-        shapes = " ".join("x".join(map(str, s)) or "()" for s in site.shapes)
+        shapes = compact_shapes(site.shapes)
         table = Table(title=f"#{site.index} {site.kernel} {shapes} {site.dtype} at {site.loc}, "
                       f"runs {site.trips}x", title_justify="left")
         for column in ("", "variant", "device", "predicted ms", "compile ms", "cost ms",

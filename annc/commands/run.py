@@ -13,11 +13,13 @@ from rich.table import Table
 from annc.commands.common import (
     add_program_arguments,
     add_target_argument,
+    compact_shapes,
     defines,
     key_values,
     targets,
 )
 from annc.running import RunResult, run_file
+from dsl.types import TensorType
 from hardware.rundata import read_archive, save_outputs
 
 HELP = "compile and run a workload"
@@ -47,8 +49,7 @@ def _summary(value: np.ndarray) -> str:
 
 
 def _type(value: np.ndarray) -> str:
-    dtype = "f32" if value.dtype == np.float32 else "f64"
-    return f"{dtype}[{', '.join(map(str, value.shape))}]" if value.ndim else dtype
+    return str(TensorType("f32" if value.dtype == np.float32 else "f64", value.shape))
 
 
 def _print_outputs(console: Console, result: RunResult) -> None:
@@ -71,7 +72,7 @@ def _print_report(console: Console, result: RunResult) -> None:
         predicted = op["predicted_s"]
         table.add_row(
             str(op["index"]), op["kernel"], op["variant"], op["device"],
-            " ".join("x".join(map(str, s)) or "()" for s in op["shapes"]),
+            compact_shapes(op["shapes"]),
             str(op["executions"]),
             "-" if predicted is None else f"{predicted * 1e3:.3f}",
             f"{op['measured_s'] * 1e3:.3f}", op["loc"],

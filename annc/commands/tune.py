@@ -21,11 +21,17 @@ from rich.table import Table
 from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 
 from annc.commands.calibrate import comma_names
-from annc.commands.common import add_program_arguments, add_target_argument, defines, targets
+from annc.commands.common import (
+    add_program_arguments,
+    add_target_argument,
+    compact_shapes,
+    defines,
+    targets,
+)
 from annc.compiler import compile_file
-from annc.running import module_targets
 from dsl.dialect import KernelOp
 from dsl.errors import AnncError
+from dsl.lowering import module_targets
 from hardware.calibration import select_variants
 from hardware.devices import available_devices
 from hardware.variants.reference import REFERENCE
@@ -149,7 +155,7 @@ def print_table(report: dict[str, Any]) -> None:
     for op in report["ops"]:
         measured = [c["measured_s"] for c in op["candidates"] if c["measured_s"] is not None]
         best = min(measured, default=None)
-        shapes = " ".join("x".join(map(str, s)) or "()" for s in op["shapes"])
+        shapes = compact_shapes(op["shapes"])
         if not op["candidates"]:
             table.add_row(str(op["index"]), op["kernel"], shapes, "(no candidate)", "", "-", "")
         for i, c in enumerate(sorted(op["candidates"], key=lambda c: (c["measured_s"] is None,
