@@ -8,8 +8,10 @@ none — to the store the moment it arrives. It stops when the plan is done or
 the budget is spent (an unfinished measurement at the budget is abandoned, so
 the run returns within it).
 
-The noise floor is the repeat-to-repeat MAPE of a sample measured twice in
-separate passes: mean |t2 − t1| / t1. No model can be more accurate.
+The noise floor is the repeat-to-repeat MAPE of a sample of every combination's
+test configurations measured twice in separate passes: mean |t2 − t1| / t1,
+over all pairs and per combination. No model can be much more accurate than
+the measurements it is scored against.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from __future__ import annotations
 import importlib.metadata
 import statistics
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hardware.devices import available_devices
 from hardware.memory import available_bytes
@@ -79,8 +81,16 @@ def noise_passes(variants: Sequence[Variant]) -> list[Job]:
 @dataclass(frozen=True)
 class NoiseFloor:
     mape: float | None
-    """Mean |t2 − t1| / t1 over the pairs; None without any pair."""
+    """Mean |t2 − t1| / t1 over all pairs; None without any pair."""
     pairs: int
+    by_combination: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    """The same mean over each kernel–variant–device combination's own pairs."""
+
+    @property
+    def median_combination(self) -> float | None:
+        """The median over combinations of their own noise floor."""
+        values = list(self.by_combination.values())
+        return statistics.median(values) if values else None
 
 
 def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
@@ -90,8 +100,14 @@ def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
         if m.split == "noise" and m.status == "ok" and m.noise_pass in passes and m.median_s:
             key = (m.fingerprint, m.kernel, m.variant, m.device, m.dtype, m.shapes)
             passes[m.noise_pass][key] = m.median_s
-    errors = [abs(passes[2][k] - t1) / t1 for k, t1 in passes[1].items() if k in passes[2]]
-    return NoiseFloor(statistics.fmean(errors) if errors else None, len(errors))
+    errors: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for key, t1 in passes[1].items():
+        if key in passes[2]:
+            errors[key[1:4]].append(abs(passes[2][key] - t1) / t1)  # type: ignore[index]
+    every = [e for values in errors.values() for e in values]
+    return NoiseFloor(statistics.fmean(every) if every else None, len(every),
+                      {combo: statistics.fmean(values)
+                       for combo, values in sorted(errors.items())})
 
 
 ProgressCallback = Callable[[Job | None, int, int], None]

@@ -37,6 +37,7 @@ from xdsl.interpreters.scf import ScfFunctions
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
+from hardware.allocator import keep_freed_memory
 from hardware.compiled import compiled
 from hardware.devices import Device
 from hardware.variants import Variant, get_variant, load_library, variants_for
@@ -202,6 +203,7 @@ def execute(
     execution: Execution,
 ) -> dict[str, np.ndarray]:
     """Runs the module's `main` on the inputs; returns its outputs by name."""
+    keep_freed_memory()  # as when the kernels were calibrated
     interpreter = Interpreter(module)
     for functions in (FuncFunctions(), ScfFunctions(), ArithFunctions(),
                       KernelFunctions(execution)):

@@ -93,7 +93,9 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
         "plan_sizes": {name: asdict(size) for name, size in PLAN_SIZES.items()},
         "plan_overrides": [{"kernel": k, "variant": v, **asdict(size)}
                            for (k, v), size in PLAN_OVERRIDES.items()],
-        "noise_floor": {"mape": floor.mape, "pairs": floor.pairs},
+        "noise_floor": {"mape": floor.mape, "pairs": floor.pairs,
+                        "median_combination_mape": floor.median_combination,
+                        "combinations": len(floor.by_combination)},
         "combinations": [{"kernel": k, "variant": v, "device": d, **c}
                          for (k, v, d), c in combos.items()],
     }

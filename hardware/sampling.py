@@ -41,7 +41,7 @@ PLAN_SIZES = {
     "cheap": PlanSize(train=250, test=50),
     "compiled": PlanSize(train=100, test=25),
     "autoscheduled": PlanSize(train=60, test=20),
-    "offload": PlanSize(train=40, test=15),
+    "offload": PlanSize(train=80, test=20),
 }
 """Configurations per combination by the cost of building a variant: numpy-only
 builds are free; JAX and Halide compile per shape (0.1–0.3 s); Halide's
@@ -237,27 +237,33 @@ def calibration_plan(variants: Sequence[Variant], memory_bytes: int,
     return interleave(per_combination)
 
 
-NOISE_SAMPLE = 40
+NOISE_SHARE = 4
+"""The noise passes re-measure every `NOISE_SHARE`-th test configuration of each
+combination (at least two): each combination gets its own noise floor."""
 
 
-def noise_plan(variants: Sequence[Variant], memory_bytes: int, size: int = NOISE_SAMPLE,
+def noise_size(variant: Variant) -> int:
+    """How many of the combination's test configurations the noise passes repeat."""
+    return max(2, plan_size(variant).test // NOISE_SHARE)
+
+
+def noise_plan(variants: Sequence[Variant], memory_bytes: int,
                seed: int = SEED) -> tuple[list[Job], list[Job]]:
-    """The noise floor's two passes: the same `size` configurations, measured twice.
+    """The noise floor's two passes: the same configurations, measured twice.
 
-    The sample is drawn from the kernels' test configurations, spread over the
-    combinations, preferring cheap builds so the passes measure timing noise,
-    not compile time.
+    For every combination the sample is spread evenly over the test
+    configurations it is calibrated on, so that its noise floor is measured
+    where its held-out error is; each pass is interleaved like calibration.
     """
-    cheap = [v for v in variants if cost_class(v) in ("cheap", "compiled")] or list(variants)
-    rng = np.random.default_rng([seed, 2])
-    sample: list[Job] = []
-    tests = {v.kernel: configurations(v.kernel, seed=seed)[1] for v in cheap}
-    for _ in range(50 * size):
-        if len(sample) >= size or not cheap:
-            break
-        variant = cheap[int(rng.integers(len(cheap)))]
-        config = tests[variant.kernel][int(rng.integers(len(tests[variant.kernel])))]
-        job = Job(variant, config, "noise", 1)
-        if job not in sample and usable(variant, config, memory_bytes):
-            sample.append(job)
-    return sample, [Job(j.variant, j.config, "noise", 2) for j in sample]
+    pools: dict[str, tuple[list[Config], list[Config]]] = {}
+    per_combination = []
+    for variant in variants:
+        if variant.kernel not in pools:
+            pools[variant.kernel] = configurations(variant.kernel, seed=seed)
+        tests = [j.config for j in combination_jobs(variant, *pools[variant.kernel],
+                                                    memory_bytes) if j.split == "test"]
+        wanted = min(noise_size(variant), len(tests))
+        picks = [tests[i * len(tests) // wanted] for i in range(wanted)] if wanted else []
+        per_combination.append([Job(variant, c, "noise", 1) for c in picks])
+    first = interleave(per_combination)
+    return first, [Job(j.variant, j.config, "noise", 2) for j in first]

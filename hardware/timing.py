@@ -1,11 +1,16 @@
 """The timing harness: the one way annc measures how long a variant takes.
 
 A measurement builds the variant (through the shared cache, timing the build
-once), puts seeded operands on the variant's device, runs `warmup` untimed
-calls, then times calls one by one until it has at least `min_repeats` of
-them and they add up to at least `min_seconds` (at most `max_repeats`, and
-no more once `max_seconds` have been spent timing). The result is copied back
-to the host only after the last timed call.
+once), puts seeded operands on the variant's device, runs untimed warm-up
+calls (at least `warmup` of them, and for at least `warmup_seconds`: thread
+pools wake and caches fill over the first few calls), then times calls one by
+one until it has at least `min_repeats` of them and they add up to at least
+`min_seconds` (at most `max_repeats`, and no more once `max_seconds` have been
+spent timing). The result is copied back to the host only after the last timed
+call.
+
+The process's allocator is first made steady (`hardware.allocator`), as it
+is when annc runs a program.
 
 `median_s` is the median of the per-call times; `spread` is
 (p90 − p10) / median of the same times, a dimensionless measure of noise.
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hardware.allocator import keep_freed_memory
 from hardware.compiled import compiled, normalise_shapes
 from hardware.devices import Device, get_device
 from hardware.operands import uniform_operands
@@ -72,6 +78,7 @@ def measure(
     max_repeats: int = 1000,
     max_seconds: float = 30.0,
     warmup: int = 1,
+    warmup_seconds: float = 0.01,
 ) -> Timing:
     """Times `variant` on operands of these shapes with its operands on `device`.
 
@@ -85,9 +92,13 @@ def measure(
     build = compiled(variant, shapes, dtype)
     host = list(operands) if operands is not None else uniform_operands(shapes, dtype, seed)
     resident = [device.put(np.asarray(a, dtype=dtype)) for a in host]
+    keep_freed_memory()
     result = None
-    for _ in range(warmup):
+    began = time.perf_counter()
+    calls = 0
+    while calls < warmup or time.perf_counter() - began < warmup_seconds:
         result = build.kernel(*resident)
+        calls += 1
     times: list[float] = []
     total = 0.0
     while len(times) < max_repeats and (

@@ -47,6 +47,7 @@ class TimingSettings:
     max_repeats: int = 200
     max_seconds: float = 2.0
     warmup: int = 1
+    warmup_seconds: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _serve(connection: Connection) -> None:
             timing = measure(variant, request.shapes, request.dtype,
                              min_repeats=s.min_repeats, min_seconds=s.min_seconds,
                              max_repeats=s.max_repeats, max_seconds=s.max_seconds,
-                             warmup=s.warmup)
+                             warmup=s.warmup, warmup_seconds=s.warmup_seconds)
             answer: Any = Outcome("ok", timing.median_s, timing.spread, timing.repeats,
                                   timing.compile_s, timing.threads)
         except Exception as error:  # a failing variant is data, not the worker's end

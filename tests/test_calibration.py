@@ -22,6 +22,7 @@ from hardware.sampling import (
     configurations,
     interleave,
     noise_plan,
+    noise_size,
     plan_size,
 )
 from hardware.store import Measurement, MeasurementStore
@@ -93,10 +94,23 @@ def test_plan_sizes_follow_build_cost_and_interleave() -> None:
 
 def test_noise_plan_measures_the_same_sample_twice() -> None:
     load_library()
-    first, second = noise_plan(list(variants_for("add")), memory_bytes=2**33, size=10)
-    assert len(first) == len(second) == 10
+    variants = list(variants_for("add"))
+    first, second = noise_plan(variants, memory_bytes=2**33)
+    assert len(first) == len(second) == sum(noise_size(v) for v in variants)
     assert [(j.variant, j.config) for j in first] == [(j.variant, j.config) for j in second]
     assert {j.noise_pass for j in first} == {1} and {j.noise_pass for j in second} == {2}
+
+
+def test_noise_plan_repeats_each_combinations_own_test_configurations() -> None:
+    load_library()
+    variants = list(variants_for("matmul", "cpu"))
+    first, _ = noise_plan(variants, memory_bytes=2**33)
+    plan = calibration_plan(variants, memory_bytes=2**33)
+    for variant in variants:
+        tests = {j.config for j in plan if j.variant == variant and j.split == "test"}
+        repeated = [j.config for j in first if j.variant == variant]
+        assert len(repeated) == noise_size(variant) >= 2
+        assert set(repeated) <= tests
 
 
 def test_noise_floor_is_mean_relative_difference() -> None:
@@ -107,6 +121,8 @@ def test_noise_floor_is_mean_relative_difference() -> None:
     floor = noise_floor([m(1, 1, 1.0), m(1, 2, 1.2), m(2, 1, 2.0), m(2, 2, 1.8), m(3, 1, 5.0)])
     assert floor.pairs == 2
     assert floor.mape == pytest.approx(0.15)
+    assert floor.by_combination == {("neg", "numpy", "cpu"): pytest.approx(0.15)}
+    assert floor.median_combination == pytest.approx(0.15)
 
 
 # --- running calibrations -------------------------------------------------------------------
@@ -192,10 +208,12 @@ def test_noise_passes_are_stored_and_give_a_floor(tmp_path: Path) -> None:
         calibration = Calibration(store, "test-fingerprint")
         assert calibration.run(jobs) == "complete"
         measured = list(store.measurements())
-    assert Counter(m.noise_pass for m in measured) == {1: 40, 2: 40}
+    pairs = sum(noise_size(v) for v in variants)
+    assert Counter(m.noise_pass for m in measured) == {1: pairs, 2: pairs}
     assert {m.split for m in measured} == {"noise"}
     floor = noise_floor(measured)
-    assert floor.pairs == 40 and floor.mape is not None and floor.mape >= 0
+    assert floor.pairs == pairs and floor.mape is not None and floor.mape >= 0
+    assert set(floor.by_combination) == {v.key for v in variants}
 
 
 def test_reference_calibration_exports_data_with_its_noise_floor(
@@ -209,9 +227,10 @@ def test_reference_calibration_exports_data_with_its_noise_floor(
     reference = reference_data.load_reference()
     assert reference is not None
     metadata = reference.metadata
-    assert metadata["rows"] == len(rows(db)) == 250 + 50 + 2 * 40
-    assert metadata["noise_floor"]["pairs"] == 40 and metadata["noise_floor"]["mape"] >= 0
+    assert metadata["rows"] == len(rows(db)) == 250 + 50 + 2 * 12
+    assert metadata["noise_floor"]["pairs"] == 12 and metadata["noise_floor"]["mape"] >= 0
+    assert metadata["noise_floor"]["combinations"] == 1
     assert metadata["calibration_s"] > 0 and metadata["fingerprint"]["id"]
     assert metadata["combinations"] == [{"kernel": "neg", "variant": "numpy", "device": "cpu",
-                                         "noise": 80, "test": 50, "train": 250}]
+                                         "noise": 24, "test": 50, "train": 250}]
     assert len(reference.measurements) == metadata["rows"]

@@ -149,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
             floor = noise_floor(store.measurements(fp.id))
             if floor.mape is not None:
                 console.print(f"noise floor: {floor.mape:.1%} repeat-to-repeat MAPE over "
-                              f"{floor.pairs} configurations measured twice")
+                              f"{floor.pairs} configurations measured twice; median over "
+                              f"{len(floor.by_combination)} combinations "
+                              f"{floor.median_combination:.1%}")
         if args.reference and stopped == "complete":
             from hardware.calibration import CALIBRATION_SETTINGS
             from hardware.reference_data import export_reference
