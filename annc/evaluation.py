@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dsl.errors import AnncError
+from hardware.calibration import NoiseFloor
 from predictor import baselines
 from predictor.fitting import Measurement, by_combo, fit_models, predict_seconds, split
 from predictor.mlp import HIDDEN
@@ -35,9 +36,18 @@ def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1
     return statistics.median(times) / batch
 
 
-def evaluate(rows: list[Measurement], noise_floor: float | None,
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
+
+
+def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
              peaks: tuple[dict[str, float], float] | None) -> dict[str, Any]:
-    """The `evaluate --report json` object."""
+    """The `evaluate --report json` object.
+
+    Beside the contract's fields, each combination has `noise_mape`: the
+    repeat-to-repeat MAPE of its own noise passes (None without them), the
+    error a perfect model would still show against its held-out rows.
+    """
     if not rows:
         raise AnncError("evaluate: no measurements to evaluate on; run `annc calibrate`")
     start = time.perf_counter()
@@ -61,6 +71,7 @@ def evaluate(rows: list[Measurement], noise_floor: float | None,
             "kernel": combo[0], "variant": combo[1], "device": combo[2],
             "params": model.parameter_count, "train_n": model.summary["train_n"],
             "test_n": model.summary["test_n"], "mape": model.summary["mape"],
+            "noise_mape": _percent(noise.by_combination.get(combo)) if noise else None,
             "baselines": {name: s[combo] for name, s in scores.items() if combo in s},
         })
     mapes = [c["mape"] for c in combos]
@@ -70,7 +81,8 @@ def evaluate(rows: list[Measurement], noise_floor: float | None,
         "combinations": len(combos),
         "median_mape": statistics.median(mapes) if mapes else None,
         "worst_mape": max(mapes) if mapes else None,
-        "noise_floor_mape": noise_floor,
+        "noise_floor_mape": _percent(noise.mape) if noise else None,
+        "median_noise_mape": _percent(noise.median_combination) if noise else None,
         "max_params": max((c["params"] for c in combos), default=0),
         "max_train_n": max((c["train_n"] for c in combos), default=0),
         "beats_plain_mlp_share": sum(plain_wins) / len(plain_wins) if plain_wins else None,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardware.calibration import noise_floor
+from hardware.calibration import NoiseFloor, noise_floor
 from hardware.fingerprint import fingerprint
 from hardware.home import ensure_home
 from hardware.reference_data import load_reference
@@ -125,8 +125,8 @@ class MeasurementSource:
 
     stored: list[StoredMeasurement]
     fingerprint: dict[str, Any]
-    noise_floor_mape: float | None
-    """Repeat-to-repeat MAPE in percent, where the source has the noise passes."""
+    noise: NoiseFloor
+    """Repeat-to-repeat MAPE of the noise passes (fractions), overall and per combination."""
     description: str
 
 
@@ -136,11 +136,9 @@ def measurement_source(db: Path | None, reference: bool) -> MeasurementSource:
         data = load_reference()
         if data is None:
             raise ModelError("this installation ships no reference data")
-        floor = data.metadata.get("noise_floor", {}).get("mape")
         return MeasurementSource(data.measurements, data.metadata["fingerprint"],
-                                 None if floor is None else 100 * floor,
+                                 noise_floor(data.measurements),
                                  f"reference data of machine {data.metadata['fingerprint']['id']}")
     stored, machine = stored_measurements(db)
-    floor = noise_floor(stored).mape
-    return MeasurementSource(stored, machine, None if floor is None else 100 * floor,
+    return MeasurementSource(stored, machine, noise_floor(stored),
                              f"measurements of this machine ({machine['id']})")

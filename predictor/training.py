@@ -20,9 +20,9 @@ import optax
 
 from predictor import mlp
 
-STEPS = 2000
+STEPS = 6000
 RESTARTS = 4
-LEARNING_RATE = 0.03
+LEARNING_RATE = 0.01
 VALIDATION_SHARE = 0.2
 
 

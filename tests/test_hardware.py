@@ -77,6 +77,39 @@ def test_measure_stops_at_max_repeats_and_takes_given_operands() -> None:
     assert timing.repeats == 3
 
 
+def test_measure_warms_up_for_the_given_time_before_timing() -> None:
+    calls = []
+
+    def counting(*operands: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return operands[0]
+
+    variant = get_variant("neg", "numpy")
+    build = compiled(variant, ((4,),), np.float32)
+    original = build.kernel
+    object.__setattr__(build, "kernel", counting)
+    try:
+        timing = measure(variant, ((4,),), np.float32, min_repeats=3, max_repeats=3,
+                         warmup=1, warmup_seconds=0.05)
+    finally:
+        object.__setattr__(build, "kernel", original)
+    assert timing.repeats == 3
+    assert len(calls) > 3 + 10  # a 0.05 s warm-up of a ~1 µs call is many calls
+
+
+def test_annc_keeps_freed_memory_and_dispatches_jax_synchronously() -> None:
+    import jax
+
+    from hardware import jax_runtime
+    from hardware.allocator import keep_freed_memory
+
+    assert jax_runtime.cpu_device() is not None
+    assert jax.config.read("jax_cpu_enable_async_dispatch") is False
+    if sys.platform.startswith("linux"):
+        assert keep_freed_memory() is True
+        assert keep_freed_memory() is True  # idempotent
+
+
 def test_spread_is_relative_width_of_the_middle() -> None:
     assert spread([1.0] * 5) == 0.0
     assert spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.6 - 1.4) / 3.0)

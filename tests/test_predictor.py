@@ -136,3 +136,20 @@ def test_baselines_score_the_same_rows():
     assert all(math.isfinite(v) for v in (linear, plain, roof))
     assert augmented < linear
     assert mape(np.array([1.1]), np.array([1.0])) == pytest.approx(10.0)
+
+
+def test_evaluate_reports_each_combinations_noise_floor_beside_its_error():
+    from annc.evaluation import evaluate
+    from hardware.calibration import NoiseFloor
+
+    rows = synthetic("matmul", "numpy") + synthetic("matmul", "strassen", seed=1)
+    noise = NoiseFloor(0.02, 10, {("matmul", "numpy", "cpu"): 0.01})
+    result = evaluate(rows, noise, None)
+    by_variant = {c["variant"]: c for c in result["combos"]}
+    assert by_variant["numpy"]["noise_mape"] == pytest.approx(1.0)
+    assert by_variant["strassen"]["noise_mape"] is None
+    summary = result["summary"]
+    assert summary["noise_floor_mape"] == pytest.approx(2.0)
+    assert summary["median_noise_mape"] == pytest.approx(1.0)
+    assert summary["combinations"] == 2 and summary["max_params"] <= 75
+    assert json.dumps({k: v for k, v in result.items() if not k.startswith("_")})
