@@ -225,16 +225,22 @@ def interleave(lists: Iterable[Sequence[Job]]) -> list[Job]:
     return order
 
 
-def calibration_plan(variants: Sequence[Variant], memory_bytes: int,
-                     seed: int = SEED) -> list[Job]:
-    """Every job of a full calibration of these variants, interleaved."""
+def _jobs_per_combination(variants: Sequence[Variant], memory_bytes: int,
+                          seed: int) -> list[list[Job]]:
+    """Each variant's calibration jobs, drawing each kernel's configurations once."""
     pools: dict[str, tuple[list[Config], list[Config]]] = {}
     per_combination = []
     for variant in variants:
         if variant.kernel not in pools:
             pools[variant.kernel] = configurations(variant.kernel, seed=seed)
         per_combination.append(combination_jobs(variant, *pools[variant.kernel], memory_bytes))
-    return interleave(per_combination)
+    return per_combination
+
+
+def calibration_plan(variants: Sequence[Variant], memory_bytes: int,
+                     seed: int = SEED) -> list[Job]:
+    """Every job of a full calibration of these variants, interleaved."""
+    return interleave(_jobs_per_combination(variants, memory_bytes, seed))
 
 
 NOISE_SHARE = 4
@@ -255,13 +261,10 @@ def noise_plan(variants: Sequence[Variant], memory_bytes: int,
     configurations it is calibrated on, so that its noise floor is measured
     where its held-out error is; each pass is interleaved like calibration.
     """
-    pools: dict[str, tuple[list[Config], list[Config]]] = {}
     per_combination = []
-    for variant in variants:
-        if variant.kernel not in pools:
-            pools[variant.kernel] = configurations(variant.kernel, seed=seed)
-        tests = [j.config for j in combination_jobs(variant, *pools[variant.kernel],
-                                                    memory_bytes) if j.split == "test"]
+    for variant, jobs in zip(variants, _jobs_per_combination(variants, memory_bytes, seed),
+                             strict=True):
+        tests = [j.config for j in jobs if j.split == "test"]
         wanted = min(noise_size(variant), len(tests))
         picks = [tests[i * len(tests) // wanted] for i in range(wanted)] if wanted else []
         per_combination.append([Job(variant, c, "noise", 1) for c in picks])

@@ -52,7 +52,7 @@ def _print_table(console: Console, result: dict, description: str) -> None:
                          else "right")
     for c in result["combos"]:
         table.add_row(c["kernel"], c["variant"], c["device"], str(c["params"]),
-                      str(c["train_n"]), str(c["test_n"]), _percent(c.get("noise_mape")),
+                      str(c["train_n"]), str(c["test_n"]), _percent(c["noise_mape"]),
                       _percent(c["mape"]),
                       *(_percent(c["baselines"].get(n)) for n in names))
     console.print(table)
@@ -60,7 +60,7 @@ def _print_table(console: Console, result: dict, description: str) -> None:
     console.print(
         f"{s['combinations']} combinations: median MAPE {_percent(s['median_mape'])}%, worst "
         f"{_percent(s['worst_mape'])}%; noise floor {_percent(s['noise_floor_mape'])}% "
-        f"(median over combinations {_percent(s.get('median_noise_mape'))}%); "
+        f"(median over combinations {_percent(s['median_noise_mape'])}%); "
         f"at most {s['max_params']} parameters and {s['max_train_n']} training rows; "
         f"beats the plain MLP on {100 * (s['beats_plain_mlp_share'] or 0):.0f}% of "
         f"combinations; training took {s['train_seconds']:.1f} s; "
