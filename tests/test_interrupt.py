@@ -37,6 +37,11 @@ def test_ctrl_c_while_annc_is_still_importing_exits_130_without_a_traceback(tmp_
     _, err = process.communicate(timeout=60)
     if process.returncode == 0:
         pytest.skip("annc finished before the signal arrived")
+    if process.returncode == -signal.SIGINT:
+        # On a loaded machine the signal can land before Python has installed its own
+        # handler: the system's default ends the process, silently.
+        assert err == ""
+        return
     assert process.returncode == 130, err
     assert "Traceback" not in err and err.strip() == "annc: interrupted"
 
