@@ -21,6 +21,7 @@ from xdsl.dialects.func import FuncOp
 from dsl import types
 from dsl.errors import AnncError
 from dsl.lowering import INPUTS_ATTRIBUTE
+from hardware.allocator import aligned
 
 
 class DataError(AnncError):
@@ -89,9 +90,9 @@ def prepare_inputs(
                 raise DataError(f"input {spec.name}: the archive holds {array.dtype} data, "
                                 "not real numbers")
             with np.errstate(all="ignore"):  # f64 beyond f32's range becomes ±inf, as in numpy
-                arrays.append(np.ascontiguousarray(array, dtype=spec.dtype))
+                arrays.append(aligned(np.asarray(array, dtype=spec.dtype)))
         else:
-            arrays.append(rng.random(spec.shape, dtype=spec.dtype))
+            arrays.append(aligned(rng.random(spec.shape, dtype=spec.dtype)))
     return arrays
 
 

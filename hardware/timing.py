@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.allocator import keep_freed_memory
+from hardware.allocator import aligned, keep_freed_memory
 from hardware.compiled import compiled, normalise_shapes
 from hardware.devices import Device, get_device
 from hardware.operands import uniform_operands
@@ -91,7 +91,7 @@ def measure(
     device = device or get_device(variant.device)
     build = compiled(variant, shapes, dtype)
     host = list(operands) if operands is not None else uniform_operands(shapes, dtype, seed)
-    resident = [device.put(np.asarray(a, dtype=dtype)) for a in host]
+    resident = [device.put(aligned(np.asarray(a, dtype=dtype))) for a in host]
     keep_freed_memory()
     result = None
     began = time.perf_counter()

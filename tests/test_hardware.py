@@ -110,6 +110,62 @@ def test_annc_keeps_freed_memory_and_dispatches_jax_synchronously() -> None:
         assert keep_freed_memory() is True  # idempotent
 
 
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 5), (1000, 7)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.bool_])
+def test_aligned_empty_starts_on_a_64_byte_boundary(shape, dtype) -> None:
+    from hardware.allocator import ALIGNMENT, aligned_empty
+
+    array = aligned_empty(shape, dtype)
+    assert array.shape == shape and array.dtype == dtype
+    assert array.ctypes.data % ALIGNMENT == 0
+    assert array.flags.c_contiguous and array.flags.writeable
+
+
+def test_aligned_copies_only_what_is_off_the_boundary_or_strided() -> None:
+    from hardware.allocator import aligned, aligned_empty, is_aligned
+
+    on_boundary = aligned_empty((16,), np.float64)
+    assert aligned(on_boundary) is on_boundary
+    base = aligned_empty((17,), np.float64)
+    base[:] = np.arange(17)
+    off = base[1:]  # 8 bytes past the boundary
+    assert not is_aligned(off)
+    moved = aligned(off)
+    assert is_aligned(moved) and np.array_equal(moved, off) and moved.dtype == off.dtype
+    strided = aligned(base[::2])
+    assert is_aligned(strided) and strided.flags.c_contiguous
+    assert np.array_equal(strided, np.arange(17)[::2])
+
+
+def test_measured_operands_and_program_inputs_are_aligned() -> None:
+    from hardware.allocator import is_aligned
+    from hardware.operands import uniform_operands
+    from hardware.rundata import InputSpec, prepare_inputs
+
+    for seed in range(8):
+        assert all(is_aligned(a) for a in uniform_operands(((33,), (5, 7), ()), np.float64, seed))
+    specs = [InputSpec("A", np.dtype(np.float32), (3, 5)),
+             InputSpec("B", np.dtype(np.float64), (9,))]
+    base = np.arange(10, dtype=np.float64)
+    for given in ({}, {"B": base[1:]}):
+        arrays = prepare_inputs(specs, given, seed=0)
+        assert all(is_aligned(a) for a in arrays)
+    assert np.array_equal(prepare_inputs(specs, {"B": base[1:]}, seed=0)[1], base[1:])
+
+
+def test_a_jax_kernel_on_the_cpu_reads_an_aligned_copy_made_once() -> None:
+    from hardware.allocator import aligned_empty, is_aligned
+    from hardware.interpreter import Resident
+
+    base = aligned_empty((65,), np.float64)
+    base[:] = np.arange(65)
+    value = Resident.on_host(base[1:])
+    first = value.aligned_host({"cpu": CPU})
+    assert is_aligned(first) and np.array_equal(first, np.arange(1, 65))
+    assert value.aligned_host({"cpu": CPU}) is first  # kept: values never change
+    assert value.host({"cpu": CPU}) is first
+
+
 def test_spread_is_relative_width_of_the_middle() -> None:
     assert spread([1.0] * 5) == 0.0
     assert spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.6 - 1.4) / 3.0)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import halide as hl
 import numpy as np
 
+from hardware.allocator import aligned_empty
 from hardware.variants import halide_schedules as schedules
 from hardware.variants.halide_algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
 from hardware.variants.halide_pipeline import (
@@ -96,7 +97,7 @@ class CompiledKernel:
             np.ascontiguousarray(operand, dtype=self.dtype).reshape(shape)
             for operand, shape in zip(operands, self.operand_shapes, strict=True)
         ]
-        out = np.empty(self.output_shape, dtype=self.dtype)
+        out = aligned_empty(self.output_shape, self.dtype)
         self.function(*(hl.Buffer(array) for array in arrays), hl.Buffer(out))
         return out.reshape(self.result)
 
