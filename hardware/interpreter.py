@@ -41,7 +41,7 @@ from xdsl.interpreters.scf import ScfFunctions
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
-from hardware.allocator import aligned, is_aligned, keep_freed_memory
+from hardware.allocator import aligned, keep_freed_memory
 from hardware.compiled import compiled
 from hardware.devices import Device
 from hardware.variants import Variant, get_variant, load_library, variants_for
@@ -75,9 +75,7 @@ class Resident:
     def aligned_host(self, devices: Mapping[str, Device]) -> np.ndarray:
         """The host copy, moved once onto a 64-byte boundary if it is not on one, so
         that XLA reads it in place instead of copying it on every call."""
-        array = self.host(devices)
-        if not (array.flags.c_contiguous and is_aligned(array)):
-            array = self.copies["cpu"] = aligned(array)
+        array = self.copies["cpu"] = aligned(self.host(devices))
         return array
 
     def on(self, device: Device, devices: Mapping[str, Device]) -> object:
