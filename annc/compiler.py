@@ -13,11 +13,13 @@ from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
+from annc.recording import record_measured, recording_enabled
 from dsl import ast
 from dsl.checks import check
 from dsl.errors import AnncError, CompileError, Diagnostic
 from dsl.lowering import lower
 from dsl.parser import nested_too_deeply, parse
+from passes.measuring import MEASURE_MODES
 from passes.models import ChosenModels
 from passes.select_variants import Plan, apply_plan, plan_selection
 
@@ -25,10 +27,20 @@ STAGES = ("ast", "ir", "selected")
 """The stages `emit` can name, in pipeline order."""
 
 
-def select(module: ModuleOp, models: ChosenModels | None = None) -> Plan:
-    """Runs `select-variants` on the module in place; returns the plan it applied."""
-    plan = plan_selection(module, models)
-    apply_plan(plan)  # sets three typed attributes per op: the IR stays valid
+def select(module: ModuleOp, models: ChosenModels | None = None, measure: str = "auto",
+           record: bool = True) -> Plan:
+    """Runs `select-variants` on the module in place; returns the plan it applied.
+
+    `measure` (auto, never, always) lets selection time close candidates first
+    (`passes.measuring`); what it timed is kept as wisdom unless `record` is false
+    or recording is off (`ANNC_NO_RECORD=1`)."""
+    if measure not in MEASURE_MODES:
+        raise AnncError(f"--measure: expected one of {', '.join(MEASURE_MODES)}, "
+                        f"got {measure!r}")
+    plan = plan_selection(module, models, measure)
+    apply_plan(plan)  # sets typed attributes per op: the IR stays valid
+    if plan.measured and plan.chosen_models is not None and recording_enabled(not record):
+        record_measured(plan, plan.chosen_models)
     return plan
 
 
@@ -38,8 +50,11 @@ def compile_source(
     params: Mapping[str, int | str] | None = None,
     targets: tuple[str, ...] | list[str] | None = None,
     emit: str = "selected",
+    measure: str = "auto",
 ) -> ast.Program | ModuleOp:
-    """Compiles program text up to the stage `emit` names; raises CompileError."""
+    """Compiles program text up to the stage `emit` names; raises CompileError.
+
+    `measure` is selection's policy for timing close candidates (see `select`)."""
     if emit not in STAGES:
         raise AnncError(f"unknown stage {emit!r}; stages are {', '.join(STAGES)}")
     program = parse(text, filename)
@@ -51,7 +66,7 @@ def compile_source(
     except RecursionError:
         raise nested_too_deeply(text, filename) from None
     if emit == "selected":
-        select(module)
+        select(module, measure=measure)
     return module
 
 
@@ -84,6 +99,7 @@ def compile_file(
     params: Mapping[str, int | str] | None = None,
     targets: tuple[str, ...] | list[str] | None = None,
     emit: str = "selected",
+    measure: str = "auto",
 ) -> ast.Program | ModuleOp:
     """Like `compile_source`, for a program file."""
-    return compile_source(read_source(path), str(path), params, targets, emit)
+    return compile_source(read_source(path), str(path), params, targets, emit, measure)

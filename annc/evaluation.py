@@ -7,6 +7,7 @@ and scored on held-out rows that none of them saw.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import defaultdict
@@ -18,9 +19,16 @@ import numpy as np
 from dsl.errors import AnncError
 from hardware.calibration import NoiseFloor
 from predictor import baselines
-from predictor.fitting import Measurement, by_combo, fit_models, predict_seconds, split
+from predictor.adaptation import (
+    COMBO_PRIOR_ROWS,
+    DEVICE_PRIOR_ROWS,
+    AdaptedModels,
+    Corrections,
+    residuals_of,
+)
+from predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
 from predictor.mlp import HIDDEN
-from predictor.models import ModelSet
+from predictor.models import Combo, ModelSet
 
 
 def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1024) -> float:
@@ -135,3 +143,56 @@ def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+ADAPTATION_ROWS = (0, 5, 10, 25)
+"""Rows per combination of the other day's training rows that adaptation may use."""
+
+SHRINKAGE = {
+    "device + combination": (DEVICE_PRIOR_ROWS, COMBO_PRIOR_ROWS),
+    "combination only": (math.inf, COMBO_PRIOR_ROWS),
+    "device only": (DEVICE_PRIOR_ROWS, math.inf),
+}
+"""The corrections compared (prior pseudo-rows of the device and the combination level);
+the first is annc's."""
+
+
+def _median_mape(models: ModelSet, corrections: Corrections | None,
+                 tests: dict[Combo, list[Measurement]]) -> tuple[float, dict[Combo, float]]:
+    queries = [(combo, r.config) for combo, rows in tests.items() for r in rows]
+    predicted = iter(AdaptedModels(models, corrections).predict(queries))
+    per_combo = {}
+    for combo, rows in tests.items():
+        seconds = np.array([next(predicted).seconds for _ in rows])
+        per_combo[combo] = mape(seconds, np.array([r.seconds for r in rows]))
+    return statistics.median(per_combo.values()), per_combo
+
+
+def adaptation_curve(models: ModelSet, rows: list[Measurement],
+                     ks: tuple[int, ...] = ADAPTATION_ROWS) -> dict[str, Any]:
+    """Models trained on one set of measurements, scored on another's held-out rows
+    before and after adapting to k of its training rows per combination, and against
+    models retrained from scratch on all of them (`k = "full"`)."""
+    groups = {c: g for c, g in by_combo(rows).items() if c in models.models}
+    tests = {c: split(g, "test") for c, g in groups.items() if split(g, "test")}
+    trains = {c: split(groups[c], "train") for c in tests}
+    if not tests:
+        raise AnncError("evaluate --against: no held-out rows of combinations these models "
+                        "know")
+    curve = []
+    for name, (device_prior, combo_prior) in SHRINKAGE.items():
+        for k in ks:
+            corrections = Corrections("-", "-", device_prior_rows=device_prior,
+                                      combo_prior_rows=combo_prior)
+            corrections.add(residuals_of(models, [(c, r.config, r.seconds, "quick")
+                                                  for c, train in trains.items()
+                                                  for r in train[:k]]), "evaluate")
+            median, _ = _median_mape(models, corrections, tests)
+            curve.append({"corrections": name, "k": k, "median_mape": median})
+    retrained = fit_models([r for c in tests for r in groups[c]])
+    full = [mape(predict_seconds(retrained[c], [r.config for r in tests[c]]),
+                 np.array([r.seconds for r in tests[c]])) for c in tests if c in retrained]
+    curve.append({"corrections": "retrained from scratch", "k": "full",
+                  "median_mape": statistics.median(full) if full else None})
+    return {"combinations": len(tests), "test_rows": sum(map(len, tests.values())),
+            "curve": curve}

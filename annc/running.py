@@ -11,8 +11,9 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
+from annc.recording import record_run, recording_enabled
 from dsl.lowering import module_targets
-from hardware.interpreter import Execution, RunError, execute
+from hardware.interpreter import Execution, OpRecord, RunError, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
 from hardware.variants import KERNELS, load_library, variants_for
@@ -23,6 +24,8 @@ class RunResult:
     outputs: dict[str, np.ndarray]
     report: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    records: list[OpRecord] = field(default_factory=list, repr=False)
+    """What each op did, with every execution's time."""
 
 
 def _devices() -> dict[str, Any]:
@@ -94,7 +97,7 @@ def run_module(
         "transfer_s": execution.transfer_s,
         "models": models,
     }
-    return RunResult(outputs, report, notes)
+    return RunResult(outputs, report, notes, records)
 
 
 def run_file(
@@ -104,15 +107,22 @@ def run_file(
     seed: int = 0,
     targets: tuple[str, ...] | list[str] | None = None,
     variants: Mapping[str, str] | None = None,
+    measure: str = "auto",
+    record: bool = True,
 ) -> RunResult:
     """Compiles and runs a program file; `result.outputs` maps output names to arrays.
 
     Every kernel runs the variant and device `select-variants` chose, except the
-    kernels named in `variants` (kernel -> variant name), which run that variant."""
+    kernels named in `variants` (kernel -> variant name), which run that variant.
+    `measure` is selection's policy for timing close candidates; with `record`
+    (and `ANNC_NO_RECORD` unset) what the run measured is kept and learnt from."""
     module = compile_file(path, params=params, targets=targets, emit="ir")
     assert isinstance(module, ModuleOp)
-    plan = select(module)
+    recording = recording_enabled(not record)
+    plan = select(module, measure=measure, record=recording)
     result = run_module(module, inputs, seed, variants, plan.models)
+    if recording and plan.chosen_models is not None:
+        record_run(plan, result.records, plan.chosen_models)
     notes = [*plan.notes, f"note: variants chosen with {plan.models}", *result.notes]
     result.notes = list(dict.fromkeys(notes))
     return result

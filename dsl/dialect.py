@@ -5,7 +5,8 @@ Every op works on `tensor<...xf32>` / `tensor<...xf64>` values (scalars are
 
 - `loc`: where it came from in the source, `"heat.ann:13:19"`;
 - `device`: a pin (`@cpu`) before selection, the chosen device after it;
-- `variant`, `predicted_s`: set by the `select-variants` pass.
+- `variant`, `predicted_s` (seconds per execution) and its 90% interval
+  `predicted_low_s`, `predicted_high_s`: set by the `select-variants` pass.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from xdsl.utils.exceptions import VerifyException
 
 from dsl import types
 
-_SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s")
+_SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s", "predicted_low_s",
+                         "predicted_high_s")
 
 
 def _shape(value: SSAValue | Attribute) -> tuple[int, ...]:
@@ -67,6 +69,8 @@ class KernelOp(IRDLOperation):
     device = opt_attr_def(StringAttr)
     variant = opt_attr_def(StringAttr)
     predicted_s = opt_attr_def(FloatAttr)
+    predicted_low_s = opt_attr_def(FloatAttr)
+    predicted_high_s = opt_attr_def(FloatAttr)
 
     @classmethod
     def kernel_name(cls) -> str:

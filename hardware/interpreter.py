@@ -97,6 +97,8 @@ class OpRecord:
     predicted_s: float | None
     measured_s: float = 0.0
     executions: int = 0
+    times: list[float] = field(default_factory=list)
+    """Seconds of each execution, in order."""
 
 
 @dataclass
@@ -176,6 +178,7 @@ class Execution:
             )
         record.measured_s += elapsed
         record.executions += 1
+        record.times.append(elapsed)
 
 
 def _run_kernel(

@@ -4,10 +4,16 @@ One row per measurement, committed the moment it is taken, so an interrupted
 or crashed calibration keeps everything it measured. The file is in WAL mode
 with a busy timeout, so several calibrations may write to it at once.
 
-The schema is versioned in a `meta` table. A file that is not an annc
-measurement database (random bytes, a truncated or corrupt database, another
-program's database, or one written by a newer annc) is reported with its path
-and left exactly as it is: the store never overwrites or deletes a file it
+Beside the calibration's `measurements`, the `observations` table keeps what
+annc measured while it was used: `annc run` (each op's time per execution),
+`annc tune` (every candidate on real shapes), `calibrate --quick` and the
+`--measure` step of selection. Adaptation learns from these rows.
+
+The schema is versioned in a `meta` table (version 1 had no `observations`;
+opening such a file for writing adds the table and moves it to version 2).
+A file that is not an annc measurement database (random bytes, a truncated or
+corrupt database, another program's database, or one written by a newer annc)
+is reported with its path and left exactly as it is: the store never overwrites or deletes a file it
 did not create.
 """
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +30,12 @@ from pathlib import Path
 from dsl.errors import AnncError
 from hardware.variants.registry import Shapes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SPLITS = ("train", "test", "noise")
+OBSERVATION_SOURCES = ("run", "tune", "quick", "measure")
+"""Where an observation comes from: `annc run`, `annc tune`, `calibrate --quick`, or
+selection measuring close candidates (`--measure`)."""
 STATUSES = ("ok", "failed", "timeout", "crashed")
 
 BUSY_TIMEOUT_MS = 60_000
@@ -62,6 +71,23 @@ CREATE TABLE IF NOT EXISTS measurements (
 );
 CREATE INDEX IF NOT EXISTS measurements_by_config
     ON measurements (fingerprint, kernel, variant, device, split, dtype, shapes, pass);
+CREATE TABLE IF NOT EXISTS observations (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    kernel TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    shapes TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN {OBSERVATION_SOURCES}),
+    seconds REAL NOT NULL,
+    executions INTEGER NOT NULL,
+    predicted_s REAL,
+    taken_at TEXT NOT NULL,
+    annc_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS observations_by_config
+    ON observations (fingerprint, kernel, variant, device, dtype, shapes);
 """
 
 _COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "split", "pass",
@@ -118,6 +144,33 @@ class Measurement:
             "error": self.error,
             "taken_at": self.taken_at, "annc_version": self.annc_version,
         }
+
+
+_OBSERVATION_COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes",
+                        "source", "seconds", "executions", "predicted_s", "taken_at",
+                        "annc_version")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one variant took on real shapes while annc was used (not a calibration row)."""
+
+    fingerprint: str
+    kernel: str
+    variant: str
+    device: str
+    dtype: str
+    """`float32` or `float64`."""
+    shapes: Shapes
+    source: str
+    """One of `OBSERVATION_SOURCES`."""
+    seconds: float
+    """Seconds per execution: the median over the executions observed."""
+    executions: int
+    predicted_s: float | None = None
+    """What the models in use predicted for one execution, if anything."""
+    taken_at: str = ""
+    annc_version: str = ""
 
 
 def shapes_text(shapes: Shapes) -> str:
@@ -224,6 +277,9 @@ class MeasurementStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),))
             self._connection.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value = '1'",
+                (str(SCHEMA_VERSION),))  # version 1 lacked only the observations table
+            self._connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
 
     def _transaction(self) -> _Transaction:
@@ -308,6 +364,44 @@ class MeasurementStore:
         return int(self._connection.execute(
             "SELECT COUNT(*) FROM measurements WHERE fingerprint = ?", (fingerprint,))
             .fetchone()[0])
+
+
+    # Observations --------------------------------------------------------------
+
+    def add_observations(self, observations: Iterable[Observation]) -> int:
+        """Writes observations in one transaction (all or none); returns how many."""
+        rows = [(o.fingerprint, o.kernel, o.variant, o.device, o.dtype, shapes_text(o.shapes),
+                 o.source, o.seconds, o.executions, o.predicted_s, o.taken_at or now(),
+                 o.annc_version) for o in observations]
+        if not rows:
+            return 0
+        try:
+            with self._transaction():
+                self._connection.executemany(
+                    f"INSERT INTO observations ({', '.join(_OBSERVATION_COLUMNS)}) VALUES "
+                    f"({', '.join('?' for _ in _OBSERVATION_COLUMNS)})", rows)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: error: cannot write observations ({error})") from None
+        return len(rows)
+
+    def observations(self, fingerprint: str | None = None,
+                     sources: Sequence[str] | None = None) -> list[Observation]:
+        """Stored observations (of one fingerprint and these sources, when given), oldest
+        first."""
+        clauses, parameters = [], []
+        if fingerprint is not None:
+            clauses.append("fingerprint = ?")
+            parameters.append(fingerprint)
+        if sources is not None:
+            clauses.append(f"source IN ({', '.join('?' for _ in sources)})")
+            parameters += list(sources)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT {', '.join(_OBSERVATION_COLUMNS)} FROM observations{where} ORDER BY id"
+        return [Observation(fingerprint=row[0], kernel=row[1], variant=row[2], device=row[3],
+                            dtype=row[4], shapes=parse_shapes(row[5]), source=row[6],
+                            seconds=row[7], executions=row[8], predicted_s=row[9],
+                            taken_at=row[10], annc_version=row[11])
+                for row in self._connection.execute(query, parameters)]
 
 
 class _Transaction:

@@ -1,23 +1,33 @@
-"""Which model set selection uses, and saying so.
+"""Which model set selection uses, how it is adapted to this machine, and saying so.
 
-In order of preference:
+The trained models, in order of preference:
 1. `$ANNC_HOME/models/<fingerprint>.json`, trained by `annc train` on this machine;
 2. the shipped default set `predictor/data/default_models.json`, trained on the
    project's reference machine.
 A user model file that cannot be read, or that holds another machine's models,
 is reported, left as it is, and the shipped set is used instead.
+
+On top of the trained set, this machine's state under `$ANNC_HOME`:
+- `models/<fingerprint>.corrections.json`: corrections of that set's log time,
+  learnt by `annc calibrate --quick` and from every run (`predictor.adaptation`);
+- `wisdom/<fingerprint>.json`: times measured on exact shapes (`predictor.wisdom`).
+A file of either kind that is corrupt, of another machine or of other models is
+ignored with a note, never loaded, and replaced the next time annc writes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 
 from dsl.errors import AnncError
 from hardware.fingerprint import fingerprint
 from hardware.home import annc_home
+from predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
 from predictor.models import ModelFileError, ModelSet
+from predictor.wisdom import Wisdom, WisdomFileError
 
 DEFAULT_MODELS = Path(str(files("predictor").joinpath("data", "default_models.json")))
 
@@ -30,40 +40,125 @@ class ModelError(AnncError):
 class ChosenModels:
     models: ModelSet
     description: str
-    """Which set this is and whether it was calibrated on this machine, for the user."""
+    """Which set this is, how old, whether calibrated or adapted here, for the user."""
+    corrections: Corrections | None = None
+    wisdom: Wisdom | None = None
+    machine: str = ""
+    """This machine's fingerprint id."""
+    base: str = ""
+    """Digest of the trained model file: what corrections made now apply to."""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know about these models (stale, another machine's, ...)."""
+
+    @property
+    def adapted(self) -> AdaptedModels:
+        return AdaptedModels(self.models, self.corrections)
 
 
 def user_models_path(fingerprint_id: str) -> Path:
     return annc_home() / "models" / f"{fingerprint_id}.json"
 
 
-def load_models(notes: list[str] | None = None) -> ChosenModels:
-    """This machine's trained models if there are any, else the shipped default set.
+def corrections_path(fingerprint_id: str) -> Path:
+    return annc_home() / "models" / f"{fingerprint_id}.corrections.json"
 
-    A user model file that cannot be read is reported in `notes` (with its name and
-    what to do) and the shipped set is used instead; the file is left as it is.
-    """
-    machine = fingerprint()
-    path = user_models_path(machine.id)
+
+def wisdom_path(fingerprint_id: str) -> Path:
+    return annc_home() / "wisdom" / f"{fingerprint_id}.json"
+
+
+def load_models(notes: list[str] | None = None) -> ChosenModels:
+    """This machine's trained models if there are any, else the shipped default set,
+    with this machine's corrections and wisdom.
+
+    Problems with user files are reported in `notes` (with the file's name and what
+    to do) and the files are left as they are."""
+    notes = notes if notes is not None else []
+    machine = fingerprint().id
+    models, origin = _trained_models(machine, notes)
+    base = digest(models.source)
+    corrections = _corrections(machine, base, notes)
+    wisdom = _wisdom(machine, notes)
+    advice = []
+    own = models.fingerprint.get("id") == machine
+    if not own:
+        advice.append(f"note: the models were calibrated on machine "
+                      f"{models.fingerprint.get('id', 'unknown')}, not this one ({machine}): "
+                      "run `annc calibrate --quick` to adapt them here in a minute")
+    elif corrections is None and "shipped" in origin and _age_days(models.trained_at) > 7:
+        advice.append(f"note: the models are {_age_days(models.trained_at):.0f} days old; "
+                      "`annc calibrate --quick` adapts them to this machine as it is today")
+    if corrections is not None and corrections.stale:
+        stale = corrections.stale
+        advice.append(f"note: the models look stale: on {stale.get('at', '?')[:10]} measured "
+                      f"times differed from the predictions by a median "
+                      f"{stale.get('median_error', 0):.0%} over {stale.get('ops', '?')} ops; "
+                      "run `annc calibrate --quick`")
+    description = origin + _age(models)
+    if corrections is not None and corrections.rows:
+        description += (f"; adapted here with {corrections.rows} measurements (last "
+                        f"{corrections.updated_at[:10]})")
+    return ChosenModels(models, description, corrections, wisdom, machine, base, advice)
+
+
+def _trained_models(machine: str, notes: list[str]) -> tuple[ModelSet, str]:
+    path = user_models_path(machine)
     if path.exists():
         try:
             models = ModelSet.load(path)
             owner = models.fingerprint.get("id")
-            if owner != machine.id:
+            if owner != machine:
                 raise ModelFileError(f"{path}: models of machine {owner!r}, not of this "
-                                     f"machine ({machine.id})")
-            return ChosenModels(models, f"models trained on this machine ({path})")
+                                     f"machine ({machine})")
+            return models, f"models trained on this machine ({path})"
         except ModelFileError as error:
-            if notes is not None:
-                notes.append(f"note: {error}; using the shipped default models instead "
-                             f"(run `annc train` to replace {path.name})")
+            notes.append(f"note: {error}; using the shipped default models instead "
+                         f"(run `annc train` to replace {path.name})")
     try:
         models = ModelSet.load(DEFAULT_MODELS)
     except ModelFileError as error:
         raise ModelError(f"{error}; reinstall annc, or run `annc calibrate && annc train`") \
             from None
     reference = models.fingerprint.get("id", "unknown")
-    same = " (this machine)" if reference == machine.id else (
-        ", not calibrated on this machine; `annc calibrate && annc train` specialises them")
-    return ChosenModels(models, f"shipped default models from reference machine "
-                                f"{reference}{same}")
+    same = " (this machine)" if reference == machine else ""
+    return models, f"shipped default models from reference machine {reference}{same}"
+
+
+def _corrections(machine: str, base: str, notes: list[str]) -> Corrections | None:
+    path = corrections_path(machine)
+    if not path.exists():
+        return None
+    try:
+        return Corrections.load(path, machine, base)
+    except CorrectionFileError as error:
+        notes.append(f"note: {error}; not using it (`annc calibrate --quick` replaces it)")
+        return None
+
+
+def _wisdom(machine: str, notes: list[str]) -> Wisdom | None:
+    path = wisdom_path(machine)
+    if not path.exists():
+        return None
+    try:
+        return Wisdom.load(path, machine)
+    except WisdomFileError as error:
+        notes.append(f"note: {error}; not using it (the next measurement replaces it)")
+        return None
+
+
+def _age_days(when: str | None) -> float:
+    if not when:
+        return float("nan")
+    try:
+        then = datetime.fromisoformat(when)
+    except ValueError:
+        return float("nan")
+    return (datetime.now().astimezone() - then).total_seconds() / 86400
+
+
+def _age(models: ModelSet) -> str:
+    if not models.trained_at:
+        return ""
+    days = _age_days(models.trained_at)
+    old = "today" if days < 1 else f"{days:.0f} days ago" if days == days else "?"
+    return f", trained {models.trained_at[:10]} ({old})"

@@ -5,12 +5,19 @@ it may use (the module's targets that this machine has, narrowed by a pin) that
 apply to its shapes and dtype. Every candidate of the whole module is predicted
 in one batched call. An op's cost on a device is that of its best variant
 there: trip count × predicted time + compile time (paid once, so amortised over
-the trips). A candidate without a model is never chosen. Devices are then
-placed over the whole function (`passes.placement`), counting the copies
-between them, and each op is rewritten to name its variant, device and
-predicted time per execution:
+the trips). A candidate without a model is never chosen.
 
-    %c = kernel.matmul %a, %b {variant = "numpy", device = "cpu", predicted_s = 1.2e-03}
+Predictions come from the trained models corrected for this machine
+(`predictor.adaptation`), each with a 90% interval; a candidate whose time was
+measured on these exact shapes before (wisdom) uses that time instead. Where
+the best candidates' intervals overlap and enough time is at stake, the
+`measure` option may measure them first (`passes.measuring`). Devices are then
+placed over the whole function (`passes.placement`), counting the copies
+between them, and each op is rewritten to name its variant, device, predicted
+time per execution and its interval:
+
+    %c = kernel.matmul %a, %b {variant = "numpy", device = "cpu", predicted_s = 1.2e-03,
+                               predicted_low_s = 1.0e-03, predicted_high_s = 1.5e-03}
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from xdsl.passes import ModulePass
 from dsl.lowering import module_targets
 from hardware.devices import available_devices
 from hardware.variants import get_variant, load_library, variants_for
+from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place
 from passes.sites import DataFlow, Site, data_flow
@@ -44,6 +52,13 @@ class Candidate:
     cost_s: float
     """trips × predicted_s + compile_s; infinite without a model."""
     why_not: str = ""
+    low_s: float | None = None
+    high_s: float | None = None
+    """The 90% interval of one execution's time."""
+    base_s: float | None = None
+    """The trained model's own prediction, before this machine's corrections."""
+    basis: str = "predicted"
+    """`predicted`, `measured` (by this compile) or `wisdom` (measured before)."""
 
 
 @dataclass
@@ -60,6 +75,12 @@ class Plan:
     devices: list[str]
     notes: list[str] = field(default_factory=list)
     transfer_s: float = 0.0
+    measured: list[Measured] = field(default_factory=list)
+    """What the `measure` step measured, for the caller to keep as wisdom."""
+    measure_s: float = 0.0
+    """Seconds the `measure` step spent."""
+    chosen_models: ChosenModels | None = None
+    """The models (with this machine's corrections and wisdom) the plan was made with."""
 
     @property
     def total_predicted_s(self) -> float:
@@ -89,38 +110,53 @@ def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candid
     return found
 
 
-def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None) -> Plan:
-    """Every op's candidates with predicted times, and the choice; the module is unchanged."""
+def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
+                   measure: str = "never") -> Plan:
+    """Every op's candidates with predicted times, and the choice; the module is unchanged.
+
+    `measure` is `never`, `auto` or `always` (see `passes.measuring`)."""
+    if measure not in MEASURE_MODES:
+        raise ValueError(f"measure must be one of {MEASURE_MODES}, not {measure!r}")
     load_library()
     notes: list[str] = []
     chosen = chosen or load_models(notes)
+    notes += chosen.notes
     devices = allowed_devices(module, list(available_devices()), notes)
     flow = data_flow(module)
     ops = [OpPlan(site, _candidates(site, devices, chosen.models)) for site in flow.sites]
-    _predict(ops, chosen.models)
+    _predict(ops, chosen)
+    plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen)
+    if measure != "never":
+        plan.measured, plan.measure_s = measure_close_candidates(ops, measure)
     placed = _place(flow, ops, chosen.models)
-    plan = Plan(ops, chosen.description, devices, notes)
     for op, device in zip(ops, placed, strict=True):
         _choose(op, device)
     plan.transfer_s = copy_seconds(flow, placed, _transfer(chosen.models))
     return plan
 
 
-def _predict(ops: list[OpPlan], models: ModelSet) -> None:
+def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
     queries = [
         ((op.site.kernel, c.variant, c.device),
          Configuration(op.site.kernel, op.site.shapes, op.site.dtype, _complexity(op.site, c)))
         for op in ops for c in op.candidates
     ]
-    predicted = iter(models.predict(queries))
+    predicted = iter(chosen.adapted.predict(queries))
     for op in ops:
         for candidate in op.candidates:
-            seconds = float(next(predicted))
-            if math.isnan(seconds):
+            p = next(predicted)
+            if math.isnan(p.seconds):
                 candidate.why_not = "no model for this variant on this machine"
                 continue
-            candidate.predicted_s = seconds
-            candidate.cost_s = op.site.trips * seconds + candidate.compile_s
+            candidate.base_s = p.base_s
+            known = chosen.wisdom.seconds((op.site.kernel, candidate.variant, candidate.device),
+                                          op.site.dtype, op.site.shapes) if chosen.wisdom else None
+            if known is not None:
+                set_measured(op, candidate, known, "wisdom")
+            else:
+                candidate.predicted_s, candidate.low_s, candidate.high_s = (
+                    p.seconds, p.low_s, p.high_s)
+                candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
 
 
 def _complexity(site: Site, candidate: Candidate) -> float:
@@ -173,13 +209,21 @@ def apply_plan(plan: Plan) -> None:
         attributes["variant"] = StringAttr(op.chosen.variant)
         attributes["device"] = StringAttr(op.chosen.device)
         attributes["predicted_s"] = FloatAttr(float(op.chosen.predicted_s or 0.0), f64)
+        if op.chosen.low_s is not None and op.chosen.high_s is not None:
+            attributes["predicted_low_s"] = FloatAttr(float(op.chosen.low_s), f64)
+            attributes["predicted_high_s"] = FloatAttr(float(op.chosen.high_s), f64)
 
 
 @dataclass(frozen=True)
 class SelectVariants(ModulePass):
-    """Rewrites every kernel op to name its variant, device and predicted time."""
+    """Rewrites every kernel op to name its variant, device and predicted time.
+
+    `measure` (never, auto, always) lets the pass measure close candidates first;
+    through `xdsl-opt` it never does unless asked (`select-variants{measure=auto}`)."""
 
     name = "select-variants"
 
+    measure: str = "never"
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        apply_plan(plan_selection(op))
+        apply_plan(plan_selection(op, measure=self.measure))

@@ -105,6 +105,10 @@ class ModelSet:
     models: dict[Combo, Model]
     transfers: TransferModel = field(default_factory=lambda: TransferModel({}))
     source: str = "<memory>"
+    trained_at: str | None = None
+    """When the models were trained (ISO 8601); None in files older than this field."""
+    trained_on: str | None = None
+    """What they were trained on, e.g. `reference data of machine 640a8c558274`."""
     _stacked: tuple | None = field(default=None, repr=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -112,6 +116,8 @@ class ModelSet:
         data = {
             "schema_version": SCHEMA_VERSION,
             "fingerprint": self.fingerprint,
+            "trained_at": self.trained_at,
+            "trained_on": self.trained_on,
             "transfers": self.transfers.to_json(),
             "models": [m.to_json() for m in sorted(self.models.values(),
                                                      key=lambda m: m.combo)],
@@ -147,7 +153,11 @@ class ModelSet:
             transfers = TransferModel.from_json(data.get("transfers", {}))
         except (AttributeError, TypeError, ValueError) as error:
             raise ModelFileError(f"{where}: the transfer model is malformed ({error})") from None
-        return ModelSet(data["fingerprint"], {m.combo: m for m in models}, transfers, where)
+        trained_at, trained_on = data.get("trained_at"), data.get("trained_on")
+        if not all(v is None or isinstance(v, str) for v in (trained_at, trained_on)):
+            raise ModelFileError(f"{where}: trained_at and trained_on must be text")
+        return ModelSet(data["fingerprint"], {m.combo: m for m in models}, transfers, where,
+                        trained_at, trained_on)
 
     # Prediction ------------------------------------------------------------------
 

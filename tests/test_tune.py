@@ -32,7 +32,8 @@ def test_tune_reports_every_candidate_of_every_op(
     assert [op["index"] for op in ops] == list(range(len(ops)))
     assert {op["kernel"] for op in ops} >= {"conv2d", "add", "mul", "sum"}
     for op in ops:
-        assert list(op) == ["index", "kernel", "shapes", "chosen", "candidates"]
+        assert list(op) == ["index", "kernel", "shapes", "trips", "chosen", "candidates"]
+        assert op["trips"] in (1, 2)  # STEPS=2: inside the loop twice, after it once
         assert op["chosen"] == {"variant": "numpy.reference", "device": "cpu"}
         names = {c["variant"] for c in op["candidates"]}
         assert "numpy.reference" in names and names <= {"numpy", "numpy.reference"}
@@ -46,7 +47,8 @@ def test_tune_reports_every_candidate_of_every_op(
                 assert candidate["predicted_s"] is None
             assert isinstance(candidate["measured_s"], float) and candidate["measured_s"] > 0
     conv = next(op for op in ops if op["kernel"] == "conv2d")
-    assert conv["shapes"] == [[16, 16], [3, 3]]
+    assert conv["shapes"] == [[16, 16], [3, 3]] and conv["trips"] == 2
+    assert next(op for op in ops if op["kernel"] == "sum")["trips"] == 1
 
 
 def test_a_crashing_candidate_is_reported_not_fatal(

@@ -4,14 +4,20 @@ Every measurement is committed as it is taken, so Ctrl-C (exit 130), a crash
 or a spent `--budget` lose nothing; running the command again continues with
 what is missing. `--reference` is the maintainers' full calibration: every
 combination, the noise floor, and the export to `hardware/data/`.
+
+`--quick` measures a minute's worth of realistic shapes instead and adapts the
+current models to them (`annc.adapting`); it is resumable and Ctrl-C-safe in
+the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -62,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", action="store_true",
                         help="then measure a sample twice, in two passes, and report the "
                         "noise floor (repeat-to-repeat MAPE)")
+    parser.add_argument("--quick", action="store_true",
+                        help="measure a few realistic shapes within --budget (default "
+                        "60 s) and adapt the current models to this machine")
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: calibrate everything with the noise floor and "
                         "export the reference data into the package (hardware/data/)")
@@ -115,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     _positive(args.timeout, "--timeout")
     kernels = selected_kernels(args.kernels) if args.kernels else None
     devices = _devices(args.devices)
+    if args.quick:
+        if args.reference or args.noise:
+            raise AnncError("calibrate: --quick cannot be combined with --reference or --noise")
+        return _quick(args, kernels, devices)
     if args.reference:
         devices = devices or ["cpu"]
     path = Path(args.db) if args.db else default_database()
@@ -158,6 +171,50 @@ def run(args: argparse.Namespace) -> int:
 
             for written in export_reference(store, fp, CALIBRATION_SETTINGS):
                 console.print(f"wrote {written}")
+    return 0
+
+
+def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
+           devices: list[str] | None) -> int:
+    from annc.adapting import DEFAULT_BUDGET_S, adapt, quick_plan, run_quick
+    from passes.models import corrections_path, load_models
+
+    started = time.monotonic() - startup_seconds()
+    path = Path(args.db) if args.db else default_database()
+    console = Console(stderr=True)
+    with MeasurementStore(path) as store:
+        notes: list[str] = []
+        chosen = load_models(notes)
+        for note in notes:
+            console.print(note, soft_wrap=True)
+        variants = select_variants(kernels, devices, comma_names(args.variants))
+        if not variants:
+            raise AnncError("calibrate: no variant matches --kernels, --variants and --devices")
+        budget = args.budget if args.budget is not None else DEFAULT_BUDGET_S
+        deadline = started + budget - SHUTDOWN_S
+        jobs = quick_plan(chosen, variants, kernels or sorted({v.kernel for v in variants}))
+        console.print(f"quick calibration: up to {len(jobs)} measurement(s) of realistic "
+                      f"shapes within {budget:g} s, then adapting {chosen.description}")
+        try:
+            with _progress(console) as progress:
+                result = run_quick(store, chosen, jobs, deadline, args.timeout, progress)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: the measurements taken are kept in {path}; run the "
+                          "same command again to continue and adapt")
+            return 130
+        corrections = adapt(store, chosen)
+    devices_seen, _ = corrections.fit(chosen.models)
+    shifts = ", ".join(f"{d} x{math.exp(v):.2f}" for d, v in sorted(devices_seen.items()))
+    text = f"measured {result.taken} configuration(s)"
+    if result.failed:
+        text += f" ({result.failed} failed)"
+    if result.skipped:
+        text += f"; {result.skipped} measured earlier today were kept"
+    if result.stopped == "budget":
+        text += f"; budget spent with {result.remaining} left (run again to continue)"
+    console.print(f"{text}; adapted {len(corrections.residuals)} combination(s) from "
+                  f"{corrections.rows} measurement(s) (device shifts: {shifts or 'none'}) into "
+                  f"{corrections_path(chosen.machine)} in {time.monotonic() - started:.1f} s")
     return 0
 
 

@@ -24,6 +24,21 @@ def add_target_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_selection_arguments(parser: argparse.ArgumentParser, measure: bool = True,
+                            record: bool = True) -> None:
+    """`--measure` (selection's policy for timing close candidates) and `--no-record`."""
+    if measure:
+        parser.add_argument(
+            "--measure", choices=("auto", "never", "always"), default="auto",
+            help="time the best candidates on the real shapes when their predicted intervals "
+            "overlap: auto (default) when at least 50 ms is at stake, within 5%% of the "
+            "program's predicted time; always; or never")
+    if record:
+        parser.add_argument(
+            "--no-record", action="store_true",
+            help="do not keep what was measured (nor learn from it); also ANNC_NO_RECORD=1")
+
+
 def defines(args: argparse.Namespace) -> dict[str, str]:
     """The -D overrides as NAME -> VALUE text; the checker validates the values."""
     values: dict[str, str] = {}

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
-from annc.commands.common import add_program_arguments, add_target_argument, defines, targets
+from annc.commands.common import (
+    add_program_arguments,
+    add_selection_arguments,
+    add_target_argument,
+    defines,
+    targets,
+)
 from annc.compiler import STAGES, compile_file, select
 from dsl.ast import Program, format_tree
 from dsl.errors import AnncError
@@ -23,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the stage to print (default: ir)")
     parser.add_argument("-o", dest="output", metavar="OUT",
                         help="write to this file instead of standard output")
+    add_selection_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     result = compile_file(args.file, params=defines(args), targets=targets(args), emit=stage)
     if args.emit == "selected":
         assert isinstance(result, ModuleOp)
-        plan = select(result)
+        plan = select(result, measure=args.measure, record=not args.no_record)
         for note in [*plan.notes, f"note: variants chosen with {plan.models}"]:
             print(note, file=sys.stderr)
     text = format_tree(result) if isinstance(result, Program) else str(result)

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from annc.evaluation import evaluate, plot
+from annc.evaluation import adaptation_curve, evaluate, plot
 from annc.modeling import measurement_source, roofline_peaks, to_training_rows
 
 HELP = "held-out accuracy of the performance models against the baselines"
@@ -23,9 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="PATH",
                         help="evaluate on this machine's measurements in this database "
                         "(default: the package's reference data)")
+    parser.add_argument("--against", metavar="PATH",
+                        help="instead: score the models selection uses on this database's "
+                        "measurements (another day or machine), before and after adapting "
+                        "to 0, 5, 10 and 25 of its rows per combination, and against models "
+                        "retrained on all of them")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.against:
+        return _against(args)
     source = measurement_source(Path(args.db) if args.db else None, reference=not args.db)
     rows = to_training_rows(source.stored)
     result = evaluate(rows, source.noise, roofline_peaks(rows))
@@ -36,6 +43,32 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(public))
         return 0
     _print_table(Console(), public, source.description)
+    return 0
+
+
+def _against(args: argparse.Namespace) -> int:
+    from passes.models import load_models
+
+    notes: list[str] = []
+    chosen = load_models(notes)
+    source = measurement_source(Path(args.against), reference=False)
+    result = adaptation_curve(chosen.models, to_training_rows(source.stored))
+    result["models"] = chosen.description
+    result["measurements"] = f"{source.description} in {args.against}"
+    if args.report == "json":
+        print(json.dumps(result))
+        return 0
+    console = Console()
+    table = Table(title=f"median MAPE (%) over {result['combinations']} combinations on the "
+                  f"held-out rows of {result['measurements']}, models: {result['models']}")
+    table.add_column("corrections")
+    ks = list(dict.fromkeys(point["k"] for point in result["curve"]))
+    for k in ks:
+        table.add_column(f"k={k}", justify="right")
+    for name in dict.fromkeys(point["corrections"] for point in result["curve"]):
+        values = {p["k"]: p["median_mape"] for p in result["curve"] if p["corrections"] == name}
+        table.add_row(name, *(_percent(values.get(k)) for k in ks))
+    console.print(table)
     return 0
 
 

@@ -13,13 +13,14 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.common import (
     add_program_arguments,
+    add_selection_arguments,
     add_target_argument,
     compact_shapes,
     defines,
     targets,
 )
-from annc.compiler import compile_file
-from passes.select_variants import Plan, plan_selection
+from annc.compiler import compile_file, select
+from passes.select_variants import Candidate, Plan
 
 HELP = "show every candidate variant and device of every op, its predicted time, and why " \
        "the chosen one won"
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_argument(parser)
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="tables (default) or one JSON object on standard output")
+    add_selection_arguments(parser)
 
 
 def _ms(seconds: float | None) -> str:
@@ -38,12 +40,24 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1e3:.4g}"
 
 
+def _interval(c: Candidate) -> str:
+    if c.low_s is None or c.high_s is None:
+        return "-"
+    return f"{_ms(c.low_s)}–{_ms(c.high_s)}"
+
+
+def _basis(c: Candidate) -> str:
+    """A mark for a time that was measured rather than predicted."""
+    return {"measured": " (measured)", "wisdom": " (measured before)"}.get(c.basis, "")
+
+
 def plan_json(plan: Plan) -> dict:
     return {
         "models": plan.models,
         "devices": plan.devices,
         "total_predicted_s": plan.total_predicted_s,
         "transfer_s": plan.transfer_s,
+        "measure_s": plan.measure_s,
         "ops": [
             {
                 "index": op.site.index, "kernel": op.site.kernel, "loc": op.site.loc,
@@ -53,7 +67,8 @@ def plan_json(plan: Plan) -> dict:
                 {"variant": op.chosen.variant, "device": op.chosen.device},
                 "candidates": [
                     {"variant": c.variant, "device": c.device, "predicted_s": c.predicted_s,
-                     "compile_s": c.compile_s,
+                     "low_s": c.low_s, "high_s": c.high_s, "base_s": c.base_s,
+                     "basis": c.basis, "compile_s": c.compile_s,
                      "cost_s": c.cost_s if math.isfinite(c.cost_s) else None,
                      "why_not": c.why_not or None}
                     for c in op.candidates
@@ -67,7 +82,7 @@ def plan_json(plan: Plan) -> dict:
 def run(args: argparse.Namespace) -> int:
     module = compile_file(args.file, params=defines(args), targets=targets(args), emit="ir")
     assert isinstance(module, ModuleOp)
-    plan = plan_selection(module)
+    plan = select(module, measure=args.measure, record=not args.no_record)
     for note in plan.notes:
         print(note, file=sys.stderr)
     if args.report == "json":
@@ -80,14 +95,18 @@ def run(args: argparse.Namespace) -> int:
         shapes = compact_shapes(site.shapes)
         table = Table(title=f"#{site.index} {site.kernel} {shapes} {site.dtype} at {site.loc}, "
                       f"runs {site.trips}x", title_justify="left")
-        for column in ("", "variant", "device", "predicted ms", "compile ms", "cost ms",
-                       "why not"):
+        for column in ("", "variant", "device", "predicted ms", "90% interval ms",
+                       "compile ms", "cost ms", "why not"):
             table.add_column(column, justify="right" if "ms" in column else "left")
         ranked = sorted(op.candidates, key=lambda c: (c.cost_s, c.variant, c.device))
         for c in ranked:
             table.add_row("→" if c is op.chosen else "", c.variant, c.device,
-                          _ms(c.predicted_s), _ms(c.compile_s), _ms(c.cost_s), c.why_not)
+                          _ms(c.predicted_s) + _basis(c), _interval(c), _ms(c.compile_s),
+                          _ms(c.cost_s), c.why_not)
         console.print(table)
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
                   f"between devices {plan.transfer_s * 1e3:.4g} ms")
+    if plan.measured:
+        console.print(f"measured {len(plan.measured)} close candidate(s) in "
+                      f"{plan.measure_s * 1e3:.4g} ms before choosing")
     return 0

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from annc.commands.common import (
     add_program_arguments,
+    add_selection_arguments,
     add_target_argument,
     compact_shapes,
     defines,
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "standard output)")
     parser.add_argument("--variant", metavar="KERNEL=NAME", action="append", default=[],
                         help="force a variant for every op of a kernel, e.g. matmul=numpy")
+    add_selection_arguments(parser)
 
 
 def _summary(value: np.ndarray) -> str:
@@ -83,7 +85,8 @@ def _print_report(console: Console, result: RunResult) -> None:
 def run(args: argparse.Namespace) -> int:
     inputs = read_archive(args.inputs) if args.inputs else None
     result = run_file(args.file, inputs=inputs, params=defines(args), seed=args.seed,
-                      targets=targets(args), variants=key_values(args.variant, "--variant"))
+                      targets=targets(args), variants=key_values(args.variant, "--variant"),
+                      measure=args.measure, record=not args.no_record)
     for note in result.notes:
         print(note, file=sys.stderr)
     if args.save:

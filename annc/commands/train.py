@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from annc.modeling import measurement_source, train
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     source = measurement_source(Path(args.db) if args.db else None, args.reference)
     models = train(source.stored, source.fingerprint)
+    models.trained_at = datetime.now().astimezone().isoformat(timespec="seconds")
+    models.trained_on = source.description
     if args.reference:
         target = DEFAULT_MODELS
     else:

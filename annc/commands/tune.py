@@ -23,12 +23,14 @@ from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 from annc.commands.calibrate import comma_names
 from annc.commands.common import (
     add_program_arguments,
+    add_selection_arguments,
     add_target_argument,
     compact_shapes,
     defines,
     targets,
 )
 from annc.compiler import compile_file
+from annc.recording import record_tune, recording_enabled
 from dsl.dialect import KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import module_targets
@@ -37,6 +39,7 @@ from hardware.devices import available_devices
 from hardware.variants.reference import REFERENCE
 from hardware.worker import MeasureWorker, Outcome, Request, TimingSettings
 from passes.select_variants import Plan, plan_selection
+from passes.sites import data_flow
 
 HELP = "measure every candidate variant and device of every op of a workload"
 
@@ -57,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=TUNE_TIMEOUT_S, metavar="SECONDS",
                         help=f"give up on a candidate after this long (default "
                         f"{TUNE_TIMEOUT_S:g})")
+    add_selection_arguments(parser, measure=False)
 
 
 def op_signature(op: KernelOp) -> tuple[Shapes, str]:
@@ -88,6 +92,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
     `predicted_s` come from it; without, `chosen` is the default variant."""
     kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
     planned = plan.ops if plan is not None else [None] * len(kernel_ops)
+    trips = [site.trips for site in data_flow(module).sites]
     variants = select_variants(names=names)
     cache: dict[tuple[str, str, str, Shapes, str], Outcome] = {}
     ops = []
@@ -124,7 +129,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
             if op_plan is not None and op_plan.chosen is not None:
                 chosen = {"variant": op_plan.chosen.variant, "device": op_plan.chosen.device}
             ops.append({"index": index, "kernel": kernel, "shapes": [list(s) for s in shapes],
-                        "chosen": chosen, "candidates": candidates})
+                        "trips": trips[index], "chosen": chosen, "candidates": candidates})
     return {"ops": ops}
 
 
@@ -139,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     for note in [*plan.notes, f"note: chosen with {plan.models}"]:
         console.print(note, soft_wrap=True)
     report = tune(module, comma_names(args.variants), timeout, console, plan)
+    if recording_enabled(args.no_record) and plan.chosen_models is not None:
+        record_tune(report, plan, plan.chosen_models)
     if args.report == "json":
         print(json.dumps(report))
     else:

@@ -1,0 +1,170 @@
+"""`calibrate --quick`: measure a few well-chosen configurations and adapt the models.
+
+The plan: every kernel's realistic shapes (`hardware.sampling.QUICK_SHAPES`),
+and for each shape the variants whose predictions decide choices — those the
+current models predict within `CONTENDER_RATIO` of the best for that shape —
+interleaved over kernels so that a budget cut still covers every kernel; then,
+if budget is left, the other variants, cheapest first. A job whose estimated
+cost (its build plus a few calls, from the models) exceeds `MAX_JOB_S` is left
+out. Each measurement runs in the worker process, as in a full calibration,
+and is committed to the store's `observations` the moment it arrives.
+
+Adaptation then rebuilds this machine's corrections from every usable
+observation of this machine (quick calibrations, tunes, measured candidates and
+steady run times; the newest `WINDOW` per combination) against the current
+trained models: transfer, not retraining — see `predictor.adaptation`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from annc.recording import MIN_EXECUTIONS, MIN_LEARN_S
+from hardware.calibration import annc_version
+from hardware.memory import available_bytes
+from hardware.sampling import Config, interleave, quick_configurations, usable
+from hardware.store import MeasurementStore, Observation, now
+from hardware.variants import Variant, get_variant
+from hardware.worker import Interrupted, MeasureWorker, Request, TimingSettings
+from passes.models import ChosenModels, corrections_path
+from predictor.adaptation import WINDOW, Corrections, residuals_of
+from predictor.features import Configuration
+
+QUICK_SETTINGS = TimingSettings(min_repeats=3, min_seconds=0.02, max_repeats=50,
+                                max_seconds=0.5, warmup=1, warmup_seconds=0.005)
+DEFAULT_BUDGET_S = 60.0
+CONTENDER_RATIO = 2.0
+MAX_JOB_S = 3.0
+DTYPE_NAMES = {"float32": "f32", "float64": "f64"}
+
+
+@dataclass(frozen=True)
+class QuickJob:
+    variant: Variant
+    config: Config
+    estimate_s: float
+    """Expected seconds: the build plus warm-up and timed calls, from the models."""
+    contender: bool
+
+    @property
+    def key(self) -> tuple[str, str, str, str, tuple]:
+        v = self.variant
+        return (v.kernel, v.name, v.device, self.config.dtype, self.config.shapes)
+
+
+def configuration(variant: Variant, config: Config) -> Configuration:
+    return Configuration(config.kernel, config.shapes, DTYPE_NAMES[config.dtype],
+                         float(variant.complexity(config.shapes)))
+
+
+def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],
+               kernels: Sequence[str]) -> list[QuickJob]:
+    """Contenders first, interleaved over kernels; then the rest, cheapest first."""
+    memory = int(available_bytes() * 0.5)
+    pairs = [(v, c) for kernel in kernels for c in quick_configurations(kernel)
+             for v in variants if v.kernel == kernel and usable(v, c, memory)]
+    predicted = chosen.adapted.predict([(v.key, configuration(v, c)) for v, c in pairs])
+    by_config: dict[Config, list[tuple[Variant, float]]] = defaultdict(list)
+    for (variant, config), p in zip(pairs, predicted, strict=True):
+        if math.isfinite(p.seconds):
+            by_config[config].append((variant, p.seconds))
+    contenders: dict[str, list[QuickJob]] = defaultdict(list)
+    rest: list[QuickJob] = []
+    for config, options in by_config.items():
+        best = min(seconds for _, seconds in options)
+        for variant, seconds in options:
+            model = chosen.models.models[variant.key]
+            estimate = float(model.summary.get("compile_s") or 0.0) + max(
+                5 * seconds, QUICK_SETTINGS.min_seconds + 2 * seconds) + 0.01
+            if estimate > MAX_JOB_S:
+                continue
+            contender = seconds <= CONTENDER_RATIO * best
+            job = QuickJob(variant, config, estimate, contender)
+            (contenders[config.kernel] if contender else rest).append(job)
+    ordered = interleave(contenders.values())  # type: ignore[arg-type]
+    return [*ordered, *sorted(rest, key=lambda j: j.estimate_s)]
+
+
+@dataclass
+class QuickRun:
+    taken: int = 0
+    failed: int = 0
+    skipped: int = 0
+    remaining: int = 0
+    stopped: str = "complete"
+
+
+def measured_today(store: MeasurementStore, machine: str) -> set[tuple]:
+    """The quick jobs this machine already measured today: a rerun continues after them."""
+    today = date.today().isoformat()
+    return {(o.kernel, o.variant, o.device, o.dtype, o.shapes)
+            for o in store.observations(machine, ["quick"]) if o.taken_at[:10] == today}
+
+
+def run_quick(store: MeasurementStore, chosen: ChosenModels, jobs: Sequence[QuickJob],
+              deadline: float | None, timeout_s: float,
+              progress: Callable[[QuickJob | None, int, int], None] | None = None) -> QuickRun:
+    """Measures the jobs not yet measured today, each committed as it arrives, until the
+    deadline (a `time.monotonic()` value). Ctrl-C propagates; what was taken is kept."""
+    done_before = measured_today(store, chosen.machine)
+    todo = [j for j in jobs if j.key not in done_before]
+    result = QuickRun(skipped=len(jobs) - len(todo), remaining=len(todo))
+    version = annc_version()
+    with MeasureWorker() as worker:
+        for i, job in enumerate(todo):
+            if deadline is not None and time.monotonic() + min(job.estimate_s, 1.0) >= deadline:
+                result.stopped = "budget"
+                break
+            if progress is not None:
+                progress(job, i, len(todo))
+            v = job.variant
+            try:
+                outcome = worker.measure(Request(v.kernel, v.name, v.device, job.config.shapes,
+                                                 job.config.dtype, QUICK_SETTINGS),
+                                         timeout_s, deadline)
+            except Interrupted:
+                result.stopped = "budget"
+                break
+            result.remaining -= 1
+            if outcome.status != "ok" or not outcome.median_s:
+                result.failed += 1
+                continue
+            store.add_observations([Observation(
+                chosen.machine, v.kernel, v.name, v.device, job.config.dtype,
+                job.config.shapes, "quick", outcome.median_s, outcome.repeats or 1,
+                None, now(), version)])
+            result.taken += 1
+    if progress is not None:
+        progress(None, len(todo) - result.remaining, len(todo))
+    return result
+
+
+def usable_observation(o: Observation) -> bool:
+    """Run times count only when steady and above the interpreter's overhead."""
+    return o.source != "run" or (o.executions >= MIN_EXECUTIONS and o.seconds >= MIN_LEARN_S)
+
+
+def adapt(store: MeasurementStore, chosen: ChosenModels) -> Corrections:
+    """Rebuilds this machine's corrections from its observations and saves them."""
+    newest: dict[tuple, list[tuple[tuple, Configuration, float, str]]] = defaultdict(list)
+    for o in store.observations(chosen.machine):
+        if not usable_observation(o):
+            continue
+        try:
+            variant = get_variant(o.kernel, o.variant, o.device)
+        except LookupError:
+            continue
+        config = Config(o.kernel, o.shapes, o.dtype)
+        newest[variant.key].append((variant.key, configuration(variant, config), o.seconds,
+                                    o.source))
+    corrections = Corrections(chosen.machine, chosen.base)
+    rows = [row for _, kept in sorted(newest.items()) for row in kept[-WINDOW:]]
+    corrections.add(residuals_of(chosen.models, rows), "quick")
+    corrections.history = [{"at": now(), "source": "quick", "rows": corrections.rows}]
+    corrections.save(corrections_path(chosen.machine))
+    return corrections

@@ -1,0 +1,230 @@
+"""Learning from every use: keep what runs, tunes and selection measured, and adapt.
+
+After `annc run`, `annc tune` and a compile that measured close candidates,
+what was measured is
+1. written to the measurement store's `observations` (one transaction: all or
+   nothing, so Ctrl-C or a crash never leaves half of it);
+2. turned into residuals against the trained models and added to this
+   machine's corrections (`predictor.adaptation`): the next compile predicts
+   with them — an incremental, closed-form update, no training;
+3. for tune and selection's measurements (a candidate alone on exact shapes),
+   kept as wisdom, so the next compile of those shapes decides without measuring;
+4. for a run, compared with what was predicted: when several ops disagree beyond
+   the noise, the models are marked stale (and unmarked when a later run agrees).
+
+A run's op counts for learning only where its time is steady and above the
+interpreter's own overhead: at least `MIN_EXECUTIONS` executions (the first,
+which pays for first-touch memory, is left out) and at least `MIN_LEARN_S` per
+execution. Recording is off with `--no-record` or `ANNC_NO_RECORD=1`; where
+`$ANNC_HOME` cannot be written it is skipped without a word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import statistics
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from hardware.calibration import annc_version
+from hardware.home import HomeError, default_database, ensure_home
+from hardware.store import Observation, StoreError, now
+from passes.measuring import Measured
+from passes.models import ChosenModels, corrections_path, wisdom_path
+from passes.select_variants import Plan
+from predictor.adaptation import CorrectionFileError, Corrections, Residual
+from predictor.wisdom import Wisdom, WisdomFileError
+
+MIN_EXECUTIONS = 3
+MIN_LEARN_S = 1e-4
+"""Per-execution times below this are mostly the interpreter's overhead (about 10 µs
+per op), not the kernel."""
+DRIFT = 0.25
+"""A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
+MIN_DRIFT_OPS = 3
+DTYPES = {"f32": "float32", "f64": "float64", "float32": "float32", "float64": "float64"}
+
+writes = 0
+"""How many times this process recorded something (for tests)."""
+
+
+def recording_enabled(no_record: bool = False) -> bool:
+    """False with `--no-record` or `ANNC_NO_RECORD` set to 1, true or yes."""
+    return not no_record and os.environ.get("ANNC_NO_RECORD", "").lower() not in (
+        "1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One candidate's time per execution, observed on real shapes."""
+
+    kernel: str
+    variant: str
+    device: str
+    dtype: str
+    shapes: tuple[tuple[int, ...], ...]
+    seconds: float
+    executions: int
+    predicted_s: float | None
+    """What was predicted (corrected for this machine)."""
+    base_s: float | None
+    """What the trained model alone predicted."""
+
+    @property
+    def combo(self) -> tuple[str, str, str]:
+        return (self.kernel, self.variant, self.device)
+
+
+def steady_seconds(times: list[float]) -> float | None:
+    """The median time per execution, the first left out; None if too few to trust."""
+    if len(times) < MIN_EXECUTIONS:
+        return None
+    return statistics.median(times[1:])
+
+
+def record(chosen: ChosenModels, seen: Iterable[Seen], source: str, *,
+           drift: bool = False, wisdom: bool = False) -> None:
+    """Keeps observations, updates corrections (and staleness, wisdom); never raises for
+    a home it cannot write."""
+    global writes
+    seen = [s for s in seen if s.seconds > 0 and math.isfinite(s.seconds)]
+    if not seen:
+        return
+    try:
+        home = ensure_home()
+    except HomeError:
+        return
+    try:
+        with _locked(home):
+            _store(chosen.machine, seen, source)
+            _update_corrections(chosen, seen, source, drift)
+            if wisdom:
+                _update_wisdom(chosen.machine, seen, source)
+    except (OSError, StoreError):
+        return
+    writes += 1
+
+
+@contextlib.contextmanager
+def _locked(home: os.PathLike[str]) -> Iterator[None]:
+    """One writer of the corrections and wisdom files at a time."""
+    with open(os.path.join(home, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _store(machine: str, seen: list[Seen], source: str) -> None:
+    from hardware.store import MeasurementStore
+
+    version, taken = annc_version(), now()
+    with MeasurementStore(default_database()) as store:
+        store.add_observations(
+            Observation(machine, s.kernel, s.variant, s.device, DTYPES[s.dtype], s.shapes,
+                        source, s.seconds, s.executions, s.predicted_s, taken, version)
+            for s in seen)
+
+
+def _load_corrections(chosen: ChosenModels) -> Corrections:
+    path = corrections_path(chosen.machine)
+    try:
+        return Corrections.load(path, chosen.machine, chosen.base)
+    except CorrectionFileError:  # missing, or unusable (already noted): start afresh
+        return Corrections(chosen.machine, chosen.base)
+
+
+def _update_corrections(chosen: ChosenModels, seen: list[Seen], source: str,
+                        drift: bool) -> None:
+    corrections = _load_corrections(chosen)
+    corrections.add((Residual(s.combo, math.log(s.seconds / s.base_s), source)
+                     for s in seen if s.base_s), source)
+    if drift:
+        _judge_drift(corrections, seen)
+    corrections.save(corrections_path(chosen.machine))
+
+
+def _judge_drift(corrections: Corrections, seen: list[Seen]) -> None:
+    """Marks the models stale when several ops disagree with their predictions beyond the
+    noise; unmarks them when as many agree."""
+    errors = [abs(math.log(s.seconds / s.predicted_s)) for s in seen if s.predicted_s]
+    if len(errors) < MIN_DRIFT_OPS:
+        return
+    median = math.expm1(statistics.median(errors))
+    if median > DRIFT:
+        corrections.stale = {"at": now(), "median_error": round(median, 4), "ops": len(errors)}
+    else:
+        corrections.stale = None
+
+
+def _update_wisdom(machine: str, seen: list[Seen], source: str) -> None:
+    path = wisdom_path(machine)
+    try:
+        wisdom = Wisdom.load(path, machine)
+    except WisdomFileError:
+        wisdom = Wisdom(machine)
+    taken = now()
+    for s in seen:
+        wisdom.add(s.combo, s.dtype, s.shapes, s.seconds, source, taken)
+    wisdom.save(path)
+
+
+# What each command saw -----------------------------------------------------------
+
+
+def record_measured(plan: Plan, chosen: ChosenModels) -> None:
+    """What selection's `measure` step timed: observations, corrections and wisdom."""
+    base = {(op.site.kernel, c.variant, c.device, op.site.dtype, op.site.shapes): c.base_s
+            for op in plan.ops for c in op.candidates}
+    record(chosen, (_seen_from_measured(m, base) for m in plan.measured), "measure",
+           wisdom=True)
+
+
+def _seen_from_measured(m: Measured, base: dict) -> Seen:
+    return Seen(m.kernel, m.variant, m.device, m.dtype, m.shapes, m.seconds, 1,
+                m.predicted_s, base.get((m.kernel, m.variant, m.device, m.dtype, m.shapes)))
+
+
+def run_observations(plan: Plan, records: list) -> list[Seen]:
+    """Each op of a run that ran steadily enough to learn from (see the module's doc)."""
+    by_index = {op.site.index: op for op in plan.ops}
+    seen = []
+    for r in records:
+        op = by_index.get(r.index)
+        seconds = steady_seconds(r.times)
+        if op is None or seconds is None or seconds < MIN_LEARN_S or op.site.kernel != r.kernel:
+            continue
+        candidate = next((c for c in op.candidates
+                          if (c.variant, c.device) == (r.variant, r.device)), None)
+        if candidate is None:
+            continue
+        seen.append(Seen(r.kernel, r.variant, r.device, op.site.dtype, op.site.shapes,
+                         seconds, len(r.times), candidate.predicted_s, candidate.base_s))
+    return seen
+
+
+def record_run(plan: Plan, records: list, chosen: ChosenModels) -> None:
+    record(chosen, run_observations(plan, records), "run", drift=True)
+
+
+def record_tune(report: dict, plan: Plan, chosen: ChosenModels) -> None:
+    """Every candidate `annc tune` measured: observations, corrections and wisdom."""
+    by_index = {op.site.index: op for op in plan.ops}
+    seen = []
+    for entry in report["ops"]:
+        op = by_index.get(entry["index"])
+        if op is None:
+            continue
+        candidates = {(c.variant, c.device): c for c in op.candidates}
+        for c in entry["candidates"]:
+            planned = candidates.get((c["variant"], c["device"]))
+            if c["measured_s"] is None or planned is None:
+                continue
+            seen.append(Seen(op.site.kernel, c["variant"], c["device"], op.site.dtype,
+                             op.site.shapes, c["measured_s"], 1, c["predicted_s"],
+                             planned.base_s))
+    record(chosen, seen, "tune", wisdom=True)

@@ -1,0 +1,146 @@
+"""Measuring only when unsure: time close candidates on the real shapes before choosing.
+
+Every prediction carries a 90% interval. For an op whose best candidate's
+interval overlaps another's, the time at stake is what the program would save
+over all its executions if the other were as fast as its interval allows:
+`trips × (best − other's low end)`. In `auto` mode the ops with at least
+`STAKE_S` at stake are measured, most at stake first, while the estimated cost
+of measuring stays within `BUDGET_SHARE` of the program's predicted time — so
+a short program is never measured. `always` measures every op's contenders,
+without a budget; `never` measures nothing.
+
+A measurement runs in this process (`hardware.timing.measure`: seeded operands
+of the real shapes on the candidate's device, a warm-up, then a few timed
+calls); the build it needed is then cached for the run, so a measured
+candidate's compile time no longer counts. What was measured replaces the
+prediction, and the caller keeps it as wisdom for the next compile.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from passes.select_variants import Candidate, OpPlan
+
+MEASURE_MODES = ("auto", "never", "always")
+STAKE_S = 0.05
+"""Seconds of the whole run at stake below which `auto` does not measure an op."""
+BUDGET_SHARE = 0.05
+"""The share of the program's predicted time `auto` may spend measuring."""
+MEASURED_SIGMA = 0.08
+"""The interval of a measured time: its repeat-to-repeat noise (about 8%)."""
+REPEATS = 3
+MIN_SECONDS = 0.02
+
+measurements_taken = 0
+"""How many candidates this process has measured (for tests and reports)."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One candidate measured on an op's real shapes."""
+
+    kernel: str
+    variant: str
+    device: str
+    dtype: str
+    shapes: tuple[tuple[int, ...], ...]
+    seconds: float
+    predicted_s: float | None
+    """What the models predicted before it was measured."""
+
+
+def set_measured(op: OpPlan, candidate: Candidate, seconds: float, basis: str) -> None:
+    """Uses a measured time instead of the prediction."""
+    candidate.predicted_s = seconds
+    candidate.low_s = seconds * math.exp(-MEASURED_SIGMA)
+    candidate.high_s = seconds * math.exp(MEASURED_SIGMA)
+    candidate.basis = basis
+    candidate.cost_s = op.site.trips * seconds + candidate.compile_s
+
+
+def contenders(op: OpPlan) -> tuple[Candidate | None, list[Candidate], float]:
+    """The op's best candidate, those whose interval overlaps its own, and the seconds at
+    stake over the whole run."""
+    ranked = sorted((c for c in op.candidates if math.isfinite(c.cost_s)),
+                    key=lambda c: c.cost_s)
+    if len(ranked) < 2:
+        return (ranked[0] if ranked else None), [], 0.0
+    best = ranked[0]
+    close = [c for c in ranked[1:]
+             if c.low_s is not None and best.high_s is not None and c.low_s < best.high_s
+             and op.site.trips * c.low_s + c.compile_s < best.cost_s + _margin(op, best)]
+    if not close:
+        return best, [], 0.0
+    stake = op.site.trips * max(best.predicted_s - min(c.low_s for c in close), 0.0)
+    return best, close, stake
+
+
+def _margin(op: OpPlan, best: Candidate) -> float:
+    """How far above the best's cost a contender's optimistic cost may lie: the best's own
+    uncertainty over all its executions."""
+    return op.site.trips * ((best.high_s or 0.0) - (best.predicted_s or 0.0))
+
+
+def _estimated_cost(candidate: Candidate) -> float:
+    per_call = candidate.predicted_s or 0.0
+    return candidate.compile_s + max((REPEATS + 1) * per_call, MIN_SECONDS + per_call)
+
+
+def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measured], float]:
+    """Measures the close candidates of the ops worth it; returns what it measured and the
+    seconds it spent."""
+    if mode == "never":
+        return [], 0.0
+    program_s = sum(min((c.cost_s for c in op.candidates), default=0.0) for op in ops
+                    if any(math.isfinite(c.cost_s) for c in op.candidates))
+    budget = math.inf if mode == "always" else BUDGET_SHARE * program_s
+    worth = []
+    for op in ops:
+        best, close, stake = contenders(op)
+        if best is not None and close and (mode == "always" or stake >= STAKE_S):
+            worth.append((stake, op, [best, *close]))
+    worth.sort(key=lambda w: -w[0])
+    taken: list[Measured] = []
+    began = time.perf_counter()
+    for _, op, candidates in worth:
+        todo = [c for c in candidates if c.basis == "predicted"]
+        if not todo:
+            continue
+        cost = sum(_estimated_cost(c) for c in todo)
+        if time.perf_counter() - began + cost > budget:
+            continue
+        for candidate in todo:
+            seconds = _measure(op, candidate)
+            if seconds is None:
+                continue
+            taken.append(Measured(op.site.kernel, candidate.variant, candidate.device,
+                                  op.site.dtype, op.site.shapes, seconds,
+                                  candidate.predicted_s))
+            candidate.compile_s = 0.0  # built in this process: the run reuses the build
+            set_measured(op, candidate, seconds, "measured")
+    return taken, time.perf_counter() - began
+
+
+def _measure(op: OpPlan, candidate: Candidate) -> float | None:
+    """The candidate's median seconds on the op's shapes, or None if it failed."""
+    global measurements_taken
+    from hardware.timing import measure
+    from hardware.variants import get_variant
+
+    variant = get_variant(op.site.kernel, candidate.variant, candidate.device)
+    dtype = np.float32 if op.site.dtype == "f32" else np.float64
+    measurements_taken += 1
+    try:
+        timing = measure(variant, op.site.shapes, dtype, min_repeats=REPEATS,
+                         min_seconds=MIN_SECONDS, max_seconds=1.0, warmup=1,
+                         warmup_seconds=0.0)
+    except Exception:  # a failing variant keeps its prediction; the run reports it if chosen
+        return None
+    return timing.median_s

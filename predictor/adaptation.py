@@ -1,0 +1,296 @@
+"""Adapting trained models to where annc runs: corrections of log time from few measurements.
+
+A model trained on one day or machine is off on another by a factor that differs
+per device and per combination (the host behind one fingerprint changes from
+day to day). Adaptation keeps the trained network — the prior — and learns a
+correction of its output in log time from measurements taken here:
+
+    log t = log f(x) + δ_device + α_combo
+
+Each term is a shrunk mean of the residuals r = log measured − log f(x): the
+device's offset δ is the mean residual of every measurement on that device,
+pulled toward 0 by `DEVICE_PRIOR_ROWS` pseudo-rows; a combination's own offset α
+is the mean of what δ leaves, pulled toward 0 by `COMBO_PRIOR_ROWS`. So a
+combination with many measurements follows them, one with a single measurement
+moves a little, and one without any keeps its device's shift — or, on a device
+with no measurement, the prior exactly. Fitting is closed-form: no training, so
+the run path can afford it. How much each level is shrunk was chosen on
+measurements of another day (the README has them).
+
+Only the newest `WINDOW` residuals of each combination count, so corrections
+follow a machine that drifts. Every prediction also carries an interval: the
+combination's held-out error (its model's `mape`) as a log-normal spread,
+replaced by the spread of the corrected residuals as they accumulate.
+
+The corrections of a machine live in one JSON file with the fingerprint, the
+model set they correct (its digest: corrections of other models are never
+applied), when they were made and from what, and whether recent runs found the
+models stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from predictor.features import Configuration
+from predictor.models import Combo, ModelSet
+
+SCHEMA_VERSION = 1
+KIND = "annc model corrections"
+
+DEVICE_PRIOR_ROWS = 4.0
+"""Pseudo-rows at residual 0 behind a device's offset."""
+COMBO_PRIOR_ROWS = 2.0
+"""Pseudo-rows at the device's offset behind a combination's own offset."""
+WINDOW = 32
+"""Residuals kept per combination, newest first: older ones no longer count."""
+SPREAD_PRIOR_ROWS = 5.0
+"""Pseudo-rows at the held-out spread behind a combination's residual spread."""
+Z_90 = 1.645
+"""Half-width of a central 90% interval of a normal, in standard deviations."""
+MIN_SIGMA = 0.05
+"""No interval is narrower than ±8% (the repeat noise of a measurement)."""
+MAX_SIGMA = 1.0
+
+
+class CorrectionFileError(Exception):
+    """A corrections file that is corrupt, foreign, of another model set or of a future
+    schema."""
+
+
+def now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def digest(path: str | os.PathLike[str]) -> str:
+    """A short SHA-256 of a model file: which model set corrections belong to."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def sigma_from_mape(mape_percent: float | None) -> float:
+    """A log-normal spread whose mean absolute percentage error is about `mape_percent`.
+
+    For small errors |e^r − 1| ≈ |r|, and E|r| = σ·√(2/π) for a normal r."""
+    if mape_percent is None or not math.isfinite(mape_percent):
+        return 0.3
+    return float(np.clip(math.log1p(mape_percent / 100) * math.sqrt(math.pi / 2),
+                         MIN_SIGMA, MAX_SIGMA))
+
+
+@dataclass(frozen=True)
+class Residual:
+    """One measurement against the prior: log measured − log predicted by the base model."""
+
+    combo: Combo
+    log_ratio: float
+    source: str
+    """`quick`, `run`, `tune` or `measure`."""
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The correction of one combination, in log time, and its spread."""
+
+    offset: float
+    sigma: float
+    rows: int
+
+
+@dataclass
+class Corrections:
+    """This machine's corrections of one model set: the residuals, fitted on demand."""
+
+    fingerprint: str
+    base: str
+    """Digest of the model file these corrections apply to."""
+    residuals: dict[Combo, list[tuple[float, str]]] = field(default_factory=dict)
+    """Per combination, (log ratio, source), oldest first, at most WINDOW."""
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per update: when, from what, how many rows."""
+    stale: dict[str, Any] | None = None
+    """Set when recent runs disagreed with the predictions beyond the noise."""
+    source: str = "<memory>"
+    device_prior_rows: float = DEVICE_PRIOR_ROWS
+    combo_prior_rows: float = COMBO_PRIOR_ROWS
+    """How strongly each level is shrunk (math.inf: not at all used)."""
+    _fitted: tuple[dict[str, float], dict[Combo, Fitted]] | None = field(default=None,
+                                                                          repr=False)
+
+    # Learning -------------------------------------------------------------------
+
+    def add(self, residuals: Iterable[Residual], source: str) -> int:
+        """Adds residuals (newest last); returns how many were added."""
+        added = 0
+        for r in residuals:
+            if not math.isfinite(r.log_ratio):
+                continue
+            kept = self.residuals.setdefault(r.combo, [])
+            kept.append((float(r.log_ratio), r.source))
+            del kept[:-WINDOW]
+            added += 1
+        if added:
+            self.updated_at = now()
+            self.history.append({"at": self.updated_at, "source": source, "rows": added})
+            del self.history[:-50]
+            self._fitted = None
+        return added
+
+    @property
+    def rows(self) -> int:
+        return sum(len(v) for v in self.residuals.values())
+
+    def fit(self, models: ModelSet | None = None) -> tuple[dict[str, float], dict[Combo, Fitted]]:
+        """Per-device offsets and per-combination corrections (cached until the next add).
+
+        `models` gives each combination's held-out error, the prior of its spread."""
+        if self._fitted is not None:
+            return self._fitted
+        by_device: dict[str, list[float]] = defaultdict(list)
+        for (_, _, device), values in self.residuals.items():
+            by_device[device] += [r for r, _ in values]
+        devices = {d: sum(v) / (len(v) + self.device_prior_rows) for d, v in by_device.items()}
+        fitted = {}
+        for combo, values in self.residuals.items():
+            base = devices[combo[2]]
+            rest = np.array([r for r, _ in values]) - base
+            offset = base + float(rest.sum()) / (len(rest) + self.combo_prior_rows)
+            left = np.array([r for r, _ in values]) - offset
+            prior = _prior_sigma(models, combo)
+            variance = (float(np.sum(left**2)) + SPREAD_PRIOR_ROWS * prior**2) / (
+                len(left) + SPREAD_PRIOR_ROWS)
+            fitted[combo] = Fitted(offset, float(np.clip(math.sqrt(variance), MIN_SIGMA,
+                                                         MAX_SIGMA)), len(values))
+        self._fitted = (devices, fitted)
+        return self._fitted
+
+    def correction(self, combo: Combo, models: ModelSet | None = None) -> tuple[float, float]:
+        """(offset in log time, spread σ) for a combination."""
+        devices, fitted = self.fit(models)
+        if combo in fitted:
+            return fitted[combo].offset, fitted[combo].sigma
+        return devices.get(combo[2], 0.0), _prior_sigma(models, combo)
+
+    # The file -------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "kind": KIND, "fingerprint": self.fingerprint,
+            "base": self.base, "created_at": self.created_at, "updated_at": self.updated_at,
+            "history": self.history, "stale": self.stale,
+            "residuals": [{"kernel": c[0], "variant": c[1], "device": c[2],
+                           "values": [[round(r, 6), s] for r, s in values]}
+                          for c, values in sorted(self.residuals.items())],
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the file atomically: a crash never leaves half of it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        temporary.write_text(json.dumps(self.to_json(), indent=1))
+        os.replace(temporary, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str], fingerprint: str, base: str) -> Corrections:
+        """Reads and validates a corrections file of this machine and model set."""
+        where = str(path)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise CorrectionFileError(f"{where}: no such corrections file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CorrectionFileError(f"{where}: not a readable JSON file ({error})") from None
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            raise CorrectionFileError(f"{where}: not an annc corrections file")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise CorrectionFileError(f"{where}: corrections schema "
+                                      f"{data.get('schema_version')!r}, this annc reads "
+                                      f"{SCHEMA_VERSION}")
+        if data.get("fingerprint") != fingerprint:
+            raise CorrectionFileError(f"{where}: corrections of machine "
+                                      f"{data.get('fingerprint')!r}, not of this machine "
+                                      f"({fingerprint})")
+        if data.get("base") != base:
+            raise CorrectionFileError(f"{where}: corrections of another model set")
+        try:
+            residuals: dict[Combo, list[tuple[float, str]]] = {}
+            for entry in data["residuals"]:
+                combo = (str(entry["kernel"]), str(entry["variant"]), str(entry["device"]))
+                values = [(float(r), str(s)) for r, s in entry["values"]][-WINDOW:]
+                if not all(math.isfinite(r) for r, _ in values):
+                    raise ValueError("a residual is not finite")
+                residuals[combo] = values
+            stale = data.get("stale")
+            if stale is not None and not isinstance(stale, dict):
+                raise ValueError("stale is neither null nor an object")
+            history = [dict(h) for h in data.get("history", [])]
+            return Corrections(fingerprint, base, residuals, str(data["created_at"]),
+                               str(data["updated_at"]), history, stale, where)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CorrectionFileError(f"{where}: a corrections entry is malformed "
+                                      f"({error})") from None
+
+
+def _prior_sigma(models: ModelSet | None, combo: Combo) -> float:
+    model = models.models.get(combo) if models is not None else None
+    return sigma_from_mape(model.summary.get("mape") if model is not None else None)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted seconds of one execution, with a 90% interval; `base_s` is the trained
+    model's own prediction before any correction. NaN without a model."""
+
+    seconds: float
+    low_s: float
+    high_s: float
+    base_s: float
+
+
+@dataclass
+class AdaptedModels:
+    """A model set and, where this machine has them, its corrections."""
+
+    models: ModelSet
+    corrections: Corrections | None = None
+
+    def predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> list[Prediction]:
+        """Every query's prediction with its interval, in one batched call of the models."""
+        base = self.models.predict(queries)
+        predictions = []
+        for (combo, _), seconds in zip(queries, base, strict=True):
+            if not math.isfinite(seconds):
+                predictions.append(Prediction(math.nan, math.nan, math.nan, math.nan))
+                continue
+            if self.corrections is not None:
+                offset, sigma = self.corrections.correction(combo, self.models)
+            else:
+                offset, sigma = 0.0, _prior_sigma(self.models, combo)
+            corrected = seconds * math.exp(offset)
+            half = math.exp(Z_90 * sigma)
+            predictions.append(Prediction(corrected, corrected / half, corrected * half,
+                                          float(seconds)))
+        return predictions
+
+
+def residuals_of(models: ModelSet,
+                 observed: Sequence[tuple[Combo, Configuration, float, str]]) -> list[Residual]:
+    """Residuals of (combination, configuration, measured seconds, source) against the base
+    models' predictions, in one batch; rows without a model are left out."""
+    predicted = models.predict([(combo, config) for combo, config, _, _ in observed])
+    return [Residual(combo, math.log(seconds) - math.log(p), source)
+            for (combo, _, seconds, source), p in zip(observed, predicted, strict=True)
+            if math.isfinite(p) and p > 0 and seconds > 0]

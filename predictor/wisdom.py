@@ -1,0 +1,103 @@
+"""Wisdom: what a candidate measured on exact shapes, kept so a decision is never paid twice.
+
+Like FFTW's wisdom: when selection measured close candidates on a program's
+real shapes (`--measure`), or `annc tune` measured every candidate, the
+seconds per execution are kept by kernel, variant, device, dtype and shapes.
+The next compile of the same shapes uses the measured time instead of the
+prediction, and does not measure again. One JSON file per machine; a file that
+is corrupt, of another machine or of a future schema is never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from predictor.features import Shapes
+from predictor.models import Combo
+
+SCHEMA_VERSION = 1
+KIND = "annc wisdom"
+MAX_ENTRIES = 20_000
+"""The oldest entries go first beyond this."""
+
+
+class WisdomFileError(Exception):
+    """A wisdom file that is corrupt, of another machine or of a future schema."""
+
+
+Key = tuple[str, str, str, str, Shapes]
+"""(kernel, variant, device, dtype as f32/f64, shapes)."""
+
+
+def key(combo: Combo, dtype: str, shapes: Shapes) -> Key:
+    return (*combo, dtype, tuple(tuple(int(d) for d in s) for s in shapes))
+
+
+@dataclass
+class Wisdom:
+    fingerprint: str
+    entries: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    """key -> {"seconds", "source", "at"}, oldest first."""
+    source: str = "<memory>"
+
+    def seconds(self, combo: Combo, dtype: str, shapes: Shapes) -> float | None:
+        entry = self.entries.get(key(combo, dtype, shapes))
+        return None if entry is None else float(entry["seconds"])
+
+    def add(self, combo: Combo, dtype: str, shapes: Shapes, seconds: float, source: str,
+            at: str) -> None:
+        if not (math.isfinite(seconds) and seconds > 0):
+            return
+        k = key(combo, dtype, shapes)
+        self.entries.pop(k, None)  # re-inserted as the newest
+        self.entries[k] = {"seconds": float(seconds), "source": source, "at": at}
+        while len(self.entries) > MAX_ENTRIES:
+            del self.entries[next(iter(self.entries))]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the file atomically."""
+        data = {"schema_version": SCHEMA_VERSION, "kind": KIND, "fingerprint": self.fingerprint,
+                "entries": [{"kernel": k[0], "variant": k[1], "device": k[2], "dtype": k[3],
+                             "shapes": [list(s) for s in k[4]], **v}
+                            for k, v in self.entries.items()]}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str], fingerprint: str) -> Wisdom:
+        where = str(path)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise WisdomFileError(f"{where}: no such wisdom file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise WisdomFileError(f"{where}: not a readable JSON file ({error})") from None
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            raise WisdomFileError(f"{where}: not an annc wisdom file")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise WisdomFileError(f"{where}: wisdom schema {data.get('schema_version')!r}, "
+                                  f"this annc reads {SCHEMA_VERSION}")
+        if data.get("fingerprint") != fingerprint:
+            raise WisdomFileError(f"{where}: wisdom of machine {data.get('fingerprint')!r}, "
+                                  f"not of this machine ({fingerprint})")
+        wisdom = Wisdom(fingerprint, source=where)
+        try:
+            for e in data["entries"]:
+                seconds = float(e["seconds"])
+                if not (math.isfinite(seconds) and seconds > 0):
+                    raise ValueError(f"seconds {seconds!r}")
+                shapes = tuple(tuple(int(d) for d in s) for s in e["shapes"])
+                combo = (str(e["kernel"]), str(e["variant"]), str(e["device"]))
+                wisdom.entries[key(combo, str(e["dtype"]), shapes)] = {
+                    "seconds": seconds, "source": str(e["source"]), "at": str(e["at"])}
+        except (KeyError, TypeError, ValueError) as error:
+            raise WisdomFileError(f"{where}: a wisdom entry is malformed ({error})") from None
+        return wisdom
