@@ -1,0 +1,223 @@
+"""Predictions where annc runs: before and after `calibrate --quick`, and `--measure auto`.
+
+    .venv/bin/python benchmarks/adaptation.py [--quick] [--examples heat,wave] [--budget 60]
+
+From a fresh `$ANNC_HOME` (a temporary folder): times `annc calibrate --quick` (wall
+clock of the whole command, as a user sees it), then for every example at realistic
+sizes measures every candidate of every op alone on its real shapes (`annc tune`'s
+harness, with recording off so that nothing measured here feeds the models) and
+scores the predictions against these measurements: the shipped models as they are
+(before) and adapted (after). Then selection with `--measure auto`: per op the
+measured time of its choice over the best measured candidate's, and how long it
+spent measuring beside tune's time. Last, what recording a run costs per op.
+Writes `benchmarks/results/adaptation.md` and `.json`, stamped with the
+fingerprint and date. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from xdsl.dialects.builtin import ModuleOp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
+
+from annc.commands.tune import tune
+from annc.compiler import compile_file
+from hardware.fingerprint import fingerprint
+from passes.models import ChosenModels, load_models
+from passes.select_variants import Plan, plan_selection
+
+
+def quick_calibration(budget: float, console: Console) -> float:
+    """Wall seconds of `annc calibrate --quick` in a fresh process."""
+    annc = Path(sys.executable).with_name("annc")
+    began = time.perf_counter()
+    done = subprocess.run([str(annc), "calibrate", "--quick", "--budget", f"{budget:g}"],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - began
+    console.print(done.stderr.strip())
+    if done.returncode != 0:
+        raise SystemExit(f"calibrate --quick failed: {done.stderr}")
+    return seconds
+
+
+def predictions(plan: Plan) -> dict[tuple[int, str, str], float]:
+    return {(op.site.index, c.variant, c.device): c.predicted_s
+            for op in plan.ops for c in op.candidates if c.predicted_s is not None}
+
+
+def errors(report: dict, predicted: dict) -> list[float]:
+    """|predicted − measured| / measured over every candidate measured and predicted."""
+    found = []
+    for op in report["ops"]:
+        for c in op["candidates"]:
+            p = predicted.get((op["index"], c["variant"], c["device"]))
+            if p is not None and c["measured_s"]:
+                found.append(abs(p - c["measured_s"]) / c["measured_s"])
+    return found
+
+
+def chosen_over_best(report: dict, plan: Plan, with_compile: bool) -> list[float]:
+    ratios = []
+    for op, planned in zip(report["ops"], plan.ops, strict=True):
+        n = op["trips"]
+
+        def cost(c: dict, n: int = n) -> float:
+            return n * c["measured_s"] + ((c["compile_s"] or 0.0) if with_compile else 0.0)
+
+        measured = [c for c in op["candidates"] if c["measured_s"]]
+        if planned.chosen is None or not measured:
+            continue
+        pick = next((c for c in measured if (c["variant"], c["device"]) ==
+                     (planned.chosen.variant, planned.chosen.device)), None)
+        if pick is not None:
+            ratios.append(cost(pick) / min(cost(c) for c in measured))
+    return ratios
+
+
+def run_case(example: str, params: dict[str, int], before: ChosenModels,
+             after: ChosenModels, console: Console) -> dict:
+    module = compile_file(EXAMPLES / f"{example}.ann", params=params, targets=["cpu"],
+                          emit="ir")
+    assert isinstance(module, ModuleOp)
+    plan_before = plan_selection(module, before)
+    plan_after = plan_selection(module, after)
+    began = time.perf_counter()
+    report = tune(module, None, 120.0, console, plan_after)
+    tune_s = time.perf_counter() - began
+    plan_measured = plan_selection(module, after, measure="auto")
+    return {
+        "example": example, "params": params, "tune_s": tune_s,
+        "errors_before": errors(report, predictions(plan_before)),
+        "errors_after": errors(report, predictions(plan_after)),
+        "ratios": {name: {"per_execution": chosen_over_best(report, plan, False),
+                          "with_compile": chosen_over_best(report, plan, True)}
+                   for name, plan in (("before", plan_before), ("after", plan_after),
+                                      ("after, --measure auto", plan_measured))},
+        "measured": len(plan_measured.measured), "measure_s": plan_measured.measure_s,
+        "tune": report,
+    }
+
+
+def recording_cost(console: Console) -> dict:
+    """Seconds to record one run, per op and as a share of the run's wall time."""
+    from annc.recording import record_run
+    from annc.running import run_file
+
+    costs, shares, ops = [], [], 0
+    for _ in range(5):
+        began = time.perf_counter()
+        result = run_file(EXAMPLES / "heat.ann", params={"N": 512, "STEPS": 200},
+                          targets=["cpu"], measure="never", record=False)
+        run_s = time.perf_counter() - began
+        module = compile_file(EXAMPLES / "heat.ann", params={"N": 512, "STEPS": 200},
+                              targets=["cpu"], emit="ir")
+        plan = plan_selection(module, load_models())
+        began = time.perf_counter()
+        record_run(plan, result.records, plan.chosen_models)
+        costs.append(time.perf_counter() - began)
+        shares.append(costs[-1] / run_s)
+        ops = len(result.records)
+    console.print(f"recording: {statistics.median(costs) * 1e3:.2f} ms per run of {ops} ops")
+    return {"ops": ops, "median_s": statistics.median(costs),
+            "per_op_s": statistics.median(costs) / ops, "share_of_run": statistics.median(shares)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two tiny cases, a smoke test")
+    parser.add_argument("--examples", help="only these examples (comma-separated)")
+    parser.add_argument("--budget", type=float, default=60.0,
+                        help="calibrate --quick's budget (default 60 s)")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else SIZES
+    if args.examples:
+        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    console = Console(stderr=True)
+    home = tempfile.mkdtemp(prefix="annc-adaptation-")
+    os.environ["ANNC_HOME"] = home
+    os.environ["ANNC_NO_RECORD"] = "1"  # nothing measured below may feed the models
+    before = load_models()
+    assert before.corrections is None, "the home is fresh"
+    quick_s = quick_calibration(args.budget, console)
+    after = load_models()
+    cases = []
+    for example, variants in sizes.items():
+        for params in variants:
+            console.print(f"{example} {params}")
+            cases.append(run_case(example, params, before, after, console))
+    del os.environ["ANNC_NO_RECORD"]
+    recording = recording_cost(console)
+    write(cases, quick_s, recording, after, "adaptation_quick" if args.quick else "adaptation")
+
+
+def _summary(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return (f"median {100 * statistics.median(values):.1f}%, mean "
+            f"{100 * statistics.fmean(values):.1f}% over {len(values)}")
+
+
+def write(cases: list[dict], quick_s: float, recording: dict, after: ChosenModels,
+          stem: str) -> None:
+    before = [e for c in cases for e in c["errors_before"]]
+    adapted = [e for c in cases for e in c["errors_after"]]
+    machine = fingerprint()
+    rows = ["| example | sizes | MAPE before | MAPE after | measured (auto) | measuring s | "
+            "tune s |", "|---|---|---|---|---|---|---|"]
+    for c in cases:
+        sizes = ", ".join(f"{k}={v}" for k, v in c["params"].items())
+        rows.append(f"| {c['example']} | {sizes} | "
+                    f"{100 * statistics.median(c['errors_before']):.1f}% | "
+                    f"{100 * statistics.median(c['errors_after']):.1f}% | {c['measured']} | "
+                    f"{c['measure_s']:.2f} | {c['tune_s']:.1f} |")
+    ratio_rows = ["| selection | per execution: geomean | worst | with builds: geomean | worst |",
+                  "|---|---|---|---|---|"]
+    for name in cases[0]["ratios"] if cases else ():
+        per = [r for c in cases for r in c["ratios"][name]["per_execution"]]
+        built = [r for c in cases for r in c["ratios"][name]["with_compile"]]
+        ratio_rows.append(f"| {name} | {geomean(per):.3f} | {max(per, default=math.nan):.2f} | "
+                          f"{geomean(built):.3f} | {max(built, default=math.nan):.2f} |")
+    measure_s = sum(c["measure_s"] for c in cases)
+    tune_s = sum(c["tune_s"] for c in cases)
+    text = "\n".join([
+        "# Predictions where annc runs: before and after `calibrate --quick`", "",
+        f"Machine `{machine.id}` ({machine.cpu_model}, {machine.cores} cores); "
+        f"{datetime.date.today().isoformat()}. Command: `python benchmarks/adaptation.py`. "
+        f"Models after: {after.description}.", "",
+        f"`annc calibrate --quick` from a fresh `$ANNC_HOME`: {quick_s:.1f} s wall.", "",
+        "Absolute percentage error of the predictions of every candidate of every op "
+        "against its time measured alone on its real shapes (`annc tune`'s harness): "
+        f"before adaptation {_summary(before)}; after {_summary(adapted)}.", "",
+        *rows, "",
+        "Per op, measured time of the choice / the best measured candidate's:", "",
+        *ratio_rows, "",
+        f"`--measure auto` measured {sum(c['measured'] for c in cases)} candidates in "
+        f"{measure_s:.1f} s over all cases, against {tune_s:.0f} s for `tune` to measure "
+        "every candidate.", "",
+        f"Recording a run of {recording['ops']} ops (heat 512², 200 steps): "
+        f"{recording['median_s'] * 1e3:.2f} ms, {recording['per_op_s'] * 1e6:.0f} µs per op, "
+        f"{100 * recording['share_of_run']:.2f}% of the run's wall time (median of 5).", "",
+    ])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"quick_s": quick_s, "recording": recording, "cases": cases}, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
