@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from annc.recording import MIN_EXECUTIONS, MIN_LEARN_S
+from annc.recording import learnable
 from hardware.calibration import annc_version
 from hardware.memory import available_bytes
 from hardware.sampling import Config, interleave, quick_configurations, usable
@@ -146,7 +146,7 @@ def run_quick(store: MeasurementStore, chosen: ChosenModels, jobs: Sequence[Quic
 
 def usable_observation(o: Observation) -> bool:
     """Run times count only when steady and above the interpreter's overhead."""
-    return o.source != "run" or (o.executions >= MIN_EXECUTIONS and o.seconds >= MIN_LEARN_S)
+    return o.source != "run" or learnable(o.executions, o.seconds)
 
 
 def adapt(store: MeasurementStore, chosen: ChosenModels) -> Corrections:

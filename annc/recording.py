@@ -72,17 +72,26 @@ class Seen:
     """What was predicted (corrected for this machine)."""
     base_s: float | None
     """What the trained model alone predicted."""
+    source: str = "measured"
+    """`run` for an op's time inside a run; anything else for a candidate timed alone."""
+
+    @property
+    def learnable(self) -> bool:
+        return self.source != "run" or learnable(self.executions, self.seconds)
 
     @property
     def combo(self) -> tuple[str, str, str]:
         return (self.kernel, self.variant, self.device)
 
 
-def steady_seconds(times: list[float]) -> float | None:
-    """The median time per execution, the first left out; None if too few to trust."""
-    if len(times) < MIN_EXECUTIONS:
-        return None
-    return statistics.median(times[1:])
+def steady_seconds(times: list[float]) -> float:
+    """The median time per execution, the first left out where there are enough."""
+    return statistics.median(times[1:] if len(times) >= MIN_EXECUTIONS else times)
+
+
+def learnable(executions: int, seconds: float) -> bool:
+    """Whether a run's op time is steady and large enough to learn from."""
+    return executions >= MIN_EXECUTIONS and seconds >= MIN_LEARN_S
 
 
 def record(chosen: ChosenModels, seen: Iterable[Seen], source: str, *,
@@ -123,7 +132,7 @@ def _store(machine: str, seen: list[Seen], source: str) -> None:
     from hardware.store import MeasurementStore
 
     version, taken = annc_version(), now()
-    with MeasurementStore(default_database()) as store:
+    with MeasurementStore(default_database(), integrity_check=False) as store:
         store.add_observations(
             Observation(machine, s.kernel, s.variant, s.device, DTYPES[s.dtype], s.shapes,
                         source, s.seconds, s.executions, s.predicted_s, taken, version)
@@ -142,7 +151,7 @@ def _update_corrections(chosen: ChosenModels, seen: list[Seen], source: str,
                         drift: bool) -> None:
     corrections = _load_corrections(chosen)
     corrections.add((Residual(s.combo, math.log(s.seconds / s.base_s), source)
-                     for s in seen if s.base_s), source)
+                     for s in seen if s.base_s and s.learnable), source)
     if drift:
         _judge_drift(corrections, seen)
     corrections.save(corrections_path(chosen.machine))
@@ -151,7 +160,8 @@ def _update_corrections(chosen: ChosenModels, seen: list[Seen], source: str,
 def _judge_drift(corrections: Corrections, seen: list[Seen]) -> None:
     """Marks the models stale when several ops disagree with their predictions beyond the
     noise; unmarks them when as many agree."""
-    errors = [abs(math.log(s.seconds / s.predicted_s)) for s in seen if s.predicted_s]
+    errors = [abs(math.log(s.seconds / s.predicted_s)) for s in seen
+              if s.predicted_s and s.learnable]
     if len(errors) < MIN_DRIFT_OPS:
         return
     median = math.expm1(statistics.median(errors))
@@ -190,20 +200,20 @@ def _seen_from_measured(m: Measured, base: dict) -> Seen:
 
 
 def run_observations(plan: Plan, records: list) -> list[Seen]:
-    """Each op of a run that ran steadily enough to learn from (see the module's doc)."""
+    """Each op of a run: its steady time per execution, and what was predicted for it."""
     by_index = {op.site.index: op for op in plan.ops}
     seen = []
     for r in records:
         op = by_index.get(r.index)
-        seconds = steady_seconds(r.times)
-        if op is None or seconds is None or seconds < MIN_LEARN_S or op.site.kernel != r.kernel:
+        if op is None or not r.times or op.site.kernel != r.kernel:
             continue
         candidate = next((c for c in op.candidates
                           if (c.variant, c.device) == (r.variant, r.device)), None)
         if candidate is None:
             continue
         seen.append(Seen(r.kernel, r.variant, r.device, op.site.dtype, op.site.shapes,
-                         seconds, len(r.times), candidate.predicted_s, candidate.base_s))
+                         steady_seconds(r.times), len(r.times), candidate.predicted_s,
+                         candidate.base_s, "run"))
     return seen
 
 

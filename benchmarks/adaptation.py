@@ -112,28 +112,36 @@ def run_case(example: str, params: dict[str, int], before: ChosenModels,
     }
 
 
-def recording_cost(console: Console) -> dict:
-    """Seconds to record one run, per op and as a share of the run's wall time."""
+RECORDED = {"heat": {"N": 512, "STEPS": 500}, "power_iteration": {"N": 800, "ITERATIONS": 200},
+            "gram_matrix": {"S": 400, "P": 1000}}
+"""Realistic runs whose recording is timed."""
+
+
+def recording_cost(console: Console, repeats: int = 3) -> list[dict]:
+    """Seconds to record a run, per op and as a share of the run's wall time."""
     from annc.recording import record_run
     from annc.running import run_file
 
-    costs, shares, ops = [], [], 0
-    for _ in range(5):
-        began = time.perf_counter()
-        result = run_file(EXAMPLES / "heat.ann", params={"N": 512, "STEPS": 200},
-                          targets=["cpu"], measure="never", record=False)
-        run_s = time.perf_counter() - began
-        module = compile_file(EXAMPLES / "heat.ann", params={"N": 512, "STEPS": 200},
-                              targets=["cpu"], emit="ir")
+    found = []
+    for example, params in RECORDED.items():
+        path = EXAMPLES / f"{example}.ann"
+        module = compile_file(path, params=params, targets=["cpu"], emit="ir")
         plan = plan_selection(module, load_models())
-        began = time.perf_counter()
-        record_run(plan, result.records, plan.chosen_models)
-        costs.append(time.perf_counter() - began)
-        shares.append(costs[-1] / run_s)
+        costs, runs = [], []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            result = run_file(path, params=params, targets=["cpu"], measure="never",
+                              record=False)
+            runs.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            record_run(plan, result.records, plan.chosen_models)
+            costs.append(time.perf_counter() - began)
         ops = len(result.records)
-    console.print(f"recording: {statistics.median(costs) * 1e3:.2f} ms per run of {ops} ops")
-    return {"ops": ops, "median_s": statistics.median(costs),
-            "per_op_s": statistics.median(costs) / ops, "share_of_run": statistics.median(shares)}
+        found.append({"example": example, "params": params, "ops": ops,
+                      "record_s": statistics.median(costs), "run_s": statistics.median(runs)})
+        console.print(f"recording {example}: {statistics.median(costs) * 1e3:.2f} ms for "
+                      f"{ops} ops; the run took {statistics.median(runs):.2f} s")
+    return found
 
 
 def main() -> None:
@@ -171,7 +179,7 @@ def _summary(values: list[float]) -> str:
             f"{100 * statistics.fmean(values):.1f}% over {len(values)}")
 
 
-def write(cases: list[dict], quick_s: float, recording: dict, after: ChosenModels,
+def write(cases: list[dict], quick_s: float, recording: list[dict], after: ChosenModels,
           stem: str) -> None:
     before = [e for c in cases for e in c["errors_before"]]
     adapted = [e for c in cases for e in c["errors_after"]]
@@ -208,9 +216,12 @@ def write(cases: list[dict], quick_s: float, recording: dict, after: ChosenModel
         f"`--measure auto` measured {sum(c['measured'] for c in cases)} candidates in "
         f"{measure_s:.1f} s over all cases, against {tune_s:.0f} s for `tune` to measure "
         "every candidate.", "",
-        f"Recording a run of {recording['ops']} ops (heat 512², 200 steps): "
-        f"{recording['median_s'] * 1e3:.2f} ms, {recording['per_op_s'] * 1e6:.0f} µs per op, "
-        f"{100 * recording['share_of_run']:.2f}% of the run's wall time (median of 5).", "",
+        "Recording a run (`annc run`'s observations, corrections and staleness; median of "
+        "3, the run's wall time includes compiling):", "",
+        "| run | ops | recording | per op | share of the run |", "|---|---|---|---|---|",
+        *(f"| {r['example']} {', '.join(f'{k}={v}' for k, v in r['params'].items())} | "
+          f"{r['ops']} | {r['record_s'] * 1e3:.2f} ms | {r['record_s'] / r['ops'] * 1e6:.0f} µs "
+          f"| {100 * r['record_s'] / r['run_s']:.2f}% |" for r in recording), "",
     ])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.md").write_text(text)

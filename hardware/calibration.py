@@ -16,6 +16,7 @@ the measurements it is scored against.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import statistics
 import time
@@ -48,6 +49,7 @@ MEMORY_SHARE = 0.5
 """The share of available memory a configuration's operands and workspace may use."""
 
 
+@functools.cache
 def annc_version() -> str:
     try:
         return importlib.metadata.version("annc")

@@ -208,8 +208,9 @@ def _check_header(path: Path) -> None:
         raise _unusable(path, "this is not an SQLite database (unrecognised header)")
 
 
-def _check_contents(path: Path) -> None:
-    """Reads an existing file without writing: integrity, then our schema and its version."""
+def _check_contents(path: Path, integrity: bool = True) -> None:
+    """Reads an existing file without writing: integrity (where asked), then our schema and
+    its version."""
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -217,7 +218,7 @@ def _check_contents(path: Path) -> None:
         raise StoreError(f"{path}: error: cannot open the measurement database "
                          f"({error})") from None
     try:
-        result = connection.execute("PRAGMA quick_check").fetchall()
+        result = connection.execute("PRAGMA quick_check").fetchall() if integrity else [("ok",)]
         if result != [("ok",)]:
             raise _unusable(path, f"the database is corrupt ({result[0][0]})")
         tables = {name for (name,) in connection.execute(
@@ -246,14 +247,17 @@ def _check_contents(path: Path) -> None:
 class MeasurementStore:
     """An open measurement database. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], integrity_check: bool = True) -> None:
+        """Opens (or creates) the database. `integrity_check=False` skips SQLite's
+        `quick_check`, whose cost grows with the file: for a writer of a few rows on a hot
+        path (recording a run), where SQLite still reports corruption it meets."""
         self.path = Path(path)
         parent = self.path.parent
         if not parent.is_dir():
             raise StoreError(f"{self.path}: error: the folder {parent} does not exist")
         _check_header(self.path)
         if self.path.exists() and self.path.stat().st_size > 0:
-            _check_contents(self.path)
+            _check_contents(self.path, integrity_check)
         elif not os.access(parent, os.W_OK):
             raise StoreError(f"{self.path}: error: cannot create the measurement database: "
                              f"the folder {parent} is not writable")
@@ -269,6 +273,8 @@ class MeasurementStore:
                              f"writing ({error})") from None
 
     def _create_schema(self) -> None:
+        if self._schema_version() == SCHEMA_VERSION:
+            return  # every table is there: no write transaction needed
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -281,6 +287,14 @@ class MeasurementStore:
                 (str(SCHEMA_VERSION),))  # version 1 lacked only the observations table
             self._connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
+
+    def _schema_version(self) -> int:
+        try:
+            row = self._connection.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # no meta table yet
+            return 0
+        return int(row[0]) if row else 0
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._connection)
