@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -169,7 +170,15 @@ def _check(status: int, what: str) -> None:
         raise RuntimeError(f"Halide OpenCL runtime: {what} failed (error {status})")
 
 
+def halide_installed() -> bool:
+    """Whether the halide package can be imported: the device's copies go through it."""
+    try:
+        return importlib.util.find_spec("halide") is not None
+    except ValueError:  # a halide module without a spec: treat it as absent
+        return False
+
+
 @functools.cache
 def opencl_device() -> OpenCLDevice | None:
-    """The OpenCL device, or None where there is no OpenCL platform."""
-    return OpenCLDevice() if opencl_available() else None
+    """The OpenCL device, or None where there is no OpenCL platform or no Halide."""
+    return OpenCLDevice() if opencl_available() and halide_installed() else None

@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from annc.commands.common import compact_shapes
-from annc.commands.variants import selected_kernels
+from annc.commands.variants import comma_names, selected_kernels
 from dsl.errors import AnncError
 from hardware.calibration import (
     DEFAULT_TIMEOUT_S,
@@ -74,10 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: calibrate everything with the noise floor and "
                         "export the reference data into the package (hardware/data/)")
-
-
-def comma_names(text: str | None) -> list[str] | None:
-    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _devices(text: str | None) -> list[str] | None:

@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 
-from annc.commands.calibrate import comma_names
 from annc.commands.common import (
     add_program_arguments,
     add_selection_arguments,
@@ -29,6 +28,7 @@ from annc.commands.common import (
     defines,
     targets,
 )
+from annc.commands.variants import comma_names
 from annc.compiler import compile_file
 from annc.recording import record_tune, recording_enabled
 from dsl.dialect import KernelOp

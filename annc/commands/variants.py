@@ -12,7 +12,13 @@ from rich.table import Table
 
 from dsl.errors import AnncError
 from hardware.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
-from hardware.variants import KERNELS, Variant, all_variants, load_library
+from hardware.variants import (
+    KERNELS,
+    Variant,
+    all_variants,
+    load_library,
+    missing_library_notes,
+)
 
 HELP = "list every kernel variant on this machine; --check verifies each against the reference"
 
@@ -27,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a table (default) or one JSON object on standard output")
     parser.add_argument("--kernels", metavar="K,...",
                         help="only these kernels, e.g. matmul,conv2d")
+    parser.add_argument("--devices", metavar="DEV,...",
+                        help="only variants on these devices, e.g. gpu")
+
+
+def comma_names(text: str | None) -> list[str] | None:
+    """The names of a comma-separated option; None when the option is absent."""
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
 def selected_kernels(text: str | None) -> tuple[str, ...]:
@@ -65,9 +78,16 @@ def summary(results: list[CheckResult]) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     load_library()
+    for note in missing_library_notes():
+        print(note, file=sys.stderr)
     kernels = selected_kernels(args.kernels)
-    variants = sorted((v for v in all_variants() if v.kernel in kernels),
+    devices = comma_names(args.devices)
+    variants = sorted((v for v in all_variants()
+                       if v.kernel in kernels and (devices is None or v.device in devices)),
                       key=lambda v: (KERNELS.index(v.kernel), v.device, v.name))
+    if devices is not None and not variants:
+        raise AnncError(f"--devices: no variant on {', '.join(devices) or '(none given)'} "
+                        "here")
     checks = run_checks(variants) if args.check else None
     rows: list[dict[str, object]] = [
         {"kernel": v.kernel, "variant": v.name, "device": v.device, "backend": v.backend}

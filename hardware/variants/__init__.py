@@ -2,6 +2,11 @@
 
 Importing this package registers only `numpy.reference` and stays cheap (no
 JAX, no Halide); `load_library()` imports every variant module once.
+
+Halide is optional: where it is not installed, the modules built on it are
+skipped and `skipped_modules()` names them (the GPU machines lent to the
+project run without Halide, whose wheel is too large to travel there). The
+CuPy module registers nothing where CuPy or a GPU is missing.
 """
 
 import importlib
@@ -28,19 +33,44 @@ _LIBRARY_MODULES = (
 )
 """Every module that registers variants; importing one registers its variants."""
 
+OPTIONAL_LIBRARIES = ("halide",)
+"""Libraries annc works without: a variant module that needs a missing one is skipped."""
+
+_SKIPPED: dict[str, str] = {}
+
 
 def load_library() -> None:
     """Registers every variant of the library; calling it again does nothing.
 
-    A module listed here that does not exist (yet) is skipped; any other import
-    error is a bug and propagates.
+    A module listed here that does not exist (yet), or that needs an optional
+    library that is not installed, is skipped (see `skipped_modules`); any
+    other import error is a bug and propagates.
     """
     for name in _LIBRARY_MODULES:
+        if name in _SKIPPED:
+            continue
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as error:
-            if error.name != name:
+            if error.name in OPTIONAL_LIBRARIES:
+                _SKIPPED[name] = error.name
+            elif error.name != name:
                 raise
+
+
+def skipped_modules() -> dict[str, str]:
+    """Variant modules `load_library` skipped, each with the missing library it needs."""
+    return dict(_SKIPPED)
+
+
+def missing_library_notes() -> list[str]:
+    """One line per missing optional library, naming the variant modules it costs."""
+    notes = []
+    for library in sorted(set(_SKIPPED.values())):
+        modules = ", ".join(m for m, needed in sorted(_SKIPPED.items()) if needed == library)
+        notes.append(f"note: {library} is not installed: the variants of {modules} are "
+                     "not registered")
+    return notes
 
 
 __all__ = [
@@ -52,6 +82,8 @@ __all__ = [
     "all_variants",
     "get_variant",
     "load_library",
+    "missing_library_notes",
     "register",
+    "skipped_modules",
     "variants_for",
 ]
