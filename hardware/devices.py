@@ -53,7 +53,12 @@ CPU = CpuDevice()
 
 
 class JaxGpuDevice(Device):
-    """A CUDA GPU reached through JAX; handles are JAX arrays in its memory."""
+    """A CUDA GPU reached through JAX; handles are JAX arrays in its memory.
+
+    CuPy variants run on this device too: they view its JAX arrays as CuPy arrays
+    and return JAX arrays (`hardware.cupy_runtime`). `put` and `get` also take a
+    CuPy array, should one reach them.
+    """
 
     name = "gpu"
 
@@ -64,9 +69,17 @@ class JaxGpuDevice(Device):
     def put(self, array: np.ndarray) -> Any:
         import jax
 
+        from hardware import cupy_runtime
+
+        if cupy_runtime.is_cupy_array(array):  # already on a GPU: shared, not copied
+            return cupy_runtime.to_jax(cupy_runtime.finished(array))
         return jax.device_put(array, self._device).block_until_ready()
 
     def get(self, handle: Any) -> np.ndarray:
+        from hardware import cupy_runtime
+
+        if cupy_runtime.is_cupy_array(handle):
+            return handle.get()  # CuPy refuses np.asarray: it copies only when asked
         return np.asarray(handle)
 
 

@@ -26,6 +26,7 @@ SIMD_FEATURES = (
 """The vector extensions that change what compiled code can use (x86 and Arm)."""
 
 LIBRARIES = ("numpy", "jax", "jaxlib", "halide")
+"""Their versions are always part of the fingerprint ("absent" where not installed)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,15 @@ def _version(distribution: str) -> str:
         return "absent"
 
 
+def _gpu_library_versions() -> tuple[tuple[str, str], ...]:
+    """CuPy's version where it serves a GPU (it runs the CuPy variants); nothing
+    elsewhere, so that machines without it keep the fingerprint they had."""
+    from hardware.cupy_runtime import cupy_module
+
+    cupy = cupy_module()
+    return (("cupy", str(cupy.__version__)),) if cupy is not None else ()
+
+
 def _accelerators() -> tuple[str, ...]:
     from hardware.devices import available_devices
 
@@ -96,5 +106,5 @@ def fingerprint() -> Fingerprint:
         simd=tuple(f for f in SIMD_FEATURES if f in flags),
         blas=_blas(),
         accelerators=_accelerators(),
-        versions=tuple((name, _version(name)) for name in LIBRARIES),
+        versions=tuple((name, _version(name)) for name in LIBRARIES) + _gpu_library_versions(),
     )

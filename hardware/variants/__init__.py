@@ -30,6 +30,7 @@ _LIBRARY_MODULES = (
     "hardware.variants.jax_xla",
     "hardware.variants.halide_cpu",
     "hardware.variants.halide_opencl",
+    "hardware.variants.cupy_gpu",
 )
 """Every module that registers variants; importing one registers its variants."""
 

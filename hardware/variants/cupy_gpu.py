@@ -1,0 +1,125 @@
+"""CuPy variants on the `gpu` device: cuBLAS products, cuFFT convolution, CUDA kernels.
+
+`cupy` is every kernel but conv2d as one CuPy call (cuBLAS for matmul, matvec
+and dot; CuPy's reduction and element-wise kernels for the rest); `cupy.fft`
+is conv2d as a product of real cuFFT transforms, padded exactly as
+`algorithms.conv2d_fft` pads on the CPU.
+
+They register only where CuPy imports and sees a GPU and JAX sees one too (the
+`gpu` device is JAX's, see `hardware.devices`); elsewhere this module imports
+cleanly and registers nothing. A kernel takes the device's JAX arrays, views
+them as CuPy arrays, waits for its result and returns it as a JAX array (both
+ways through DLPack, without copying), so JAX and CuPy variants can follow one
+another on the GPU. f32 products stay f32: CuPy uses TF32 only when
+`CUPY_TF32=1` is set, which annc never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hardware import cupy_runtime
+from hardware.variants import complexity
+from hardware.variants.reference import standard_complexity_of
+from hardware.variants.registry import Kernel, Shapes, Variant, register
+
+CupyFunction = Callable[..., Any]
+
+
+def _conv2d_fft(cupy: Any, shapes: Shapes) -> CupyFunction:
+    (h, w), (p, q) = shapes
+    size = complexity.fft_sizes(shapes)
+    r, s = (p - 1) // 2, (q - 1) // 2
+
+    def conv(image: Any, weights: Any) -> Any:
+        spectrum = cupy.fft.rfft2(image, s=size) * cupy.fft.rfft2(weights, s=size)
+        full = cupy.fft.irfft2(spectrum, s=size)
+        return full[r : r + h, s : s + w].astype(image.dtype)
+
+    return conv
+
+
+def _norm(cupy: Any) -> CupyFunction:
+    def norm(a: Any) -> Any:
+        flat = a.reshape(-1)
+        return cupy.sqrt(cupy.dot(flat, flat))
+
+    return norm
+
+
+def functions(cupy: Any) -> dict[tuple[str, str], Callable[[Shapes], CupyFunction]]:
+    """For each (kernel, variant name): the CuPy function, given the operand shapes."""
+    plain: dict[str, CupyFunction] = {
+        "matmul": cupy.matmul,
+        "matvec": cupy.matmul,
+        "transpose": lambda a: a.T,
+        "dot": cupy.dot,
+        "sum": cupy.sum,
+        "norm": _norm(cupy),
+        "exp": cupy.exp,
+        "sqrt": cupy.sqrt,
+        "abs": cupy.abs,
+        "neg": cupy.negative,
+        "add": cupy.add,
+        "sub": cupy.subtract,
+        "mul": cupy.multiply,
+        "div": cupy.divide,
+    }
+    table: dict[tuple[str, str], Callable[[Shapes], CupyFunction]] = {
+        (kernel, "cupy"): (lambda shapes, f=function: f) for kernel, function in plain.items()
+    }
+    table[("conv2d", "cupy.fft")] = lambda shapes: _conv2d_fft(cupy, shapes)
+    return table
+
+
+def _build(cupy: Any, factory: Callable[[Shapes], CupyFunction],
+           ordinal: int) -> Callable[[Shapes, np.dtype], Kernel]:
+    def build(shapes: Shapes, dtype: np.dtype) -> Kernel:
+        function = factory(shapes)
+        gpu = cupy.cuda.Device(ordinal)
+
+        def compute(*operands: Any) -> Any:
+            with gpu:
+                return cupy_runtime.finished(function(*operands))
+
+        # One call on ones compiles CuPy's kernels and plans the transforms here.
+        compute(*[cupy.ones(shape, dtype) for shape in shapes])
+
+        def run(*operands: Any) -> Any:
+            return cupy_runtime.to_jax(compute(*map(cupy_runtime.to_cupy, operands)))
+
+        return run
+
+    return build
+
+
+def _register(cupy: Any, ordinal: int) -> None:
+    for (kernel, name), factory in functions(cupy).items():
+        fft = name == "cupy.fft"
+        register(Variant(
+            kernel=kernel, name=name, device="gpu", backend="cupy",
+            build=_build(cupy, factory, ordinal),
+            complexity=complexity.fft_conv2d if fft else standard_complexity_of(kernel),
+            workspace_bytes=(complexity.fft_conv2d_workspace if fft
+                             else lambda shapes, itemsize: 0),
+        ))
+
+
+def _gpu_ordinal() -> int | None:
+    """The CUDA ordinal of annc's `gpu` device, or None where there is none."""
+    from hardware import jax_runtime
+
+    gpus = jax_runtime.gpu_devices()
+    if not gpus:
+        return None
+    ordinal = getattr(gpus[0], "local_hardware_id", None)
+    return int(ordinal) if ordinal is not None else int(gpus[0].id)
+
+
+_cupy = cupy_runtime.cupy_module()
+_ordinal = _gpu_ordinal() if _cupy is not None else None
+if _cupy is not None and _ordinal is not None:
+    _register(_cupy, _ordinal)
