@@ -6,14 +6,20 @@ the CPU (every annc kernel waits for its result anyway, and handing each call to
 another thread made the same call measure 23 µs once and 72 µs the next time on
 the 2-core reference machine); and turns on XLA's persistent compilation
 cache in `$ANNC_HOME/jax-cache`, so that a second run of a program does not pay
-XLA compilation again. It is the only place annc changes JAX's configuration;
-everything that uses JAX imports it first.
+XLA compilation again. On a GPU it keeps JAX from taking 75% of the GPU's memory
+up front (`XLA_PYTHON_CLIENT_PREALLOCATE=false`, unless the environment says
+otherwise): calibration runs JAX in two processes (the command and its measuring
+worker), and CuPy's variants allocate from the same memory. It is the only place
+annc changes JAX's configuration; everything that uses JAX imports it first.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read when a GPU starts
 
 import jax
 import numpy as np

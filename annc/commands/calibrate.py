@@ -139,8 +139,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"calibrating {len(variants)} variant(s) of "
                       f"{len({v.kernel for v in variants})} kernel(s) on this machine "
                       f"(fingerprint {fp.id}) into {path}")
+        began = time.monotonic()
         budget = None if args.budget is None else max(0.0, args.budget - startup_seconds()
                                                        - SHUTDOWN_S)
+        # Copies first: they take a second or two, and placement needs them even when
+        # the budget ends the kernels' measurements early.
+        _calibrate_transfers(console, store, fp.id, {v.device for v in variants})
+        if budget is not None:
+            budget = max(0.0, budget - (time.monotonic() - began))
         calibration = Calibration(store, fp.id, budget_s=budget, timeout_s=args.timeout)
         try:
             with _progress(console) as progress:
@@ -152,8 +158,6 @@ def run(args: argparse.Namespace) -> int:
                           f"in {path}; run the same command again to continue")
             return 130
         console.print(_summary(calibration, stopped))
-        if stopped == "complete":
-            _calibrate_transfers(console, store, fp.id, {v.device for v in variants})
         if args.noise or args.reference:
             floor = noise_floor(store.measurements(fp.id))
             if floor.mape is not None:
@@ -216,7 +220,8 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
 
 def _calibrate_transfers(console: Console, store: MeasurementStore, fingerprint_id: str,
                          devices: set[str]) -> None:
-    """Copy times between the host and every other device calibrated, for placement."""
+    """Copy times between the host and every other device calibrated, for placement;
+    sizes already stored are not measured again."""
     from hardware.calibration import annc_version
     from hardware.transfers import measure_transfers
 
