@@ -36,13 +36,15 @@ def copy_times(device: Device, elements: int, direction: str) -> list[float]:
     if direction == "to_device":
         device.put(array)
         return [_timed(lambda: device.put(array)) for _ in range(REPEATS)]
-    handle = device.put(array)
     times = []
     for _ in range(REPEATS + 1):
+        # A fresh copy on the device each time: a JAX array keeps its host copy once
+        # fetched, so a second `get` of the same handle would copy nothing.
+        handle = device.put(array)
         mark_newer_on_device = getattr(handle, "set_device_dirty", None)
         if mark_newer_on_device is not None:
             mark_newer_on_device(True)  # so that get really copies back
-        times.append(_timed(lambda: device.get(handle)))
+        times.append(_timed(lambda handle=handle: device.get(handle)))
     return times[1:]
 
 

@@ -178,3 +178,31 @@ def test_jax_variants_run_on_the_gpu() -> None:
     timing = measure(get_variant("matmul", "jax", "gpu"), ((256, 256), (256, 256)), np.float32,
                      min_seconds=0.01)
     assert timing.median_s > 0
+
+
+def test_copies_back_are_timed_on_a_fresh_device_copy_each_time() -> None:
+    """A JAX array keeps its host copy once fetched: timing `get` on one handle again
+    and again would time no copy at all."""
+    from hardware.devices import Device
+    from hardware.transfers import REPEATS, copy_times
+
+    class CachingDevice(Device):
+        name = "caching"
+
+        def __init__(self) -> None:
+            self.handles: list[object] = []
+            self.fetched: list[object] = []
+
+        def put(self, array: np.ndarray) -> object:
+            self.handles.append(object())
+            return self.handles[-1]
+
+        def get(self, handle: object) -> np.ndarray:
+            assert handle is self.handles[-1] and handle not in self.fetched
+            self.fetched.append(handle)
+            return np.zeros(1)
+
+    device = CachingDevice()
+    times = copy_times(device, 256, "to_host")
+    assert len(times) == REPEATS
+    assert len(device.fetched) == REPEATS + 1
