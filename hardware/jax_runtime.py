@@ -15,6 +15,7 @@ annc changes JAX's configuration; everything that uses JAX imports it first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,10 @@ from hardware.home import annc_home
 from hardware.variants.registry import Kernel, Shapes
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_cpu_enable_async_dispatch", False)
+# The lent GPU machines run a newer JAX than annc is developed with: should it lack the
+# option, there is nothing to turn off.
+with contextlib.suppress(AttributeError):
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def _use_disk_cache() -> None:
