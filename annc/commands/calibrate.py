@@ -94,8 +94,9 @@ def startup_seconds() -> float:
     `--budget` counts from the moment the user started `annc`, so the command
     returns within it; when called from Python (tests) it counts from the call.
     """
-    if Path(sys.argv[0]).name not in ("annc", "__main__.py"):
-        return 0.0
+    program = Path(sys.argv[0])
+    if program.name != "annc" and program.parts[-2:] != ("annc", "__main__.py"):
+        return 0.0  # not `annc` nor `python -m annc` (e.g. `python -m pytest`)
     try:
         with open("/proc/self/stat") as stat:
             start_ticks = int(stat.read().rpartition(")")[2].split()[19])
