@@ -99,7 +99,7 @@ TO_FILE=(bash -c '"${@:2}" >"$1"' to_file)
 if [ -z "$REHEARSAL" ]; then
     if ! command -v nvidia-smi >/dev/null 2>&1; then
         say "no GPU seen: nvidia-smi is not installed here. This script is for a lent GPU" \
-            "machine; rehearse without one with GPU_RUN_REHEARSAL=cpu (see its header)."
+            "machine; rehearse without one with GPU_RUN_REHEARSAL=opencl or cpu (see its header)."
         exit 3
     fi
     if ! timeout 30 nvidia-smi -L >"$LOGS/nvidia-smi.txt" 2>&1 ||
