@@ -21,22 +21,23 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from annc.recording import learnable
-from hardware.calibration import annc_version
+from hardware.calibration import CALIBRATION_SETTINGS, annc_version
 from hardware.memory import available_bytes
 from hardware.sampling import Config, interleave, quick_configurations, usable
 from hardware.store import MeasurementStore, Observation, now
 from hardware.variants import Variant, get_variant
-from hardware.worker import Interrupted, MeasureWorker, Request, TimingSettings
+from hardware.worker import Interrupted, MeasureWorker, Request
 from passes.models import ChosenModels, corrections_path
 from predictor.adaptation import WINDOW, Corrections, residuals_of
 from predictor.features import Configuration
 
-QUICK_SETTINGS = TimingSettings(min_repeats=3, min_seconds=0.02, max_repeats=50,
-                                max_seconds=0.5, warmup=1, warmup_seconds=0.005)
+QUICK_SETTINGS = replace(CALIBRATION_SETTINGS, max_seconds=0.5)
+"""The calibration's own repeats and warm-up, so that a residual measures how the machine
+changed, not a change of protocol; fewer seconds for the slowest calls."""
 DEFAULT_BUDGET_S = 60.0
 CONTENDER_RATIO = 2.0
 MAX_JOB_S = 3.0

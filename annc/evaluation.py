@@ -54,7 +54,9 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
 
     Beside the contract's fields, each combination has `noise_mape`: the
     repeat-to-repeat MAPE of its own noise passes (None without them), the
-    error a perfect model would still show against its held-out rows.
+    error a perfect model would still show against its held-out rows, and
+    `noise_ratio`: its held-out MAPE over that noise floor (1 is the goal); the
+    summary has their median over combinations, `median_noise_ratio`.
     """
     if not rows:
         raise AnncError("evaluate: no measurements to evaluate on; run `annc calibrate`")
@@ -75,14 +77,17 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
     for combo, model in models.items():
         if model.summary["mape"] is None:
             continue
+        floor = _percent(noise.by_combination.get(combo)) if noise else None
         combos.append({
             "kernel": combo[0], "variant": combo[1], "device": combo[2],
             "params": model.parameter_count, "train_n": model.summary["train_n"],
             "test_n": model.summary["test_n"], "mape": model.summary["mape"],
-            "noise_mape": _percent(noise.by_combination.get(combo)) if noise else None,
+            "noise_mape": floor,
+            "noise_ratio": model.summary["mape"] / floor if floor else None,
             "baselines": {name: s[combo] for name, s in scores.items() if combo in s},
         })
     mapes = [c["mape"] for c in combos]
+    ratios = [c["noise_ratio"] for c in combos if c["noise_ratio"] is not None]
     plain_wins = [c["mape"] < c["baselines"]["plain_mlp"] for c in combos
                   if "plain_mlp" in c["baselines"]]
     summary = {
@@ -91,6 +96,7 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
         "worst_mape": max(mapes) if mapes else None,
         "noise_floor_mape": _percent(noise.mape) if noise else None,
         "median_noise_mape": _percent(noise.median_combination) if noise else None,
+        "median_noise_ratio": statistics.median(ratios) if ratios else None,
         "max_params": max((c["params"] for c in combos), default=0),
         "max_train_n": max((c["train_n"] for c in combos), default=0),
         "beats_plain_mlp_share": sum(plain_wins) / len(plain_wins) if plain_wins else None,

@@ -200,7 +200,7 @@ class Corrections:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        temporary.write_text(json.dumps(self.to_json(), indent=1))
+        temporary.write_text(json.dumps(self.to_json(), separators=(",", ":")))
         os.replace(temporary, path)
 
     @staticmethod

@@ -62,9 +62,20 @@ def bytes_touched(kernel: str, shapes: Shapes, dtype: str) -> int:
     return elements * ITEMSIZE[dtype]
 
 
-def feature_names(kernel: str, augmented: bool) -> tuple[str, ...]:
-    names = tuple(f"log {name}" for name in size_names(kernel))
-    return (*names, *(("log complexity",) if augmented else ()), "log bytes", "f64")
+ENCODINGS = ("log", "raw")
+"""How sizes enter a model: their logs (annc's), or the raw values (the paper's), each
+then standardised on the training rows."""
+
+
+def feature_names(kernel: str, augmented: bool, encoding: str = "log") -> tuple[str, ...]:
+    prefix = "log " if encoding == "log" else ""
+    names = tuple(f"{prefix}{name}" for name in size_names(kernel))
+    return (*names, *((f"{prefix}complexity",) if augmented else ()), f"{prefix}bytes", "f64")
+
+
+def encoding_of(names: Sequence[str]) -> str:
+    """The encoding a model's feature names were made with."""
+    return "log" if names[0].startswith("log ") else "raw"
 
 
 @dataclass(frozen=True)
@@ -77,17 +88,20 @@ class Configuration:
     complexity: float
 
 
-def feature_row(config: Configuration, augmented: bool) -> list[float]:
-    logs = [math.log(max(s, 1)) for s in sizes(config.kernel, config.shapes)]
+def feature_row(config: Configuration, augmented: bool, encoding: str = "log") -> list[float]:
+    values = [float(max(s, 1)) for s in sizes(config.kernel, config.shapes)]
     if augmented:
-        logs.append(math.log(max(config.complexity, 1.0)))
-    logs.append(math.log(bytes_touched(config.kernel, config.shapes, config.dtype)))
-    logs.append(1.0 if config.dtype == "f64" else 0.0)
-    return logs
+        values.append(max(config.complexity, 1.0))
+    values.append(float(bytes_touched(config.kernel, config.shapes, config.dtype)))
+    if encoding == "log":
+        values = [math.log(v) for v in values]
+    values.append(1.0 if config.dtype == "f64" else 0.0)
+    return values
 
 
-def feature_matrix(configs: Sequence[Configuration], augmented: bool) -> np.ndarray:
-    return np.array([feature_row(c, augmented) for c in configs], dtype=np.float64)
+def feature_matrix(configs: Sequence[Configuration], augmented: bool,
+                   encoding: str = "log") -> np.ndarray:
+    return np.array([feature_row(c, augmented, encoding) for c in configs], dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from predictor import mlp
-from predictor.features import Configuration, Normalisation, feature_matrix, feature_names
+from predictor.features import (
+    Configuration,
+    Normalisation,
+    encoding_of,
+    feature_matrix,
+    feature_names,
+)
 from predictor.models import Combo, Model
 from predictor.training import TrainingSet, train_group
 
@@ -44,13 +50,25 @@ def split(rows: Sequence[Measurement], name: str) -> list[Measurement]:
     return [r for r in rows if r.split == name]
 
 
+def prior_design(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """The complexity prior's inputs from normalised features: 1, the (log) complexity
+    where the model has it (else 0), and the f64 flag."""
+    complexity = next((i for i, n in enumerate(names) if n.endswith("complexity")), None)
+    column = x[:, complexity] if complexity is not None else np.zeros(len(x))
+    return np.stack([np.ones(len(x)), column, x[:, names.index("f64")]], axis=1)
+
+
 def predict_seconds(model: Model, configs: Sequence[Configuration]) -> np.ndarray:
-    augmented = "log complexity" in model.features
-    x = model.normalisation.features(feature_matrix(configs, augmented))
-    params = {k: jnp.asarray(v, mlp.DTYPE) for k, v in model.params.items()}
+    augmented = any(n.endswith("complexity") for n in model.features)
+    x = model.normalisation.features(
+        feature_matrix(configs, augmented, encoding_of(model.features)))
+    params = {k: jnp.asarray(v, mlp.DTYPE) for k, v in model.params.items()
+              if k in ("w1", "b1", "w2", "b2")}
     batch = jnp.asarray(x, mlp.DTYPE)
     normalised = np.asarray(jax.vmap(mlp.predict, in_axes=(None, 0))(params, batch),
                             dtype=np.float64)
+    if "prior" in model.params:
+        normalised = normalised + prior_design(x, model.features) @ model.params["prior"]
     return np.exp(model.normalisation.log_time(normalised))
 
 
@@ -60,28 +78,41 @@ def fit_models(
     hidden: int = mlp.HIDDEN,
     seed: int = 0,
     min_rows: int = 8,
+    encoding: str = "log",
+    prior: bool = False,
 ) -> dict[Combo, Model]:
-    """One model per combination with at least `min_rows` training rows."""
+    """One model per combination with at least `min_rows` training rows.
+
+    `encoding` is how sizes enter (`log`, or `raw` as in the paper). With `prior`,
+    the network learns the residual over a least-squares line in the complexity
+    and the dtype (3 more parameters): log time = prior + NN(features)."""
     groups = {c: rows for c, rows in by_combo(measurements).items()
               if len(split(rows, "train")) >= min_rows}
     start = time.perf_counter()
-    prepared: dict[int, list[tuple[Combo, Normalisation, TrainingSet]]] = defaultdict(list)
+    prepared: dict[int, list[tuple[Combo, Normalisation, TrainingSet, np.ndarray | None]]] = (
+        defaultdict(list))
     for combo, rows in groups.items():
         train = split(rows, "train")
-        x = feature_matrix([r.config for r in train], augmented)
+        names = feature_names(combo[0], augmented, encoding)
+        x = feature_matrix([r.config for r in train], augmented, encoding)
         y = np.log([r.seconds for r in train])
         normalisation = Normalisation.fit(x, y)
-        prepared[x.shape[1]].append(
-            (combo, normalisation, TrainingSet(normalisation.features(x),
-                                               normalisation.target(y)))
-        )
+        xn, yn = normalisation.features(x), normalisation.target(y)
+        line = None
+        if prior:
+            design = prior_design(xn, names)
+            line = np.linalg.lstsq(design, yn, rcond=None)[0]
+            yn = yn - design @ line
+        prepared[x.shape[1]].append((combo, normalisation, TrainingSet(xn, yn), line))
     models: dict[Combo, Model] = {}
     for entries in prepared.values():
         params = train_group([e[2] for e in entries], hidden, seed)
-        for (combo, normalisation, _), p in zip(entries, params, strict=True):
-            kernel = combo[0]
-            models[combo] = Model(*combo, feature_names(kernel, augmented), normalisation,
-                                  {k: np.asarray(v, dtype=np.float64) for k, v in p.items()})
+        for (combo, normalisation, _, line), p in zip(entries, params, strict=True):
+            weights = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
+            if line is not None:
+                weights["prior"] = np.asarray(line, dtype=np.float64)
+            models[combo] = Model(*combo, feature_names(combo[0], augmented, encoding),
+                                  normalisation, weights)
     seconds = time.perf_counter() - start
     return {c: _summarised(m, groups[c], seconds / max(len(models), 1))
             for c, m in sorted(models.items())}

@@ -72,6 +72,10 @@ def _against(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -80,20 +84,21 @@ def _print_table(console: Console, result: dict, description: str) -> None:
     names = sorted({name for c in result["combos"] for name in c["baselines"]})
     table = Table(title=f"held-out MAPE (%) on {description}")
     for column in ("kernel", "variant", "device", "params", "train", "test", "noise",
-                   "augmented", *names):
+                   "augmented", "x noise", *names):
         table.add_column(column, justify="left" if column in ("kernel", "variant", "device")
                          else "right")
     for c in result["combos"]:
         table.add_row(c["kernel"], c["variant"], c["device"], str(c["params"]),
                       str(c["train_n"]), str(c["test_n"]), _percent(c["noise_mape"]),
-                      _percent(c["mape"]),
+                      _percent(c["mape"]), _ratio(c["noise_ratio"]),
                       *(_percent(c["baselines"].get(n)) for n in names))
     console.print(table)
     s = result["summary"]
     console.print(
         f"{s['combinations']} combinations: median MAPE {_percent(s['median_mape'])}%, worst "
         f"{_percent(s['worst_mape'])}%; noise floor {_percent(s['noise_floor_mape'])}% "
-        f"(median over combinations {_percent(s['median_noise_mape'])}%); "
+        f"(median over combinations {_percent(s['median_noise_mape'])}%); held-out error "
+        f"over the combination's noise floor: median {_ratio(s['median_noise_ratio'])}; "
         f"at most {s['max_params']} parameters and {s['max_train_n']} training rows; "
         f"beats the plain MLP on {100 * (s['beats_plain_mlp_share'] or 0):.0f}% of "
         f"combinations; training took {s['train_seconds']:.1f} s; "

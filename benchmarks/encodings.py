@@ -1,0 +1,151 @@
+"""The paper's claim 2 in its own setting and in ours: encodings, augmentation, priors.
+
+    .venv/bin/python benchmarks/encodings.py [--tune benchmarks/results/adaptation.json]
+
+On the shipped reference data (the same training and held-out rows for every
+model), trains every combination's model in each family — annc's encoding (logs
+of the sizes) and the paper's (the raw sizes, standardised), each without and with
+the complexity feature, at the paper's size (8 hidden units, at most 75
+parameters) and as the larger FFNN (32 units), and annc's encoding with a
+complexity prior (the network learns the residual over a least-squares line in
+the complexity and the dtype; 7 hidden units so that it stays within 75
+parameters). Reports per family the median held-out MAPE, its median ratio to
+each combination's noise floor, the worst, and how often the augmented model
+beats the plain one of the same family. With `--tune`, also each family's error
+on real workloads: every candidate that `annc tune` measured in that file
+(written by `benchmarks/adaptation.py`), before any adaptation. Writes
+`benchmarks/results/encodings.md` and `.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import time
+from pathlib import Path
+
+from annc.compiler import compile_file
+from annc.modeling import to_training_rows
+from hardware.calibration import noise_floor
+from hardware.fingerprint import fingerprint
+from hardware.reference_data import load_reference
+from hardware.variants import get_variant, load_library
+from passes.sites import data_flow
+from predictor.features import Configuration
+from predictor.fitting import fit_models, predict_seconds
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RESULTS = Path(__file__).resolve().parent / "results"
+FAMILIES = {
+    # name: (encoding, hidden, prior)
+    "logs, 8 units (annc)": ("log", 8, False),
+    "raw sizes, 8 units (paper)": ("raw", 8, False),
+    "logs, 32 units (FFNN)": ("log", 32, False),
+    "raw sizes, 32 units (FFNN)": ("raw", 32, False),
+    "logs, complexity prior + 7 units": ("log", 7, True),
+}
+
+
+def real_workload_queries(path: Path) -> list[tuple[tuple, Configuration, float]]:
+    """(combination, configuration, measured seconds) of every candidate tune measured."""
+    load_library()
+    cases = json.loads(path.read_text())["cases"]
+    found = []
+    for case in cases:
+        module = compile_file(EXAMPLES / f"{case['example']}.ann", params=case["params"],
+                              targets=["cpu"], emit="ir")
+        sites = data_flow(module).sites
+        for op in case["tune"]["ops"]:
+            shapes = tuple(tuple(s) for s in op["shapes"])
+            dtype = sites[op["index"]].dtype
+            for c in op["candidates"]:
+                if not c["measured_s"]:
+                    continue
+                variant = get_variant(op["kernel"], c["variant"], c["device"])
+                found.append(((op["kernel"], c["variant"], c["device"]),
+                              Configuration(op["kernel"], shapes, dtype,
+                                            float(variant.complexity(shapes))),
+                              c["measured_s"]))
+    return found
+
+
+def score_real(models: dict, queries: list) -> float | None:
+    errors = []
+    for combo, config, seconds in queries:
+        model = models.get(combo)
+        if model is None:
+            continue
+        (predicted,) = predict_seconds(model, [config])
+        errors.append(abs(predicted - seconds) / seconds)
+    return 100 * statistics.median(errors) if errors else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tune", type=Path, help="adaptation.json with tune measurements")
+    args = parser.parse_args()
+    reference = load_reference()
+    assert reference is not None
+    rows = to_training_rows(reference.measurements)
+    noise = noise_floor(reference.measurements).by_combination
+    queries = real_workload_queries(args.tune) if args.tune else []
+    results = {}
+    for family, (encoding, hidden, prior) in FAMILIES.items():
+        for augmented in (False, True):
+            began = time.perf_counter()
+            models = fit_models(rows, augmented=augmented, hidden=hidden, encoding=encoding,
+                                prior=prior)
+            seconds = time.perf_counter() - began
+            mapes = {c: m.summary["mape"] for c, m in models.items()
+                     if m.summary["mape"] is not None}
+            ratios = [mapes[c] / (100 * noise[c]) for c in mapes if noise.get(c)]
+            results[(family, augmented)] = {
+                "mapes": mapes, "median": statistics.median(mapes.values()),
+                "worst": max(mapes.values()), "median_ratio": statistics.median(ratios),
+                "params": max(m.parameter_count for m in models.values()),
+                "train_s": seconds, "real": score_real(models, queries),
+            }
+            found = results[(family, augmented)]
+            print(f"{family} augmented={augmented}: median {found['median']:.1f}% ratio "
+                  f"{found['median_ratio']:.2f} in {seconds:.1f} s", flush=True)
+    write(results, bool(queries))
+
+
+def write(results: dict, real: bool) -> None:
+    lines = ["| family | complexity feature | params | median MAPE | median MAPE / noise | "
+             "worst | real workloads (median APE) | augmented beats plain |",
+             "|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for family in FAMILIES:
+        plain, augmented = results[(family, False)], results[(family, True)]
+        common = [c for c in augmented["mapes"] if c in plain["mapes"]]
+        wins = sum(augmented["mapes"][c] < plain["mapes"][c] for c in common) / len(common)
+        summary[family] = wins
+        for flag, r in (("without", plain), ("with", augmented)):
+            lines.append(
+                f"| {family} | {flag} | {r['params']} | {r['median']:.1f}% | "
+                f"{r['median_ratio']:.2f} | {r['worst']:.1f}% | "
+                f"{'-' if r['real'] is None else format(r['real'], '.1f') + '%'} | "
+                f"{f'{wins:.0%}' if flag == 'with' else ''} |")
+    machine = fingerprint()
+    text = "\n".join([
+        "# Claim 2 in the paper's encoding and in annc's", "",
+        f"Reference data of machine `{machine.id}`; {datetime.date.today().isoformat()}. "
+        "Command: `python benchmarks/encodings.py"
+        f"{' --tune benchmarks/results/adaptation.json' if real else ''}`. Held-out MAPE "
+        "per combination on the same rows for every family; the noise ratio divides it by "
+        "the combination's own repeat-to-repeat noise.", "", *lines, "",
+    ])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "encodings.md").write_text(text)
+    (RESULTS / "encodings.json").write_text(json.dumps(
+        {f"{family} | {'augmented' if aug else 'plain'}": {
+            k: (v if k != "mapes" else {"/".join(c): m for c, m in v.items()})
+            for k, v in r.items()} for (family, aug), r in results.items()}, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
