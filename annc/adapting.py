@@ -1,13 +1,15 @@
 """`calibrate --quick`: measure a few well-chosen configurations and adapt the models.
 
-The plan: every kernel's realistic shapes (`hardware.sampling.QUICK_SHAPES`),
-and for each shape the variants whose predictions decide choices — those the
-current models predict within `CONTENDER_RATIO` of the best for that shape —
-interleaved over kernels so that a budget cut still covers every kernel; then,
-if budget is left, the other variants, cheapest first. A job whose estimated
-cost (its build plus a few calls, from the models) exceeds `MAX_JOB_S` is left
-out. Each measurement runs in the worker process, as in a full calibration,
-and is committed to the store's `observations` the moment it arrives.
+The plan: every kernel's realistic shapes (`hardware.sampling.QUICK_SHAPES`)
+for every variant, breadth first — one configuration of every combination
+before a second of any, so that a budget cut still adapts every combination a
+little. A combination's first configurations are those where it decides
+choices (the current models predict it within `CONTENDER_RATIO` of the best
+variant for that shape), and in each round those jobs come first, cheapest
+first. A job whose estimated cost (its build plus a few calls, from the
+models) exceeds `MAX_JOB_S` is left out. Each measurement runs in the worker
+process, as in a full calibration, and is committed to the store's
+`observations` the moment it arrives.
 
 Adaptation then rebuilds this machine's corrections from every usable
 observation of this machine (quick calibrations, tunes, measured candidates and
@@ -27,7 +29,7 @@ from datetime import date
 from annc.recording import learnable
 from hardware.calibration import CALIBRATION_SETTINGS, annc_version
 from hardware.memory import available_bytes
-from hardware.sampling import Config, interleave, quick_configurations, usable
+from hardware.sampling import Config, quick_configurations, usable
 from hardware.store import MeasurementStore, Observation, now
 from hardware.variants import Variant, get_variant
 from hardware.worker import Interrupted, MeasureWorker, Request
@@ -65,7 +67,11 @@ def configuration(variant: Variant, config: Config) -> Configuration:
 
 def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],
                kernels: Sequence[str]) -> list[QuickJob]:
-    """Contenders first, interleaved over kernels; then the rest, cheapest first."""
+    """Breadth first: one configuration of every combination, then a second, and so on.
+
+    A combination's own order puts the shapes where it is a contender first (in the
+    order of `QUICK_SHAPES`), then the others, cheapest first; within a round, jobs
+    that are contenders come first, cheapest first."""
     memory = int(available_bytes() * 0.5)
     pairs = [(v, c) for kernel in kernels for c in quick_configurations(kernel)
              for v in variants if v.kernel == kernel and usable(v, c, memory)]
@@ -74,21 +80,26 @@ def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],
     for (variant, config), p in zip(pairs, predicted, strict=True):
         if math.isfinite(p.seconds):
             by_config[config].append((variant, p.seconds))
-    contenders: dict[str, list[QuickJob]] = defaultdict(list)
-    rest: list[QuickJob] = []
+    per_combination: dict[tuple, list[QuickJob]] = defaultdict(list)
     for config, options in by_config.items():
         best = min(seconds for _, seconds in options)
         for variant, seconds in options:
             model = chosen.models.models[variant.key]
             estimate = float(model.summary.get("compile_s") or 0.0) + max(
                 5 * seconds, QUICK_SETTINGS.min_seconds + 2 * seconds) + 0.01
-            if estimate > MAX_JOB_S:
-                continue
-            contender = seconds <= CONTENDER_RATIO * best
-            job = QuickJob(variant, config, estimate, contender)
-            (contenders[config.kernel] if contender else rest).append(job)
-    ordered = interleave(contenders.values())  # type: ignore[arg-type]
-    return [*ordered, *sorted(rest, key=lambda j: j.estimate_s)]
+            if estimate <= MAX_JOB_S:
+                per_combination[variant.key].append(
+                    QuickJob(variant, config, estimate, seconds <= CONTENDER_RATIO * best))
+    rounds: list[list[QuickJob]] = []
+    for jobs in per_combination.values():
+        ordered = [j for j in jobs if j.contender] + sorted(
+            (j for j in jobs if not j.contender), key=lambda j: j.estimate_s)
+        for i, job in enumerate(ordered):
+            if i == len(rounds):
+                rounds.append([])
+            rounds[i].append(job)
+    return [job for jobs in rounds
+            for job in sorted(jobs, key=lambda j: (not j.contender, j.estimate_s))]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from predictor import baselines
 from predictor.adaptation import (
     COMBO_PRIOR_ROWS,
     DEVICE_PRIOR_ROWS,
+    FAMILY_PRIOR_ROWS,
     AdaptedModels,
     Corrections,
     residuals_of,
@@ -155,12 +156,14 @@ ADAPTATION_ROWS = (0, 5, 10, 25)
 """Rows per combination of the other day's training rows that adaptation may use."""
 
 SHRINKAGE = {
-    "device + combination": (DEVICE_PRIOR_ROWS, COMBO_PRIOR_ROWS),
-    "combination only": (math.inf, COMBO_PRIOR_ROWS),
-    "device only": (DEVICE_PRIOR_ROWS, math.inf),
+    "annc's": (DEVICE_PRIOR_ROWS, FAMILY_PRIOR_ROWS, COMBO_PRIOR_ROWS),
+    "device + family + combination": (DEVICE_PRIOR_ROWS, 4.0, COMBO_PRIOR_ROWS),
+    "device + combination": (DEVICE_PRIOR_ROWS, math.inf, COMBO_PRIOR_ROWS),
+    "combination only": (math.inf, math.inf, COMBO_PRIOR_ROWS),
+    "device only": (DEVICE_PRIOR_ROWS, math.inf, math.inf),
 }
-"""The corrections compared (prior pseudo-rows of the device and the combination level);
-the first is annc's."""
+"""The corrections compared: prior pseudo-rows of the device, family and combination
+levels (infinite: the level is not used); the first is what annc uses."""
 
 
 def _median_mape(models: ModelSet, corrections: Corrections | None,
@@ -186,9 +189,10 @@ def adaptation_curve(models: ModelSet, rows: list[Measurement],
         raise AnncError("evaluate --against: no held-out rows of combinations these models "
                         "know")
     curve = []
-    for name, (device_prior, combo_prior) in SHRINKAGE.items():
+    for name, (device_prior, family_prior, combo_prior) in SHRINKAGE.items():
         for k in ks:
             corrections = Corrections("-", "-", device_prior_rows=device_prior,
+                                      family_prior_rows=family_prior,
                                       combo_prior_rows=combo_prior)
             corrections.add(residuals_of(models, [(c, r.config, r.seconds, "quick")
                                                   for c, train in trains.items()

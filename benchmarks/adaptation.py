@@ -73,7 +73,7 @@ def errors(report: dict, predicted: dict) -> list[float]:
 def chosen_over_best(report: dict, plan: Plan, with_compile: bool) -> list[float]:
     ratios = []
     for op, planned in zip(report["ops"], plan.ops, strict=True):
-        n = op["trips"]
+        n = planned.site.trips  # the plan's own program: a long one runs more often
 
         def cost(c: dict, n: int = n) -> float:
             return n * c["measured_s"] + ((c["compile_s"] or 0.0) if with_compile else 0.0)
@@ -88,6 +88,12 @@ def chosen_over_best(report: dict, plan: Plan, with_compile: bool) -> list[float
     return ratios
 
 
+LOOPS = ("STEPS", "SWEEPS", "ITERATIONS", "PASSES", "SQUARINGS")
+LONGER = 20
+"""Long workloads: the same shapes, every loop 20 times longer (tune's measurements of the
+shapes still hold; only the trip counts change)."""
+
+
 def run_case(example: str, params: dict[str, int], before: ChosenModels,
              after: ChosenModels, console: Console) -> dict:
     module = compile_file(EXAMPLES / f"{example}.ann", params=params, targets=["cpu"],
@@ -99,6 +105,12 @@ def run_case(example: str, params: dict[str, int], before: ChosenModels,
     report = tune(module, None, 120.0, console, plan_after)
     tune_s = time.perf_counter() - began
     plan_measured = plan_selection(module, after, measure="auto")
+    long_params = {k: v * LONGER if k in LOOPS else v for k, v in params.items()}
+    long_module = compile_file(EXAMPLES / f"{example}.ann", params=long_params,
+                               targets=["cpu"], emit="ir")
+    assert isinstance(long_module, ModuleOp)
+    plan_long = plan_selection(long_module, after)
+    plan_long_measured = plan_selection(long_module, after, measure="auto")
     return {
         "example": example, "params": params, "tune_s": tune_s,
         "errors_before": errors(report, predictions(plan_before)),
@@ -108,6 +120,14 @@ def run_case(example: str, params: dict[str, int], before: ChosenModels,
                    for name, plan in (("before", plan_before), ("after", plan_after),
                                       ("after, --measure auto", plan_measured))},
         "measured": len(plan_measured.measured), "measure_s": plan_measured.measure_s,
+        "long": {"params": long_params,
+                 "predicted_s": plan_long.total_predicted_s,
+                 "ratios": {name: {"per_execution": chosen_over_best(report, plan, False),
+                                   "with_compile": chosen_over_best(report, plan, True)}
+                            for name, plan in (("after, --measure never", plan_long),
+                                               ("after, --measure auto", plan_long_measured))},
+                 "measured": len(plan_long_measured.measured),
+                 "measure_s": plan_long_measured.measure_s},
         "tune": report,
     }
 
@@ -199,6 +219,16 @@ def write(cases: list[dict], quick_s: float, recording: list[dict], after: Chose
         built = [r for c in cases for r in c["ratios"][name]["with_compile"]]
         ratio_rows.append(f"| {name} | {geomean(per):.3f} | {max(per, default=math.nan):.2f} | "
                           f"{geomean(built):.3f} | {max(built, default=math.nan):.2f} |")
+    long_rows = ["| selection | per execution: geomean | worst | with builds: geomean | worst |",
+                 "|---|---|---|---|---|"]
+    for name in cases[0]["long"]["ratios"] if cases else ():
+        per = [r for c in cases for r in c["long"]["ratios"][name]["per_execution"]]
+        built = [r for c in cases for r in c["long"]["ratios"][name]["with_compile"]]
+        long_rows.append(f"| {name} | {geomean(per):.3f} | {max(per, default=math.nan):.2f} | "
+                         f"{geomean(built):.3f} | {max(built, default=math.nan):.2f} |")
+    long_measured = sum(c["long"]["measured"] for c in cases)
+    long_measure_s = sum(c["long"]["measure_s"] for c in cases)
+    long_predicted = sum(c["long"]["predicted_s"] for c in cases)
     measure_s = sum(c["measure_s"] for c in cases)
     tune_s = sum(c["tune_s"] for c in cases)
     text = "\n".join([
@@ -216,6 +246,12 @@ def write(cases: list[dict], quick_s: float, recording: list[dict], after: Chose
         f"`--measure auto` measured {sum(c['measured'] for c in cases)} candidates in "
         f"{measure_s:.1f} s over all cases, against {tune_s:.0f} s for `tune` to measure "
         "every candidate.", "",
+        f"Long workloads (every loop {LONGER}x longer, the same shapes; predicted "
+        f"{long_predicted:.0f} s in all): `--measure auto` measured {long_measured} "
+        f"candidates in {long_measure_s:.1f} s ({100 * long_measure_s / long_predicted:.2f}% "
+        f"of the predicted time; `tune` took {tune_s:.0f} s). Per op, measured time of the "
+        "choice / the best measured candidate's:", "",
+        *long_rows, "",
         "Recording a run (`annc run`'s observations, corrections and staleness; median of "
         "3, the run's wall time includes compiling):", "",
         "| run | ops | recording | per op | share of the run |", "|---|---|---|---|---|",

@@ -276,32 +276,36 @@ def _square(n: int) -> Shapes:
     return ((n, n), (n, n))
 
 
-_ELEMENTWISE_QUICK = [(((384, 384),), "float32"), (((768, 768),), "float64"),
-                      (((1536, 1536),), "float32"), (((2_000_000,),), "float64")]
-_BINARY_QUICK = [(((384, 384), (384, 384)), "float32"), (((768, 768), (768, 768)), "float64"),
-                 (((1536, 1536), (1536, 1536)), "float32"), (((), (768, 768)), "float64"),
-                 (((2_000_000,), (2_000_000,)), "float64")]
+_ELEMENTWISE_QUICK = [(((384, 384),), "float32"), (((1200,),), "float64"),
+                      (((1536, 1536),), "float32"), (((768, 768),), "float64"),
+                      (((2_000_000,),), "float64")]
+_BINARY_QUICK = [(((384, 384), (384, 384)), "float32"), (((), (1200,)), "float64"),
+                 (((1536, 1536), (1536, 1536)), "float32"), (((), (768, 768)), "float32"),
+                 (((1200,), (1200,)), "float32"), (((768, 768), (768, 768)), "float64"),
+                 (((), ()), "float64"), (((2_000_000,), (2_000_000,)), "float64")]
 
 QUICK_SHAPES: dict[str, list[tuple[Shapes, str]]] = {
-    "matmul": [(_square(384), "float32"), (_square(768), "float64"),
-               (_square(1536), "float32"), (((300, 1200), (1200, 300)), "float64"),
+    "matmul": [(_square(384), "float32"), (((300, 1200), (1200, 300)), "float64"),
+               (_square(1536), "float32"), (_square(768), "float64"),
                (((1200, 300), (300, 1200)), "float32"), (_square(96), "float64")],
-    "matvec": [(((640, 640), (640,)), "float64"), (((1800, 1800), (1800,)), "float32"),
-               (((4000, 300), (300,)), "float64"), (((300, 4000), (4000,)), "float32")],
+    "matvec": [(((640, 640), (640,)), "float64"), (((300, 4000), (4000,)), "float32"),
+               (((1800, 1800), (1800,)), "float32"), (((4000, 300), (300,)), "float64"),
+               (((200, 200), (200,)), "float32")],
     "conv2d": [(((384, 384), (3, 3)), "float32"), (((768, 768), (5, 5)), "float64"),
                (((1536, 1536), (3, 3)), "float32"), (((640, 640), (13, 13)), "float64"),
                (((768, 768), (27, 27)), "float32"), (((128, 128), (7, 7)), "float64")],
-    "transpose": [(((768, 768),), "float64"), (((1536, 1536),), "float32"),
-                  (((300, 3000),), "float32")],
-    "dot": [(((700,), (700,)), "float64"), (((2_000_000,), (2_000_000,)), "float32")],
+    "transpose": [(((768, 768),), "float64"), (((300, 3000),), "float32"),
+                  (((1536, 1536),), "float32")],
+    "dot": [(((700,), (700,)), "float64"), (((2_000_000,), (2_000_000,)), "float32"),
+            (((6000,), (6000,)), "float32")],
     **{k: _ELEMENTWISE_QUICK for k in ("sum", "norm", "exp", "sqrt", "abs", "neg")},
     **{k: _BINARY_QUICK for k in ("add", "sub", "mul", "div")},
 }
 """What `calibrate --quick` measures: per kernel, shapes as physics workloads have them
 (square matrices and images from small to large, skinny and wide products, tall and
-wide matrix–vector products, 3x3 to 27x27 stencils, element-wise work on 0.15–2.4M
-elements and with a scalar), in both dtypes. Not the examples' sizes: adaptation
-is judged on those."""
+wide matrix–vector products, 3x3 to 27x27 stencils, vectors of a thousand elements
+to 2.4M-element fields, a scalar on either side or both), in both dtypes, the most
+common first. Not the examples' sizes: adaptation is judged on those."""
 
 
 def quick_configurations(kernel: str) -> list[Config]:

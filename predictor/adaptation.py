@@ -51,8 +51,11 @@ KIND = "annc model corrections"
 
 DEVICE_PRIOR_ROWS = 4.0
 """Pseudo-rows at residual 0 behind a device's offset."""
+FAMILY_PRIOR_ROWS = 4.0
+"""Pseudo-rows at the device's offset behind a family's (the variants of one backend on
+one device, e.g. every `halide…` variant on the cpu); infinite: no family level."""
 COMBO_PRIOR_ROWS = 2.0
-"""Pseudo-rows at the device's offset behind a combination's own offset."""
+"""Pseudo-rows at the family's (or device's) offset behind a combination's own offset."""
 WINDOW = 32
 """Residuals kept per combination, newest first: older ones no longer count."""
 SPREAD_PRIOR_ROWS = 5.0
@@ -124,6 +127,7 @@ class Corrections:
     """Set when recent runs disagreed with the predictions beyond the noise."""
     source: str = "<memory>"
     device_prior_rows: float = DEVICE_PRIOR_ROWS
+    family_prior_rows: float = FAMILY_PRIOR_ROWS
     combo_prior_rows: float = COMBO_PRIOR_ROWS
     """How strongly each level is shrunk (math.inf: not at all used)."""
     _fitted: tuple[dict[str, float], dict[Combo, Fitted]] | None = field(default=None,
@@ -152,36 +156,51 @@ class Corrections:
     def rows(self) -> int:
         return sum(len(v) for v in self.residuals.values())
 
-    def fit(self, models: ModelSet | None = None) -> tuple[dict[str, float], dict[Combo, Fitted]]:
-        """Per-device offsets and per-combination corrections (cached until the next add).
+    def fit(self, models: ModelSet | None = None) -> tuple[dict[tuple, float], dict[Combo, Fitted]]:
+        """Offsets of every level (device, then family) and per-combination corrections
+        (cached until the next add).
 
         `models` gives each combination's held-out error, the prior of its spread."""
         if self._fitted is not None:
             return self._fitted
-        by_device: dict[str, list[float]] = defaultdict(list)
-        for (_, _, device), values in self.residuals.items():
-            by_device[device] += [r for r, _ in values]
-        devices = {d: sum(v) / (len(v) + self.device_prior_rows) for d, v in by_device.items()}
+        pooled: dict[tuple, list[float]] = defaultdict(list)
+        for combo, values in self.residuals.items():
+            for level in _levels(combo)[:-1]:
+                pooled[level] += [r for r, _ in values]
+        offsets: dict[tuple, float] = {}
+        for level in sorted(pooled, key=len):  # devices first, then families
+            parent = offsets.get(level[:-1], 0.0)
+            rows = np.array(pooled[level]) - parent
+            strength = (self.device_prior_rows if len(level) == 1
+                        else self.family_prior_rows)
+            offsets[level] = parent + float(rows.sum()) / (len(rows) + strength)
         fitted = {}
         for combo, values in self.residuals.items():
-            base = devices[combo[2]]
-            rest = np.array([r for r, _ in values]) - base
-            offset = base + float(rest.sum()) / (len(rest) + self.combo_prior_rows)
-            left = np.array([r for r, _ in values]) - offset
+            parent = offsets[_levels(combo)[-2]]
+            rows = np.array([r for r, _ in values])
+            offset = parent + float((rows - parent).sum()) / (len(rows) + self.combo_prior_rows)
             prior = _prior_sigma(models, combo)
-            variance = (float(np.sum(left**2)) + SPREAD_PRIOR_ROWS * prior**2) / (
-                len(left) + SPREAD_PRIOR_ROWS)
+            variance = (float(np.sum((rows - offset) ** 2)) + SPREAD_PRIOR_ROWS * prior**2) / (
+                len(rows) + SPREAD_PRIOR_ROWS)
             fitted[combo] = Fitted(offset, float(np.clip(math.sqrt(variance), MIN_SIGMA,
                                                          MAX_SIGMA)), len(values))
-        self._fitted = (devices, fitted)
+        self._fitted = (offsets, fitted)
         return self._fitted
 
     def correction(self, combo: Combo, models: ModelSet | None = None) -> tuple[float, float]:
-        """(offset in log time, spread σ) for a combination."""
-        devices, fitted = self.fit(models)
+        """(offset in log time, spread σ) for a combination: its own, else that of the
+        nearest level with measurements, else none."""
+        offsets, fitted = self.fit(models)
         if combo in fitted:
             return fitted[combo].offset, fitted[combo].sigma
-        return devices.get(combo[2], 0.0), _prior_sigma(models, combo)
+        for level in reversed(_levels(combo)[:-1]):
+            if level in offsets:
+                return offsets[level], _prior_sigma(models, combo)
+        return 0.0, _prior_sigma(models, combo)
+
+    def device_offsets(self) -> dict[str, float]:
+        """Each device's shift in log time."""
+        return {level[0]: offset for level, offset in self.fit()[0].items() if len(level) == 1}
 
     # The file -------------------------------------------------------------------
 
@@ -242,6 +261,17 @@ class Corrections:
         except (KeyError, TypeError, ValueError) as error:
             raise CorrectionFileError(f"{where}: a corrections entry is malformed "
                                       f"({error})") from None
+
+
+def family(variant: str) -> str:
+    """A variant's backend family, from its name: `halide.auto.li2018` -> `halide`."""
+    return variant.split(".")[0]
+
+
+def _levels(combo: Combo) -> tuple[tuple, ...]:
+    """The levels a combination's residuals pool into, coarsest first, itself last."""
+    _, variant, device = combo
+    return ((device,), (device, family(variant)), combo)
 
 
 def _prior_sigma(models: ModelSet | None, combo: Combo) -> float:

@@ -305,6 +305,6 @@ def test_evaluate_against_another_day_shows_adaptation_learning(home, tmp_path, 
     result = json.loads(capsys.readouterr().out)
     curve = {(p["corrections"], p["k"]): p["median_mape"] for p in result["curve"]}
     assert result["combinations"] == 1
-    assert 40 < curve[("device + combination", 0)] < 60  # predicts half the time
-    assert curve[("device + combination", 25)] < curve[("device + combination", 5)] < 30
+    assert 40 < curve[("annc's", 0)] < 60  # predicts half the time
+    assert curve[("annc's", 25)] < curve[("annc's", 5)] < 30
     assert curve[("retrained from scratch", "full")] < 30

@@ -204,8 +204,8 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
                           "same command again to continue and adapt")
             return 130
         corrections = adapt(store, chosen)
-    devices_seen, _ = corrections.fit(chosen.models)
-    shifts = ", ".join(f"{d} x{math.exp(v):.2f}" for d, v in sorted(devices_seen.items()))
+    shifts = ", ".join(f"{d} x{math.exp(v):.2f}"
+                       for d, v in sorted(corrections.device_offsets().items()))
     text = f"measured {result.taken} configuration(s)"
     if result.failed:
         text += f" ({result.failed} failed)"
