@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from predictor import mlp
-from predictor.features import Configuration, Normalisation, feature_row
+from predictor.features import Configuration, Normalisation, encoding_of, feature_row
 from predictor.transfers import TransferModel
 
 SCHEMA_VERSION = 1
@@ -78,7 +78,7 @@ def _model_from_json(data: dict[str, Any], where: str) -> Model:
             float(n["target_mean"]), float(n["target_scale"]),
         )
         params = {k: np.asarray(data["weights"][k], dtype=np.float64)
-                  for k in ("w1", "b1", "w2", "b2")}
+                  for k in ("w1", "b1", "w2", "b2", "prior") if k in data["weights"]}
         model = Model(str(data["kernel"]), str(data["variant"]), str(data["device"]),
                       features, normalisation, params, dict(data.get("summary", {})))
     except (KeyError, TypeError, ValueError) as error:
@@ -88,7 +88,7 @@ def _model_from_json(data: dict[str, Any], where: str) -> Model:
     shapes_ok = (
         d <= MAX_FEATURES and len(normalisation.mean) == d and len(normalisation.scale) == d
         and params["w1"].shape == (d, hidden) and params["w2"].shape == (hidden,)
-        and params["b2"].shape == ()
+        and params["b2"].shape == () and params.get("prior", np.zeros(3)).shape == (3,)
     )
     if not shapes_ok:
         raise ModelFileError(f"{where}: model {model.combo} has inconsistent shapes")
@@ -174,6 +174,8 @@ class ModelSet:
                 "mean": np.zeros((len(combos), MAX_FEATURES)),
                 "scale": np.ones((len(combos), MAX_FEATURES)),
                 "target": np.zeros((len(combos), 2)),
+                "linear": np.zeros((len(combos), MAX_FEATURES)),
+                "offset": np.zeros(len(combos)),
             }
             for i, combo in enumerate(combos):
                 model = self.models[combo]
@@ -186,6 +188,13 @@ class ModelSet:
                 stacked["scale"][i, :d] = model.normalisation.scale
                 stacked["target"][i] = (model.normalisation.target_mean,
                                         model.normalisation.target_scale)
+                if "prior" in model.params:  # log time = prior line + network
+                    constant, complexity, f64 = model.params["prior"]
+                    stacked["offset"][i] = constant
+                    stacked["linear"][i, model.features.index("f64")] = f64
+                    where = [j for j, n in enumerate(model.features) if n.endswith("complexity")]
+                    if where:
+                        stacked["linear"][i, where[0]] = complexity
             arrays = {k: jnp.asarray(v, mlp.DTYPE) for k, v in stacked.items()}
             self._stacked = (combos, {c: i for i, c in enumerate(combos)}, arrays)
         return self._stacked
@@ -209,8 +218,8 @@ class ModelSet:
             model = self.models.get(combo)
             if model is None:
                 continue
-            augmented = "log complexity" in model.features
-            features = feature_row(config, augmented)
+            augmented = any(n.endswith("complexity") for n in model.features)
+            features = feature_row(config, augmented, encoding_of(model.features))
             rows[i, : len(features)] = features
             which[i] = index[combo]
             known[i] = True
@@ -231,7 +240,7 @@ def _predict_batch(arrays: dict[str, jax.Array], which: jax.Array, rows: jax.Arr
         x = (row - arrays["mean"][i]) / arrays["scale"][i]
         # padded inputs beyond a model's features have zero weights
         params = {k: arrays[k][i] for k in ("w1", "b1", "w2", "b2")}
-        normalised = mlp.predict(params, x)
+        normalised = mlp.predict(params, x) + x @ arrays["linear"][i] + arrays["offset"][i]
         return normalised * arrays["target"][i, 1] + arrays["target"][i, 0]
 
     return jax.vmap(one)(which, rows)
