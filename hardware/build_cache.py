@@ -47,6 +47,10 @@ stats: Counter[str] = Counter()
 """This process's cache events: `hit`, `miss`, `rejected`, `written`, `evicted`,
 per kind too (`hit:kernel`, ...), for tests and reports."""
 
+notes: list[str] = []
+"""What the user should know about this process's builds, each once (e.g. that there
+is no C compiler); commands print them with their other notes."""
+
 
 @dataclass(frozen=True)
 class Entry:

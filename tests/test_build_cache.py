@@ -292,3 +292,36 @@ def test_every_halide_cpu_variant_served_from_the_cache_matches_the_reference(
         result = check_variant(variant, shapes, dtype)
         assert result.passed, result.describe()
         assert compiled(variant, shapes, dtype).kernel.cached, shapes
+
+
+@needs_cc
+def test_selection_counts_a_cached_build_as_its_load_and_reports_say_so(
+        home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from annc.cli import main
+    from annc.compiler import compile_source
+    from passes.select_variants import LOAD_S, plan_selection
+
+    text = "param N = 20\ninput A : f32[N, N]\nB = matmul(A, A)\noutput B\n"
+    program = tmp_path / "m.ann"
+    program.write_text(text)
+    clear_cache()
+    fresh_build("matmul", "halide.tiled", ((20, 20), (20, 20)))
+
+    plan = plan_selection(compile_source(text, emit="ir"))
+    (op,) = plan.ops
+    builds = {c.variant: (c.build, c.compile_s) for c in op.candidates}
+    assert builds["halide.tiled"] == ("cached", LOAD_S)
+    assert builds["halide.auto.li2018"][0] == "compile" and builds["numpy"][0] == "compile"
+
+    assert main(["explain", str(program), "--report", "json"]) == 0
+    (op,) = json.loads(capsys.readouterr().out)["ops"]
+    cached = {c["variant"] for c in op["candidates"] if c["cached"]}
+    assert cached == {"halide.tiled"}
+
+    assert main(["run", str(program), "--report", "json", "--variant",
+                 "matmul=halide.tiled"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["startup_s"] >= 0 and report["execute_s"] > 0
+    assert 0 < report["compile_s"] < 1.0  # loaded, not compiled
+    assert report["ops"][0]["variant"] == "halide.tiled"
+    clear_cache()

@@ -94,7 +94,7 @@ SYMBOL = "annc_kernel"
 
 JIT_NOTE = ("note: no C compiler (cc) found: Halide variants are JIT-compiled in every "
             "process; their schedules are still cached")
-notes: list[str] = []
+notes = build_cache.notes
 """Notes for the user, once per process (the JIT fallback)."""
 
 builds: dict[str, int] = {"aot_built": 0, "aot_loaded": 0, "jit": 0}
@@ -279,6 +279,10 @@ def _workspace(kernel: str) -> Callable[[Shapes, int], int] | None:
     return None
 
 
+def _cached(kernel: str, name: str) -> Callable[[Shapes, np.dtype], bool]:
+    return lambda shapes, dtype: is_cached(kernel, name, shapes, dtype)
+
+
 def _register(kernel: str, name: str) -> None:
     workspace = _workspace(kernel)
     extra = {"workspace_bytes": workspace} if workspace else {}
@@ -290,6 +294,7 @@ def _register(kernel: str, name: str) -> None:
             backend="halide",
             build=_builder(kernel, name),
             complexity=standard_complexity_of(kernel),
+            cached=_cached(kernel, name),
             **extra,
         )
     )
