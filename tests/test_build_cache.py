@@ -101,7 +101,8 @@ def test_ctypes_structures_match_the_header_halide_emits(tmp_path: Path) -> None
     checks = []
     for struct, (_, fields) in LAYOUT.items():
         checks.append(f'printf("{struct} size %zu\\n", sizeof(struct {struct}));')
-        checks += [f'printf("{struct} {n} %zu\\n", offsetof(struct {struct}, {n}));' for n in fields]
+        checks += [f'printf("{struct} {n} %zu\\n", offsetof(struct {struct}, {n}));'
+                   for n in fields]
     (tmp_path / "layout.c").write_text(
         '#include <stdio.h>\n#include <stddef.h>\n#include "k.h"\nint main(void) {\n'
         + "\n".join(checks) + "\nreturn 0;\n}\n")
@@ -325,3 +326,21 @@ def test_selection_counts_a_cached_build_as_its_load_and_reports_say_so(
     assert 0 < report["compile_s"] < 1.0  # loaded, not compiled
     assert report["ops"][0]["variant"] == "halide.tiled"
     clear_cache()
+
+
+def test_the_cache_command_shows_and_clears(home: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from annc.cli import main
+
+    build_cache.write("schedule", {"what": "halide-schedule", "kernel": "matmul",
+                                   "variant": "halide.auto.li2018", "shapes": [[2, 3], [3, 4]],
+                                   "dtype": "float32", "halide": "21.0.0"}, b"x" * 100)
+    assert main(["cache", "--report", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["entries"]) == 1 and shown["total_bytes"] > 100
+    assert shown["entries"][0]["key"]["variant"] == "halide.auto.li2018"
+    assert main(["cache"]) == 0
+    assert "1 entries" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    assert build_cache.entries() == []
