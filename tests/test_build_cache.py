@@ -344,3 +344,11 @@ def test_the_cache_command_shows_and_clears(home: Path,
     assert main(["cache", "--clear"]) == 0
     assert "removed 1 entries" in capsys.readouterr().out
     assert build_cache.entries() == []
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    code = ("import sys; from annc.cli import build_parser; build_parser(['cache']); "
+            "print(sorted(m for m in sys.modules if m.startswith('annc.commands.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    assert done.stdout.strip() == "['annc.commands.cache']"
