@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dsl.errors import AnncError
 
 COMMANDS = ("compile", "run", "explain", "tune", "variants", "devices",
-            "calibrate", "train", "evaluate")
+            "calibrate", "train", "evaluate", "cache")
 """Subcommands, in the order `annc --help` lists them; each is `annc.commands.<name>`."""
 
 
-def _available_commands() -> list[str]:
+def _available_commands(only: str | None = None) -> list[str]:
     names = []
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             importlib.import_module(f"annc.commands.{name}")
         except ModuleNotFoundError as error:
@@ -33,13 +33,21 @@ def _available_commands() -> list[str]:
     return names
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_named(argv: Sequence[str] | None) -> str | None:
+    """The subcommand the arguments name, when they start with one (so that only its
+    module is imported: each command imports what it needs, some of it heavy)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return args[0] if args and args[0] in COMMANDS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, only for the command they name, if any."""
     parser = argparse.ArgumentParser(
         prog="annc",
         description="Compile and run physics workloads, choosing each kernel's fastest variant.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _available_commands():
+    for name in _available_commands(_command_named(argv)):
         module = importlib.import_module(f"annc.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
@@ -54,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers as the command itself, so a Ctrl-C while annc is still starting is an
     exit 130 like any other."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         return int(args.handler(args) or 0)
     except AnncError as error:
         print(str(error), file=sys.stderr)

@@ -1,7 +1,15 @@
-"""Running a workload: compile, check memory, prepare inputs, interpret, report."""
+"""Running a workload: compile, check memory, prepare inputs, interpret, report.
+
+Beside each op's times the report splits the run's wall time: `startup_s` (from the
+process's start, when annc is the program, to the execution: imports, parsing,
+selection), `compile_s` (building or loading kernels in this process, wherever it
+happened) and `execute_s` (the execution's wall time, interpretation and copies
+included, builds excluded).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +19,11 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
+from annc.process import startup_seconds
 from annc.recording import record_run, recording_enabled
 from dsl.lowering import module_targets
+from hardware import build_cache
+from hardware.compiled import build_seconds
 from hardware.interpreter import Execution, OpRecord, RunError, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
@@ -73,7 +84,10 @@ def run_module(
     notes += [f"note: target {name} is not on this machine; skipping it"
               for name in module_targets(module) or () if name not in devices]
     execution = Execution(devices=devices, forced=dict(variants or {}))
+    built, began = build_seconds(), time.perf_counter()
     outputs = execute(module, arrays, execution)
+    compile_s = build_seconds() - built
+    execute_s = time.perf_counter() - began - compile_s
     records = [execution.records[i] for i in sorted(execution.records)]
     ops = [
         {
@@ -96,6 +110,8 @@ def run_module(
         "total_measured_s": sum(r.measured_s for r in records),
         "transfer_s": execution.transfer_s,
         "models": models,
+        "compile_s": compile_s,
+        "execute_s": execute_s,
     }
     return RunResult(outputs, report, notes, records)
 
@@ -116,13 +132,20 @@ def run_file(
     kernels named in `variants` (kernel -> variant name), which run that variant.
     `measure` is selection's policy for timing close candidates; with `record`
     (and `ANNC_NO_RECORD` unset) what the run measured is kept and learnt from."""
+    began, built = time.perf_counter(), build_seconds()
+    startup_s = startup_seconds()
     module = compile_file(path, params=params, targets=targets, emit="ir")
     assert isinstance(module, ModuleOp)
     recording = recording_enabled(not record)
     plan = select(module, measure=measure, record=recording)
+    selection_builds = build_seconds() - built
+    startup_s += time.perf_counter() - began - selection_builds
     result = run_module(module, inputs, seed, variants, plan.models)
+    result.report = {**result.report, "startup_s": startup_s,
+                     "compile_s": result.report["compile_s"] + selection_builds}
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
-    notes = [*plan.notes, f"note: variants chosen with {plan.models}", *result.notes]
+    notes = [*plan.notes, f"note: variants chosen with {plan.models}", *result.notes,
+             *build_cache.notes]
     result.notes = list(dict.fromkeys(notes))
     return result

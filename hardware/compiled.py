@@ -24,6 +24,12 @@ class Compiled:
 
 
 _CACHE: dict[tuple[object, ...], Compiled] = {}
+_SECONDS = [0.0]
+
+
+def build_seconds() -> float:
+    """Seconds this process has spent building variants (compiles and cache loads)."""
+    return _SECONDS[0]
 
 
 def normalise_shapes(shapes: Shapes) -> Shapes:
@@ -31,17 +37,27 @@ def normalise_shapes(shapes: Shapes) -> Shapes:
     return tuple(tuple(int(d) for d in shape) for shape in shapes)
 
 
+def _key(variant: Variant, shapes: Shapes, dtype: np.dtype) -> tuple[object, ...]:
+    # The build function is part of the key so that an unregistered variant that
+    # happens to share a registered one's name never receives its kernel.
+    return (variant.key, variant.build, shapes, dtype.name)
+
+
+def is_built(variant: Variant, shapes: Shapes, dtype: np.dtype | type) -> bool:
+    """Whether this process has built the variant for these shapes and dtype already."""
+    return _key(variant, normalise_shapes(shapes), np.dtype(dtype)) in _CACHE
+
+
 def compiled(variant: Variant, shapes: Shapes, dtype: np.dtype | type) -> Compiled:
     """The variant built for these operand shapes and dtype, built on first use."""
     shapes = normalise_shapes(shapes)
     dtype = np.dtype(dtype)
-    # The build function is part of the key so that an unregistered variant that
-    # happens to share a registered one's name never receives its kernel.
-    key = (variant.key, variant.build, shapes, dtype.name)
+    key = _key(variant, shapes, dtype)
     if key not in _CACHE:
         start = time.perf_counter()
         kernel = variant.build(shapes, dtype)
         _CACHE[key] = Compiled(kernel, time.perf_counter() - start)
+        _SECONDS[0] += _CACHE[key].compile_s
     return _CACHE[key]
 
 

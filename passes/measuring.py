@@ -124,6 +124,7 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
                                   op.site.dtype, op.site.shapes, seconds,
                                   candidate.predicted_s))
             candidate.compile_s = 0.0  # built in this process: the run reuses the build
+            candidate.build = "built"
             set_measured(op, candidate, seconds, "measured")
     return taken, time.perf_counter() - began
 

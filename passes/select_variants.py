@@ -5,7 +5,10 @@ it may use (the module's targets that this machine has, narrowed by a pin) that
 apply to its shapes and dtype. Every candidate of the whole module is predicted
 in one batched call. An op's cost on a device is that of its best variant
 there: trip count × predicted time + compile time (paid once, so amortised over
-the trips). A candidate without a model is never chosen.
+the trips). A build counts what it costs in this process: nothing where this
+process built it already, the load time (`LOAD_S`) where the persistent build
+cache holds it, else the model's median build time. A candidate without a model
+is never chosen.
 
 Predictions come from the trained models corrected for this machine
 (`predictor.adaptation`), each with a 90% interval; a candidate whose time was
@@ -32,8 +35,9 @@ from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.passes import ModulePass
 
 from dsl.lowering import module_targets
+from hardware.compiled import is_built
 from hardware.devices import available_devices
-from hardware.variants import get_variant, load_library, variants_for
+from hardware.variants import Shapes, Variant, get_variant, load_library, variants_for
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place
@@ -59,6 +63,9 @@ class Candidate:
     """The trained model's own prediction, before this machine's corrections."""
     basis: str = "predicted"
     """`predicted`, `measured` (by this compile) or `wisdom` (measured before)."""
+    build: str = "compile"
+    """What its build costs here: `compile`, `cached` (loaded from the build cache) or
+    `built` (already built in this process)."""
 
 
 @dataclass
@@ -97,6 +104,22 @@ def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> l
     return [d for d in listed if d in present]
 
 
+LOAD_S = 4e-4
+"""Seconds to load one compiled kernel from the build cache (read, verify, dlopen):
+0.3–0.5 ms measured on the reference machine."""
+
+
+def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
+               models: ModelSet) -> tuple[float, str]:
+    """What building the variant costs in this process, and why (see `Candidate.build`)."""
+    if is_built(variant, shapes, dtype):
+        return 0.0, "built"
+    if variant.cached(shapes, dtype):
+        return LOAD_S, "cached"
+    model = models.models.get(variant.key)
+    return (float(model.summary.get("compile_s", 0.0)) if model else 0.0), "compile"
+
+
 def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candidate]:
     dtype = np.dtype(np.float32 if site.dtype == "f32" else np.float64)
     options = [site.pin] if site.pin else devices
@@ -104,9 +127,9 @@ def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candid
     for device in options:
         for variant in variants_for(site.kernel, device):
             if variant.applies(site.shapes, dtype):
-                model = models.models.get(variant.key)
-                compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
-                found.append(Candidate(variant.name, device, None, compile_s, math.inf))
+                compile_s, build = build_cost(variant, site.shapes, dtype, models)
+                found.append(Candidate(variant.name, device, None, compile_s, math.inf,
+                                       build=build))
     return found
 
 

@@ -50,7 +50,7 @@ def test_annc_cli_main_turns_an_interrupt_while_building_the_parser_into_130(mon
                                                                           capsys):
     from annc import cli
 
-    def interrupted() -> None:
+    def interrupted(argv: object = None) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "build_parser", interrupted)

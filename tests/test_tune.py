@@ -39,7 +39,8 @@ def test_tune_reports_every_candidate_of_every_op(
         assert "numpy.reference" in names and names <= {"numpy", "numpy.reference"}
         for candidate in op["candidates"]:
             assert list(candidate) == ["variant", "device", "predicted_s", "measured_s",
-                                       "compile_s"]
+                                       "compile_s", "cached"]
+            assert candidate["cached"] is False  # numpy variants have nothing to cache
             assert candidate["device"] == "cpu"
             if candidate["variant"] == "numpy.reference":  # the pass's prediction
                 assert candidate["predicted_s"] == pytest.approx(1e-6)

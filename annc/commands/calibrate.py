@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from rich.progress import (
 
 from annc.commands.common import compact_shapes
 from annc.commands.variants import comma_names, selected_kernels
+from annc.process import startup_seconds
 from dsl.errors import AnncError
 from hardware.calibration import (
     DEFAULT_TIMEOUT_S,
@@ -86,25 +86,6 @@ def _devices(text: str | None) -> list[str] | None:
         raise AnncError(f"--devices: {', '.join(missing) or '(none given)'} not on this "
                         f"machine (found: {', '.join(here)})")
     return names
-
-
-def startup_seconds() -> float:
-    """Seconds since the `annc` process started, when this command runs as the program.
-
-    `--budget` counts from the moment the user started `annc`, so the command
-    returns within it; when called from Python (tests) it counts from the call.
-    """
-    program = Path(sys.argv[0])
-    if program.name != "annc" and program.parts[-2:] != ("annc", "__main__.py"):
-        return 0.0  # not `annc` nor `python -m annc` (e.g. `python -m pytest`)
-    try:
-        with open("/proc/self/stat") as stat:
-            start_ticks = int(stat.read().rpartition(")")[2].split()[19])
-        with open("/proc/uptime") as uptime:
-            now = float(uptime.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return max(0.0, now - start_ticks / os.sysconf("SC_CLK_TCK"))
 
 
 SHUTDOWN_S = 1.5

@@ -69,6 +69,7 @@ def plan_json(plan: Plan) -> dict:
                     {"variant": c.variant, "device": c.device, "predicted_s": c.predicted_s,
                      "low_s": c.low_s, "high_s": c.high_s, "base_s": c.base_s,
                      "basis": c.basis, "compile_s": c.compile_s,
+                     "cached": c.build == "cached", "build": c.build,
                      "cost_s": c.cost_s if math.isfinite(c.cost_s) else None,
                      "why_not": c.why_not or None}
                     for c in op.candidates
@@ -96,12 +97,12 @@ def run(args: argparse.Namespace) -> int:
         table = Table(title=f"#{site.index} {site.kernel} {shapes} {site.dtype} at {site.loc}, "
                       f"runs {site.trips}x", title_justify="left")
         for column in ("", "variant", "device", "predicted ms", "90% interval ms",
-                       "compile ms", "cost ms", "why not"):
+                       "build", "compile ms", "cost ms", "why not"):
             table.add_column(column, justify="right" if "ms" in column else "left")
         ranked = sorted(op.candidates, key=lambda c: (c.cost_s, c.variant, c.device))
         for c in ranked:
             table.add_row("→" if c is op.chosen else "", c.variant, c.device,
-                          _ms(c.predicted_s) + _basis(c), _interval(c), _ms(c.compile_s),
+                          _ms(c.predicted_s) + _basis(c), _interval(c), c.build, _ms(c.compile_s),
                           _ms(c.cost_s), c.why_not)
         console.print(table)
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "

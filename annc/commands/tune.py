@@ -100,6 +100,8 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
         for index, (op, op_plan) in enumerate(zip(kernel_ops, planned, strict=True)):
             predicted = {} if op_plan is None else {
                 (c.variant, c.device): c.predicted_s for c in op_plan.candidates}
+            cached = set() if op_plan is None else {
+                (c.variant, c.device) for c in op_plan.candidates if c.build == "cached"}
             kernel = op.kernel_name()
             shapes, dtype = op_signature(op)
             devices = allowed_devices(module, op)
@@ -124,6 +126,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
                     "predicted_s": predicted.get((variant.name, variant.device)),
                     "measured_s": outcome.median_s if outcome.status == "ok" else None,
                     "compile_s": outcome.compile_s if outcome.status == "ok" else None,
+                    "cached": (variant.name, variant.device) in cached,
                 })
             chosen = {"variant": REFERENCE, "device": op.device.data if op.device else "cpu"}
             if op_plan is not None and op_plan.chosen is not None:
@@ -158,13 +161,14 @@ def _ms(value: float | None) -> str:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    table = Table("#", "kernel", "shapes", "variant", "device", "measured ms", "")
+    table = Table("#", "kernel", "shapes", "variant", "device", "measured ms", "compile ms", "")
     for op in report["ops"]:
         measured = [c["measured_s"] for c in op["candidates"] if c["measured_s"] is not None]
         best = min(measured, default=None)
         shapes = compact_shapes(op["shapes"])
         if not op["candidates"]:
-            table.add_row(str(op["index"]), op["kernel"], shapes, "(no candidate)", "", "-", "")
+            table.add_row(str(op["index"]), op["kernel"], shapes, "(no candidate)", "", "-", "-",
+                          "")
         for i, c in enumerate(sorted(op["candidates"], key=lambda c: (c["measured_s"] is None,
                                                                         c["measured_s"] or 0))):
             marks = []
@@ -172,8 +176,10 @@ def print_table(report: dict[str, Any]) -> None:
                 marks.append("fastest")
             if (c["variant"], c["device"]) == (op["chosen"]["variant"], op["chosen"]["device"]):
                 marks.append("chosen")
+            if c.get("cached"):
+                marks.append("cached")
             table.add_row(str(op["index"]) if i == 0 else "", op["kernel"] if i == 0 else "",
                           shapes if i == 0 else "", c["variant"], c["device"],
-                          _ms(c["measured_s"]), ", ".join(marks))
+                          _ms(c["measured_s"]), _ms(c["compile_s"]), ", ".join(marks))
         table.add_section()
     Console(file=sys.stdout).print(table)

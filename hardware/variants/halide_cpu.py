@@ -9,9 +9,14 @@ Registers, on device "cpu" with backend "halide":
 - dot, sum, norm and the element-wise kernels: `halide`
 
 `build` defines the algorithm, schedules it for the exact shapes (an auto-scheduler
-generates its schedule there) and JIT-compiles it; the returned `CompiledKernel` only
-runs. Reductions and element-wise kernels run on flat views of their (contiguous)
-operands, so one 1-D schedule serves every rank.
+generates its schedule there) and compiles it; the returned `CompiledKernel` only
+runs. Builds persist across processes in the build cache (`hardware.build_cache`):
+with a C compiler a kernel is compiled ahead of time into a shared object
+(`halide_aot`) that a later process loads instead of compiling; without one it is
+JIT-compiled as before, and an auto-scheduler's schedule is still loaded from the
+cache, so its search never runs twice for the same shapes. Reductions and
+element-wise kernels run on flat views of their (contiguous) operands, so one 1-D
+schedule serves every rank.
 """
 
 from __future__ import annotations
@@ -24,16 +29,28 @@ from collections.abc import Callable
 import halide as hl
 import numpy as np
 
+from hardware import build_cache
 from hardware.allocator import aligned_empty
+from hardware.halide_abi import AotFunction, load_shared_object
 from hardware.variants import halide_schedules as schedules
 from hardware.variants.halide_algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
+from hardware.variants.halide_aot import (
+    BuildError,
+    StoredSchedule,
+    aot_target,
+    c_compiler,
+    cache_key,
+    deserialise,
+    ensure_runtime,
+    serialise,
+    shared_object,
+)
 from hardware.variants.halide_pipeline import (
     AUTOSCHEDULERS,
     AutoSchedule,
     Shape,
     autoschedule,
     bind_shapes,
-    compile_callable,
     halide_type,
     result_shape,
 )
@@ -72,17 +89,40 @@ def compiled_shapes(kernel: str, shapes: Shapes) -> tuple[Shape, ...]:
     return tuple(shapes)
 
 
+SYMBOL = "annc_kernel"
+"""The entry point of every compiled kernel (never a C library function's name)."""
+
+JIT_NOTE = ("note: no C compiler (cc) found: Halide variants are JIT-compiled in every "
+            "process; their schedules are still cached")
+notes = build_cache.notes
+"""Notes for the user, once per process (the JIT fallback)."""
+
+builds: dict[str, int] = {"aot_built": 0, "aot_loaded": 0, "jit": 0}
+"""How this process got its Halide CPU kernels (for tests and reports)."""
+
+
+class JitFunction:
+    """A JIT-compiled pipeline, called like an `AotFunction` with numpy arrays."""
+
+    def __init__(self, function: hl.Callable) -> None:
+        self.function = function
+
+    def __call__(self, *arrays: np.ndarray) -> None:
+        self.function(*(hl.Buffer(array) for array in arrays))
+
+
 class CompiledKernel:
-    """A JIT-compiled Halide pipeline, called on numpy operands; returns a new array."""
+    """A compiled Halide pipeline, called on numpy operands; returns a new array."""
 
     def __init__(
         self,
-        function: hl.Callable,
+        function: AotFunction | JitFunction,
         dtype: np.dtype,
         operand_shapes: tuple[Shape, ...],
         output_shape: Shape,
         result: Shape,
         schedule: AutoSchedule | None,
+        cached: bool = False,
     ) -> None:
         self.function = function
         self.dtype = np.dtype(dtype)
@@ -91,6 +131,8 @@ class CompiledKernel:
         self.result = result
         self.schedule = schedule
         """The auto-scheduler's output, or None for annc's own schedule."""
+        self.cached = cached
+        """Whether the compiled code was loaded from the build cache."""
 
     def __call__(self, *operands: np.ndarray) -> np.ndarray:
         arrays = [
@@ -98,27 +140,120 @@ class CompiledKernel:
             for operand, shape in zip(operands, self.operand_shapes, strict=True)
         ]
         out = aligned_empty(self.output_shape, self.dtype)
-        self.function(*(hl.Buffer(array) for array in arrays), hl.Buffer(out))
+        self.function(*arrays, out)
         return out.reshape(self.result)
 
 
+Scheduled = tuple[hl.Pipeline, list, AutoSchedule | None]
+
+
+def _schedule_key(kernel: str, name: str, shapes: tuple[Shape, ...], dtype: np.dtype,
+                  target: hl.Target) -> dict:
+    return cache_key(target, what="halide-schedule", kernel=kernel, variant=name,
+                     shapes=shapes, dtype=dtype.name)
+
+
+def stored_schedule(kernel: str, name: str, shapes: tuple[Shape, ...],
+                    dtype: np.dtype) -> StoredSchedule | None:
+    """The cached auto-scheduler output for these shapes, if any."""
+    payload = build_cache.read("schedule", _schedule_key(kernel, name, shapes, dtype,
+                                                         cpu_target()))
+    return StoredSchedule.from_bytes(payload) if payload is not None else None
+
+
+def scheduled(kernel: str, shapes: tuple[Shape, ...], output_shape: Shape, dtype: np.dtype,
+              name: str) -> Scheduled:
+    """The kernel's pipeline scheduled by `name`, with its arguments in operand order.
+
+    An auto-scheduler's schedule comes from the build cache where it was made
+    before (the scheduled pipeline, serialised); else it is generated and kept."""
+    definition = define(kernel, tuple(len(s) for s in shapes), halide_type(dtype))
+    bind_shapes(definition, shapes, output_shape)
+    target = cpu_target()
+    if not name.startswith(AUTO_PREFIX):
+        OWN_SCHEDULES[(kernel, name)](definition, shapes, target)
+        return hl.Pipeline(definition.output), list(definition.inputs), None
+    stored = stored_schedule(kernel, name, shapes, dtype)
+    if stored is not None:
+        pipeline, arguments = deserialise(stored.pipeline,
+                                          [p.name() for p in definition.inputs])
+        return pipeline, arguments, AutoSchedule(stored.scheduler, stored.source, 0.0)
+    schedule = autoschedule(definition, shapes, output_shape, name.removeprefix(AUTO_PREFIX),
+                            target)
+    pipeline = hl.Pipeline(definition.output)
+    build_cache.write("schedule", _schedule_key(kernel, name, shapes, dtype, target),
+                      StoredSchedule(schedule.scheduler, schedule.source, schedule.seconds,
+                                     serialise(pipeline)).to_bytes())
+    return pipeline, list(definition.inputs), schedule
+
+
 def build_halide(kernel: str, shapes: Shapes, dtype: np.dtype, name: str) -> CompiledKernel:
-    """Defines, schedules (by `name`) and compiles one kernel for these shapes and dtype."""
+    """The kernel scheduled by `name` and compiled for these shapes and dtype: loaded
+    from the build cache where it was compiled before, else compiled (and kept).
+
+    Without a C compiler, or where linking fails, it is JIT-compiled (with a note)."""
+    dtype = np.dtype(dtype)
     operand_shapes = compiled_shapes(kernel, shapes)
     output_shape = result_shape(kernel, operand_shapes)
-    definition = define(kernel, tuple(len(s) for s in operand_shapes), halide_type(dtype))
-    bind_shapes(definition, operand_shapes, output_shape)
-    target = cpu_target()
-    schedule = None
-    if name.startswith(AUTO_PREFIX):
-        scheduler = name.removeprefix(AUTO_PREFIX)
-        schedule = autoschedule(definition, operand_shapes, output_shape, scheduler, target)
+    result = result_shape(kernel, shapes)
+    compiler = c_compiler()
+    if compiler is not None:
+        try:
+            function, schedule, cached = _ahead_of_time(kernel, operand_shapes, output_shape,
+                                                        dtype, name, compiler)
+            return CompiledKernel(function, dtype, operand_shapes, output_shape, result,
+                                  schedule, cached)
+        except BuildError as error:
+            _note(f"note: Halide variants are JIT-compiled: {error}")
     else:
-        OWN_SCHEDULES[(kernel, name)](definition, operand_shapes, target)
-    function = compile_callable(definition, target)
-    return CompiledKernel(
-        function, dtype, operand_shapes, output_shape, result_shape(kernel, shapes), schedule
-    )
+        _note(JIT_NOTE)
+    pipeline, arguments, schedule = scheduled(kernel, operand_shapes, output_shape, dtype, name)
+    builds["jit"] += 1
+    function = JitFunction(pipeline.compile_to_callable(arguments, cpu_target()))
+    return CompiledKernel(function, dtype, operand_shapes, output_shape, result, schedule)
+
+
+def _note(note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
+def _ahead_of_time(kernel: str, shapes: tuple[Shape, ...], output_shape: Shape,
+                   dtype: np.dtype, name: str,
+                   compiler: str) -> tuple[AotFunction, AutoSchedule | None, bool]:
+    """The kernel's shared object, from the cache or compiled and kept, loaded."""
+    target = aot_target(cpu_target())
+    ensure_runtime(target, compiler)
+    payload = build_cache.read("kernel", kernel_key(kernel, name, shapes, dtype))
+    cached = payload is not None
+    schedule = None
+    if payload is None:
+        pipeline, arguments, schedule = scheduled(kernel, shapes, output_shape, dtype, name)
+        payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
+        build_cache.write("kernel", kernel_key(kernel, name, shapes, dtype), payload)
+        builds["aot_built"] += 1
+    else:
+        if name.startswith(AUTO_PREFIX):
+            stored = stored_schedule(kernel, name, shapes, dtype)
+            schedule = stored and AutoSchedule(stored.scheduler, stored.source, 0.0)
+        builds["aot_loaded"] += 1
+    function = AotFunction(load_shared_object(payload), SYMBOL, (*shapes, output_shape), dtype)
+    return function, schedule, cached
+
+
+def kernel_key(kernel: str, name: str, shapes: tuple[Shape, ...], dtype: np.dtype) -> dict:
+    """The build cache key of a compiled kernel (shapes as compiled, see `compiled_shapes`)."""
+    return cache_key(aot_target(cpu_target()), what="halide-kernel", kernel=kernel,
+                     variant=name, shapes=shapes, dtype=np.dtype(dtype).name)
+
+
+def is_cached(kernel: str, name: str, shapes: Shapes, dtype: np.dtype) -> bool:
+    """Whether this build would be loaded from the build cache (a C compiler is found and
+    the compiled kernel is there; its checksum is verified only when loading)."""
+    if c_compiler() is None:
+        return False
+    key = kernel_key(kernel, name, compiled_shapes(kernel, shapes), dtype)
+    return build_cache.exists("kernel", key)
 
 
 def _builder(kernel: str, name: str) -> Callable[[Shapes, np.dtype], CompiledKernel]:
@@ -144,6 +279,10 @@ def _workspace(kernel: str) -> Callable[[Shapes, int], int] | None:
     return None
 
 
+def _cached(kernel: str, name: str) -> Callable[[Shapes, np.dtype], bool]:
+    return lambda shapes, dtype: is_cached(kernel, name, shapes, dtype)
+
+
 def _register(kernel: str, name: str) -> None:
     workspace = _workspace(kernel)
     extra = {"workspace_bytes": workspace} if workspace else {}
@@ -155,6 +294,7 @@ def _register(kernel: str, name: str) -> None:
             backend="halide",
             build=_builder(kernel, name),
             complexity=standard_complexity_of(kernel),
+            cached=_cached(kernel, name),
             **extra,
         )
     )

@@ -2,8 +2,8 @@
 
 Owns what every Halide variant shares: numpy dtypes as Halide types, numpy shapes as
 Halide extents (reversed), fixing the inputs' shapes before a compile, the
-estimates an auto-scheduler needs, loading the auto-scheduler plugins the wheel ships,
-and the JIT compile itself (`compile_to_callable`, the low-overhead JIT entry point).
+estimates an auto-scheduler needs, and loading the auto-scheduler plugins the wheel
+ships. Compiling (ahead of time or JIT) is `halide_cpu`'s and `halide_aot`'s.
 """
 
 from __future__ import annotations
@@ -136,7 +136,3 @@ def autoschedule(
         raise AutoscheduleError(f"{AUTOSCHEDULERS[name]} produced no schedule")
     return AutoSchedule(produced, results.schedule_source, seconds)
 
-
-def compile_callable(definition: Definition, target: hl.Target) -> hl.Callable:
-    """JIT-compiles the scheduled pipeline; the callable takes inputs then the output."""
-    return definition.output.compile_to_callable(list(definition.inputs), target)

@@ -35,6 +35,10 @@ def _no_workspace(shapes: Shapes, itemsize: int) -> int:
     return 0
 
 
+def _never_cached(shapes: Shapes, dtype: np.dtype) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Variant:
     """One registered implementation of a kernel on a device."""
@@ -51,6 +55,11 @@ class Variant:
     applies: Callable[[Shapes, np.dtype], bool] = field(
         default=_always, compare=False, repr=False
     )
+    cached: Callable[[Shapes, np.dtype], bool] = field(
+        default=_never_cached, compare=False, repr=False
+    )
+    """Whether a build for these shapes would be loaded from the persistent build cache
+    (`hardware.build_cache`) rather than compiled."""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -1,0 +1,26 @@
+"""This process's age: how long `annc` has been running when a command asks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def startup_seconds() -> float:
+    """Seconds since the `annc` process started, when this command runs as the program.
+
+    `--budget` counts from the moment the user started `annc`, so the command
+    returns within it; when called from Python (tests) it counts from the call.
+    """
+    program = Path(sys.argv[0])
+    if program.name != "annc" and program.parts[-2:] != ("annc", "__main__.py"):
+        return 0.0  # not `annc` nor `python -m annc` (e.g. `python -m pytest`)
+    try:
+        with open("/proc/self/stat") as stat:
+            start_ticks = int(stat.read().rpartition(")")[2].split()[19])
+        with open("/proc/uptime") as uptime:
+            now = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, now - start_ticks / os.sysconf("SC_CLK_TCK"))
