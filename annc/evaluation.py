@@ -157,10 +157,11 @@ ADAPTATION_ROWS = (0, 5, 10, 25)
 
 SHRINKAGE = {
     "annc's": (DEVICE_PRIOR_ROWS, FAMILY_PRIOR_ROWS, COMBO_PRIOR_ROWS),
-    "device + family + combination": (DEVICE_PRIOR_ROWS, 4.0, COMBO_PRIOR_ROWS),
-    "device + combination": (DEVICE_PRIOR_ROWS, math.inf, COMBO_PRIOR_ROWS),
-    "combination only": (math.inf, math.inf, COMBO_PRIOR_ROWS),
-    "device only": (DEVICE_PRIOR_ROWS, math.inf, math.inf),
+    "combination, 1 pseudo-row": (math.inf, math.inf, 1.0),
+    "combination, 4 pseudo-rows": (math.inf, math.inf, 4.0),
+    "device + family + combination": (4.0, 4.0, COMBO_PRIOR_ROWS),
+    "device + combination": (4.0, math.inf, COMBO_PRIOR_ROWS),
+    "device only": (4.0, math.inf, math.inf),
 }
 """The corrections compared: prior pseudo-rows of the device, family and combination
 levels (infinite: the level is not used); the first is what annc uses."""

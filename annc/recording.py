@@ -29,9 +29,8 @@ import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from hardware.calibration import annc_version
 from hardware.home import HomeError, default_database, ensure_home
-from hardware.store import Observation, StoreError, now
+from hardware.store import Observation, StoreError, annc_version, now
 from passes.measuring import Measured
 from passes.models import ChosenModels, corrections_path, wisdom_path
 from passes.select_variants import Plan

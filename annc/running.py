@@ -19,6 +19,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
+from annc.plans import keep, kept_plan, plan_key
 from annc.process import startup_seconds
 from annc.recording import record_run, recording_enabled
 from dsl.lowering import module_targets
@@ -137,7 +138,11 @@ def run_file(
     module = compile_file(path, params=params, targets=targets, emit="ir")
     assert isinstance(module, ModuleOp)
     recording = recording_enabled(not record)
-    plan = select(module, measure=measure, record=recording)
+    key = plan_key(module, measure)
+    plan = kept_plan(module, key)
+    if plan is None:
+        plan = select(module, measure=measure, record=recording)
+        keep(plan, key)
     selection_builds = build_seconds() - built
     startup_s += time.perf_counter() - began - selection_builds
     result = run_module(module, inputs, seed, variants, plan.models)

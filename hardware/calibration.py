@@ -16,8 +16,6 @@ the measurements it is scored against.
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -27,7 +25,7 @@ from dataclasses import dataclass, field
 from hardware.devices import available_devices
 from hardware.memory import available_bytes
 from hardware.sampling import Job, calibration_plan, noise_plan
-from hardware.store import Measurement, MeasurementStore, now
+from hardware.store import Measurement, MeasurementStore, annc_version, now
 from hardware.variants import KERNELS, Variant, all_variants
 from hardware.worker import (
     Interrupted,
@@ -47,14 +45,6 @@ DEFAULT_TIMEOUT_S = 60.0
 
 MEMORY_SHARE = 0.5
 """The share of available memory a configuration's operands and workspace may use."""
-
-
-@functools.cache
-def annc_version() -> str:
-    try:
-        return importlib.metadata.version("annc")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def select_variants(kernels: Sequence[str] | None = None, devices: Sequence[str] | None = None,

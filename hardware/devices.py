@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -83,7 +84,14 @@ class JaxGpuDevice(Device):
         return np.asarray(handle)
 
 
+NVIDIA_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg")
+"""Where a CUDA driver shows itself (Linux; WSL's GPU bridge). Without any of them JAX
+would find no GPU either, and importing JAX to ask costs about half a second."""
+
+
 def _jax_gpu() -> Device | None:
+    if not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
+        return None
     from hardware import jax_runtime
 
     gpus = jax_runtime.gpu_devices()

@@ -34,17 +34,15 @@ from xdsl.interpreter import (
     impl,
     register_impls,
 )
-from xdsl.interpreters.arith import ArithFunctions
-from xdsl.interpreters.func import FuncFunctions
-from xdsl.interpreters.scf import ScfFunctions
 
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.allocator import aligned, keep_freed_memory
 from hardware.compiled import compiled
+from hardware.control_flow import ControlFlowFunctions
 from hardware.devices import Device
-from hardware.variants import Variant, get_variant, load_library, variants_for
+from hardware.variants import Variant, load_library, load_variant, variants_for
 from hardware.variants.reference import REFERENCE
 
 
@@ -124,7 +122,7 @@ class Execution:
         device = op.device.data if op.device else "cpu"
         forced = self.forced.get(kernel)
         name = forced or (op.variant.data if op.variant else REFERENCE)
-        if (name, device) != (REFERENCE, "cpu"):
+        if forced:  # the user named a variant, not a device: look through the library
             load_library()
         if forced and not any(v.name == forced for v in variants_for(kernel, device)):
             device = next((v.device for v in variants_for(kernel) if v.name == forced), device)
@@ -133,8 +131,9 @@ class Execution:
             raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "
                            f"{device} device (found: {', '.join(self.devices)})")
         try:
-            return get_variant(kernel, name, device)
+            return load_variant(kernel, name, device)  # imports only the backend it needs
         except LookupError:
+            load_library()
             known = ", ".join(v.name for v in variants_for(kernel, device))
             raise RunError(f"{kernel} has no variant {name!r} on {device}; "
                            f"known: {known}") from None
@@ -221,8 +220,7 @@ def execute(
     """Runs the module's `main` on the inputs; returns its outputs by name."""
     keep_freed_memory()  # as when the kernels were calibrated
     interpreter = Interpreter(module)
-    for functions in (FuncFunctions(), ScfFunctions(), ArithFunctions(),
-                      KernelFunctions(execution)):
+    for functions in (ControlFlowFunctions(), KernelFunctions(execution)):
         interpreter.register_implementations(functions)
     execution.number_ops(module)
     results = interpreter.call_op(FUNCTION_NAME, tuple(inputs))

@@ -19,6 +19,8 @@ did not create.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import os
 import sqlite3
@@ -180,6 +182,14 @@ def shapes_text(shapes: Shapes) -> str:
 
 def parse_shapes(text: str) -> Shapes:
     return tuple(tuple(int(d) for d in shape) for shape in json.loads(text))
+
+
+@functools.cache
+def annc_version() -> str:
+    try:
+        return importlib.metadata.version("annc")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def now() -> str:

@@ -3,24 +3,21 @@
 The file is plain JSON: schema version, the machine's fingerprint, and per
 combination its feature names, normalisation, weights, training summary and
 held-out MAPE. Loading validates all of it and names the file in any error.
-Prediction of many candidates is one jitted, vmapped call.
+Prediction of many candidates is one vectorised numpy computation (no JAX: a
+compile pays neither its import nor a trace).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from predictor import mlp
 from predictor.features import Configuration, Normalisation, encoding_of, feature_row
 from predictor.transfers import TransferModel
 
@@ -161,7 +158,7 @@ class ModelSet:
 
     # Prediction ------------------------------------------------------------------
 
-    def _stack(self) -> tuple[list[Combo], dict[Combo, int], dict[str, jax.Array]]:
+    def _stack(self) -> tuple[list[Combo], dict[Combo, int], dict[str, np.ndarray]]:
         """Every model's weights padded to MAX_FEATURES inputs and stacked."""
         if self._stacked is None:
             combos = sorted(self.models)
@@ -195,7 +192,7 @@ class ModelSet:
                     where = [j for j, n in enumerate(model.features) if n.endswith("complexity")]
                     if where:
                         stacked["linear"][i, where[0]] = complexity
-            arrays = {k: jnp.asarray(v, mlp.DTYPE) for k, v in stacked.items()}
+            arrays = {k: v.astype(np.float32) for k, v in stacked.items()}
             self._stacked = (combos, {c: i for i, c in enumerate(combos)}, arrays)
         return self._stacked
 
@@ -211,7 +208,7 @@ class ModelSet:
             seconds = dict(zip(unique, self.predict(unique), strict=True))
             return np.array([seconds[q] for q in queries])
         _, index, arrays = self._stack()
-        rows = np.zeros((_bucket(len(queries)), MAX_FEATURES))
+        rows = np.zeros((len(queries), MAX_FEATURES))
         which = np.zeros(len(rows), dtype=np.int32)
         known = np.zeros(len(queries), dtype=bool)
         for i, (combo, config) in enumerate(queries):
@@ -223,24 +220,18 @@ class ModelSet:
             rows[i, : len(features)] = features
             which[i] = index[combo]
             known[i] = True
-        log_times = np.asarray(_predict_batch(arrays, jnp.asarray(which),
-                                              jnp.asarray(rows, mlp.DTYPE)), dtype=np.float64)
-        seconds = np.exp(log_times[: len(queries)])
-        return np.where(known, seconds, np.nan)
+        log_times = _predict_batch(arrays, which, rows.astype(np.float32))
+        return np.where(known, np.exp(log_times.astype(np.float64)), np.nan)
 
 
-def _bucket(n: int) -> int:
-    """Batch sizes rounded up to a power of two, so that jit compiles a few shapes only."""
-    return 1 << max(3, math.ceil(math.log2(max(n, 1))))
-
-
-@jax.jit
-def _predict_batch(arrays: dict[str, jax.Array], which: jax.Array, rows: jax.Array):
-    def one(i, row):
-        x = (row - arrays["mean"][i]) / arrays["scale"][i]
-        # padded inputs beyond a model's features have zero weights
-        params = {k: arrays[k][i] for k in ("w1", "b1", "w2", "b2")}
-        normalised = mlp.predict(params, x) + x @ arrays["linear"][i] + arrays["offset"][i]
-        return normalised * arrays["target"][i, 1] + arrays["target"][i, 0]
-
-    return jax.vmap(one)(which, rows)
+def _predict_batch(arrays: dict[str, np.ndarray], which: np.ndarray,
+                   rows: np.ndarray) -> np.ndarray:
+    """Every row through its own model, in numpy and in f32 like the trained networks
+    (`predictor.mlp`); no JAX, so predicting costs no import or trace. Padded inputs
+    beyond a model's features have zero weights."""
+    x = (rows - arrays["mean"][which]) / arrays["scale"][which]
+    hidden = np.einsum("nd,ndh->nh", x, arrays["w1"][which]) + arrays["b1"][which]
+    hidden = np.where(hidden > 0, hidden, np.expm1(np.minimum(hidden, 0)))  # ELU
+    normalised = (np.einsum("nh,nh->n", hidden, arrays["w2"][which]) + arrays["b2"][which]
+                  + np.einsum("nd,nd->n", x, arrays["linear"][which]) + arrays["offset"][which])
+    return normalised * arrays["target"][which, 1] + arrays["target"][which, 0]

@@ -49,8 +49,16 @@ def test_adaptation_moves_predictions_toward_new_measurements():
     assert after < predicted(AdaptedModels(models(), more), MATMUL) < 2.0e-3
 
 
-def test_combinations_without_new_data_keep_the_prior_or_their_devices_shift():
+def test_combinations_without_new_data_keep_the_prior():
     corrections = Corrections("m", "b")
+    corrections.add([Residual(MATMUL, math.log(2.0), "quick")] * 10, "quick")
+    adapted = AdaptedModels(models(), corrections)
+    assert predicted(adapted, ADD) == pytest.approx(1e-4)  # same device, no data
+    assert predicted(adapted, ADD_OPENCL) == pytest.approx(2e-4)
+
+
+def test_with_a_device_level_a_combination_without_data_takes_its_devices_shift():
+    corrections = Corrections("m", "b", device_prior_rows=4.0, family_prior_rows=4.0)
     corrections.add([Residual(MATMUL, math.log(2.0), "quick")] * 10, "quick")
     adapted = AdaptedModels(models(), corrections)
     assert predicted(adapted, ADD_OPENCL) == pytest.approx(2e-4)  # no data on opencl

@@ -141,3 +141,19 @@ def test_fast_length_is_five_smooth_and_not_below_n() -> None:
             while length % factor == 0:
                 length //= factor
         assert length == 1
+
+
+def test_every_variant_is_found_in_the_module_that_registers_it():
+    """`load_variant` imports only `module_of(name, device)`: it must be the registrar."""
+    from hardware.variants import all_variants, load_library, module_of
+
+    load_library()
+    for variant in all_variants():
+        build = variant.build
+        module = getattr(build, "__module__", None) or build.func.__module__
+        expected = module_of(variant.name, variant.device)
+        if expected is None:
+            assert variant.name == "numpy.reference"
+        else:
+            assert module == expected, variant.key
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -185,8 +186,12 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
                           "same command again to continue and adapt")
             return 130
         corrections = adapt(store, chosen)
-    shifts = ", ".join(f"{d} x{math.exp(v):.2f}"
-                       for d, v in sorted(corrections.device_offsets().items()))
+    _, fitted = corrections.fit(chosen.models)
+    by_device: dict[str, list[float]] = {}
+    for (_, _, device), correction in fitted.items():
+        by_device.setdefault(device, []).append(correction.offset)
+    shifts = ", ".join(f"{d} x{math.exp(statistics.median(v)):.2f}"
+                       for d, v in sorted(by_device.items()))
     text = f"measured {result.taken} configuration(s)"
     if result.failed:
         text += f" ({result.failed} failed)"
@@ -195,7 +200,8 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
     if result.stopped == "budget":
         text += f"; budget spent with {result.remaining} left (run again to continue)"
     console.print(f"{text}; adapted {len(corrections.residuals)} combination(s) from "
-                  f"{corrections.rows} measurement(s) (device shifts: {shifts or 'none'}) into "
+                  f"{corrections.rows} measurement(s) (median shift per device: "
+                  f"{shifts or 'none'}) into "
                   f"{corrections_path(chosen.machine)} in {time.monotonic() - started:.1f} s")
     return 0
 

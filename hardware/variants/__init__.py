@@ -11,7 +11,7 @@ CuPy module registers nothing where CuPy or a GPU is missing.
 
 import importlib
 
-from hardware.variants import reference as _reference  # noqa: F401  (registers numpy.reference)
+from hardware.variants import reference as _reference
 from hardware.variants.registry import (
     KERNELS,
     Shape,
@@ -38,6 +38,37 @@ OPTIONAL_LIBRARIES = ("halide",)
 """Libraries annc works without: a variant module that needs a missing one is skipped."""
 
 _SKIPPED: dict[str, str] = {}
+
+
+def module_of(name: str, device: str) -> str | None:
+    """The module that registers variant `name` on `device` (None: always registered)."""
+    if name == _reference.REFERENCE:
+        return None
+    if name.startswith("halide"):
+        return f"hardware.variants.{'halide_opencl' if device == 'opencl' else 'halide_cpu'}"
+    if name.startswith("cupy"):
+        return "hardware.variants.cupy_gpu"
+    if name in ("jax", "fft.jax", "jax.lax"):
+        return "hardware.variants.jax_xla"
+    if name == "numpy":
+        return "hardware.variants.cpu_numpy"
+    return "hardware.variants.algorithms"
+
+
+def load_variant(kernel: str, name: str, device: str = "cpu") -> Variant:
+    """The registered variant, importing only the module that registers it where needed."""
+    try:
+        return get_variant(kernel, name, device)
+    except UnknownVariantError:
+        module = module_of(name, device)
+        if module is None:
+            raise
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+    return get_variant(kernel, name, device)
 
 
 def load_library() -> None:
@@ -83,7 +114,9 @@ __all__ = [
     "all_variants",
     "get_variant",
     "load_library",
+    "load_variant",
     "missing_library_notes",
+    "module_of",
     "register",
     "skipped_modules",
     "variants_for",
