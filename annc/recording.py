@@ -149,11 +149,13 @@ def _load_corrections(chosen: ChosenModels) -> Corrections:
 def _update_corrections(chosen: ChosenModels, seen: list[Seen], source: str,
                         drift: bool) -> None:
     corrections = _load_corrections(chosen)
-    corrections.add((Residual(s.combo, math.log(s.seconds / s.base_s), source)
-                     for s in seen if s.base_s and s.learnable), source)
+    stale = corrections.stale
+    added = corrections.add((Residual(s.combo, math.log(s.seconds / s.base_s), source)
+                             for s in seen if s.base_s and s.learnable), source)
     if drift:
         _judge_drift(corrections, seen)
-    corrections.save(corrections_path(chosen.machine))
+    if added or corrections.stale != stale:  # unchanged: the file (and kept plans) stay
+        corrections.save(corrections_path(chosen.machine))
 
 
 def _judge_drift(corrections: Corrections, seen: list[Seen]) -> None:

@@ -1,21 +1,21 @@
 """Adapting trained models to where annc runs: corrections of log time from few measurements.
 
 A model trained on one day or machine is off on another by a factor that differs
-per device and per combination (the host behind one fingerprint changes from
-day to day). Adaptation keeps the trained network — the prior — and learns a
-correction of its output in log time from measurements taken here:
+per combination (the host behind one fingerprint changes from day to day).
+Adaptation keeps the trained network — the prior — and learns a correction of
+its output in log time from measurements taken here:
 
-    log t = log f(x) + δ_device + α_combo
+    log t = log f(x) + δ_device + φ_family + α_combo
 
-Each term is a shrunk mean of the residuals r = log measured − log f(x): the
-device's offset δ is the mean residual of every measurement on that device,
-pulled toward 0 by `DEVICE_PRIOR_ROWS` pseudo-rows; a combination's own offset α
-is the mean of what δ leaves, pulled toward 0 by `COMBO_PRIOR_ROWS`. So a
-combination with many measurements follows them, one with a single measurement
-moves a little, and one without any keeps its device's shift — or, on a device
-with no measurement, the prior exactly. Fitting is closed-form: no training, so
-the run path can afford it. How much each level is shrunk was chosen on
-measurements of another day (the README has them).
+Each term is a shrunk mean of what the coarser terms leave of the residuals
+r = log measured − log f(x), pulled toward 0 by its pseudo-rows: a combination
+with many measurements follows them, one with a single measurement moves a
+little, one without any keeps the shift of the nearest level that has some.
+Fitting is closed-form: no training, so the run path can afford it. By default
+only the combination level is on (`DEVICE_PRIOR_ROWS` and `FAMILY_PRIOR_ROWS`
+are infinite): measured on another day's data and on real workloads, pooling
+combinations that drift differently did not help (the README has the figures),
+and a combination without measurements then stays exactly at the prior.
 
 Only the newest `WINDOW` residuals of each combination count, so corrections
 follow a machine that drifts. Every prediction also carries an interval: the

@@ -308,3 +308,27 @@ def test_evaluate_against_another_day_shows_adaptation_learning(home, tmp_path, 
     assert 40 < curve[("annc's", 0)] < 60  # predicts half the time
     assert curve[("annc's", 25)] < curve[("annc's", 5)] < 30
     assert curve[("retrained from scratch", "full")] < 30
+
+
+def test_ctrl_c_during_calibrate_quick_keeps_what_was_measured(home, monkeypatch, capsys):
+    from hardware.worker import MeasureWorker
+
+    real = MeasureWorker.measure
+    calls: list[int] = []
+
+    def interrupted_at_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MeasureWorker, "measure", interrupted_at_the_second)
+    args = ["calibrate", "--quick", "--kernels", "add", "--variants",
+            "numpy,numpy.reference", "--budget", "60"]
+    assert main(args) == 130
+    assert "run the same command again" in capsys.readouterr().err
+    assert len(observations(home, "quick")) == 1
+    monkeypatch.setattr(MeasureWorker, "measure", real)
+    assert main(args) == 0
+    assert "1 measured earlier today were kept" in capsys.readouterr().err
+    assert corrections_path(fingerprint().id).exists()
