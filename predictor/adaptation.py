@@ -46,6 +46,7 @@ import numpy as np
 
 from predictor.features import Configuration
 from predictor.models import Combo, ModelSet
+from predictor.state_files import read_machine_file, write_atomically
 
 SCHEMA_VERSION = 1
 KIND = "annc model corrections"
@@ -223,32 +224,14 @@ class Corrections:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the file atomically: a crash never leaves half of it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        temporary.write_text(json.dumps(self.to_json(), separators=(",", ":")))
-        os.replace(temporary, path)
+        write_atomically(path, json.dumps(self.to_json(), separators=(",", ":")))
 
     @staticmethod
     def load(path: str | os.PathLike[str], fingerprint: str, base: str) -> Corrections:
         """Reads and validates a corrections file of this machine and model set."""
         where = str(path)
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise CorrectionFileError(f"{where}: no such corrections file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CorrectionFileError(f"{where}: not a readable JSON file ({error})") from None
-        if not isinstance(data, dict) or data.get("kind") != KIND:
-            raise CorrectionFileError(f"{where}: not an annc corrections file")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise CorrectionFileError(f"{where}: corrections schema "
-                                      f"{data.get('schema_version')!r}, this annc reads "
-                                      f"{SCHEMA_VERSION}")
-        if data.get("fingerprint") != fingerprint:
-            raise CorrectionFileError(f"{where}: corrections of machine "
-                                      f"{data.get('fingerprint')!r}, not of this machine "
-                                      f"({fingerprint})")
+        data = read_machine_file(path, KIND, SCHEMA_VERSION, fingerprint, "corrections",
+                                 CorrectionFileError)
         if data.get("base") != base:
             raise CorrectionFileError(f"{where}: corrections of another model set")
         try:

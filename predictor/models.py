@@ -13,12 +13,12 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from predictor.features import Configuration, Normalisation, encoding_of, feature_row
+from predictor.state_files import read_json, write_atomically
 from predictor.transfers import TransferModel
 
 SCHEMA_VERSION = 1
@@ -119,21 +119,12 @@ class ModelSet:
             "models": [m.to_json() for m in sorted(self.models.values(),
                                                      key=lambda m: m.combo)],
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(path.suffix + ".partial")
-        temporary.write_text(json.dumps(data, indent=1))
-        os.replace(temporary, path)
+        write_atomically(path, json.dumps(data, indent=1))
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> ModelSet:
         where = str(path)
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ModelFileError(f"{where}: no such model file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelFileError(f"{where}: not a readable JSON model file ({error})") from None
+        data = read_json(path, "model", ModelFileError)
         if not isinstance(data, dict) or "schema_version" not in data:
             raise ModelFileError(f"{where}: not an annc model file (no schema_version)")
         version = data["schema_version"]

@@ -14,11 +14,11 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from predictor.features import Shapes
 from predictor.models import Combo
+from predictor.state_files import read_machine_file, write_atomically
 
 SCHEMA_VERSION = 1
 KIND = "annc wisdom"
@@ -65,29 +65,13 @@ class Wisdom:
                 "entries": [{"kernel": k[0], "variant": k[1], "device": k[2], "dtype": k[3],
                              "shapes": [list(s) for s in k[4]], **v}
                             for k, v in self.entries.items()]}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        temporary.write_text(json.dumps(data))
-        os.replace(temporary, path)
+        write_atomically(path, json.dumps(data))
 
     @staticmethod
     def load(path: str | os.PathLike[str], fingerprint: str) -> Wisdom:
         where = str(path)
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise WisdomFileError(f"{where}: no such wisdom file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise WisdomFileError(f"{where}: not a readable JSON file ({error})") from None
-        if not isinstance(data, dict) or data.get("kind") != KIND:
-            raise WisdomFileError(f"{where}: not an annc wisdom file")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise WisdomFileError(f"{where}: wisdom schema {data.get('schema_version')!r}, "
-                                  f"this annc reads {SCHEMA_VERSION}")
-        if data.get("fingerprint") != fingerprint:
-            raise WisdomFileError(f"{where}: wisdom of machine {data.get('fingerprint')!r}, "
-                                  f"not of this machine ({fingerprint})")
+        data = read_machine_file(path, KIND, SCHEMA_VERSION, fingerprint, "wisdom",
+                                 WisdomFileError)
         wisdom = Wisdom(fingerprint, source=where)
         try:
             for e in data["entries"]:
