@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardware import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
 from hardware.calibration import NoiseFloor, noise_floor
 from hardware.fingerprint import fingerprint
 from hardware.home import ensure_home
