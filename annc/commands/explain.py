@@ -40,15 +40,26 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1e3:.4g}"
 
 
-def _interval(c: Candidate) -> str:
-    if c.low_s is None or c.high_s is None:
+def _time(seconds: float | None) -> str:
+    """A duration in the unit that keeps it short: `523 ns`, `5.2 µs`, `1.3 ms`, `2.1 s`."""
+    if seconds is None or not math.isfinite(seconds):
         return "-"
-    return f"{_ms(c.low_s)}–{_ms(c.high_s)}"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def _interval(c: Candidate) -> str:
+    """The 90% interval's upper end, relative to the prediction (it is symmetric in log)."""
+    if c.high_s is None or not c.predicted_s:
+        return "-"
+    return f"±{c.high_s / c.predicted_s - 1:.0%}"
 
 
 def _basis(c: Candidate) -> str:
     """A mark for a time that was measured rather than predicted."""
-    return {"measured": " (measured)", "wisdom": " (measured before)"}.get(c.basis, "")
+    return {"measured": " m", "wisdom": " w"}.get(c.basis, "")
 
 
 def plan_json(plan: Plan) -> dict:
@@ -96,17 +107,25 @@ def run(args: argparse.Namespace) -> int:
         shapes = compact_shapes(site.shapes)
         table = Table(title=f"#{site.index} {site.kernel} {shapes} {site.dtype} at {site.loc}, "
                       f"runs {site.trips}x", title_justify="left")
-        for column in ("", "variant", "device", "predicted ms", "90% interval ms",
-                       "build", "compile ms", "cost ms", "why not"):
-            table.add_column(column, justify="right" if "ms" in column else "left")
+        table.add_column("")
+        table.add_column("variant", no_wrap=True)  # names are never cut or wrapped
+        table.add_column("device", no_wrap=True)
+        for column in ("time", "90%", "build", "cost"):
+            table.add_column(column, justify="right" if column != "build" else "left",
+                             no_wrap=True)
+        table.add_column("why not", overflow="fold")
         ranked = sorted(op.candidates, key=lambda c: (c.cost_s, c.variant, c.device))
         for c in ranked:
+            build = c.build if c.build != "compile" else _time(c.compile_s)
             table.add_row("→" if c is op.chosen else "", c.variant, c.device,
-                          _ms(c.predicted_s) + _basis(c), _interval(c), c.build, _ms(c.compile_s),
-                          _ms(c.cost_s), c.why_not)
+                          _time(c.predicted_s) + _basis(c), _interval(c), build,
+                          _time(c.cost_s), c.why_not)
         console.print(table)
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
                   f"between devices {plan.transfer_s * 1e3:.4g} ms")
+    console.print("time: predicted per execution (m: measured now, w: measured before); "
+                  "90%: its interval; build: what building it costs here; cost: runs × time "
+                  "+ build")
     if plan.measured:
         console.print(f"measured {len(plan.measured)} close candidate(s) in "
                       f"{plan.measure_s * 1e3:.4g} ms before choosing")
