@@ -196,8 +196,30 @@ def _assigns_keyword(error: UnexpectedToken) -> bool:
     return error.token.type == "EQUAL" and bool(history) and str(history[-1]) in KEYWORDS
 
 
+CLOSING = {"(": ")", "[": "]"}
+
+
+def unclosed_bracket(text: str) -> tuple[int, int, str] | None:
+    """(line, column, bracket) of the last `(` or `[` that is never closed, if any.
+
+    Comments are skipped; a closing bracket with no opening one is left to the parser."""
+    stack: list[tuple[int, int, str]] = []
+    for number, line in enumerate(source_lines(text), start=1):
+        for column, character in enumerate(line.split("#", 1)[0], start=1):
+            if character in CLOSING:
+                stack.append((number, column, character))
+            elif stack and character == CLOSING[stack[-1][2]]:
+                stack.pop()
+    return stack[-1] if stack else None
+
+
 def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileError:
     lines = source_lines(text)
+    unclosed = unclosed_bracket(text)
+    if unclosed is not None:  # as Python does: at the bracket, not at the next token
+        line, column, bracket = unclosed
+        return CompileError([Diagnostic(filename, line, column, f"'{bracket}' was never closed",
+                                        lines[line - 1])])
     if isinstance(error, UnexpectedToken) and error.token.type == "$END":
         line = max(len(lines), 1)
         column = len(lines[-1]) + 1 if lines else 1

@@ -19,7 +19,13 @@ ERRORS: dict[str, tuple[str, int, int, str]] = {
         "input x : f64[4]\ny = x +\noutput y\n", 2, 8,
         "unexpected end of line; expected '(', '-', a name or a number"),
     "unclosed parenthesis": (
-        "input x : f64[4]\ny = (x + 1\noutput y\n", 3, 1, "unexpected keyword 'output'"),
+        "input x : f64[4]\ny = (x + 1\noutput y\n", 2, 5, "'(' was never closed"),
+    "unclosed bracket in a constant": (
+        "const c : f64[2] = [1, 2\ninput x : f64[2]  # a comment with ( in it\n"
+        "y = x + c\noutput y\n", 1, 20, "'[' was never closed"),
+    "the innermost unclosed bracket": (
+        "input x : f64[4]\ny = (x * (x + 1)\nz = (y\noutput z\n", 3, 5,
+        "'(' was never closed"),
     "missing colon": ("input x f64[4]\noutput x\n", 1, 9, "unexpected 'f64'; expected ':'"),
     "stray character": ("input x : f64[4]\ny = x $ 1\noutput y\n", 2, 7,
                         "unexpected character '$'"),
