@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 
 from dsl.errors import AnncError
@@ -71,3 +72,13 @@ def key_values(items: list[str], option: str) -> dict[str, str]:
             raise AnncError(f"<command line>: error: {option} {item}: expected KERNEL=NAME")
         result[key.strip()] = value.strip()
     return result
+
+
+def short_time(seconds: float | None) -> str:
+    """A duration in the unit that keeps it short: `523 ns`, `5.2 µs`, `1.3 ms`, `2.1 s`."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"

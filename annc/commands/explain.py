@@ -17,6 +17,7 @@ from annc.commands.common import (
     add_target_argument,
     compact_shapes,
     defines,
+    short_time,
     targets,
 )
 from annc.compiler import compile_file, select
@@ -38,16 +39,6 @@ def _ms(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "-"
     return f"{seconds * 1e3:.4g}"
-
-
-def _time(seconds: float | None) -> str:
-    """A duration in the unit that keeps it short: `523 ns`, `5.2 µs`, `1.3 ms`, `2.1 s`."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds * 1e9:.3g} ns"
 
 
 def _interval(c: Candidate) -> str:
@@ -116,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("why not", overflow="fold")
         ranked = sorted(op.candidates, key=lambda c: (c.cost_s, c.variant, c.device))
         for c in ranked:
-            build = c.build if c.build != "compile" else _time(c.compile_s)
+            build = c.build if c.build != "compile" else short_time(c.compile_s)
             table.add_row("→" if c is op.chosen else "", c.variant, c.device,
-                          _time(c.predicted_s) + _basis(c), _interval(c), build,
-                          _time(c.cost_s), c.why_not)
+                          short_time(c.predicted_s) + _basis(c), _interval(c), build,
+                          short_time(c.cost_s), c.why_not)
         console.print(table)
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
                   f"between devices {plan.transfer_s * 1e3:.4g} ms")

@@ -26,6 +26,7 @@ from annc.commands.common import (
     add_target_argument,
     compact_shapes,
     defines,
+    short_time,
     targets,
 )
 from annc.commands.variants import comma_names
@@ -156,12 +157,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1e3:.4g}"
-
-
 def print_table(report: dict[str, Any]) -> None:
-    table = Table("#", "kernel", "shapes", "variant", "device", "measured ms", "compile ms", "")
+    table = Table("#")
+    for column in ("kernel", "shapes"):
+        table.add_column(column, overflow="fold")
+    table.add_column("variant", no_wrap=True)  # names are never cut or wrapped
+    for column in ("device", "time", "build"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "device" else "right")
+    table.add_column("", overflow="fold")
     for op in report["ops"]:
         measured = [c["measured_s"] for c in op["candidates"] if c["measured_s"] is not None]
         best = min(measured, default=None)
@@ -180,6 +183,7 @@ def print_table(report: dict[str, Any]) -> None:
                 marks.append("cached")
             table.add_row(str(op["index"]) if i == 0 else "", op["kernel"] if i == 0 else "",
                           shapes if i == 0 else "", c["variant"], c["device"],
-                          _ms(c["measured_s"]), _ms(c["compile_s"]), ", ".join(marks))
+                          short_time(c["measured_s"]), short_time(c["compile_s"]),
+                          ", ".join(marks))
         table.add_section()
     Console(file=sys.stdout).print(table)
