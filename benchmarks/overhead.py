@@ -7,7 +7,7 @@ convolutions and element-wise ops on varied shapes) is compiled to IR, then
 selected; the selection overhead is the time of `--emit selected` minus that of
 `--emit ir`, measured in one process after a warm-up (median of 3), per op.
 The cold cost of the first selection in a fresh process (importing the variant
-library, compiling the batched predictor) is reported once. `tune` is timed on
+library, the models and the device probes) is reported once. `tune` is timed on
 the programs up to `--tune-up-to` ops. Writes `benchmarks/results/overhead.md`
 and `overhead.png`.
 """
@@ -120,8 +120,8 @@ def main() -> None:
                      f"{per_op * 1e6:.0f} µs | {tuned} |")
     lines += ["", f"Cold, in fresh processes, for a program of about 1000 ops: "
               f"`annc compile --emit selected` takes {cold:.2f} s longer than `--emit ir` "
-              "(importing JAX and Halide for the variant library, compiling the batched "
-              "predictor), once per process.", "", "![overhead](overhead.png)", ""]
+              "(loading the variant library, the models and the device probes), once per "
+              "process.", "", "![overhead](overhead.png)", ""]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "overhead.md").write_text("\n".join(lines))
     _plot(rows, RESULTS / "overhead.png")

@@ -39,7 +39,7 @@ class Fingerprint:
     accelerators: tuple[str, ...]
     versions: tuple[tuple[str, str], ...]
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         """12 hex digits of the SHA-256 of every field: stable across runs."""
         text = json.dumps(asdict(self), sort_keys=True)

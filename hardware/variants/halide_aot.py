@@ -43,7 +43,13 @@ class BuildError(RuntimeError):
 
 def c_compiler() -> str | None:
     """The C compiler's path (`$CC`, else `cc`), or None where there is none."""
-    return shutil.which(os.environ.get("CC") or "cc")
+    return _which(os.environ.get("CC") or "cc", os.environ.get("PATH", ""))
+
+
+@functools.cache
+def _which(program: str, path: str) -> str | None:
+    """`shutil.which`, once per program and PATH (selection asks for every candidate)."""
+    return shutil.which(program, path=path)
 
 
 @functools.cache
