@@ -27,7 +27,6 @@ import math
 import os
 import statistics
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from hardware.home import HomeError, default_database, ensure_home
 from hardware.store import Observation, StoreError, annc_version, now
@@ -56,33 +55,6 @@ def recording_enabled(no_record: bool = False) -> bool:
         "1", "true", "yes")
 
 
-@dataclass(frozen=True)
-class Seen:
-    """One candidate's time per execution, observed on real shapes."""
-
-    kernel: str
-    variant: str
-    device: str
-    dtype: str
-    shapes: tuple[tuple[int, ...], ...]
-    seconds: float
-    executions: int
-    predicted_s: float | None
-    """What was predicted (corrected for this machine)."""
-    base_s: float | None
-    """What the trained model alone predicted."""
-    source: str = "measured"
-    """`run` for an op's time inside a run; anything else for a candidate timed alone."""
-
-    @property
-    def learnable(self) -> bool:
-        return self.source != "run" or learnable(self.executions, self.seconds)
-
-    @property
-    def combo(self) -> tuple[str, str, str]:
-        return (self.kernel, self.variant, self.device)
-
-
 def steady_seconds(times: list[float]) -> float:
     """The median time per execution, the first left out where there are enough."""
     return statistics.median(times[1:] if len(times) >= MIN_EXECUTIONS else times)
@@ -93,7 +65,12 @@ def learnable(executions: int, seconds: float) -> bool:
     return executions >= MIN_EXECUTIONS and seconds >= MIN_LEARN_S
 
 
-def record(chosen: ChosenModels, seen: Iterable[Seen], source: str, *,
+def _learnable(seen: Measured) -> bool:
+    """A candidate timed alone always; an op inside a run only when steady and large."""
+    return seen.source != "run" or learnable(seen.executions, seen.seconds)
+
+
+def record(chosen: ChosenModels, seen: Iterable[Measured], source: str, *,
            drift: bool = False, wisdom: bool = False) -> None:
     """Keeps observations, updates corrections (and staleness, wisdom); never raises for
     a home it cannot write."""
@@ -127,7 +104,7 @@ def _locked(home: os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _store(machine: str, seen: list[Seen], source: str) -> None:
+def _store(machine: str, seen: list[Measured], source: str) -> None:
     from hardware.store import MeasurementStore
 
     version, taken = annc_version(), now()
@@ -146,23 +123,23 @@ def _load_corrections(chosen: ChosenModels) -> Corrections:
         return Corrections(chosen.machine, chosen.base)
 
 
-def _update_corrections(chosen: ChosenModels, seen: list[Seen], source: str,
+def _update_corrections(chosen: ChosenModels, seen: list[Measured], source: str,
                         drift: bool) -> None:
     corrections = _load_corrections(chosen)
     stale = corrections.stale
     added = corrections.add((Residual(s.combo, math.log(s.seconds / s.base_s), source)
-                             for s in seen if s.base_s and s.learnable), source)
+                             for s in seen if s.base_s and _learnable(s)), source)
     if drift:
         _judge_drift(corrections, seen)
     if added or corrections.stale != stale:  # unchanged: the file (and kept plans) stay
         corrections.save(corrections_path(chosen.machine))
 
 
-def _judge_drift(corrections: Corrections, seen: list[Seen]) -> None:
+def _judge_drift(corrections: Corrections, seen: list[Measured]) -> None:
     """Marks the models stale when several ops disagree with their predictions beyond the
     noise; unmarks them when as many agree."""
     errors = [abs(math.log(s.seconds / s.predicted_s)) for s in seen
-              if s.predicted_s and s.learnable]
+              if s.predicted_s and _learnable(s)]
     if len(errors) < MIN_DRIFT_OPS:
         return
     median = math.expm1(statistics.median(errors))
@@ -172,7 +149,7 @@ def _judge_drift(corrections: Corrections, seen: list[Seen]) -> None:
         corrections.stale = None
 
 
-def _update_wisdom(machine: str, seen: list[Seen], source: str) -> None:
+def _update_wisdom(machine: str, seen: list[Measured], source: str) -> None:
     path = wisdom_path(machine)
     try:
         wisdom = Wisdom.load(path, machine)
@@ -189,18 +166,10 @@ def _update_wisdom(machine: str, seen: list[Seen], source: str) -> None:
 
 def record_measured(plan: Plan, chosen: ChosenModels) -> None:
     """What selection's `measure` step timed: observations, corrections and wisdom."""
-    base = {(op.site.kernel, c.variant, c.device, op.site.dtype, op.site.shapes): c.base_s
-            for op in plan.ops for c in op.candidates}
-    record(chosen, (_seen_from_measured(m, base) for m in plan.measured), "measure",
-           wisdom=True)
+    record(chosen, plan.measured, "measure", wisdom=True)
 
 
-def _seen_from_measured(m: Measured, base: dict) -> Seen:
-    return Seen(m.kernel, m.variant, m.device, m.dtype, m.shapes, m.seconds, 1,
-                m.predicted_s, base.get((m.kernel, m.variant, m.device, m.dtype, m.shapes)))
-
-
-def run_observations(plan: Plan, records: list) -> list[Seen]:
+def run_observations(plan: Plan, records: list) -> list[Measured]:
     """Each op of a run: its steady time per execution, and what was predicted for it."""
     by_index = {op.site.index: op for op in plan.ops}
     seen = []
@@ -212,9 +181,9 @@ def run_observations(plan: Plan, records: list) -> list[Seen]:
                           if (c.variant, c.device) == (r.variant, r.device)), None)
         if candidate is None:
             continue
-        seen.append(Seen(r.kernel, r.variant, r.device, op.site.dtype, op.site.shapes,
-                         steady_seconds(r.times), len(r.times), candidate.predicted_s,
-                         candidate.base_s, "run"))
+        seen.append(Measured(r.kernel, r.variant, r.device, op.site.dtype, op.site.shapes,
+                             steady_seconds(r.times), candidate.predicted_s, candidate.base_s,
+                             len(r.times), "run"))
     return seen
 
 
@@ -235,7 +204,7 @@ def record_tune(report: dict, plan: Plan, chosen: ChosenModels) -> None:
             planned = candidates.get((c["variant"], c["device"]))
             if c["measured_s"] is None or planned is None:
                 continue
-            seen.append(Seen(op.site.kernel, c["variant"], c["device"], op.site.dtype,
-                             op.site.shapes, c["measured_s"], 1, c["predicted_s"],
-                             planned.base_s))
+            seen.append(Measured(op.site.kernel, c["variant"], c["device"], op.site.dtype,
+                                 op.site.shapes, c["measured_s"], c["predicted_s"],
+                                 planned.base_s))
     record(chosen, seen, "tune", wisdom=True)

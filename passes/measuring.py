@@ -44,7 +44,8 @@ measurements_taken = 0
 
 @dataclass(frozen=True)
 class Measured:
-    """One candidate measured on an op's real shapes."""
+    """One candidate's time per execution on an op's real shapes: timed alone (here, by
+    `tune`) or inside a run (`source` "run", over `executions`)."""
 
     kernel: str
     variant: str
@@ -52,8 +53,16 @@ class Measured:
     dtype: str
     shapes: tuple[tuple[int, ...], ...]
     seconds: float
-    predicted_s: float | None
-    """What the models predicted before it was measured."""
+    predicted_s: float | None = None
+    """What was predicted for it (corrected for this machine) before it was measured."""
+    base_s: float | None = None
+    """What the trained model alone predicted."""
+    executions: int = 1
+    source: str = "measured"
+
+    @property
+    def combo(self) -> tuple[str, str, str]:
+        return (self.kernel, self.variant, self.device)
 
 
 def set_measured(op: OpPlan, candidate: Candidate, seconds: float, basis: str) -> None:
@@ -122,7 +131,7 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
                 continue
             taken.append(Measured(op.site.kernel, candidate.variant, candidate.device,
                                   op.site.dtype, op.site.shapes, seconds,
-                                  candidate.predicted_s))
+                                  candidate.predicted_s, candidate.base_s))
             candidate.compile_s = 0.0  # built in this process: the run reuses the build
             candidate.build = "built"
             set_measured(op, candidate, seconds, "measured")

@@ -13,10 +13,11 @@ from model_fixtures import install_for_this_machine, model_set
 import annc.recording
 import passes.measuring
 from annc.cli import main
-from annc.recording import Seen, record
+from annc.recording import record
 from hardware.fingerprint import fingerprint
 from hardware.reference_data import load_reference
 from hardware.store import MeasurementStore
+from passes.measuring import Measured
 from passes.models import corrections_path, load_models, wisdom_path
 from predictor.adaptation import Corrections
 
@@ -102,8 +103,9 @@ def test_staleness_follows_whether_runs_agree_with_the_predictions(home):
     chosen = load_models()
     shapes = ((256, 256), (256, 256))
 
-    def ran(seconds: float, ops: int = 3, executions: int = 4) -> list[Seen]:
-        return [Seen(*MATMUL, "f64", shapes, seconds, executions, 1e-3, 1e-3, "run")] * ops
+    def ran(seconds: float, ops: int = 3, executions: int = 4) -> list[Measured]:
+        return [Measured(*MATMUL, "f64", shapes, seconds, predicted_s=1e-3, base_s=1e-3,
+                         executions=executions, source="run")] * ops
 
     def stale() -> dict | None:
         return json.loads(corrections_path(fingerprint().id).read_text())["stale"]
