@@ -17,6 +17,7 @@ ignored with a note, never loaded, and replaced the next time annc writes it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
@@ -160,5 +161,5 @@ def _age(models: ModelSet) -> str:
     if not models.trained_at:
         return ""
     days = _age_days(models.trained_at)
-    old = "today" if days < 1 else f"{days:.0f} days ago" if days == days else "?"
+    old = "?" if math.isnan(days) else "today" if days < 1 else f"{days:.0f} days ago"
     return f", trained {models.trained_at[:10]} ({old})"

@@ -206,10 +206,6 @@ class Corrections:
                 return offsets[level], _prior_sigma(models, combo)
         return 0.0, _prior_sigma(models, combo)
 
-    def device_offsets(self) -> dict[str, float]:
-        """Each device's shift in log time."""
-        return {level[0]: offset for level, offset in self.fit()[0].items() if len(level) == 1}
-
     # The file -------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
