@@ -15,6 +15,7 @@ import numpy as np
 
 from dsl import ast
 from dsl.errors import CompileError, Diagnostic, source_lines
+from dsl.kernels import KERNELS, ShapeMismatch
 from dsl.types import (
     DEVICES,
     DTYPES,
@@ -31,24 +32,19 @@ from dsl.types import (
 )
 
 KERNEL_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "matmul": ("A", "B"),
-    "matvec": ("A", "x"),
-    "conv2d": ("A", "K"),
-    "transpose": ("A",),
-    "dot": ("x", "y"),
-    "sum": ("A",),
-    "norm": ("A",),
-    "exp": ("A",),
-    "sqrt": ("A",),
-    "abs": ("A",),
+    name: spec.parameters for name, spec in KERNELS.items() if spec.called
 }
 """The kernels a program can call, with the names of their parameters."""
 
 LARGEST_INTEGER = 2**63 - 1
 """The largest dimension or repeat count: the IR holds them as 64-bit integers."""
 
-BINARY_KERNELS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
-ELEMENTWISE_CALLS = ("exp", "sqrt", "abs")
+BINARY_KERNELS = {
+    spec.operator: name for name, spec in KERNELS.items() if spec.operator and spec.arity == 2
+}
+FOLDED_CALLS = {"exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "sum": np.positive,
+                "norm": np.abs}
+"""The called kernels of one operand, as applied to a number at compile time."""
 
 Checked = TypedExpr | float | None
 """What checking an expression gives: a typed expression, a number not yet
@@ -132,9 +128,7 @@ def _fold(op: str, left: float, right: float) -> float:
 
 def _fold_call(kernel: str, value: float) -> float:
     with np.errstate(all="ignore"):
-        functions = {"exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "sum": np.positive,
-                     "norm": np.abs}
-        return float(functions[kernel](np.float64(value)))
+        return float(FOLDED_CALLS[kernel](np.float64(value)))
 
 
 class _Checker:
@@ -558,12 +552,13 @@ class _Checker:
             self.error(expr.loc, f"'{expr.op}': dtypes differ: {a} and {b}; annc does not "
                        "convert between f32 and f64")
             return None
-        if a.shape != b.shape and not a.is_scalar and not b.is_scalar:
-            self.error(expr.loc, f"'{expr.op}': shapes differ: {a} and {b}; element-wise "
-                       "operands need equal shapes or one scalar")
+        kernel = BINARY_KERNELS[expr.op]
+        try:
+            shape = KERNELS[kernel].result_shape((a.shape, b.shape))
+        except ShapeMismatch as mismatch:
+            self.error(expr.loc, f"'{expr.op}': {mismatch.describe([str(a), str(b)])}")
             return None
-        result = b if a.is_scalar else a
-        return Operation(BINARY_KERNELS[expr.op], (left, right), result, expr.loc, device)
+        return Operation(kernel, (left, right), TensorType(a.dtype, shape), expr.loc, device)
 
     def check_call(self, call: ast.Call, device: str | None) -> Checked:
         kernel = call.kernel
@@ -586,7 +581,7 @@ class _Checker:
         if any(arg is None for arg in args):
             return None
         if all(isinstance(arg, float) for arg in args) and len(args) == 1 and (
-            kernel in (*ELEMENTWISE_CALLS, "sum", "norm")
+            kernel in FOLDED_CALLS
         ):
             return _fold_call(kernel, args[0])
         for position, arg in enumerate(args, start=1):
@@ -609,48 +604,12 @@ class _Checker:
             self.error(call.loc, f"{kernel}: dtypes differ: {shown}")
             return None
         dtype = types[0].dtype
-        ranks = tuple(len(t.shape) for t in types)
-
-        def fail(message: str) -> None:
-            self.error(call.loc, f"{kernel}: {message}")
-
-        match kernel:
-            case "matmul":
-                if ranks != (2, 2):
-                    return fail(f"expects two matrices, got {shown}")
-                (m, k), (k2, n) = types[0].shape, types[1].shape
-                if k != k2:
-                    return fail(f"inner dimensions differ: {shown}")
-                return TensorType(dtype, (m, n))
-            case "matvec":
-                if ranks != (2, 1):
-                    return fail(f"expects a matrix and a vector, got {shown}")
-                (m, n), (n2,) = types[0].shape, types[1].shape
-                if n != n2:
-                    return fail(f"the matrix has {n} columns but the vector has {n2} "
-                                f"elements: {shown}")
-                return TensorType(dtype, (m,))
-            case "conv2d":
-                if ranks != (2, 2):
-                    return fail(f"expects an image and a kernel, both 2-D, got {shown}")
-                p, q = types[1].shape
-                if p % 2 == 0 or q % 2 == 0:
-                    return fail(f"kernel sizes must be odd, got {types[1]}")
-                return types[0]
-            case "transpose":
-                if ranks != (2,):
-                    return fail(f"expects a matrix, got {shown}")
-                m, n = types[0].shape
-                return TensorType(dtype, (n, m))
-            case "dot":
-                if ranks != (1, 1):
-                    return fail(f"expects two vectors, got {shown}")
-                if types[0].shape != types[1].shape:
-                    return fail(f"vector lengths differ: {shown}")
-                return TensorType(dtype, ())
-            case "sum" | "norm":
-                return TensorType(dtype, ())
-        return types[0]  # exp, sqrt, abs: element-wise
+        try:
+            shape = KERNELS[kernel].result_shape(tuple(t.shape for t in types))
+        except ShapeMismatch as mismatch:
+            self.error(call.loc, f"{kernel}: {mismatch.describe([str(t) for t in types])}")
+            return None
+        return TensorType(dtype, shape)
 
 
 def _command_line_error(line: str, column: int, message: str) -> Diagnostic:

@@ -38,7 +38,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dsl import types
+from dsl import kernels, types
 
 _SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s", "predicted_low_s",
                          "predicted_high_s")
@@ -88,19 +88,21 @@ class KernelOp(IRDLOperation):
         if not isinstance(next(iter(element_types)), Float32Type | Float64Type):
             raise VerifyException(f"{self.name}: the dtype must be f32 or f64")
 
-    def expected_shape(self) -> tuple[int, ...]:
-        raise NotImplementedError
-
     def verify_(self) -> None:
         self.verify_element_types()
-        expected = self.expected_shape()
+        try:
+            expected = kernels.result_shape(self.kernel_name(),
+                                            tuple(_shape(v) for v in self.operands))
+        except kernels.ShapeMismatch as mismatch:
+            shown = [_show(v) for v in self.operands]
+            raise VerifyException(f"{self.name}: {mismatch.describe(shown)}") from None
         if _shape(self.results[0]) != expected:
             raise VerifyException(f"{self.name}: result should be "
                                   f"{list(expected)}, got {_show(self.results[0])}")
 
 
 class BinaryKernelOp(KernelOp):
-    """Two operands of equal shapes, or one of them a scalar (0-d) tensor."""
+    """Two operands; the shapes each kernel takes are its rule in `dsl.kernels`."""
 
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
@@ -111,15 +113,10 @@ class BinaryKernelOp(KernelOp):
     def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: Attribute) -> None:
         super().__init__(operands=[lhs, rhs], result_types=[result_type])
 
-    def expected_shape(self) -> tuple[int, ...]:
-        a, b = _shape(self.lhs), _shape(self.rhs)
-        if a != b and a and b:
-            raise VerifyException(f"{self.name}: operand shapes differ: {_show(self.lhs)} and "
-                                  f"{_show(self.rhs)}")
-        return a or b
-
 
 class UnaryKernelOp(KernelOp):
+    """One operand."""
+
     operand = operand_def(TensorType)
     result = result_def(TensorType)
 
@@ -127,16 +124,6 @@ class UnaryKernelOp(KernelOp):
 
     def __init__(self, operand: SSAValue, result_type: Attribute) -> None:
         super().__init__(operands=[operand], result_types=[result_type])
-
-
-class ElementwiseUnaryOp(UnaryKernelOp):
-    def expected_shape(self) -> tuple[int, ...]:
-        return _shape(self.operand)
-
-
-class ReductionOp(UnaryKernelOp):
-    def expected_shape(self) -> tuple[int, ...]:
-        return ()
 
 
 @irdl_op_definition
@@ -180,7 +167,7 @@ class DivOp(BinaryKernelOp):
 
 
 @irdl_op_definition
-class NegOp(ElementwiseUnaryOp):
+class NegOp(UnaryKernelOp):
     """Element-wise negation.
 
     %b = kernel.neg %a : tensor<4xf32> -> tensor<4xf32>
@@ -190,7 +177,7 @@ class NegOp(ElementwiseUnaryOp):
 
 
 @irdl_op_definition
-class ExpOp(ElementwiseUnaryOp):
+class ExpOp(UnaryKernelOp):
     """Element-wise exponential.
 
     %b = kernel.exp %a : tensor<4xf32> -> tensor<4xf32>
@@ -200,7 +187,7 @@ class ExpOp(ElementwiseUnaryOp):
 
 
 @irdl_op_definition
-class SqrtOp(ElementwiseUnaryOp):
+class SqrtOp(UnaryKernelOp):
     """Element-wise square root.
 
     %b = kernel.sqrt %a : tensor<4xf32> -> tensor<4xf32>
@@ -210,7 +197,7 @@ class SqrtOp(ElementwiseUnaryOp):
 
 
 @irdl_op_definition
-class AbsOp(ElementwiseUnaryOp):
+class AbsOp(UnaryKernelOp):
     """Element-wise absolute value.
 
     %b = kernel.abs %a : tensor<4xf32> -> tensor<4xf32>
@@ -220,7 +207,7 @@ class AbsOp(ElementwiseUnaryOp):
 
 
 @irdl_op_definition
-class SumOp(ReductionOp):
+class SumOp(UnaryKernelOp):
     """Sum of all elements.
 
     %s = kernel.sum %a : tensor<8x8xf32> -> tensor<f32>
@@ -230,7 +217,7 @@ class SumOp(ReductionOp):
 
 
 @irdl_op_definition
-class NormOp(ReductionOp):
+class NormOp(UnaryKernelOp):
     """Euclidean (Frobenius) norm of all elements.
 
     %s = kernel.norm %a : tensor<8xf64> -> tensor<f64>
@@ -248,25 +235,10 @@ class TransposeOp(UnaryKernelOp):
 
     name = "kernel.transpose"
 
-    def expected_shape(self) -> tuple[int, ...]:
-        shape = _shape(self.operand)
-        if len(shape) != 2:
-            raise VerifyException(f"kernel.transpose: expects a matrix, got {_show(self.operand)}")
-        return (shape[1], shape[0])
-
-
-class MatrixKernelOp(BinaryKernelOp):
-    """Two operands with rank rules, no scalar broadcasting."""
-
-    def ranks(self) -> tuple[int, int]:
-        return len(_shape(self.lhs)), len(_shape(self.rhs))
-
-    def mismatch(self, what: str) -> VerifyException:
-        return VerifyException(f"{self.name}: {what}: {_show(self.lhs)} and {_show(self.rhs)}")
 
 
 @irdl_op_definition
-class MatmulOp(MatrixKernelOp):
+class MatmulOp(BinaryKernelOp):
     """Matrix product of [m,k] and [k,n].
 
     %c = kernel.matmul %a, %b {loc = "gram.ann:9:5"} : tensor<64x32xf32>, tensor<32x16xf32> -> tensor<64x16xf32>
@@ -274,17 +246,10 @@ class MatmulOp(MatrixKernelOp):
 
     name = "kernel.matmul"
 
-    def expected_shape(self) -> tuple[int, ...]:
-        if self.ranks() != (2, 2):
-            raise self.mismatch("expects two matrices")
-        (m, k), (k2, n) = _shape(self.lhs), _shape(self.rhs)
-        if k != k2:
-            raise self.mismatch("inner dimensions differ")
-        return (m, n)
 
 
 @irdl_op_definition
-class MatvecOp(MatrixKernelOp):
+class MatvecOp(BinaryKernelOp):
     """Matrix-vector product of [m,n] and [n].
 
     %y = kernel.matvec %a, %x : tensor<64x32xf64>, tensor<32xf64> -> tensor<64xf64>
@@ -292,17 +257,10 @@ class MatvecOp(MatrixKernelOp):
 
     name = "kernel.matvec"
 
-    def expected_shape(self) -> tuple[int, ...]:
-        if self.ranks() != (2, 1):
-            raise self.mismatch("expects a matrix and a vector")
-        (m, n), (n2,) = _shape(self.lhs), _shape(self.rhs)
-        if n != n2:
-            raise self.mismatch("sizes differ")
-        return (m,)
 
 
 @irdl_op_definition
-class Conv2dOp(MatrixKernelOp):
+class Conv2dOp(BinaryKernelOp):
     """'Same'-size 2-D convolution of an [h,w] image with an odd [p,q] kernel, zero outside.
 
     %b = kernel.conv2d %t, %l : tensor<64x64xf32>, tensor<3x3xf32> -> tensor<64x64xf32>
@@ -310,17 +268,10 @@ class Conv2dOp(MatrixKernelOp):
 
     name = "kernel.conv2d"
 
-    def expected_shape(self) -> tuple[int, ...]:
-        if self.ranks() != (2, 2):
-            raise self.mismatch("expects an image and a kernel, both 2-D")
-        p, q = _shape(self.rhs)
-        if p % 2 == 0 or q % 2 == 0:
-            raise self.mismatch("kernel sizes must be odd")
-        return _shape(self.lhs)
 
 
 @irdl_op_definition
-class DotOp(MatrixKernelOp):
+class DotOp(BinaryKernelOp):
     """Inner product of two vectors.
 
     %s = kernel.dot %x, %y : tensor<32xf64>, tensor<32xf64> -> tensor<f64>
@@ -328,10 +279,6 @@ class DotOp(MatrixKernelOp):
 
     name = "kernel.dot"
 
-    def expected_shape(self) -> tuple[int, ...]:
-        if self.ranks() != (1, 1) or _shape(self.lhs) != _shape(self.rhs):
-            raise self.mismatch("expects two vectors of one length")
-        return ()
 
 
 @irdl_op_definition
@@ -364,5 +311,6 @@ KERNEL_OPS: tuple[type[KernelOp], ...] = (
 )
 
 OP_FOR_KERNEL: dict[str, type[KernelOp]] = {op.kernel_name(): op for op in KERNEL_OPS}
+"""The op of every kernel of `dsl.kernels.KERNELS` (a test walks the table)."""
 
 Kernel = Dialect("kernel", [*KERNEL_OPS, ConstantOp], [])

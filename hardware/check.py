@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsl import kernels
 from hardware.compiled import compiled, normalise_shapes
 from hardware.devices import get_device
 from hardware.variants.reference import REFERENCE_FUNCTIONS
@@ -108,7 +109,7 @@ def terms(kernel: str, shapes: Shapes) -> int:
     if kernel == "conv2d":
         (h, w), (p, q) = shapes
         return (h + p - 1) * (w + q - 1)
-    if kernel in ("dot", "sum", "norm"):
+    if kernels.kernel(kernel).kind == "reduction":
         return math.prod(shapes[0])
     return 1
 

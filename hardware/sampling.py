@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsl.kernels import KERNELS
 from hardware.variants.registry import Shapes, Variant
 
 DTYPES = ("float32", "float64")
@@ -170,8 +171,8 @@ def _binary(rng: np.random.Generator) -> Shapes:
 DRAWS: dict[str, Callable[[np.random.Generator], Shapes]] = {
     "matmul": _matmul, "matvec": _matvec, "conv2d": _conv2d, "transpose": _transpose,
     "dot": _dot,
-    **{k: _unary for k in ("sum", "norm", "exp", "sqrt", "abs", "neg")},
-    **{k: _binary for k in ("add", "sub", "mul", "div")},
+    **{k: _unary for k, s in KERNELS.items() if s.kind != "matrix" and s.arity == 1},
+    **{k: _binary for k, s in KERNELS.items() if s.kind == "elementwise" and s.arity == 2},
 }
 """How one configuration's shapes are drawn, per kernel."""
 

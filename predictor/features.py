@@ -16,15 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Shapes = tuple[tuple[int, ...], ...]
+from dsl.kernels import KERNELS, Shapes
 
-SIZE_NAMES: dict[str, tuple[str, ...]] = {
-    "matmul": ("m", "k", "n"),
-    "matvec": ("m", "n"),
-    "conv2d": ("h", "w", "p", "q"),
-    "transpose": ("m", "n"),
-}
-"""Size parameters per kernel; every other kernel has one: its element count."""
+SIZE_NAMES: dict[str, tuple[str, ...]] = {k: s.size_names for k, s in KERNELS.items()}
+"""Size parameters per kernel (`dsl.kernels`): m, k, n for matmul, the element count
+for element-wise kernels and reductions."""
 
 ITEMSIZE = {"f32": 4, "f64": 8}
 
@@ -35,25 +31,11 @@ def size_names(kernel: str) -> tuple[str, ...]:
 
 def sizes(kernel: str, shapes: Shapes) -> tuple[int, ...]:
     """The kernel's size parameters for these operand shapes."""
-    if kernel == "matmul":
-        (m, k), (_, n) = shapes
-        return (m, k, n)
-    if kernel in ("matvec", "transpose"):
-        return tuple(shapes[0])
-    if kernel == "conv2d":
-        (h, w), (p, q) = shapes
-        return (h, w, p, q)
-    return (max(math.prod(s) for s in shapes),)
+    return KERNELS[kernel].sizes(shapes)
 
 
 def result_elements(kernel: str, shapes: Shapes) -> int:
-    if kernel in ("dot", "sum", "norm"):
-        return 1
-    if kernel == "matmul":
-        return shapes[0][0] * shapes[1][1]
-    if kernel == "matvec":
-        return shapes[0][0]
-    return max(math.prod(s) for s in shapes)
+    return math.prod(KERNELS[kernel].result_shape(shapes))
 
 
 def bytes_touched(kernel: str, shapes: Shapes, dtype: str) -> int:

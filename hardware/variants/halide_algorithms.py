@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import halide as hl
 
-ELEMENTWISE = ("exp", "sqrt", "abs", "neg", "add", "sub", "mul", "div")
-REDUCTIONS = ("dot", "sum", "norm")
+from dsl import kernels
+
+ELEMENTWISE = kernels.of_kind("elementwise")
+REDUCTIONS = kernels.of_kind("reduction")
 
 _UNARY: dict[str, Callable[[hl.Expr], hl.Expr]] = {
     "exp": hl.exp,
@@ -141,7 +143,7 @@ def elementwise(kernel: str, ranks: tuple[int, ...], element: hl.Type) -> Defini
     """An element-wise kernel; a 0-d operand (rank 0) is broadcast over the other."""
     if kernel not in ELEMENTWISE:
         raise ValueError(f"{kernel!r} is not element-wise")
-    arity = 2 if kernel in _BINARY else 1
+    arity = kernels.kernel(kernel).arity
     if len(ranks) != arity:
         raise ValueError(f"{kernel} takes {arity} operand(s), got {len(ranks)}")
     rank = max(ranks)

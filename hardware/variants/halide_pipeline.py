@@ -17,7 +17,8 @@ from pathlib import Path
 import halide as hl
 import numpy as np
 
-from hardware.variants.halide_algorithms import REDUCTIONS, Definition
+from dsl import kernels
+from hardware.variants.halide_algorithms import Definition
 
 Shape = tuple[int, ...]
 
@@ -68,19 +69,8 @@ def set_estimates(definition: Definition, shapes: tuple[Shape, ...], result: Sha
 
 
 def result_shape(kernel: str, shapes: tuple[Shape, ...]) -> Shape:
-    """The numpy shape of a kernel's result for these operand shapes."""
-    if kernel == "matmul":
-        (m, _), (_, n) = shapes
-        return (m, n)
-    if kernel == "matvec":
-        return (shapes[0][0],)
-    if kernel == "conv2d":
-        return shapes[0]
-    if kernel == "transpose":
-        return tuple(reversed(shapes[0]))
-    if kernel in REDUCTIONS:
-        return ()
-    return max(shapes, key=len)
+    """The numpy shape of a kernel's result for these operand shapes (`dsl.kernels`)."""
+    return kernels.result_shape(kernel, shapes)
 
 
 def _plugin_dir() -> Path:

@@ -6,11 +6,11 @@ checked against them, and they are what runs when nothing was selected.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
+from dsl import kernels
 from hardware.variants.registry import KERNELS, Kernel, Shapes, Variant, register
 
 REFERENCE = "numpy.reference"
@@ -53,22 +53,9 @@ REFERENCE_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 """The definition of every kernel, on numpy arrays (scalars are 0-d arrays)."""
 
 
-def size(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
-
-
 def standard_complexity(kernel: str, shapes: Shapes) -> float:
-    """The operation count of the kernel's textbook algorithm."""
-    if kernel == "matmul":
-        (m, k), (_, n) = shapes
-        return float(m * k * n)
-    if kernel == "matvec":
-        (m, n), _ = shapes
-        return float(m * n)
-    if kernel == "conv2d":
-        (h, w), (p, q) = shapes
-        return float(h * w * p * q)
-    return float(max(size(shape) for shape in shapes))
+    """The operation count of the kernel's textbook algorithm (`dsl.kernels`)."""
+    return kernels.kernel(kernel).complexity(shapes)
 
 
 def _build_reference(kernel: str) -> Callable[[Shapes, np.dtype], Kernel]:

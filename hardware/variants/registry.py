@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 
-Shape = tuple[int, ...]
-Shapes = tuple[Shape, ...]
+from dsl import kernels
+
+Shape = kernels.Shape
+Shapes = kernels.Shapes
 Kernel = Callable[..., Any]
 """A built variant: takes device-resident operands, returns the device-resident result."""
 
-KERNELS = (
-    "matmul", "matvec", "conv2d", "transpose", "dot", "sum", "norm",
-    "exp", "sqrt", "abs", "neg", "add", "sub", "mul", "div",
-)
-"""Every kernel of the language: the names of the `kernel` dialect's ops."""
+KERNELS = kernels.NAMES
+"""Every kernel of the language, as `dsl.kernels` defines them."""
 
 
 def _always(shapes: Shapes, dtype: np.dtype) -> bool:

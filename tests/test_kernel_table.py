@@ -1,0 +1,113 @@
+"""The kernel table (`dsl.kernels`) is complete: every kernel in it can be written in a
+program, checked, lowered to its dialect op, verified, run by its numpy reference and
+checked against it, and the stages agree on its result shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from xdsl.dialects.builtin import TensorType, f64
+from xdsl.ir import Block
+
+from dsl import dialect, kernels
+from dsl.checks import BINARY_KERNELS, KERNEL_PARAMETERS, check
+from dsl.kernels import KERNELS, KernelSpec
+from dsl.lowering import lower
+from dsl.parser import parse
+from hardware.check import CHECK_SHAPES
+from hardware.sampling import DRAWS
+from hardware.variants import KERNELS as CATALOGUE_KERNELS
+from hardware.variants import get_variant, load_library
+from hardware.variants.halide_pipeline import result_shape as halide_result_shape
+from hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
+from predictor.features import feature_names, size_names, sizes
+
+load_library()
+
+SPECS = list(KERNELS.values())
+
+
+def _shapes(spec: KernelSpec) -> kernels.Shapes:
+    """The largest check shapes of the kernel without a 0-d operand."""
+    candidates = [s for s in CHECK_SHAPES[spec.name] if all(s)]
+    return max(candidates, key=lambda s: sum(np.prod(shape) for shape in s))
+
+
+def _program(spec: KernelSpec, shapes: kernels.Shapes) -> str:
+    names = ("a", "b")[: spec.arity]
+    lines = [f"input {n} : f64[{', '.join(map(str, s))}]" for n, s in zip(names, shapes,
+                                                                        strict=True)]
+    if spec.called:
+        expression = f"{spec.name}({', '.join(names)})"
+    elif spec.arity == 1:
+        expression = f"{spec.operator}a"
+    else:
+        expression = f"a {spec.operator} b"
+    return "\n".join([*lines, f"y = {expression}", "output y", ""])
+
+
+def test_the_table_lists_every_kernel_once_in_the_catalogue_order() -> None:
+    assert kernels.NAMES == CATALOGUE_KERNELS
+    assert len(set(kernels.NAMES)) == len(kernels.NAMES)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_kernel_has_a_dialect_op_with_its_operand_count(spec: KernelSpec) -> None:
+    op = dialect.OP_FOR_KERNEL[spec.name]
+    assert op.name == f"kernel.{spec.name}"
+    assert op in dialect.Kernel.operations
+    operands = [TensorType(f64, shape) for shape in _shapes(spec)]
+    built = op(*Block(arg_types=operands).args,
+               TensorType(f64, spec.result_shape(_shapes(spec))))
+    assert len(built.operands) == spec.arity
+    built.verify()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_kernel_can_be_written_checked_and_lowered(spec: KernelSpec) -> None:
+    if spec.called:
+        assert KERNEL_PARAMETERS[spec.name] == spec.parameters
+    elif spec.arity == 2:
+        assert BINARY_KERNELS[spec.operator] == spec.name
+    shapes = _shapes(spec)
+    text = _program(spec, shapes)
+    typed = check(parse(text, "table.ann"), text)
+    module = lower(typed)
+    ops = [op for op in module.walk() if isinstance(op, dialect.KernelOp)]
+    assert [op.kernel_name() for op in ops] == [spec.name]
+    assert tuple(ops[0].results[0].type.get_shape()) == spec.result_shape(shapes)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_kernel_has_a_reference_whose_result_the_table_predicts(spec: KernelSpec) -> None:
+    variant = get_variant(spec.name, REFERENCE, "cpu")
+    assert spec.name in REFERENCE_FUNCTIONS
+    rng = np.random.default_rng(0)
+    for shapes in CHECK_SHAPES[spec.name]:
+        operands = [rng.uniform(0.5, 1.5, shape) for shape in shapes]
+        result = variant.build(shapes, np.dtype(np.float64))(*operands)
+        assert result.shape == spec.result_shape(shapes), shapes
+        assert halide_result_shape(spec.name, shapes) == result.shape
+        assert variant.complexity(shapes) == spec.complexity(shapes) > 0
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_kernel_has_features_and_a_sampling_rule(spec: KernelSpec) -> None:
+    assert size_names(spec.name) == spec.size_names
+    assert feature_names(spec.name, augmented=True)[: len(spec.size_names)] == tuple(
+        f"log {name}" for name in spec.size_names)
+    drawn = DRAWS[spec.name](np.random.default_rng(0))
+    spec.result_shape(drawn)
+    assert len(sizes(spec.name, drawn)) == len(spec.size_names)
+
+
+def test_a_shape_mismatch_names_the_operands_as_the_caller_shows_them() -> None:
+    with pytest.raises(kernels.ShapeMismatch) as raised:
+        kernels.result_shape("conv2d", ((8, 8), (2, 3)))
+    assert raised.value.describe(["f64[8, 8]", "f64[2, 3]"]) == (
+        "kernel sizes must be odd, got f64[2, 3]")
+
+
+def test_an_unknown_kernel_is_named() -> None:
+    with pytest.raises(KeyError, match="unknown kernel 'fft'"):
+        kernels.kernel("fft")
