@@ -5,6 +5,11 @@
     result = annc.run_file("examples/heat.ann", params={"N": 64}, seed=0)
     result.outputs["T"], result.report
 
+Every user error is an `AnncError` (from `dsl.errors`, re-exported here):
+`CompileError` (a program breaks a rule; located), `RunError` (it cannot run as asked
+here), `DataError` (input or output data), `OutOfMemoryError`, `ModelError` (no usable
+model set), `StoreError` (the measurement database), `HomeError` (`$ANNC_HOME`).
+
 The API is imported on first use, so that `import annc` (and the `annc` command's
 start, where Ctrl-C must already be handled) does not pay for JAX and xDSL.
 """
@@ -14,7 +19,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from dsl.errors import AnncError, CompileError
+from dsl.errors import (
+    AnncError,
+    CompileError,
+    DataError,
+    HomeError,
+    ModelError,
+    OutOfMemoryError,
+    RunError,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from annc.compiler import compile_file, compile_source
@@ -23,7 +37,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AnncError",
     "CompileError",
+    "DataError",
+    "HomeError",
+    "ModelError",
+    "OutOfMemoryError",
+    "RunError",
     "RunResult",
+    "StoreError",
     "compile_file",
     "compile_source",
     "run_file",

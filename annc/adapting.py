@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from annc.recording import learnable
+from dsl import dtypes
 from hardware.calibration import CALIBRATION_SETTINGS, annc_version
 from hardware.memory import available_bytes
 from hardware.sampling import Config, quick_configurations, usable
@@ -43,7 +44,6 @@ changed, not a change of protocol; fewer seconds for the slowest calls."""
 DEFAULT_BUDGET_S = 60.0
 CONTENDER_RATIO = 2.0
 MAX_JOB_S = 3.0
-DTYPE_NAMES = {"float32": "f32", "float64": "f64"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class QuickJob:
 
 
 def configuration(variant: Variant, config: Config) -> Configuration:
-    return Configuration(config.kernel, config.shapes, DTYPE_NAMES[config.dtype],
+    return Configuration(config.kernel, config.shapes, dtypes.normalise(config.dtype),
                          float(variant.complexity(config.shapes)))
 
 

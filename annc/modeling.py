@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsl import dtypes
+from dsl.errors import ModelError
 from hardware import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
 from hardware.calibration import NoiseFloor, noise_floor
 from hardware.fingerprint import fingerprint
@@ -27,13 +29,10 @@ from hardware.store import Measurement as StoredMeasurement
 from hardware.store import MeasurementStore
 from hardware.transfers import COPY_KERNEL
 from hardware.variants import get_variant, load_library
-from passes.models import ModelError
 from predictor.features import Configuration, bytes_touched
 from predictor.fitting import Measurement, fit_models
 from predictor.models import Combo, ModelSet
 from predictor.transfers import Link, TransferModel
-
-DTYPE_NAMES = {"float32": "f32", "float64": "f64", "f32": "f32", "f64": "f64"}
 
 
 def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
@@ -51,7 +50,7 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
             variant = get_variant(m.kernel, m.variant, m.device)
         except LookupError:
             continue
-        config = Configuration(m.kernel, m.shapes, DTYPE_NAMES[m.dtype],
+        config = Configuration(m.kernel, m.shapes, dtypes.normalise(m.dtype),
                                float(variant.complexity(m.shapes)))
         rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s, m.split))
     return rows
@@ -71,7 +70,7 @@ def transfer_model(stored: Iterable[StoredMeasurement]) -> TransferModel:
     points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for m in stored:
         if m.kernel == COPY_KERNEL and m.status == "ok" and m.median_s:
-            n_bytes = 4 * m.shapes[0][0] if m.dtype == "float32" else 8 * m.shapes[0][0]
+            n_bytes = dtypes.itemsize(m.dtype) * m.shapes[0][0]
             points[(m.device, m.variant)].append((n_bytes, m.median_s))
     return TransferModel({key: Link.fit(*zip(*values, strict=True))
                           for key, values in points.items() if len(values) >= 2})

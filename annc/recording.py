@@ -28,8 +28,10 @@ import os
 import statistics
 from collections.abc import Iterable, Iterator
 
-from hardware.home import HomeError, default_database, ensure_home
-from hardware.store import Observation, StoreError, annc_version, now
+from dsl import dtypes
+from dsl.errors import HomeError, StoreError
+from hardware.home import default_database, ensure_home
+from hardware.store import Observation, annc_version, now
 from passes.measuring import Measured
 from passes.models import ChosenModels, corrections_path, wisdom_path
 from passes.select_variants import Plan
@@ -43,7 +45,6 @@ per op), not the kernel."""
 DRIFT = 0.25
 """A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
 MIN_DRIFT_OPS = 3
-DTYPES = {"f32": "float32", "f64": "float64", "float32": "float32", "float64": "float64"}
 
 writes = 0
 """How many times this process recorded something (for tests)."""
@@ -110,8 +111,8 @@ def _store(machine: str, seen: list[Measured], source: str) -> None:
     version, taken = annc_version(), now()
     with MeasurementStore(default_database(), integrity_check=False) as store:
         store.add_observations(
-            Observation(machine, s.kernel, s.variant, s.device, DTYPES[s.dtype], s.shapes,
-                        source, s.seconds, s.executions, s.predicted_s, taken, version)
+            Observation(machine, s.kernel, s.variant, s.device, dtypes.stored_name(s.dtype),
+                        s.shapes, source, s.seconds, s.executions, s.predicted_s, taken, version)
             for s in seen)
 
 

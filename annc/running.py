@@ -22,10 +22,11 @@ from annc.compiler import compile_file, select
 from annc.plans import keep, kept_plan, plan_key
 from annc.process import startup_seconds
 from annc.recording import record_run, recording_enabled
+from dsl.errors import RunError
 from dsl.lowering import module_targets
 from hardware import build_cache
 from hardware.compiled import build_seconds
-from hardware.interpreter import Execution, OpRecord, RunError, execute
+from hardware.interpreter import Execution, OpRecord, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
 from hardware.variants import KERNELS, load_library, variants_for

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsl import ast
+from dsl import ast, dtypes
 from dsl.errors import CompileError, Diagnostic, source_lines
 from dsl.kernels import KERNELS, ShapeMismatch
 from dsl.types import (
@@ -164,7 +164,7 @@ class _Checker:
         """A number given a dtype; one that is not finite there is an error (the IR's
         dense attributes cannot carry inf and NaN through a print and re-parse)."""
         with np.errstate(all="ignore"):
-            cast = np.array(value, dtype=np.float32 if dtype == "f32" else np.float64)
+            cast = np.array(value, dtype=dtypes.to_numpy(dtype))
         if not np.isfinite(cast):
             self.error(loc, f"this number is {cast} in {dtype}; annc constants must be "
                        "finite")
@@ -320,7 +320,7 @@ class _Checker:
             return []
         values = _flatten(statement.value)
         with np.errstate(all="ignore"):
-            cast = np.array(values, dtype=np.float32 if type_.dtype == "f32" else np.float64)
+            cast = np.array(values, dtype=dtypes.to_numpy(type_.dtype))
         if not np.all(np.isfinite(cast)):
             self.error(statement.value.loc, f"const {statement.name}: a value is "
                        f"{cast[~np.isfinite(cast)][0]} in {type_.dtype}; annc constants must "

@@ -38,7 +38,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dsl import kernels, types
+from dsl import dtypes, kernels, types
 
 _SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s", "predicted_low_s",
                          "predicted_high_s")
@@ -58,8 +58,7 @@ def _element_type(value: SSAValue) -> Attribute:
 def _show(value: SSAValue | Attribute) -> str:
     type_ = value.type if isinstance(value, SSAValue) else value
     assert isinstance(type_, TensorType)
-    dtype = "f32" if isinstance(type_.element_type, Float32Type) else "f64"
-    return str(types.TensorType(dtype, _shape(type_)))
+    return str(types.TensorType(dtypes.of_tensor(type_), _shape(type_)))
 
 
 class KernelOp(IRDLOperation):

@@ -1,4 +1,10 @@
-"""The errors a user can meet. Every one is a subclass of `AnncError`."""
+"""The errors a user can meet, all in one place. Every one is a subclass of `AnncError`
+and exported from `annc`; the command line prints its message and exits 1.
+
+They live in `dsl/`, the lowest layer, because every layer raises some of them
+(`hardware/` a `RunError` or a `StoreError`, `passes/` a `ModelError`) and no layer
+below `annc/` may import `annc`.
+"""
 
 from __future__ import annotations
 
@@ -59,3 +65,27 @@ class CompileError(AnncError):
 
     def render(self) -> str:
         return "\n".join(d.render() for d in self.diagnostics)
+
+
+class RunError(AnncError):
+    """The program cannot run as asked on this machine (a device or variant is missing)."""
+
+
+class DataError(AnncError):
+    """Input or output data cannot be read or written as asked."""
+
+
+class OutOfMemoryError(AnncError):
+    """The workload cannot fit in this machine's memory."""
+
+
+class ModelError(AnncError):
+    """No usable model set, or a model file that cannot be used."""
+
+
+class StoreError(AnncError):
+    """The measurement database cannot be opened or written."""
+
+
+class HomeError(AnncError):
+    """`$ANNC_HOME` cannot be created or written."""

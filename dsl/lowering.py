@@ -17,12 +17,10 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     StringAttr,
     TensorType,
-    f32,
-    f64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from dsl import dialect, types
+from dsl import dialect, dtypes, types
 
 INPUTS_ATTRIBUTE = "annc.inputs"
 OUTPUTS_ATTRIBUTE = "annc.outputs"
@@ -32,7 +30,7 @@ FUNCTION_NAME = "main"
 
 
 def tensor_type(type_: types.TensorType) -> TensorType:
-    return TensorType(f32 if type_.dtype == "f32" else f64, type_.shape)
+    return TensorType(dtypes.element_type(type_.dtype), type_.shape)
 
 
 def _strings(values: tuple[str, ...]) -> ArrayAttr[StringAttr]:

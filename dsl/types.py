@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsl.ast import Location
+from dsl.dtypes import DTYPES as DTYPES
 
-DTYPES = ("f32", "f64")
 DEVICES = ("cpu", "gpu", "opencl")
 
 

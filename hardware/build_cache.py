@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardware.home import HomeError, annc_home, ensure_home
+from dsl.errors import HomeError
+from hardware.home import annc_home, ensure_home
 
 MAGIC = b"ANNC-BUILD 1\n"
 FOLDER = "builds"

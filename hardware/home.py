@@ -10,13 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dsl.errors import AnncError
+from dsl.errors import HomeError
 
 MEASUREMENTS_FILE = "measurements.sqlite"
-
-
-class HomeError(AnncError):
-    """`$ANNC_HOME` cannot be created or written."""
 
 
 def annc_home() -> Path:

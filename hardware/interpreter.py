@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, Float32Type, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.interpreter import (
     Interpreter,
     InterpreterFunctions,
@@ -35,8 +35,9 @@ from xdsl.interpreter import (
     register_impls,
 )
 
+from dsl import dtypes
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
-from dsl.errors import AnncError
+from dsl.errors import RunError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.allocator import aligned, keep_freed_memory
 from hardware.compiled import compiled
@@ -44,10 +45,6 @@ from hardware.control_flow import ControlFlowFunctions
 from hardware.devices import Device
 from hardware.variants import Variant, load_library, load_variant, variants_for
 from hardware.variants.reference import REFERENCE
-
-
-class RunError(AnncError):
-    """The program cannot run as asked on this machine (a device or variant is missing)."""
 
 
 @dataclass
@@ -196,7 +193,7 @@ class KernelFunctions(InterpreterFunctions):
     def run_constant(
         self, interpreter: Interpreter, op: ConstantOp, args: PythonValues
     ) -> PythonValues:
-        dtype = np.float32 if isinstance(op.value.get_element_type(), Float32Type) else np.float64
+        dtype = dtypes.to_numpy(dtypes.from_element_type(op.value.get_element_type()))
         values = np.array(op.value.get_values(), dtype=dtype)
         return (values.reshape(op.value.get_shape()),)
 

@@ -6,19 +6,15 @@ import math
 import os
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.dialects.func import FuncOp
 from xdsl.ir import SSAValue
 
-from dsl import types
-from dsl.errors import AnncError
+from dsl import dtypes, types
+from dsl.errors import OutOfMemoryError
 
 HEADROOM = 0.9
 """The share of available memory a workload may plan to use."""
-
-
-class OutOfMemoryError(AnncError):
-    """The workload cannot fit in this machine's memory."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +34,10 @@ def _describe(value: SSAValue) -> TensorSize | None:
     type_ = value.type
     if not isinstance(type_, TensorType):
         return None
-    itemsize = 4 if isinstance(type_.element_type, Float32Type) else 8
+    dtype = dtypes.of_tensor(type_)
+    itemsize = dtypes.itemsize(dtype)
     shape = tuple(type_.get_shape())
-    shown = str(types.TensorType("f32" if itemsize == 4 else "f64", shape))
+    shown = str(types.TensorType(dtype, shape))
     return TensorSize(value.name_hint or "a temporary", shown, itemsize * math.prod(shape))
 
 

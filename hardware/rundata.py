@@ -15,17 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, Float32Type, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
 from xdsl.dialects.func import FuncOp
 
-from dsl import types
-from dsl.errors import AnncError
+from dsl import dtypes, types
+from dsl.errors import DataError
 from dsl.lowering import INPUTS_ATTRIBUTE
 from hardware.allocator import aligned
-
-
-class DataError(AnncError):
-    """Input or output data cannot be read or written as asked."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +31,7 @@ class InputSpec:
     shape: tuple[int, ...]
 
     def __str__(self) -> str:
-        return str(types.TensorType("f32" if self.dtype == np.float32 else "f64", self.shape))
+        return str(types.TensorType(dtypes.from_numpy(self.dtype), self.shape))
 
 
 def input_specs(module: ModuleOp) -> list[InputSpec]:
@@ -45,8 +41,8 @@ def input_specs(module: ModuleOp) -> list[InputSpec]:
     specs = []
     for name, arg in zip(names.data, function.body.block.args, strict=True):
         assert isinstance(name, StringAttr) and isinstance(arg.type, TensorType)
-        dtype = np.float32 if isinstance(arg.type.element_type, Float32Type) else np.float64
-        specs.append(InputSpec(name.data, np.dtype(dtype), tuple(arg.type.get_shape())))
+        dtype = dtypes.to_numpy(dtypes.of_tensor(arg.type))
+        specs.append(InputSpec(name.data, dtype, tuple(arg.type.get_shape())))
     return specs
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dsl.errors import AnncError
+from dsl.errors import StoreError
 from hardware.variants.registry import Shapes
 
 SCHEMA_VERSION = 2
@@ -95,10 +95,6 @@ CREATE INDEX IF NOT EXISTS observations_by_config
 _COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "split", "pass",
             "status", "median_s", "spread", "repeats", "compile_s", "wall_s", "threads", "error",
             "taken_at", "annc_version")
-
-
-class StoreError(AnncError):
-    """The measurement database cannot be opened or written."""
 
 
 @dataclass(frozen=True)

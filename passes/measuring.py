@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
+from dsl import dtypes
 
 if TYPE_CHECKING:
     from passes.select_variants import Candidate, OpPlan
@@ -145,7 +145,7 @@ def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     from hardware.variants import get_variant
 
     variant = get_variant(op.site.kernel, candidate.variant, candidate.device)
-    dtype = np.float32 if op.site.dtype == "f32" else np.float64
+    dtype = dtypes.to_numpy(op.site.dtype)
     measurements_taken += 1
     try:
         timing = measure(variant, op.site.shapes, dtype, min_repeats=REPEATS,

@@ -23,7 +23,7 @@ from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 
-from dsl.errors import AnncError
+from dsl.errors import ModelError
 from hardware.fingerprint import fingerprint
 from hardware.home import annc_home
 from predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
@@ -31,10 +31,6 @@ from predictor.models import ModelFileError, ModelSet
 from predictor.wisdom import Wisdom, WisdomFileError
 
 DEFAULT_MODELS = Path(str(files("predictor").joinpath("data", "default_models.json")))
-
-
-class ModelError(AnncError):
-    """No usable model set, or a model file that cannot be used."""
 
 
 @dataclass(frozen=True)

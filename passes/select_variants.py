@@ -34,6 +34,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.passes import ModulePass
 
+from dsl import dtypes
 from dsl.lowering import module_targets
 from hardware.compiled import is_built
 from hardware.devices import available_devices
@@ -121,7 +122,7 @@ def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
 
 
 def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candidate]:
-    dtype = np.dtype(np.float32 if site.dtype == "f32" else np.float64)
+    dtype = dtypes.to_numpy(site.dtype)
     options = [site.pin] if site.pin else devices
     found = []
     for device in options:

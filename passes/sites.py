@@ -13,9 +13,10 @@ import math
 from dataclasses import dataclass, field
 
 from xdsl.dialects import arith, scf
-from xdsl.dialects.builtin import Float32Type, IntegerAttr, ModuleOp, TensorType
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 
+from dsl import dtypes
 from dsl.dialect import KernelOp
 
 HOST = -1
@@ -79,8 +80,7 @@ def _trips(op: Operation) -> int:
 def _tensor_bytes(value: SSAValue) -> int:
     type_ = value.type
     assert isinstance(type_, TensorType)
-    itemsize = 4 if isinstance(type_.element_type, Float32Type) else 8
-    return itemsize * math.prod(type_.get_shape())
+    return dtypes.itemsize(dtypes.of_tensor(type_)) * math.prod(type_.get_shape())
 
 
 def _source(value: SSAValue, seen: frozenset[int] = frozenset()) -> SSAValue:
@@ -113,7 +113,7 @@ def data_flow(module: ModuleOp) -> DataFlow:
             sites.append(Site(
                 index=len(sites), op=op, kernel=op.kernel_name(),
                 shapes=tuple(tuple(o.type.get_shape()) for o in op.operands),  # type: ignore[attr-defined]
-                dtype="f32" if isinstance(element.element_type, Float32Type) else "f64",
+                dtype=dtypes.of_tensor(element),
                 trips=_trips(op), pin=op.device.data if op.device else None,
                 loc=op.loc.data if op.loc else "",
             ))

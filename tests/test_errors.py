@@ -392,3 +392,15 @@ def test_cli_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     assert done.returncode == 2
     assert "usage:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_user_error_is_exported_from_annc_as_an_annc_error() -> None:
+    import dsl.errors
+
+    classes = [v for v in vars(dsl.errors).values()
+               if isinstance(v, type) and issubclass(v, Exception)]
+    assert len(classes) == 8
+    for error in classes:
+        assert getattr(annc, error.__name__) is error
+        assert issubclass(error, annc.AnncError)
+        assert error.__doc__

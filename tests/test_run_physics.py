@@ -13,7 +13,7 @@ import pytest
 from scipy.signal import convolve2d
 
 import annc
-from hardware.interpreter import RunError
+from annc import RunError
 
 ROOT = Path(__file__).resolve().parent.parent
 LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)
@@ -354,7 +354,8 @@ def test_cli_wrong_shape_and_non_archive_inputs(tmp_path: Path) -> None:
 
 
 def test_read_archive_refuses_a_single_array_file(tmp_path: Path) -> None:
-    from hardware.rundata import DataError, read_archive
+    from annc import DataError
+    from hardware.rundata import read_archive
 
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(DataError, match="single array"):
@@ -402,7 +403,8 @@ output x, s, c
 
 
 def test_a_text_file_as_inputs_is_not_called_pickled_data(tmp_path: Path) -> None:
-    from hardware.rundata import DataError, read_archive
+    from annc import DataError
+    from hardware.rundata import read_archive
 
     (tmp_path / "notes.npz").write_text("T = 1, 2, 3\n")
     with pytest.raises(DataError, match=r"notes\.npz: not an \.npz archive; save inputs") as info:

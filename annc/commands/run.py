@@ -20,6 +20,7 @@ from annc.commands.common import (
     targets,
 )
 from annc.running import RunResult, run_file
+from dsl import dtypes
 from dsl.types import TensorType
 from hardware.rundata import read_archive, save_outputs
 
@@ -51,7 +52,7 @@ def _summary(value: np.ndarray) -> str:
 
 
 def _type(value: np.ndarray) -> str:
-    return str(TensorType("f32" if value.dtype == np.float32 else "f64", value.shape))
+    return str(TensorType(dtypes.from_numpy(value.dtype), value.shape))
 
 
 def _print_outputs(console: Console, result: RunResult) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType
 
 from annc.commands.common import (
     add_program_arguments,
@@ -32,6 +32,7 @@ from annc.commands.common import (
 from annc.commands.variants import comma_names
 from annc.compiler import compile_file
 from annc.recording import record_tune, recording_enabled
+from dsl import dtypes
 from dsl.dialect import KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import module_targets
@@ -72,7 +73,7 @@ def op_signature(op: KernelOp) -> tuple[Shapes, str]:
         type_ = operand.type
         assert isinstance(type_, TensorType)
         shapes.append(tuple(int(d) for d in type_.get_shape()))
-        dtype = "float32" if isinstance(type_.element_type, Float32Type) else "float64"
+        dtype = dtypes.stored_name(dtypes.of_tensor(type_))
     return tuple(shapes), dtype
 
 
