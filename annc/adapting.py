@@ -28,10 +28,10 @@ from datetime import date
 
 from annc.recording import learnable
 from dsl import dtypes
-from hardware.calibration import CALIBRATION_SETTINGS, annc_version
+from hardware.calibration import CALIBRATION_SETTINGS
 from hardware.memory import available_bytes
 from hardware.sampling import Config, quick_configurations, usable
-from hardware.store import MeasurementStore, Observation, now
+from hardware.store import MeasurementStore, Observation, annc_version, now
 from hardware.variants import Variant, get_variant
 from hardware.worker import Interrupted, MeasureWorker, Request
 from passes.models import ChosenModels, corrections_path

@@ -105,10 +105,11 @@ def run_module(
         }
         for r in records
     ]
-    predicted = [op["predicted_s"] for op in ops]
+    predicted = [None if r.predicted_s is None else r.predicted_s * r.executions
+                 for r in records]
     report = {
         "ops": ops,
-        "total_predicted_s": sum(predicted) if predicted and None not in predicted else None,
+        "total_predicted_s": _total(predicted),
         "total_measured_s": sum(r.measured_s for r in records),
         "transfer_s": execution.transfer_s,
         "models": models,
@@ -116,6 +117,12 @@ def run_module(
         "execute_s": execute_s,
     }
     return RunResult(outputs, report, notes, records)
+
+
+def _total(predicted: list[float | None]) -> float | None:
+    """The sum of the ops' predicted times; None when there are none or one is unknown."""
+    known = [p for p in predicted if p is not None]
+    return sum(known) if predicted and len(known) == len(predicted) else None
 
 
 def run_file(

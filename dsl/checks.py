@@ -463,7 +463,9 @@ class _Checker:
             value, what = int(count.text), "repeat count"
         return None if value is None else self.at_most_largest(value, count.loc, what)
 
-    def check_outputs(self, statements: tuple[ast.Statement, ...]) -> tuple:
+    def check_outputs(
+        self, statements: tuple[ast.Statement, ...]
+    ) -> tuple[tuple[str, TypedExpr], ...]:
         outputs = [s for s in statements if isinstance(s, ast.Output)]
         if not outputs:
             self.error(self.program.end, "the program has no output statement; end it with "
@@ -513,10 +515,11 @@ class _Checker:
     def check_name(self, name: ast.Name) -> Checked:
         binding = self.scope.values.get(name.id)
         if binding is not None:
-            if binding.type is None and binding.literal is None:
+            if binding.literal is not None:
+                return binding.literal
+            if binding.type is None:
                 return None  # its definition already failed
-            return binding.literal if binding.literal is not None else Value(name.id,
-                                                                              binding.type)
+            return Value(name.id, binding.type)
         if name.id in self.param_locs:
             self.error(name.loc, f"{name.id} is a param; params can only be used in shapes "
                        "and repeat counts")
@@ -543,7 +546,7 @@ class _Checker:
             assert not isinstance(right, float)
             left = self.constant(left, right.type.dtype, expr.left.loc)
         if isinstance(right, float):
-            assert not isinstance(left, float)
+            assert left is not None and not isinstance(left, float)
             right = self.constant(right, left.type.dtype, expr.right.loc)
         if left is None or right is None:
             return None
@@ -580,12 +583,10 @@ class _Checker:
             return None
         if any(arg is None for arg in args):
             return None
-        if all(isinstance(arg, float) for arg in args) and len(args) == 1 and (
-            kernel in FOLDED_CALLS
-        ):
+        if len(args) == 1 and isinstance(args[0], float) and kernel in FOLDED_CALLS:
             return _fold_call(kernel, args[0])
-        for position, arg in enumerate(args, start=1):
-            if isinstance(arg, float):
+        for position, checked in enumerate(args, start=1):
+            if isinstance(checked, float):
                 self.error(call.args[position - 1].loc if hasattr(call.args[position - 1], "loc")
                            else call.loc, f"{kernel}: argument {position} is a number; "
                            f"{kernel} takes tensors")

@@ -51,8 +51,10 @@ def _shape(value: SSAValue | Attribute) -> tuple[int, ...]:
 
 
 def _element_type(value: SSAValue) -> Attribute:
-    assert isinstance(value.type, TensorType)
-    return value.type.element_type
+    type_ = value.type
+    assert isinstance(type_, TensorType)
+    element: Attribute = type_.element_type
+    return element
 
 
 def _show(value: SSAValue | Attribute) -> str:

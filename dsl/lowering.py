@@ -13,6 +13,8 @@ from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseIntOrFPElementsAttr,
+    Float32Type,
+    Float64Type,
     IndexType,
     ModuleOp,
     StringAttr,
@@ -29,7 +31,7 @@ SOURCE_ATTRIBUTE = "annc.source"
 FUNCTION_NAME = "main"
 
 
-def tensor_type(type_: types.TensorType) -> TensorType:
+def tensor_type(type_: types.TensorType) -> TensorType[Float32Type | Float64Type]:
     return TensorType(dtypes.element_type(type_.dtype), type_.shape)
 
 
@@ -59,7 +61,8 @@ class _Lowering:
                 return self.emit(block, dialect.ConstantOp(attr))
             case types.Operation():
                 operands = [self.lower_expr(o, block, env, None) for o in expr.operands]
-                op = dialect.OP_FOR_KERNEL[expr.kernel](*operands, tensor_type(expr.type))
+                op = dialect.OP_FOR_KERNEL[expr.kernel].create(
+                    operands=operands, result_types=[tensor_type(expr.type)])
                 op.attributes["loc"] = StringAttr(
                     f"{self.program.filename}:{expr.loc.line}:{expr.loc.column}"
                 )
@@ -103,7 +106,8 @@ class _Lowering:
             inner[name] = arg
         self.lower_block(loop.body, body, inner)
         body.add_op(scf.YieldOp(*(inner[name] for name in names)))
-        for_op = scf.ForOp(*bounds, [env[name] for name in names], Region(body))
+        lower, upper, step = bounds
+        for_op = scf.ForOp(lower, upper, step, [env[name] for name in names], Region(body))
         block.add_op(for_op)
         for name, result in zip(names, for_op.results, strict=True):
             result.name_hint = name

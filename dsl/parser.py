@@ -6,9 +6,10 @@ say in words what was expected there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
@@ -18,6 +19,7 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.tree import Meta
 
 from dsl import ast
 from dsl.errors import CompileError, Diagnostic, source_lines
@@ -54,103 +56,105 @@ def _parser() -> Lark:
     )
 
 
-def _loc(item: Token | Tree) -> ast.Location:
+def _loc(item: Token | Tree[Token]) -> ast.Location:
     if isinstance(item, Token):
         return ast.Location(item.line or 1, item.column or 1)
     return ast.Location(item.meta.line, item.meta.column)
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer[Token, tuple[ast.Statement, ...]]):
     """Builds `dsl.ast` nodes from the parse tree, bottom up."""
 
-    def start(self, meta, statements):
+    def start(self, meta: Meta, statements: list[Any]) -> tuple[ast.Statement, ...]:
         return tuple(statements)
 
-    def block(self, meta, statements):
+    def block(self, meta: Meta, statements: list[Any]) -> tuple[ast.Statement, ...]:
         return tuple(statements)
 
-    def param_decl(self, meta, children):
+    def param_decl(self, meta: Meta, children: list[Any]) -> ast.Param:
         name, value = children
         return ast.Param(str(name), value, _loc(name))
 
-    def input_decl(self, meta, children):
+    def input_decl(self, meta: Meta, children: list[Any]) -> ast.Input:
         name, type_spec = children
         return ast.Input(str(name), type_spec, _loc(name))
 
-    def const_decl(self, meta, children):
+    def const_decl(self, meta: Meta, children: list[Any]) -> ast.Const:
         name, type_spec, value = children
         return ast.Const(str(name), type_spec, value, _loc(name))
 
-    def target_decl(self, meta, devices):
+    def target_decl(self, meta: Meta, devices: list[Any]) -> ast.Target:
         return ast.Target(tuple(devices), ast.Location(meta.line, meta.column))
 
-    def assign(self, meta, children):
+    def assign(self, meta: Meta, children: list[Any]) -> ast.Assign:
         name, value, *pin = children
         return ast.Assign(str(name), value, pin[0] if pin else None, _loc(name))
 
-    def repeat(self, meta, children):
+    def repeat(self, meta: Meta, children: list[Any]) -> ast.Repeat:
         count, body = children
         return ast.Repeat(count, body, ast.Location(meta.line, meta.column))
 
-    def output(self, meta, names):
+    def output(self, meta: Meta, names: list[Any]) -> ast.Output:
         return ast.Output(
             tuple(ast.Name(str(n), _loc(n)) for n in names), ast.Location(meta.line, meta.column)
         )
 
-    def pin(self, meta, children):
-        return children[0]
+    def pin(self, meta: Meta, children: list[Any]) -> ast.Device:
+        device: ast.Device = children[0]
+        return device
 
-    def device_name(self, meta, children):
+    def device_name(self, meta: Meta, children: list[Any]) -> ast.Device:
         (name,) = children
         return ast.Device(str(name), _loc(name))
 
-    def count(self, meta, children):
+    def count(self, meta: Meta, children: list[Any]) -> ast.Name | ast.Number:
         (token,) = children
         if token.type == "NAME":
             return ast.Name(str(token), _loc(token))
         return ast.Number(str(token), _loc(token))
 
-    def type_spec(self, meta, children):
+    def type_spec(self, meta: Meta, children: list[Any]) -> ast.TypeSpec:
         dtype, *dims = children
         return ast.TypeSpec(str(dtype), tuple(dims), _loc(dtype))
 
-    def dim(self, meta, children):
+    def dim(self, meta: Meta, children: list[Any]) -> ast.Dim:
         (value,) = children
         if isinstance(value, ast.Number):
             return ast.Dim(value.text, value.loc)
         return ast.Dim(str(value), _loc(value))
 
-    def list_literal(self, meta, items):
+    def list_literal(self, meta: Meta, items: list[Any]) -> ast.ListLiteral:
         return ast.ListLiteral(tuple(items), ast.Location(meta.line, meta.column))
 
-    def literal(self, meta, children):
-        return children[0]
+    def literal(self, meta: Meta, children: list[Any]) -> ast.Literal:
+        literal: ast.Literal = children[0]
+        return literal
 
-    def signed_number(self, meta, children):
+    def signed_number(self, meta: Meta, children: list[Any]) -> ast.Number:
         if len(children) == 2:
             minus, number = children
             return ast.Number("-" + str(number), _loc(minus))
         (number,) = children
         return ast.Number(str(number), _loc(number))
 
-    def number(self, meta, children):
+    def number(self, meta: Meta, children: list[Any]) -> ast.Number:
         (token,) = children
         return ast.Number(str(token), _loc(token))
 
-    def name(self, meta, children):
+    def name(self, meta: Meta, children: list[Any]) -> ast.Name:
         (token,) = children
         return ast.Name(str(token), _loc(token))
 
-    def call(self, meta, children):
+    def call(self, meta: Meta, children: list[Any]) -> ast.Call:
         kernel, *args = children
         return ast.Call(str(kernel), tuple(a for a in args if a is not None), _loc(kernel))
 
-    def binary(self, meta, children):
+    def binary(self, meta: Meta, children: list[Any]) -> ast.Binary:
         left, op, right = children
         return ast.Binary(str(op), left, right, _loc(op))
 
-    def negate(self, meta, children):
+    def negate(self, meta: Meta, children: list[Any]) -> ast.Negate:
         minus, operand = children
         return ast.Negate(operand, _loc(minus))
 
@@ -232,13 +236,15 @@ def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileEr
         line, column = error.line, error.column
         expected = error.expected
         if error.interactive_parser is not None:
-            expected = error.interactive_parser.accepts() or expected
+            accepts: Callable[[], set[str]] = error.interactive_parser.accepts  # untyped in lark
+            expected = accepts() or expected
         message = (
             f"unexpected {_describe_token(error.token)}; "
             f"expected {_describe_expected(set(expected))}"
         )
     elif isinstance(error, UnexpectedCharacters):
         line, column = error.line, error.column
+        assert error.pos_in_stream is not None  # the lexer always sets it
         message = f"unexpected character {text[error.pos_in_stream]!r}"
     else:
         assert isinstance(error, UnexpectedEOF)

@@ -26,7 +26,7 @@ from hardware.devices import available_devices
 from hardware.memory import available_bytes
 from hardware.sampling import Job, calibration_plan, noise_plan
 from hardware.store import Measurement, MeasurementStore, annc_version, now
-from hardware.variants import KERNELS, Variant, all_variants
+from hardware.variants import KERNELS, Shapes, Variant, all_variants
 from hardware.worker import (
     Interrupted,
     MeasureWorker,
@@ -87,7 +87,8 @@ class NoiseFloor:
 
 def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
     """The repeat-to-repeat MAPE of the noise passes among these measurements."""
-    passes: dict[int, dict[tuple[object, ...], float]] = {1: {}, 2: {}}
+    Key = tuple[str, str, str, str, str, Shapes]
+    passes: dict[int, dict[Key, float]] = {1: {}, 2: {}}
     for m in measurements:
         if m.split == "noise" and m.status == "ok" and m.noise_pass in passes and m.median_s:
             key = (m.fingerprint, m.kernel, m.variant, m.device, m.dtype, m.shapes)
@@ -95,7 +96,7 @@ def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
     errors: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for key, t1 in passes[1].items():
         if key in passes[2]:
-            errors[key[1:4]].append(abs(passes[2][key] - t1) / t1)  # type: ignore[index]
+            errors[(key[1], key[2], key[3])].append(abs(passes[2][key] - t1) / t1)
     every = [e for values in errors.values() for e in values]
     return NoiseFloor(statistics.fmean(every) if every else None, len(every),
                       {combo: statistics.fmean(values)

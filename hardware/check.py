@@ -173,8 +173,8 @@ def check_variant(
         device = get_device(variant.device)
         kernel = compiled(variant, shapes, dtype).kernel
         output = device.get(kernel(*[device.put(a) for a in operands]))
-    except Exception as error:  # a crashing variant is a failed check, not a crashed checker
-        return result(False, message=f"raised {type(error).__name__}: {error}")
+    except Exception as raised:  # a crashing variant is a failed check, not a crashed checker
+        return result(False, message=f"raised {type(raised).__name__}: {raised}")
     if not isinstance(output, np.ndarray):
         return result(False, message=f"returned {type(output).__name__}, not a numpy array")
     if output.shape != expected.shape:

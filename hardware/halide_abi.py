@@ -58,11 +58,11 @@ class HalideBuffer(ctypes.Structure):
 LAYOUT = {
     "halide_dimension_t": (ctypes.sizeof(HalideDimension),
                            {n: getattr(HalideDimension, n).offset
-                            for n, _ in HalideDimension._fields_}),
+                            for n, *_ in HalideDimension._fields_}),
     "halide_type_t": (ctypes.sizeof(HalideType),
-                      {n: getattr(HalideType, n).offset for n, _ in HalideType._fields_}),
+                      {n: getattr(HalideType, n).offset for n, *_ in HalideType._fields_}),
     "halide_buffer_t": (ctypes.sizeof(HalideBuffer),
-                        {n: getattr(HalideBuffer, n).offset for n, _ in HalideBuffer._fields_}),
+                        {n: getattr(HalideBuffer, n).offset for n, *_ in HalideBuffer._fields_}),
 }
 """Size and field offsets of each structure, as ctypes lays them out."""
 

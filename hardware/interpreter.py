@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
 from xdsl.interpreter import (
     Interpreter,
     InterpreterFunctions,
@@ -146,6 +146,7 @@ class Execution:
         kernel = compiled(variant, shapes, dtype).kernel
         device = self.devices[variant.device]
         start = time.perf_counter()
+        handles: list[object]
         if variant.backend == "jax" and device.name == "cpu":
             handles = [v.aligned_host(self.devices) for v in values]
         else:
@@ -156,8 +157,9 @@ class Execution:
         elapsed = time.perf_counter() - start
         self.transfer_s += copied - start
         self.record(op, variant, shapes, elapsed)
-        shape = op.results[0].type.get_shape()  # type: ignore[attr-defined]
-        return Resident(tuple(shape), dtype, {device.name: result})
+        result_type = op.results[0].type
+        assert isinstance(result_type, TensorType)
+        return Resident(tuple(result_type.get_shape()), dtype, {device.name: result})
 
     def record(self, op: KernelOp, variant: Variant, shapes: tuple, elapsed: float) -> None:
         index = self._index.setdefault(id(op), len(self._index))

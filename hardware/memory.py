@@ -45,7 +45,7 @@ def estimate(module: ModuleOp) -> MemoryEstimate:
     """Bytes of every tensor the program holds: inputs and each op's result, counted once."""
     sizes: list[TensorSize] = []
     for op in module.walk():
-        values = list(op.results)
+        values: list[SSAValue] = list(op.results)
         if isinstance(op, FuncOp):
             values += list(op.body.block.args)
         sizes += [s for s in map(_describe, values) if s is not None]

@@ -277,6 +277,8 @@ def _square(n: int) -> Shapes:
     return ((n, n), (n, n))
 
 
+_ELEMENTWISE_QUICK: list[tuple[Shapes, str]]
+_BINARY_QUICK: list[tuple[Shapes, str]]
 _ELEMENTWISE_QUICK = [(((384, 384),), "float32"), (((1200,),), "float64"),
                       (((1536, 1536),), "float32"), (((768, 768),), "float64"),
                       (((2_000_000,),), "float64")]

@@ -8,6 +8,7 @@ same resume and the same reference export as the kernels. The predictor fits
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -44,7 +45,7 @@ def copy_times(device: Device, elements: int, direction: str) -> list[float]:
         mark_newer_on_device = getattr(handle, "set_device_dirty", None)
         if mark_newer_on_device is not None:
             mark_newer_on_device(True)  # so that get really copies back
-        times.append(_timed(lambda handle=handle: device.get(handle)))
+        times.append(_timed(functools.partial(device.get, handle)))
     return times[1:]
 
 

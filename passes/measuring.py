@@ -87,7 +87,9 @@ def contenders(op: OpPlan) -> tuple[Candidate | None, list[Candidate], float]:
              and op.site.trips * c.low_s + c.compile_s < best.cost_s + _margin(op, best)]
     if not close:
         return best, [], 0.0
-    stake = op.site.trips * max(best.predicted_s - min(c.low_s for c in close), 0.0)
+    lowest = min(c.low_s for c in close if c.low_s is not None)
+    assert best.predicted_s is not None  # contenders exist only beside a predicted best
+    stake = op.site.trips * max(best.predicted_s - lowest, 0.0)
     return best, close, stake
 
 

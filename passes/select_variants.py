@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,7 +194,7 @@ def _variant_complexity(kernel: str, variant: str, device: str,
     return float(get_variant(kernel, variant, device).complexity(shapes))
 
 
-def _transfer(models: ModelSet):
+def _transfer(models: ModelSet) -> Callable[[int, str, str], float]:
     return lambda n_bytes, source, target: models.transfers.seconds(n_bytes, source, target)
 
 

@@ -77,10 +77,14 @@ def _trips(op: Operation) -> int:
     return trips
 
 
-def _tensor_bytes(value: SSAValue) -> int:
+def _shape(value: SSAValue) -> tuple[int, ...]:
     type_ = value.type
     assert isinstance(type_, TensorType)
-    return dtypes.itemsize(dtypes.of_tensor(type_)) * math.prod(type_.get_shape())
+    return tuple(type_.get_shape())
+
+
+def _tensor_bytes(value: SSAValue) -> int:
+    return dtypes.itemsize(dtypes.of_tensor(value.type)) * math.prod(_shape(value))
 
 
 def _source(value: SSAValue, seen: frozenset[int] = frozenset()) -> SSAValue:
@@ -112,7 +116,7 @@ def data_flow(module: ModuleOp) -> DataFlow:
             assert isinstance(element, TensorType)
             sites.append(Site(
                 index=len(sites), op=op, kernel=op.kernel_name(),
-                shapes=tuple(tuple(o.type.get_shape()) for o in op.operands),  # type: ignore[attr-defined]
+                shapes=tuple(_shape(o) for o in op.operands),
                 dtype=dtypes.of_tensor(element),
                 trips=_trips(op), pin=op.device.data if op.device else None,
                 loc=op.loc.data if op.loc else "",

@@ -138,7 +138,7 @@ class Corrections:
     family_prior_rows: float = FAMILY_PRIOR_ROWS
     combo_prior_rows: float = COMBO_PRIOR_ROWS
     """How strongly each level is shrunk (math.inf: not at all used)."""
-    _fitted: tuple[dict[str, float], dict[Combo, Fitted]] | None = field(default=None,
+    _fitted: tuple[dict[tuple[str, ...], float], dict[Combo, Fitted]] | None = field(default=None,
                                                                           repr=False)
 
     # Learning -------------------------------------------------------------------
@@ -164,18 +164,20 @@ class Corrections:
     def rows(self) -> int:
         return sum(len(v) for v in self.residuals.values())
 
-    def fit(self, models: ModelSet | None = None) -> tuple[dict[tuple, float], dict[Combo, Fitted]]:
+    def fit(
+        self, models: ModelSet | None = None
+    ) -> tuple[dict[tuple[str, ...], float], dict[Combo, Fitted]]:
         """Offsets of every level (device, then family) and per-combination corrections
         (cached until the next add).
 
         `models` gives each combination's held-out error, the prior of its spread."""
         if self._fitted is not None:
             return self._fitted
-        pooled: dict[tuple, list[float]] = defaultdict(list)
+        pooled: dict[tuple[str, ...], list[float]] = defaultdict(list)
         for combo, values in self.residuals.items():
             for level in _levels(combo)[:-1]:
                 pooled[level] += [r for r, _ in values]
-        offsets: dict[tuple, float] = {}
+        offsets: dict[tuple[str, ...], float] = {}
         for level in sorted(pooled, key=len):  # devices first, then families
             parent = offsets.get(level[:-1], 0.0)
             rows = np.array(pooled[level]) - parent
@@ -254,7 +256,7 @@ def family(variant: str) -> str:
     return variant.split(".")[0]
 
 
-def _levels(combo: Combo) -> tuple[tuple, ...]:
+def _levels(combo: Combo) -> tuple[tuple[str, ...], ...]:
     """The levels a combination's residuals pool into, coarsest first, itself last."""
     _, variant, device = combo
     return ((device,), (device, family(variant)), combo)

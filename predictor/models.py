@@ -106,7 +106,7 @@ class ModelSet:
     """When the models were trained (ISO 8601); None in files older than this field."""
     trained_on: str | None = None
     """What they were trained on, e.g. `reference data of machine 640a8c558274`."""
-    _stacked: tuple | None = field(default=None, repr=False)
+    _stacked: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the set as JSON, atomically (a crash never leaves half a file)."""

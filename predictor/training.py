@@ -45,13 +45,19 @@ def _loss(params: mlp.Params, x: jax.Array, y: jax.Array, weights: jax.Array) ->
     return jnp.sum(weights * smooth_abs) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _fit_one(key, x, y, train_w, val_w, *, hidden: int, steps: int):
+_Carry = tuple[mlp.Params, optax.OptState, mlp.Params, jax.Array]
+"""What one training step carries: parameters, optimiser state, the best parameters
+and their validation loss."""
+
+
+def _fit_one(key: jax.Array, x: jax.Array, y: jax.Array, train_w: jax.Array,
+             val_w: jax.Array, *, hidden: int, steps: int) -> tuple[mlp.Params, jax.Array]:
     params = mlp.init(key, x.shape[1], hidden)
     schedule = optax.cosine_decay_schedule(LEARNING_RATE, steps, alpha=0.05)
     optimiser = optax.adam(schedule)
     state = optimiser.init(params)
 
-    def step(carry, _):
+    def step(carry: _Carry, _: None) -> tuple[_Carry, None]:
         params, state, best, best_loss = carry
         grads = jax.grad(_loss)(params, x, y, train_w)
         updates, state = optimiser.update(grads, state, params)
@@ -67,7 +73,8 @@ def _fit_one(key, x, y, train_w, val_w, *, hidden: int, steps: int):
 
 
 @partial(jax.jit, static_argnames=("hidden", "steps"))
-def _fit_group(keys, x, y, train_w, val_w, *, hidden: int, steps: int):
+def _fit_group(keys: jax.Array, x: jax.Array, y: jax.Array, train_w: jax.Array,
+               val_w: jax.Array, *, hidden: int, steps: int) -> tuple[mlp.Params, jax.Array]:
     fit = partial(_fit_one, hidden=hidden, steps=steps)
     over_restarts = jax.vmap(fit, in_axes=(0, None, None, None, None))
     return jax.vmap(over_restarts)(keys, x, y, train_w, val_w)

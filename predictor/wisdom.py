@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from predictor.features import Shapes
+from dsl.kernels import Shapes
 from predictor.models import Combo
 from predictor.state_files import read_machine_file, write_atomically
 

@@ -4,6 +4,9 @@ checked against it, and the stages agree on its result shape."""
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 import numpy as np
 import pytest
 from xdsl.dialects.builtin import TensorType, f64
@@ -18,7 +21,6 @@ from hardware.check import CHECK_SHAPES
 from hardware.sampling import DRAWS
 from hardware.variants import KERNELS as CATALOGUE_KERNELS
 from hardware.variants import get_variant, load_library
-from hardware.variants.halide_pipeline import result_shape as halide_result_shape
 from hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
 from predictor.features import feature_names, size_names, sizes
 
@@ -31,6 +33,14 @@ def _shapes(spec: KernelSpec) -> kernels.Shapes:
     """The largest check shapes of the kernel without a 0-d operand."""
     candidates = [s for s in CHECK_SHAPES[spec.name] if all(s)]
     return max(candidates, key=lambda s: sum(np.prod(shape) for shape in s))
+
+
+def _halide_pipeline() -> ModuleType | None:
+    """`hardware.variants.halide_pipeline` where Halide is installed (it is optional)."""
+    try:
+        return importlib.import_module("hardware.variants.halide_pipeline")
+    except ImportError:
+        return None
 
 
 def _program(spec: KernelSpec, shapes: kernels.Shapes) -> str:
@@ -82,12 +92,14 @@ def test_every_kernel_can_be_written_checked_and_lowered(spec: KernelSpec) -> No
 def test_every_kernel_has_a_reference_whose_result_the_table_predicts(spec: KernelSpec) -> None:
     variant = get_variant(spec.name, REFERENCE, "cpu")
     assert spec.name in REFERENCE_FUNCTIONS
+    halide_pipeline = _halide_pipeline()
     rng = np.random.default_rng(0)
     for shapes in CHECK_SHAPES[spec.name]:
         operands = [rng.uniform(0.5, 1.5, shape) for shape in shapes]
         result = variant.build(shapes, np.dtype(np.float64))(*operands)
         assert result.shape == spec.result_shape(shapes), shapes
-        assert halide_result_shape(spec.name, shapes) == result.shape
+        if halide_pipeline is not None:
+            assert halide_pipeline.result_shape(spec.name, shapes) == result.shape
         assert variant.complexity(shapes) == spec.complexity(shapes) > 0
 
 

@@ -19,12 +19,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -47,6 +49,9 @@ from hardware.fingerprint import fingerprint
 from hardware.home import default_database
 from hardware.sampling import Job
 from hardware.store import MeasurementStore
+
+if TYPE_CHECKING:
+    from annc.adapting import QuickJob
 
 HELP = "measure every kernel variant on this machine (resumable; Ctrl-C keeps every row)"
 
@@ -210,7 +215,7 @@ def _calibrate_transfers(console: Console, store: MeasurementStore, fingerprint_
                          devices: set[str]) -> None:
     """Copy times between the host and every other device calibrated, for placement;
     sizes already stored are not measured again."""
-    from hardware.calibration import annc_version
+    from hardware.store import annc_version
     from hardware.transfers import measure_transfers
 
     for name in sorted(devices - {"cpu"}):
@@ -239,7 +244,7 @@ class _progress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
         self.last = 0.0
 
     def __enter__(self) -> _progress:
@@ -255,7 +260,7 @@ class _progress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
 
-    def __call__(self, job: Job | None, done: int, total: int) -> None:
+    def __call__(self, job: Job | QuickJob | None, done: int, total: int) -> None:
         if job is None:  # the end
             if self.bar is not None and self.task is not None:
                 self.bar.update(self.task, completed=done, description="done")

@@ -50,6 +50,11 @@ def _norm(cupy: Any) -> CupyFunction:
     return norm
 
 
+def _fixed(function: CupyFunction) -> Callable[[Shapes], CupyFunction]:
+    """The same CuPy function for every shape."""
+    return lambda shapes: function
+
+
 def functions(cupy: Any) -> dict[tuple[str, str], Callable[[Shapes], CupyFunction]]:
     """For each (kernel, variant name): the CuPy function, given the operand shapes."""
     plain: dict[str, CupyFunction] = {
@@ -69,7 +74,7 @@ def functions(cupy: Any) -> dict[tuple[str, str], Callable[[Shapes], CupyFunctio
         "div": cupy.divide,
     }
     table: dict[tuple[str, str], Callable[[Shapes], CupyFunction]] = {
-        (kernel, "cupy"): (lambda shapes, f=function: f) for kernel, function in plain.items()
+        (kernel, "cupy"): _fixed(function) for kernel, function in plain.items()
     }
     table[("conv2d", "cupy.fft")] = lambda shapes: _conv2d_fft(cupy, shapes)
     return table

@@ -124,7 +124,8 @@ def reduction(kernel: str, element: hl.Type) -> Definition:
     if kernel not in REDUCTIONS:
         raise ValueError(f"{kernel!r} is not a reduction")
     a = hl.ImageParam(element, 1, "A")
-    inputs = (a, hl.ImageParam(element, 1, "B")) if kernel == "dot" else (a,)
+    inputs: tuple[hl.ImageParam, ...] = (
+        (a, hl.ImageParam(element, 1, "B")) if kernel == "dot" else (a,))
     i = hl.RDom([hl.Range(0, a.dim(0).extent())], "i")
     total = hl.Func("total")
     total[()] = _zero(element)

@@ -25,6 +25,7 @@ import functools
 import math
 import os
 from collections.abc import Callable
+from typing import Any
 
 import halide as hl
 import numpy as np
@@ -209,8 +210,8 @@ def build_halide(kernel: str, shapes: Shapes, dtype: np.dtype, name: str) -> Com
         _note(JIT_NOTE)
     pipeline, arguments, schedule = scheduled(kernel, operand_shapes, output_shape, dtype, name)
     builds["jit"] += 1
-    function = JitFunction(pipeline.compile_to_callable(arguments, cpu_target()))
-    return CompiledKernel(function, dtype, operand_shapes, output_shape, result, schedule)
+    jitted = JitFunction(pipeline.compile_to_callable(arguments, cpu_target()))
+    return CompiledKernel(jitted, dtype, operand_shapes, output_shape, result, schedule)
 
 
 def _note(note: str) -> None:
@@ -235,7 +236,7 @@ def _ahead_of_time(kernel: str, shapes: tuple[Shape, ...], output_shape: Shape,
     else:
         if name.startswith(AUTO_PREFIX):
             stored = stored_schedule(kernel, name, shapes, dtype)
-            schedule = stored and AutoSchedule(stored.scheduler, stored.source, 0.0)
+            schedule = AutoSchedule(stored.scheduler, stored.source, 0.0) if stored else None
         builds["aot_loaded"] += 1
     function = AotFunction(load_shared_object(payload), SYMBOL, (*shapes, output_shape), dtype)
     return function, schedule, cached
@@ -285,7 +286,7 @@ def _cached(kernel: str, name: str) -> Callable[[Shapes, np.dtype], bool]:
 
 def _register(kernel: str, name: str) -> None:
     workspace = _workspace(kernel)
-    extra = {"workspace_bytes": workspace} if workspace else {}
+    extra: dict[str, Any] = {"workspace_bytes": workspace} if workspace else {}
     register(
         Variant(
             kernel=kernel,
