@@ -1,9 +1,7 @@
-"""Devices that kernels run on, and how data moves to and from them.
+"""The devices of this machine: finding them, and the CUDA GPU reached through JAX.
 
-A device holds operands in its own memory. `put` copies a host (numpy) array
-onto the device and returns the device's handle; `get` copies a handle back to
-a numpy array. On the CPU both are the identity.
-
+What a device is (`Device`, and the CPU) is `hardware.device`'s, so that device
+modules found here (`hardware.opencl`) import it without importing this module back.
 `available_devices()` finds what this machine has: the CPU always, a CUDA GPU
 when JAX sees one, an OpenCL device when `hardware.opencl` finds a platform.
 """
@@ -13,44 +11,20 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
+
+from hardware.device import CPU, CpuDevice, Device
+
+__all__ = ["CPU", "DEVICE_NAMES", "CpuDevice", "Device", "DeviceUnavailableError",
+           "JaxGpuDevice", "available_devices", "get_device"]
 
 DEVICE_NAMES = ("cpu", "gpu", "opencl")
 
 
 class DeviceUnavailableError(LookupError):
     """The named device does not exist on this machine."""
-
-
-class Device(ABC):
-    name: str
-    description: str = ""
-    """What the device is, in words (e.g. the GPU's model), for `annc devices`."""
-
-    @abstractmethod
-    def put(self, array: np.ndarray) -> Any:
-        """Copies a host array onto this device; returns once the copy is complete."""
-
-    @abstractmethod
-    def get(self, handle: Any) -> np.ndarray:
-        """Copies a device-resident value back to the host as a numpy array."""
-
-
-class CpuDevice(Device):
-    name = "cpu"
-    description = "the host CPU (numpy, JAX and Halide)"
-
-    def put(self, array: np.ndarray) -> np.ndarray:
-        return array
-
-    def get(self, handle: Any) -> np.ndarray:
-        return np.asarray(handle)
-
-
-CPU = CpuDevice()
 
 
 class JaxGpuDevice(Device):

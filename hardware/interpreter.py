@@ -42,7 +42,7 @@ from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.allocator import aligned, keep_freed_memory
 from hardware.compiled import compiled
 from hardware.control_flow import ControlFlowFunctions
-from hardware.devices import Device
+from hardware.device import Device
 from hardware.variants import Variant, load_library, load_variant, variants_for
 from hardware.variants.reference import REFERENCE
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hardware.devices import Device
+from hardware.device import Device
 
 if TYPE_CHECKING:
     import halide as hl

@@ -27,7 +27,8 @@ import numpy as np
 
 from hardware.allocator import aligned, keep_freed_memory
 from hardware.compiled import compiled, normalise_shapes
-from hardware.devices import Device, get_device
+from hardware.device import Device
+from hardware.devices import get_device
 from hardware.operands import uniform_operands
 from hardware.variants.registry import Shapes, Variant
 
