@@ -9,10 +9,12 @@ device and predicted time).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
+from annc.plans import keep, kept_plan, plan_key
 from annc.recording import record_measured, recording_enabled
 from dsl import ast
 from dsl.checks import check
@@ -21,27 +23,105 @@ from dsl.lowering import lower
 from dsl.parser import nested_too_deeply, parse
 from passes.measuring import MEASURE_MODES
 from passes.models import ChosenModels
-from passes.select_variants import Plan, apply_plan, plan_selection
+from passes.overrides import override_variants
+from passes.select_variants import Plan, SelectVariants, apply_plan
 
 STAGES = ("ast", "ir", "selected")
 """The stages `emit` can name, in pipeline order."""
 
 
+@dataclass
+class Compilation:
+    """What the pipeline made of a program: the program at the stage asked for and,
+    from `selected` on, the selection plan the IR was rewritten with."""
+
+    stage: str
+    program: ast.Program
+    module: ModuleOp | None = None
+    """The IR (None at stage `ast`): after selection and overrides, exactly what runs."""
+    plan: Plan | None = None
+    """Every op's candidates, predictions and choice, with the notes (stage `selected`)."""
+
+    @property
+    def ir(self) -> ModuleOp:
+        if self.module is None:
+            raise AnncError(f"the program was compiled to the {self.stage} stage, not to IR")
+        return self.module
+
+    @property
+    def selection(self) -> Plan:
+        if self.plan is None:
+            raise AnncError(f"the program was compiled to the {self.stage} stage; "
+                            "no variants were selected")
+        return self.plan
+
+    @property
+    def notes(self) -> list[str]:
+        """What selection has to say, then which models it used (none before it)."""
+        if self.plan is None:
+            return []
+        return [*self.plan.notes, f"note: variants chosen with {self.plan.models}"]
+
+    def printed(self) -> str:
+        """The program as `--emit` prints it: the syntax tree, or the IR."""
+        return ast.format_tree(self.program) if self.module is None else str(self.module)
+
+
 def select(module: ModuleOp, models: ChosenModels | None = None, measure: str = "auto",
-           record: bool = True) -> Plan:
+           record: bool = True, kept_plans: bool = False) -> Plan:
     """Runs `select-variants` on the module in place; returns the plan it applied.
 
     `measure` (auto, never, always) lets selection time close candidates first
     (`passes.measuring`); what it timed is kept as wisdom unless `record` is false
-    or recording is off (`ANNC_NO_RECORD=1`)."""
+    or recording is off (`ANNC_NO_RECORD=1`). With `kept_plans`, a plan kept for this
+    very IR and state (`annc.plans`) is applied instead, and a new one is kept."""
     if measure not in MEASURE_MODES:
         raise AnncError(f"--measure: expected one of {', '.join(MEASURE_MODES)}, "
                         f"got {measure!r}")
-    plan = plan_selection(module, models, measure)
+    key = plan_key(module, measure) if kept_plans else None
+    plan = kept_plan(module, key) if key is not None else None
+    if plan is not None:
+        return plan
+    plan = SelectVariants(measure=measure).plan(module, models)
     apply_plan(plan)  # sets typed attributes per op: the IR stays valid
     if plan.measured and plan.chosen_models is not None and recording_enabled(not record):
         record_measured(plan, plan.chosen_models)
+    if key is not None:
+        keep(plan, key)
     return plan
+
+
+def compile_program(
+    text: str,
+    filename: str = "<input>",
+    params: Mapping[str, int | str] | None = None,
+    targets: tuple[str, ...] | list[str] | None = None,
+    emit: str = "selected",
+    measure: str = "auto",
+    record: bool = True,
+    kept_plans: bool = False,
+    variants: Mapping[str, str] | None = None,
+) -> Compilation:
+    """The pipeline, top to bottom: parse, check, lower, select variants, apply the
+    user's `variants` (kernel -> variant name) as a rewrite. Stops at `emit`.
+
+    Every command reads its program through here, so all of them see one choice."""
+    if emit not in STAGES:
+        raise AnncError(f"unknown stage {emit!r}; stages are {', '.join(STAGES)}")
+    program = parse(text, filename)
+    if emit == "ast":
+        return Compilation(emit, program)
+    try:
+        typed = check(program, text, params, tuple(targets) if targets is not None else None)
+        module = lower(typed)
+    except RecursionError:
+        raise nested_too_deeply(text, filename) from None
+    if emit == "ir":
+        return Compilation(emit, program, module)
+    plan = select(module, measure=measure, record=record, kept_plans=kept_plans)
+    if variants:
+        override_variants(module, variants, plan)
+    return Compilation(emit, program, module, plan)
 
 
 def compile_source(
@@ -54,20 +134,10 @@ def compile_source(
 ) -> ast.Program | ModuleOp:
     """Compiles program text up to the stage `emit` names; raises CompileError.
 
-    `measure` is selection's policy for timing close candidates (see `select`)."""
-    if emit not in STAGES:
-        raise AnncError(f"unknown stage {emit!r}; stages are {', '.join(STAGES)}")
-    program = parse(text, filename)
-    if emit == "ast":
-        return program
-    try:
-        typed = check(program, text, params, tuple(targets) if targets is not None else None)
-        module = lower(typed)
-    except RecursionError:
-        raise nested_too_deeply(text, filename) from None
-    if emit == "selected":
-        select(module, measure=measure)
-    return module
+    The program at that stage: the AST or the IR (`compile_program` also returns
+    the selection plan). `measure` is selection's policy for timing close candidates."""
+    compiled = compile_program(text, filename, params, targets, emit, measure)
+    return compiled.program if compiled.module is None else compiled.module
 
 
 def read_source(path: str | Path) -> str:

@@ -18,18 +18,16 @@ from typing import Any
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from annc.compiler import compile_file, select
-from annc.plans import keep, kept_plan, plan_key
+from annc.compiler import compile_program, read_source
 from annc.process import startup_seconds
 from annc.recording import record_run, recording_enabled
-from dsl.errors import RunError
 from dsl.lowering import module_targets
 from hardware import build_cache
 from hardware.compiled import build_seconds
 from hardware.interpreter import Execution, OpRecord, execute
 from hardware.memory import ensure_fits
 from hardware.rundata import input_specs, prepare_inputs
-from hardware.variants import KERNELS, load_library, variants_for
+from passes.overrides import override_variants
 
 
 @dataclass
@@ -48,19 +46,6 @@ def _devices() -> dict[str, Any]:
     return finder() if finder is not None else {"cpu": devices.CPU}
 
 
-def check_forced_variants(forced: Mapping[str, str]) -> None:
-    """Rejects `--variant KERNEL=NAME` for an unknown kernel or variant before running."""
-    load_library()
-    for kernel, name in forced.items():
-        if kernel not in KERNELS:
-            raise RunError(f"--variant {kernel}={name}: unknown kernel {kernel!r}; kernels "
-                           f"are {', '.join(KERNELS)}")
-        names = sorted({v.name for v in variants_for(kernel)})
-        if name not in names:
-            raise RunError(f"--variant {kernel}={name}: {kernel} has no variant {name!r}; "
-                           f"its variants are {', '.join(names)}")
-
-
 def run_module(
     module: ModuleOp,
     inputs: Mapping[str, np.ndarray] | None = None,
@@ -70,9 +55,11 @@ def run_module(
 ) -> RunResult:
     """Runs compiled IR on the given inputs (missing ones generated from `seed`).
 
-    `models` names the model set that selected the variants, for the report."""
+    `variants` (kernel -> variant name) rewrites the IR before it runs
+    (`passes.overrides`); `models` names the model set that selected the variants, for
+    the report."""
     if variants:
-        check_forced_variants(variants)
+        override_variants(module, variants)
     ensure_fits(module)
     specs = input_specs(module)
     provided = dict(inputs or {})
@@ -85,7 +72,7 @@ def run_module(
     devices = _devices()
     notes += [f"note: target {name} is not on this machine; skipping it"
               for name in module_targets(module) or () if name not in devices]
-    execution = Execution(devices=devices, forced=dict(variants or {}))
+    execution = Execution(devices=devices)
     built, began = build_seconds(), time.perf_counter()
     outputs = execute(module, arrays, execution)
     compile_s = build_seconds() - built
@@ -143,22 +130,17 @@ def run_file(
     (and `ANNC_NO_RECORD` unset) what the run measured is kept and learnt from."""
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
-    module = compile_file(path, params=params, targets=targets, emit="ir")
-    assert isinstance(module, ModuleOp)
     recording = recording_enabled(not record)
-    key = plan_key(module, measure)
-    plan = kept_plan(module, key)
-    if plan is None:
-        plan = select(module, measure=measure, record=recording)
-        keep(plan, key)
+    compiled = compile_program(read_source(path), str(path), params, targets, "selected",
+                               measure, record=recording, kept_plans=True, variants=variants)
+    plan = compiled.selection
     selection_builds = build_seconds() - built
     startup_s += time.perf_counter() - began - selection_builds
-    result = run_module(module, inputs, seed, variants, plan.models)
+    result = run_module(compiled.ir, inputs, seed, models=plan.models)
     result.report = {**result.report, "startup_s": startup_s,
                      "compile_s": result.report["compile_s"] + selection_builds}
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
-    notes = [*plan.notes, f"note: variants chosen with {plan.models}", *result.notes,
-             *build_cache.notes]
+    notes = [*compiled.notes, *result.notes, *build_cache.notes]
     result.notes = list(dict.fromkeys(notes))
     return result

@@ -17,7 +17,14 @@ def _select_variants() -> type[ModulePass]:
     return SelectVariants
 
 
+def _override_variants() -> type[ModulePass]:
+    from passes.overrides import OverrideVariants
+
+    return OverrideVariants
+
+
 ANNC_UNIVERSE = Universe(
     all_dialects={"kernel": _kernel_dialect},
-    all_passes={"select-variants": _select_variants},
+    all_passes={"select-variants": _select_variants,
+                "override-variants": _override_variants},
 )

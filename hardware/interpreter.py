@@ -1,7 +1,8 @@
 """Executes annc IR with xDSL's `Interpreter`: what is printed is what runs.
 
 Each `kernel` op runs the variant it names (`variant` and `device` attributes,
-set by selection or forced by the user); an op that names none runs
+set by selection, or by `passes.overrides` where the user forced one); an op that
+names none runs
 `numpy.reference` on the CPU. Every execution is timed, so a run can report
 the measured time of each op summed over all the times it executed.
 
@@ -101,8 +102,6 @@ class Execution:
     """Runs kernel ops with their variants and keeps an `OpRecord` per op."""
 
     devices: Mapping[str, Device]
-    forced: Mapping[str, str] = field(default_factory=dict)
-    """kernel -> variant name, from `--variant KERNEL=NAME`."""
     records: dict[int, OpRecord] = field(default_factory=dict)
     transfer_s: float = 0.0
     """Seconds spent copying operands to devices (included in the ops' measured times)."""
@@ -117,12 +116,7 @@ class Execution:
     def variant_for(self, op: KernelOp) -> Variant:
         kernel = op.kernel_name()
         device = op.device.data if op.device else "cpu"
-        forced = self.forced.get(kernel)
-        name = forced or (op.variant.data if op.variant else REFERENCE)
-        if forced:  # the user named a variant, not a device: look through the library
-            load_library()
-        if forced and not any(v.name == forced for v in variants_for(kernel, device)):
-            device = next((v.device for v in variants_for(kernel) if v.name == forced), device)
+        name = op.variant.data if op.variant else REFERENCE
         if device not in self.devices:
             where = f"{op.loc.data}: error: " if op.loc else ""
             raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "

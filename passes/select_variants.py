@@ -243,12 +243,24 @@ def apply_plan(plan: Plan) -> None:
 class SelectVariants(ModulePass):
     """Rewrites every kernel op to name its variant, device and predicted time.
 
-    `measure` (never, auto, always) lets the pass measure close candidates first;
-    through `xdsl-opt` it never does unless asked (`select-variants{measure=auto}`)."""
+    Its options are its fields: `measure` (never, auto, always) lets the pass measure
+    close candidates first; through `xdsl-opt` it never does unless asked
+    (`select-variants{measure=auto}`). The compiler calls `plan` to keep the plan
+    (candidates, predictions, notes) beside the rewritten IR."""
 
     name = "select-variants"
 
     measure: str = "never"
 
+    def __post_init__(self) -> None:
+        if self.measure not in MEASURE_MODES:
+            raise ValueError(f"select-variants: measure must be one of "
+                             f"{', '.join(MEASURE_MODES)}, not {self.measure!r}")
+
+    def plan(self, module: ModuleOp, models: ChosenModels | None = None) -> Plan:
+        """The plan for this module (the module is unchanged); `models` replaces the
+        model set the pass would load."""
+        return plan_selection(module, models, self.measure)
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        apply_plan(plan_selection(op, measure=self.measure))
+        apply_plan(self.plan(op))

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from xdsl.dialects.builtin import ModuleOp
-
 from annc.commands.common import (
     add_program_arguments,
     add_selection_arguments,
@@ -15,8 +13,7 @@ from annc.commands.common import (
     defines,
     targets,
 )
-from annc.compiler import STAGES, compile_file, select
-from dsl.ast import Program, format_tree
+from annc.compiler import STAGES, compile_program, read_source
 from dsl.errors import AnncError
 
 HELP = "compile a workload and print it as an AST, as xDSL IR, or as IR with variants chosen"
@@ -33,14 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stage = "ir" if args.emit == "selected" else args.emit
-    result = compile_file(args.file, params=defines(args), targets=targets(args), emit=stage)
-    if args.emit == "selected":
-        assert isinstance(result, ModuleOp)
-        plan = select(result, measure=args.measure, record=not args.no_record)
-        for note in [*plan.notes, f"note: variants chosen with {plan.models}"]:
-            print(note, file=sys.stderr)
-    text = format_tree(result) if isinstance(result, Program) else str(result)
+    compiled = compile_program(read_source(args.file), args.file, defines(args), targets(args),
+                               args.emit, args.measure, record=not args.no_record)
+    for note in compiled.notes:
+        print(note, file=sys.stderr)
+    text = compiled.printed()
     if args.output:
         try:
             Path(args.output).write_text(text + "\n")

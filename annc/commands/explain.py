@@ -9,7 +9,6 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
-from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.common import (
     add_program_arguments,
@@ -20,7 +19,7 @@ from annc.commands.common import (
     short_time,
     targets,
 )
-from annc.compiler import compile_file, select
+from annc.compiler import compile_program, read_source
 from passes.select_variants import Candidate, Plan
 
 HELP = "show every candidate variant and device of every op, its predicted time, and why " \
@@ -83,9 +82,8 @@ def plan_json(plan: Plan) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    module = compile_file(args.file, params=defines(args), targets=targets(args), emit="ir")
-    assert isinstance(module, ModuleOp)
-    plan = select(module, measure=args.measure, record=not args.no_record)
+    plan = compile_program(read_source(args.file), args.file, defines(args), targets(args),
+                           "selected", args.measure, record=not args.no_record).selection
     for note in plan.notes:
         print(note, file=sys.stderr)
     if args.report == "json":

@@ -30,7 +30,7 @@ from annc.commands.common import (
     targets,
 )
 from annc.commands.variants import comma_names
-from annc.compiler import compile_file
+from annc.compiler import compile_program, read_source
 from annc.recording import record_tune, recording_enabled
 from dsl import dtypes
 from dsl.dialect import KernelOp
@@ -40,7 +40,7 @@ from hardware.calibration import select_variants
 from hardware.devices import available_devices
 from hardware.variants.reference import REFERENCE
 from hardware.worker import MeasureWorker, Outcome, Request, TimingSettings
-from passes.select_variants import Plan, plan_selection
+from passes.select_variants import Plan
 from passes.sites import data_flow
 
 HELP = "measure every candidate variant and device of every op of a workload"
@@ -77,11 +77,11 @@ def op_signature(op: KernelOp) -> tuple[Shapes, str]:
     return tuple(shapes), dtype
 
 
-def allowed_devices(module: ModuleOp, op: KernelOp) -> list[str]:
+def allowed_devices(module: ModuleOp, pin: str | None) -> list[str]:
     """The op's pin, else the module's targets that this machine has (all when none)."""
     here = list(available_devices())
-    if op.device is not None:
-        return [op.device.data] if op.device.data in here else []
+    if pin is not None:
+        return [pin] if pin in here else []
     wanted = module_targets(module)
     return here if wanted is None else [d for d in here if d in wanted]
 
@@ -106,7 +106,9 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
                 (c.variant, c.device) for c in op_plan.candidates if c.build == "cached"}
             kernel = op.kernel_name()
             shapes, dtype = op_signature(op)
-            devices = allowed_devices(module, op)
+            pin = op_plan.site.pin if op_plan is not None else (
+                op.device.data if op.device else None)  # selection sets `device`: read its pin
+            devices = allowed_devices(module, pin)
             candidates = []
             for variant in variants:
                 if (variant.kernel != kernel or variant.device not in devices
@@ -130,7 +132,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
                     "compile_s": outcome.compile_s if outcome.status == "ok" else None,
                     "cached": (variant.name, variant.device) in cached,
                 })
-            chosen = {"variant": REFERENCE, "device": op.device.data if op.device else "cpu"}
+            chosen = {"variant": REFERENCE, "device": pin or "cpu"}
             if op_plan is not None and op_plan.chosen is not None:
                 chosen = {"variant": op_plan.chosen.variant, "device": op_plan.chosen.device}
             ops.append({"index": index, "kernel": kernel, "shapes": [list(s) for s in shapes],
@@ -139,13 +141,13 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
 
 
 def run(args: argparse.Namespace) -> int:
-    module = compile_file(args.file, params=defines(args), targets=targets(args), emit="ir")
-    assert isinstance(module, ModuleOp)
+    compiled = compile_program(read_source(args.file), args.file, defines(args), targets(args),
+                               "selected", measure="never", record=False)
+    module, plan = compiled.ir, compiled.selection
     timeout = args.timeout
     if timeout <= 0:
         raise AnncError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
     console = Console(stderr=True)
-    plan = plan_selection(module)
     for note in [*plan.notes, f"note: chosen with {plan.models}"]:
         console.print(note, soft_wrap=True)
     report = tune(module, comma_names(args.variants), timeout, console, plan)
