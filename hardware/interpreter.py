@@ -105,13 +105,13 @@ class Execution:
     records: dict[int, OpRecord] = field(default_factory=dict)
     transfer_s: float = 0.0
     """Seconds spent copying operands to devices (included in the ops' measured times)."""
-    _index: dict[int, int] = field(default_factory=dict)
+    _index: dict[KernelOp, int] = field(default_factory=dict)
 
     def number_ops(self, module: ModuleOp) -> None:
         """Gives every kernel op its index: its position in the printed IR."""
         for op in module.walk():
             if isinstance(op, KernelOp):
-                self._index[id(op)] = len(self._index)
+                self._index[op] = len(self._index)
 
     def variant_for(self, op: KernelOp) -> Variant:
         kernel = op.kernel_name()
@@ -156,7 +156,7 @@ class Execution:
         return Resident(tuple(result_type.get_shape()), dtype, {device.name: result})
 
     def record(self, op: KernelOp, variant: Variant, shapes: tuple, elapsed: float) -> None:
-        index = self._index.setdefault(id(op), len(self._index))
+        index = self._index.setdefault(op, len(self._index))
         record = self.records.get(index)
         if record is None:
             record = self.records[index] = OpRecord(

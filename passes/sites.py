@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from xdsl.dialects import arith, scf
+from xdsl.dialects import scf
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
+from xdsl.traits import ConstantLike
 
 from dsl import dtypes
 from dsl.dialect import KernelOp
@@ -57,12 +58,13 @@ class DataFlow:
 
 
 def _trip_count(loop: scf.ForOp) -> int:
+    """How many times the loop runs; 1 where a bound is not a constant."""
     bounds = []
     for operand in (loop.lb, loop.ub, loop.step):
-        owner = operand.owner if isinstance(operand, OpResult) else None
-        if not isinstance(owner, arith.ConstantOp) or not isinstance(owner.value, IntegerAttr):
+        value = ConstantLike.get_constant_value(operand)
+        if not isinstance(value, IntegerAttr):
             return 1
-        bounds.append(owner.value.value.data)
+        bounds.append(value.value.data)
     lower, upper, step = bounds
     return max(0, math.ceil((upper - lower) / step)) if step > 0 else 0
 
@@ -87,11 +89,11 @@ def _tensor_bytes(value: SSAValue) -> int:
     return dtypes.itemsize(dtypes.of_tensor(value.type)) * math.prod(_shape(value))
 
 
-def _source(value: SSAValue, seen: frozenset[int] = frozenset()) -> SSAValue:
+def _source(value: SSAValue, seen: frozenset[SSAValue] = frozenset()) -> SSAValue:
     """The value a loop-carried argument or a loop result stands for: what the body yields."""
-    if id(value) in seen:
+    if value in seen:
         return value
-    seen = seen | {id(value)}
+    seen = seen | {value}
     if isinstance(value, OpResult) and isinstance(value.op, scf.ForOp):
         yielded = value.op.body.block.last_op
         assert yielded is not None
@@ -108,10 +110,10 @@ def _source(value: SSAValue, seen: frozenset[int] = frozenset()) -> SSAValue:
 def data_flow(module: ModuleOp) -> DataFlow:
     """Every kernel op of the module as a site, in program order, and the values between."""
     sites: list[Site] = []
-    index_of: dict[int, int] = {}
+    index_of: dict[Operation, int] = {}
     for op in module.walk():
         if isinstance(op, KernelOp):
-            index_of[id(op)] = len(sites)
+            index_of[op] = len(sites)
             element = op.operands[0].type
             assert isinstance(element, TensorType)
             sites.append(Site(
@@ -122,18 +124,18 @@ def data_flow(module: ModuleOp) -> DataFlow:
                 loc=op.loc.data if op.loc else "",
             ))
     values: list[Value] = []
-    value_of: dict[int, int] = {}
+    value_of: dict[SSAValue, int] = {}
 
     def value_id(value: SSAValue) -> int:
         source = _source(value)
-        if id(source) not in value_of:
+        if source not in value_of:
             producer = HOST
-            if isinstance(source, OpResult) and id(source.op) in index_of:
-                producer = index_of[id(source.op)]
+            if isinstance(source, OpResult) and source.op in index_of:
+                producer = index_of[source.op]
             times = sites[producer].trips if producer != HOST else 1
-            value_of[id(source)] = len(values)
+            value_of[source] = len(values)
             values.append(Value(producer, _tensor_bytes(source), times))
-        return value_of[id(source)]
+        return value_of[source]
 
     for site in sites:
         site.operands = [value_id(o) for o in site.op.operands]
