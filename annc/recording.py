@@ -40,8 +40,8 @@ from predictor.wisdom import Wisdom, WisdomFileError
 
 MIN_EXECUTIONS = 3
 MIN_LEARN_S = 1e-4
-"""Per-execution times below this are mostly the interpreter's overhead (about 10 µs
-per op), not the kernel."""
+"""Per-execution times below this are mostly the interpreter's per-op overhead (README,
+"Measurements behind the design"), not the kernel."""
 DRIFT = 0.25
 """A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
 MIN_DRIFT_OPS = 3

@@ -3,18 +3,18 @@
 glibc's malloc serves large blocks with `mmap` and hands them back to the system
 when they are freed, and it moves that threshold as the program runs. A kernel
 whose result is a few megabytes then pays a page fault for every 4 KiB of it on
-some calls and not on others, depending on what ran before: the same call was
-measured at 0.5 ms and at 3.4 ms in one process. Physics workloads run the same
-kernels on the same sizes again and again, so annc asks malloc to keep freed
-memory (no `mmap` blocks, no trimming) in every process that runs or measures
-kernels: calibration's worker and `annc run` alike, so that what is measured is
-what runs. The cost is that the process keeps its peak memory until it exits.
+some calls and not on others, depending on what ran before, and the same call's time
+varies several-fold within one process (README, "Measurements behind the design").
+Physics workloads run the same kernels on the same sizes again and again, so annc
+asks malloc to keep freed memory (no `mmap` blocks, no trimming) in every process
+that runs or measures kernels: calibration's worker and `annc run` alike, so that
+what is measured is what runs. The cost is that the process keeps its peak memory until it exits.
 
 XLA reads a host array in place only when its data starts on a 64-byte boundary;
 any other array it copies on every call. glibc's malloc aligns to 16 bytes, so
-a numpy array is 64-byte aligned one time in four, and the same JAX call on
-the same sizes measured 7 µs or 22 µs (a 171 KB sum), 0.9 ms or 2.9 ms (a 35 MB
-matrix–vector product), by the address of its operands. annc therefore
+a numpy array is 64-byte aligned one time in four, and the same JAX call on the
+same sizes takes about three times as long, by the address of its operands alone.
+annc therefore
 allocates the arrays it creates 64-byte aligned (`aligned_empty`): operands it
 measures on, a program's inputs, Halide's results; and the interpreter aligns a
 value once (`aligned`) before a JAX kernel on the CPU reads it.

@@ -5,7 +5,8 @@ one `func.func` with its `func.return`, `scf.for` loops whose iter_args carry th
 loop's values, their `scf.yield`, and `arith.constant` index bounds. These are
 their implementations for xDSL's `Interpreter`. xDSL ships implementations of
 whole dialects too, but importing any of them imports all of them (RISC-V
-included), which cost a run 0.15 s of start-up; these five are all annc needs.
+included), which costs a run noticeable start-up time (README, "Measurements behind
+the design"); these five are all annc needs.
 """
 
 from __future__ import annotations

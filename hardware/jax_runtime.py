@@ -3,8 +3,8 @@
 Importing this module turns on 64-bit floats in JAX (`jax_enable_x64`), process
 wide, so that f64 kernels really run in f64; turns off asynchronous dispatch on
 the CPU (every annc kernel waits for its result anyway, and handing each call to
-another thread made the same call measure 23 µs once and 72 µs the next time on
-the 2-core reference machine); and turns on XLA's persistent compilation
+another thread made the same call's time vary threefold from one call to the next:
+README, "Measurements behind the design"); and turns on XLA's persistent compilation
 cache in `$ANNC_HOME/jax-cache`, so that a second run of a program does not pay
 XLA compilation again. On a GPU it keeps JAX from taking 75% of the GPU's memory
 up front (`XLA_PYTHON_CLIENT_PREALLOCATE=false`, unless the environment says

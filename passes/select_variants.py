@@ -107,8 +107,8 @@ def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> l
 
 
 LOAD_S = 4e-4
-"""Seconds to load one compiled kernel from the build cache (read, verify, dlopen):
-0.3–0.5 ms measured on the reference machine."""
+"""Seconds to load one compiled kernel from the build cache (read, verify, dlopen), as
+measured on the reference machine (README, "Measurements behind the design")."""
 
 
 def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
