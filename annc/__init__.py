@@ -31,11 +31,12 @@ from dsl.errors import (
 )
 
 if TYPE_CHECKING:
-    from annc.compiler import compile_file, compile_source
+    from annc.compiler import Compilation, compile_file, compile_program, compile_source
     from annc.running import RunResult, run_file, run_module
 
 __all__ = [
     "AnncError",
+    "Compilation",
     "CompileError",
     "DataError",
     "HomeError",
@@ -45,6 +46,7 @@ __all__ = [
     "RunResult",
     "StoreError",
     "compile_file",
+    "compile_program",
     "compile_source",
     "run_file",
     "run_module",
@@ -52,7 +54,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-_LAZY = {"compile_file": "annc.compiler", "compile_source": "annc.compiler",
+_LAZY = {"Compilation": "annc.compiler", "compile_file": "annc.compiler",
+         "compile_program": "annc.compiler", "compile_source": "annc.compiler",
          "RunResult": "annc.running", "run_file": "annc.running", "run_module": "annc.running"}
 
 

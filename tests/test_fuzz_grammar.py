@@ -14,14 +14,15 @@ from hypothesis import strategies as st
 from xdsl.dialects.builtin import ModuleOp
 
 import annc
+from dsl.checks import KERNEL_PARAMETERS
 
 HEADER = ("param N = 3", "input A : f32[N, N]", "input B : f32[N, N]", "input x : f32[N]",
           "input s : f32")
 """Declared first in every program, so that many generated programs are well typed."""
 NAMES = ("A", "B", "x", "y", "s", "N", "M", "T")
 VALUES = ("A", "B", "x", "s", "A", "B", "x", "y")
-KERNELS = ("matmul", "matvec", "conv2d", "transpose", "dot", "sum", "norm", "exp", "sqrt",
-           "abs", "nope")
+KERNELS = (*KERNEL_PARAMETERS, "nope")
+"""Every kernel a program calls by name (from the kernel table), and one that is none."""
 DEVICES = ("cpu", "gpu", "opencl", "tpu")
 
 names = st.sampled_from(NAMES)
