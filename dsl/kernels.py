@@ -60,6 +60,12 @@ class KernelSpec:
         return len(self.parameters)
 
     @property
+    def any_shape(self) -> bool:
+        """Whether its operands may be tensors of any rank: element-wise kernels, and
+        the reductions of one operand (sum, norm)."""
+        return self.kind == "elementwise" or (self.kind == "reduction" and self.arity == 1)
+
+    @property
     def called(self) -> bool:
         """Whether a program calls it by name, `exp(x)`, rather than with an operator."""
         return self.operator is None

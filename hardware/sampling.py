@@ -171,8 +171,8 @@ def _binary(rng: np.random.Generator) -> Shapes:
 DRAWS: dict[str, Callable[[np.random.Generator], Shapes]] = {
     "matmul": _matmul, "matvec": _matvec, "conv2d": _conv2d, "transpose": _transpose,
     "dot": _dot,
-    **{k: _unary for k, s in KERNELS.items() if s.kind != "matrix" and s.arity == 1},
-    **{k: _binary for k, s in KERNELS.items() if s.kind == "elementwise" and s.arity == 2},
+    **{k: _unary for k, s in KERNELS.items() if s.any_shape and s.arity == 1},
+    **{k: _binary for k, s in KERNELS.items() if s.any_shape and s.arity == 2},
 }
 """How one configuration's shapes are drawn, per kernel."""
 
@@ -301,8 +301,8 @@ QUICK_SHAPES: dict[str, list[tuple[Shapes, str]]] = {
                   (((1536, 1536),), "float32")],
     "dot": [(((700,), (700,)), "float64"), (((2_000_000,), (2_000_000,)), "float32"),
             (((6000,), (6000,)), "float32")],
-    **{k: _ELEMENTWISE_QUICK for k in ("sum", "norm", "exp", "sqrt", "abs", "neg")},
-    **{k: _BINARY_QUICK for k in ("add", "sub", "mul", "div")},
+    **{k: _ELEMENTWISE_QUICK for k, s in KERNELS.items() if s.any_shape and s.arity == 1},
+    **{k: _BINARY_QUICK for k, s in KERNELS.items() if s.any_shape and s.arity == 2},
 }
 """What `calibrate --quick` measures: per kernel, shapes as physics workloads have them
 (square matrices and images from small to large, skinny and wide products, tall and

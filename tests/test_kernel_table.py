@@ -18,7 +18,7 @@ from dsl.kernels import KERNELS, KernelSpec
 from dsl.lowering import lower
 from dsl.parser import parse
 from hardware.check import CHECK_SHAPES
-from hardware.sampling import DRAWS
+from hardware.sampling import DRAWS, QUICK_SHAPES
 from hardware.variants import KERNELS as CATALOGUE_KERNELS
 from hardware.variants import get_variant, load_library
 from hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
@@ -108,6 +108,7 @@ def test_every_kernel_has_features_and_a_sampling_rule(spec: KernelSpec) -> None
     assert size_names(spec.name) == spec.size_names
     assert feature_names(spec.name, augmented=True)[: len(spec.size_names)] == tuple(
         f"log {name}" for name in spec.size_names)
+    assert spec.name in QUICK_SHAPES
     drawn = DRAWS[spec.name](np.random.default_rng(0))
     spec.result_shape(drawn)
     assert len(sizes(spec.name, drawn)) == len(spec.size_names)
