@@ -4,8 +4,10 @@ A *configuration* is a kernel's operand shapes and dtype. Every kernel has one
 seeded list of training configurations and a separate list of held-out test
 configurations (no configuration is in both); all variants of a kernel are
 measured on prefixes of the same lists, so their times are comparable. Sizes
-are log-uniform across the range where variants differ, capped so that one
-measurement of the slowest sane variant stays well under a second.
+are log-uniform across the range where variants differ, a fifth of them moved to a
+power of two or one off it, with matrices, fields and stencils shaped as physics
+has them; they are capped so that one measurement of the slowest sane variant
+stays well under a second.
 
 Variants whose build is expensive (JAX and Halide compile per shape; Halide's
 auto-schedulers also search for a schedule) get shorter prefixes. Jobs are
@@ -99,6 +101,20 @@ def _log_uniform(rng: np.random.Generator, low: int, high: int) -> int:
     return round(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
+POWER_OF_TWO_SHARE = 0.2
+"""The share of drawn sizes moved to a power of two, or one off it: the sizes people
+choose (and where caches, vector widths and FFTs switch behaviour)."""
+
+
+def _size(rng: np.random.Generator, low: int, high: int) -> int:
+    """A log-uniform size in [low, high], now and then a power of two or one off it."""
+    n = _log_uniform(rng, low, high)
+    if rng.random() < POWER_OF_TWO_SHARE:
+        power = 2 ** round(math.log2(n)) + int(rng.choice((-1, 0, 0, 1)))
+        n = power if low <= power <= high else n
+    return n
+
+
 def _capped(rng: np.random.Generator, draw: Callable[[], Shapes],
             cost: Callable[[Shapes], float], cap: float) -> Shapes:
     """A draw whose cost is under the cap (redrawn until it is)."""
@@ -109,48 +125,66 @@ def _capped(rng: np.random.Generator, draw: Callable[[], Shapes],
 
 
 def _tensor(rng: np.random.Generator, low: int, high: int) -> tuple[int, ...]:
-    """A vector or a matrix of a log-uniform number of elements."""
-    n = _log_uniform(rng, low, high)
+    """A vector, or a matrix of a log-uniform number of elements: mostly a field
+    of rows and columns within 4x of each other, as grids are, else any split."""
+    n = _size(rng, low, high)
     if rng.random() < 0.5:
         return (n,)
-    rows = _log_uniform(rng, 1, max(1, n))
+    if rng.random() < 0.7:
+        rows = max(1, round(math.sqrt(n) * math.exp(rng.uniform(-math.log(2), math.log(2)))))
+    else:
+        rows = _log_uniform(rng, 1, max(1, n))
     return (rows, max(1, n // rows))
 
 
 def _matmul(rng: np.random.Generator) -> Shapes:
+    """Square products (30%), skinny and wide ones with one small dimension such as
+    Gram matrices and blocked solvers have (20%), and any mix of sizes."""
     def draw() -> Shapes:
-        m = _log_uniform(rng, 8, 1536)
-        if rng.random() < 0.3:
+        m = _size(rng, 8, 1536)
+        shape = rng.random()
+        if shape < 0.3:
             k = n = m
+        elif shape < 0.5:
+            small, large = _size(rng, 8, 64), (_size(rng, 256, 4096) for _ in range(2))
+            dims = [small, *large]
+            rng.shuffle(dims)
+            m, k, n = dims
         else:
-            k, n = _log_uniform(rng, 8, 1536), _log_uniform(rng, 8, 1536)
+            k, n = _size(rng, 8, 1536), _size(rng, 8, 1536)
         return ((m, k), (k, n))
     return _capped(rng, draw, lambda s: s[0][0] * s[0][1] * s[1][1], 2**30)
 
 
 def _matvec(rng: np.random.Generator) -> Shapes:
     def draw() -> Shapes:
-        m, n = _log_uniform(rng, 8, 8192), _log_uniform(rng, 8, 8192)
+        m, n = _size(rng, 8, 8192), _size(rng, 8, 8192)
         return ((m, n), (n,))
     return _capped(rng, draw, lambda s: s[0][0] * s[0][1], 2**24)
 
 
 def _conv2d(rng: np.random.Generator) -> Shapes:
+    """Images up to 2048 on a side; small stencils (3x3 to 7x7) in 60% of draws, as
+    physics has them, else odd sizes up to 31."""
     def draw() -> Shapes:
-        h, w = _log_uniform(rng, 8, 1024), _log_uniform(rng, 8, 1024)
-        p, q = (2 * _log_uniform(rng, 1, 16) - 1 for _ in range(2))
+        h, w = _size(rng, 8, 2048), _size(rng, 8, 2048)
+        if rng.random() < 0.6:
+            p = int(rng.choice((3, 5, 7)))
+            q = p if rng.random() < 0.8 else int(rng.choice((3, 5, 7)))
+        else:
+            p, q = (2 * _log_uniform(rng, 1, 16) - 1 for _ in range(2))
         return ((h, w), (p, q))
     return _capped(rng, draw, lambda s: math.prod(s[0]) * math.prod(s[1]), 2**28)
 
 
 def _transpose(rng: np.random.Generator) -> Shapes:
     def draw() -> Shapes:
-        return ((_log_uniform(rng, 8, 4096), _log_uniform(rng, 8, 4096)),)
+        return ((_size(rng, 8, 4096), _size(rng, 8, 4096)),)
     return _capped(rng, draw, lambda s: math.prod(s[0]), 2**23)
 
 
 def _dot(rng: np.random.Generator) -> Shapes:
-    n = _log_uniform(rng, 16, 4_000_000)
+    n = _size(rng, 16, 4_000_000)
     return ((n,), (n,))
 
 
