@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from predictor.features import bytes_touched, feature_matrix
+from predictor.features import bytes_touched, feature_matrix, feature_names
 from predictor.fitting import Measurement, by_combo, fit_models, mape, split
 from predictor.models import Combo
 
@@ -77,11 +77,12 @@ def boosted_trees(measurements: Iterable[Measurement]) -> Scores | None:
         train, test = split(rows, "train"), split(rows, "test")
         if len(train) < 8 or not test:
             continue
-        data = xgboost.DMatrix(feature_matrix([r.config for r in train], True),
+        names = feature_names(combo[0], augmented=True)
+        data = xgboost.DMatrix(feature_matrix([r.config for r in train], names),
                                label=np.log([r.seconds for r in train]))
         booster = xgboost.train({"max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0},
                                 data, num_boost_round=200)
-        queries = xgboost.DMatrix(feature_matrix([r.config for r in test], True))
+        queries = xgboost.DMatrix(feature_matrix([r.config for r in test], names))
         predicted = np.exp(booster.predict(queries))
         scores[combo] = mape(predicted, np.array([r.seconds for r in test]))
     return scores

@@ -2,10 +2,12 @@
 
 For one configuration of one kernel–variant–device combination the features are
 the logs of the kernel's size parameters (m, k, n for a matrix product; h, w,
-p, q for a convolution; the element count for the rest), the log of the
-variant's mathematical complexity — the *augmentation* of the paper — the log
-of the bytes its operands and result occupy, and 1 for f64 (0 for f32).
-The plain baseline models get the same features without the complexity.
+p, q for a convolution; the element count for the rest, and its innermost
+extent), the log of the variant's mathematical complexity with the innermost loop
+rounded up to whole vectors — the *augmentation* of the paper — the log of the
+bytes its operands and result occupy, and 1 for f64 (0 for f32). The plain
+baseline models get the same features without the complexity. Features are named,
+and a model computes the ones its file names, so older model files keep working.
 """
 
 from __future__ import annotations
@@ -48,16 +50,62 @@ ENCODINGS = ("log", "raw")
 """How sizes enter a model: their logs (annc's), or the raw values (the paper's), each
 then standardised on the training rows."""
 
+VECTOR_BYTES = 64
+"""The width of one vector register (AVX-512) and of one cache line: the unit in which
+an innermost loop actually moves data."""
 
-def feature_names(kernel: str, augmented: bool, encoding: str = "log") -> tuple[str, ...]:
+COMPLEXITY = "padded complexity"
+"""The augmentation new models get: the textbook complexity with the innermost loop
+rounded up to whole vectors (see `padded_complexity`). In log encoding the plain
+complexity of most kernels is a sum of the size features, which the network forms by
+itself; the rounding is not, so the augmentation carries information."""
+
+SHAPE_AWARE = True
+"""Whether element-wise kernels and reductions also get their innermost extent (a
+(n, 2) field runs far slower than a (2, n) one of the same element count)."""
+
+
+def innermost(kernel: str, shapes: Shapes) -> int:
+    """The extent of the innermost loop over the result: the last axis of the largest
+    operand (1 for scalars), the columns of a product, image or transpose."""
+    if kernel == "matmul":
+        return shapes[1][1]
+    if kernel in ("matvec", "transpose", "conv2d"):
+        return shapes[0][1]
+    largest = max(shapes, key=math.prod)
+    return largest[-1] if largest else 1
+
+
+def padded_complexity(config: Configuration) -> float:
+    """The complexity with the innermost loop rounded up to whole vectors of this dtype:
+    the work a vectorised loop does, remainder lanes included."""
+    lanes = VECTOR_BYTES // ITEMSIZE[config.dtype]
+    inner = max(innermost(config.kernel, config.shapes), 1)
+    return max(config.complexity, 1.0) * (math.ceil(inner / lanes) * lanes / inner)
+
+
+def feature_names(kernel: str, augmented: bool, encoding: str = "log",
+                  shape_aware: bool = SHAPE_AWARE,
+                  complexity: str = COMPLEXITY) -> tuple[str, ...]:
+    """A new model's inputs, in order; a model file keeps the names it was made with,
+    and `feature_row` computes whatever names it is given."""
     prefix = "log " if encoding == "log" else ""
-    names = tuple(f"{prefix}{name}" for name in size_names(kernel))
-    return (*names, *((f"{prefix}complexity",) if augmented else ()), f"{prefix}bytes", "f64")
+    names = list(size_names(kernel))
+    if shape_aware and names == ["elements"]:
+        names.append("inner")
+    if augmented:
+        names.append(complexity)
+    names.append("bytes")
+    return (*(f"{prefix}{name}" for name in names), "f64")
 
 
 def encoding_of(names: Sequence[str]) -> str:
     """The encoding a model's feature names were made with."""
     return "log" if names[0].startswith("log ") else "raw"
+
+
+def is_augmented(names: Sequence[str]) -> bool:
+    return any(name.endswith("complexity") for name in names)
 
 
 @dataclass(frozen=True)
@@ -70,20 +118,34 @@ class Configuration:
     complexity: float
 
 
-def feature_row(config: Configuration, augmented: bool, encoding: str = "log") -> list[float]:
-    values = [float(max(s, 1)) for s in sizes(config.kernel, config.shapes)]
-    if augmented:
-        values.append(max(config.complexity, 1.0))
-    values.append(float(bytes_touched(config.kernel, config.shapes, config.dtype)))
-    if encoding == "log":
-        values = [math.log(v) for v in values]
-    values.append(1.0 if config.dtype == "f64" else 0.0)
-    return values
+def _value(config: Configuration, name: str) -> float:
+    if name == "inner":
+        return float(max(innermost(config.kernel, config.shapes), 1))
+    if name == "complexity":
+        return max(config.complexity, 1.0)
+    if name == "padded complexity":
+        return padded_complexity(config)
+    if name == "bytes":
+        return float(bytes_touched(config.kernel, config.shapes, config.dtype))
+    index = size_names(config.kernel).index(name)
+    return float(max(sizes(config.kernel, config.shapes)[index], 1))
 
 
-def feature_matrix(configs: Sequence[Configuration], augmented: bool,
-                   encoding: str = "log") -> np.ndarray:
-    return np.array([feature_row(c, augmented, encoding) for c in configs], dtype=np.float64)
+def feature_row(config: Configuration, names: Sequence[str]) -> list[float]:
+    """The values of these features (a model's `features`) for one configuration."""
+    row = []
+    for name in names:
+        if name == "f64":
+            row.append(1.0 if config.dtype == "f64" else 0.0)
+        elif name.startswith("log "):
+            row.append(math.log(_value(config, name.removeprefix("log "))))
+        else:
+            row.append(_value(config, name))
+    return row
+
+
+def feature_matrix(configs: Sequence[Configuration], names: Sequence[str]) -> np.ndarray:
+    return np.array([feature_row(c, names) for c in configs], dtype=np.float64)
 
 
 @dataclass(frozen=True)

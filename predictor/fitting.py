@@ -13,9 +13,10 @@ import numpy as np
 
 from predictor import mlp
 from predictor.features import (
+    COMPLEXITY,
+    SHAPE_AWARE,
     Configuration,
     Normalisation,
-    encoding_of,
     feature_matrix,
     feature_names,
 )
@@ -59,9 +60,7 @@ def prior_design(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
 
 
 def predict_seconds(model: Model, configs: Sequence[Configuration]) -> np.ndarray:
-    augmented = any(n.endswith("complexity") for n in model.features)
-    x = model.normalisation.features(
-        feature_matrix(configs, augmented, encoding_of(model.features)))
+    x = model.normalisation.features(feature_matrix(configs, model.features))
     params = {k: jnp.asarray(v, mlp.DTYPE) for k, v in model.params.items()
               if k in ("w1", "b1", "w2", "b2")}
     batch = jnp.asarray(x, mlp.DTYPE)
@@ -80,10 +79,14 @@ def fit_models(
     min_rows: int = 8,
     encoding: str = "log",
     prior: bool = False,
+    shape_aware: bool = SHAPE_AWARE,
+    complexity: str = COMPLEXITY,
 ) -> dict[Combo, Model]:
     """One model per combination with at least `min_rows` training rows.
 
-    `encoding` is how sizes enter (`log`, or `raw` as in the paper). With `prior`,
+    `encoding` is how sizes enter (`log`, or `raw` as in the paper);
+    `shape_aware` and `complexity` choose the features (`features.feature_names`:
+    annc's defaults, or "complexity" and no innermost extent as before). With `prior`,
     the network learns the residual over a least-squares line in the complexity
     and the dtype (3 more parameters): log time = prior + NN(features)."""
     groups = {c: rows for c, rows in by_combo(measurements).items()
@@ -91,10 +94,11 @@ def fit_models(
     start = time.perf_counter()
     prepared: dict[int, list[tuple[Combo, Normalisation, TrainingSet, np.ndarray | None]]] = (
         defaultdict(list))
+    names_of: dict[Combo, tuple[str, ...]] = {}
     for combo, rows in groups.items():
         train = split(rows, "train")
-        names = feature_names(combo[0], augmented, encoding)
-        x = feature_matrix([r.config for r in train], augmented, encoding)
+        names = feature_names(combo[0], augmented, encoding, shape_aware, complexity)
+        x = feature_matrix([r.config for r in train], names)
         y = np.log([r.seconds for r in train])
         normalisation = Normalisation.fit(x, y)
         xn, yn = normalisation.features(x), normalisation.target(y)
@@ -103,6 +107,7 @@ def fit_models(
             design = prior_design(xn, names)
             line = np.linalg.lstsq(design, yn, rcond=None)[0]
             yn = yn - design @ line
+        names_of[combo] = names
         prepared[x.shape[1]].append((combo, normalisation, TrainingSet(xn, yn), line))
     models: dict[Combo, Model] = {}
     for entries in prepared.values():
@@ -111,8 +116,7 @@ def fit_models(
             weights = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
             if line is not None:
                 weights["prior"] = np.asarray(line, dtype=np.float64)
-            models[combo] = Model(*combo, feature_names(combo[0], augmented, encoding),
-                                  normalisation, weights)
+            models[combo] = Model(*combo, names_of[combo], normalisation, weights)
     seconds = time.perf_counter() - start
     return {c: _summarised(m, groups[c], seconds / max(len(models), 1))
             for c, m in sorted(models.items())}

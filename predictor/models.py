@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from predictor.features import Configuration, Normalisation, encoding_of, feature_row
+from predictor.features import Configuration, Normalisation, feature_row
 from predictor.state_files import read_json, write_atomically
 from predictor.transfers import TransferModel
 
@@ -206,8 +206,7 @@ class ModelSet:
             model = self.models.get(combo)
             if model is None:
                 continue
-            augmented = any(n.endswith("complexity") for n in model.features)
-            features = feature_row(config, augmented, encoding_of(model.features))
+            features = feature_row(config, model.features)
             rows[i, : len(features)] = features
             which[i] = index[combo]
             known[i] = True

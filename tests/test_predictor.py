@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from predictor import baselines
-from predictor.features import Configuration, bytes_touched, feature_names, sizes
+from predictor.features import (
+    Configuration,
+    bytes_touched,
+    feature_names,
+    feature_row,
+    padded_complexity,
+    sizes,
+)
 from predictor.fitting import Measurement, fit_models, mape, predict_seconds
 from predictor.mlp import parameter_count
 from predictor.models import SCHEMA_VERSION, ModelFileError, ModelSet
@@ -36,9 +43,30 @@ def test_features_are_logs_of_sizes_complexity_and_bytes():
     config = Configuration("matmul", ((8, 16), (16, 4)), "f64", 512.0)
     assert sizes("matmul", config.shapes) == (8, 16, 4)
     assert bytes_touched("matmul", config.shapes, "f64") == (128 + 64 + 32) * 8
-    assert feature_names("matmul", True) == ("log m", "log k", "log n", "log complexity",
-                                             "log bytes", "f64")
-    assert "log complexity" not in feature_names("conv2d", False)
+    assert feature_names("matmul", True) == ("log m", "log k", "log n",
+                                             "log padded complexity", "log bytes", "f64")
+    assert "log padded complexity" not in feature_names("conv2d", False)
+    assert feature_names("add", False) == ("log elements", "log inner", "log bytes", "f64")
+
+
+def test_padded_complexity_rounds_the_innermost_loop_up_to_whole_vectors():
+    # 16 f32 or 8 f64 lanes per 64-byte vector: 4 columns of f64 fill half a vector
+    narrow = Configuration("matmul", ((8, 16), (16, 4)), "f64", 512.0)
+    assert padded_complexity(narrow) == 1024.0
+    aligned = Configuration("matmul", ((8, 16), (16, 16)), "f32", 2048.0)
+    assert padded_complexity(aligned) == 2048.0
+    tall = Configuration("neg", ((1000, 2),), "f32", 2000.0)
+    assert padded_complexity(tall) == 16000.0
+    wide = Configuration("neg", ((2, 1000),), "f32", 2000.0)
+    assert padded_complexity(wide) == 2000.0 * 1008 / 1000
+
+
+def test_a_model_file_computes_the_features_it_names_so_older_files_still_predict():
+    config = Configuration("add", ((3, 5), (3, 5)), "f32", 15.0)
+    old = ("log elements", "log complexity", "log bytes", "f64")
+    assert feature_row(config, old) == pytest.approx(
+        [math.log(15), math.log(15), math.log(45 * 4), 0.0])
+    assert feature_row(config, ("elements", "inner", "f64")) == [15.0, 5.0, 0.0]
 
 
 def test_every_model_stays_within_75_parameters():
