@@ -6,10 +6,10 @@ builtin.module attributes {annc.source = "examples/heat.ann", annc.inputs = ["T"
     %2 = arith.constant 1 : index
     %T_1 = scf.for %i = %0 to %1 step %2 iter_args(%T_2 = %T) -> (tensor<256x256xf32>) {
       %3 = kernel.constant dense<2.000000e-01> : tensor<f32>
-      %4 = kernel.mul %3, %alpha {loc = "examples/heat.ann:16:15", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<f32> -> tensor<f32>
-      %5 = kernel.conv2d %T_2, %L {loc = "examples/heat.ann:16:25", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<3x3xf32> -> tensor<256x256xf32>
+      %4 = kernel.mul %3, %alpha {loc = "examples/heat.ann:16:15", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<f32> -> tensor<f32>
+      %5 = kernel.conv2d %T_2, %L {loc = "examples/heat.ann:16:25", variant = "shifted", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<3x3xf32> -> tensor<256x256xf32>
       %6 = kernel.mul %4, %5 {loc = "examples/heat.ann:16:23", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<256x256xf32> -> tensor<256x256xf32>
-      %T_3 = kernel.add %T_2, %6 {loc = "examples/heat.ann:16:9", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
+      %T_3 = kernel.add %T_2, %6 {loc = "examples/heat.ann:16:9", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
       scf.yield %T_3 : tensor<256x256xf32>
     }
     %7 = kernel.mul %T_1, %T_1 {loc = "examples/heat.ann:18:11", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
