@@ -74,11 +74,11 @@ def run_module(
     notes += [f"note: target {name} is not on this machine; skipping it"
               for name in module_targets(module) or () if name not in devices]
     built, began = build_seconds(), time.perf_counter()
-    plan = compile_plan(module, devices)
-    outputs = plan.run(arrays)
+    executable = compile_plan(module, devices)
+    outputs = executable.run(arrays)
     compile_s = build_seconds() - built
     execute_s = time.perf_counter() - began - compile_s
-    records = plan.records()
+    records = executable.records()
     ops = [
         {
             "index": r.index,
@@ -99,7 +99,7 @@ def run_module(
         "ops": ops,
         "total_predicted_s": _total(predicted),
         "total_measured_s": sum(r.measured_s for r in records),
-        "transfer_s": plan.transfer_s,
+        "transfer_s": executable.transfer_s,
         "models": models,
         "compile_s": compile_s,
         "execute_s": execute_s,

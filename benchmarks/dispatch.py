@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import ModuleOp
 from annc.compiler import compile_source
 from hardware.devices import CPU
 from hardware.fingerprint import fingerprint
-from hardware.plan import Plan
+from hardware.plan import ExecutablePlan
 from hardware.planning import compile_plan
 from hardware.rundata import input_specs, prepare_inputs
 
@@ -54,7 +54,8 @@ def loop(n_ops: int, trips: int) -> str:
                       "output y", ""])
 
 
-def plan_overhead_ns(plan: Plan, arrays: list[np.ndarray], repeats: int) -> tuple[float, float]:
+def plan_overhead_ns(plan: ExecutablePlan, arrays: list[np.ndarray],
+                     repeats: int) -> tuple[float, float]:
     """Median dispatch overhead per op execution and median kernel time per execution."""
     overheads, kernels = [], []
     for repeat in range(repeats + 2):

@@ -1,6 +1,6 @@
 """An executable plan: the selected IR resolved once into steps, run as often as wanted.
 
-`Plan.run` puts the inputs in their slots, runs the steps in order under
+`ExecutablePlan.run` puts the inputs in their slots, runs the steps in order under
 `np.errstate(all="ignore")` — NaN or infinity in the inputs, a division by zero
 or an overflow give the IEEE results numpy gives (NaN, ±inf), without
 RuntimeWarnings: a physicist checks the outputs, not warnings — and copies the
@@ -62,7 +62,10 @@ class PlannedOp:
 
 
 @dataclass
-class Plan:
+class ExecutablePlan:
+    """`main`'s steps, its input and output slots and its kernel ops (what selection
+    decides is another plan, `passes.select_variants.Plan`)."""
+
     steps: list[Step]
     slots: int
     """How many values the environment holds."""

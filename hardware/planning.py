@@ -27,7 +27,7 @@ from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.allocator import aligned
 from hardware.compiled import compiled
 from hardware.device import Device
-from hardware.plan import Plan, PlannedOp
+from hardware.plan import ExecutablePlan, PlannedOp
 from hardware.steps import Step, constant_step, kernel_step, loop_step
 from hardware.variants import Variant, load_library, load_variant, variants_for
 from hardware.variants.reference import REFERENCE
@@ -139,7 +139,7 @@ class _Planner:
                          [self.slot(r) for r in op.results])
 
 
-def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> Plan:
+def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> ExecutablePlan:
     """The module's `main` as an executable plan on these devices (building its variants)."""
     function = next(op for op in module.ops
                     if isinstance(op, func.FuncOp) and op.sym_name.data == FUNCTION_NAME)
@@ -149,5 +149,6 @@ def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> Plan:
     names = output_names(module)
     if len(names) != len(returned):
         raise RunError(f"the module names {len(names)} outputs but returns {len(returned)}")
-    return Plan(steps, len(planner.slots), inputs, dict(zip(names, returned, strict=True)),
-                planner.ops, devices, planner.copying)
+    return ExecutablePlan(steps, len(planner.slots), inputs,
+                          dict(zip(names, returned, strict=True)), planner.ops, devices,
+                          planner.copying)
