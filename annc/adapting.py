@@ -157,7 +157,7 @@ def run_quick(store: MeasurementStore, chosen: ChosenModels, jobs: Sequence[Quic
 
 
 def usable_observation(o: Observation) -> bool:
-    """Run times count only when steady and above the interpreter's overhead."""
+    """Run times count only when steady and above the per-op dispatch overhead."""
     return o.source != "run" or learnable(o.executions, o.seconds)
 
 

@@ -13,7 +13,7 @@ what was measured is
    the noise, the models are marked stale (and unmarked when a later run agrees).
 
 A run's op counts for learning only where its time is steady and above the
-interpreter's own overhead: at least `MIN_EXECUTIONS` executions (the first,
+per-op dispatch overhead: at least `MIN_EXECUTIONS` executions (the first,
 which pays for first-touch memory, is left out) and at least `MIN_LEARN_S` per
 execution. Recording is off with `--no-record` or `ANNC_NO_RECORD=1`; where
 `$ANNC_HOME` cannot be written it is skipped without a word.
@@ -40,8 +40,8 @@ from predictor.wisdom import Wisdom, WisdomFileError
 
 MIN_EXECUTIONS = 3
 MIN_LEARN_S = 1e-4
-"""Per-execution times below this are mostly the interpreter's per-op overhead (README,
-"Measurements behind the design"), not the kernel."""
+"""Per-execution times below this are too close to the per-op dispatch overhead (README,
+"Measurements behind the design") to be the kernel's alone."""
 DRIFT = 0.25
 """A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
 MIN_DRIFT_OPS = 3

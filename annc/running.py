@@ -1,10 +1,10 @@
-"""Running a workload: compile, check memory, prepare inputs, interpret, report.
+"""Running a workload: compile, check memory, prepare inputs, plan, execute, report.
 
 Beside each op's times the report splits the run's wall time: `startup_s` (from the
 process's start, when annc is the program, to the execution: imports, parsing,
 selection), `compile_s` (building or loading kernels in this process, wherever it
-happened) and `execute_s` (the execution's wall time, interpretation and copies
-included, builds excluded).
+happened) and `execute_s` (the execution's wall time, making the plan, dispatching
+steps and copies included, builds excluded).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from annc.recording import record_run, recording_enabled
 from dsl.lowering import module_targets
 from hardware import build_cache
 from hardware.compiled import build_seconds
-from hardware.interpreter import Execution, OpRecord, execute
 from hardware.memory import ensure_fits
+from hardware.plan import OpRecord
+from hardware.planning import compile_plan
 from hardware.rundata import input_specs, prepare_inputs
 from passes.overrides import override_variants
 
@@ -72,12 +73,12 @@ def run_module(
     devices = _devices()
     notes += [f"note: target {name} is not on this machine; skipping it"
               for name in module_targets(module) or () if name not in devices]
-    execution = Execution(devices=devices)
     built, began = build_seconds(), time.perf_counter()
-    outputs = execute(module, arrays, execution)
+    executable = compile_plan(module, devices)
+    outputs = executable.run(arrays)
     compile_s = build_seconds() - built
     execute_s = time.perf_counter() - began - compile_s
-    records = [execution.records[i] for i in sorted(execution.records)]
+    records = executable.records()
     ops = [
         {
             "index": r.index,
@@ -98,7 +99,7 @@ def run_module(
         "ops": ops,
         "total_predicted_s": _total(predicted),
         "total_measured_s": sum(r.measured_s for r in records),
-        "transfer_s": execution.transfer_s,
+        "transfer_s": executable.transfer_s,
         "models": models,
         "compile_s": compile_s,
         "execute_s": execute_s,

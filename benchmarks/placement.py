@@ -6,7 +6,7 @@
 For three examples, the same program runs three ways: placed by annc over
 `cpu, DEV`; with `--target cpu`; with `--target DEV` (every op that has a
 variant there; the others stay on the CPU). Each is run once to compile, then
-timed end to end (interpreting, kernels and copies) as the median of 3 runs.
+timed end to end (planning, dispatch, kernels and copies) as the median of 3 runs.
 Also reported: which devices annc used and the time spent copying. Writes
 `benchmarks/results/placement.md` unless `--out` names another file; `--json`
 also writes the figures as JSON. `--quick` runs tiny sizes, timed once: a check

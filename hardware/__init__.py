@@ -1,1 +1,1 @@
-"""Devices, the variant library, timing, calibration, and the interpreter that runs IR."""
+"""Devices, the variant library, timing, calibration, and the executable plans that run IR."""

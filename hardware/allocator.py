@@ -16,7 +16,7 @@ a numpy array is 64-byte aligned one time in four, and the same JAX call on the
 same sizes takes about three times as long, by the address of its operands alone.
 annc therefore
 allocates the arrays it creates 64-byte aligned (`aligned_empty`): operands it
-measures on, a program's inputs, Halide's results; and the interpreter aligns a
+measures on, a program's inputs, Halide's results; and a running plan aligns a
 value once (`aligned`) before a JAX kernel on the CPU reads it.
 """
 

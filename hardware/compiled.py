@@ -3,7 +3,7 @@
 Building a variant is where JAX traces and XLA compiles, or Halide JIT-compiles
 a pipeline; that takes from microseconds to seconds. `compiled` does it once
 and remembers how long it took, so the timing harness, the checker and the
-interpreter share the work.
+executable plans share the work.
 """
 
 from __future__ import annotations

@@ -222,6 +222,8 @@ def _choose(op: OpPlan, device: str) -> None:
             c.why_not = f"{c.device} lost in placement (copies and times over the whole function)"
         elif c.cost_s == best.cost_s:
             c.why_not = "tied; chosen by name"
+        elif best.cost_s == 0:  # built already, in an op that never runs
+            c.why_not = f"{best.variant} costs nothing here (built already; the op never runs)"
         else:
             c.why_not = f"{c.cost_s / best.cost_s:.2f}x the predicted cost of {best.variant}"
 

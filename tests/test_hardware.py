@@ -155,7 +155,7 @@ def test_measured_operands_and_program_inputs_are_aligned() -> None:
 
 def test_a_jax_kernel_on_the_cpu_reads_an_aligned_copy_made_once() -> None:
     from hardware.allocator import aligned_empty, is_aligned
-    from hardware.interpreter import Resident
+    from hardware.residency import Resident
 
     base = aligned_empty((65,), np.float64)
     base[:] = np.arange(65)

@@ -1,7 +1,7 @@
 """NaN and infinity in inputs flow through every kernel as they would in numpy.
 
 No kernel crashes on them and no floating-point warning escapes to the user: the
-interpreter runs kernels under `np.errstate(all="ignore")`, so the outputs are
+plan runs kernels under `np.errstate(all="ignore")`, so the outputs are
 IEEE results (NaN, ±inf) exactly as numpy computes them, silently.
 """
 

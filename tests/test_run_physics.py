@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +218,17 @@ output x
     result = annc.run_file(path, inputs={"x": x}, params={"STEPS": 0})
     np.testing.assert_array_equal(result.outputs["x"], x)
     assert all(op["kernel"] != "mul" for op in result.report["ops"])
+
+
+def test_a_loop_of_zero_trips_whose_variants_are_built_is_selected_without_warnings(
+        tmp_path: Path) -> None:
+    """Its ops cost nothing with a variant built already: no ratio to divide by zero."""
+    annc.run_file(write(tmp_path, "input x : f64[4]\nrepeat 2 { x = x * 2 }\noutput x\n"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = annc.run_file(write(tmp_path, "input x : f64[4]\nrepeat 0 { x = x * 2 }\n"
+                                               "output x\n"), inputs={"x": np.arange(4.0)})
+    np.testing.assert_array_equal(result.outputs["x"], np.arange(4.0))
 
 
 def test_nested_loops_run_inner_times_outer(tmp_path: Path) -> None:

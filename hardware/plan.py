@@ -1,0 +1,108 @@
+"""An executable plan: the selected IR resolved once into steps, run as often as wanted.
+
+`ExecutablePlan.run` puts the inputs in their slots, runs the steps in order under
+`np.errstate(all="ignore")` — NaN or infinity in the inputs, a division by zero
+or an overflow give the IEEE results numpy gives (NaN, ±inf), without
+RuntimeWarnings: a physicist checks the outputs, not warnings — and copies the
+outputs back to the host. Every kernel op's executions are timed, so a run can
+report the measured time of each op summed over all the times it executed.
+Making a plan from IR is `hardware.planning`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hardware.allocator import keep_freed_memory
+from hardware.device import Device
+from hardware.residency import Resident
+from hardware.steps import Step
+
+
+@dataclass
+class OpRecord:
+    """What one kernel op did during a run."""
+
+    index: int
+    kernel: str
+    variant: str
+    device: str
+    shapes: list[list[int]]
+    loc: str
+    predicted_s: float | None
+    measured_s: float = 0.0
+    executions: int = 0
+    times: list[float] = field(default_factory=list)
+    """Seconds of each execution, in order."""
+
+
+@dataclass
+class PlannedOp:
+    """A kernel op as the plan runs it, and the nanoseconds of each of its executions."""
+
+    index: int
+    """The op's position among the kernel ops of the printed IR."""
+    kernel: str
+    variant: str
+    device: str
+    shapes: list[list[int]]
+    loc: str
+    predicted_s: float | None
+    times_ns: list[int] = field(default_factory=list)
+
+    def record(self) -> OpRecord:
+        times = [t * 1e-9 for t in self.times_ns]
+        return OpRecord(self.index, self.kernel, self.variant, self.device, self.shapes,
+                        self.loc, self.predicted_s, sum(self.times_ns) * 1e-9,
+                        len(times), times)
+
+
+@dataclass
+class ExecutablePlan:
+    """`main`'s steps, its input and output slots and its kernel ops (what selection
+    decides is another plan, `passes.select_variants.Plan`)."""
+
+    steps: list[Step]
+    slots: int
+    """How many values the environment holds."""
+    inputs: list[int]
+    outputs: dict[str, int]
+    """Output names and their slots, in the order the function returns them."""
+    ops: list[PlannedOp]
+    devices: Mapping[str, Device]
+    copying_ns: list[int] = field(default_factory=lambda: [0])
+    """Nanoseconds spent copying operands to devices, summed by the steps."""
+    transfer_s: float = 0.0
+    """Seconds the last run spent copying: operands to devices (included in the ops'
+    measured times) and outputs back to the host."""
+
+    def run(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the plan on the inputs, in declaration order; returns the outputs by name.
+        Each op's times and the copying time are those of this run."""
+        keep_freed_memory()  # as when the kernels were calibrated
+        for op in self.ops:
+            op.times_ns.clear()
+        self.copying_ns[0] = 0
+        env: list[object] = [None] * self.slots
+        for slot, array in zip(self.inputs, inputs, strict=True):
+            env[slot] = Resident.on_host(array)
+        with np.errstate(all="ignore"):  # NaN and inf are results, as in numpy, not errors
+            for step in self.steps:
+                step(env)
+        start = time.perf_counter_ns()
+        outputs = {name: self._host(env[slot]) for name, slot in self.outputs.items()}
+        self.transfer_s = (self.copying_ns[0] + time.perf_counter_ns() - start) * 1e-9
+        return outputs
+
+    def _host(self, value: object) -> np.ndarray:
+        assert isinstance(value, Resident)
+        return value.host(self.devices)
+
+    def records(self) -> list[OpRecord]:
+        """What every op that ran in the last run did, in index order."""
+        return [op.record() for op in sorted(self.ops, key=lambda o: o.index)
+                if op.times_ns]

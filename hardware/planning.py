@@ -1,0 +1,154 @@
+"""Making an executable plan from selected IR: every op resolved once, before anything runs.
+
+Each `kernel` op becomes a step bound to the variant it names (`variant` and
+`device` attributes, set by selection, or by `passes.overrides` where the user
+forced one; an op that names none runs `numpy.reference` on the CPU), built for
+its operand shapes and dtype, and to the slots of its operands and result.
+`kernel.constant` becomes a step that makes its value; `scf.for` a Python loop
+over its body's steps; `arith.constant` bounds are read while planning and
+`func.return` names the output slots. An op of any other kind cannot be planned
+and is an error, never interpreted instead. The body of a loop that runs no trip
+is not planned (nor its variants built), as it never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from xdsl.dialects import arith, func, scf
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Operation, SSAValue
+
+from dsl import dtypes
+from dsl.dialect import ConstantOp, KernelOp
+from dsl.errors import RunError
+from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
+from hardware.allocator import aligned
+from hardware.compiled import compiled
+from hardware.device import Device
+from hardware.plan import ExecutablePlan, PlannedOp
+from hardware.steps import Step, constant_step, kernel_step, loop_step
+from hardware.variants import Variant, load_library, load_variant, variants_for
+from hardware.variants.reference import REFERENCE
+
+
+def output_names(module: ModuleOp) -> list[str]:
+    attr = module.attributes[OUTPUTS_ATTRIBUTE]
+    assert isinstance(attr, ArrayAttr)
+    return [s.data for s in attr.data if isinstance(s, StringAttr)]
+
+
+def variant_for(op: KernelOp, devices: Mapping[str, Device]) -> Variant:
+    """The variant the op names, on its device; a RunError where there is none."""
+    kernel = op.kernel_name()
+    device = op.device.data if op.device else "cpu"
+    name = op.variant.data if op.variant else REFERENCE
+    if device not in devices:
+        where = f"{op.loc.data}: error: " if op.loc else ""
+        raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "
+                       f"{device} device (found: {', '.join(devices)})")
+    try:
+        return load_variant(kernel, name, device)  # imports only the backend it needs
+    except LookupError:
+        load_library()
+        known = ", ".join(v.name for v in variants_for(kernel, device))
+        raise RunError(f"{kernel} has no variant {name!r} on {device}; "
+                       f"known: {known}") from None
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    assert isinstance(value.type, TensorType)
+    return tuple(value.type.get_shape())
+
+
+def _dtype(value: SSAValue) -> np.dtype:
+    return dtypes.to_numpy(dtypes.of_tensor(value.type))
+
+
+class _Planner:
+    def __init__(self, module: ModuleOp, devices: Mapping[str, Device]) -> None:
+        self.devices = devices
+        self.slots: dict[SSAValue, int] = {}
+        self.integers: dict[SSAValue, int] = {}
+        self.ops: list[PlannedOp] = []
+        self.copying = [0]
+        kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
+        self.index = {op: i for i, op in enumerate(kernel_ops)}  # positions in the printed IR
+
+    def slot(self, value: SSAValue) -> int:
+        return self.slots.setdefault(value, len(self.slots))
+
+    def block(self, block: Block) -> tuple[list[Step], list[int]]:
+        """The steps of a block, and the slots of what its terminator returns or yields."""
+        steps: list[Step] = []
+        for op in block.ops:
+            if isinstance(op, func.ReturnOp | scf.YieldOp):
+                return steps, [self.slot(v) for v in op.operands]
+            step = self.op(op)
+            if step is not None:
+                steps.append(step)
+        raise RunError("annc cannot execute a block without a terminator")
+
+    def op(self, op: Operation) -> Step | None:
+        if isinstance(op, KernelOp):
+            return self.kernel(op)
+        if isinstance(op, ConstantOp):
+            values = np.array(op.value.get_values(), dtype=_dtype(op.result))
+            return constant_step(aligned(values.reshape(op.value.get_shape())),
+                                 self.slot(op.result))
+        if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr):
+            self.integers[op.result] = op.value.value.data
+            return None
+        if isinstance(op, scf.ForOp):
+            return self.loop(op)
+        raise RunError(f"annc cannot execute {op.name} (only kernel ops, kernel.constant, "
+                       "integer arith.constant and scf.for are planned)")
+
+    def kernel(self, op: KernelOp) -> Step:
+        variant = variant_for(op, self.devices)
+        shapes = tuple(_shape(v) for v in op.operands)
+        dtype = _dtype(op.operands[0])
+        if not variant.applies(shapes, dtype):
+            raise RunError(f"variant {variant.name} of {variant.kernel} does not apply to "
+                           f"shapes {list(map(list, shapes))} ({dtype})")
+        built = compiled(variant, shapes, dtype).kernel
+        device = self.devices[variant.device]
+        planned = PlannedOp(
+            index=self.index[op], kernel=variant.kernel, variant=variant.name,
+            device=variant.device, shapes=[list(s) for s in shapes],
+            loc=op.loc.data if op.loc else "",
+            predicted_s=op.predicted_s.value.data if op.predicted_s else None)
+        self.ops.append(planned)
+        align = variant.backend == "jax" and device.name == "cpu"
+        return kernel_step(built, [self.slot(v) for v in op.operands],
+                           self.slot(op.results[0]), _shape(op.results[0]), dtype, device,
+                           self.devices, align, planned.times_ns, self.copying)
+
+    def bound(self, value: SSAValue) -> int:
+        if value not in self.integers:
+            raise RunError("annc cannot execute a loop whose bounds are not integer constants")
+        return self.integers[value]
+
+    def loop(self, op: scf.ForOp) -> Step:
+        trips = range(self.bound(op.lb), self.bound(op.ub), self.bound(op.step))
+        index, *arguments = op.body.block.args
+        body, yielded = self.block(op.body.block) if trips else ([], [])
+        return loop_step(trips, self.slot(index), [self.slot(a) for a in arguments],
+                         [self.slot(v) for v in op.iter_args], body, yielded,
+                         [self.slot(r) for r in op.results])
+
+
+def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> ExecutablePlan:
+    """The module's `main` as an executable plan on these devices (building its variants)."""
+    function = next(op for op in module.ops
+                    if isinstance(op, func.FuncOp) and op.sym_name.data == FUNCTION_NAME)
+    planner = _Planner(module, devices)
+    inputs = [planner.slot(a) for a in function.body.block.args]
+    steps, returned = planner.block(function.body.block)
+    names = output_names(module)
+    if len(names) != len(returned):
+        raise RunError(f"the module names {len(names)} outputs but returns {len(returned)}")
+    return ExecutablePlan(steps, len(planner.slots), inputs,
+                          dict(zip(names, returned, strict=True)), planner.ops, devices,
+                          planner.copying)

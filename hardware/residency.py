@@ -1,0 +1,52 @@
+"""Where a value lives while a plan runs: one immutable tensor and its copies on devices.
+
+An operand is copied to an op's device only if it is not there yet, and results
+come back to the host only when the function returns them (or a CPU op reads
+them), so data moves only when it must.
+
+A JAX kernel on the CPU reads its operands in place only where they start on a
+64-byte boundary (see `hardware.allocator`); a value that does not is moved onto
+one once, before the first such kernel reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware.allocator import aligned
+from hardware.device import Device
+
+
+@dataclass(slots=True)
+class Resident:
+    """One tensor value and its copies, by device name. Values are immutable, so a copy
+    once made stays valid; a copy between two devices goes through the host."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    copies: dict[str, object]
+
+    @staticmethod
+    def on_host(array: np.ndarray) -> Resident:
+        array = np.asarray(array)
+        return Resident(tuple(array.shape), array.dtype, {"cpu": array})
+
+    def host(self, devices: Mapping[str, Device]) -> np.ndarray:
+        if "cpu" not in self.copies:
+            name, handle = next(iter(self.copies.items()))
+            self.copies["cpu"] = devices[name].get(handle)
+        return np.asarray(self.copies["cpu"])
+
+    def aligned_host(self, devices: Mapping[str, Device]) -> np.ndarray:
+        """The host copy, moved once onto a 64-byte boundary if it is not on one, so
+        that XLA reads it in place instead of copying it on every call."""
+        array = self.copies["cpu"] = aligned(self.host(devices))
+        return array
+
+    def on(self, device: Device, devices: Mapping[str, Device]) -> object:
+        if device.name not in self.copies:
+            self.copies[device.name] = device.put(self.host(devices))
+        return self.copies[device.name]

@@ -1,0 +1,95 @@
+"""The steps of an executable plan: one closure per op, resolved once, run many times.
+
+A plan's values live in one list, the environment, at slots fixed when the plan
+is made; a step reads its operands' slots and writes its result's. Everything
+that does not change between executions (the built kernel, the device, the
+shapes, how operands reach the device) is bound when the step is made, so that
+running a step costs a few list reads, two clock reads and the kernel call.
+
+A kernel step keeps the nanoseconds of each execution (operand copies and the
+kernel, as one time) in a list of its own, and adds its copying time to a
+counter shared by the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hardware.device import Device
+from hardware.residency import Resident
+from hardware.variants.registry import Kernel
+
+Env = list[Any]
+"""The values of one execution, by slot: `Resident` tensors and loop indices."""
+Step = Callable[[Env], None]
+
+
+def kernel_step(kernel: Kernel, operands: Sequence[int], result: int,
+                shape: tuple[int, ...], dtype: np.dtype, device: Device,
+                devices: Mapping[str, Device], align: bool,
+                times: list[int], copying: list[int]) -> Step:
+    """Runs a built kernel on its operands, copied to `device` where they are not there
+    (or, with `align`, on 64-byte aligned host copies, for JAX on the CPU)."""
+    clock = time.perf_counter_ns
+    record = times.append
+    slots = tuple(operands)
+    name = device.name
+
+    def run_aligned(env: Env) -> None:
+        start = clock()
+        handles = [env[s].aligned_host(devices) for s in slots]
+        copied = clock()
+        value = kernel(*handles)
+        end = clock()
+        env[result] = Resident(shape, dtype, {name: value})
+        record(end - start)
+        copying[0] += copied - start
+
+    def run_on_device(env: Env) -> None:
+        start = clock()
+        handles = [env[s].on(device, devices) for s in slots]
+        copied = clock()
+        value = kernel(*handles)
+        end = clock()
+        env[result] = Resident(shape, dtype, {name: value})
+        record(end - start)
+        copying[0] += copied - start
+
+    return run_aligned if align else run_on_device
+
+
+def constant_step(array: np.ndarray, result: int) -> Step:
+    """A fresh value on the host each time it runs, holding the constant's array (which
+    no kernel writes to), as `kernel.constant` is a new value at each execution."""
+    shape, dtype = tuple(array.shape), array.dtype
+
+    def run(env: Env) -> None:
+        env[result] = Resident(shape, dtype, {"cpu": array})
+
+    return run
+
+
+def loop_step(trips: range, index: int, arguments: Sequence[int], initial: Sequence[int],
+              body: Sequence[Step], yielded: Sequence[int], results: Sequence[int]) -> Step:
+    """`scf.for` with iter_args: the body's steps once per trip, the values it yields
+    carried into the next trip's arguments and, after the last, into the results."""
+    steps = tuple(body)
+    carried_slots, yield_slots = tuple(arguments), tuple(yielded)
+
+    def run(env: Env) -> None:
+        carried = [env[s] for s in initial]
+        for i in trips:
+            env[index] = i
+            for slot, value in zip(carried_slots, carried, strict=True):
+                env[slot] = value
+            for step in steps:
+                step(env)
+            carried = [env[s] for s in yield_slots]
+        for slot, value in zip(results, carried, strict=True):
+            env[slot] = value
+
+    return run
