@@ -2,8 +2,8 @@
 
 For one configuration of one kernel–variant–device combination the features are
 the logs of the kernel's size parameters (m, k, n for a matrix product; h, w,
-p, q for a convolution; the element count for the rest, and its innermost
-extent), the log of the variant's mathematical complexity with the innermost loop
+p, q for a convolution; the element count for the rest, and optionally its
+innermost extent), the log of the variant's mathematical complexity with the innermost loop
 rounded up to whole vectors — the *augmentation* of the paper — the log of the
 bytes its operands and result occupy, and 1 for f64 (0 for f32). The plain
 baseline models get the same features without the complexity. Features are named,
@@ -60,20 +60,26 @@ rounded up to whole vectors (see `padded_complexity`). In log encoding the plain
 complexity of most kernels is a sum of the size features, which the network forms by
 itself; the rounding is not, so the augmentation carries information."""
 
-SHAPE_AWARE = True
+SHAPE_AWARE = False
 """Whether element-wise kernels and reductions also get their innermost extent (a
-(n, 2) field runs far slower than a (2, n) one of the same element count)."""
+(n, 2) field runs far slower than a (2, n) one of the same element count under XLA).
+Off: it lowered held-out and real-workload error on the morning's reference data
+but raised both on the evening's, which the shipped models are trained on (README,
+"Performance models")."""
 
 
 def innermost(kernel: str, shapes: Shapes) -> int:
-    """The extent of the innermost loop over the result: the last axis of the largest
-    operand (1 for scalars), the columns of a product, image or transpose."""
+    """The extent of the innermost loop over the result: the last axis longer than 1 of
+    the largest operand (1 for scalars), the columns of a product, image or transpose.
+    Axes of length 1 are skipped: every backend drops them, so an (n, 1) column runs
+    as the n-vector it is."""
     if kernel == "matmul":
-        return shapes[1][1]
-    if kernel in ("matvec", "transpose", "conv2d"):
-        return shapes[0][1]
-    largest = max(shapes, key=math.prod)
-    return largest[-1] if largest else 1
+        candidates = [shapes[1][1], shapes[0][1]]
+    elif kernel in ("matvec", "transpose", "conv2d"):
+        candidates = [shapes[0][1], shapes[0][0]]
+    else:
+        candidates = list(reversed(max(shapes, key=math.prod)))
+    return next((extent for extent in candidates if extent > 1), 1)
 
 
 def padded_complexity(config: Configuration) -> float:

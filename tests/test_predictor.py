@@ -46,7 +46,9 @@ def test_features_are_logs_of_sizes_complexity_and_bytes():
     assert feature_names("matmul", True) == ("log m", "log k", "log n",
                                              "log padded complexity", "log bytes", "f64")
     assert "log padded complexity" not in feature_names("conv2d", False)
-    assert feature_names("add", False) == ("log elements", "log inner", "log bytes", "f64")
+    assert feature_names("add", False) == ("log elements", "log bytes", "f64")
+    assert feature_names("add", False, shape_aware=True) == ("log elements", "log inner",
+                                                             "log bytes", "f64")
 
 
 def test_padded_complexity_rounds_the_innermost_loop_up_to_whole_vectors():
@@ -59,6 +61,8 @@ def test_padded_complexity_rounds_the_innermost_loop_up_to_whole_vectors():
     assert padded_complexity(tall) == 16000.0
     wide = Configuration("neg", ((2, 1000),), "f32", 2000.0)
     assert padded_complexity(wide) == 2000.0 * 1008 / 1000
+    column = Configuration("neg", ((1000, 1),), "f32", 1000.0)  # runs as a 1000-vector
+    assert padded_complexity(column) == 1000.0 * 1008 / 1000
 
 
 def test_a_model_file_computes_the_features_it_names_so_older_files_still_predict():
