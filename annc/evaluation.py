@@ -156,15 +156,17 @@ ADAPTATION_ROWS = (0, 5, 10, 25)
 """Rows per combination of the other day's training rows that adaptation may use."""
 
 SHRINKAGE = {
-    "annc's": (DEVICE_PRIOR_ROWS, FAMILY_PRIOR_ROWS, COMBO_PRIOR_ROWS),
-    "combination, 1 pseudo-row": (math.inf, math.inf, 1.0),
-    "combination, 4 pseudo-rows": (math.inf, math.inf, 4.0),
-    "device + family + combination": (4.0, 4.0, COMBO_PRIOR_ROWS),
-    "device + combination": (4.0, math.inf, COMBO_PRIOR_ROWS),
-    "device only": (4.0, math.inf, math.inf),
+    "annc's": (DEVICE_PRIOR_ROWS, FAMILY_PRIOR_ROWS, COMBO_PRIOR_ROWS, True),
+    "combination, 2 pseudo-rows": (math.inf, math.inf, 2.0, False),
+    "combination, 1 pseudo-row": (math.inf, math.inf, 1.0, False),
+    "combination, 4 pseudo-rows": (math.inf, math.inf, 4.0, False),
+    "device + family + combination": (4.0, 4.0, COMBO_PRIOR_ROWS, False),
+    "device + combination": (4.0, math.inf, COMBO_PRIOR_ROWS, False),
+    "device only": (4.0, math.inf, math.inf, False),
 }
 """The corrections compared: prior pseudo-rows of the device, family and combination
-levels (infinite: the level is not used); the first is what annc uses."""
+levels (infinite: the level is not used), and whether the combination's are estimated
+from the residuals (at least the number given); the first is what annc uses."""
 
 
 def _median_mape(models: ModelSet, corrections: Corrections | None,
@@ -190,11 +192,11 @@ def adaptation_curve(models: ModelSet, rows: list[Measurement],
         raise AnncError("evaluate --against: no held-out rows of combinations these models "
                         "know")
     curve = []
-    for name, (device_prior, family_prior, combo_prior) in SHRINKAGE.items():
+    for name, (device_prior, family_prior, combo_prior, empirical) in SHRINKAGE.items():
         for k in ks:
             corrections = Corrections("-", "-", device_prior_rows=device_prior,
                                       family_prior_rows=family_prior,
-                                      combo_prior_rows=combo_prior)
+                                      combo_prior_rows=combo_prior, empirical=empirical)
             corrections.add(residuals_of(models, [(c, r.config, r.seconds, "quick")
                                                   for c, train in trains.items()
                                                   for r in train[:k]]), "evaluate")

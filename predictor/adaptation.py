@@ -58,7 +58,10 @@ FAMILY_PRIOR_ROWS = math.inf
 """Pseudo-rows at the device's offset behind a family's (the variants of one backend on
 one device, e.g. every `halide…` variant on the cpu); infinite: no family level."""
 COMBO_PRIOR_ROWS = 2.0
-"""Pseudo-rows at the family's (or device's) offset behind a combination's own offset."""
+"""Pseudo-rows at the family's (or device's) offset behind a combination's own offset: the
+least, where the data show offsets far larger than their noise (another day)."""
+MAX_COMBO_PRIOR_ROWS = 32.0
+"""The most: where the models are already right, measurements move them little."""
 WINDOW = 32
 """Residuals kept per combination, newest first: older ones no longer count."""
 SPREAD_PRIOR_ROWS = 5.0
@@ -138,6 +141,9 @@ class Corrections:
     family_prior_rows: float = FAMILY_PRIOR_ROWS
     combo_prior_rows: float = COMBO_PRIOR_ROWS
     """How strongly each level is shrunk (math.inf: not at all used)."""
+    empirical: bool = True
+    """Whether the combination level's pseudo-rows are estimated from the residuals
+    (`empirical_prior_rows`, at least `combo_prior_rows`) rather than fixed."""
     _fitted: tuple[dict[tuple[str, ...], float], dict[Combo, Fitted]] | None = field(default=None,
                                                                           repr=False)
 
@@ -185,10 +191,15 @@ class Corrections:
                         else self.family_prior_rows)
             offsets[level] = parent + float(rows.sum()) / (len(rows) + strength)
         fitted = {}
+        strength = self.combo_prior_rows
+        if self.empirical:
+            strength = empirical_prior_rows(
+                [np.array([r for r, _ in values]) - offsets[_levels(combo)[-2]]
+                 for combo, values in self.residuals.items()], strength)
         for combo, values in self.residuals.items():
             parent = offsets[_levels(combo)[-2]]
             rows = np.array([r for r, _ in values])
-            offset = parent + float((rows - parent).sum()) / (len(rows) + self.combo_prior_rows)
+            offset = parent + float((rows - parent).sum()) / (len(rows) + strength)
             prior = _prior_sigma(models, combo)
             variance = (float(np.sum((rows - offset) ** 2)) + SPREAD_PRIOR_ROWS * prior**2) / (
                 len(rows) + SPREAD_PRIOR_ROWS)
@@ -249,6 +260,26 @@ class Corrections:
         except (KeyError, TypeError, ValueError) as error:
             raise CorrectionFileError(f"{where}: a corrections entry is malformed "
                                       f"({error})") from None
+
+
+def empirical_prior_rows(groups: Sequence[np.ndarray], least: float) -> float:
+    """Pseudo-rows σ²/τ² for shrinking each group's mean toward 0 (empirical Bayes, by
+    moments): σ² is the spread of residuals within a combination, pooled; τ² the mean
+    square of the true offsets, estimated as the mean square of the combinations' mean
+    residuals less their sampling noise. Offsets much larger than the noise (models
+    from another day) give few pseudo-rows, `least` at minimum; offsets within the noise
+    (models that are already right) give many, `MAX_COMBO_PRIOR_ROWS` at most. With
+    fewer than 3 combinations of 2 or more residuals there is nothing to estimate from,
+    and it is `least`."""
+    usable = [g for g in groups if len(g) >= 2]
+    if len(usable) < 3:
+        return least
+    within = sum(float(((g - g.mean()) ** 2).sum()) for g in usable) / sum(
+        len(g) - 1 for g in usable)
+    between = float(np.mean([g.mean() ** 2 - within / len(g) for g in usable]))
+    if between <= within / MAX_COMBO_PRIOR_ROWS:
+        return MAX_COMBO_PRIOR_ROWS
+    return float(np.clip(within / between, least, MAX_COMBO_PRIOR_ROWS))
 
 
 def family(variant: str) -> str:

@@ -78,7 +78,8 @@ def innermost(kernel: str, shapes: Shapes) -> int:
     elif kernel in ("matvec", "transpose", "conv2d"):
         candidates = [shapes[0][1], shapes[0][0]]
     else:
-        candidates = list(reversed(max(shapes, key=math.prod)))
+        largest: tuple[int, ...] = max(shapes, key=lambda shape: math.prod(shape))
+        candidates = list(reversed(largest))
     return next((extent for extent in candidates if extent > 1), 1)
 
 

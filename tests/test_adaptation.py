@@ -6,14 +6,17 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from model_fixtures import model_set
 
 from predictor.adaptation import (
+    MAX_COMBO_PRIOR_ROWS,
     AdaptedModels,
     CorrectionFileError,
     Corrections,
     Residual,
+    empirical_prior_rows,
     sigma_from_mape,
 )
 from predictor.features import Configuration
@@ -147,3 +150,25 @@ def test_wisdom_round_trips_and_refuses_foreign_or_corrupt_files(tmp_path: Path)
     path.write_bytes(b"\x00\x01garbage")
     with pytest.raises(WisdomFileError):
         Wisdom.load(path, "machine")
+
+
+def test_offsets_far_beyond_the_noise_are_followed_and_offsets_within_it_are_ignored():
+    rng = np.random.default_rng(0)
+    other_day = [np.log(f) + rng.normal(0, 0.05, 6) for f in (1.5, 0.6, 2.0, 1.3)]
+    assert empirical_prior_rows(other_day, least=2.0) == 2.0
+    already_right = [rng.normal(0, 0.3, 6) for _ in range(8)]
+    assert empirical_prior_rows(already_right, least=2.0) == MAX_COMBO_PRIOR_ROWS
+    assert empirical_prior_rows(other_day[:2], least=2.0) == 2.0  # too few to estimate
+
+
+def test_noisy_measurements_of_models_that_are_already_right_barely_move_them():
+    rng = np.random.default_rng(1)
+    combos = [("add", v, "cpu") for v in ("numpy", "jax", "halide", "numpy.reference")]
+    corrections = Corrections("fp", "base")
+    corrections.add([Residual(c, float(r), "quick") for c in combos
+                     for r in rng.normal(0, 0.3, 4)], "quick")
+    fixed = Corrections("fp", "base", empirical=False)
+    fixed.residuals = corrections.residuals
+    moved = [abs(corrections.correction(c)[0]) for c in combos]
+    moved_fixed = [abs(fixed.correction(c)[0]) for c in combos]
+    assert max(moved) < 0.05 < max(moved_fixed)
