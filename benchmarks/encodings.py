@@ -1,19 +1,23 @@
 """The paper's claim 2 in its own setting and in ours: encodings, augmentation, priors.
 
     .venv/bin/python benchmarks/encodings.py [--tune benchmarks/results/adaptation.json]
+        [--seeds N]
 
 On the shipped reference data (the same training and held-out rows for every
 model), trains every combination's model in each family — annc's encoding (logs
-of the sizes) and the paper's (the raw sizes, standardised), each without and with
-the complexity feature, at the paper's size (8 hidden units, at most 75
-parameters) and as the larger FFNN (32 units), and annc's encoding with a
-complexity prior (the network learns the residual over a least-squares line in
-the complexity and the dtype; 7 hidden units so that it stays within 75
-parameters). Reports per family the median held-out MAPE, its median ratio to
-each combination's noise floor, the worst, and how often the augmented model
-beats the plain one of the same family. With `--tune`, also each family's error
-on real workloads: every candidate that `annc tune` measured in that file
-(written by `benchmarks/adaptation.py`), before any adaptation. Writes
+of the sizes, the complexity padded to whole vectors), the same before issue 15
+(textbook complexity), the same with the innermost extent of element-wise kernels,
+and the paper's (the raw sizes, standardised), each without and with the
+complexity feature, at the paper's size (8 hidden units, at most 75 parameters)
+and as the larger FFNN (32 units), and annc's encoding with a complexity prior
+(the network learns the residual over a least-squares line in the complexity and
+the dtype; 7 hidden units so that it stays within 75 parameters). Reports per
+family the median held-out MAPE, its median ratio to each combination's noise
+floor, the worst, and how often the augmented model beats the plain one of the
+same family. With `--tune`, also each family's error on real workloads: every
+candidate that `annc tune` measured in that file (written by
+`benchmarks/adaptation.py`), before any adaptation. With `--seeds N`, annc's
+families are also trained with N seeds, to show what the seed alone moves. Writes
 `benchmarks/results/encodings.md` and `.json`.
 """
 
@@ -38,13 +42,18 @@ from predictor.fitting import fit_models, predict_seconds
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RESULTS = Path(__file__).resolve().parent / "results"
-FAMILIES = {
-    # name: (encoding, hidden, prior)
-    "logs, 8 units (annc)": ("log", 8, False),
-    "raw sizes, 8 units (paper)": ("raw", 8, False),
-    "logs, 32 units (FFNN)": ("log", 32, False),
-    "raw sizes, 32 units (FFNN)": ("raw", 32, False),
-    "logs, complexity prior + 7 units": ("log", 7, True),
+BEFORE = {"shape_aware": False, "complexity": "complexity"}
+"""The features of annc's models before issue 15: no innermost extent, the textbook
+complexity."""
+FAMILIES: dict[str, dict] = {
+    # name: keyword arguments of fit_models
+    "logs, padded complexity, 8 units (annc)": {},
+    "logs, textbook complexity, 8 units (annc before)": BEFORE,
+    "logs + innermost extent, padded complexity, 8 units": {"shape_aware": True},
+    "raw sizes, 8 units (paper)": {"encoding": "raw", **BEFORE},
+    "logs, padded complexity, 32 units (FFNN)": {"hidden": 32},
+    "raw sizes, 32 units (FFNN)": {"encoding": "raw", "hidden": 32, **BEFORE},
+    "logs, complexity prior + 7 units": {"hidden": 7, "prior": True},
 }
 
 
@@ -85,6 +94,9 @@ def score_real(models: dict, queries: list) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", type=Path, help="adaptation.json with tune measurements")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="also train annc's families with this many seeds and report "
+                        "how much the figures move with the seed alone")
     args = parser.parse_args()
     reference = load_reference()
     assert reference is not None
@@ -92,11 +104,10 @@ def main() -> None:
     noise = noise_floor(reference.measurements).by_combination
     queries = real_workload_queries(args.tune) if args.tune else []
     results = {}
-    for family, (encoding, hidden, prior) in FAMILIES.items():
+    for family, options in FAMILIES.items():
         for augmented in (False, True):
             began = time.perf_counter()
-            models = fit_models(rows, augmented=augmented, hidden=hidden, encoding=encoding,
-                                prior=prior)
+            models = fit_models(rows, augmented=augmented, **options)
             seconds = time.perf_counter() - began
             mapes = {c: m.summary["mape"] for c, m in models.items()
                      if m.summary["mape"] is not None}
@@ -110,10 +121,36 @@ def main() -> None:
             found = results[(family, augmented)]
             print(f"{family} augmented={augmented}: median {found['median']:.1f}% ratio "
                   f"{found['median_ratio']:.2f} in {seconds:.1f} s", flush=True)
-    write(results, bool(queries))
+    spread = seed_spread(rows, noise, args.seeds) if args.seeds > 1 else []
+    write(results, bool(queries), spread)
 
 
-def write(results: dict, real: bool) -> None:
+SEEDED = ("logs, padded complexity, 8 units (annc)",
+          "logs, textbook complexity, 8 units (annc before)",
+          "logs + innermost extent, padded complexity, 8 units")
+
+
+def seed_spread(rows: list, noise: dict, seeds: int) -> list[str]:
+    """Per seed, for annc's features now and before: median MAPE, its median ratio to
+    the noise floor, and the augmented model's share of wins over the plain one."""
+    lines = ["| features | seed | median MAPE | median MAPE / noise | augmented beats plain |",
+             "|---|---|---|---|---|"]
+    for family in SEEDED:
+        for seed in range(seeds):
+            augmented, plain = (
+                {c: m.summary["mape"] for c, m in fit_models(
+                    rows, augmented=flag, seed=seed, **FAMILIES[family]).items()
+                 if m.summary["mape"] is not None} for flag in (True, False))
+            ratios = [augmented[c] / (100 * noise[c]) for c in augmented if noise.get(c)]
+            common = [c for c in augmented if c in plain]
+            wins = sum(augmented[c] < plain[c] for c in common) / len(common)
+            lines.append(f"| {family} | {seed} | {statistics.median(augmented.values()):.1f}% "
+                         f"| {statistics.median(ratios):.2f} | {wins:.0%} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def write(results: dict, real: bool, spread: list[str]) -> None:
     lines = ["| family | complexity feature | params | median MAPE | median MAPE / noise | "
              "worst | real workloads (median APE) | augmented beats plain |",
              "|---|---|---|---|---|---|---|---|"]
@@ -134,9 +171,12 @@ def write(results: dict, real: bool) -> None:
         "# Claim 2 in the paper's encoding and in annc's", "",
         f"Reference data of machine `{machine.id}`; {datetime.date.today().isoformat()}. "
         "Command: `python benchmarks/encodings.py"
-        f"{' --tune benchmarks/results/adaptation.json' if real else ''}`. Held-out MAPE "
+        f"{' --tune benchmarks/results/adaptation.json' if real else ''}"
+        f"{f' --seeds {(len(spread) - 2) // len(SEEDED)}' if spread else ''}`. Held-out MAPE "
         "per combination on the same rows for every family; the noise ratio divides it by "
         "the combination's own repeat-to-repeat noise.", "", *lines, "",
+        *(["## Across training seeds", "", "The same rows, only the training seed changed:",
+            "", *spread, ""] if spread else []),
     ])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "encodings.md").write_text(text)
