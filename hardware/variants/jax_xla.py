@@ -54,12 +54,12 @@ def _build(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dty
 
     def build(shapes: Shapes, dtype: np.dtype) -> Kernel:
         from hardware import jax_runtime
-        from hardware.variants.jax_functions import FUNCTIONS
+        from hardware.variants.jax_functions import FUNCTIONS, compile_for
 
         on_cpu = device_name == "cpu"
         device = jax_runtime.cpu_device() if on_cpu else jax_runtime.gpu_devices()[0]
-        return jax_runtime.compile_for(FUNCTIONS[(kernel, name)](shapes), shapes, dtype,
-                                       device, to_host=on_cpu)
+        return compile_for(FUNCTIONS[(kernel, name)](shapes), shapes, dtype, device,
+                           to_host=on_cpu)
 
     return build
 
