@@ -28,8 +28,8 @@ from datetime import date
 
 from annc.recording import learnable
 from dsl import dtypes
-from hardware.allocator import available_bytes
 from hardware.calibration import CALIBRATION_SETTINGS
+from hardware.devices.allocator import available_bytes
 from hardware.sampling import Config, quick_configurations, usable
 from hardware.store import MeasurementStore, Observation, annc_version, now
 from hardware.variants import Variant, get_variant

@@ -20,10 +20,10 @@ from typing import Any
 
 from dsl import dtypes
 from dsl.errors import ModelError
-from hardware import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
 from hardware.calibration import NoiseFloor, noise_floor
-from hardware.fingerprint import fingerprint
-from hardware.home import ensure_home
+from hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import ensure_home
 from hardware.reference_data import load_reference
 from hardware.store import Measurement as StoredMeasurement
 from hardware.store import MeasurementStore

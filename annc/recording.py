@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 
 from dsl import dtypes
 from dsl.errors import HomeError, StoreError
-from hardware.home import default_database, ensure_home
+from hardware.devices.home import default_database, ensure_home
 from hardware.store import Observation, annc_version, now
 from passes.measuring import Measured
 from passes.models import ChosenModels, corrections_path, wisdom_path

@@ -28,8 +28,8 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_source
-from hardware.devices import CPU
-from hardware.fingerprint import fingerprint
+from hardware.devices.available import CPU
+from hardware.devices.fingerprint import fingerprint
 from hardware.plan import ExecutablePlan
 from hardware.planning import compile_plan
 from hardware.rundata import input_specs, prepare_inputs

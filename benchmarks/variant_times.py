@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.allocator import available_bytes
-from hardware.fingerprint import fingerprint
+from hardware.devices.allocator import available_bytes
+from hardware.devices.fingerprint import fingerprint
 from hardware.timing import measure
 from hardware.variants import get_variant, load_library, variants_for
 

@@ -22,8 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hardware.allocator import available_bytes
-from hardware.devices import available_devices
+from hardware.devices.allocator import available_bytes
+from hardware.devices.available import available_devices
 from hardware.sampling import Job, calibration_plan, noise_plan
 from hardware.store import Measurement, MeasurementStore, annc_version, now
 from hardware.variants import KERNELS, Shapes, Variant, all_variants

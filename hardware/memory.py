@@ -11,7 +11,7 @@ from xdsl.ir import SSAValue
 
 from dsl import dtypes, types
 from dsl.errors import OutOfMemoryError
-from hardware.allocator import available_bytes
+from hardware.devices.allocator import available_bytes
 
 HEADROOM = 0.9
 """The share of available memory a workload may plan to use."""

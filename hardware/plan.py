@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hardware.allocator import keep_freed_memory
-from hardware.device import Device
+from hardware.devices.allocator import keep_freed_memory
+from hardware.devices.device import Device
 from hardware.residency import Resident
 from hardware.steps import Step
 

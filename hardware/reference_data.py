@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hardware.fingerprint import Fingerprint
+from hardware.devices.fingerprint import Fingerprint
 from hardware.sampling import PLAN_OVERRIDES, PLAN_SIZES
 from hardware.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
 from hardware.worker import TimingSettings

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.device import Device
+from hardware.devices.device import Device
 from hardware.residency import Resident
 from hardware.variants.registry import Kernel
 

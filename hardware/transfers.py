@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.device import Device
+from hardware.devices.device import Device
 from hardware.store import Measurement, MeasurementStore, now
 from hardware.timing import spread, thread_settings
 

@@ -25,14 +25,14 @@ from xdsl.dialects.builtin import IndexType, ModuleOp, StringAttr
 
 import annc
 from annc.compiler import compile_program, read_source
-from hardware import compiled as compiled_variants
-from hardware.allocator import aligned_empty, is_aligned
-from hardware.device import Device
-from hardware.devices import CPU, available_devices
+from hardware.devices.allocator import aligned_empty, is_aligned
+from hardware.devices.available import CPU, available_devices
+from hardware.devices.device import Device
 from hardware.planning import compile_plan
 from hardware.residency import Resident
 from hardware.rundata import input_specs, prepare_inputs
 from hardware.steps import kernel_step
+from hardware.variants import compiled as compiled_variants
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {"N": 6, "M": 5, "P": 3, "S": 7, "STEPS": 3, "ITERATIONS": 3, "SWEEPS": 3,

@@ -14,7 +14,7 @@ import annc.recording
 import passes.measuring
 from annc.cli import main
 from annc.recording import record
-from hardware.fingerprint import fingerprint
+from hardware.devices.fingerprint import fingerprint
 from hardware.reference_data import load_reference
 from hardware.store import MeasurementStore
 from passes.measuring import Measured
@@ -150,9 +150,9 @@ def test_a_home_that_cannot_be_written_just_skips_recording(tmp_path, monkeypatc
 
 def test_a_read_only_home_just_skips_recording(home, tmp_path, monkeypatch, capsys):
     install_for_this_machine(model_set({MATMUL: 1e-5}), home)
-    import hardware.home
+    import hardware.devices.home
 
-    monkeypatch.setattr(hardware.home.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(hardware.devices.home.os, "access", lambda path, mode: False)
     before = annc.recording.writes
     assert main(["run", program(tmp_path)]) == 0
     assert annc.recording.writes == before

@@ -11,8 +11,8 @@ import pytest
 
 from annc import HomeError, StoreError
 from annc.cli import main
-from hardware.fingerprint import fingerprint
-from hardware.home import annc_home, default_database, ensure_home
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import annc_home, default_database, ensure_home
 from hardware.reference_data import export_reference, load_reference
 from hardware.store import SCHEMA_VERSION, Measurement, MeasurementStore, now
 from hardware.worker import TimingSettings

@@ -44,9 +44,9 @@ from hardware.calibration import (
     noise_passes,
     select_variants,
 )
-from hardware.devices import available_devices
-from hardware.fingerprint import fingerprint
-from hardware.home import default_database
+from hardware.devices.available import available_devices
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import default_database
 from hardware.sampling import Job
 from hardware.store import MeasurementStore
 

@@ -23,7 +23,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read when a G
 
 import jax
 
-from hardware.home import annc_home
+from hardware.devices.home import annc_home
 
 jax.config.update("jax_enable_x64", True)
 # The lent GPU machines run a newer JAX than annc is developed with: should it lack the
