@@ -30,10 +30,10 @@ from annc.recording import learnable
 from dsl import dtypes
 from hardware.calibration import CALIBRATION_SETTINGS
 from hardware.devices.allocator import available_bytes
+from hardware.measure.worker import Interrupted, MeasureWorker, Request
 from hardware.sampling import Config, quick_configurations, usable
 from hardware.store import MeasurementStore, Observation, annc_version, now
 from hardware.variants import Variant, get_variant
-from hardware.worker import Interrupted, MeasureWorker, Request
 from passes.models import ChosenModels, corrections_path
 from predictor.adaptation import WINDOW, Corrections, residuals_of
 from predictor.features import Configuration

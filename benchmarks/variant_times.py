@@ -20,7 +20,7 @@ import numpy as np
 
 from hardware.devices.allocator import available_bytes
 from hardware.devices.fingerprint import fingerprint
-from hardware.timing import measure
+from hardware.measure.timing import measure
 from hardware.variants import get_variant, load_library, variants_for
 
 RESULTS = Path(__file__).parent / "results"

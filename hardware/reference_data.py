@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from hardware.devices.fingerprint import Fingerprint
+from hardware.measure.worker import TimingSettings
 from hardware.sampling import PLAN_OVERRIDES, PLAN_SIZES
 from hardware.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
-from hardware.worker import TimingSettings
 
 DATA_FOLDER = Path(__file__).parent / "data"
 METADATA_FILE = "reference.json"

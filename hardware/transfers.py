@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from hardware.devices.device import Device
+from hardware.measure.timing import spread, thread_settings
 from hardware.store import Measurement, MeasurementStore, now
-from hardware.timing import spread, thread_settings
 
 COPY_KERNEL = "copy"
 DIRECTIONS = ("to_device", "to_host")

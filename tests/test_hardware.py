@@ -11,7 +11,7 @@ import pytest
 
 from hardware.devices.available import CPU, DeviceUnavailableError, available_devices, get_device
 from hardware.devices.fingerprint import fingerprint
-from hardware.timing import measure, spread
+from hardware.measure.timing import measure, spread
 from hardware.variants import get_variant, load_library
 from hardware.variants.compiled import compiled
 
@@ -139,7 +139,7 @@ def test_aligned_copies_only_what_is_off_the_boundary_or_strided() -> None:
 
 def test_measured_operands_and_program_inputs_are_aligned() -> None:
     from hardware.devices.allocator import is_aligned
-    from hardware.operands import uniform_operands
+    from hardware.measure.operands import uniform_operands
     from hardware.rundata import InputSpec, prepare_inputs
 
     for seed in range(8):

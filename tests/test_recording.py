@@ -315,7 +315,7 @@ def test_evaluate_against_another_day_shows_adaptation_learning(home, tmp_path, 
 
 
 def test_ctrl_c_during_calibrate_quick_keeps_what_was_measured(home, monkeypatch, capsys):
-    from hardware.worker import MeasureWorker
+    from hardware.measure.worker import MeasureWorker
 
     real = MeasureWorker.measure
     calls: list[int] = []

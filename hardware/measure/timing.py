@@ -28,7 +28,7 @@ import numpy as np
 from hardware.devices.allocator import aligned, keep_freed_memory
 from hardware.devices.available import get_device
 from hardware.devices.device import Device
-from hardware.operands import uniform_operands
+from hardware.measure.operands import uniform_operands
 from hardware.variants.compiled import compiled, normalise_shapes
 from hardware.variants.registry import Shapes, Variant
 
