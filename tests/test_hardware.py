@@ -183,8 +183,8 @@ def test_jax_variants_run_on_the_gpu() -> None:
 def test_copies_back_are_timed_on_a_fresh_device_copy_each_time() -> None:
     """A JAX array keeps its host copy once fetched: timing `get` on one handle again
     and again would time no copy at all."""
+    from hardware.calibration.transfers import REPEATS, copy_times
     from hardware.devices.available import Device
-    from hardware.transfers import REPEATS, copy_times
 
     class CachingDevice(Device):
         name = "caching"

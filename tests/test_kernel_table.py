@@ -17,7 +17,7 @@ from dsl.checks import BINARY_KERNELS, KERNEL_PARAMETERS, check
 from dsl.kernels import KERNELS, KernelSpec
 from dsl.lowering import lower
 from dsl.parser import parse
-from hardware.sampling import DRAWS, QUICK_SHAPES
+from hardware.calibration.sampling import DRAWS, QUICK_SHAPES
 from hardware.variants import KERNELS as CATALOGUE_KERNELS
 from hardware.variants import get_variant, load_library
 from hardware.variants.check import CHECK_SHAPES

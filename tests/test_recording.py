@@ -14,9 +14,9 @@ import annc.recording
 import passes.measuring
 from annc.cli import main
 from annc.recording import record
+from hardware.calibration.reference_data import load_reference
+from hardware.calibration.store import MeasurementStore
 from hardware.devices.fingerprint import fingerprint
-from hardware.reference_data import load_reference
-from hardware.store import MeasurementStore
 from passes.measuring import Measured
 from passes.models import corrections_path, load_models, wisdom_path
 from predictor.adaptation import Corrections

@@ -36,7 +36,7 @@ from dsl import dtypes
 from dsl.dialect import KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import module_targets
-from hardware.calibration import select_variants
+from hardware.calibration.runs import select_variants
 from hardware.devices.available import available_devices
 from hardware.measure.worker import MeasureWorker, Outcome, Request, TimingSettings
 from hardware.variants.reference import REFERENCE

@@ -22,6 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from hardware.calibration.sampling import Job, calibration_plan, noise_plan
+from hardware.calibration.store import Measurement, MeasurementStore, annc_version, now
 from hardware.devices.allocator import available_bytes
 from hardware.devices.available import available_devices
 from hardware.measure.worker import (
@@ -32,8 +34,6 @@ from hardware.measure.worker import (
     TimingSettings,
     load_variants,
 )
-from hardware.sampling import Job, calibration_plan, noise_plan
-from hardware.store import Measurement, MeasurementStore, annc_version, now
 from hardware.variants import KERNELS, Shapes, Variant, all_variants
 
 CALIBRATION_SETTINGS = TimingSettings(min_repeats=3, min_seconds=0.03, max_repeats=200,
