@@ -30,9 +30,9 @@ from xdsl.dialects.builtin import ModuleOp
 from annc.compiler import compile_source
 from hardware.devices.available import CPU
 from hardware.devices.fingerprint import fingerprint
-from hardware.plan import ExecutablePlan
-from hardware.planning import compile_plan
-from hardware.rundata import input_specs, prepare_inputs
+from hardware.execution.plan import ExecutablePlan
+from hardware.execution.planning import compile_plan
+from hardware.execution.rundata import input_specs, prepare_inputs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TESTS = Path(__file__).resolve().parent.parent / "tests"

@@ -31,7 +31,7 @@ from dsl import dtypes
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.lowering import FUNCTION_NAME
 from hardware.devices.device import Device
-from hardware.planning import output_names, variant_for
+from hardware.execution.planning import output_names, variant_for
 from hardware.variants.compiled import compiled
 
 

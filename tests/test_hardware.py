@@ -139,8 +139,8 @@ def test_aligned_copies_only_what_is_off_the_boundary_or_strided() -> None:
 
 def test_measured_operands_and_program_inputs_are_aligned() -> None:
     from hardware.devices.allocator import is_aligned
+    from hardware.execution.rundata import InputSpec, prepare_inputs
     from hardware.measure.operands import uniform_operands
-    from hardware.rundata import InputSpec, prepare_inputs
 
     for seed in range(8):
         assert all(is_aligned(a) for a in uniform_operands(((33,), (5, 7), ()), np.float64, seed))
@@ -155,7 +155,7 @@ def test_measured_operands_and_program_inputs_are_aligned() -> None:
 
 def test_a_jax_kernel_on_the_cpu_reads_an_aligned_copy_made_once() -> None:
     from hardware.devices.allocator import aligned_empty, is_aligned
-    from hardware.residency import Resident
+    from hardware.execution.residency import Resident
 
     base = aligned_empty((65,), np.float64)
     base[:] = np.arange(65)

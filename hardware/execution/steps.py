@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hardware.devices.device import Device
-from hardware.residency import Resident
+from hardware.execution.residency import Resident
 from hardware.variants.registry import Kernel
 
 Env = list[Any]
