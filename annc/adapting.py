@@ -1,6 +1,6 @@
 """`calibrate --quick`: measure a few well-chosen configurations and adapt the models.
 
-The plan: every kernel's realistic shapes (`hardware.sampling.QUICK_SHAPES`)
+The plan: every kernel's realistic shapes (`hardware.calibration.sampling.QUICK_SHAPES`)
 for every variant, breadth first — one configuration of every combination
 before a second of any, so that a budget cut still adapts every combination a
 little. A combination's first configurations are those where it decides
@@ -28,12 +28,12 @@ from datetime import date
 
 from annc.recording import learnable
 from dsl import dtypes
-from hardware.calibration import CALIBRATION_SETTINGS
-from hardware.memory import available_bytes
-from hardware.sampling import Config, quick_configurations, usable
-from hardware.store import MeasurementStore, Observation, annc_version, now
+from hardware.calibration.runs import CALIBRATION_SETTINGS
+from hardware.calibration.sampling import Config, quick_configurations, usable
+from hardware.calibration.store import MeasurementStore, Observation, annc_version, now
+from hardware.devices.allocator import available_bytes
+from hardware.measure.worker import Interrupted, MeasureWorker, Request
 from hardware.variants import Variant, get_variant
-from hardware.worker import Interrupted, MeasureWorker, Request
 from passes.models import ChosenModels, corrections_path
 from predictor.adaptation import WINDOW, Corrections, residuals_of
 from predictor.features import Configuration

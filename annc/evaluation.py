@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dsl.errors import AnncError
-from hardware.calibration import NoiseFloor
+from hardware.calibration.runs import NoiseFloor
 from predictor import baselines
 from predictor.adaptation import (
     COMBO_PRIOR_ROWS,

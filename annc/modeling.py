@@ -20,14 +20,14 @@ from typing import Any
 
 from dsl import dtypes
 from dsl.errors import ModelError
-from hardware import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
-from hardware.calibration import NoiseFloor, noise_floor
-from hardware.fingerprint import fingerprint
-from hardware.home import ensure_home
-from hardware.reference_data import load_reference
-from hardware.store import Measurement as StoredMeasurement
-from hardware.store import MeasurementStore
-from hardware.transfers import COPY_KERNEL
+from hardware.calibration.reference_data import load_reference
+from hardware.calibration.runs import NoiseFloor, noise_floor
+from hardware.calibration.store import Measurement as StoredMeasurement
+from hardware.calibration.store import MeasurementStore
+from hardware.calibration.transfers import COPY_KERNEL
+from hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import ensure_home
 from hardware.variants import get_variant, load_library
 from predictor.features import Configuration, bytes_touched
 from predictor.fitting import Measurement, fit_models

@@ -20,9 +20,9 @@ from typing import Any
 
 from xdsl.dialects.builtin import ModuleOp
 
-from hardware.fingerprint import fingerprint
-from hardware.home import annc_home
-from hardware.store import annc_version
+from hardware.calibration.store import annc_version
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import annc_home
 from passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
 from passes.models import wisdom_path as wisdom_file
 from passes.select_variants import Candidate, OpPlan, Plan, apply_plan

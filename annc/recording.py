@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 
 from dsl import dtypes
 from dsl.errors import HomeError, StoreError
-from hardware.home import default_database, ensure_home
-from hardware.store import Observation, annc_version, now
+from hardware.calibration.store import Observation, annc_version, now
+from hardware.devices.home import default_database, ensure_home
 from passes.measuring import Measured
 from passes.models import ChosenModels, corrections_path, wisdom_path
 from passes.select_variants import Plan
@@ -106,7 +106,7 @@ def _locked(home: os.PathLike[str]) -> Iterator[None]:
 
 
 def _store(machine: str, seen: list[Measured], source: str) -> None:
-    from hardware.store import MeasurementStore
+    from hardware.calibration.store import MeasurementStore
 
     version, taken = annc_version(), now()
     with MeasurementStore(default_database(), integrity_check=False) as store:

@@ -22,12 +22,12 @@ from annc.compiler import compile_program, read_source
 from annc.process import startup_seconds
 from annc.recording import record_run, recording_enabled
 from dsl.lowering import module_targets
-from hardware import build_cache
-from hardware.compiled import build_seconds
-from hardware.memory import ensure_fits
-from hardware.plan import OpRecord
-from hardware.planning import compile_plan
-from hardware.rundata import input_specs, prepare_inputs
+from hardware.execution.memory import ensure_fits
+from hardware.execution.plan import OpRecord
+from hardware.execution.planning import compile_plan
+from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.variants.compiled import build_seconds
+from hardware.variants.halide import build_cache
 from passes.overrides import override_variants
 
 
@@ -41,7 +41,7 @@ class RunResult:
 
 
 def _devices() -> dict[str, Any]:
-    from hardware import devices
+    from hardware.devices import available as devices
 
     finder = getattr(devices, "available_devices", None)
     return finder() if finder is not None else {"cpu": devices.CPU}

@@ -22,8 +22,8 @@ import numpy as np
 
 from annc.evaluation import evaluate
 from annc.modeling import roofline_peaks, to_training_rows
-from hardware.calibration import noise_floor
-from hardware.reference_data import load_reference
+from hardware.calibration.reference_data import load_reference
+from hardware.calibration.runs import noise_floor
 from predictor.fitting import Measurement, fit_models
 from predictor.mlp import parameter_count
 
@@ -59,7 +59,7 @@ def learning_curve(rows: list[Measurement]) -> list[tuple[int, float, float]]:
 
 def main() -> None:
     reference = load_reference()
-    assert reference is not None, "no reference data in hardware/data"
+    assert reference is not None, "no reference data in hardware/calibration/data"
     rows = to_training_rows(reference.measurements)
     start = time.perf_counter()
     result = evaluate(rows, noise_floor(reference.measurements), roofline_peaks(rows))

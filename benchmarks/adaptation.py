@@ -36,7 +36,7 @@ from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file
-from hardware.fingerprint import fingerprint
+from hardware.devices.fingerprint import fingerprint
 from passes.models import ChosenModels, load_models
 from passes.select_variants import Plan, plan_selection
 

@@ -52,7 +52,7 @@ BUILD_ALL = """
 import json, sys, time
 import numpy as np
 from annc.compiler import compile_file
-from hardware.compiled import compiled
+from hardware.variants.compiled import compiled
 from hardware.variants import load_library, variants_for
 from passes.sites import data_flow
 load_library()

@@ -28,11 +28,11 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_source
-from hardware.devices import CPU
-from hardware.fingerprint import fingerprint
-from hardware.plan import ExecutablePlan
-from hardware.planning import compile_plan
-from hardware.rundata import input_specs, prepare_inputs
+from hardware.devices.available import CPU
+from hardware.devices.fingerprint import fingerprint
+from hardware.execution.plan import ExecutablePlan
+from hardware.execution.planning import compile_plan
+from hardware.execution.rundata import input_specs, prepare_inputs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TESTS = Path(__file__).resolve().parent.parent / "tests"

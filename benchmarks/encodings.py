@@ -32,9 +32,9 @@ from pathlib import Path
 
 from annc.compiler import compile_file
 from annc.modeling import to_training_rows
-from hardware.calibration import noise_floor
-from hardware.fingerprint import fingerprint
-from hardware.reference_data import load_reference
+from hardware.calibration.reference_data import load_reference
+from hardware.calibration.runs import noise_floor
+from hardware.devices.fingerprint import fingerprint
 from hardware.variants import get_variant, load_library
 from passes.sites import data_flow
 from predictor.features import Configuration

@@ -38,7 +38,7 @@ def _jax_devices() -> list[str]:
 
 
 def _cupy_devices() -> list[str]:
-    from hardware.cupy_runtime import cupy_module
+    from hardware.devices.cupy_runtime import cupy_module
 
     cupy = cupy_module()
     if cupy is None:
@@ -49,8 +49,8 @@ def _cupy_devices() -> list[str]:
 
 def survey() -> dict[str, Any]:
     """Everything this script reports, as one JSON-able dict."""
-    from hardware.devices import available_devices
-    from hardware.fingerprint import fingerprint
+    from hardware.devices.available import available_devices
+    from hardware.devices.fingerprint import fingerprint
     from hardware.variants import all_variants, load_library, skipped_modules
 
     load_library()

@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.tune import tune
 from annc.compiler import compile_source, select
-from hardware.fingerprint import fingerprint
+from hardware.devices.fingerprint import fingerprint
 from passes.select_variants import plan_selection
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -26,8 +26,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
 from annc.running import run_module
-from hardware.devices import available_devices
-from hardware.fingerprint import fingerprint
+from hardware.devices.available import available_devices
+from hardware.devices.fingerprint import fingerprint
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.fingerprint import fingerprint
-from hardware.memory import available_bytes
-from hardware.timing import measure
+from hardware.devices.allocator import available_bytes
+from hardware.devices.fingerprint import fingerprint
+from hardware.measure.timing import measure
 from hardware.variants import get_variant, load_library, variants_for
 
 RESULTS = Path(__file__).parent / "results"

@@ -9,7 +9,7 @@ of measuring stays within `BUDGET_SHARE` of the program's predicted time — so
 a short program is never measured. `always` measures every op's contenders,
 without a budget; `never` measures nothing.
 
-A measurement runs in this process (`hardware.timing.measure`: seeded operands
+A measurement runs in this process (`hardware.measure.timing.measure`: seeded operands
 of the real shapes on the candidate's device, a warm-up, then a few timed
 calls); the build it needed is then cached for the run, so a measured
 candidate's compile time no longer counts. What was measured replaces the
@@ -143,7 +143,7 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
 def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     """The candidate's median seconds on the op's shapes, or None if it failed."""
     global measurements_taken
-    from hardware.timing import measure
+    from hardware.measure.timing import measure
     from hardware.variants import get_variant
 
     variant = get_variant(op.site.kernel, candidate.variant, candidate.device)

@@ -24,8 +24,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from dsl.errors import ModelError
-from hardware.fingerprint import fingerprint
-from hardware.home import annc_home
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import annc_home
 from predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
 from predictor.models import ModelFileError, ModelSet
 from predictor.wisdom import Wisdom, WisdomFileError

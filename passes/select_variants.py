@@ -37,9 +37,9 @@ from xdsl.passes import ModulePass
 
 from dsl import dtypes
 from dsl.lowering import module_targets
-from hardware.compiled import is_built
-from hardware.devices import available_devices
+from hardware.devices.available import available_devices
 from hardware.variants import Shapes, Variant, get_variant, load_library, variants_for
+from hardware.variants.compiled import is_built
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place

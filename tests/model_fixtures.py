@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.fingerprint import fingerprint
+from hardware.devices.fingerprint import fingerprint
 from predictor.features import Normalisation, feature_names
 from predictor.models import Model, ModelSet
 from predictor.transfers import Link, TransferModel

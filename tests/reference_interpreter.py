@@ -30,9 +30,9 @@ from xdsl.interpreter import (
 from dsl import dtypes
 from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
 from dsl.lowering import FUNCTION_NAME
-from hardware.compiled import compiled
-from hardware.device import Device
-from hardware.planning import output_names, variant_for
+from hardware.devices.device import Device
+from hardware.execution.planning import output_names, variant_for
+from hardware.variants.compiled import compiled
 
 
 @register_impls

@@ -19,16 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardware import build_cache
-from hardware.check import CHECK_SHAPES, DTYPES, check_variant
-from hardware.compiled import clear_cache, compiled
-from hardware.halide_abi import LAYOUT
 from hardware.variants import get_variant, load_library, variants_for
+from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
+from hardware.variants.compiled import clear_cache, compiled
+from hardware.variants.halide import build_cache
+from hardware.variants.halide.abi import LAYOUT
 from hardware.variants.reference import REFERENCE_FUNCTIONS
 
 hl = pytest.importorskip("halide")
 load_library()
-from hardware.variants import halide_aot, halide_cpu  # noqa: E402  (after load_library)
+from hardware.variants.halide import aot as halide_aot  # noqa: E402  (after load_library)
+from hardware.variants.halide import cpu as halide_cpu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_cc = pytest.mark.skipif(halide_aot.c_compiler() is None, reason="no C compiler")
@@ -36,9 +37,9 @@ needs_cc = pytest.mark.skipif(halide_aot.c_compiler() is None, reason="no C comp
 BUILD_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from hardware import build_cache
+    from hardware.variants.halide import build_cache
     from hardware.variants import get_variant, load_library
-    from hardware.variants import halide_cpu
+    from hardware.variants.halide import cpu as halide_cpu
     from hardware.variants.reference import REFERENCE_FUNCTIONS
     load_library()
     rng = np.random.default_rng(0)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from annc.cli import main
-from hardware.calibration import Calibration, noise_floor, noise_passes, select_variants
-from hardware.sampling import (
+from hardware.calibration.runs import Calibration, noise_floor, noise_passes, select_variants
+from hardware.calibration.sampling import (
     DRAWS,
     calibration_plan,
     configurations,
@@ -25,7 +25,7 @@ from hardware.sampling import (
     noise_size,
     plan_size,
 )
-from hardware.store import Measurement, MeasurementStore
+from hardware.calibration.store import Measurement, MeasurementStore
 from hardware.variants import load_library, variants_for
 
 TESTS = Path(__file__).parent
@@ -218,7 +218,7 @@ def test_noise_passes_are_stored_and_give_a_floor(tmp_path: Path) -> None:
 
 def test_reference_calibration_exports_data_with_its_noise_floor(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hardware.reference_data as reference_data
+    import hardware.calibration.reference_data as reference_data
 
     monkeypatch.setattr(reference_data, "DATA_FOLDER", tmp_path / "data")
     db = tmp_path / "m.sqlite"

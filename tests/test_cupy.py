@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hardware import cupy_runtime
-from hardware.check import CHECK_SHAPES, DTYPES, check_variant
-from hardware.devices import JaxGpuDevice, available_devices
+from hardware.devices import cupy_runtime
+from hardware.devices.available import JaxGpuDevice, available_devices
 from hardware.variants import all_variants, cupy_gpu, load_library
+from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
 from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Variant
 
@@ -113,8 +113,8 @@ def test_cupy_variants_are_registered_where_cupy_sees_the_gpu() -> None:
 @pytest.mark.gpu
 def test_jax_and_cupy_kernels_pass_values_on_the_gpu() -> None:
     _gpu_with_cupy()
-    from hardware.compiled import compiled
     from hardware.variants import get_variant
+    from hardware.variants.compiled import compiled
 
     gpu = available_devices()["gpu"]
     rng = np.random.default_rng(0)

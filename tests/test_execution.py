@@ -25,14 +25,14 @@ from xdsl.dialects.builtin import IndexType, ModuleOp, StringAttr
 
 import annc
 from annc.compiler import compile_program, read_source
-from hardware import compiled as compiled_variants
-from hardware.allocator import aligned_empty, is_aligned
-from hardware.device import Device
-from hardware.devices import CPU, available_devices
-from hardware.planning import compile_plan
-from hardware.residency import Resident
-from hardware.rundata import input_specs, prepare_inputs
-from hardware.steps import kernel_step
+from hardware.devices.allocator import aligned_empty, is_aligned
+from hardware.devices.available import CPU, available_devices
+from hardware.devices.device import Device
+from hardware.execution.planning import compile_plan
+from hardware.execution.residency import Resident
+from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.steps import kernel_step
+from hardware.variants import compiled as compiled_variants
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {"N": 6, "M": 5, "P": 3, "S": 7, "STEPS": 3, "ITERATIONS": 3, "SWEEPS": 3,
@@ -112,7 +112,7 @@ def test_a_loop_that_runs_no_trip_leaves_its_values_and_builds_nothing(monkeypat
     module = _module(LOOP.replace("repeat 3", "repeat 0"), "ir")
     built: list[object] = []
     real = compiled_variants.compiled
-    monkeypatch.setattr("hardware.planning.compiled",
+    monkeypatch.setattr("hardware.execution.planning.compiled",
                         lambda *args: built.append(args) or real(*args))
     x = np.arange(4.0)
     plan = compile_plan(module, DEVICES)

@@ -14,11 +14,11 @@ import sys
 import numpy as np
 import pytest
 
-from hardware.check import check_variant
-from hardware.opencl import opencl_available, opencl_device
+from hardware.devices.opencl import opencl_available, opencl_device
 from hardware.variants import load_library, variants_for
-from hardware.variants.halide_pipeline import AUTOSCHEDULERS
-from hardware.variants.halide_schedules import tile
+from hardware.variants.check import check_variant
+from hardware.variants.halide.pipeline import AUTOSCHEDULERS
+from hardware.variants.halide.schedules import tile
 from hardware.variants.registry import Shapes, Variant
 
 load_library()
@@ -144,7 +144,7 @@ def test_f64_exp_in_a_fresh_process_calls_the_c_library_not_the_pipeline():
     process that had imported only the Halide variants, so check in such a process."""
     script = (
         "import numpy as np\n"
-        "import hardware.variants.halide_cpu\n"
+        "import hardware.variants.halide.cpu\n"
         "from hardware.variants import get_variant\n"
         "for kernel in ('exp', 'sqrt', 'abs'):\n"
         "    run = get_variant(kernel, 'halide').build(((64,),), np.dtype('f8'))\n"

@@ -17,10 +17,10 @@ from dsl.checks import BINARY_KERNELS, KERNEL_PARAMETERS, check
 from dsl.kernels import KERNELS, KernelSpec
 from dsl.lowering import lower
 from dsl.parser import parse
-from hardware.check import CHECK_SHAPES
-from hardware.sampling import DRAWS, QUICK_SHAPES
+from hardware.calibration.sampling import DRAWS, QUICK_SHAPES
 from hardware.variants import KERNELS as CATALOGUE_KERNELS
 from hardware.variants import get_variant, load_library
+from hardware.variants.check import CHECK_SHAPES
 from hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
 from predictor.features import feature_names, size_names, sizes
 
@@ -36,9 +36,9 @@ def _shapes(spec: KernelSpec) -> kernels.Shapes:
 
 
 def _halide_pipeline() -> ModuleType | None:
-    """`hardware.variants.halide_pipeline` where Halide is installed (it is optional)."""
+    """`hardware.variants.halide.pipeline` where Halide is installed (it is optional)."""
     try:
-        return importlib.import_module("hardware.variants.halide_pipeline")
+        return importlib.import_module("hardware.variants.halide.pipeline")
     except ImportError:
         return None
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import annc
-from hardware.check import CHECK_SHAPES
-from hardware.compiled import compiled
-from hardware.devices import get_device
+from hardware.devices.available import get_device
 from hardware.variants import Variant, all_variants, load_library
+from hardware.variants.check import CHECK_SHAPES
+from hardware.variants.compiled import compiled
 from hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
 
 PROGRAM = """

@@ -172,7 +172,7 @@ def test_baselines_score_the_same_rows():
 
 def test_evaluate_reports_each_combinations_noise_floor_beside_its_error():
     from annc.evaluation import evaluate
-    from hardware.calibration import NoiseFloor
+    from hardware.calibration.runs import NoiseFloor
 
     rows = synthetic("matmul", "numpy") + synthetic("matmul", "strassen", seed=1)
     noise = NoiseFloor(0.02, 10, {("matmul", "numpy", "cpu"): 0.01})

@@ -14,9 +14,9 @@ import annc.recording
 import passes.measuring
 from annc.cli import main
 from annc.recording import record
-from hardware.fingerprint import fingerprint
-from hardware.reference_data import load_reference
-from hardware.store import MeasurementStore
+from hardware.calibration.reference_data import load_reference
+from hardware.calibration.store import MeasurementStore
+from hardware.devices.fingerprint import fingerprint
 from passes.measuring import Measured
 from passes.models import corrections_path, load_models, wisdom_path
 from predictor.adaptation import Corrections
@@ -150,9 +150,9 @@ def test_a_home_that_cannot_be_written_just_skips_recording(tmp_path, monkeypatc
 
 def test_a_read_only_home_just_skips_recording(home, tmp_path, monkeypatch, capsys):
     install_for_this_machine(model_set({MATMUL: 1e-5}), home)
-    import hardware.home
+    import hardware.devices.home
 
-    monkeypatch.setattr(hardware.home.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(hardware.devices.home.os, "access", lambda path, mode: False)
     before = annc.recording.writes
     assert main(["run", program(tmp_path)]) == 0
     assert annc.recording.writes == before
@@ -315,7 +315,7 @@ def test_evaluate_against_another_day_shows_adaptation_learning(home, tmp_path, 
 
 
 def test_ctrl_c_during_calibrate_quick_keeps_what_was_measured(home, monkeypatch, capsys):
-    from hardware.worker import MeasureWorker
+    from hardware.measure.worker import MeasureWorker
 
     real = MeasureWorker.measure
     calls: list[int] = []

@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 import annc
 from annc.compiler import compile_source
-from hardware.devices import available_devices
+from hardware.devices.available import available_devices
 from passes.models import ChosenModels
 from passes.select_variants import apply_plan, plan_selection
 

@@ -18,7 +18,7 @@ import pytest
 from model_fixtures import install_for_this_machine, model_set
 
 from annc.cli import main
-from hardware.fingerprint import fingerprint
+from hardware.devices.fingerprint import fingerprint
 
 PROGRAM = """
 input A : f64[8, 8]

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from hardware.check import CHECK_SHAPES, DTYPES, check_variant
 from hardware.variants import KERNELS, Variant, algorithms, all_variants, complexity, load_library
+from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
 from hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
 
 load_library()

@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from hardware import build_cache
+from hardware.variants.halide import build_cache
 
 HELP = "show the build cache (compiled kernels, schedules, plans) and its size; --clear " \
        "empties it"

@@ -3,7 +3,7 @@
 Every measurement is committed as it is taken, so Ctrl-C (exit 130), a crash
 or a spent `--budget` lose nothing; running the command again continues with
 what is missing. `--reference` is the maintainers' full calibration: every
-combination, the noise floor, and the export to `hardware/data/`.
+combination, the noise floor, and the export to `hardware/calibration/data/`.
 
 `--quick` measures a minute's worth of realistic shapes instead and adapts the
 current models to them (`annc.adapting`); it is resumable and Ctrl-C-safe in
@@ -36,7 +36,7 @@ from annc.commands.common import compact_shapes
 from annc.commands.variants import comma_names, selected_kernels
 from annc.process import startup_seconds
 from dsl.errors import AnncError
-from hardware.calibration import (
+from hardware.calibration.runs import (
     DEFAULT_TIMEOUT_S,
     Calibration,
     full_plan,
@@ -44,11 +44,11 @@ from hardware.calibration import (
     noise_passes,
     select_variants,
 )
-from hardware.devices import available_devices
-from hardware.fingerprint import fingerprint
-from hardware.home import default_database
-from hardware.sampling import Job
-from hardware.store import MeasurementStore
+from hardware.calibration.sampling import Job
+from hardware.calibration.store import MeasurementStore
+from hardware.devices.available import available_devices
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import default_database
 
 if TYPE_CHECKING:
     from annc.adapting import QuickJob
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "60 s) and adapt the current models to this machine")
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: calibrate everything with the noise floor and "
-                        "export the reference data into the package (hardware/data/)")
+                        "export the reference data into the package (hardware/calibration/data/)")
 
 
 def _devices(text: str | None) -> list[str] | None:
@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
                               f"{len(floor.by_combination)} combinations "
                               f"{floor.median_combination:.1%}")
         if args.reference and stopped == "complete":
-            from hardware.calibration import CALIBRATION_SETTINGS
-            from hardware.reference_data import export_reference
+            from hardware.calibration.reference_data import export_reference
+            from hardware.calibration.runs import CALIBRATION_SETTINGS
 
             for written in export_reference(store, fp, CALIBRATION_SETTINGS):
                 console.print(f"wrote {written}")
@@ -215,8 +215,8 @@ def _calibrate_transfers(console: Console, store: MeasurementStore, fingerprint_
                          devices: set[str]) -> None:
     """Copy times between the host and every other device calibrated, for placement;
     sizes already stored are not measured again."""
-    from hardware.store import annc_version
-    from hardware.transfers import measure_transfers
+    from hardware.calibration.store import annc_version
+    from hardware.calibration.transfers import measure_transfers
 
     for name in sorted(devices - {"cpu"}):
         added = measure_transfers(store, fingerprint_id, available_devices()[name],

@@ -8,8 +8,8 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from hardware.devices import available_devices
-from hardware.fingerprint import fingerprint
+from hardware.devices.available import available_devices
+from hardware.devices.fingerprint import fingerprint
 
 HELP = "show the devices found on this machine and its hardware fingerprint"
 

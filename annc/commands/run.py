@@ -22,7 +22,7 @@ from annc.commands.common import (
 from annc.running import RunResult, run_file
 from dsl import dtypes
 from dsl.types import TensorType
-from hardware.rundata import read_archive, save_outputs
+from hardware.execution.rundata import read_archive, save_outputs
 
 HELP = "compile and run a workload"
 

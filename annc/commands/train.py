@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from annc.modeling import measurement_source, train
-from hardware.home import ensure_home
+from hardware.devices.home import ensure_home
 from passes.models import DEFAULT_MODELS, user_models_path
 
 HELP = "train the performance models of this machine from its calibration measurements"

@@ -36,10 +36,10 @@ from dsl import dtypes
 from dsl.dialect import KernelOp
 from dsl.errors import AnncError
 from dsl.lowering import module_targets
-from hardware.calibration import select_variants
-from hardware.devices import available_devices
+from hardware.calibration.runs import select_variants
+from hardware.devices.available import available_devices
+from hardware.measure.worker import MeasureWorker, Outcome, Request, TimingSettings
 from hardware.variants.reference import REFERENCE
-from hardware.worker import MeasureWorker, Outcome, Request, TimingSettings
 from passes.select_variants import Plan
 from passes.sites import data_flow
 

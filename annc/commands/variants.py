@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from dsl.errors import AnncError
-from hardware.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
 from hardware.variants import (
     KERNELS,
     Variant,
@@ -19,6 +18,7 @@ from hardware.variants import (
     load_library,
     missing_library_notes,
 )
+from hardware.variants.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
 
 HELP = "list every kernel variant on this machine; --check verifies each against the reference"
 

@@ -28,8 +28,8 @@ _LIBRARY_MODULES = (
     "hardware.variants.cpu_numpy",
     "hardware.variants.algorithms",
     "hardware.variants.jax_xla",
-    "hardware.variants.halide_cpu",
-    "hardware.variants.halide_opencl",
+    "hardware.variants.halide.cpu",
+    "hardware.variants.halide.opencl",
     "hardware.variants.cupy_gpu",
 )
 """Every module that registers variants; importing one registers its variants."""
@@ -45,7 +45,7 @@ def module_of(name: str, device: str) -> str | None:
     if name == _reference.REFERENCE:
         return None
     if name.startswith("halide"):
-        return f"hardware.variants.{'halide_opencl' if device == 'opencl' else 'halide_cpu'}"
+        return f"hardware.variants.halide.{'opencl' if device == 'opencl' else 'cpu'}"
     if name.startswith("cupy"):
         return "hardware.variants.cupy_gpu"
     if name in ("jax", "fft.jax", "jax.lax"):

@@ -6,7 +6,7 @@ is conv2d as a product of real cuFFT transforms, padded exactly as
 `algorithms.conv2d_fft` pads on the CPU.
 
 They register only where CuPy imports and sees a GPU and JAX sees one too (the
-`gpu` device is JAX's, see `hardware.devices`); elsewhere this module imports
+`gpu` device is JAX's, see `hardware.devices.available`); elsewhere this module imports
 cleanly and registers nothing. A kernel takes the device's JAX arrays, views
 them as CuPy arrays, waits for its result and returns it as a JAX array (both
 ways through DLPack, without copying), so JAX and CuPy variants can follow one
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware import cupy_runtime
+from hardware.devices import cupy_runtime
 from hardware.variants import complexity
 from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Kernel, Shapes, Variant, register
@@ -115,7 +115,7 @@ def _register(cupy: Any, ordinal: int) -> None:
 
 def _gpu_ordinal() -> int | None:
     """The CUDA ordinal of annc's `gpu` device, or None where there is none."""
-    from hardware import jax_runtime
+    from hardware.devices import jax_runtime
 
     gpus = jax_runtime.gpu_devices()
     if not gpus:

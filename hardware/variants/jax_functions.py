@@ -1,4 +1,5 @@
-"""The JAX formulation of every kernel, for `hardware.variants.jax_xla`.
+"""The JAX formulation of every kernel, for `hardware.variants.jax_xla`, and the one way
+annc compiles a JAX function (`compile_for`).
 
 Kept apart from the registrations so that listing and selecting variants does not
 import JAX (about a third of a second): this module is imported only when a JAX
@@ -12,9 +13,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hardware.variants import complexity
-from hardware.variants.registry import Shapes
+from hardware.variants.registry import Kernel, Shapes
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -81,3 +83,30 @@ FUNCTIONS: dict[tuple[str, str], Callable[[Shapes], JaxFunction]] = {
     ("div", "jax"): _same_for_all_shapes(jnp.divide),
 }
 """For each (kernel, variant name): the jnp function, given the operand shapes."""
+
+
+def compile_for(
+    function: Callable[..., Any],
+    shapes: Shapes,
+    dtype: np.dtype,
+    device: jax.Device,
+    *,
+    to_host: bool,
+) -> Kernel:
+    """Jits `function` for exactly these operand shapes and dtype on `device`.
+
+    The compile happens here (one call on zeros), not at the first real call.
+    The returned kernel waits for its result; with `to_host` it returns a numpy
+    array (a zero-copy, read-only view on the CPU), else the device-resident
+    JAX array.
+    """
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    jitted = jax.jit(function, in_shardings=sharding, out_shardings=sharding)
+    zeros = [jax.device_put(np.zeros(shape, dtype), device) for shape in shapes]
+    jax.block_until_ready(jitted(*zeros))
+
+    def run(*operands: Any) -> Any:
+        result = jitted(*operands).block_until_ready()
+        return np.asarray(result) if to_host else result
+
+    return run

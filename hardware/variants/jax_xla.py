@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.devices import available_devices
+from hardware.devices.available import available_devices
 from hardware.variants import complexity
 from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Kernel, Shapes, Variant, register
@@ -53,13 +53,13 @@ def _build(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dty
     """Imports JAX only now, when the variant is built."""
 
     def build(shapes: Shapes, dtype: np.dtype) -> Kernel:
-        from hardware import jax_runtime
-        from hardware.variants.jax_functions import FUNCTIONS
+        from hardware.devices import jax_runtime
+        from hardware.variants.jax_functions import FUNCTIONS, compile_for
 
         on_cpu = device_name == "cpu"
         device = jax_runtime.cpu_device() if on_cpu else jax_runtime.gpu_devices()[0]
-        return jax_runtime.compile_for(FUNCTIONS[(kernel, name)](shapes), shapes, dtype,
-                                       device, to_host=on_cpu)
+        return compile_for(FUNCTIONS[(kernel, name)](shapes), shapes, dtype, device,
+                           to_host=on_cpu)
 
     return build
 

@@ -58,7 +58,7 @@ class Variant:
         default=_never_cached, compare=False, repr=False
     )
     """Whether a build for these shapes would be loaded from the persistent build cache
-    (`hardware.build_cache`) rather than compiled."""
+    (`hardware.variants.halide.build_cache`) rather than compiled."""
 
     @property
     def key(self) -> tuple[str, str, str]:

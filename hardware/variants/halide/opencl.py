@@ -5,7 +5,7 @@ matmul, matvec, conv2d, transpose and the element-wise kernels; f64 variants app
 only where the OpenCL devices have `cl_khr_fp64` (PoCL's CPU device has).
 
 Operands and results are Halide buffers resident in OpenCL memory (see
-`hardware.opencl`). A built kernel runs through `Func.realize`, not a Halide
+`hardware.devices.opencl`). A built kernel runs through `Func.realize`, not a Halide
 `Callable`: the Python `Callable` marks every input host-dirty (so it would copy
 each input to the device again on every call) and copies every output back to the
 host, which would time the transfers with the kernel. `realize` leaves the inputs
@@ -20,10 +20,15 @@ from collections.abc import Callable
 import halide as hl
 import numpy as np
 
-from hardware.opencl import opencl_available, opencl_device, opencl_supports_f64, opencl_target
-from hardware.variants.halide_algorithms import ELEMENTWISE, Definition, define
-from hardware.variants.halide_pipeline import bind_shapes, extents, halide_type, result_shape
-from hardware.variants.halide_schedules import tile
+from hardware.devices.opencl import (
+    opencl_available,
+    opencl_device,
+    opencl_supports_f64,
+    opencl_target,
+)
+from hardware.variants.halide.algorithms import ELEMENTWISE, Definition, define
+from hardware.variants.halide.pipeline import bind_shapes, extents, halide_type, result_shape
+from hardware.variants.halide.schedules import tile
 from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Shapes, Variant, register
 

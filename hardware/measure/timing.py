@@ -9,7 +9,7 @@ one until it has at least `min_repeats` of them and they add up to at least
 spent timing). The result is copied back to the host only after the last timed
 call.
 
-The process's allocator is first made steady (`hardware.allocator`), as it
+The process's allocator is first made steady (`hardware.devices.allocator`), as it
 is when annc runs a program.
 
 `median_s` is the median of the per-call times; `spread` is
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.allocator import aligned, keep_freed_memory
-from hardware.compiled import compiled, normalise_shapes
-from hardware.device import Device
-from hardware.devices import get_device
-from hardware.operands import uniform_operands
+from hardware.devices.allocator import aligned, keep_freed_memory
+from hardware.devices.available import get_device
+from hardware.devices.device import Device
+from hardware.measure.operands import uniform_operands
+from hardware.variants.compiled import compiled, normalise_shapes
 from hardware.variants.registry import Shapes, Variant
 
 THREAD_VARIABLES = (

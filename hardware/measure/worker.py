@@ -40,7 +40,7 @@ def load_variants() -> None:
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """The harness's repeat settings (see `hardware.timing.measure`)."""
+    """The harness's repeat settings (see `hardware.measure.timing.measure`)."""
 
     min_repeats: int = 3
     min_seconds: float = 0.03
@@ -82,9 +82,9 @@ def _serve(connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.dup2(2, 1)  # native code that prints must not mix into the parent's stdout
-    from hardware.compiled import clear_cache
-    from hardware.timing import measure
+    from hardware.measure.timing import measure
     from hardware.variants import get_variant
+    from hardware.variants.compiled import clear_cache
 
     load_variants()
     connection.send(("ready", None))

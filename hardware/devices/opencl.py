@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hardware.device import Device
+from hardware.devices.device import Device
 
 if TYPE_CHECKING:
     import halide as hl

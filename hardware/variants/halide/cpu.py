@@ -10,7 +10,7 @@ Registers, on device "cpu" with backend "halide":
 
 `build` defines the algorithm, schedules it for the exact shapes (an auto-scheduler
 generates its schedule there) and compiles it; the returned `CompiledKernel` only
-runs. Builds persist across processes in the build cache (`hardware.build_cache`):
+runs. Builds persist across processes in the build cache (`hardware.variants.halide.build_cache`):
 with a C compiler a kernel is compiled ahead of time into a shared object
 (`halide_aot`) that a later process loads instead of compiling; without one it is
 JIT-compiled as before, and an auto-scheduler's schedule is still loaded from the
@@ -30,12 +30,11 @@ from typing import Any
 import halide as hl
 import numpy as np
 
-from hardware import build_cache
-from hardware.allocator import aligned_empty
-from hardware.halide_abi import AotFunction, load_shared_object
-from hardware.variants import halide_schedules as schedules
-from hardware.variants.halide_algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
-from hardware.variants.halide_aot import (
+from hardware.devices.allocator import aligned_empty
+from hardware.variants.halide import build_cache, schedules
+from hardware.variants.halide.abi import AotFunction, load_shared_object
+from hardware.variants.halide.algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
+from hardware.variants.halide.aot import (
     BuildError,
     StoredSchedule,
     aot_target,
@@ -46,7 +45,7 @@ from hardware.variants.halide_aot import (
     serialise,
     shared_object,
 )
-from hardware.variants.halide_pipeline import (
+from hardware.variants.halide.pipeline import (
     AUTOSCHEDULERS,
     AutoSchedule,
     Shape,

@@ -22,12 +22,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hardware.devices import available_devices
-from hardware.memory import available_bytes
-from hardware.sampling import Job, calibration_plan, noise_plan
-from hardware.store import Measurement, MeasurementStore, annc_version, now
-from hardware.variants import KERNELS, Shapes, Variant, all_variants
-from hardware.worker import (
+from hardware.calibration.sampling import Job, calibration_plan, noise_plan
+from hardware.calibration.store import Measurement, MeasurementStore, annc_version, now
+from hardware.devices.allocator import available_bytes
+from hardware.devices.available import available_devices
+from hardware.measure.worker import (
     Interrupted,
     MeasureWorker,
     Outcome,
@@ -35,6 +34,7 @@ from hardware.worker import (
     TimingSettings,
     load_variants,
 )
+from hardware.variants import KERNELS, Shapes, Variant, all_variants
 
 CALIBRATION_SETTINGS = TimingSettings(min_repeats=3, min_seconds=0.03, max_repeats=200,
                                       max_seconds=2.0, warmup=1)

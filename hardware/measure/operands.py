@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardware.allocator import aligned
+from hardware.devices.allocator import aligned
 from hardware.variants.registry import Shapes
 
 
@@ -12,6 +12,6 @@ def uniform_operands(shapes: Shapes, dtype: np.dtype | type, seed: int = 0) -> l
     """One array per shape, uniform in [0, 1), in that dtype; 0-d for a scalar.
 
     Each starts on a 64-byte boundary, like every array annc creates (see
-    `hardware.allocator`)."""
+    `hardware.devices.allocator`)."""
     rng = np.random.default_rng(seed)
     return [aligned(np.asarray(rng.random(shape), dtype=dtype)) for shape in shapes]

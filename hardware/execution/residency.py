@@ -5,7 +5,7 @@ come back to the host only when the function returns them (or a CPU op reads
 them), so data moves only when it must.
 
 A JAX kernel on the CPU reads its operands in place only where they start on a
-64-byte boundary (see `hardware.allocator`); a value that does not is moved onto
+64-byte boundary (see `hardware.devices.allocator`); a value that does not is moved onto
 one once, before the first such kernel reads it.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.allocator import aligned
-from hardware.device import Device
+from hardware.devices.allocator import aligned
+from hardware.devices.device import Device
 
 
 @dataclass(slots=True)

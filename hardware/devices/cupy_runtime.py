@@ -1,6 +1,6 @@
 """CuPy, found once for annc, and how its arrays meet JAX's on the GPU.
 
-annc's `gpu` device holds JAX arrays (`hardware.devices.JaxGpuDevice`), so that
+annc's `gpu` device holds JAX arrays (`hardware.devices.available.JaxGpuDevice`), so that
 values pass between JAX and CuPy variants without knowing who made them. A CuPy
 kernel views its operands as CuPy arrays and hands its result back as a JAX
 array, both through DLPack: the two libraries share the GPU's memory, and
@@ -59,6 +59,6 @@ def to_jax(array: Any) -> Any:
     """A JAX array sharing the GPU memory of a CuPy array from `finished`."""
     import jax.dlpack
 
-    from hardware import jax_runtime  # noqa: F401  (annc's JAX settings: f64 stays f64)
+    from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings: f64 stays f64)
 
     return jax.dlpack.from_dlpack(array)

@@ -6,11 +6,11 @@ Halide's runtime (`NoRuntime`), and linked by the system C compiler (`$CC`, else
 `cc`) into a shared object; the runtime is compiled once per target
 (`compile_standalone_runtime`) into a shared object of its own, loaded with global
 symbols before any kernel. Both are kept in the build cache
-(`hardware.build_cache`), keyed by target, Halide version and machine, so a later
+(`hardware.variants.halide.build_cache`), keyed by target, Halide version and machine, so a later
 process loads them (about a third of a millisecond) instead of compiling.
 
 Where there is no C compiler, `c_compiler()` is None and the variants JIT-compile as
-before (`hardware.variants.halide_cpu` says so once).
+before (`hardware.variants.halide.cpu` says so once).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 
 import halide as hl
 
-from hardware import build_cache
-from hardware.fingerprint import fingerprint
-from hardware.halide_abi import load_shared_object
+from hardware.devices.fingerprint import fingerprint
+from hardware.variants.halide import build_cache
+from hardware.variants.halide.abi import load_shared_object
 
 LINK_TIMEOUT_S = 120.0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp, TensorType
@@ -12,6 +11,7 @@ from xdsl.ir import SSAValue
 
 from dsl import dtypes, types
 from dsl.errors import OutOfMemoryError
+from hardware.devices.allocator import available_bytes
 
 HEADROOM = 0.9
 """The share of available memory a workload may plan to use."""
@@ -51,18 +51,6 @@ def estimate(module: ModuleOp) -> MemoryEstimate:
         sizes += [s for s in map(_describe, values) if s is not None]
     largest = max(sizes, key=lambda s: s.bytes, default=None)
     return MemoryEstimate(sum(s.bytes for s in sizes), largest)
-
-
-def available_bytes() -> int:
-    """Memory available to a new allocation now (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def format_bytes(n: float) -> str:

@@ -14,7 +14,7 @@ import os
 
 import halide as hl
 
-from hardware.variants.halide_algorithms import Definition
+from hardware.variants.halide.algorithms import Definition
 
 Shape = tuple[int, ...]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hardware.device import Device
-from hardware.residency import Resident
+from hardware.devices.device import Device
+from hardware.execution.residency import Resident
 from hardware.variants.registry import Kernel
 
 Env = list[Any]

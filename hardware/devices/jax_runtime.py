@@ -1,4 +1,4 @@
-"""JAX, configured once for annc, and the one way annc compiles a JAX function.
+"""JAX, configured once for annc, and the devices it sees.
 
 Importing this module turns on 64-bit floats in JAX (`jax_enable_x64`), process
 wide, so that f64 kernels really run in f64; turns off asynchronous dispatch on
@@ -10,23 +10,20 @@ XLA compilation again. On a GPU it keeps JAX from taking 75% of the GPU's memory
 up front (`XLA_PYTHON_CLIENT_PREALLOCATE=false`, unless the environment says
 otherwise): calibration runs JAX in two processes (the command and its measuring
 worker), and CuPy's variants allocate from the same memory. It is the only place
-annc changes JAX's configuration; everything that uses JAX imports it first.
+annc changes JAX's configuration; everything that uses JAX imports it first. How
+annc compiles a JAX function is `hardware.variants.jax_functions.compile_for`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
-from typing import Any
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read when a GPU starts
 
 import jax
-import numpy as np
 
-from hardware.home import annc_home
-from hardware.variants.registry import Kernel, Shapes
+from hardware.devices.home import annc_home
 
 jax.config.update("jax_enable_x64", True)
 # The lent GPU machines run a newer JAX than annc is developed with: should it lack the
@@ -61,30 +58,3 @@ def gpu_devices() -> list[jax.Device]:
         return jax.devices("gpu")
     except RuntimeError:
         return []
-
-
-def compile_for(
-    function: Callable[..., Any],
-    shapes: Shapes,
-    dtype: np.dtype,
-    device: jax.Device,
-    *,
-    to_host: bool,
-) -> Kernel:
-    """Jits `function` for exactly these operand shapes and dtype on `device`.
-
-    The compile happens here (one call on zeros), not at the first real call.
-    The returned kernel waits for its result; with `to_host` it returns a numpy
-    array (a zero-copy, read-only view on the CPU), else the device-resident
-    JAX array.
-    """
-    sharding = jax.sharding.SingleDeviceSharding(device)
-    jitted = jax.jit(function, in_shardings=sharding, out_shardings=sharding)
-    zeros = [jax.device_put(np.zeros(shape, dtype), device) for shape in shapes]
-    jax.block_until_ready(jitted(*zeros))
-
-    def run(*operands: Any) -> Any:
-        result = jitted(*operands).block_until_ready()
-        return np.asarray(result) if to_host else result
-
-    return run

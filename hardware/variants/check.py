@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsl import kernels
-from hardware.compiled import compiled, normalise_shapes
-from hardware.devices import get_device
+from hardware.devices.available import get_device
+from hardware.variants.compiled import compiled, normalise_shapes
 from hardware.variants.reference import REFERENCE_FUNCTIONS
 from hardware.variants.registry import Shapes, Variant
 

@@ -24,12 +24,12 @@ from dsl import dtypes
 from dsl.dialect import ConstantOp, KernelOp
 from dsl.errors import RunError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
-from hardware.allocator import aligned
-from hardware.compiled import compiled
-from hardware.device import Device
-from hardware.plan import ExecutablePlan, PlannedOp
-from hardware.steps import Step, constant_step, kernel_step, loop_step
+from hardware.devices.allocator import aligned
+from hardware.devices.device import Device
+from hardware.execution.plan import ExecutablePlan, PlannedOp
+from hardware.execution.steps import Step, constant_step, kernel_step, loop_step
 from hardware.variants import Variant, load_library, load_variant, variants_for
+from hardware.variants.compiled import compiled
 from hardware.variants.reference import REFERENCE
 
 

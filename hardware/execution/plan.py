@@ -6,7 +6,7 @@ or an overflow give the IEEE results numpy gives (NaN, ±inf), without
 RuntimeWarnings: a physicist checks the outputs, not warnings — and copies the
 outputs back to the host. Every kernel op's executions are timed, so a run can
 report the measured time of each op summed over all the times it executed.
-Making a plan from IR is `hardware.planning`'s.
+Making a plan from IR is `hardware.execution.planning`'s.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hardware.allocator import keep_freed_memory
-from hardware.device import Device
-from hardware.residency import Resident
-from hardware.steps import Step
+from hardware.devices.allocator import keep_freed_memory
+from hardware.devices.device import Device
+from hardware.execution.residency import Resident
+from hardware.execution.steps import Step
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A device holds operands in its own memory. `put` copies a host (numpy) array
 onto the device and returns the device's handle; `get` copies a handle back to
 a numpy array. On the CPU both are the identity. Finding the devices of this
-machine is `hardware.devices`'s.
+machine is `hardware.devices.available`'s.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.device import Device
-from hardware.store import Measurement, MeasurementStore, now
-from hardware.timing import spread, thread_settings
+from hardware.calibration.store import Measurement, MeasurementStore, now
+from hardware.devices.device import Device
+from hardware.measure.timing import spread, thread_settings
 
 COPY_KERNEL = "copy"
 DIRECTIONS = ("to_device", "to_host")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl.errors import HomeError
-from hardware.home import annc_home, ensure_home
+from hardware.devices.home import annc_home, ensure_home
 
 MAGIC = b"ANNC-BUILD 1\n"
 FOLDER = "builds"

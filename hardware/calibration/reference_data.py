@@ -1,8 +1,8 @@
 """Reference data: the measurements of the project's reference machine, shipped in the package.
 
 `export_reference` writes a store's measurements of one fingerprint to
-`hardware/data/reference-<fingerprint>.csv.gz` (one plain CSV row per
-measurement) and describes them in `hardware/data/reference.json`: the
+`hardware/calibration/data/reference-<fingerprint>.csv.gz` (one plain CSV row per
+measurement) and describes them in `hardware/calibration/data/reference.json`: the
 machine's fingerprint, the date, how long the calibration took, rows per
 combination, the timing settings and the noise floor. `load_reference` reads
 them back as `Measurement`s, for training the default models and for tests.
@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hardware.fingerprint import Fingerprint
-from hardware.sampling import PLAN_OVERRIDES, PLAN_SIZES
-from hardware.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
-from hardware.worker import TimingSettings
+from hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
+from hardware.calibration.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
+from hardware.devices.fingerprint import Fingerprint
+from hardware.measure.worker import TimingSettings
 
 DATA_FOLDER = Path(__file__).parent / "data"
 METADATA_FILE = "reference.json"
@@ -58,9 +58,9 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
                      settings: TimingSettings, folder: Path | None = None) -> list[Path]:
     """Writes the store's rows of this fingerprint and their metadata; returns the paths.
 
-    `folder` defaults to the package's `hardware/data/`.
+    `folder` defaults to the package's `hardware/calibration/data/`.
     """
-    from hardware.calibration import noise_floor
+    from hardware.calibration.runs import noise_floor
 
     folder = DATA_FOLDER if folder is None else folder
 

@@ -21,7 +21,7 @@ from xdsl.dialects.func import FuncOp
 from dsl import dtypes, types
 from dsl.errors import DataError
 from dsl.lowering import INPUTS_ATTRIBUTE
-from hardware.allocator import aligned
+from hardware.devices.allocator import aligned
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ same sizes takes about three times as long, by the address of its operands alone
 annc therefore
 allocates the arrays it creates 64-byte aligned (`aligned_empty`): operands it
 measures on, a program's inputs, Halide's results; and a running plan aligns a
-value once (`aligned`) before a JAX kernel on the CPU reads it.
+value once (`aligned`) before a JAX kernel on the CPU reads it. `available_bytes` says
+how much memory a new allocation can have now.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import math
+import os
 import sys
 
 import numpy as np
@@ -79,3 +81,15 @@ def aligned(array: np.ndarray) -> np.ndarray:
     copy = aligned_empty(array.shape, array.dtype)
     copy[...] = array
     return copy
+
+
+def available_bytes() -> int:
+    """Memory available to a new allocation now (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

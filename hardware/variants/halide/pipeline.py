@@ -3,7 +3,7 @@
 Owns what every Halide variant shares: numpy dtypes as Halide types, numpy shapes as
 Halide extents (reversed), fixing the inputs' shapes before a compile, the
 estimates an auto-scheduler needs, and loading the auto-scheduler plugins the wheel
-ships. Compiling (ahead of time or JIT) is `halide_cpu`'s and `halide_aot`'s.
+ships. Compiling (ahead of time or JIT) is `cpu`'s and `aot`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import halide as hl
 import numpy as np
 
 from dsl import kernels
-from hardware.variants.halide_algorithms import Definition
+from hardware.variants.halide.algorithms import Definition
 
 Shape = tuple[int, ...]
 

@@ -1,9 +1,9 @@
 """The devices of this machine: finding them, and the CUDA GPU reached through JAX.
 
-What a device is (`Device`, and the CPU) is `hardware.device`'s, so that device
-modules found here (`hardware.opencl`) import it without importing this module back.
+What a device is (`Device`, and the CPU) is `hardware.devices.device`'s, so that device
+modules found here (`hardware.devices.opencl`) import it without importing this module back.
 `available_devices()` finds what this machine has: the CPU always, a CUDA GPU
-when JAX sees one, an OpenCL device when `hardware.opencl` finds a platform.
+when JAX sees one, an OpenCL device when `hardware.devices.opencl` finds a platform.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.device import CPU, CpuDevice, Device
+from hardware.devices.device import CPU, CpuDevice, Device
 
 __all__ = ["CPU", "DEVICE_NAMES", "CpuDevice", "Device", "DeviceUnavailableError",
            "JaxGpuDevice", "available_devices", "get_device"]
@@ -31,7 +31,7 @@ class JaxGpuDevice(Device):
     """A CUDA GPU reached through JAX; handles are JAX arrays in its memory.
 
     CuPy variants run on this device too: they view its JAX arrays as CuPy arrays
-    and return JAX arrays (`hardware.cupy_runtime`). `put` and `get` also take a
+    and return JAX arrays (`hardware.devices.cupy_runtime`). `put` and `get` also take a
     CuPy array, should one reach them.
     """
 
@@ -44,14 +44,14 @@ class JaxGpuDevice(Device):
     def put(self, array: np.ndarray) -> Any:
         import jax
 
-        from hardware import cupy_runtime
+        from hardware.devices import cupy_runtime
 
         if cupy_runtime.is_cupy_array(array):  # already on a GPU: shared, not copied
             return cupy_runtime.to_jax(cupy_runtime.finished(array))
         return jax.device_put(array, self._device).block_until_ready()
 
     def get(self, handle: Any) -> np.ndarray:
-        from hardware import cupy_runtime
+        from hardware.devices import cupy_runtime
 
         if cupy_runtime.is_cupy_array(handle):
             return handle.get()  # CuPy refuses np.asarray: it copies only when asked
@@ -66,18 +66,18 @@ would find no GPU either, and importing JAX to ask costs about half a second."""
 def _jax_gpu() -> Device | None:
     if not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
         return None
-    from hardware import jax_runtime
+    from hardware.devices import jax_runtime
 
     gpus = jax_runtime.gpu_devices()
     return JaxGpuDevice(gpus[0]) if gpus else None
 
 
 def _opencl() -> Device | None:
-    """The OpenCL device from `hardware.opencl.opencl_device()`, if that module exists."""
+    """The OpenCL device from `hardware.devices.opencl.opencl_device()`, if that module exists."""
     try:
-        opencl = importlib.import_module("hardware.opencl")
+        opencl = importlib.import_module("hardware.devices.opencl")
     except ModuleNotFoundError as error:
-        if error.name in ("hardware.opencl", "halide"):
+        if error.name in ("hardware.devices.opencl", "halide"):
             return None
         raise
     find = getattr(opencl, "opencl_device", None)
