@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from annc.modeling import to_training_rows
-from hardware.calibration import noise_floor
-from hardware.fingerprint import fingerprint
-from hardware.reference_data import load_reference
+from hardware.calibration.reference_data import load_reference
+from hardware.calibration.runs import noise_floor
+from hardware.devices.fingerprint import fingerprint
 from predictor import mlp
 from predictor.features import Configuration, Normalisation, feature_matrix, feature_names
 from predictor.fitting import Measurement, by_combo, mape, split
@@ -54,8 +54,8 @@ def schedule_features(source: str) -> list[float]:
 
 
 def schedule_of(combo: tuple[str, str, str], config: Configuration) -> str:
-    from hardware.variants.halide_cpu import compiled_shapes, scheduled
-    from hardware.variants.halide_pipeline import result_shape
+    from hardware.variants.halide.cpu import compiled_shapes, scheduled
+    from hardware.variants.halide.pipeline import result_shape
 
     shapes = compiled_shapes(config.kernel, config.shapes)
     dtype = np.dtype("float32" if config.dtype == "f32" else "float64")
