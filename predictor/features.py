@@ -3,8 +3,8 @@
 For one configuration of one kernel–variant–device combination the features are
 the logs of the kernel's size parameters (m, k, n for a matrix product; h, w,
 p, q for a convolution; the element count for the rest, and optionally its
-innermost extent), the log of the variant's mathematical complexity with the innermost loop
-rounded up to whole vectors — the *augmentation* of the paper — the log of the
+innermost extent), the log of the variant's mathematical complexity with the
+innermost loop rounded up to whole vectors — the *augmentation* of the paper — the log of the
 bytes its operands and result occupy, and 1 for f64 (0 for f32). The plain
 baseline models get the same features without the complexity. Features are named,
 and a model computes the ones its file names, so older model files keep working.
@@ -65,7 +65,7 @@ SHAPE_AWARE = False
 (n, 2) field runs far slower than a (2, n) one of the same element count under XLA).
 Off: it lowered held-out and real-workload error on the morning's reference data
 but raised both on the evening's, which the shipped models are trained on (README,
-"Performance models")."""
+"Claim 2" under Results)."""
 
 
 def innermost(kernel: str, shapes: Shapes) -> int:
@@ -104,15 +104,6 @@ def feature_names(kernel: str, augmented: bool, encoding: str = "log",
         names.append(complexity)
     names.append("bytes")
     return (*(f"{prefix}{name}" for name in names), "f64")
-
-
-def encoding_of(names: Sequence[str]) -> str:
-    """The encoding a model's feature names were made with."""
-    return "log" if names[0].startswith("log ") else "raw"
-
-
-def is_augmented(names: Sequence[str]) -> bool:
-    return any(name.endswith("complexity") for name in names)
 
 
 @dataclass(frozen=True)
