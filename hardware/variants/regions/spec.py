@@ -1,0 +1,116 @@
+"""What a region computes, as the backends see it: a small data-flow graph of kernels.
+
+Values are numbered: the region's inputs are 0 … n−1, and the result of its i-th
+op is n + i. A region runs once, or, with `trips`, is a loop: at every trip the
+first `carried` inputs hold the loop-carried values, the ops run, and the values
+named by `outputs` become the next trip's carried values (so `len(outputs) ==
+carried`); after the last trip the region returns them. The other inputs are
+loop-invariant. A loop of 0 trips returns its carried inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dsl import kernels
+
+Shape = tuple[int, ...]
+
+ITEMSIZE = {"f32": 4, "f64": 8}
+
+
+@dataclass(frozen=True)
+class RegionOp:
+    """One kernel call: its kernel's name and the numbers of its operand values."""
+
+    kernel: str
+    operands: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    inputs: tuple[Shape, ...]
+    dtype: str
+    """`f32` or `f64`: every value of a region has this dtype."""
+    ops: tuple[RegionOp, ...]
+    outputs: tuple[int, ...]
+    trips: int | None = None
+    """None: the ops run once; else a loop of this many trips."""
+    carried: int = 0
+    """For a loop: how many leading inputs are loop-carried."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ITEMSIZE:
+            raise ValueError(f"a region's dtype is f32 or f64, not {self.dtype!r}")
+        shapes = list(self.inputs)
+        for op in self.ops:
+            if any(not 0 <= v < len(shapes) for v in op.operands):
+                raise ValueError(f"{op.kernel} reads a value not defined before it")
+            shapes.append(kernels.result_shape(op.kernel, tuple(shapes[v] for v in op.operands)))
+        if any(not 0 <= v < len(shapes) for v in self.outputs):
+            raise ValueError("an output names a value the region does not define")
+        if self.trips is not None:
+            if self.trips < 0:
+                raise ValueError("a loop runs a non-negative number of trips")
+            if len(self.outputs) != self.carried:
+                raise ValueError("a loop yields one value per carried input")
+            if any(shapes[o] != self.inputs[i] for i, o in enumerate(self.outputs)):
+                raise ValueError("a loop yields values of its carried inputs' shapes")
+
+    @property
+    def is_loop(self) -> bool:
+        return self.trips is not None
+
+    def shapes(self) -> list[Shape]:
+        """The shape of every value, by number."""
+        shapes = list(self.inputs)
+        for op in self.ops:
+            shapes.append(kernels.result_shape(op.kernel, tuple(shapes[v] for v in op.operands)))
+        return shapes
+
+    def operand_shapes(self, index: int) -> tuple[Shape, ...]:
+        """The operand shapes of op `index`."""
+        shapes = self.shapes()
+        return tuple(shapes[v] for v in self.ops[index].operands)
+
+    def output_shapes(self) -> tuple[Shape, ...]:
+        shapes = self.shapes()
+        return tuple(shapes[v] for v in self.outputs)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the region models see of a region (one trip of a loop): its largest value's
+    element count, its op count, the bytes its inputs and outputs occupy (what a fused
+    version moves once), the bytes every op reads and writes (what the op-by-op
+    version moves), and the sum of its ops' textbook complexities."""
+
+    elements: int
+    ops: int
+    bytes_once: int
+    bytes_per_op: int
+    complexity: int
+
+    def as_shapes(self) -> tuple[tuple[int, ...]]:
+        """The summary as the one "shape" a measurement row of a region stores."""
+        return ((self.elements, self.ops, self.bytes_once, self.bytes_per_op,
+                 self.complexity),)
+
+    @staticmethod
+    def from_shapes(shapes: tuple[tuple[int, ...], ...]) -> Summary:
+        return Summary(*shapes[0])
+
+
+def summary(spec: RegionSpec) -> Summary:
+    shapes = spec.shapes()
+    item = ITEMSIZE[spec.dtype]
+    size = [math.prod(s) for s in shapes]
+    bytes_once = item * (sum(size[: len(spec.inputs)]) + sum(size[v] for v in set(spec.outputs)))
+    per_op = 0
+    complexity = 0
+    for index, op in enumerate(spec.ops):
+        operands = tuple(shapes[v] for v in op.operands)
+        per_op += item * (sum(size[v] for v in op.operands) + size[len(spec.inputs) + index])
+        complexity += int(kernels.kernel(op.kernel).complexity(operands))
+    return Summary(max(size), len(spec.ops), bytes_once, per_op, max(complexity, 1))
