@@ -1,9 +1,11 @@
 """The pipeline, top to bottom: text -> AST -> checked program -> IR -> selected IR.
 
 Each stage has a name that `--emit` (and `emit=`) can stop at and print:
-`ast` (the syntax tree), `ir` (the `kernel` dialect, nothing chosen yet) and
-`selected` (after the `select-variants` pass: every op names its variant,
-device and predicted time).
+`ast` (the syntax tree), `ir` (the `kernel` dialect, nothing chosen yet),
+`fused` (after the `fuse-regions` pass: fusable chains and whole loops are
+`kernel.region` ops, still candidates only) and `selected` (after the
+`select-variants` pass: every op and region names its variant, device and
+predicted time).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from dsl.checks import check
 from dsl.errors import AnncError, CompileError, Diagnostic
 from dsl.lowering import lower
 from dsl.parser import nested_too_deeply, parse
+from passes.fusion import fuse_regions
 from passes.measuring import MEASURE_MODES
 from passes.models import ChosenModels
 from passes.overrides import override_variants
 from passes.select_variants import Plan, SelectVariants, apply_plan
 
-STAGES = ("ast", "ir", "selected")
+STAGES = ("ast", "ir", "fused", "selected")
 """The stages `emit` can name, in pipeline order."""
 
 
@@ -102,8 +105,8 @@ def compile_program(
     kept_plans: bool = False,
     variants: Mapping[str, str] | None = None,
 ) -> Compilation:
-    """The pipeline, top to bottom: parse, check, lower, select variants, apply the
-    user's `variants` (kernel -> variant name) as a rewrite. Stops at `emit`.
+    """The pipeline, top to bottom: parse, check, lower, fuse regions, select variants,
+    apply the user's `variants` (kernel -> variant name) as a rewrite. Stops at `emit`.
 
     Every command reads its program through here, so all of them see one choice."""
     if emit not in STAGES:
@@ -117,6 +120,9 @@ def compile_program(
     except RecursionError:
         raise nested_too_deeply(text, filename) from None
     if emit == "ir":
+        return Compilation(emit, program, module)
+    fuse_regions(module)
+    if emit == "fused":
         return Compilation(emit, program, module)
     plan = select(module, measure=measure, record=record, kept_plans=kept_plans)
     if variants:

@@ -93,12 +93,15 @@ def run_module(
         }
         for r in records
     ]
+    regions = [region.report() for region in executable.regions if region.times_ns]
     predicted = [None if r.predicted_s is None else r.predicted_s * r.executions
-                 for r in records]
+                 for r in records] + [region["predicted_s"] for region in regions]
     report = {
         "ops": ops,
+        "regions": regions,
         "total_predicted_s": _total(predicted),
-        "total_measured_s": sum(r.measured_s for r in records),
+        "total_measured_s": (sum(r.measured_s for r in records)
+                             + sum(region["measured_s"] for region in regions)),
         "transfer_s": executable.transfer_s,
         "models": models,
         "compile_s": compile_s,

@@ -22,7 +22,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
 )
-from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.ir import Attribute, Block, Dialect, Region, SSAValue
 from xdsl.irdl import (
     AnyAttr,
     IRDLOperation,
@@ -32,10 +32,13 @@ from xdsl.irdl import (
     irdl_op_definition,
     operand_def,
     opt_attr_def,
+    region_def,
     result_def,
     traits_def,
+    var_operand_def,
+    var_result_def,
 )
-from xdsl.traits import Pure
+from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from dsl import dtypes, kernels, types
@@ -306,6 +309,82 @@ class ConstantOp(IRDLOperation):
             raise VerifyException("kernel.constant: the dtype must be f32 or f64")
 
 
+@irdl_op_definition
+class RegionOp(IRDLOperation):
+    """Kernel ops that may run as one compiled function: a fused chain, or a whole loop.
+
+    Made by the `fuse-regions` pass; isolated from above, so its body reads only its
+    block arguments (the region's inputs) and yields its results. `variant` says how
+    it runs (set by `select-variants`): `ops` runs the body op by op, each op with
+    its own variant; any other names a compiled version of the whole body.
+
+    %r = kernel.region(%t, %l) {variant = "jax", device = "cpu"} : (tensor<8x8xf32>, tensor<3x3xf32>) -> tensor<8x8xf32> {
+    ^bb0(%a: tensor<8x8xf32>, %k: tensor<3x3xf32>):
+      %c = kernel.conv2d %a, %k : tensor<8x8xf32>, tensor<3x3xf32> -> tensor<8x8xf32>
+      %s = kernel.add %a, %c : tensor<8x8xf32>, tensor<8x8xf32> -> tensor<8x8xf32>
+      kernel.yield %s : tensor<8x8xf32>
+    }
+    """  # noqa: E501
+
+    name = "kernel.region"
+
+    inputs = var_operand_def(TensorType)
+    outputs = var_result_def(TensorType)
+    body = region_def("single_block")
+    loc = opt_attr_def(StringAttr)
+    device = opt_attr_def(StringAttr)
+    variant = opt_attr_def(StringAttr)
+    predicted_s = opt_attr_def(FloatAttr)
+    predicted_low_s = opt_attr_def(FloatAttr)
+    predicted_high_s = opt_attr_def(FloatAttr)
+
+    traits = traits_def(IsolatedFromAbove())
+
+    assembly_format = "`(` $inputs `)` attr-dict `:` functional-type($inputs, $outputs) $body"
+
+    def __init__(self, inputs: list[SSAValue], result_types: list[Attribute],
+                 body: Region | None = None) -> None:
+        if body is None:
+            body = Region(Block(arg_types=[v.type for v in inputs]))
+        super().__init__(operands=[inputs], result_types=[result_types], regions=[body])
+
+    @property
+    def block(self) -> Block:
+        return self.body.block
+
+    def is_loop(self) -> bool:
+        """Whether it holds a whole loop (an `scf.for`) rather than a fused chain."""
+        return any(op.name == "scf.for" for op in self.block.ops)
+
+    def verify_(self) -> None:
+        types = [v.type for v in self.inputs]
+        if [a.type for a in self.block.args] != types:
+            raise VerifyException("kernel.region: its block's arguments must have the "
+                                  "types of its inputs")
+        last = self.block.last_op
+        if not isinstance(last, YieldOp):
+            raise VerifyException("kernel.region: its body must end with kernel.yield")
+        if [v.type for v in last.values] != [r.type for r in self.outputs]:
+            raise VerifyException("kernel.region: kernel.yield must yield values of its "
+                                  "result types")
+
+
+@irdl_op_definition
+class YieldOp(IRDLOperation):
+    """The values a `kernel.region` returns."""
+
+    name = "kernel.yield"
+
+    values = var_operand_def(TensorType)
+
+    traits = traits_def(IsTerminator(), HasParent(RegionOp))
+
+    assembly_format = "$values attr-dict `:` type($values)"
+
+    def __init__(self, values: list[SSAValue]) -> None:
+        super().__init__(operands=[values])
+
+
 KERNEL_OPS: tuple[type[KernelOp], ...] = (
     MatmulOp, MatvecOp, Conv2dOp, TransposeOp, DotOp, SumOp, NormOp,
     ExpOp, SqrtOp, AbsOp, NegOp, AddOp, SubOp, MulOp, DivOp,
@@ -314,4 +393,4 @@ KERNEL_OPS: tuple[type[KernelOp], ...] = (
 OP_FOR_KERNEL: dict[str, type[KernelOp]] = {op.kernel_name(): op for op in KERNEL_OPS}
 """The op of every kernel of `dsl.kernels.KERNELS` (a test walks the table)."""
 
-Kernel = Dialect("kernel", [*KERNEL_OPS, ConstantOp], [])
+Kernel = Dialect("kernel", [*KERNEL_OPS, ConstantOp, RegionOp, YieldOp], [])

@@ -43,6 +43,7 @@ from hardware.variants.compiled import is_built
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place
+from passes.region_choice import RegionPlan, apply_regions, choose_regions, saved_by_regions
 from passes.sites import DataFlow, Site, data_flow
 from predictor.features import Configuration
 from predictor.models import ModelSet
@@ -90,10 +91,13 @@ class Plan:
     """Seconds the `measure` step spent."""
     chosen_models: ChosenModels | None = None
     """The models (with this machine's corrections and wisdom) the plan was made with."""
+    regions: list[RegionPlan] = field(default_factory=list)
+    """Every region's candidates and choice (`passes.region_choice`)."""
 
     @property
     def total_predicted_s(self) -> float:
-        return sum(op.chosen.cost_s for op in self.ops if op.chosen) + self.transfer_s
+        ops = sum(op.chosen.cost_s for op in self.ops if op.chosen)
+        return ops - saved_by_regions(self.regions) + self.transfer_s
 
 
 def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
@@ -157,6 +161,10 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     for op, device in zip(ops, placed, strict=True):
         _choose(op, device)
     plan.transfer_s = copy_seconds(flow, placed, _transfer(chosen.models))
+    plan.regions = choose_regions(
+        module, {op.site.op: op.site.index for op in ops},
+        [op.chosen.cost_s if op.chosen else math.inf for op in ops],
+        [op.chosen.device if op.chosen else None for op in ops], chosen)
     return plan
 
 
@@ -229,6 +237,7 @@ def _choose(op: OpPlan, device: str) -> None:
 
 
 def apply_plan(plan: Plan) -> None:
+    apply_regions(plan.regions)
     for op in plan.ops:
         if op.chosen is None:
             continue

@@ -18,7 +18,7 @@ from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 from xdsl.traits import ConstantLike
 
 from dsl import dtypes
-from dsl.dialect import KernelOp
+from dsl.dialect import KernelOp, RegionOp
 
 HOST = -1
 """The producer of values that start on the host: inputs, constants."""
@@ -69,7 +69,8 @@ def _trip_count(loop: scf.ForOp) -> int:
     return max(0, math.ceil((upper - lower) / step)) if step > 0 else 0
 
 
-def _trips(op: Operation) -> int:
+def trips_of(op: Operation) -> int:
+    """How many times an op runs: the product of the trip counts of the loops around it."""
     trips = 1
     parent = op.parent_op()
     while parent is not None:
@@ -90,14 +91,20 @@ def _tensor_bytes(value: SSAValue) -> int:
 
 
 def _source(value: SSAValue, seen: frozenset[SSAValue] = frozenset()) -> SSAValue:
-    """The value a loop-carried argument or a loop result stands for: what the body yields."""
+    """The value a loop-carried argument or a loop result stands for (what the body
+    yields), seeing through regions: a region's argument is its input, and its result
+    what its body yields."""
     if value in seen:
         return value
     seen = seen | {value}
-    if isinstance(value, OpResult) and isinstance(value.op, scf.ForOp):
-        yielded = value.op.body.block.last_op
+    if isinstance(value, OpResult) and isinstance(value.op, scf.ForOp | RegionOp):
+        yielded = value.op.regions[0].block.last_op
         assert yielded is not None
         return _source(yielded.operands[value.index], seen)
+    if isinstance(value, BlockArgument) and isinstance(value.block.parent_op(), RegionOp):
+        region = value.block.parent_op()
+        assert region is not None
+        return _source(region.operands[value.index], seen)
     if isinstance(value, BlockArgument) and isinstance(value.block.parent_op(), scf.ForOp):
         if value.index == 0:
             return value
@@ -120,7 +127,7 @@ def data_flow(module: ModuleOp) -> DataFlow:
                 index=len(sites), op=op, kernel=op.kernel_name(),
                 shapes=tuple(_shape(o) for o in op.operands),
                 dtype=dtypes.of_tensor(element),
-                trips=_trips(op), pin=op.device.data if op.device else None,
+                trips=trips_of(op), pin=op.device.data if op.device else None,
                 loc=op.loc.data if op.loc else "",
             ))
     values: list[Value] = []

@@ -20,9 +20,20 @@ import numpy as np
 
 from dsl.kernels import KERNELS, Shapes
 
-SIZE_NAMES: dict[str, tuple[str, ...]] = {k: s.size_names for k, s in KERNELS.items()}
+REGION_KINDS = ("region", "loop")
+"""The models' names for a fused chain of kernels and for one trip of a whole loop.
+Their "shapes" are one tuple, the region's summary (`hardware.variants.regions.spec`):
+its largest value's elements, its op count, the bytes it moves once (inputs and
+outputs), the bytes its ops move one by one, and its ops' summed complexity."""
+
+REGION_SIZES = ("elements", "ops", "bytes once", "bytes per op")
+
+SIZE_NAMES: dict[str, tuple[str, ...]] = {
+    **{k: s.size_names for k, s in KERNELS.items()},
+    **{kind: REGION_SIZES for kind in REGION_KINDS},
+}
 """Size parameters per kernel (`dsl.kernels`): m, k, n for matmul, the element count
-for element-wise kernels and reductions."""
+for element-wise kernels and reductions; a region's summary for regions."""
 
 ITEMSIZE = {"f32": 4, "f64": 8}
 
@@ -33,6 +44,8 @@ def size_names(kernel: str) -> tuple[str, ...]:
 
 def sizes(kernel: str, shapes: Shapes) -> tuple[int, ...]:
     """The kernel's size parameters for these operand shapes."""
+    if kernel in REGION_KINDS:
+        return tuple(shapes[0][: len(REGION_SIZES)])
     return KERNELS[kernel].sizes(shapes)
 
 
@@ -41,7 +54,10 @@ def result_elements(kernel: str, shapes: Shapes) -> int:
 
 
 def bytes_touched(kernel: str, shapes: Shapes, dtype: str) -> int:
-    """Bytes of every operand and the result: the least memory traffic of any variant."""
+    """Bytes of every operand and the result: the least memory traffic of any variant
+    (of a region: of its inputs and outputs)."""
+    if kernel in REGION_KINDS:
+        return shapes[0][2]
     elements = sum(math.prod(s) for s in shapes) + result_elements(kernel, shapes)
     return elements * ITEMSIZE[dtype]
 
@@ -85,7 +101,9 @@ def innermost(kernel: str, shapes: Shapes) -> int:
 
 def padded_complexity(config: Configuration) -> float:
     """The complexity with the innermost loop rounded up to whole vectors of this dtype:
-    the work a vectorised loop does, remainder lanes included."""
+    the work a vectorised loop does, remainder lanes included (a region's, as summed)."""
+    if config.kernel in REGION_KINDS:
+        return max(config.complexity, 1.0)
     lanes = VECTOR_BYTES // ITEMSIZE[config.dtype]
     inner = max(innermost(config.kernel, config.shapes), 1)
     return max(config.complexity, 1.0) * (math.ceil(inner / lanes) * lanes / inner)

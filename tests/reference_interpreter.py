@@ -3,7 +3,7 @@
 Every op goes through the interpreter's dispatch; each kernel op runs the variant it
 names with its operands copied from the host and its result copied back, so nothing
 of the plan's slots, residency, loops or timing is shared. Tests compare a plan's
-outputs with these, bit for bit. The five ops besides kernels have their own small
+outputs with these, bit for bit. The seven ops besides kernels have their own small
 implementations: importing xDSL's for whole dialects imports all of them.
 """
 
@@ -28,7 +28,7 @@ from xdsl.interpreter import (
 )
 
 from dsl import dtypes
-from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp
+from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp, RegionOp, YieldOp
 from dsl.lowering import FUNCTION_NAME
 from hardware.devices.device import Device
 from hardware.execution.planning import output_names, variant_for
@@ -37,7 +37,8 @@ from hardware.variants.compiled import compiled
 
 @register_impls
 class ControlFlowFunctions(InterpreterFunctions):
-    """`func.func` (callable), `func.return`, `scf.for`, `scf.yield`, integer constants."""
+    """`func.func` (callable), `func.return`, `scf.for`, `scf.yield`, integer constants,
+    and `kernel.region` (its body op by op) with `kernel.yield`."""
 
     @impl_callable(func.FuncOp)
     def call_function(self, interpreter: Interpreter, op: func.FuncOp,
@@ -61,6 +62,17 @@ class ControlFlowFunctions(InterpreterFunctions):
     @impl_terminator(scf.YieldOp)
     def run_yield(self, interpreter: Interpreter, op: scf.YieldOp,
                   args: PythonValues) -> tuple[TerminatorValue, PythonValues]:
+        return ReturnedValues(args), ()
+
+    @impl(RegionOp)
+    def run_region(self, interpreter: Interpreter, op: RegionOp,
+                   args: PythonValues) -> PythonValues:
+        """A region's body, op by op, whatever variant the region names."""
+        return interpreter.run_ssacfg_region(op.body, args, "region")
+
+    @impl_terminator(YieldOp)
+    def run_region_yield(self, interpreter: Interpreter, op: YieldOp,
+                         args: PythonValues) -> tuple[TerminatorValue, PythonValues]:
         return ReturnedValues(args), ()
 
     @impl(arith.ConstantOp)

@@ -5,6 +5,11 @@ or a spent `--budget` lose nothing; running the command again continues with
 what is missing. `--reference` is the maintainers' full calibration: every
 combination, the noise floor, and the export to `hardware/calibration/data/`.
 
+`--regions` measures the compiled region variants (fused chains and whole loops,
+`hardware.calibration.region_sampling`) instead of the kernels, with their noise
+floor; with `--reference` the shipped reference data gains them (the kernels'
+rows are kept: a store without them is first filled from the shipped data).
+
 `--quick` measures a minute's worth of realistic shapes instead and adapts the
 current models to them (`annc.adapting`); it is resumable and Ctrl-C-safe in
 the same way.
@@ -77,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="measure a few realistic shapes within --budget (default "
                         "60 s) and adapt the current models to this machine")
+    parser.add_argument("--regions", action="store_true",
+                        help="measure the region variants (fused chains, whole loops) "
+                        "instead of the kernels")
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: calibrate everything with the noise floor and "
                         "export the reference data into the package (hardware/calibration/data/)")
@@ -114,25 +122,42 @@ def run(args: argparse.Namespace) -> int:
         return _quick(args, kernels, devices)
     if args.reference:
         devices = devices or ["cpu"]
+    if args.regions and (args.kernels or args.variants or args.devices):
+        raise AnncError("calibrate: --regions measures every region variant; it takes no "
+                        "--kernels, --variants or --devices")
     path = Path(args.db) if args.db else default_database()
     with MeasurementStore(path) as store:  # a bad database is reported before any work
-        variants = select_variants(kernels, devices, comma_names(args.variants))
-        if not variants:
-            raise AnncError("calibrate: no variant matches --kernels, --variants and --devices")
-        jobs = full_plan(variants)
-        if args.noise or args.reference:
-            jobs += noise_passes(variants)
         console = Console(stderr=True)
         fp = fingerprint()
-        console.print(f"calibrating {len(variants)} variant(s) of "
-                      f"{len({v.kernel for v in variants})} kernel(s) on this machine "
-                      f"(fingerprint {fp.id}) into {path}")
+        jobs: list = []
+        if args.regions:
+            from hardware.calibration.region_sampling import region_plan
+
+            regions, noise = region_plan()
+            jobs = [*regions, *noise]
+            variants = []
+            if args.reference:
+                _keep_reference_rows(console, store, fp.id)
+            console.print(f"calibrating region variants on {len(regions)} regions and loops "
+                          f"on this machine (fingerprint {fp.id}) into {path}")
+        else:
+            variants = select_variants(kernels, devices, comma_names(args.variants))
+            if not variants:
+                raise AnncError("calibrate: no variant matches --kernels, --variants and "
+                                "--devices")
+            jobs = full_plan(variants)
+            if args.noise or args.reference:
+                jobs += noise_passes(variants)
+            console.print(f"calibrating {len(variants)} variant(s) of "
+                          f"{len({v.kernel for v in variants})} kernel(s) on this machine "
+                          f"(fingerprint {fp.id}) into {path}")
         began = time.monotonic()
         budget = None if args.budget is None else max(0.0, args.budget - startup_seconds()
                                                        - SHUTDOWN_S)
         # Copies first: they take a second or two, and placement needs them even when
         # the budget ends the kernels' measurements early.
-        _calibrate_transfers(console, store, fp.id, {v.device for v in variants})
+        if variants:
+            _calibrate_transfers(console, store, fp.id, {v.device for v in variants})
         if budget is not None:
             budget = max(0.0, budget - (time.monotonic() - began))
         calibration = Calibration(store, fp.id, budget_s=budget, timeout_s=args.timeout)
@@ -146,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                           f"in {path}; run the same command again to continue")
             return 130
         console.print(_summary(calibration, stopped))
-        if args.noise or args.reference:
+        if args.noise or args.reference or args.regions:
             floor = noise_floor(store.measurements(fp.id))
             if floor.mape is not None:
                 console.print(f"noise floor: {floor.mape:.1%} repeat-to-repeat MAPE over "
@@ -160,6 +185,24 @@ def run(args: argparse.Namespace) -> int:
             for written in export_reference(store, fp, CALIBRATION_SETTINGS):
                 console.print(f"wrote {written}")
     return 0
+
+
+def _keep_reference_rows(console: Console, store: MeasurementStore, fingerprint_id: str
+                         ) -> None:
+    """Fills a store that lacks this machine's kernel rows from the shipped reference
+    data, so that exporting it keeps them beside the regions'."""
+    from hardware.calibration.reference_data import load_reference
+
+    if any(m.kernel not in ("region", "loop") for m in store.measurements(fingerprint_id)):
+        return
+    reference = load_reference()
+    if reference is None or reference.metadata["fingerprint"]["id"] != fingerprint_id:
+        raise AnncError("calibrate --regions --reference: the store has no kernel rows of "
+                        "this machine and the shipped reference data is of another one")
+    for measurement in reference.measurements:
+        store.add(measurement)
+    store.add_calibration_time(fingerprint_id, float(reference.metadata["calibration_s"]))
+    console.print(f"kept the {len(reference.measurements)} shipped reference rows in the store")
 
 
 def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,

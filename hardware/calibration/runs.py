@@ -173,7 +173,7 @@ class Calibration:
     def request(self, job: Job) -> Request:
         v = job.variant
         return Request(v.kernel, v.name, v.device, job.config.shapes, job.config.dtype,
-                       self.settings)
+                       self.settings, region=getattr(job, "region", None))
 
     def measurement(self, job: Job, outcome: Outcome, wall_s: float) -> Measurement:
         v = job.variant

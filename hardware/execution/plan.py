@@ -62,6 +62,35 @@ class PlannedOp:
 
 
 @dataclass
+class PlannedRegion:
+    """A region run as one compiled function, and the nanoseconds of each execution."""
+
+    index: int
+    """The region's position among the regions of the printed IR."""
+    kind: str
+    """`region` (a fused chain) or `loop` (a whole loop)."""
+    variant: str
+    device: str
+    ops: list[int]
+    """The indices of the kernel ops it runs."""
+    kernels: list[str]
+    loc: str
+    predicted_s: float | None
+    times_ns: list[int] = field(default_factory=list)
+
+    def report(self) -> dict[str, object]:
+        """The region as `run --report json` lists it under `regions`."""
+        executions = len(self.times_ns)
+        return {
+            "index": self.index, "kind": self.kind, "variant": self.variant,
+            "device": self.device, "ops": self.ops, "kernels": self.kernels, "loc": self.loc,
+            "predicted_s": (None if self.predicted_s is None
+                            else self.predicted_s * executions),
+            "measured_s": sum(self.times_ns) * 1e-9, "executions": executions,
+        }
+
+
+@dataclass
 class ExecutablePlan:
     """`main`'s steps, its input and output slots and its kernel ops (what selection
     decides is another plan, `passes.select_variants.Plan`)."""
@@ -76,6 +105,8 @@ class ExecutablePlan:
     devices: Mapping[str, Device]
     copying_ns: list[int] = field(default_factory=lambda: [0])
     """Nanoseconds spent copying operands to devices, summed by the steps."""
+    regions: list[PlannedRegion] = field(default_factory=list)
+    """The regions run compiled, each as one step."""
     transfer_s: float = 0.0
     """Seconds the last run spent copying: operands to devices (included in the ops'
     measured times) and outputs back to the host."""
@@ -86,6 +117,8 @@ class ExecutablePlan:
         keep_freed_memory()  # as when the kernels were calibrated
         for op in self.ops:
             op.times_ns.clear()
+        for region in self.regions:
+            region.times_ns.clear()
         self.copying_ns[0] = 0
         env: list[object] = [None] * self.slots
         for slot, array in zip(self.inputs, inputs, strict=True):

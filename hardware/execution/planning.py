@@ -6,9 +6,11 @@ forced one; an op that names none runs `numpy.reference` on the CPU), built for
 its operand shapes and dtype, and to the slots of its operands and result.
 `kernel.constant` becomes a step that makes its value; `scf.for` a Python loop
 over its body's steps; `arith.constant` bounds are read while planning and
-`func.return` names the output slots. An op of any other kind cannot be planned
-and is an error, never interpreted instead. The body of a loop that runs no trip
-is not planned (nor its variants built), as it never runs.
+`func.return` names the output slots. A `kernel.region` either plans its body
+in place (variant `ops`) or becomes one step running its compiled variant. An op
+of any other kind cannot be planned and is an error, never interpreted instead.
+The body of a loop that runs no trip is not planned (nor its variants built), as
+it never runs.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, 
 from xdsl.ir import Block, Operation, SSAValue
 
 from dsl import dtypes
-from dsl.dialect import ConstantOp, KernelOp
+from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
 from dsl.errors import RunError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.devices.allocator import aligned
 from hardware.devices.device import Device
-from hardware.execution.plan import ExecutablePlan, PlannedOp
-from hardware.execution.steps import Step, constant_step, kernel_step, loop_step
+from hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
+from hardware.execution.steps import Step, constant_step, kernel_step, loop_step, region_step
 from hardware.variants import Variant, load_library, load_variant, variants_for
 from hardware.variants.compiled import compiled
 from hardware.variants.reference import REFERENCE
+from hardware.variants.regions import catalogue
+from hardware.variants.regions.from_ir import lower_region
 
 
 def output_names(module: ModuleOp) -> list[str]:
@@ -72,9 +76,12 @@ class _Planner:
         self.slots: dict[SSAValue, int] = {}
         self.integers: dict[SSAValue, int] = {}
         self.ops: list[PlannedOp] = []
+        self.regions: list[PlannedRegion] = []
         self.copying = [0]
         kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
         self.index = {op: i for i, op in enumerate(kernel_ops)}  # positions in the printed IR
+        regions = [op for op in module.walk() if isinstance(op, RegionOp)]
+        self.region_index = {op: i for i, op in enumerate(regions)}
 
     def slot(self, value: SSAValue) -> int:
         return self.slots.setdefault(value, len(self.slots))
@@ -83,8 +90,11 @@ class _Planner:
         """The steps of a block, and the slots of what its terminator returns or yields."""
         steps: list[Step] = []
         for op in block.ops:
-            if isinstance(op, func.ReturnOp | scf.YieldOp):
+            if isinstance(op, func.ReturnOp | scf.YieldOp | YieldOp):
                 return steps, [self.slot(v) for v in op.operands]
+            if isinstance(op, RegionOp):
+                steps += self.region(op)
+                continue
             step = self.op(op)
             if step is not None:
                 steps.append(step)
@@ -102,8 +112,48 @@ class _Planner:
             return None
         if isinstance(op, scf.ForOp):
             return self.loop(op)
-        raise RunError(f"annc cannot execute {op.name} (only kernel ops, kernel.constant, "
-                       "integer arith.constant and scf.for are planned)")
+        raise RunError(f"annc cannot execute {op.name} (only kernel ops, kernel.region, "
+                       "kernel.constant, integer arith.constant and scf.for are planned)")
+
+    def region(self, op: RegionOp) -> list[Step]:
+        """A region's steps: its body's, op by op (variant `ops`, or none chosen), or one
+        step running its compiled variant."""
+        name = op.variant.data if op.variant else catalogue.OPS
+        if name == catalogue.OPS:
+            for argument, value in zip(op.block.args, op.inputs, strict=True):
+                self.slots[argument] = self.slot(value)
+            steps, yielded = self.block(op.block)
+            for result, slot in zip(op.outputs, yielded, strict=True):
+                self.slots[result] = slot
+            return steps
+        try:
+            variant = catalogue.region_variant(name)
+        except LookupError as error:
+            raise RunError(str(error)) from None
+        lowered = lower_region(op)
+        why_not = variant.why_not(lowered.spec)
+        if why_not is not None:
+            raise RunError(f"region variant {name} cannot run this region: {why_not}")
+        if variant.device not in self.devices:
+            raise RunError(f"region variant {name} runs on {variant.device}, which this "
+                           "machine does not have")
+        function = catalogue.built(lowered.spec, name)
+        sources = [self.slot(op.inputs[s]) if isinstance(s, int) else aligned(s)
+                   for s in lowered.sources]
+        kernels = [o.kernel for o in lowered.spec.ops]
+        planned = PlannedRegion(
+            index=self.region_index[op], kind=catalogue.kind(lowered.spec), variant=name,
+            device=variant.device, ops=[self.index[k] for k in op.walk()
+                                        if isinstance(k, KernelOp)],
+            kernels=kernels, loc=op.loc.data if op.loc else "",
+            predicted_s=op.predicted_s.value.data if op.predicted_s else None)
+        self.regions.append(planned)
+        shapes = lowered.spec.output_shapes()
+        results = [(self.slot(r), lowered.results[i], shapes[lowered.results[i]])
+                   for i, r in enumerate(op.outputs)]
+        return [region_step(function, sources, results,
+                            dtypes.to_numpy(lowered.spec.dtype), self.devices,
+                            planned.times_ns)]
 
     def kernel(self, op: KernelOp) -> Step:
         variant = variant_for(op, self.devices)
@@ -151,4 +201,4 @@ def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> ExecutableP
         raise RunError(f"the module names {len(names)} outputs but returns {len(returned)}")
     return ExecutablePlan(steps, len(planner.slots), inputs,
                           dict(zip(names, returned, strict=True)), planner.ops, devices,
-                          planner.copying)
+                          planner.copying, regions=planner.regions)

@@ -93,3 +93,25 @@ def loop_step(trips: range, index: int, arguments: Sequence[int], initial: Seque
             env[slot] = value
 
     return run
+
+
+def region_step(function: Callable[..., list[np.ndarray]],
+                sources: Sequence[int | np.ndarray], results: Sequence[tuple[int, int,
+                                                                            tuple[int, ...]]],
+                dtype: np.dtype, devices: Mapping[str, Device], times: list[int]) -> Step:
+    """Runs a compiled region on the host: its inputs are slots (read from aligned host
+    copies) or constant arrays; `results` are (slot, which output, shape) triples."""
+    clock = time.perf_counter_ns
+    record = times.append
+    fixed = tuple(sources)
+
+    def run(env: Env) -> None:
+        start = clock()
+        arrays = [env[s].aligned_host(devices) if isinstance(s, int) else s for s in fixed]
+        outputs = function(*arrays)
+        end = clock()
+        for slot, which, shape in results:
+            env[slot] = Resident(shape, dtype, {"cpu": outputs[which]})
+        record(end - start)
+
+    return run

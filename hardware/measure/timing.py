@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,11 @@ from hardware.devices.available import get_device
 from hardware.devices.device import Device
 from hardware.measure.operands import uniform_operands
 from hardware.variants.compiled import compiled, normalise_shapes
+from hardware.variants.regions import catalogue
+from hardware.variants.regions.spec import RegionSpec
 from hardware.variants.registry import Shapes, Variant
+
+DTYPES = {"f32": "float32", "f64": "float64"}
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -86,8 +90,6 @@ def measure(
     `device` defaults to the variant's own device; `operands` (host arrays of
     these shapes) replace the seeded uniform [0, 1) ones when given.
     """
-    if min_repeats < 1 or max_repeats < min_repeats:
-        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
     shapes = normalise_shapes(shapes)
     device = device or get_device(variant.device)
     build = compiled(variant, shapes, dtype)
@@ -95,10 +97,27 @@ def measure(
     resident = [device.put(aligned(np.asarray(a, dtype=dtype))) for a in host]
     keep_freed_memory()
     result = None
+
+    def call() -> None:
+        nonlocal result
+        result = build.kernel(*resident)
+
+    times = _time_calls(call, min_repeats, min_seconds, max_repeats, max_seconds, warmup,
+                        warmup_seconds)
+    device.get(result)
+    return _timing(times, build.compile_s)
+
+
+def _time_calls(call: Callable[[], None], min_repeats: int, min_seconds: float,
+                max_repeats: int, max_seconds: float, warmup: int,
+                warmup_seconds: float) -> list[float]:
+    """Warm-up calls, then the timed calls' seconds (see the module's docstring)."""
+    if min_repeats < 1 or max_repeats < min_repeats:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
     began = time.perf_counter()
     calls = 0
     while calls < warmup or time.perf_counter() - began < warmup_seconds:
-        result = build.kernel(*resident)
+        call()
         calls += 1
     times: list[float] = []
     total = 0.0
@@ -106,16 +125,44 @@ def measure(
         len(times) < min_repeats or total < min_seconds
     ) and total < max_seconds:
         start = time.perf_counter()
-        result = build.kernel(*resident)
+        call()
         elapsed = time.perf_counter() - start
         times.append(elapsed)
         total += elapsed
-    device.get(result)
+    return times
+
+
+def _timing(times: list[float], compile_s: float, per: int = 1) -> Timing:
+    seconds = [t / per for t in times]
     return Timing(
-        median_s=float(np.median(times)),
-        spread=spread(times) if len(times) > 1 else 0.0,
-        repeats=len(times),
-        compile_s=build.compile_s,
+        median_s=float(np.median(seconds)),
+        spread=spread(seconds) if len(seconds) > 1 else 0.0,
+        repeats=len(seconds),
+        compile_s=compile_s,
         threads=thread_settings(),
-        times_s=tuple(times),
+        times_s=tuple(seconds),
     )
+
+
+def measure_region(
+    variant: str,
+    spec: RegionSpec,
+    *,
+    seed: int = 0,
+    min_repeats: int = 5,
+    min_seconds: float = 0.2,
+    max_repeats: int = 1000,
+    max_seconds: float = 30.0,
+    warmup: int = 1,
+    warmup_seconds: float = 0.01,
+) -> Timing:
+    """Times a compiled region variant on seeded host inputs, like `measure`; a whole
+    loop's times are per trip (each call's time over its trips)."""
+    function = catalogue.built(spec, variant)
+    compile_s = catalogue.build_seconds_of(spec, variant) or 0.0
+    dtype = np.dtype(DTYPES[spec.dtype])
+    inputs = [aligned(a) for a in uniform_operands(spec.inputs, dtype, seed)]
+    keep_freed_memory()
+    times = _time_calls(lambda: function(*inputs), min_repeats, min_seconds, max_repeats,
+                        max_seconds, warmup, warmup_seconds)
+    return _timing(times, compile_s, per=max(spec.trips or 1, 1))

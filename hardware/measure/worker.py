@@ -58,6 +58,9 @@ class Request:
     shapes: tuple[tuple[int, ...], ...]
     dtype: str
     settings: TimingSettings = field(default_factory=TimingSettings)
+    region: Any = None
+    """For a region variant (`kernel` is `region` or `loop`): the `RegionSpec` to time;
+    `shapes` is then its summary."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,10 @@ def _serve(connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.dup2(2, 1)  # native code that prints must not mix into the parent's stdout
-    from hardware.measure.timing import measure
+    from hardware.measure.timing import measure, measure_region
     from hardware.variants import get_variant
     from hardware.variants.compiled import clear_cache
+    from hardware.variants.regions import catalogue
 
     load_variants()
     connection.send(("ready", None))
@@ -96,18 +100,22 @@ def _serve(connection: Connection) -> None:
         if request is None:
             return
         try:
-            variant = get_variant(request.kernel, request.variant, request.device)
             s = request.settings
-            timing = measure(variant, request.shapes, request.dtype,
-                             min_repeats=s.min_repeats, min_seconds=s.min_seconds,
-                             max_repeats=s.max_repeats, max_seconds=s.max_seconds,
-                             warmup=s.warmup, warmup_seconds=s.warmup_seconds)
+            repeats = {"min_repeats": s.min_repeats, "min_seconds": s.min_seconds,
+                       "max_repeats": s.max_repeats, "max_seconds": s.max_seconds,
+                       "warmup": s.warmup, "warmup_seconds": s.warmup_seconds}
+            if request.region is not None:
+                timing = measure_region(request.variant, request.region, **repeats)
+            else:
+                variant = get_variant(request.kernel, request.variant, request.device)
+                timing = measure(variant, request.shapes, request.dtype, **repeats)
             answer: Any = Outcome("ok", timing.median_s, timing.spread, timing.repeats,
                                   timing.compile_s, timing.threads)
         except Exception as error:  # a failing variant is data, not the worker's end
             answer = Outcome("failed", error=f"{type(error).__name__}: {error}"[:2000])
         finally:
             clear_cache()
+            catalogue.clear_built()
         connection.send(answer)
 
 

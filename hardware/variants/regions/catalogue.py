@@ -1,0 +1,123 @@
+"""The region variants: the ways a region can run, and each one built once per process.
+
+A region runs op by op (`ops`: every op with its own variant, always possible),
+or compiled whole:
+
+- `jax`: the whole region (a whole loop as `lax.fori_loop`) as one `jax.jit`
+  function; XLA fuses the element-wise work into its producers.
+- `halide`: one Halide pipeline with the element-wise work inlined into its
+  producer, under annc's schedule (fused chains only, of the ops it supports).
+- `halide.mullapudi2016`: the same pipeline scheduled by Halide's Mullapudi2016
+  auto-scheduler, which is built for such pipelines.
+
+The models know them as the combinations (`region` or `loop`, variant, `cpu`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware.variants.compiled import count_build
+from hardware.variants.regions.spec import RegionSpec
+
+OPS = "ops"
+"""The variant that runs a region's ops one by one."""
+REGION, LOOP = "region", "loop"
+"""The models' names for a fused chain and for a whole loop."""
+
+RegionFunction = Callable[..., list[np.ndarray]]
+"""A compiled region: the spec's inputs (numpy arrays) in, its outputs out."""
+
+
+def kind(spec: RegionSpec) -> str:
+    return LOOP if spec.is_loop else REGION
+
+
+def _build_jax(spec: RegionSpec) -> RegionFunction:
+    from hardware.variants.regions.jax_region import build_jax
+
+    return build_jax(spec)
+
+
+def _halide(schedule: str) -> Callable[[RegionSpec], RegionFunction]:
+    def build(spec: RegionSpec) -> RegionFunction:
+        from hardware.variants.regions.halide_region import build_halide
+
+        return build_halide(spec, schedule)
+
+    return build
+
+
+def _jax_why_not(spec: RegionSpec) -> str | None:
+    return None
+
+
+def _halide_why_not(spec: RegionSpec) -> str | None:
+    if spec.is_loop:
+        return "Halide compiles fused chains, not whole loops"
+    from hardware.variants.regions.halide_region import halide_supports
+
+    return halide_supports(spec)
+
+
+@dataclass(frozen=True)
+class RegionVariant:
+    name: str
+    device: str
+    build: Callable[[RegionSpec], RegionFunction]
+    why_not: Callable[[RegionSpec], str | None]
+    """Why it cannot run a spec, or None where it can."""
+
+
+VARIANTS: tuple[RegionVariant, ...] = (
+    RegionVariant("jax", "cpu", _build_jax, _jax_why_not),
+    RegionVariant("halide", "cpu", _halide("annc"), _halide_why_not),
+    RegionVariant("halide.mullapudi2016", "cpu", _halide("mullapudi2016"), _halide_why_not),
+)
+
+
+def region_variant(name: str) -> RegionVariant:
+    for variant in VARIANTS:
+        if variant.name == name:
+            return variant
+    known = ", ".join([OPS, *(v.name for v in VARIANTS)])
+    raise LookupError(f"no region variant {name!r}; region variants are {known}")
+
+
+def variants_for(spec: RegionSpec, device: str) -> list[tuple[RegionVariant, str | None]]:
+    """Every compiled variant on `device`, with why it cannot run `spec` (None: it can)."""
+    return [(v, v.why_not(spec)) for v in VARIANTS if v.device == device]
+
+
+_BUILT: dict[tuple[RegionSpec, str], tuple[RegionFunction, float]] = {}
+
+
+def is_built(spec: RegionSpec, name: str) -> bool:
+    return (spec, name) in _BUILT
+
+
+def built(spec: RegionSpec, name: str) -> RegionFunction:
+    """The variant compiled for the spec, compiled on first use (counted as a build)."""
+    key = (spec, name)
+    if key not in _BUILT:
+        start = time.perf_counter()
+        function = region_variant(name).build(spec)
+        seconds = time.perf_counter() - start
+        _BUILT[key] = (function, seconds)
+        count_build(seconds)
+    return _BUILT[key][0]
+
+
+def build_seconds_of(spec: RegionSpec, name: str) -> float | None:
+    """How long the variant took to build for the spec in this process, if it was."""
+    entry = _BUILT.get((spec, name))
+    return None if entry is None else entry[1]
+
+
+def clear_built() -> None:
+    """Forgets every built region (their compiled code is freed when unreferenced)."""
+    _BUILT.clear()

@@ -1,0 +1,160 @@
+"""A `kernel.region` op as a `RegionSpec`: what its body computes, numbered for the builders.
+
+A fused chain's inputs are the region's inputs. A whole loop's inputs are its
+carried values (the loop's initial values, one per iter_arg, even where two
+start from the same value), then the loop-invariant values it reads: region
+inputs, and constants made inside the loop, which become inputs too (their
+arrays are part of the source). Regions nested in the loop's body are
+flattened into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import IntegerAttr, TensorType
+from xdsl.ir import Block, BlockArgument, OpResult, SSAValue
+
+from dsl import dtypes
+from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
+from hardware.variants.regions.spec import RegionOp as SpecOp
+from hardware.variants.regions.spec import RegionSpec
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A region's spec and where its inputs come from when it runs."""
+
+    spec: RegionSpec
+    sources: tuple[int | np.ndarray, ...] = field(compare=False)
+    """Per spec input: the index of the region's input it is, or a constant's array."""
+    results: tuple[int, ...] = ()
+    """Per result of the region op: the spec output it is."""
+
+
+def _dtype(value: SSAValue) -> str:
+    assert isinstance(value.type, TensorType)
+    return dtypes.of_tensor(value.type)
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    assert isinstance(value.type, TensorType)
+    return tuple(value.type.get_shape())
+
+
+def _constant_array(op: ConstantOp) -> np.ndarray:
+    values = np.array(op.value.get_values(), dtype=dtypes.to_numpy(_dtype(op.result)))
+    return values.reshape(op.value.get_shape())
+
+
+class _Numbering:
+    """Value numbers: inputs first, then every op's result in order."""
+
+    def __init__(self) -> None:
+        self.number: dict[SSAValue, int] = {}
+        self.inputs: list[tuple[int, ...]] = []
+        self.sources: list[int | np.ndarray] = []
+        self.ops: list[SpecOp] = []
+        self.pending: list[tuple[str, tuple[SSAValue, ...], SSAValue]] = []
+
+    def add_input(self, value: SSAValue, source: int | np.ndarray) -> None:
+        self.number[value] = len(self.inputs)
+        self.inputs.append(_shape(value))
+        self.sources.append(source)
+
+    def block(self, block: Block) -> list[SSAValue]:
+        """Records the block's kernel ops; returns what its terminator yields."""
+        for op in block.ops:
+            if isinstance(op, KernelOp):
+                self.pending.append((op.kernel_name(), tuple(op.operands), op.results[0]))
+            elif isinstance(op, RegionOp):
+                for argument, operand in zip(op.block.args, op.inputs, strict=True):
+                    self.alias(argument, operand)
+                yielded = self.block(op.block)
+                for result, value in zip(op.outputs, yielded, strict=True):
+                    self.alias(result, value)
+            elif isinstance(op, YieldOp | scf.YieldOp):
+                return list(op.operands)
+            elif not isinstance(op, ConstantOp | arith.ConstantOp):
+                raise ValueError(f"a region cannot hold {op.name}")
+        raise ValueError("a region's block has no terminator")
+
+    def alias(self, value: SSAValue, same_as: SSAValue) -> None:
+        self.pending.append(("=", (same_as,), value))
+
+    def resolve(self) -> None:
+        """Numbers the recorded ops' results (aliases take their value's number)."""
+        for kernel, operands, result in self.pending:
+            numbers = tuple(self.number[o] for o in operands)
+            if kernel == "=":
+                self.number[result] = numbers[0]
+            else:
+                self.number[result] = len(self.inputs) + len(self.ops)
+                self.ops.append(SpecOp(kernel, numbers))
+
+
+def _bound(value: SSAValue) -> int:
+    owner = value.owner
+    if not isinstance(owner, arith.ConstantOp) or not isinstance(owner.value, IntegerAttr):
+        raise ValueError("a whole-loop region needs constant bounds")
+    return owner.value.value.data
+
+
+def lower_region(region: RegionOp) -> Lowered:
+    """The spec of a region op (a fused chain or a whole loop)."""
+    loop = next((op for op in region.block.ops if isinstance(op, scf.ForOp)), None)
+    if loop is None:
+        return _lower_chain(region)
+    return _lower_loop(region, loop)
+
+
+def _lower_chain(region: RegionOp) -> Lowered:
+    numbering = _Numbering()
+    for index, argument in enumerate(region.block.args):
+        numbering.add_input(argument, index)
+    yielded = numbering.block(region.block)
+    numbering.resolve()
+    outputs = tuple(numbering.number[v] for v in yielded)
+    spec = RegionSpec(tuple(numbering.inputs), _dtype(region.block.args[0])
+                      if region.block.args else _dtype(yielded[0]),
+                      tuple(numbering.ops), outputs)
+    return Lowered(spec, tuple(numbering.sources), tuple(range(len(outputs))))
+
+
+def _argument_index(value: SSAValue, region: RegionOp) -> int:
+    if not (isinstance(value, BlockArgument) and value.block is region.block):
+        raise ValueError("a whole loop's initial values must be the region's inputs")
+    return value.index
+
+
+def _lower_loop(region: RegionOp, loop: scf.ForOp) -> Lowered:
+    lower, upper, step = (_bound(v) for v in (loop.lb, loop.ub, loop.step))
+    trips = max(0, -(-(upper - lower) // step)) if step > 0 else 0
+    body = loop.body.block
+    numbering = _Numbering()
+    carried = list(body.args[1:])
+    for argument, initial in zip(carried, loop.iter_args, strict=True):
+        numbering.add_input(argument, _argument_index(initial, region))
+    for op in body.walk():
+        if isinstance(op, ConstantOp) and op.parent_block() is body:
+            numbering.add_input(op.result, _constant_array(op))
+    for op in body.walk():
+        for operand in op.operands:
+            if isinstance(operand, BlockArgument) and operand.block is region.block \
+                    and operand not in numbering.number:
+                numbering.add_input(operand, operand.index)
+    yielded = numbering.block(body)
+    numbering.resolve()
+    outputs = tuple(numbering.number[v] for v in yielded)
+    results = []
+    region_yield = region.block.last_op
+    assert isinstance(region_yield, YieldOp)
+    for value in region_yield.values:
+        if not (isinstance(value, OpResult) and value.op is loop):
+            raise ValueError("a whole-loop region returns only its loop's results")
+        results.append(value.index)
+    spec = RegionSpec(tuple(numbering.inputs), _dtype(carried[0]) if carried else "f32",
+                      tuple(numbering.ops), outputs, trips=trips, carried=len(carried))
+    return Lowered(spec, tuple(numbering.sources), tuple(results))

@@ -1,0 +1,217 @@
+"""Choosing how every region runs: op by op, or compiled whole, by predicted cost.
+
+Once every kernel op has its variant and device, each region (innermost first)
+compares its candidates:
+
+- `ops`: its ops one by one, as chosen — the sum of their costs (and of the
+  choices of the regions inside it). Always a candidate.
+- every compiled region variant that can run it (`hardware.variants.regions`):
+  predicted by the model of (`region` or `loop`, variant, device) from the
+  region's summary, augmented with its summed complexity, like any kernel. A
+  loop's model predicts one trip. Its cost is the region's executions × the
+  prediction + its build (as for a kernel: nothing where it is built already).
+
+A compiled variant runs on its own device only, so it is a candidate only where
+every op of the region was placed there; the cheapest candidate wins, `ops` on a
+tie. A candidate without a model is never chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
+
+from dsl.dialect import KernelOp, RegionOp
+from hardware.variants.regions import catalogue
+from hardware.variants.regions.from_ir import Lowered, lower_region
+from hardware.variants.regions.spec import summary
+from passes.models import ChosenModels
+from passes.sites import trips_of
+from predictor.features import Configuration
+from predictor.models import ModelSet
+
+
+@dataclass
+class RegionCandidate:
+    variant: str
+    device: str
+    predicted_s: float | None
+    """Predicted seconds of one execution of the region (all trips of a loop)."""
+    compile_s: float
+    cost_s: float
+    """executions × predicted_s + compile_s; infinite where it cannot run."""
+    why_not: str = ""
+    low_s: float | None = None
+    high_s: float | None = None
+    build: str = "compile"
+
+
+@dataclass
+class RegionPlan:
+    index: int
+    """The region's position among the regions of the printed IR."""
+    op: RegionOp
+    kind: str
+    lowered: Lowered
+    sites: list[int]
+    """The indices of its kernel ops."""
+    executions: int
+    """How many times the region runs (the trips of the loops around it)."""
+    candidates: list[RegionCandidate] = field(default_factory=list)
+    chosen: RegionCandidate | None = None
+    sites_cost: float = 0.0
+    """The summed costs of all its kernel ops, as chosen one by one."""
+    outermost: bool = True
+    """Whether no other region holds it."""
+
+    @property
+    def loc(self) -> str:
+        return self.op.loc.data if self.op.loc else ""
+
+    @property
+    def kernels(self) -> list[str]:
+        return [op.kernel for op in self.lowered.spec.ops]
+
+
+def _ops_cost(region: RegionOp, costs: dict[KernelOp, float],
+              chosen: dict[RegionOp, RegionCandidate]) -> float:
+    """The cost of running the region's body as chosen: its own ops', and the choices of
+    the regions directly inside it."""
+    total = 0.0
+    for op in region.block.walk():
+        if isinstance(op, RegionOp):
+            continue
+        if isinstance(op, KernelOp):
+            inner = _innermost_region(op, region)
+            if inner is None:
+                total += costs[op]
+    for op in region.block.walk():
+        if isinstance(op, RegionOp) and _innermost_region(op, region) is None:
+            total += chosen[op].cost_s
+    return total
+
+
+def _innermost_region(op: KernelOp | RegionOp, outer: RegionOp) -> RegionOp | None:
+    """The region strictly inside `outer` that holds `op`, if any."""
+    parent = op.parent_op()
+    while parent is not None and parent is not outer:
+        if isinstance(parent, RegionOp):
+            return parent
+        parent = parent.parent_op()
+    return None
+
+
+def _ancestors(op: RegionOp) -> list[object]:
+    found = []
+    parent = op.parent_op()
+    while parent is not None:
+        found.append(parent)
+        parent = parent.parent_op()
+    return found
+
+
+def saved_by_regions(plans: list[RegionPlan]) -> float:
+    """How much less the regions' choices cost than running every op one by one."""
+    return sum(p.sites_cost - p.chosen.cost_s for p in plans
+               if p.outermost and p.chosen is not None)
+
+
+def _region_models_query(plan: RegionPlan, variant: str, device: str,
+                         models: ChosenModels) -> tuple[float, float | None, float | None]:
+    spec = plan.lowered.spec
+    shapes = summary(spec).as_shapes()
+    config = Configuration(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
+    (p,) = models.adapted.predict([((plan.kind, variant, device), config)])
+    per = spec.trips if spec.trips is not None else 1
+    if math.isnan(p.seconds):
+        return math.nan, None, None
+    return p.seconds * per, p.low_s * per, p.high_s * per
+
+
+def _build_cost(plan: RegionPlan, variant: str, device: str,
+                model_set: ModelSet) -> tuple[float, str]:
+    if catalogue.is_built(plan.lowered.spec, variant):
+        return 0.0, "built"
+    model = model_set.models.get((plan.kind, variant, device))
+    return (float(model.summary.get("compile_s", 0.0)) if model else 0.0), "compile"
+
+
+def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
+                   site_costs: list[float], site_devices: list[str | None],
+                   models: ChosenModels) -> list[RegionPlan]:
+    """Every region's candidates and choice, innermost first; the module is unchanged."""
+    regions = [op for op in module.walk() if isinstance(op, RegionOp)]
+    costs = {op: site_costs[i] for op, i in sites_of.items()}
+    chosen: dict[RegionOp, RegionCandidate] = {}
+    plans: dict[RegionOp, RegionPlan] = {}
+    for index, region in reversed(list(enumerate(regions))):
+        lowered = lower_region(region)
+        members = [sites_of[op] for op in region.walk() if isinstance(op, KernelOp)]
+        plan = RegionPlan(index, region, catalogue.kind(lowered.spec), lowered, members,
+                          trips_of(region))
+        ops_cost = _ops_cost(region, costs, chosen)
+        plan.sites_cost = sum(site_costs[i] for i in members)
+        plan.outermost = not any(isinstance(p, RegionOp) for p in _ancestors(region))
+        placed = {site_devices[i] for i in members}
+        ops = RegionCandidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
+                              None, 0.0, ops_cost, build="built")
+        plan.candidates.append(ops)
+        for variant, why_not in catalogue.variants_for(lowered.spec, "cpu"):
+            candidate = RegionCandidate(variant.name, variant.device, None, 0.0, math.inf)
+            plan.candidates.append(candidate)
+            if why_not:
+                candidate.why_not = why_not
+                continue
+            if placed != {variant.device}:
+                candidate.why_not = (f"its ops were placed on {', '.join(sorted(map(str, placed)))}"
+                                     f", not {variant.device}")
+                continue
+            seconds, low, high = _region_models_query(plan, variant.name, variant.device,
+                                                      models)
+            if math.isnan(seconds):
+                candidate.why_not = "no model for this region variant on this machine"
+                continue
+            candidate.compile_s, candidate.build = _build_cost(
+                plan, variant.name, variant.device, models.models)
+            candidate.predicted_s, candidate.low_s, candidate.high_s = seconds, low, high
+            candidate.cost_s = plan.executions * seconds + candidate.compile_s
+        _choose(plan)
+        assert plan.chosen is not None
+        chosen[region] = plan.chosen
+        plans[region] = plan
+    return [plans[region] for region in regions]
+
+
+def _choose(plan: RegionPlan) -> None:
+    ranked = sorted(plan.candidates, key=lambda c: (c.cost_s, c.variant != catalogue.OPS))
+    plan.chosen = best = ranked[0]
+    for c in plan.candidates:
+        if c is best or c.why_not:
+            continue
+        if c.cost_s == best.cost_s:
+            c.why_not = f"tied with {best.variant}"
+        elif best.cost_s == 0:
+            c.why_not = f"{best.variant} costs nothing here"
+        else:
+            c.why_not = f"{c.cost_s / best.cost_s:.2f}x the predicted cost of {best.variant}"
+
+
+def apply_regions(plans: list[RegionPlan]) -> None:
+    """Writes every region's choice into the IR: its variant, device and prediction."""
+    for plan in plans:
+        best = plan.chosen
+        if best is None:
+            continue
+        attributes = plan.op.attributes
+        attributes["variant"] = StringAttr(best.variant)
+        if best.variant == catalogue.OPS:
+            for name in ("device", "predicted_s", "predicted_low_s", "predicted_high_s"):
+                attributes.pop(name, None)
+            continue
+        attributes["device"] = StringAttr(best.device)
+        attributes["predicted_s"] = FloatAttr(float(best.predicted_s or 0.0), f64)
+        if best.low_s is not None and best.high_s is not None:
+            attributes["predicted_low_s"] = FloatAttr(float(best.low_s), f64)
+            attributes["predicted_high_s"] = FloatAttr(float(best.high_s), f64)
