@@ -241,8 +241,11 @@ def _depends(spec: RegionSpec, value: int, on: int) -> bool:
     return any(_depends(spec, v, on) for v in op.operands)
 
 
-def _kernel_schedule(heavy: Heavy) -> Callable[[Definition, tuple[Shape, ...], hl.Target],
-                                               None] | None:
+KernelSchedule = Callable[[Definition, tuple[Shape, ...], hl.Target], None]
+"""A single-kernel schedule of `hardware.variants.halide.schedules`."""
+
+
+def _kernel_schedule(heavy: Heavy) -> KernelSchedule | None:
     """The single-kernel schedule the heavy op gets; None leaves it serial (a sum or norm
     over several dimensions, whose vectorised schedule splits one flat dimension)."""
     if heavy.kernel in ("dot", "sum", "norm"):

@@ -11,7 +11,7 @@ import numpy as np
 from hardware.variants.reference import REFERENCE_FUNCTIONS
 from hardware.variants.regions.spec import RegionSpec
 
-NUMPY_DTYPES = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
+NUMPY_DTYPES: dict[str, np.dtype] = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
 """A spec's dtype name as a numpy dtype."""
 
 
