@@ -78,7 +78,7 @@ def _plugin_dir() -> Path:
 
 
 @functools.cache
-def _load_autoscheduler(name: str) -> None:
+def load_autoscheduler(name: str) -> None:
     """Loads `libautoschedule_<name>.so` by full path (it is not on the loader path)."""
     library = _plugin_dir() / f"libautoschedule_{name}.so"
     if not library.exists():
@@ -114,7 +114,7 @@ def autoschedule(
     """Schedules the whole pipeline with the named auto-scheduler, for these shapes."""
     if name not in AUTOSCHEDULERS:
         raise AutoscheduleError(f"unknown auto-scheduler {name!r}")
-    _load_autoscheduler(name)
+    load_autoscheduler(name)
     set_estimates(definition, shapes, result)
     start = time.perf_counter()
     results = hl.Pipeline(definition.output).apply_autoscheduler(

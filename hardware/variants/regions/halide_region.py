@@ -1,0 +1,370 @@
+"""A region as one Halide pipeline: every op a Func over the Funcs of its operands.
+
+Element-wise ops stay inlined (Halide's default), so a chain of them costs one pass
+over memory. A region has at most one other op (conv2d, matmul, matvec, transpose,
+dot, sum, norm), its "heavy" op; annc's schedule ("annc") reuses the single-kernel
+schedules of `hardware.variants.halide.schedules` for it, applied to the region's
+output instead of the kernel's own: the output is tiled, vectorised and parallel as
+the kernel's would be, and the heavy op's accumulation is computed per tile of it,
+its element-wise producers and consumers inlined around it. Where that is not
+possible, because the heavy result is 0-d (a reduction every element reads) or feeds
+more than one output, the heavy op is computed at root, scheduled the same way, and
+the outputs are scheduled as element-wise ones.
+
+Several outputs are one Pipeline with several output Funcs (one per distinct output
+value), so every input is read once per call and shared work is done once; a value
+named twice among the outputs is computed once and copied.
+
+Loops are not compiled here: a Halide pipeline has no loop over whole buffers, so a
+loop region is the JAX builder's (`jax_region`).
+
+Coordinates follow `halide.algorithms`: a value's Halide dimension 0 is numpy's last
+axis.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import halide as hl
+import numpy as np
+
+from dsl import kernels
+from hardware.devices.allocator import aligned_empty
+from hardware.variants.halide import schedules
+from hardware.variants.halide.algorithms import Definition
+from hardware.variants.halide.cpu import cpu_target
+from hardware.variants.halide.pipeline import (
+    AUTOSCHEDULERS,
+    AutoscheduleError,
+    autoscheduler_parameters,
+    extents,
+    halide_type,
+    load_autoscheduler,
+)
+from hardware.variants.regions.reference import check_inputs, numpy_dtype
+from hardware.variants.regions.spec import RegionSpec, Shape
+
+SCHEDULES = ("annc", *AUTOSCHEDULERS)
+"""annc's own schedule, or one of the auto-schedulers the halide wheel ships."""
+
+HEAVY = ("conv2d", "matmul", "matvec", "transpose", "dot", "sum", "norm")
+"""The non-element-wise kernels a Halide region takes (at most one of them)."""
+
+_UNARY: dict[str, Callable[[hl.Expr], hl.Expr]] = {
+    "exp": hl.exp, "sqrt": hl.sqrt, "abs": hl.abs, "neg": lambda a: -a,
+}
+_BINARY: dict[str, Callable[[hl.Expr, hl.Expr], hl.Expr]] = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+}
+
+Load = Callable[[Sequence[hl.Expr]], hl.Expr]
+"""A value read at Halide coordinates (innermost first; empty for a 0-d value)."""
+
+RegionKernel = Callable[..., list[np.ndarray]]
+
+
+class RegionUnsupported(ValueError):
+    """A region the Halide builder does not compile; the message says why."""
+
+
+def halide_supports(spec: RegionSpec) -> str | None:
+    """None if `build_halide` compiles this region, else why not."""
+    if spec.is_loop:
+        return "a loop region is not compiled by Halide (its loop is over whole buffers)"
+    heavy = [op.kernel for op in spec.ops if kernels.kernel(op.kernel).kind != "elementwise"]
+    unknown = [k for k in heavy if k not in HEAVY]
+    if unknown:
+        return f"Halide regions do not take {', '.join(unknown)}"
+    if len(heavy) > 1:
+        return f"a Halide region has at most one non-element-wise op, not {', '.join(heavy)}"
+    if not spec.outputs:
+        return "a region without outputs computes nothing"
+    return None
+
+
+def _vars(rank: int) -> tuple[hl.Var, ...]:
+    return tuple(hl.Var(f"d{n}") for n in range(rank))
+
+
+def _func(name: str, rank: int, value: Callable[[Sequence[hl.Expr]], hl.Expr]) -> hl.Func:
+    """A pure Func of `rank` dimensions, defined by `value` at its own Vars."""
+    func = hl.Func(name)
+    coords = _vars(rank)
+    func[coords if coords else ()] = value(coords)
+    return func
+
+
+def _loader(func: hl.Func | hl.ImageParam, rank: int) -> Load:
+    if rank == 0:
+        return lambda coords: func[()]
+    return lambda coords: func[list(coords)]
+
+
+@dataclass
+class Heavy:
+    """The region's non-element-wise op, as a schedule sees it."""
+
+    kernel: str
+    index: int
+    """Its value number."""
+    value: hl.Func
+    """Its result, a pure Func (the "output" a kernel schedule would tile)."""
+    reduction: hl.RDom | None
+    stages: dict[str, hl.Func]
+    operand_shapes: tuple[Shape, ...]
+
+
+def _zero(element: hl.Type) -> hl.Expr:
+    return hl.cast(element, 0)
+
+
+def _heavy(kernel: str, index: int, loads: list[Load], shapes: tuple[Shape, ...],
+           element: hl.Type) -> tuple[Heavy, Load]:
+    """The heavy op over its operands' loads, as `halide.algorithms` defines the kernel."""
+    x, y = hl.Var("d0"), hl.Var("d1")
+    name = f"v{index}"
+    reduction: hl.RDom | None = None
+    stages: dict[str, hl.Func] = {}
+    if kernel == "transpose":
+        value = _func(name, 2, lambda c: loads[0]([c[1], c[0]]))
+    elif kernel in ("matmul", "matvec"):
+        k = hl.RDom([hl.Range(0, shapes[0][1])], "k")
+        product = hl.Func(f"{name}_product")
+        if kernel == "matmul":
+            product[x, y] = _zero(element)
+            product[x, y] += loads[0]([k.x, y]) * loads[1]([x, k.x])
+            value = _func(name, 2, lambda c: product[c[0], c[1]])
+        else:
+            product[x] = _zero(element)
+            product[x] += loads[0]([k.x, x]) * loads[1]([k.x])
+            value = _func(name, 1, lambda c: product[c[0]])
+        reduction, stages = k, {"product": product}
+    elif kernel == "conv2d":
+        (h, w), (p, q) = shapes
+        r, s = (p - 1) // 2, (q - 1) // 2
+        image = _func(f"{name}_image", 2, loads[0])
+        padded = hl.BoundaryConditions.constant_exterior(
+            image, _zero(element), [hl.Range(0, w), hl.Range(0, h)])
+        taps = hl.RDom([hl.Range(0, q), hl.Range(0, p)], "taps")
+        conv = hl.Func(f"{name}_conv")
+        conv[x, y] = _zero(element)
+        conv[x, y] += (loads[1]([taps.x, taps.y])
+                       * padded[x + s - taps.x, y + r - taps.y])
+        value = _func(name, 2, lambda c: conv[c[0], c[1]])
+        reduction, stages = taps, {"product": conv, "padded": padded}
+    else:
+        rank = len(shapes[0])
+        ranges = [hl.Range(0, e) for e in extents(shapes[0])] or [hl.Range(0, 1)]
+        i = hl.RDom(ranges, "i")
+        at = [i[n] for n in range(rank)]
+        total = hl.Func(f"{name}_total")
+        total[()] = _zero(element)
+        if kernel == "dot":
+            total[()] += loads[0](at) * loads[1](at)
+        elif kernel == "sum":
+            total[()] += loads[0](at)
+        else:
+            total[()] += loads[0](at) * loads[0](at)
+        value = hl.Func(name)
+        value[()] = hl.sqrt(total[()]) if kernel == "norm" else total[()]
+        reduction, stages = i, {"total": total}
+    heavy = Heavy(kernel, index, value, reduction, stages, shapes)
+    return heavy, _loader(value, len(kernels.result_shape(kernel, shapes)))
+
+
+@dataclass
+class Region:
+    """The region's Funcs: its inputs, its distinct outputs and its heavy op."""
+
+    inputs: list[hl.ImageParam]
+    outputs: list[hl.Func]
+    output_values: list[int]
+    """The value number each output Func computes, in order (distinct)."""
+    heavy: Heavy | None
+
+
+def define(spec: RegionSpec) -> Region:
+    """Every value as a Func (inputs as ImageParams, bound to their shapes)."""
+    element = halide_type(numpy_dtype(spec))
+    shapes = spec.shapes()
+    params = []
+    loads: list[Load] = []
+    for n, shape in enumerate(spec.inputs):
+        param = hl.ImageParam(element, len(shape), f"in{n}")
+        for dim, extent in enumerate(extents(shape)):
+            param.dim(dim).set_bounds(0, extent)
+        params.append(param)
+        loads.append(_loader(param, len(shape)))
+    heavy = None
+    for index, op in enumerate(spec.ops):
+        number = len(spec.inputs) + index
+        operand_loads = [loads[v] for v in op.operands]
+        if op.kernel in _UNARY or op.kernel in _BINARY:
+            loads.append(_elementwise(op.kernel, number, operand_loads,
+                                      [len(shapes[v]) for v in op.operands]))
+        else:
+            heavy, load = _heavy(op.kernel, number, operand_loads,
+                                 spec.operand_shapes(index), element)
+            loads.append(load)
+    distinct = list(dict.fromkeys(spec.outputs))
+    outputs = []
+    for k, v in enumerate(distinct):
+        out = _func(f"annc_region_out{k}", len(shapes[v]), loads[v])
+        for dim, extent in enumerate(extents(shapes[v])):
+            out.output_buffer().dim(dim).set_bounds(0, extent)
+        outputs.append(out)
+    return Region(params, outputs, distinct, heavy)
+
+
+def _elementwise(kernel: str, number: int, loads: list[Load], ranks: list[int]) -> Load:
+    rank = max(ranks)
+
+    def value(coords: Sequence[hl.Expr]) -> hl.Expr:
+        args = [load(coords if r else ()) for load, r in zip(loads, ranks, strict=True)]
+        return _BINARY[kernel](*args) if len(args) == 2 else _UNARY[kernel](args[0])
+
+    return _loader(_func(f"v{number}", rank, value), rank)
+
+
+def _depends(spec: RegionSpec, value: int, on: int) -> bool:
+    """Whether value `value` is computed from value `on` (or is it)."""
+    if value == on:
+        return True
+    if value < len(spec.inputs):
+        return False
+    op = spec.ops[value - len(spec.inputs)]
+    return any(_depends(spec, v, on) for v in op.operands)
+
+
+KernelSchedule = Callable[[Definition, tuple[Shape, ...], hl.Target], None]
+"""A single-kernel schedule of `hardware.variants.halide.schedules`."""
+
+
+def _kernel_schedule(heavy: Heavy) -> KernelSchedule | None:
+    """The single-kernel schedule the heavy op gets; None leaves it serial (a sum or norm
+    over several dimensions, whose vectorised schedule splits one flat dimension)."""
+    if heavy.kernel in ("dot", "sum", "norm"):
+        return schedules.reduction_vectorised if len(heavy.operand_shapes[0]) <= 1 else None
+    return {
+        "matmul": schedules.matmul_tiled,
+        "matvec": schedules.matvec_tiled,
+        "conv2d": schedules.conv2d_direct,
+        "transpose": schedules.transpose_tiled,
+    }[heavy.kernel]
+
+
+def schedule_elementwise(func: hl.Func, shape: Shape, ops: int, target: hl.Target,
+                         element: hl.Type) -> None:
+    """An element-wise output: whole vectors along numpy's last axis, and in parallel
+    (rows, or blocks of a vector) once its element-ops pay for the threads."""
+    if not shape:
+        return
+    coords = _vars(len(shape))
+    x = coords[0]
+    vec = target.natural_vector_size(element)
+    n = math.prod(shape)
+    if n * max(ops, 1) >= schedules.PARALLEL_MIN_WORK:
+        if len(shape) == 1:
+            xo, xi = hl.Var("xo"), hl.Var("xi")
+            block = schedules.tile(n, math.ceil(n / (8 * (os.cpu_count() or 1))), vec)
+            func.split(x, xo, xi, block, schedules.SHIFT).parallel(xo)
+            x = xi
+        else:
+            func.parallel(coords[-1])
+    if shape[-1] >= vec:
+        func.vectorize(x, vec, schedules.SHIFT)
+
+
+def _annc_schedule(spec: RegionSpec, region: Region, target: hl.Target) -> None:
+    """annc's schedule; see the module docstring."""
+    shapes = spec.shapes()
+    element = halide_type(numpy_dtype(spec))
+    heavy = region.heavy
+    tiled: hl.Func | None = None
+    if heavy is not None:
+        dependents = [out for out, v in zip(region.outputs, region.output_values, strict=True)
+                      if _depends(spec, v, heavy.index)]
+        rank = len(shapes[heavy.index])
+        if len(dependents) == 1 and rank > 0:
+            tiled = dependents[0]  # the heavy op's own schedule, applied to that output
+        else:
+            heavy.value.compute_root()
+        kernel_schedule = _kernel_schedule(heavy)
+        if dependents and kernel_schedule is not None:
+            definition = Definition(tiled or heavy.value, tuple(region.inputs), _vars(rank),
+                                    heavy.reduction, heavy.stages)
+            kernel_schedule(definition, heavy.operand_shapes, target)
+    for out, v in zip(region.outputs, region.output_values, strict=True):
+        if out is not tiled:
+            schedule_elementwise(out, shapes[v], len(spec.ops), target, element)
+
+
+def _auto_schedule(name: str, region: Region, spec: RegionSpec, target: hl.Target
+                   ) -> hl.Pipeline:
+    load_autoscheduler(name)
+    shapes = spec.shapes()
+    for param, shape in zip(region.inputs, spec.inputs, strict=True):
+        param.set_estimates([hl.Range(0, e) for e in extents(shape)])
+    for out, v in zip(region.outputs, region.output_values, strict=True):
+        out.set_estimates([hl.Range(0, e) for e in extents(shapes[v])])
+    pipeline = hl.Pipeline(region.outputs)
+    try:
+        results = pipeline.apply_autoscheduler(target, autoscheduler_parameters(name))
+    except hl.HalideError as error:  # e.g. an input the simplifier removed has no bounds
+        raise AutoscheduleError(f"{AUTOSCHEDULERS[name]} failed: {error}") from error
+    if not results.schedule_source.strip():
+        raise AutoscheduleError(f"{AUTOSCHEDULERS[name]} produced no schedule")
+    return pipeline
+
+
+def build_halide(spec: RegionSpec, schedule: str = "annc") -> RegionKernel:
+    """The region as one Halide pipeline, scheduled by `schedule` and JIT-compiled for
+    the host and the spec's exact shapes.
+
+    The returned function takes one numpy array per input (converted to the region's
+    dtype, made contiguous) and returns a new numpy array per output. Raises
+    `RegionUnsupported` for a region `halide_supports` refuses, ValueError for an
+    unknown schedule.
+    """
+    reason = halide_supports(spec)
+    if reason is not None:
+        raise RegionUnsupported(reason)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown Halide region schedule {schedule!r} "
+                         f"(schedules: {', '.join(SCHEDULES)})")
+    target = cpu_target()
+    region = define(spec)
+    if schedule == "annc":
+        _annc_schedule(spec, region, target)
+        pipeline = hl.Pipeline(region.outputs)
+    else:
+        pipeline = _auto_schedule(schedule, region, spec, target)
+    function = pipeline.compile_to_callable(list(region.inputs), target)
+    return _runner(spec, region, function)
+
+
+def _runner(spec: RegionSpec, region: Region, function: hl.Callable) -> RegionKernel:
+    dtype = numpy_dtype(spec)
+    shapes = spec.shapes()
+    out_shapes = [shapes[v] for v in region.output_values]
+    position = {v: k for k, v in enumerate(region.output_values)}
+
+    def run(*inputs: np.ndarray) -> list[np.ndarray]:
+        check_inputs(spec, list(inputs))
+        arrays = [np.asarray(a, dtype=dtype, order="C") for a in inputs]  # 0-d stays 0-d
+        results = [aligned_empty(shape, dtype) for shape in out_shapes]
+        function(*(hl.Buffer(a) for a in arrays), *(hl.Buffer(r) for r in results))
+        seen: set[int] = set()
+        outputs = []
+        for v in spec.outputs:
+            result = results[position[v]]
+            outputs.append(result.copy() if v in seen else result)
+            seen.add(v)
+        return outputs
+
+    return run
