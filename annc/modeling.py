@@ -30,7 +30,7 @@ from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import ensure_home
 from hardware.variants import get_variant, load_library
 from hardware.variants.regions.spec import Summary
-from predictor.features import REGION_KINDS, Configuration, bytes_touched
+from predictor.features import Configuration, bytes_touched, is_region
 from predictor.fitting import Measurement, fit_models
 from predictor.models import Combo, ModelSet
 from predictor.transfers import Link, TransferModel
@@ -47,7 +47,7 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
     for m in stored:
         if m.status != "ok" or m.split not in ("train", "test") or not m.median_s:
             continue
-        if m.kernel in REGION_KINDS:  # a region's summary holds its complexity
+        if is_region(m.kernel):  # a region's summary holds its complexity
             config = Configuration(m.kernel, m.shapes, dtypes.normalise(m.dtype),
                                    float(Summary.from_shapes(m.shapes).complexity))
             rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s,

@@ -25,6 +25,7 @@ from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import annc_home
 from passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
 from passes.models import wisdom_path as wisdom_file
+from passes.region_choice import kept_regions
 from passes.select_variants import Candidate, OpPlan, Plan, apply_plan
 from passes.sites import data_flow
 from predictor.models import ModelSet
@@ -91,7 +92,8 @@ def _plan(module: ModuleOp, entry: dict[str, Any]) -> Plan:
     models = ChosenModels(ModelSet({"id": entry["machine"]}, {}), entry["models"],
                           machine=entry["machine"], base=entry["base"])
     return Plan(ops, entry["models"], entry["devices"], list(entry["notes"]),
-                float(entry["transfer_s"]), chosen_models=models)
+                float(entry["transfer_s"]), chosen_models=models,
+                regions=kept_regions(module, entry.get("regions", []), ops))
 
 
 def keep(plan: Plan, key: str) -> None:
@@ -108,6 +110,11 @@ def keep(plan: Plan, key: str) -> None:
                  "low_s": op.chosen.low_s, "high_s": op.chosen.high_s,
                  "base_s": op.chosen.base_s, "basis": op.chosen.basis}
                 for op in plan.ops if op.chosen is not None],
+        "regions": [{"index": r.index, "kind": r.kind, "variant": r.chosen.variant,
+                     "device": r.chosen.device, "predicted_s": r.chosen.predicted_s,
+                     "cost_s": r.chosen.cost_s, "low_s": r.chosen.low_s,
+                     "high_s": r.chosen.high_s}
+                    for r in plan.regions if r.chosen is not None],
     }
     path = _path(key)
     try:

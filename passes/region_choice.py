@@ -115,7 +115,8 @@ def _ancestors(op: RegionOp) -> list[object]:
 def saved_by_regions(plans: list[RegionPlan]) -> float:
     """How much less the regions' choices cost than running every op one by one."""
     return sum(p.sites_cost - p.chosen.cost_s for p in plans
-               if p.outermost and p.chosen is not None)
+               if p.outermost and p.chosen is not None
+               and math.isfinite(p.sites_cost) and math.isfinite(p.chosen.cost_s))
 
 
 def _region_models_query(plan: RegionPlan, variant: str, device: str,
@@ -215,3 +216,29 @@ def apply_regions(plans: list[RegionPlan]) -> None:
         if best.low_s is not None and best.high_s is not None:
             attributes["predicted_low_s"] = FloatAttr(float(best.low_s), f64)
             attributes["predicted_high_s"] = FloatAttr(float(best.high_s), f64)
+
+
+def kept_regions(module: ModuleOp, kept: list[dict[str, object]],
+                 ops: list[object]) -> list[RegionPlan]:
+    """The region choices of a kept plan (`annc.plans`), each with its one candidate;
+    a ValueError where they do not fit the module."""
+    regions = [op for op in module.walk() if isinstance(op, RegionOp)]
+    if len(kept) != len(regions):
+        raise ValueError("the kept plan's regions are not this module's")
+    plans = []
+    for entry, region in zip(kept, regions, strict=True):
+        lowered = lower_region(region)
+        if entry["index"] != len(plans) or entry["kind"] != catalogue.kind(lowered.spec):
+            raise ValueError("the kept plan's regions are not this module's")
+        chosen = RegionCandidate(
+            str(entry["variant"]), str(entry["device"]),
+            _number(entry["predicted_s"]), 0.0, float(entry["cost_s"]),  # type: ignore[arg-type]
+            low_s=_number(entry["low_s"]), high_s=_number(entry["high_s"]))
+        plan = RegionPlan(len(plans), region, str(entry["kind"]), lowered,
+                          [], trips_of(region), [chosen], chosen)
+        plans.append(plan)
+    return plans
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

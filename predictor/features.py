@@ -21,17 +21,22 @@ import numpy as np
 from dsl.kernels import KERNELS, Shapes
 
 REGION_KINDS = ("region", "loop")
-"""The models' names for a fused chain of kernels and for one trip of a whole loop.
-Their "shapes" are one tuple, the region's summary (`hardware.variants.regions.spec`):
-its largest value's elements, its op count, the bytes it moves once (inputs and
-outputs), the bytes its ops move one by one, and its ops' summed complexity."""
+"""The models' names for a fused chain of kernels and for one trip of a whole loop,
+each followed by the region's class (`region.conv2d`, `loop.elementwise`: see
+`hardware.variants.regions.spec.region_class`). Their "shapes" are one tuple, the
+region's summary: its largest value's elements, its op count, the bytes it moves
+once (inputs and outputs), the bytes its ops move one by one, and its ops' summed
+complexity."""
 
 REGION_SIZES = ("elements", "ops", "bytes once", "bytes per op")
 
-SIZE_NAMES: dict[str, tuple[str, ...]] = {
-    **{k: s.size_names for k, s in KERNELS.items()},
-    **{kind: REGION_SIZES for kind in REGION_KINDS},
-}
+
+def is_region(kernel: str) -> bool:
+    """Whether a model's "kernel" is a region class (`region.conv2d`, `loop.matvec`)."""
+    return kernel.split(".", 1)[0] in REGION_KINDS
+
+
+SIZE_NAMES: dict[str, tuple[str, ...]] = {k: s.size_names for k, s in KERNELS.items()}
 """Size parameters per kernel (`dsl.kernels`): m, k, n for matmul, the element count
 for element-wise kernels and reductions; a region's summary for regions."""
 
@@ -39,13 +44,16 @@ ITEMSIZE = {"f32": 4, "f64": 8}
 
 
 def size_names(kernel: str) -> tuple[str, ...]:
+    if is_region(kernel):
+        return (*REGION_SIZES, "trips") if kernel.startswith("loop.") else REGION_SIZES
     return SIZE_NAMES.get(kernel, ("elements",))
 
 
 def sizes(kernel: str, shapes: Shapes) -> tuple[int, ...]:
     """The kernel's size parameters for these operand shapes."""
-    if kernel in REGION_KINDS:
-        return tuple(shapes[0][: len(REGION_SIZES)])
+    if is_region(kernel):
+        fields = shapes[0]
+        return (*fields[:4], *fields[5:6])  # the sizes and a loop's trips, not complexity
     return KERNELS[kernel].sizes(shapes)
 
 
@@ -56,7 +64,7 @@ def result_elements(kernel: str, shapes: Shapes) -> int:
 def bytes_touched(kernel: str, shapes: Shapes, dtype: str) -> int:
     """Bytes of every operand and the result: the least memory traffic of any variant
     (of a region: of its inputs and outputs)."""
-    if kernel in REGION_KINDS:
+    if is_region(kernel):
         return shapes[0][2]
     elements = sum(math.prod(s) for s in shapes) + result_elements(kernel, shapes)
     return elements * ITEMSIZE[dtype]
@@ -102,7 +110,7 @@ def innermost(kernel: str, shapes: Shapes) -> int:
 def padded_complexity(config: Configuration) -> float:
     """The complexity with the innermost loop rounded up to whole vectors of this dtype:
     the work a vectorised loop does, remainder lanes included (a region's, as summed)."""
-    if config.kernel in REGION_KINDS:
+    if is_region(config.kernel):
         return max(config.complexity, 1.0)
     lanes = VECTOR_BYTES // ITEMSIZE[config.dtype]
     inner = max(innermost(config.kernel, config.shapes), 1)
@@ -120,7 +128,8 @@ def feature_names(kernel: str, augmented: bool, encoding: str = "log",
         names.append("inner")
     if augmented:
         names.append(complexity)
-    names.append("bytes")
+    if not is_region(kernel):  # a region's sizes include the bytes it moves
+        names.append("bytes")
     return (*(f"{prefix}{name}" for name in names), "f64")
 
 

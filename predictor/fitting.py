@@ -19,6 +19,7 @@ from predictor.features import (
     Normalisation,
     feature_matrix,
     feature_names,
+    is_region,
 )
 from predictor.models import Combo, Model
 from predictor.training import TrainingSet, train_group
@@ -78,7 +79,7 @@ def fit_models(
     seed: int = 0,
     min_rows: int = 8,
     encoding: str = "log",
-    prior: bool = False,
+    prior: bool | None = None,
     shape_aware: bool = SHAPE_AWARE,
     complexity: str = COMPLEXITY,
 ) -> dict[Combo, Model]:
@@ -88,7 +89,10 @@ def fit_models(
     `shape_aware` and `complexity` choose the features (`features.feature_names`:
     annc's defaults, or "complexity" and no innermost extent as before). With `prior`,
     the network learns the residual over a least-squares line in the complexity
-    and the dtype (3 more parameters): log time = prior + NN(features)."""
+    and the dtype (3 more parameters): log time = prior + NN(features). By default
+    (None) regions get the prior and kernels do not: a region model is used on regions
+    larger than its calibration drew (a 15×15 stencil on 2048² in a loop), where a
+    network's saturating units flatten out and the line keeps growing with the work."""
     groups = {c: rows for c, rows in by_combo(measurements).items()
               if len(split(rows, "train")) >= min_rows}
     start = time.perf_counter()
@@ -103,7 +107,7 @@ def fit_models(
         normalisation = Normalisation.fit(x, y)
         xn, yn = normalisation.features(x), normalisation.target(y)
         line = None
-        if prior:
+        if prior if prior is not None else is_region(combo[0]):
             design = prior_design(xn, names)
             line = np.linalg.lstsq(design, yn, rcond=None)[0]
             yn = yn - design @ line

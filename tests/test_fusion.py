@@ -35,9 +35,9 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANNC_NO_RECORD", "1")
 
 
-def _ir(text: str, **params: int) -> ModuleOp:
+def _ir(text: str, targets: list[str] | None = None, **params: int) -> ModuleOp:
     used = {k: v for k, v in params.items() if f"param {k} " in text}
-    return compile_program(text, "p.ann", used, ["cpu"], "ir", measure="never",
+    return compile_program(text, "p.ann", used, targets or ["cpu"], "ir", measure="never",
                            record=False).ir
 
 
@@ -156,7 +156,7 @@ b = exp(a) @opencl
 c = b + a
 output c
 """
-    fused = _fused(_ir(text))
+    fused = _fused(_ir(text, ["cpu", "opencl"]))
     for region in _regions(fused):
         pins = {op.device.data if op.device else None
                 for op in region.walk() if isinstance(op, KernelOp)}
@@ -175,7 +175,7 @@ repeat 3 {
 }
 output x
 """
-    fused = _fused(_ir(text))
+    fused = _fused(_ir(text, ["cpu", "opencl"]))
     assert not any(region.is_loop() for region in _regions(fused))
 
 

@@ -192,15 +192,17 @@ def _keep_reference_rows(console: Console, store: MeasurementStore, fingerprint_
     """Fills a store that lacks this machine's kernel rows from the shipped reference
     data, so that exporting it keeps them beside the regions'."""
     from hardware.calibration.reference_data import load_reference
+    from predictor.features import is_region
 
-    if any(m.kernel not in ("region", "loop") for m in store.measurements(fingerprint_id)):
+    if any(not is_region(m.kernel) for m in store.measurements(fingerprint_id)):
         return
     reference = load_reference()
     if reference is None or reference.metadata["fingerprint"]["id"] != fingerprint_id:
         raise AnncError("calibrate --regions --reference: the store has no kernel rows of "
                         "this machine and the shipped reference data is of another one")
     for measurement in reference.measurements:
-        store.add(measurement)
+        if not is_region(measurement.kernel):  # the regions are measured anew
+            store.add(measurement)
     store.add_calibration_time(fingerprint_id, float(reference.metadata["calibration_s"]))
     console.print(f"kept the {len(reference.measurements)} shipped reference rows in the store")
 

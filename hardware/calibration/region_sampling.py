@@ -26,11 +26,9 @@ from hardware.variants.regions import catalogue
 from hardware.variants.regions.spec import RegionOp, RegionSpec, summary
 
 SEED = 20261125
-REGION_PLAN = (100, 25)
-"""Training and test regions per fused-chain combination."""
-LOOP_PLAN = (60, 15)
-"""Training and test loops per whole-loop combination."""
-NOISE_REGIONS = 8
+PLAN = (100, 25)
+"""Training and test regions per combination (region class and variant)."""
+NOISE_REGIONS = 6
 """Test regions per combination that the noise passes measure twice."""
 
 DTYPES = {"f32": "float32", "f64": "float64"}
@@ -88,10 +86,14 @@ def _field(rng: np.random.Generator, max_elements: int) -> tuple[int, ...]:
     return _grid(rng, 32, side)
 
 
+STENCILS = (3, 3, 3, 5, 7, 9, 15)
+"""Stencil sizes: mostly a Laplacian's 3×3, up to a smoothing kernel's 15×15."""
+
+
 def _stencil_step(rng: np.random.Generator, max_side: int = 2048) -> RegionSpec:
     """T + s · conv2d(T, K), the scale sometimes a product of two scalars (0.2 · alpha)."""
     grid = _grid(rng, 32, max_side)
-    p = int(rng.choice([3, 3, 3, 5, 7]))
+    p = int(rng.choice(STENCILS))
     if rng.random() < 0.5:
         ops = (RegionOp("conv2d", (0, 1)), RegionOp("mul", (2, 3)), RegionOp("add", (0, 4)))
         return RegionSpec((grid, (p, p), ()), _dtype(rng), ops, (5,))
@@ -181,14 +183,31 @@ def _loop(body: RegionSpec, trips: int) -> RegionSpec:
                       carried=1)
 
 
+LOOP_WORK = 4e9
+"""The most multiply-adds a drawn loop does in all (fewer trips for large stencils)."""
+
+
 def _stencil_loop(rng: np.random.Generator) -> RegionSpec:
-    return _loop(_stencil_step(rng, max_side=1024), _log_uniform(rng, 2, 64))
+    body = _stencil_step(rng)
+    h, w = body.inputs[0]
+    p = body.inputs[1][0]
+    most = max(2, int(LOOP_WORK / (h * w * p * p)))
+    return _loop(body, min(_log_uniform(rng, 2, 64), most))
 
 
 def _update_loop(rng: np.random.Generator) -> RegionSpec:
-    """x ← x · a + b and such: an element-wise chain fed back into itself."""
-    body = _chain(rng, max_elements=1 << 20)
-    return _loop(body, _log_uniform(rng, 2, 64))
+    """x ← a · x + g(y): a pointwise time step, g a chain of 1–4 element-wise ops on
+    loop-invariant fields (a forcing term), a in [0, 1), so that x stays bounded and
+    never underflows into subnormal numbers, which would time something else."""
+    shape = _field(rng, 1 << 20)
+    n_fields = int(rng.integers(1, 3))
+    inputs = ((shape,) + (shape,) * n_fields + ((),))  # x, the fields y, the scalar a
+    forcing = _chain_ops(rng, list(range(1, 1 + n_fields)), [], len(inputs),
+                         int(rng.integers(1, 5)))
+    g = len(inputs) + len(forcing) - 1
+    ops = (*forcing, RegionOp("mul", (len(inputs) - 1, 0)), RegionOp("add", (g + 1, g)))
+    return RegionSpec(inputs, _dtype(rng), ops, (g + 2,), trips=_log_uniform(rng, 2, 64),
+                      carried=1)
 
 
 def _power_loop(rng: np.random.Generator) -> RegionSpec:
@@ -199,16 +218,34 @@ def _power_loop(rng: np.random.Generator) -> RegionSpec:
                       carried=1)
 
 
-REGION_TEMPLATES: tuple[Callable[[np.random.Generator], RegionSpec], ...] = (
-    _stencil_step, _wave_step, _matmul_scale, _matvec_update, _chain, _chain, _chain_reduce,
-    _reduce_scale,
-)
-LOOP_TEMPLATES: tuple[Callable[[np.random.Generator], RegionSpec], ...] = (
-    _stencil_loop, _update_loop, _power_loop,
-)
+Template = Callable[[np.random.Generator], RegionSpec]
+
+def _matmul_loop(rng: np.random.Generator) -> RegionSpec:
+    """P ← P P / ‖P P‖: repeated squaring of a transition matrix."""
+    n = _log_uniform(rng, 32, 512)
+    ops = (RegionOp("matmul", (0, 0)), RegionOp("norm", (1,)), RegionOp("div", (1, 2)))
+    return RegionSpec(((n, n),), _dtype(rng), ops, (3,), trips=_log_uniform(rng, 2, 16),
+                      carried=1)
 
 
-def draw(templates: tuple[Callable[[np.random.Generator], RegionSpec], ...], count: int,
+REGION_TEMPLATES: dict[str, tuple[Template, ...]] = {
+    "conv2d": (_stencil_step, _wave_step),
+    "matmul": (_matmul_scale,),
+    "matvec": (_matvec_update,),
+    "reduction": (_chain_reduce, _reduce_scale),
+    "elementwise": (_chain,),
+}
+"""The templates of each class of fused chain."""
+LOOP_TEMPLATES: dict[str, tuple[Template, ...]] = {
+    "conv2d": (_stencil_loop,),
+    "matmul": (_matmul_loop,),
+    "matvec": (_power_loop,),
+    "elementwise": (_update_loop,),
+}
+"""The templates of each class of whole loop."""
+
+
+def draw(templates: tuple[Template, ...], count: int,
          rng: np.random.Generator) -> list[RegionSpec]:
     """`count` regions, cycling through the templates in a shuffled order."""
     order = rng.permutation(count) % len(templates)
@@ -234,9 +271,12 @@ def region_plan(seed: int = SEED) -> tuple[list[RegionJob], list[RegionJob]]:
     rng = np.random.default_rng(seed)
     groups: list[list[RegionJob]] = []
     noise: list[list[RegionJob]] = []
-    for kind, templates, (train, test) in (
-            (catalogue.REGION, REGION_TEMPLATES, REGION_PLAN),
-            (catalogue.LOOP, LOOP_TEMPLATES, LOOP_PLAN)):
+    train, test = PLAN
+    classes = [(f"{catalogue.REGION}.{name}", templates)
+               for name, templates in REGION_TEMPLATES.items()]
+    classes += [(f"{catalogue.LOOP}.{name}", templates)
+                for name, templates in LOOP_TEMPLATES.items()]
+    for kind, templates in classes:
         train_specs, test_specs = draw(templates, train, rng), draw(templates, test, rng)
         for train_jobs, test_jobs in _jobs(kind, train_specs, test_specs):
             groups.append(train_jobs + test_jobs)

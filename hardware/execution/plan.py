@@ -68,7 +68,8 @@ class PlannedRegion:
     index: int
     """The region's position among the regions of the printed IR."""
     kind: str
-    """`region` (a fused chain) or `loop` (a whole loop)."""
+    """`region.<class>` (a fused chain) or `loop.<class>` (a whole loop), the class being
+    its heaviest kind of op (`hardware.variants.regions.spec.region_class`)."""
     variant: str
     device: str
     ops: list[int]

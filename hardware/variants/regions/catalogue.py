@@ -10,7 +10,8 @@ or compiled whole:
 - `halide.mullapudi2016`: the same pipeline scheduled by Halide's Mullapudi2016
   auto-scheduler, which is built for such pipelines.
 
-The models know them as the combinations (`region` or `loop`, variant, `cpu`).
+The models know them as the combinations (`region.<class>` or `loop.<class>`,
+variant, `cpu`), the class being the region's heaviest kind of op.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware.variants.compiled import count_build
-from hardware.variants.regions.spec import RegionSpec
+from hardware.variants.regions.spec import RegionSpec, region_class
 
 OPS = "ops"
 """The variant that runs a region's ops one by one."""
 REGION, LOOP = "region", "loop"
-"""The models' names for a fused chain and for a whole loop."""
+"""The models' names for a fused chain and for a whole loop (before the class)."""
 
 RegionFunction = Callable[..., list[np.ndarray]]
 """A compiled region: the spec's inputs (numpy arrays) in, its outputs out."""
 
 
 def kind(spec: RegionSpec) -> str:
-    return LOOP if spec.is_loop else REGION
+    """The models' "kernel" for the spec: `region.<class>` or `loop.<class>`."""
+    return f"{LOOP if spec.is_loop else REGION}.{region_class(spec)}"
 
 
 def _build_jax(spec: RegionSpec) -> RegionFunction:

@@ -245,11 +245,33 @@ KernelSchedule = Callable[[Definition, tuple[Shape, ...], hl.Target], None]
 """A single-kernel schedule of `hardware.variants.halide.schedules`."""
 
 
+def reduction_by_rows(definition: Definition, shapes: tuple[Shape, ...],
+                      target: hl.Target) -> None:
+    """A sum or norm over several dimensions: one partial sum per outermost index (a row
+    of a matrix), the rows in parallel, each row's sum in vectors of lanes; then the
+    partial sums added in order."""
+    total = definition.stages["total"]
+    reduce = definition.reduction
+    assert reduce is not None
+    rank = len(shapes[0])
+    row, lane = hl.Var("row"), hl.Var("lane")
+    per_row = total.update().rfactor(reduce[rank - 1], row)
+    per_row.compute_root()
+    if math.prod(shapes[0]) >= schedules.PARALLEL_MIN_WORK:
+        per_row.update().parallel(row)
+    width = max(1, min(4 * schedules.lanes(definition, target), shapes[0][-1]))
+    outer, inner = hl.RVar("outer"), hl.RVar("inner")
+    per_row.update().split(reduce[0], outer, inner, width, schedules.GUARD)
+    per_lane = per_row.update().rfactor(inner, lane)
+    per_lane.compute_at(per_row, row).vectorize(lane).update().vectorize(lane)
+
+
 def _kernel_schedule(heavy: Heavy) -> KernelSchedule | None:
-    """The single-kernel schedule the heavy op gets; None leaves it serial (a sum or norm
-    over several dimensions, whose vectorised schedule splits one flat dimension)."""
+    """The single-kernel schedule the heavy op gets."""
     if heavy.kernel in ("dot", "sum", "norm"):
-        return schedules.reduction_vectorised if len(heavy.operand_shapes[0]) <= 1 else None
+        if len(heavy.operand_shapes[0]) <= 1:
+            return schedules.reduction_vectorised
+        return reduction_by_rows
     return {
         "matmul": schedules.matmul_tiled,
         "matvec": schedules.matvec_tiled,

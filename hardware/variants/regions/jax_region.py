@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from hardware.devices import jax_runtime  # turns on f64 in JAX before any array exists
@@ -24,22 +25,43 @@ from hardware.variants.jax_functions import FUNCTIONS, JaxFunction
 from hardware.variants.regions.reference import check_inputs, numpy_dtype
 from hardware.variants.regions.spec import RegionSpec, Shape
 
-LAX_CONV_MAX_TAPS = 49
-"""conv2d in a region uses XLA's direct convolution (`jax.lax`) for kernels of up to
-this many taps (7×7) and the FFT formulation beyond: a direct convolution costs
-h·w·p·q, the FFT about N log N of the padded size, and on the CPU the direct one wins
-for the small stencils regions are made of (a heat equation's 3×3 or 5×5) while the
-FFT wins once the kernel is large."""
+SHIFTED_CONV_MAX_TAPS = 49
+"""conv2d in a region is a sum of shifted slices of the zero-padded image for kernels
+of up to this many taps (7×7), and the FFT formulation beyond. The shifted sum is an
+element-wise expression, so XLA fuses it with the scaling and adding around it into
+one pass over memory, which its convolution op never is; and XLA 0.10.2's CPU
+convolution kernel crashes (a segmentation fault in an Eigen worker) inside a
+`fori_loop` on fields of about 700² and more, which the shifted sum avoids. The FFT
+wins once the kernel is large: p·q work per element against about log N."""
 
 RegionKernel = Callable[..., list[np.ndarray]]
 
 
 def variant_name(kernel: str, shapes: Sequence[Shape]) -> str:
-    """The `jax_functions.FUNCTIONS` formulation a kernel gets inside a region."""
+    """The formulation a kernel gets inside a region: `shifted` (this module's) or a
+    name in `jax_functions.FUNCTIONS`."""
     if kernel != "conv2d":
         return "jax"
     p, q = shapes[1]
-    return "jax.lax" if p * q <= LAX_CONV_MAX_TAPS else "fft.jax"
+    return "shifted" if p * q <= SHIFTED_CONV_MAX_TAPS else "fft.jax"
+
+
+def conv2d_shifted(shapes: Sequence[Shape]) -> JaxFunction:
+    """out[i, j] = Σ_a Σ_b K[a, b] · A[i + r − a, j + s − b], zero outside A: the
+    numpy reference's sum of shifted slices, one term per tap."""
+    (h, w), (p, q) = shapes
+    r, s = (p - 1) // 2, (q - 1) // 2
+
+    def conv(image: jax.Array, weights: jax.Array) -> jax.Array:
+        padded = jnp.pad(image, ((r, r), (s, s)))
+        total = jnp.zeros_like(image)
+        for a in range(p):
+            for b in range(q):
+                window = padded[2 * r - a : 2 * r - a + h, 2 * s - b : 2 * s - b + w]
+                total = total + weights[a, b] * window
+        return total
+
+    return conv
 
 
 def op_functions(spec: RegionSpec) -> list[JaxFunction]:
@@ -47,7 +69,9 @@ def op_functions(spec: RegionSpec) -> list[JaxFunction]:
     functions = []
     for index, op in enumerate(spec.ops):
         shapes = spec.operand_shapes(index)
-        functions.append(FUNCTIONS[(op.kernel, variant_name(op.kernel, shapes))](shapes))
+        name = variant_name(op.kernel, shapes)
+        functions.append(conv2d_shifted(shapes) if name == "shifted"
+                         else FUNCTIONS[(op.kernel, name)](shapes))
     return functions
 
 

@@ -19,6 +19,12 @@ Shape = tuple[int, ...]
 
 ITEMSIZE = {"f32": 4, "f64": 8}
 
+ELEMENTWISE_COST = {"exp": 10, "sqrt": 4, "div": 4}
+"""Vector instructions per element of an element-wise kernel (1 where unnamed): an
+exponential is a polynomial of about ten multiply-adds, a square root or a division
+is a few times the throughput cost of a multiply. Fused, a chain is bound by this
+work, not by memory, so a region's complexity counts it."""
+
 
 @dataclass(frozen=True)
 class RegionOp:
@@ -84,18 +90,22 @@ class Summary:
     """What the region models see of a region (one trip of a loop): its largest value's
     element count, its op count, the bytes its inputs and outputs occupy (what a fused
     version moves once), the bytes every op reads and writes (what the op-by-op
-    version moves), and the sum of its ops' textbook complexities."""
+    version moves), the sum of its ops' textbook complexities (element-wise ones
+weighted by `ELEMENTWISE_COST`), and a loop's trips."""
 
     elements: int
     ops: int
     bytes_once: int
     bytes_per_op: int
     complexity: int
+    trips: int | None = None
+    """A loop's trips (its per-trip time includes a share of the call's fixed cost)."""
 
     def as_shapes(self) -> tuple[tuple[int, ...]]:
-        """The summary as the one "shape" a measurement row of a region stores."""
-        return ((self.elements, self.ops, self.bytes_once, self.bytes_per_op,
-                 self.complexity),)
+        """The summary as the one "shape" a measurement row of a region stores (a loop's
+        ends with its trips)."""
+        fields = (self.elements, self.ops, self.bytes_once, self.bytes_per_op, self.complexity)
+        return (fields if self.trips is None else (*fields, self.trips),)
 
     @staticmethod
     def from_shapes(shapes: tuple[tuple[int, ...], ...]) -> Summary:
@@ -112,5 +122,23 @@ def summary(spec: RegionSpec) -> Summary:
     for index, op in enumerate(spec.ops):
         operands = tuple(shapes[v] for v in op.operands)
         per_op += item * (sum(size[v] for v in op.operands) + size[len(spec.inputs) + index])
-        complexity += int(kernels.kernel(op.kernel).complexity(operands))
-    return Summary(max(size), len(spec.ops), bytes_once, per_op, max(complexity, 1))
+        weight = ELEMENTWISE_COST.get(op.kernel, 1)
+        complexity += weight * int(kernels.kernel(op.kernel).complexity(operands))
+    return Summary(max(size), len(spec.ops), bytes_once, per_op, max(complexity, 1),
+                   spec.trips)
+
+
+HEAVY_ORDER = ("matmul", "conv2d", "matvec", "transpose", "reduction")
+"""The classes of region, heaviest first: the work that dominates a region's time."""
+
+
+def region_class(spec: RegionSpec) -> str:
+    """The heaviest kind of op in the region: `matmul`, `conv2d`, `matvec`, `transpose`,
+    `reduction` (dot, sum, norm) or, with none of those, `elementwise`. Regions of one
+    class are alike enough for one model; across classes the time per complexity
+    differs by orders of magnitude."""
+    present = set()
+    for op in spec.ops:
+        kind = kernels.kernel(op.kernel).kind
+        present.add("reduction" if kind == "reduction" else op.kernel)
+    return next((name for name in HEAVY_ORDER if name in present), "elementwise")
