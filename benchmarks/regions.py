@@ -298,6 +298,10 @@ def run_annc(workload: Workload, params: Params, inputs: Path, outputs: Path,
     if ops is not None:
         ops += [{key: op[key] for key in ("kernel", "variant", "device", "executions",
                                           "measured_s")} for op in report["ops"]]
+        ops += [{"kernel": region["kind"], "variant": region["variant"],
+                 "device": region["device"], "executions": region["executions"],
+                 "measured_s": region["measured_s"], "ops": region["kernels"]}
+                for region in report.get("regions", [])]
     return {"execute_s": report["execute_s"], "startup_s": report["startup_s"],
             "compile_s": report["compile_s"], "process_s": wall}
 

@@ -2,9 +2,10 @@
 
 Every op of a named kernel is rewritten to name that variant, and the device that has
 it: the op's own device where the variant exists there, else the first device that
-has it. Its predicted time becomes the selection plan's prediction for that variant
-and device, or is dropped where there is none, so that the printed IR is exactly what
-runs and says only what was predicted for it.
+has it; every region around it then runs its ops one by one. Its predicted time
+becomes the selection plan's prediction for that variant and device, or is dropped
+where there is none, so that the printed IR is exactly what runs and says only what
+was predicted for it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.passes import ModulePass
 
-from dsl.dialect import KernelOp
+from dsl.dialect import KernelOp, RegionOp
 from dsl.errors import RunError
 from hardware.variants import KERNELS, load_library, variants_for
+from hardware.variants.regions.catalogue import OPS
 from passes.select_variants import Candidate, Plan
 
 _PREDICTIONS = ("predicted_s", "predicted_low_s", "predicted_high_s")
@@ -59,6 +61,7 @@ def override_variants(module: ModuleOp, variants: Mapping[str, str],
         if name is None:
             continue
         device = _device(op.kernel_name(), name, op.device.data if op.device else "cpu")
+        _run_regions_op_by_op(op)
         op.attributes["variant"] = StringAttr(name)
         op.attributes["device"] = StringAttr(device)
         for attribute in _PREDICTIONS:
@@ -71,6 +74,18 @@ def override_variants(module: ModuleOp, variants: Mapping[str, str],
         if planned.low_s is not None and planned.high_s is not None:
             op.attributes["predicted_low_s"] = FloatAttr(float(planned.low_s), f64)
             op.attributes["predicted_high_s"] = FloatAttr(float(planned.high_s), f64)
+
+
+def _run_regions_op_by_op(op: KernelOp) -> None:
+    """Every region around the op runs its ops one by one, so the op runs the variant
+    forced on it (a compiled region would run its own code for it)."""
+    parent = op.parent_op()
+    while parent is not None:
+        if isinstance(parent, RegionOp):
+            parent.attributes["variant"] = StringAttr(OPS)
+            for attribute in ("device", *_PREDICTIONS):
+                parent.attributes.pop(attribute, None)
+        parent = parent.parent_op()
 
 
 def parse_overrides(text: str) -> dict[str, str]:

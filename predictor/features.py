@@ -29,6 +29,9 @@ once (inputs and outputs), the bytes its ops move one by one, and its ops' summe
 complexity."""
 
 REGION_SIZES = ("elements", "ops", "bytes once", "bytes per op")
+LOOP_SIZES = ("ops", "bytes once", "bytes per op", "trips")
+"""A loop's: its body's (its bytes moved once stand for its size) and its trips, so
+that its model stays under 75 parameters with the complexity prior."""
 
 
 def is_region(kernel: str) -> bool:
@@ -45,15 +48,16 @@ ITEMSIZE = {"f32": 4, "f64": 8}
 
 def size_names(kernel: str) -> tuple[str, ...]:
     if is_region(kernel):
-        return (*REGION_SIZES, "trips") if kernel.startswith("loop.") else REGION_SIZES
+        return LOOP_SIZES if kernel.startswith("loop.") else REGION_SIZES
     return SIZE_NAMES.get(kernel, ("elements",))
 
 
 def sizes(kernel: str, shapes: Shapes) -> tuple[int, ...]:
     """The kernel's size parameters for these operand shapes."""
     if is_region(kernel):
-        fields = shapes[0]
-        return (*fields[:4], *fields[5:6])  # the sizes and a loop's trips, not complexity
+        summary = dict(zip(("elements", *REGION_SIZES[1:], "complexity", "trips"), shapes[0],
+                           strict=False))
+        return tuple(summary[name] for name in size_names(kernel))
     return KERNELS[kernel].sizes(shapes)
 
 

@@ -1,4 +1,4 @@
-"""Golden files of printed IR: `annc compile --emit ir` and `--emit selected` of two
+"""Golden files of printed IR: `annc compile --emit ir`, `fused` and `selected` of two
 examples, compared as text so that a change of the IR is reviewed as a diff.
 
 Selection runs in a fresh `$ANNC_HOME` with the shipped models, `--measure never` and
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 EXAMPLES = ("heat", "gram_matrix")
-STAGES = ("ir", "selected")
+STAGES = ("ir", "fused", "selected")
 PREDICTED = re.compile(r"(predicted(?:_low|_high)?_s = )[-+0-9.eE]+( : f64)?")
 
 

@@ -1,4 +1,5 @@
-"""`annc explain`: every candidate of every op with its predicted time, and the choice."""
+"""`annc explain`: every candidate of every op with its predicted time, and the choice;
+then every region's candidates (its ops one by one, or a compiled whole) and why one won."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from annc.commands.common import (
     targets,
 )
 from annc.compiler import compile_program, read_source
+from passes.region_choice import RegionPlan
 from passes.select_variants import Candidate, Plan
 
 HELP = "show every candidate variant and device of every op, its predicted time, and why " \
@@ -78,7 +80,48 @@ def plan_json(plan: Plan) -> dict:
             }
             for op in plan.ops
         ],
+        "regions": [
+            {
+                "index": r.index, "kind": r.kind, "loc": r.loc, "ops": r.sites,
+                "kernels": r.kernels, "executions": r.executions,
+                "chosen": None if r.chosen is None else
+                {"variant": r.chosen.variant, "device": r.chosen.device},
+                "candidates": [
+                    {"variant": c.variant, "device": c.device, "predicted_s": c.predicted_s,
+                     "low_s": c.low_s, "high_s": c.high_s, "compile_s": c.compile_s,
+                     "build": c.build,
+                     "cost_s": c.cost_s if math.isfinite(c.cost_s) else None,
+                     "why_not": c.why_not or None}
+                    for c in r.candidates
+                ],
+            }
+            for r in plan.regions
+        ],
     }
+
+
+def _region_table(region: RegionPlan) -> Table:
+    """A region's candidates: its ops one by one (their summed cost as chosen above)
+    and every compiled variant, with why each lost."""
+    kernels = " ".join(region.kernels)
+    ops = ", ".join(f"#{i}" for i in region.sites)
+    table = Table(title=f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at "
+                  f"{region.loc}, runs {region.executions}x", title_justify="left")
+    table.add_column("")
+    table.add_column("variant", no_wrap=True)
+    table.add_column("device", no_wrap=True)
+    for column in ("time", "90%", "build", "cost"):
+        table.add_column(column, justify="right" if column != "build" else "left",
+                         no_wrap=True)
+    table.add_column("why not", overflow="fold")
+    for c in sorted(region.candidates, key=lambda c: (c.cost_s, c.variant)):
+        build = c.build if c.build != "compile" else short_time(c.compile_s)
+        interval = ("-" if c.high_s is None or not c.predicted_s
+                    else f"±{c.high_s / c.predicted_s - 1:.0%}")
+        time = "its ops" if c.variant == "ops" else short_time(c.predicted_s)
+        table.add_row("→" if c is region.chosen else "", c.variant, c.device, time, interval,
+                      build, short_time(c.cost_s), c.why_not)
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,11 +153,17 @@ def run(args: argparse.Namespace) -> int:
                           short_time(c.predicted_s) + _basis(c), _interval(c), build,
                           short_time(c.cost_s), c.why_not)
         console.print(table)
+    for region in plan.regions:
+        console.print(_region_table(region))
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
                   f"between devices {plan.transfer_s * 1e3:.4g} ms")
     console.print("time: predicted per execution (m: measured now, w: measured before); "
                   "90%: its interval; build: what building it costs here; cost: runs × time "
                   "+ build")
+    if plan.regions:
+        console.print("a region runs its ops one by one (ops: their costs as chosen above, "
+                      "and those of the regions inside it) or compiled whole; a compiled "
+                      "loop's time is all its trips")
     if plan.measured:
         console.print(f"measured {len(plan.measured)} close candidate(s) in "
                       f"{plan.measure_s * 1e3:.4g} ms before choosing")
