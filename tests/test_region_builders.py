@@ -333,3 +333,23 @@ def test_halide_refuses_what_it_does_not_compile(halide_region) -> None:
     assert halide_region.halide_supports(heat((4, 4), 3, "f32")) is None
     with pytest.raises(ValueError, match="schedule"):
         halide_region.build_halide(heat((4, 4), 3, "f32"), "fastest")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jax_folds_a_known_stencil_and_gives_what_it_gives_unfolded(build_jax,
+                                                                    dtype: str) -> None:
+    """A constant 5×5 kernel with zero, ±1 and other taps, folded into the loop's code,
+    against the oracle and against the same loop with the kernel as an argument."""
+    weights = np.zeros((5, 5))
+    weights[2, :] = [0.5, 1.0, -4.0, 1.0, -1.0]
+    weights[:, 2] += [0.25, 1.0, 0.0, -1.0, 0.0]
+    plain = heat((11, 13), 5, dtype, trips=4)
+    folded = RegionSpec(plain.inputs, plain.dtype, plain.ops, plain.outputs, plain.trips,
+                        plain.carried, constants=((1, tuple(weights.ravel())),))
+    inputs = operands(plain)
+    inputs[1] = weights.astype(numpy_dtype(plain))
+    inputs[2] = np.asarray(0.05, numpy_dtype(plain))
+    outputs = build_jax(folded)(*inputs)
+    assert_matches(folded, outputs, inputs, terms=16 * 18)
+    unfolded = build_jax(plain)(*inputs)
+    np.testing.assert_allclose(outputs[0], unfolded[0], rtol=1e-5 if dtype == "f32" else 1e-12)

@@ -22,6 +22,10 @@ from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
 from hardware.variants.regions.spec import RegionOp as SpecOp
 from hardware.variants.regions.spec import RegionSpec
 
+FOLDED_CONSTANT_ELEMENTS = 256
+"""Constants of at most this many elements (stencils, coefficients) are part of the
+spec, for a builder to fold into its code; larger ones are only inputs."""
+
 
 @dataclass(frozen=True)
 class Lowered:
@@ -57,12 +61,18 @@ class _Numbering:
         self.inputs: list[tuple[int, ...]] = []
         self.sources: list[int | np.ndarray] = []
         self.ops: list[SpecOp] = []
+        self.constants: list[tuple[int, tuple[float, ...]]] = []
         self.pending: list[tuple[str, tuple[SSAValue, ...], SSAValue]] = []
 
-    def add_input(self, value: SSAValue, source: int | np.ndarray) -> None:
+    def add_input(self, value: SSAValue, source: int | np.ndarray,
+                  known: np.ndarray | None = None) -> None:
+        """A region input; `known` is its value where a constant gives it."""
         self.number[value] = len(self.inputs)
         self.inputs.append(_shape(value))
         self.sources.append(source)
+        if known is not None and known.size <= FOLDED_CONSTANT_ELEMENTS:
+            self.constants.append((len(self.inputs) - 1,
+                                   tuple(float(x) for x in known.ravel())))
 
     def block(self, block: Block) -> list[SSAValue]:
         """Records the block's kernel ops; returns what its terminator yields."""
@@ -110,16 +120,22 @@ def lower_region(region: RegionOp) -> Lowered:
     return _lower_loop(region, loop)
 
 
+def _known(value: SSAValue) -> np.ndarray | None:
+    """The array of a region input that a `kernel.constant` makes, if one does."""
+    owner = value.owner
+    return _constant_array(owner) if isinstance(owner, ConstantOp) else None
+
+
 def _lower_chain(region: RegionOp) -> Lowered:
     numbering = _Numbering()
     for index, argument in enumerate(region.block.args):
-        numbering.add_input(argument, index)
+        numbering.add_input(argument, index, _known(region.inputs[index]))
     yielded = numbering.block(region.block)
     numbering.resolve()
     outputs = tuple(numbering.number[v] for v in yielded)
     spec = RegionSpec(tuple(numbering.inputs), _dtype(region.block.args[0])
                       if region.block.args else _dtype(yielded[0]),
-                      tuple(numbering.ops), outputs)
+                      tuple(numbering.ops), outputs, constants=tuple(numbering.constants))
     return Lowered(spec, tuple(numbering.sources), tuple(range(len(outputs))))
 
 
@@ -139,12 +155,14 @@ def _lower_loop(region: RegionOp, loop: scf.ForOp) -> Lowered:
         numbering.add_input(argument, _argument_index(initial, region))
     for op in body.walk():
         if isinstance(op, ConstantOp) and op.parent_block() is body:
-            numbering.add_input(op.result, _constant_array(op))
+            array = _constant_array(op)
+            numbering.add_input(op.result, array, array)
     for op in body.walk():
         for operand in op.operands:
             if isinstance(operand, BlockArgument) and operand.block is region.block \
                     and operand not in numbering.number:
-                numbering.add_input(operand, operand.index)
+                numbering.add_input(operand, operand.index,
+                                    _known(region.inputs[operand.index]))
     yielded = numbering.block(body)
     numbering.resolve()
     outputs = tuple(numbering.number[v] for v in yielded)
@@ -156,5 +174,6 @@ def _lower_loop(region: RegionOp, loop: scf.ForOp) -> Lowered:
             raise ValueError("a whole-loop region returns only its loop's results")
         results.append(value.index)
     spec = RegionSpec(tuple(numbering.inputs), _dtype(carried[0]) if carried else "f32",
-                      tuple(numbering.ops), outputs, trips=trips, carried=len(carried))
+                      tuple(numbering.ops), outputs, trips=trips, carried=len(carried),
+                      constants=tuple(numbering.constants))
     return Lowered(spec, tuple(numbering.sources), tuple(results))

@@ -7,8 +7,9 @@ the same ones the single-kernel variants use) and how a loop is written: one
 inputs passed as arguments of the jitted function (not baked in as constants), so
 the whole loop is one compiled call.
 
-Compiled eagerly, like `jax_functions.compile_for`: for the spec's exact shapes and
-dtype on one device, with one warm call on zeros.
+Compiled eagerly, for the spec's exact shapes and dtype on one device, ahead of time
+(`lower(...).compile()`): unlike `jax_functions.compile_for`, no warm call on zeros,
+which for a whole loop would run all its trips.
 """
 
 from __future__ import annotations
@@ -48,17 +49,28 @@ def variant_name(kernel: str, shapes: Sequence[Shape]) -> str:
 
 def conv2d_shifted(shapes: Sequence[Shape]) -> JaxFunction:
     """out[i, j] = Σ_a Σ_b K[a, b] · A[i + r − a, j + s − b], zero outside A: the
-    numpy reference's sum of shifted slices, one term per tap."""
+    numpy reference's sum of shifted slices, one term per tap. Where the kernel is a
+    known constant (a numpy array, not a traced value), its zero taps are left out and
+    its ±1 taps need no product: a five-point Laplacian is four adds and a multiply."""
     (h, w), (p, q) = shapes
     r, s = (p - 1) // 2, (q - 1) // 2
 
-    def conv(image: jax.Array, weights: jax.Array) -> jax.Array:
+    def conv(image: jax.Array, weights: jax.Array | np.ndarray) -> jax.Array:
         padded = jnp.pad(image, ((r, r), (s, s)))
         total = jnp.zeros_like(image)
         for a in range(p):
             for b in range(q):
                 window = padded[2 * r - a : 2 * r - a + h, 2 * s - b : 2 * s - b + w]
-                total = total + weights[a, b] * window
+                if not isinstance(weights, np.ndarray):
+                    total = total + weights[a, b] * window
+                    continue
+                tap = float(weights[a, b])
+                if tap == 1.0:
+                    total = total + window
+                elif tap == -1.0:
+                    total = total - window
+                elif tap != 0.0:
+                    total = total + tap * window
         return total
 
     return conv
@@ -76,11 +88,16 @@ def op_functions(spec: RegionSpec) -> list[JaxFunction]:
 
 
 def region_function(spec: RegionSpec) -> Callable[..., tuple[Any, ...]]:
-    """The region as a (not yet jitted) JAX function of its inputs, returning its outputs."""
+    """The region as a (not yet jitted) JAX function of its inputs, returning its outputs.
+    Its known constants are numpy arrays inside it, which XLA folds (the arguments
+    passed for them are not read)."""
     functions = op_functions(spec)
+    dtype = numpy_dtype(spec)
+    known = {number: np.array(values, dtype).reshape(spec.inputs[number])
+             for number, values in spec.constants}
 
     def once(values: Sequence[Any]) -> tuple[Any, ...]:
-        values = list(values)
+        values = [known.get(number, value) for number, value in enumerate(values)]
         for op, function in zip(spec.ops, functions, strict=True):
             values.append(function(*(values[v] for v in op.operands)))
         return tuple(values[v] for v in spec.outputs)
@@ -116,13 +133,16 @@ def build_jax(spec: RegionSpec, device: jax.Device | None = None) -> RegionKerne
     dtype = numpy_dtype(spec)
     sharding = jax.sharding.SingleDeviceSharding(device)
     jitted = jax.jit(region_function(spec), in_shardings=sharding, out_shardings=sharding)
-    zeros = [jax.device_put(np.zeros(shape, dtype), device) for shape in spec.inputs]
-    jax.block_until_ready(jitted(*zeros))
+    # Compiled ahead of time, not by a call on zeros: a warm-up call of a whole loop
+    # would run all its trips.
+    arguments = [jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+                 for shape in spec.inputs]
+    compiled = jitted.lower(*arguments).compile()
     copy = _may_alias_inputs(spec)
 
     def run(*inputs: np.ndarray) -> list[np.ndarray]:
         check_inputs(spec, list(inputs))
-        results = jax.block_until_ready(jitted(*(np.asarray(a, dtype) for a in inputs)))
+        results = jax.block_until_ready(compiled(*(np.asarray(a, dtype) for a in inputs)))
         return [np.array(r) if copy else np.asarray(r) for r in results]
 
     return run

@@ -45,6 +45,10 @@ class RegionSpec:
     """None: the ops run once; else a loop of this many trips."""
     carried: int = 0
     """For a loop: how many leading inputs are loop-carried."""
+    constants: tuple[tuple[int, tuple[float, ...]], ...] = ()
+    """Inputs whose values are known when the region is compiled (the program's small
+    constants: a stencil, a coefficient), as (input number, values in C order). The
+    region is still called with them; a builder may fold them into its code."""
 
     def __post_init__(self) -> None:
         if self.dtype not in ITEMSIZE:
@@ -54,6 +58,10 @@ class RegionSpec:
             if any(not 0 <= v < len(shapes) for v in op.operands):
                 raise ValueError(f"{op.kernel} reads a value not defined before it")
             shapes.append(kernels.result_shape(op.kernel, tuple(shapes[v] for v in op.operands)))
+        for number, values in self.constants:
+            if not self.carried <= number < len(self.inputs) or len(values) != math.prod(
+                    self.inputs[number]):
+                raise ValueError("a constant must be a loop-invariant input, all its values")
         if any(not 0 <= v < len(shapes) for v in self.outputs):
             raise ValueError("an output names a value the region does not define")
         if self.trips is not None:
