@@ -11,6 +11,12 @@ def _kernel_dialect() -> Dialect:
     return Kernel
 
 
+def _fuse_regions() -> type[ModulePass]:
+    from passes.fusion import FuseRegions
+
+    return FuseRegions
+
+
 def _select_variants() -> type[ModulePass]:
     from passes.select_variants import SelectVariants
 
@@ -25,6 +31,7 @@ def _override_variants() -> type[ModulePass]:
 
 ANNC_UNIVERSE = Universe(
     all_dialects={"kernel": _kernel_dialect},
-    all_passes={"select-variants": _select_variants,
+    all_passes={"fuse-regions": _fuse_regions,
+                "select-variants": _select_variants,
                 "override-variants": _override_variants},
 )

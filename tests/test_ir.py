@@ -113,6 +113,20 @@ def test_xdsl_opt_parses_annc_ir_through_the_entry_point(tmp_path: Path) -> None
     assert done.stdout.strip() == printed.strip()
 
 
+def test_xdsl_opt_fuses_regions_like_the_compiler(tmp_path: Path) -> None:
+    from annc.compiler import compile_program
+
+    text = PROGRAMS["heat"]
+    path = tmp_path / "heat.mlir"
+    path.write_text(str(compile_ir(text)))
+    done = subprocess.run([xdsl_opt(), "-p", "fuse-regions", str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    fused = compile_program(text, "p.ann", emit="fused").ir
+    assert done.stdout.strip() == str(fused).strip()
+    assert "kernel.region" in done.stdout
+
+
 BROKEN_IR = """\
 func.func @f(%a: tensor<4x3xf64>, %v: tensor<3xf64>) -> tensor<3xf64> {
   %y = kernel.matvec %a, %v : tensor<4x3xf64>, tensor<3xf64> -> tensor<3xf64>
