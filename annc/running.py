@@ -75,6 +75,7 @@ def run_module(
               for name in module_targets(module) or () if name not in devices]
     built, began = build_seconds(), time.perf_counter()
     executable = compile_plan(module, devices)
+    notes += executable.notes
     outputs = executable.run(arrays)
     compile_s = build_seconds() - built
     execute_s = time.perf_counter() - began - compile_s

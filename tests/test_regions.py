@@ -203,3 +203,26 @@ def test_forcing_a_kernels_variant_runs_the_regions_around_it_op_by_op():
         if isinstance(parent, RegionOp):
             assert parent.variant is not None and parent.variant.data == catalogue.OPS
         parent = parent.parent_op()
+
+
+def test_a_region_whose_build_fails_runs_its_ops_and_says_so(monkeypatch):
+    compiled = _selected(HEAT)
+    inputs = {"T": np.ones((16, 16), np.float32), "alpha": np.array(0.2, np.float32)}
+    reference = run_module(compiled.ir.clone(), inputs)
+    step = _regions(compiled.ir)[1]
+    step.attributes["variant"] = StringAttr("halide.mullapudi2016")
+
+    def fails(spec):
+        raise RuntimeError("Mullapudi2016 failed: Pipeline_bounds is missing in0")
+
+    monkeypatch.setattr(
+        catalogue, "VARIANTS", tuple(catalogue.RegionVariant(
+            v.name, v.device, fails if v.name == "halide.mullapudi2016" else v.build,
+            v.why_not)
+            for v in catalogue.VARIANTS))
+    result = run_module(compiled.ir, inputs)
+    assert any("could not be built" in note and "run one by one" in note
+               for note in result.notes)
+    assert result.report["regions"] == []
+    for name, value in reference.outputs.items():
+        np.testing.assert_array_equal(result.outputs[name], value)

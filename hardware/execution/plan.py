@@ -108,6 +108,9 @@ class ExecutablePlan:
     """Nanoseconds spent copying operands to devices, summed by the steps."""
     regions: list[PlannedRegion] = field(default_factory=list)
     """The regions run compiled, each as one step."""
+    notes: list[str] = field(default_factory=list)
+    """What planning has to say (a region whose compiled variant could not be built
+    runs its ops one by one)."""
     transfer_s: float = 0.0
     """Seconds the last run spent copying: operands to devices (included in the ops'
     measured times) and outputs back to the host."""

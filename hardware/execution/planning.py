@@ -77,6 +77,7 @@ class _Planner:
         self.integers: dict[SSAValue, int] = {}
         self.ops: list[PlannedOp] = []
         self.regions: list[PlannedRegion] = []
+        self.notes: list[str] = []
         self.copying = [0]
         kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
         self.index = {op: i for i, op in enumerate(kernel_ops)}  # positions in the printed IR
@@ -120,12 +121,7 @@ class _Planner:
         step running its compiled variant."""
         name = op.variant.data if op.variant else catalogue.OPS
         if name == catalogue.OPS:
-            for argument, value in zip(op.block.args, op.inputs, strict=True):
-                self.slots[argument] = self.slot(value)
-            steps, yielded = self.block(op.block)
-            for result, slot in zip(op.outputs, yielded, strict=True):
-                self.slots[result] = slot
-            return steps
+            return self.region_op_by_op(op)
         try:
             variant = catalogue.region_variant(name)
         except LookupError as error:
@@ -137,7 +133,13 @@ class _Planner:
         if variant.device not in self.devices:
             raise RunError(f"region variant {name} runs on {variant.device}, which this "
                            "machine does not have")
-        function = catalogue.built(lowered.spec, name)
+        try:
+            function = catalogue.built(lowered.spec, name)
+        except Exception as error:  # a build that fails (an auto-scheduler gives up)
+            where = f"{op.loc.data}: " if op.loc else ""
+            self.notes.append(f"note: {where}region variant {name} could not be built "
+                              f"({type(error).__name__}: {error}); its ops run one by one")
+            return self.region_op_by_op(op)
         sources = [self.slot(op.inputs[s]) if isinstance(s, int) else aligned(s)
                    for s in lowered.sources]
         kernels = [o.kernel for o in lowered.spec.ops]
@@ -175,6 +177,16 @@ class _Planner:
                            self.slot(op.results[0]), _shape(op.results[0]), dtype, device,
                            self.devices, align, planned.times_ns, self.copying)
 
+    def region_op_by_op(self, op: RegionOp) -> list[Step]:
+        """The region's body planned in place: its arguments and results are the slots
+        of its inputs and of what it yields."""
+        for argument, value in zip(op.block.args, op.inputs, strict=True):
+            self.slots[argument] = self.slot(value)
+        steps, yielded = self.block(op.block)
+        for result, slot in zip(op.outputs, yielded, strict=True):
+            self.slots[result] = slot
+        return steps
+
     def bound(self, value: SSAValue) -> int:
         if value not in self.integers:
             raise RunError("annc cannot execute a loop whose bounds are not integer constants")
@@ -201,4 +213,4 @@ def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> ExecutableP
         raise RunError(f"the module names {len(names)} outputs but returns {len(returned)}")
     return ExecutablePlan(steps, len(planner.slots), inputs,
                           dict(zip(names, returned, strict=True)), planner.ops, devices,
-                          planner.copying, regions=planner.regions)
+                          planner.copying, regions=planner.regions, notes=planner.notes)
