@@ -93,7 +93,7 @@ def _plan(module: ModuleOp, entry: dict[str, Any]) -> Plan:
                           machine=entry["machine"], base=entry["base"])
     return Plan(ops, entry["models"], entry["devices"], list(entry["notes"]),
                 float(entry["transfer_s"]), chosen_models=models,
-                regions=kept_regions(module, entry.get("regions", []), ops))
+                regions=kept_regions(module, entry.get("regions", [])))
 
 
 def keep(plan: Plan, key: str) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, scf
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -148,7 +148,7 @@ def _wrap(members: list[Operation]) -> RegionOp:
             for operand in op.operands:
                 if _outside(operand, member_set) and operand not in inputs:
                     inputs.append(operand)
-    outputs = [r for member in members for r in member.results
+    outputs: list[SSAValue] = [r for member in members for r in member.results
                if any(_outside_use(use.operation, member_set) for use in r.uses)]
     region = RegionOp(inputs, [r.type for r in outputs])
     loc = next((op.loc for member in members for op in member.walk()
@@ -167,7 +167,7 @@ def _wrap(members: list[Operation]) -> RegionOp:
             if _outside_use(use.operation, member_set) and use.operation is not region:
                 use.operation.operands[use.index] = region.outputs[result_index]
     for member in members:
-        member.detach()
+        block.detach_op(member)
         region.block.add_op(member)
     region.block.add_op(YieldOp(outputs))
     for argument, value in zip(region.block.args, inputs, strict=True):
@@ -196,7 +196,8 @@ def _fuse_block(block: Block) -> None:
 
 
 def _loop_fits(loop: scf.ForOp) -> bool:
-    if not all(isinstance(v.owner, arith.ConstantOp) for v in (loop.lb, loop.ub, loop.step)):
+    if not all(isinstance(v.owner, arith.ConstantOp) and isinstance(v.owner.value, IntegerAttr)
+               for v in (loop.lb, loop.ub, loop.step)):
         return False
     found: set[str] = set()
     has_kernels = False
@@ -216,11 +217,11 @@ def _loop_fits(loop: scf.ForOp) -> bool:
 
 
 def _trips(loop: scf.ForOp) -> int:
-    values = []
+    values: list[int] = []
     for bound in (loop.lb, loop.ub, loop.step):
         owner = bound.owner
-        assert isinstance(owner, arith.ConstantOp)
-        values.append(owner.value.value.data)  # type: ignore[attr-defined]
+        assert isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr)
+        values.append(owner.value.value.data)
     lower, upper, step = values
     return max(0, -(-(upper - lower) // step)) if step > 0 else 0
 
@@ -238,8 +239,7 @@ def _wrap_loop(loop: scf.ForOp) -> RegionOp:
         loop.operands[index] = copy.result
         copies.append(copy)
         if not owner.result.uses:
-            owner.detach()
-            owner.erase()
+            block.erase_op(owner)
     return _wrap([*copies, loop])
 
 

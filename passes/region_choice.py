@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
+from xdsl.ir import Operation
 
 from dsl.dialect import KernelOp, RegionOp
 from hardware.variants.regions import catalogue
@@ -103,8 +105,8 @@ def _innermost_region(op: KernelOp | RegionOp, outer: RegionOp) -> RegionOp | No
     return None
 
 
-def _ancestors(op: RegionOp) -> list[object]:
-    found = []
+def _ancestors(op: RegionOp) -> list[Operation]:
+    found: list[Operation] = []
     parent = op.parent_op()
     while parent is not None:
         found.append(parent)
@@ -218,21 +220,20 @@ def apply_regions(plans: list[RegionPlan]) -> None:
             attributes["predicted_high_s"] = FloatAttr(float(best.high_s), f64)
 
 
-def kept_regions(module: ModuleOp, kept: list[dict[str, object]],
-                 ops: list[object]) -> list[RegionPlan]:
+def kept_regions(module: ModuleOp, kept: list[dict[str, Any]]) -> list[RegionPlan]:
     """The region choices of a kept plan (`annc.plans`), each with its one candidate;
     a ValueError where they do not fit the module."""
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
     if len(kept) != len(regions):
         raise ValueError("the kept plan's regions are not this module's")
-    plans = []
+    plans: list[RegionPlan] = []
     for entry, region in zip(kept, regions, strict=True):
         lowered = lower_region(region)
         if entry["index"] != len(plans) or entry["kind"] != catalogue.kind(lowered.spec):
             raise ValueError("the kept plan's regions are not this module's")
         chosen = RegionCandidate(
             str(entry["variant"]), str(entry["device"]),
-            _number(entry["predicted_s"]), 0.0, float(entry["cost_s"]),  # type: ignore[arg-type]
+            _number(entry["predicted_s"]), 0.0, float(entry["cost_s"]),
             low_s=_number(entry["low_s"]), high_s=_number(entry["high_s"]))
         plan = RegionPlan(len(plans), region, str(entry["kind"]), lowered,
                           [], trips_of(region), [chosen], chosen)
@@ -240,5 +241,5 @@ def kept_regions(module: ModuleOp, kept: list[dict[str, object]],
     return plans
 
 
-def _number(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -94,6 +94,7 @@ def _stencil_step(rng: np.random.Generator, max_side: int = 2048) -> RegionSpec:
     """T + s · conv2d(T, K), the scale sometimes a product of two scalars (0.2 · alpha)."""
     grid = _grid(rng, 32, max_side)
     p = int(rng.choice(STENCILS))
+    ops: tuple[RegionOp, ...]
     if rng.random() < 0.5:
         ops = (RegionOp("conv2d", (0, 1)), RegionOp("mul", (2, 3)), RegionOp("add", (0, 4)))
         return RegionSpec((grid, (p, p), ()), _dtype(rng), ops, (5,))
@@ -112,7 +113,7 @@ def _wave_step(rng: np.random.Generator) -> RegionSpec:
 
 def _matmul_scale(rng: np.random.Generator) -> RegionSpec:
     m, k, n = (_log_uniform(rng, 32, 1024) for _ in range(3))
-    ops = (RegionOp("matmul", (0, 1)), RegionOp("mul", (2, 3)))
+    ops: tuple[RegionOp, ...] = (RegionOp("matmul", (0, 1)), RegionOp("mul", (2, 3)))
     if rng.random() < 0.5:
         return RegionSpec(((m, k), (k, n), ()), _dtype(rng), ops, (4,))
     ops = (*ops, RegionOp("add", (3, 4)))
@@ -258,11 +259,11 @@ def _jobs(kind: str, train: list[RegionSpec], test: list[RegionSpec]
     per_variant = []
     for variant in catalogue.VARIANTS:
         name = RegionVariantName(kind, variant.name, variant.device)
-        jobs = tuple([RegionJob(name, spec, split) for spec in specs
-                      if variant.why_not(spec) is None]
-                     for split, specs in (("train", train), ("test", test)))
-        if jobs[0] and jobs[1]:
-            per_variant.append(jobs)
+        train_jobs, test_jobs = ([RegionJob(name, spec, split) for spec in specs
+                                  if variant.why_not(spec) is None]
+                                 for split, specs in (("train", train), ("test", test)))
+        if train_jobs and test_jobs:
+            per_variant.append((train_jobs, test_jobs))
     return per_variant
 
 

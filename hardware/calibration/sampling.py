@@ -21,6 +21,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -251,10 +252,13 @@ def combination_jobs(variant: Variant, train: Sequence[Config], test: Sequence[C
     return jobs
 
 
-def interleave(lists: Iterable[Sequence[Job]]) -> list[Job]:
+T = TypeVar("T")
+
+
+def interleave(lists: Iterable[Sequence[T]]) -> list[T]:
     """Round-robin over the lists: the first job of each, then the second of each, ..."""
     lists = [list(jobs) for jobs in lists]
-    order: list[Job] = []
+    order: list[T] = []
     for i in range(max((len(jobs) for jobs in lists), default=0)):
         order += [jobs[i] for jobs in lists if i < len(jobs)]
     return order

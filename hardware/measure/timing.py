@@ -163,6 +163,10 @@ def measure_region(
     dtype = np.dtype(DTYPES[spec.dtype])
     inputs = [aligned(a) for a in uniform_operands(spec.inputs, dtype, seed)]
     keep_freed_memory()
-    times = _time_calls(lambda: function(*inputs), min_repeats, min_seconds, max_repeats,
+
+    def call() -> None:
+        function(*inputs)
+
+    times = _time_calls(call, min_repeats, min_seconds, max_repeats,
                         max_seconds, warmup, warmup_seconds)
     return _timing(times, compile_s, per=max(spec.trips or 1, 1))
