@@ -4,8 +4,9 @@ Two kinds of region, both `kernel.region` ops whose body is the original ops:
 
 - **Fused chains.** In every block, in program order, an op joins the group of
   the ops that produce its operands when the group stays *fusable*: at most one
-  op that is not element-wise (a convolution, matrix product, transpose or
-  reduction, whose element-wise consumers and producers fuse around it), one
+  op that is not element-wise (a convolution, matrix product or reduction, whose
+  element-wise consumers and producers fuse around it) besides transposes (which
+  a fused version reads through instead of copying), one
   dtype, one pin (or none), and no op outside the group between its first and
   last member reading a member's result (the region takes the place of its last
   member, so such an op would read a value not yet made). Groups of two ops or
@@ -65,7 +66,8 @@ class _Group:
 
     def fusable_with(self, other: list[KernelOp]) -> bool:
         merged = self.ops + other
-        return (sum(not _elementwise(op) for op in merged) <= 1
+        return (sum(not _elementwise(op) and op.kernel_name() != "transpose"
+                    for op in merged) <= 1
                 and len({_dtype(op) for op in merged}) == 1
                 and len({_pin(op) for op in merged}) == 1)
 

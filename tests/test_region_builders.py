@@ -353,3 +353,58 @@ def test_jax_folds_a_known_stencil_and_gives_what_it_gives_unfolded(build_jax,
     assert_matches(folded, outputs, inputs, terms=16 * 18)
     unfolded = build_jax(plain)(*inputs)
     np.testing.assert_allclose(outputs[0], unfolded[0], rtol=1e-5 if dtype == "f32" else 1e-12)
+
+
+# numpy: the ops in one function, transposes as views.
+
+
+def gram(dtype: str, left: bool) -> RegionSpec:
+    """s · X Xᵀ (left) or s · Xᵀ X."""
+    product = RegionOp("matmul", (0, 2) if left else (2, 0))
+    return RegionSpec(((19, 7), ()), dtype,
+                      (RegionOp("transpose", (0,)), product, RegionOp("mul", (1, 3))), (4,))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_elementwise_chain(seed: int, dtype: str) -> None:
+    from hardware.variants.regions.numpy_region import build_numpy
+
+    spec = elementwise_chain(seed, CHAIN_SHAPES[seed % len(CHAIN_SHAPES)], dtype)
+    inputs = operands(spec, seed, divisors=(2, 3))
+    assert_matches(spec, build_numpy(spec)(*inputs), inputs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", FIXED)
+def test_numpy_fixed_regions(name: str, dtype: str) -> None:
+    from hardware.variants.regions.numpy_region import build_numpy
+
+    make, divisors, terms = FIXED[name]
+    spec = make(dtype)
+    inputs = operands(spec, divisors=divisors)
+    outputs = build_numpy(spec)(*inputs)
+    assert_matches(spec, outputs, inputs, terms)
+    for i, out in enumerate(outputs):  # new arrays, never views of inputs or each other
+        assert out.flags.c_contiguous and out.flags.writeable
+        assert not any(np.shares_memory(out, a) for a in inputs)
+        assert not any(np.shares_memory(out, other) for other in outputs[:i])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("left", [True, False])
+def test_numpy_multiplies_by_a_transpose_without_copying_it(left: bool, dtype: str) -> None:
+    from hardware.variants.regions.numpy_region import build_numpy
+
+    spec = gram(dtype, left)
+    inputs = operands(spec)
+    assert_matches(spec, build_numpy(spec)(*inputs), inputs, terms=7 if left else 19)
+
+
+def test_numpy_refuses_loops_and_convolutions() -> None:
+    from hardware.variants.regions.numpy_region import build_numpy, numpy_supports
+
+    assert "loops" in (numpy_supports(heat((8, 8), 3, "f32", trips=2)) or "")
+    assert "convolution" in (numpy_supports(heat((8, 8), 3, "f32")) or "")
+    with pytest.raises(ValueError, match="convolution"):
+        build_numpy(heat((8, 8), 3, "f32"))

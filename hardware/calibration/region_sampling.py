@@ -120,6 +120,20 @@ def _matmul_scale(rng: np.random.Generator) -> RegionSpec:
     return RegionSpec(((m, k), (k, n), (), (m, n)), _dtype(rng), ops, (6,))
 
 
+def _gram(rng: np.random.Generator) -> RegionSpec:
+    """s · X Xᵀ (or Xᵀ X): a Gram or covariance matrix, the transpose read in place."""
+    m, k = _log_uniform(rng, 32, 4000), _log_uniform(rng, 32, 1000)
+    if m * m * k > 4e10:
+        m = int(math.sqrt(4e10 / k))
+    if rng.random() < 0.5:
+        ops = (RegionOp("transpose", (0,)), RegionOp("matmul", (0, 2)),
+               RegionOp("mul", (1, 3)))
+    else:
+        ops = (RegionOp("transpose", (0,)), RegionOp("matmul", (2, 0)),
+               RegionOp("mul", (1, 3)))
+    return RegionSpec(((m, k), ()), _dtype(rng), ops, (4,))
+
+
 def _matvec_update(rng: np.random.Generator) -> RegionSpec:
     """y − s · A x, a step of an iterative solver."""
     m, n = _log_uniform(rng, 64, 3000), _log_uniform(rng, 64, 3000)
@@ -231,7 +245,7 @@ def _matmul_loop(rng: np.random.Generator) -> RegionSpec:
 
 REGION_TEMPLATES: dict[str, tuple[Template, ...]] = {
     "conv2d": (_stencil_step, _wave_step),
-    "matmul": (_matmul_scale,),
+    "matmul": (_matmul_scale, _gram),
     "matvec": (_matvec_update,),
     "reduction": (_chain_reduce, _reduce_scale),
     "elementwise": (_chain,),

@@ -9,6 +9,8 @@ or compiled whole:
   producer, under annc's schedule (fused chains only, of the ops it supports).
 - `halide.mullapudi2016`: the same pipeline scheduled by Halide's Mullapudi2016
   auto-scheduler, which is built for such pipelines.
+- `numpy`: the ops in one numpy function, a transpose as a view that BLAS multiplies
+  by directly (fused chains without a convolution).
 
 The models know them as the combinations (`region.<class>` or `loop.<class>`,
 variant, `cpu`), the class being the region's heaviest kind of op.
@@ -54,6 +56,18 @@ def _halide(schedule: str) -> Callable[[RegionSpec], RegionFunction]:
     return build
 
 
+def _build_numpy(spec: RegionSpec) -> RegionFunction:
+    from hardware.variants.regions.numpy_region import build_numpy
+
+    return build_numpy(spec)
+
+
+def _numpy_why_not(spec: RegionSpec) -> str | None:
+    from hardware.variants.regions.numpy_region import numpy_supports
+
+    return numpy_supports(spec)
+
+
 def _jax_why_not(spec: RegionSpec) -> str | None:
     return None
 
@@ -79,6 +93,7 @@ VARIANTS: tuple[RegionVariant, ...] = (
     RegionVariant("jax", "cpu", _build_jax, _jax_why_not),
     RegionVariant("halide", "cpu", _halide("annc"), _halide_why_not),
     RegionVariant("halide.mullapudi2016", "cpu", _halide("mullapudi2016"), _halide_why_not),
+    RegionVariant("numpy", "cpu", _build_numpy, _numpy_why_not),
 )
 
 
