@@ -5,7 +5,7 @@ Each template draws one region as workloads write them — a stencil step
 matrix–vector product with its update, element-wise chains of 2–6 ops, chains
 ending in a reduction, a reduction that scales a vector — and whole loops of
 such bodies (a stencil step, an element-wise update, a power-iteration step)
-of 2–64 trips. Sizes are drawn log-uniformly over the ranges workloads use,
+of 2–256 trips. Sizes are drawn log-uniformly over the ranges workloads use,
 fields grid-shaped. Every compiled region variant that can run a drawn region
 is measured on it, so the variants are compared on the same regions.
 
@@ -86,21 +86,49 @@ def _field(rng: np.random.Generator, max_elements: int) -> tuple[int, ...]:
     return _grid(rng, 32, side)
 
 
-STENCILS = (3, 3, 3, 5, 7, 9, 15)
-"""Stencil sizes: mostly a Laplacian's 3×3, up to a smoothing kernel's 15×15."""
+STENCILS = (3, 3, 3, 5, 7)
+"""Stencil sizes: mostly a Laplacian's 3×3, up to 7×7."""
+KERNELS = (9, 11, 15, 21)
+"""Larger convolution kernels: smoothing and detector response kernels."""
+
+CONSTANT_STENCIL_SHARE = 0.5
+"""The share of stencils that are program constants (a Laplacian, a difference
+operator), which a builder may fold into its code; the others arrive at run time."""
 
 
-def _stencil_step(rng: np.random.Generator, max_side: int = 2048) -> RegionSpec:
+def _with_constant_stencil(spec: RegionSpec, number: int, rng: np.random.Generator
+                           ) -> RegionSpec:
+    """The spec, with input `number` (a p×p stencil) made a known constant half of the
+    time: a cross of ±1 and −2d taps (a Laplacian), or a sparse stencil of small
+    integers, zero elsewhere."""
+    if rng.random() >= CONSTANT_STENCIL_SHARE:
+        return spec
+    p = spec.inputs[number][0]
+    weights = np.zeros((p, p))
+    if rng.random() < 0.5:
+        weights[p // 2, :] = 1.0
+        weights[:, p // 2] = 1.0
+        weights[p // 2, p // 2] = -2.0 * (p - 1)
+    else:
+        mask = rng.random((p, p)) < 0.4
+        weights[mask] = rng.integers(-2, 3, size=int(mask.sum()))
+    return RegionSpec(spec.inputs, spec.dtype, spec.ops, spec.outputs, spec.trips,
+                      spec.carried, constants=((number, tuple(weights.ravel())),))
+
+
+def _stencil_step(rng: np.random.Generator, sizes: tuple[int, ...] = STENCILS) -> RegionSpec:
     """T + s · conv2d(T, K), the scale sometimes a product of two scalars (0.2 · alpha)."""
-    grid = _grid(rng, 32, max_side)
-    p = int(rng.choice(STENCILS))
+    grid = _grid(rng, 32, 2048)
+    p = int(rng.choice(sizes))
     ops: tuple[RegionOp, ...]
     if rng.random() < 0.5:
         ops = (RegionOp("conv2d", (0, 1)), RegionOp("mul", (2, 3)), RegionOp("add", (0, 4)))
-        return RegionSpec((grid, (p, p), ()), _dtype(rng), ops, (5,))
-    ops = (RegionOp("mul", (2, 3)), RegionOp("conv2d", (0, 1)), RegionOp("mul", (4, 5)),
-           RegionOp("add", (0, 6)))
-    return RegionSpec((grid, (p, p), (), ()), _dtype(rng), ops, (7,))
+        spec = RegionSpec((grid, (p, p), ()), _dtype(rng), ops, (5,))
+    else:
+        ops = (RegionOp("mul", (2, 3)), RegionOp("conv2d", (0, 1)), RegionOp("mul", (4, 5)),
+               RegionOp("add", (0, 6)))
+        spec = RegionSpec((grid, (p, p), (), ()), _dtype(rng), ops, (7,))
+    return _with_constant_stencil(spec, 1, rng)
 
 
 def _wave_step(rng: np.random.Generator) -> RegionSpec:
@@ -108,7 +136,8 @@ def _wave_step(rng: np.random.Generator) -> RegionSpec:
     grid = _grid(rng, 32, 2048)
     ops = (RegionOp("mul", (3, 0)), RegionOp("sub", (5, 1)), RegionOp("conv2d", (0, 2)),
            RegionOp("mul", (4, 7)), RegionOp("add", (6, 8)))
-    return RegionSpec((grid, grid, (3, 3), (), ()), _dtype(rng), ops, (9,))
+    return _with_constant_stencil(
+        RegionSpec((grid, grid, (3, 3), (), ()), _dtype(rng), ops, (9,)), 2, rng)
 
 
 def _matmul_scale(rng: np.random.Generator) -> RegionSpec:
@@ -195,19 +224,28 @@ def _reduce_scale(rng: np.random.Generator) -> RegionSpec:
 
 def _loop(body: RegionSpec, trips: int) -> RegionSpec:
     return RegionSpec(body.inputs, body.dtype, body.ops, body.outputs[:1], trips=trips,
-                      carried=1)
+                      carried=1, constants=body.constants)
 
 
 LOOP_WORK = 4e9
 """The most multiply-adds a drawn loop does in all (fewer trips for large stencils)."""
 
 
-def _stencil_loop(rng: np.random.Generator) -> RegionSpec:
-    body = _stencil_step(rng)
+def _large_kernel_step(rng: np.random.Generator) -> RegionSpec:
+    return _stencil_step(rng, KERNELS)
+
+
+def _stencil_loop(rng: np.random.Generator, sizes: tuple[int, ...] = STENCILS
+                  ) -> RegionSpec:
+    body = _stencil_step(rng, sizes)
     h, w = body.inputs[0]
     p = body.inputs[1][0]
     most = max(2, int(LOOP_WORK / (h * w * p * p)))
-    return _loop(body, min(_log_uniform(rng, 2, 64), most))
+    return _loop(body, min(_log_uniform(rng, 2, 256), most))
+
+
+def _large_kernel_loop(rng: np.random.Generator) -> RegionSpec:
+    return _stencil_loop(rng, KERNELS)
 
 
 def _update_loop(rng: np.random.Generator) -> RegionSpec:
@@ -229,7 +267,7 @@ def _power_loop(rng: np.random.Generator) -> RegionSpec:
     """v ← A v / ‖A v‖: a power-iteration step."""
     n = _log_uniform(rng, 64, 2000)
     ops = (RegionOp("matvec", (1, 0)), RegionOp("norm", (2,)), RegionOp("div", (2, 3)))
-    return RegionSpec(((n,), (n, n)), _dtype(rng), ops, (4,), trips=_log_uniform(rng, 2, 64),
+    return RegionSpec(((n,), (n, n)), _dtype(rng), ops, (4,), trips=_log_uniform(rng, 2, 256),
                       carried=1)
 
 
@@ -244,7 +282,8 @@ def _matmul_loop(rng: np.random.Generator) -> RegionSpec:
 
 
 REGION_TEMPLATES: dict[str, tuple[Template, ...]] = {
-    "conv2d": (_stencil_step, _wave_step),
+    "stencil": (_stencil_step, _wave_step),
+    "conv2d": (_large_kernel_step,),
     "matmul": (_matmul_scale, _gram),
     "matvec": (_matvec_update,),
     "reduction": (_chain_reduce, _reduce_scale),
@@ -252,7 +291,8 @@ REGION_TEMPLATES: dict[str, tuple[Template, ...]] = {
 }
 """The templates of each class of fused chain."""
 LOOP_TEMPLATES: dict[str, tuple[Template, ...]] = {
-    "conv2d": (_stencil_loop,),
+    "stencil": (_stencil_loop,),
+    "conv2d": (_large_kernel_loop,),
     "matmul": (_matmul_loop,),
     "matvec": (_power_loop,),
     "elementwise": (_update_loop,),

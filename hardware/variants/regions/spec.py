@@ -99,7 +99,8 @@ class Summary:
     element count, its op count, the bytes its inputs and outputs occupy (what a fused
     version moves once), the bytes every op reads and writes (what the op-by-op
     version moves), the sum of its ops' textbook complexities (element-wise ones
-weighted by `ELEMENTWISE_COST`), and a loop's trips."""
+weighted by `ELEMENTWISE_COST`; a convolution by a known constant kernel counted by its
+nonzero taps, the work a builder that folds it does), and a loop's trips."""
 
     elements: int
     ops: int
@@ -127,26 +128,41 @@ def summary(spec: RegionSpec) -> Summary:
     bytes_once = item * (sum(size[: len(spec.inputs)]) + sum(size[v] for v in set(spec.outputs)))
     per_op = 0
     complexity = 0
+    known = dict(spec.constants)
     for index, op in enumerate(spec.ops):
         operands = tuple(shapes[v] for v in op.operands)
         per_op += item * (sum(size[v] for v in op.operands) + size[len(spec.inputs) + index])
         weight = ELEMENTWISE_COST.get(op.kernel, 1)
-        complexity += weight * int(kernels.kernel(op.kernel).complexity(operands))
+        work = int(kernels.kernel(op.kernel).complexity(operands))
+        if op.kernel == "conv2d" and op.operands[1] in known:  # a folded stencil's taps
+            taps = sum(1 for value in known[op.operands[1]] if value != 0.0)
+            work = math.prod(operands[0]) * max(taps, 1)
+        complexity += weight * work
     return Summary(max(size), len(spec.ops), bytes_once, per_op, max(complexity, 1),
                    spec.trips)
 
 
-HEAVY_ORDER = ("matmul", "conv2d", "matvec", "transpose", "reduction")
+HEAVY_ORDER = ("matmul", "conv2d", "stencil", "matvec", "transpose", "reduction")
 """The classes of region, heaviest first: the work that dominates a region's time."""
+
+STENCIL_TAPS = 49
+"""A convolution kernel of at most this many taps (7×7) is a stencil: compiled regions
+run it as a sum of shifted slices, a larger one as an FFT (`jax_region`)."""
 
 
 def region_class(spec: RegionSpec) -> str:
-    """The heaviest kind of op in the region: `matmul`, `conv2d`, `matvec`, `transpose`,
-    `reduction` (dot, sum, norm) or, with none of those, `elementwise`. Regions of one
-    class are alike enough for one model; across classes the time per complexity
-    differs by orders of magnitude."""
+    """The heaviest kind of op in the region: `matmul`, `conv2d` (a kernel larger than
+    a stencil), `stencil`, `matvec`, `transpose`, `reduction` (dot, sum, norm) or, with
+    none of those, `elementwise`. Regions of one class are alike enough for one model;
+    across classes the time per complexity differs by orders of magnitude, or the
+    algorithm does (a stencil's shifted sums against a large kernel's FFT)."""
     present = set()
+    shapes = spec.shapes()
     for op in spec.ops:
         kind = kernels.kernel(op.kernel).kind
-        present.add("reduction" if kind == "reduction" else op.kernel)
+        if op.kernel == "conv2d":
+            taps = math.prod(shapes[op.operands[1]])
+            present.add("stencil" if taps <= STENCIL_TAPS else "conv2d")
+        else:
+            present.add("reduction" if kind == "reduction" else op.kernel)
     return next((name for name in HEAVY_ORDER if name in present), "elementwise")
