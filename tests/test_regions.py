@@ -58,11 +58,11 @@ def _regions(module) -> list[RegionOp]:
 def test_the_region_plan_measures_every_class_with_its_variants():
     jobs, noise = region_plan()
     combos = {(j.variant.kernel, j.variant.name) for j in jobs}
-    for kind in ("region.stencil", "region.conv2d", "region.matmul", "region.matvec", "region.reduction",
-                 "region.elementwise"):
+    for kind in ("region.stencil", "region.conv2d", "region.matmul", "region.matvec",
+                 "region.reduction", "region.elementwise"):
         assert {(kind, "jax"), (kind, "halide")} <= combos
-    assert {("loop.stencil", "jax"), ("loop.conv2d", "jax"), ("loop.matvec", "jax"), ("loop.elementwise", "jax"),
-            ("loop.matmul", "jax")} <= combos
+    assert {("loop.stencil", "jax"), ("loop.conv2d", "jax"), ("loop.matvec", "jax"),
+            ("loop.elementwise", "jax"), ("loop.matmul", "jax")} <= combos
     assert not any(j.variant.kernel.startswith("loop.") and "halide" in j.variant.name
                    for j in jobs)
     for job in jobs:
