@@ -53,7 +53,7 @@ def build_numpy(spec: RegionSpec) -> RegionKernel:
         with np.errstate(all="ignore"):
             for op, function in zip(spec.ops, functions, strict=True):
                 values.append(np.asarray(function(*(values[v] for v in op.operands)), dtype))
-        outputs = []
+        outputs: list[np.ndarray] = []
         for v in spec.outputs:
             value = values[v]
             fresh = v >= len(spec.inputs) and value.flags.c_contiguous and value.base is None
