@@ -23,10 +23,11 @@ from xdsl.dialects.builtin import ModuleOp
 from hardware.calibration.store import annc_version
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import annc_home
+from passes.candidates import Candidate
 from passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
 from passes.models import wisdom_path as wisdom_file
 from passes.region_choice import kept_regions
-from passes.select_variants import Candidate, OpPlan, Plan, apply_plan
+from passes.select_variants import OpPlan, Plan, apply_plan
 from passes.sites import data_flow
 from predictor.models import ModelSet
 

@@ -66,8 +66,8 @@ def _show(value: SSAValue | Attribute) -> str:
     return str(types.TensorType(dtypes.of_tensor(type_), _shape(type_)))
 
 
-class KernelOp(IRDLOperation):
-    """Base of every kernel op: the attributes that selection reads and writes."""
+class ChosenOp(IRDLOperation):
+    """The attributes that selection reads and writes, on kernel ops and regions."""
 
     loc = opt_attr_def(StringAttr)
     device = opt_attr_def(StringAttr)
@@ -75,6 +75,10 @@ class KernelOp(IRDLOperation):
     predicted_s = opt_attr_def(FloatAttr)
     predicted_low_s = opt_attr_def(FloatAttr)
     predicted_high_s = opt_attr_def(FloatAttr)
+
+
+class KernelOp(ChosenOp):
+    """Base of every kernel op."""
 
     @classmethod
     def kernel_name(cls) -> str:
@@ -310,7 +314,7 @@ class ConstantOp(IRDLOperation):
 
 
 @irdl_op_definition
-class RegionOp(IRDLOperation):
+class RegionOp(ChosenOp):
     """Kernel ops that may run as one compiled function: a fused chain, or a whole loop.
 
     Made by the `fuse-regions` pass; isolated from above, so its body reads only its
@@ -331,12 +335,6 @@ class RegionOp(IRDLOperation):
     inputs = var_operand_def(TensorType)
     outputs = var_result_def(TensorType)
     body = region_def("single_block")
-    loc = opt_attr_def(StringAttr)
-    device = opt_attr_def(StringAttr)
-    variant = opt_attr_def(StringAttr)
-    predicted_s = opt_attr_def(FloatAttr)
-    predicted_low_s = opt_attr_def(FloatAttr)
-    predicted_high_s = opt_attr_def(FloatAttr)
 
     traits = traits_def(IsolatedFromAbove())
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from dsl import dtypes
 
 if TYPE_CHECKING:
-    from passes.select_variants import Candidate, OpPlan
+    from passes.candidates import Candidate
+    from passes.select_variants import OpPlan
 
 MEASURE_MODES = ("auto", "never", "always")
 STAKE_S = 0.05

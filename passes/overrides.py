@@ -21,7 +21,8 @@ from dsl.dialect import KernelOp, RegionOp
 from dsl.errors import RunError
 from hardware.variants import KERNELS, load_library, variants_for
 from hardware.variants.regions.catalogue import OPS
-from passes.select_variants import Candidate, Plan
+from passes.candidates import Candidate
+from passes.select_variants import Plan
 
 _PREDICTIONS = ("predicted_s", "predicted_low_s", "predicted_high_s")
 

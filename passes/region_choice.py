@@ -29,25 +29,11 @@ from dsl.dialect import KernelOp, RegionOp
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.from_ir import Lowered, lower_region
 from hardware.variants.regions.spec import summary
+from passes.candidates import Candidate
 from passes.models import ChosenModels
 from passes.sites import trips_of
 from predictor.features import Configuration
 from predictor.models import ModelSet
-
-
-@dataclass
-class RegionCandidate:
-    variant: str
-    device: str
-    predicted_s: float | None
-    """Predicted seconds of one execution of the region (all trips of a loop)."""
-    compile_s: float
-    cost_s: float
-    """executions × predicted_s + compile_s; infinite where it cannot run."""
-    why_not: str = ""
-    low_s: float | None = None
-    high_s: float | None = None
-    build: str = "compile"
 
 
 @dataclass
@@ -61,8 +47,8 @@ class RegionPlan:
     """The indices of its kernel ops."""
     executions: int
     """How many times the region runs (the trips of the loops around it)."""
-    candidates: list[RegionCandidate] = field(default_factory=list)
-    chosen: RegionCandidate | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    chosen: Candidate | None = None
     sites_cost: float = 0.0
     """The summed costs of all its kernel ops, as chosen one by one."""
     outermost: bool = True
@@ -78,7 +64,7 @@ class RegionPlan:
 
 
 def _ops_cost(region: RegionOp, costs: dict[KernelOp, float],
-              chosen: dict[RegionOp, RegionCandidate]) -> float:
+              chosen: dict[RegionOp, Candidate]) -> float:
     """The cost of running the region's body as chosen: its own ops', and the choices of
     the regions directly inside it."""
     total = 0.0
@@ -147,7 +133,7 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
     """Every region's candidates and choice, innermost first; the module is unchanged."""
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
     costs = {op: site_costs[i] for op, i in sites_of.items()}
-    chosen: dict[RegionOp, RegionCandidate] = {}
+    chosen: dict[RegionOp, Candidate] = {}
     plans: dict[RegionOp, RegionPlan] = {}
     for index, region in reversed(list(enumerate(regions))):
         lowered = lower_region(region)
@@ -158,11 +144,11 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
         plan.sites_cost = sum(site_costs[i] for i in members)
         plan.outermost = not any(isinstance(p, RegionOp) for p in _ancestors(region))
         placed = {site_devices[i] for i in members}
-        ops = RegionCandidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
+        ops = Candidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
                               None, 0.0, ops_cost, build="built")
         plan.candidates.append(ops)
         for variant, why_not in catalogue.variants_for(lowered.spec, "cpu"):
-            candidate = RegionCandidate(variant.name, variant.device, None, 0.0, math.inf)
+            candidate = Candidate(variant.name, variant.device, None, 0.0, math.inf)
             plan.candidates.append(candidate)
             if why_not:
                 candidate.why_not = why_not
@@ -231,7 +217,7 @@ def kept_regions(module: ModuleOp, kept: list[dict[str, Any]]) -> list[RegionPla
         lowered = lower_region(region)
         if entry["index"] != len(plans) or entry["kind"] != catalogue.kind(lowered.spec):
             raise ValueError("the kept plan's regions are not this module's")
-        chosen = RegionCandidate(
+        chosen = Candidate(
             str(entry["variant"]), str(entry["device"]),
             _number(entry["predicted_s"]), 0.0, float(entry["cost_s"]),
             low_s=_number(entry["low_s"]), high_s=_number(entry["high_s"]))

@@ -40,6 +40,7 @@ from dsl.lowering import module_targets
 from hardware.devices.available import available_devices
 from hardware.variants import Shapes, Variant, get_variant, load_library, variants_for
 from hardware.variants.compiled import is_built
+from passes.candidates import Candidate
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place
@@ -47,28 +48,6 @@ from passes.region_choice import RegionPlan, apply_regions, choose_regions, save
 from passes.sites import DataFlow, Site, data_flow
 from predictor.features import Configuration
 from predictor.models import ModelSet
-
-
-@dataclass
-class Candidate:
-    variant: str
-    device: str
-    predicted_s: float | None
-    """Predicted time of one execution; None without a model."""
-    compile_s: float
-    cost_s: float
-    """trips × predicted_s + compile_s; infinite without a model."""
-    why_not: str = ""
-    low_s: float | None = None
-    high_s: float | None = None
-    """The 90% interval of one execution's time."""
-    base_s: float | None = None
-    """The trained model's own prediction, before this machine's corrections."""
-    basis: str = "predicted"
-    """`predicted`, `measured` (by this compile) or `wisdom` (measured before)."""
-    build: str = "compile"
-    """What its build costs here: `compile`, `cached` (loaded from the build cache) or
-    `built` (already built in this process)."""
 
 
 @dataclass

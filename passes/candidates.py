@@ -1,0 +1,31 @@
+"""A candidate of a choice: one way to run an op or a region, what it is predicted to
+cost, and why it lost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Candidate:
+    """A variant on a device, for one kernel op (`select-variants`) or one region
+    (`passes.region_choice`, where `predicted_s` is one execution of the whole region)."""
+
+    variant: str
+    device: str
+    predicted_s: float | None
+    """Predicted time of one execution; None without a model."""
+    compile_s: float
+    cost_s: float
+    """trips × predicted_s + compile_s; infinite without a model."""
+    why_not: str = ""
+    low_s: float | None = None
+    high_s: float | None = None
+    """The 90% interval of one execution's time."""
+    base_s: float | None = None
+    """The trained model's own prediction, before this machine's corrections."""
+    basis: str = "predicted"
+    """`predicted`, `measured` (by this compile) or `wisdom` (measured before)."""
+    build: str = "compile"
+    """What its build costs here: `compile`, `cached` (loaded from the build cache) or
+    `built` (already built in this process)."""
