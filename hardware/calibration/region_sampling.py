@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dsl import dtypes
 from hardware.calibration.sampling import Config, interleave
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.spec import RegionOp, RegionSpec, summary
@@ -31,7 +32,6 @@ PLAN = (100, 25)
 NOISE_REGIONS = 6
 """Test regions per combination that the noise passes measure twice."""
 
-DTYPES = {"f32": "float32", "f64": "float64"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class RegionJob:
     @property
     def config(self) -> Config:
         return Config(self.variant.kernel, summary(self.region).as_shapes(),
-                      DTYPES[self.region.dtype])
+                      dtypes.stored_name(self.region.dtype))
 
     @property
     def key(self) -> tuple[str, str, str, str, str, tuple[tuple[int, ...], ...], int]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsl import dtypes
 from hardware.devices.allocator import aligned, keep_freed_memory
 from hardware.devices.available import get_device
 from hardware.devices.device import Device
@@ -33,8 +34,6 @@ from hardware.variants.compiled import compiled, normalise_shapes
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.spec import RegionSpec
 from hardware.variants.registry import Shapes, Variant
-
-DTYPES = {"f32": "float32", "f64": "float64"}
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -160,7 +159,7 @@ def measure_region(
     loop's times are per trip (each call's time over its trips)."""
     function = catalogue.built(spec, variant)
     compile_s = catalogue.build_seconds_of(spec, variant) or 0.0
-    dtype = np.dtype(DTYPES[spec.dtype])
+    dtype = dtypes.to_numpy(spec.dtype)
     inputs = [aligned(a) for a in uniform_operands(spec.inputs, dtype, seed)]
     keep_freed_memory()
 

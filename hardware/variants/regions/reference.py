@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from dsl import dtypes
 from hardware.variants.reference import REFERENCE_FUNCTIONS
 from hardware.variants.regions.spec import RegionSpec
-
-NUMPY_DTYPES: dict[str, np.dtype] = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
-"""A spec's dtype name as a numpy dtype."""
 
 
 def numpy_dtype(spec: RegionSpec) -> np.dtype:
     """The numpy dtype of every value of the region."""
-    return NUMPY_DTYPES[spec.dtype]
+    return dtypes.to_numpy(spec.dtype)
 
 
 def check_inputs(spec: RegionSpec, inputs: list[np.ndarray]) -> None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dsl import kernels
+from dsl import dtypes, kernels
 
 Shape = tuple[int, ...]
-
-ITEMSIZE = {"f32": 4, "f64": 8}
 
 ELEMENTWISE_COST = {"exp": 10, "sqrt": 4, "div": 4}
 """Vector instructions per element of an element-wise kernel (1 where unnamed): an
@@ -51,7 +49,7 @@ class RegionSpec:
     region is still called with them; a builder may fold them into its code."""
 
     def __post_init__(self) -> None:
-        if self.dtype not in ITEMSIZE:
+        if self.dtype not in dtypes.DTYPES:
             raise ValueError(f"a region's dtype is f32 or f64, not {self.dtype!r}")
         shapes = list(self.inputs)
         for op in self.ops:
@@ -123,7 +121,7 @@ nonzero taps, the work a builder that folds it does), and a loop's trips."""
 
 def summary(spec: RegionSpec) -> Summary:
     shapes = spec.shapes()
-    item = ITEMSIZE[spec.dtype]
+    item = dtypes.itemsize(spec.dtype)
     size = [math.prod(s) for s in shapes]
     bytes_once = item * (sum(size[: len(spec.inputs)]) + sum(size[v] for v in set(spec.outputs)))
     per_op = 0
