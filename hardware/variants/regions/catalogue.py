@@ -75,7 +75,7 @@ def _jax_why_not(spec: RegionSpec) -> str | None:
 def _halide_why_not(spec: RegionSpec) -> str | None:
     if spec.is_loop:
         return "Halide compiles fused chains, not whole loops"
-    from hardware.variants.regions.halide_region import halide_supports
+    from hardware.variants.regions.halide_support import halide_supports
 
     return halide_supports(spec)
 

@@ -45,14 +45,12 @@ from hardware.variants.halide.pipeline import (
     halide_type,
     load_autoscheduler,
 )
+from hardware.variants.regions.halide_support import halide_supports
 from hardware.variants.regions.reference import check_inputs, numpy_dtype
 from hardware.variants.regions.spec import RegionSpec, Shape
 
 SCHEDULES = ("annc", *AUTOSCHEDULERS)
 """annc's own schedule, or one of the auto-schedulers the halide wheel ships."""
-
-HEAVY = ("conv2d", "matmul", "matvec", "transpose", "dot", "sum", "norm")
-"""The non-element-wise kernels a Halide region takes (at most one of them)."""
 
 _UNARY: dict[str, Callable[[hl.Expr], hl.Expr]] = {
     "exp": hl.exp, "sqrt": hl.sqrt, "abs": hl.abs, "neg": lambda a: -a,
@@ -70,21 +68,6 @@ RegionKernel = Callable[..., list[np.ndarray]]
 
 class RegionUnsupported(ValueError):
     """A region the Halide builder does not compile; the message says why."""
-
-
-def halide_supports(spec: RegionSpec) -> str | None:
-    """None if `build_halide` compiles this region, else why not."""
-    if spec.is_loop:
-        return "a loop region is not compiled by Halide (its loop is over whole buffers)"
-    heavy = [op.kernel for op in spec.ops if kernels.kernel(op.kernel).kind != "elementwise"]
-    unknown = [k for k in heavy if k not in HEAVY]
-    if unknown:
-        return f"Halide regions do not take {', '.join(unknown)}"
-    if len(heavy) > 1:
-        return f"a Halide region has at most one non-element-wise op, not {', '.join(heavy)}"
-    if not spec.outputs:
-        return "a region without outputs computes nothing"
-    return None
 
 
 def _vars(rank: int) -> tuple[hl.Var, ...]:
