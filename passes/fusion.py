@@ -31,6 +31,7 @@ from xdsl.passes import ModulePass
 
 from dsl import dtypes, kernels
 from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
+from passes.sites import trip_count
 
 LOOP_DEVICES = (None, "cpu")
 """The pins a whole loop's ops may carry: its compiled versions run on the CPU."""
@@ -129,14 +130,18 @@ def _join(op: KernelOp, producers: list[_Group], block: Block,
     return None
 
 
-def _outside(value: SSAValue, members: set[Operation]) -> bool:
-    owner = value.owner
-    op = owner if isinstance(owner, Operation) else owner.parent_op()
+def _outside(op: Operation | None, members: set[Operation]) -> bool:
+    """Whether `op` is neither one of `members` nor inside one."""
     while op is not None:
         if op in members:
             return False
         op = op.parent_op()
     return True
+
+
+def _defined_outside(value: SSAValue, members: set[Operation]) -> bool:
+    owner = value.owner
+    return _outside(owner if isinstance(owner, Operation) else owner.parent_op(), members)
 
 
 def _wrap(members: list[Operation]) -> RegionOp:
@@ -148,10 +153,10 @@ def _wrap(members: list[Operation]) -> RegionOp:
     for member in members:
         for op in member.walk():
             for operand in op.operands:
-                if _outside(operand, member_set) and operand not in inputs:
+                if _defined_outside(operand, member_set) and operand not in inputs:
                     inputs.append(operand)
     outputs: list[SSAValue] = [r for member in members for r in member.results
-               if any(_outside_use(use.operation, member_set) for use in r.uses)]
+                               if any(_outside(use.operation, member_set) for use in r.uses)]
     region = RegionOp(inputs, [r.type for r in outputs])
     loc = next((op.loc for member in members for op in member.walk()
                 if isinstance(op, KernelOp) and op.loc), None)
@@ -166,7 +171,7 @@ def _wrap(members: list[Operation]) -> RegionOp:
     block.insert_op_after(region, last)
     for result_index, result in enumerate(outputs):
         for use in list(result.uses):
-            if _outside_use(use.operation, member_set) and use.operation is not region:
+            if _outside(use.operation, member_set) and use.operation is not region:
                 use.operation.operands[use.index] = region.outputs[result_index]
     for member in members:
         block.detach_op(member)
@@ -177,15 +182,6 @@ def _wrap(members: list[Operation]) -> RegionOp:
             if use.operation is not region and region.is_ancestor(use.operation):
                 use.operation.operands[use.index] = argument
     return region
-
-
-def _outside_use(user: Operation, members: set[Operation]) -> bool:
-    op: Operation | None = user
-    while op is not None:
-        if op in members:
-            return False
-        op = op.parent_op()
-    return True
 
 
 def _fuse_block(block: Block) -> None:
@@ -215,17 +211,7 @@ def _loop_fits(loop: scf.ForOp) -> bool:
             found.add(_dtype(op))
         elif not isinstance(op, RegionOp | YieldOp | scf.YieldOp):
             return False
-    return has_kernels and len(found) == 1 and _trips(loop) > 0
-
-
-def _trips(loop: scf.ForOp) -> int:
-    values: list[int] = []
-    for bound in (loop.lb, loop.ub, loop.step):
-        owner = bound.owner
-        assert isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr)
-        values.append(owner.value.value.data)
-    lower, upper, step = values
-    return max(0, -(-(upper - lower) // step)) if step > 0 else 0
+    return has_kernels and len(found) == 1 and trip_count(loop) > 0
 
 
 def _wrap_loop(loop: scf.ForOp) -> RegionOp:

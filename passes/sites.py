@@ -57,7 +57,7 @@ class DataFlow:
     values: list[Value]
 
 
-def _trip_count(loop: scf.ForOp) -> int:
+def trip_count(loop: scf.ForOp) -> int:
     """How many times the loop runs; 1 where a bound is not a constant."""
     bounds = []
     for operand in (loop.lb, loop.ub, loop.step):
@@ -75,7 +75,7 @@ def trips_of(op: Operation) -> int:
     parent = op.parent_op()
     while parent is not None:
         if isinstance(parent, scf.ForOp):
-            trips *= _trip_count(parent)
+            trips *= trip_count(parent)
         parent = parent.parent_op()
     return trips
 
