@@ -97,15 +97,13 @@ def run_module(
     ran = [region for region in executable.regions if region.times_ns]
     regions = [region.report() for region in ran]
     predicted = [None if r.predicted_s is None else r.predicted_s * r.executions
-                 for r in records] + [None if region.predicted_s is None
-                                      else region.predicted_s * len(region.times_ns)
-                                      for region in ran]
+                 for r in records] + [region.predicted_total_s for region in ran]
     report = {
         "ops": ops,
         "regions": regions,
         "total_predicted_s": _total(predicted),
         "total_measured_s": (sum(r.measured_s for r in records)
-                             + sum(sum(region.times_ns) for region in ran) * 1e-9),
+                             + sum(region.measured_s for region in ran)),
         "transfer_s": executable.transfer_s,
         "models": models,
         "compile_s": compile_s,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -24,25 +24,8 @@ from hardware.execution.steps import Step
 
 
 @dataclass
-class OpRecord:
-    """What one kernel op did during a run."""
-
-    index: int
-    kernel: str
-    variant: str
-    device: str
-    shapes: list[list[int]]
-    loc: str
-    predicted_s: float | None
-    measured_s: float = 0.0
-    executions: int = 0
-    times: list[float] = field(default_factory=list)
-    """Seconds of each execution, in order."""
-
-
-@dataclass
-class PlannedOp:
-    """A kernel op as the plan runs it, and the nanoseconds of each of its executions."""
+class PlannedKernel:
+    """Which kernel op, run how: what a plan fixes for it and a record of it repeats."""
 
     index: int
     """The op's position among the kernel ops of the printed IR."""
@@ -52,13 +35,29 @@ class PlannedOp:
     shapes: list[list[int]]
     loc: str
     predicted_s: float | None
+
+
+@dataclass
+class OpRecord(PlannedKernel):
+    """What one kernel op did during a run."""
+
+    measured_s: float = 0.0
+    executions: int = 0
+    times: list[float] = field(default_factory=list)
+    """Seconds of each execution, in order."""
+
+
+@dataclass
+class PlannedOp(PlannedKernel):
+    """A kernel op as the plan runs it, and the nanoseconds of each of its executions."""
+
     times_ns: list[int] = field(default_factory=list)
 
     def record(self) -> OpRecord:
         times = [t * 1e-9 for t in self.times_ns]
-        return OpRecord(self.index, self.kernel, self.variant, self.device, self.shapes,
-                        self.loc, self.predicted_s, sum(self.times_ns) * 1e-9,
-                        len(times), times)
+        which = {f.name: getattr(self, f.name) for f in fields(PlannedKernel)}
+        return OpRecord(**which, measured_s=sum(self.times_ns) * 1e-9,
+                        executions=len(times), times=times)
 
 
 @dataclass
@@ -79,15 +78,23 @@ class PlannedRegion:
     predicted_s: float | None
     times_ns: list[int] = field(default_factory=list)
 
+    @property
+    def measured_s(self) -> float:
+        """Seconds of all its executions in the last run."""
+        return sum(self.times_ns) * 1e-9
+
+    @property
+    def predicted_total_s(self) -> float | None:
+        """Its predicted seconds, times its executions in the last run."""
+        return None if self.predicted_s is None else self.predicted_s * len(self.times_ns)
+
     def report(self) -> dict[str, object]:
         """The region as `run --report json` lists it under `regions`."""
-        executions = len(self.times_ns)
         return {
             "index": self.index, "kind": self.kind, "variant": self.variant,
             "device": self.device, "ops": self.ops, "kernels": self.kernels, "loc": self.loc,
-            "predicted_s": (None if self.predicted_s is None
-                            else self.predicted_s * executions),
-            "measured_s": sum(self.times_ns) * 1e-9, "executions": executions,
+            "predicted_s": self.predicted_total_s, "measured_s": self.measured_s,
+            "executions": len(self.times_ns),
         }
 
 
