@@ -10,6 +10,7 @@ loop-invariant. A loop of 0 trips returns its carried inputs.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -51,11 +52,10 @@ class RegionSpec:
     def __post_init__(self) -> None:
         if self.dtype not in dtypes.DTYPES:
             raise ValueError(f"a region's dtype is f32 or f64, not {self.dtype!r}")
-        shapes = list(self.inputs)
-        for op in self.ops:
-            if any(not 0 <= v < len(shapes) for v in op.operands):
+        for index, op in enumerate(self.ops):
+            if any(not 0 <= v < len(self.inputs) + index for v in op.operands):
                 raise ValueError(f"{op.kernel} reads a value not defined before it")
-            shapes.append(kernels.result_shape(op.kernel, tuple(shapes[v] for v in op.operands)))
+        shapes = self._value_shapes
         for number, values in self.constants:
             if not self.carried <= number < len(self.inputs) or len(values) != math.prod(
                     self.inputs[number]):
@@ -74,21 +74,24 @@ class RegionSpec:
     def is_loop(self) -> bool:
         return self.trips is not None
 
-    def shapes(self) -> list[Shape]:
-        """The shape of every value, by number."""
+    @functools.cached_property
+    def _value_shapes(self) -> tuple[Shape, ...]:
+        """The shape of every value, by number, worked out once."""
         shapes = list(self.inputs)
         for op in self.ops:
             shapes.append(kernels.result_shape(op.kernel, tuple(shapes[v] for v in op.operands)))
-        return shapes
+        return tuple(shapes)
+
+    def shapes(self) -> list[Shape]:
+        """The shape of every value, by number."""
+        return list(self._value_shapes)
 
     def operand_shapes(self, index: int) -> tuple[Shape, ...]:
         """The operand shapes of op `index`."""
-        shapes = self.shapes()
-        return tuple(shapes[v] for v in self.ops[index].operands)
+        return tuple(self._value_shapes[v] for v in self.ops[index].operands)
 
     def output_shapes(self) -> tuple[Shape, ...]:
-        shapes = self.shapes()
-        return tuple(shapes[v] for v in self.outputs)
+        return tuple(self._value_shapes[v] for v in self.outputs)
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ class Summary:
     element count, its op count, the bytes its inputs and outputs occupy (what a fused
     version moves once), the bytes every op reads and writes (what the op-by-op
     version moves), the sum of its ops' textbook complexities (element-wise ones
-weighted by `ELEMENTWISE_COST`; a convolution by a known constant kernel counted by its
-nonzero taps, the work a builder that folds it does), and a loop's trips."""
+    weighted by `ELEMENTWISE_COST`; a convolution by a known constant kernel counted by
+    its nonzero taps, the work a builder that folds it does), and a loop's trips."""
 
     elements: int
     ops: int
