@@ -63,41 +63,27 @@ class RegionPlan:
         return [op.kernel for op in self.lowered.spec.ops]
 
 
+def _enclosing_region(op: Operation) -> RegionOp | None:
+    """The nearest region around `op`, if any."""
+    parent = op.parent_op()
+    while parent is not None and not isinstance(parent, RegionOp):
+        parent = parent.parent_op()
+    return parent
+
+
 def _ops_cost(region: RegionOp, costs: dict[KernelOp, float],
               chosen: dict[RegionOp, Candidate]) -> float:
     """The cost of running the region's body as chosen: its own ops', and the choices of
     the regions directly inside it."""
     total = 0.0
     for op in region.block.walk():
-        if isinstance(op, RegionOp):
+        if _enclosing_region(op) is not region:
             continue
         if isinstance(op, KernelOp):
-            inner = _innermost_region(op, region)
-            if inner is None:
-                total += costs[op]
-    for op in region.block.walk():
-        if isinstance(op, RegionOp) and _innermost_region(op, region) is None:
+            total += costs[op]
+        elif isinstance(op, RegionOp):
             total += chosen[op].cost_s
     return total
-
-
-def _innermost_region(op: KernelOp | RegionOp, outer: RegionOp) -> RegionOp | None:
-    """The region strictly inside `outer` that holds `op`, if any."""
-    parent = op.parent_op()
-    while parent is not None and parent is not outer:
-        if isinstance(parent, RegionOp):
-            return parent
-        parent = parent.parent_op()
-    return None
-
-
-def _ancestors(op: RegionOp) -> list[Operation]:
-    found: list[Operation] = []
-    parent = op.parent_op()
-    while parent is not None:
-        found.append(parent)
-        parent = parent.parent_op()
-    return found
 
 
 def saved_by_regions(plans: list[RegionPlan]) -> float:
@@ -142,10 +128,10 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
                           trips_of(region))
         ops_cost = _ops_cost(region, costs, chosen)
         plan.sites_cost = sum(site_costs[i] for i in members)
-        plan.outermost = not any(isinstance(p, RegionOp) for p in _ancestors(region))
+        plan.outermost = _enclosing_region(region) is None
         placed = {site_devices[i] for i in members}
         ops = Candidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
-                              None, 0.0, ops_cost, build="built")
+                        None, 0.0, ops_cost, build="built")
         plan.candidates.append(ops)
         for variant, why_not in catalogue.variants_for(lowered.spec, "cpu"):
             candidate = Candidate(variant.name, variant.device, None, 0.0, math.inf)
