@@ -62,7 +62,6 @@ class _Numbering:
         self.sources: list[int | np.ndarray] = []
         self.ops: list[SpecOp] = []
         self.constants: list[tuple[int, tuple[float, ...]]] = []
-        self.pending: list[tuple[str, tuple[SSAValue, ...], SSAValue]] = []
 
     def add_input(self, value: SSAValue, source: int | np.ndarray,
                   known: np.ndarray | None = None) -> None:
@@ -75,34 +74,25 @@ class _Numbering:
                                    tuple(float(x) for x in known.ravel())))
 
     def block(self, block: Block) -> list[SSAValue]:
-        """Records the block's kernel ops; returns what its terminator yields."""
+        """Numbers the block's kernel ops (after every input is added); returns what its
+        terminator yields. A nested region's arguments and results take the numbers of
+        its inputs and of what it yields."""
         for op in block.ops:
             if isinstance(op, KernelOp):
-                self.pending.append((op.kernel_name(), tuple(op.operands), op.results[0]))
+                self.number[op.results[0]] = len(self.inputs) + len(self.ops)
+                self.ops.append(SpecOp(op.kernel_name(),
+                                       tuple(self.number[v] for v in op.operands)))
             elif isinstance(op, RegionOp):
                 for argument, operand in zip(op.block.args, op.inputs, strict=True):
-                    self.alias(argument, operand)
+                    self.number[argument] = self.number[operand]
                 yielded = self.block(op.block)
                 for result, value in zip(op.outputs, yielded, strict=True):
-                    self.alias(result, value)
+                    self.number[result] = self.number[value]
             elif isinstance(op, YieldOp | scf.YieldOp):
                 return list(op.operands)
             elif not isinstance(op, ConstantOp | arith.ConstantOp):
                 raise ValueError(f"a region cannot hold {op.name}")
         raise ValueError("a region's block has no terminator")
-
-    def alias(self, value: SSAValue, same_as: SSAValue) -> None:
-        self.pending.append(("=", (same_as,), value))
-
-    def resolve(self) -> None:
-        """Numbers the recorded ops' results (aliases take their value's number)."""
-        for kernel, operands, result in self.pending:
-            numbers = tuple(self.number[o] for o in operands)
-            if kernel == "=":
-                self.number[result] = numbers[0]
-            else:
-                self.number[result] = len(self.inputs) + len(self.ops)
-                self.ops.append(SpecOp(kernel, numbers))
 
 
 def _bound(value: SSAValue) -> int:
@@ -131,7 +121,6 @@ def _lower_chain(region: RegionOp) -> Lowered:
     for index, argument in enumerate(region.block.args):
         numbering.add_input(argument, index, _known(region.inputs[index]))
     yielded = numbering.block(region.block)
-    numbering.resolve()
     outputs = tuple(numbering.number[v] for v in yielded)
     spec = RegionSpec(tuple(numbering.inputs), _dtype(region.block.args[0])
                       if region.block.args else _dtype(yielded[0]),
@@ -164,7 +153,6 @@ def _lower_loop(region: RegionOp, loop: scf.ForOp) -> Lowered:
                 numbering.add_input(operand, operand.index,
                                     _known(region.inputs[operand.index]))
     yielded = numbering.block(body)
-    numbering.resolve()
     outputs = tuple(numbering.number[v] for v in yielded)
     results = []
     region_yield = region.block.last_op
