@@ -408,3 +408,13 @@ def test_numpy_refuses_loops_and_convolutions() -> None:
     assert "convolution" in (numpy_supports(heat((8, 8), 3, "f32")) or "")
     with pytest.raises(ValueError, match="convolution"):
         build_numpy(heat((8, 8), 3, "f32"))
+
+
+def test_halide_reads_read_only_inputs(halide_region) -> None:
+    """XLA's results and the plan's constants are read-only arrays; a Halide region reads
+    them as it reads any other."""
+    spec = heat((9, 11), 3, "f32")
+    inputs = operands(spec)
+    for array in inputs:
+        array.flags.writeable = False
+    assert_matches(spec, halide_region.build_halide(spec)(*inputs), inputs, terms=12 * 14)

@@ -101,6 +101,13 @@ builds: dict[str, int] = {"aot_built": 0, "aot_loaded": 0, "jit": 0}
 """How this process got its Halide CPU kernels (for tests and reports)."""
 
 
+def buffer_of(array: np.ndarray) -> hl.Buffer:
+    """A Halide buffer over the array. Halide's Python binding refuses a read-only array
+    (XLA's results and the plan's constants are read-only views), so such an input is
+    copied; a pipeline never writes its inputs."""
+    return hl.Buffer(array if array.flags.writeable else array.copy())
+
+
 class JitFunction:
     """A JIT-compiled pipeline, called like an `AotFunction` with numpy arrays."""
 
@@ -108,7 +115,7 @@ class JitFunction:
         self.function = function
 
     def __call__(self, *arrays: np.ndarray) -> None:
-        self.function(*(hl.Buffer(array) for array in arrays))
+        self.function(*(buffer_of(array) for array in arrays))
 
 
 class CompiledKernel:

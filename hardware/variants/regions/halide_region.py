@@ -36,7 +36,7 @@ from dsl import kernels
 from hardware.devices.allocator import aligned_empty
 from hardware.variants.halide import schedules
 from hardware.variants.halide.algorithms import Definition
-from hardware.variants.halide.cpu import cpu_target
+from hardware.variants.halide.cpu import buffer_of, cpu_target
 from hardware.variants.halide.pipeline import (
     AUTOSCHEDULERS,
     AutoscheduleError,
@@ -363,7 +363,7 @@ def _runner(spec: RegionSpec, region: Region, function: hl.Callable) -> RegionKe
         check_inputs(spec, list(inputs))
         arrays = [np.asarray(a, dtype=dtype, order="C") for a in inputs]  # 0-d stays 0-d
         results = [aligned_empty(shape, dtype) for shape in out_shapes]
-        function(*(hl.Buffer(a) for a in arrays), *(hl.Buffer(r) for r in results))
+        function(*(buffer_of(a) for a in arrays), *(hl.Buffer(r) for r in results))
         seen: set[int] = set()
         outputs = []
         for v in spec.outputs:
