@@ -96,8 +96,7 @@ def fit_models(
     groups = {c: rows for c, rows in by_combo(measurements).items()
               if len(split(rows, "train")) >= min_rows}
     start = time.perf_counter()
-    prepared: dict[int, list[tuple[Combo, Normalisation, TrainingSet, np.ndarray | None]]] = (
-        defaultdict(list))
+    prepared: list[tuple[Combo, Normalisation, TrainingSet, np.ndarray | None]] = []
     names_of: dict[Combo, tuple[str, ...]] = {}
     for combo, rows in groups.items():
         train = split(rows, "train")
@@ -112,15 +111,14 @@ def fit_models(
             line = np.linalg.lstsq(design, yn, rcond=None)[0]
             yn = yn - design @ line
         names_of[combo] = names
-        prepared[x.shape[1]].append((combo, normalisation, TrainingSet(xn, yn), line))
+        prepared.append((combo, normalisation, TrainingSet(xn, yn), line))
     models: dict[Combo, Model] = {}
-    for entries in prepared.values():
-        params = train_group([e[2] for e in entries], hidden, seed)
-        for (combo, normalisation, _, line), p in zip(entries, params, strict=True):
-            weights = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
-            if line is not None:
-                weights["prior"] = np.asarray(line, dtype=np.float64)
-            models[combo] = Model(*combo, names_of[combo], normalisation, weights)
+    params = train_group([e[2] for e in prepared], hidden, seed) if prepared else []
+    for (combo, normalisation, _, line), p in zip(prepared, params, strict=True):
+        weights = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
+        if line is not None:
+            weights["prior"] = np.asarray(line, dtype=np.float64)
+        models[combo] = Model(*combo, names_of[combo], normalisation, weights)
     seconds = time.perf_counter() - start
     return {c: _summarised(m, groups[c], seconds / max(len(models), 1))
             for c, m in sorted(models.items())}

@@ -1,11 +1,15 @@
 """Training many tiny models at once: optax Adam, seeded restarts, best on validation.
 
-The loss is a smoothed absolute error of normalised log time. Every model of a
-group (the same number of features) trains in one jitted
-call: rows are padded to a common count and masked, restarts and models are
-vmapped. Each restart keeps the parameters of its lowest validation loss seen
-during training (early stopping by checkpoint), and the restart with the lowest
-validation loss wins. Held-out test rows never enter this module.
+The loss is a smoothed absolute error of normalised log time. Every model trains
+in one jitted call, whatever its feature count: rows are padded to a common count
+and masked, features to a common width with zero columns (whose weights start at 0
+and, their gradient being 0, stay there until they are cut off), and restarts and
+models are vmapped. Training many models is dominated by the steps' fixed cost, so
+one call for all is much faster than one per feature width. Each restart keeps the
+parameters of its lowest validation loss seen during training (early stopping by
+checkpoint; the validation loss comes from the same forward pass as the gradient),
+and the restart with the lowest validation loss wins. Held-out test rows never
+enter this module.
 """
 
 from __future__ import annotations
@@ -34,15 +38,21 @@ class TrainingSet:
     targets: np.ndarray
 
 
-def _loss(params: mlp.Params, x: jax.Array, y: jax.Array, weights: jax.Array) -> jax.Array:
-    """Weighted mean of a smoothed absolute error of log time.
+def _weighted(errors: jax.Array, weights: jax.Array) -> jax.Array:
+    return jnp.sum(weights * errors) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def _loss(params: mlp.Params, x: jax.Array, y: jax.Array, train_w: jax.Array,
+          val_w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Weighted means of a smoothed absolute error of log time over the training rows
+    and, as auxiliary output, over the validation rows.
 
     Absolute rather than squared: a few measurements disturbed by the machine (a
     page fault storm, a descheduled thread) should not pull the fit, and MAPE, the
     error that matters, is itself an absolute error."""
     residual = jax.vmap(mlp.predict, in_axes=(None, 0))(params, x) - y
     smooth_abs = jnp.sqrt(residual**2 + 1e-4)
-    return jnp.sum(weights * smooth_abs) / jnp.maximum(jnp.sum(weights), 1.0)
+    return _weighted(smooth_abs, train_w), _weighted(smooth_abs, val_w)
 
 
 _Carry = tuple[mlp.Params, optax.OptState, mlp.Params, jax.Array]
@@ -51,20 +61,23 @@ and their validation loss."""
 
 
 def _fit_one(key: jax.Array, x: jax.Array, y: jax.Array, train_w: jax.Array,
-             val_w: jax.Array, *, hidden: int, steps: int) -> tuple[mlp.Params, jax.Array]:
+             val_w: jax.Array, inputs: jax.Array, *, hidden: int,
+             steps: int) -> tuple[mlp.Params, jax.Array]:
+    """One restart of one model; `inputs` masks the feature columns it really has."""
     params = mlp.init(key, x.shape[1], hidden)
+    scale = jnp.sqrt(x.shape[1] / jnp.maximum(jnp.sum(inputs), 1.0))
+    params["w1"] = params["w1"] * (inputs * scale)[:, None]
     schedule = optax.cosine_decay_schedule(LEARNING_RATE, steps, alpha=0.05)
     optimiser = optax.adam(schedule)
     state = optimiser.init(params)
 
     def step(carry: _Carry, _: None) -> tuple[_Carry, None]:
         params, state, best, best_loss = carry
-        grads = jax.grad(_loss)(params, x, y, train_w)
+        grads, loss = jax.grad(_loss, has_aux=True)(params, x, y, train_w, val_w)
+        better = loss < best_loss  # the validation loss of these params, before the step
+        best = jax.tree.map(lambda now, old: jnp.where(better, now, old), params, best)
         updates, state = optimiser.update(grads, state, params)
         params = optax.apply_updates(params, updates)
-        loss = _loss(params, x, y, val_w)
-        better = loss < best_loss
-        best = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, best)
         return (params, state, best, jnp.where(better, loss, best_loss)), None
 
     initial = (params, state, params, jnp.asarray(jnp.inf))
@@ -74,10 +87,11 @@ def _fit_one(key: jax.Array, x: jax.Array, y: jax.Array, train_w: jax.Array,
 
 @partial(jax.jit, static_argnames=("hidden", "steps"))
 def _fit_group(keys: jax.Array, x: jax.Array, y: jax.Array, train_w: jax.Array,
-               val_w: jax.Array, *, hidden: int, steps: int) -> tuple[mlp.Params, jax.Array]:
+               val_w: jax.Array, inputs: jax.Array, *, hidden: int,
+               steps: int) -> tuple[mlp.Params, jax.Array]:
     fit = partial(_fit_one, hidden=hidden, steps=steps)
-    over_restarts = jax.vmap(fit, in_axes=(0, None, None, None, None))
-    return jax.vmap(over_restarts)(keys, x, y, train_w, val_w)
+    over_restarts = jax.vmap(fit, in_axes=(0, None, None, None, None, None))
+    return jax.vmap(over_restarts)(keys, x, y, train_w, val_w, inputs)
 
 
 def _validation_mask(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,26 +105,30 @@ def train_group(
     sets: list[TrainingSet], hidden: int, seed: int = 0, steps: int = STEPS,
     restarts: int = RESTARTS,
 ) -> list[mlp.Params]:
-    """Trains one model per set (all with the same feature count); returns their params."""
+    """Trains one model per set, in one call; returns their params (`w1` with as many
+    rows as the set has features)."""
     width = max(len(s.targets) for s in sets)
-    inputs = sets[0].features.shape[1]
+    columns = [s.features.shape[1] for s in sets]
     rng = np.random.default_rng(seed)
-    x = np.zeros((len(sets), width, inputs))
+    x = np.zeros((len(sets), width, max(columns)))
     y = np.zeros((len(sets), width))
     train_w = np.zeros((len(sets), width))
     val_w = np.zeros((len(sets), width))
+    inputs = np.zeros((len(sets), max(columns)))
     for i, s in enumerate(sets):
         n = len(s.targets)
-        x[i, :n], y[i, :n] = s.features, s.targets
+        x[i, :n, :columns[i]], y[i, :n] = s.features, s.targets
+        inputs[i, :columns[i]] = 1.0
         validation = _validation_mask(n, rng)
         train_w[i, :n] = ~validation
         val_w[i, :n] = validation if validation.any() else 1.0
     keys = jax.random.split(jax.random.key(seed), len(sets) * restarts)
     keys = keys.reshape(len(sets), restarts)
-    arrays = (jnp.asarray(a, mlp.DTYPE) for a in (x, y, train_w, val_w))
+    arrays = (jnp.asarray(a, mlp.DTYPE) for a in (x, y, train_w, val_w, inputs))
     best, losses = _fit_group(keys, *arrays, hidden=hidden, steps=steps)
     winners = np.asarray(jnp.argmin(losses, axis=1))
-    return [
-        jax.tree.map(lambda leaf, i=i: np.asarray(leaf[i, winners[i]]), best)
-        for i in range(len(sets))
-    ]
+    chosen = [jax.tree.map(lambda leaf, i=i: np.asarray(leaf[i, winners[i]]), best)
+              for i in range(len(sets))]
+    for params, count in zip(chosen, columns, strict=True):
+        params["w1"] = params["w1"][:count]
+    return chosen

@@ -86,6 +86,22 @@ def test_augmented_model_learns_a_smooth_cost_to_a_few_percent():
     assert model.summary["mape"] < 6.0
 
 
+def test_models_of_different_feature_counts_train_together_each_at_its_own_width():
+    """One call trains every model; a narrower model's padding columns are cut off."""
+    matmul = synthetic("matmul", "numpy")
+    elementwise = []
+    for row in synthetic("matmul", "jax", seed=2):  # the same cost, as an element count
+        m, k = row.config.shapes[0]
+        n = row.config.shapes[1][1]
+        config = Configuration("neg", ((m * k * n,),), row.config.dtype, row.config.complexity)
+        elementwise.append(Measurement(("neg", "numpy", "cpu"), config, row.seconds, row.split))
+    models = fit_models(matmul + elementwise)
+    for combo, model in models.items():
+        assert model.params["w1"].shape == (len(model.features), 8), combo
+        assert model.parameter_count == parameter_count(len(model.features))
+        assert model.summary["mape"] < 6.0, combo
+
+
 def test_held_out_rows_never_shape_the_normalisation():
     rows = synthetic("matmul", "numpy")
     poisoned = [Measurement(r.combo, r.config, r.seconds * (1000 if r.split == "test" else 1),
