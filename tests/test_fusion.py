@@ -206,3 +206,36 @@ def test_selection_always_offers_running_a_region_op_by_op():
     for region in plan.regions:
         assert region.candidates[0].variant == catalogue.OPS
         assert region.chosen is not None
+
+
+NON_FINITE = """
+input A : f64[9, 7]
+input B : f64[9, 7]
+C = -(A / (B - B)) + A * (B - B)
+D = (A / 0.0) - A / A
+E = sum(A * A - A * A) + A
+output C, D, E
+"""
+
+
+@pytest.mark.parametrize("variant", [v.name for v in catalogue.VARIANTS])
+def test_algebra_that_holds_only_for_finite_values_is_not_applied(variant: str) -> None:
+    """Zero, ±inf and NaN through regions whose algebra simplifies for finite values
+    (v − v, v / v, a division by zero): each compiled variant gives numpy's results,
+    or refuses the region, which then runs op by op."""
+    module = _ir(NON_FINITE)
+    fused = _fused(module)
+    assert len(_regions(fused)) >= 1
+    arrays = prepare_inputs(input_specs(module), {}, 0)
+    for array in arrays:
+        array.reshape(-1)[:6] = [0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]
+    with np.errstate(all="ignore"):
+        want = interpret(module, arrays, DEVICES)
+        _force(fused, variant)
+        got = _outputs(fused, arrays)
+    for name, value in want.items():
+        assert np.array_equal(np.isnan(got[name]), np.isnan(value)), name
+        finite = np.isfinite(value)
+        infinite = ~finite & ~np.isnan(value)
+        assert np.array_equal(got[name][infinite], value[infinite]), name
+        np.testing.assert_allclose(got[name][finite], value[finite], rtol=1e-12, err_msg=name)

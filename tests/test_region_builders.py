@@ -52,8 +52,8 @@ def assert_matches(spec: RegionSpec, outputs: list[np.ndarray], inputs: list[np.
 def elementwise_chain(seed: int, shape: tuple[int, ...], dtype: str) -> RegionSpec:
     """2–6 element-wise ops over A, B (shape), D (divisors, shape) and s (0-d, a divisor),
     some with the scalar broadcast on either side; some values are outputs. A binary op
-    never takes the same value twice (Halide simplifies v − v away, and with it an input
-    an auto-scheduler then finds no bounds for)."""
+    never takes the same value twice: such algebra (v − v, v / v) is tested on its own,
+    with non-finite values, at the end of this file."""
     rng = np.random.default_rng(seed)
     inputs = (shape, shape, shape, ())
     ops: list[RegionOp] = []
@@ -418,3 +418,79 @@ def test_halide_reads_read_only_inputs(halide_region) -> None:
     for array in inputs:
         array.flags.writeable = False
     assert_matches(spec, halide_region.build_halide(spec)(*inputs), inputs, terms=12 * 14)
+
+
+# Algebra that is exact only for finite values, and non-finite values, in every builder.
+
+DEGENERATE = {
+    "v - v": ((RegionOp("sub", (0, 0)),), 2),
+    "v / v": ((RegionOp("div", (0, 0)),), 2),
+    "-v / v": ((RegionOp("neg", (0,)), RegionOp("div", (2, 0))), 3),
+    "v * (w - w)": ((RegionOp("sub", (1, 1)), RegionOp("mul", (0, 2))), 3),
+    "v / (w - w)": ((RegionOp("sub", (1, 1)), RegionOp("div", (0, 2))), 3),
+    "sum(v*v - v*v)": ((RegionOp("mul", (0, 0)), RegionOp("sub", (2, 2)),
+                        RegionOp("sum", (3,))), 4),
+}
+"""Regions whose algebra a compiler may simplify only by assuming finite values; each
+is (ops, output value) over inputs v and w."""
+
+
+def nonfinite_inputs(shape: tuple[int, ...], dtype: str) -> list[np.ndarray]:
+    """v and w holding 0, ±1, ±inf and NaN among ordinary values."""
+    rng = np.random.default_rng(5)
+    arrays = []
+    for _ in range(2):
+        values = rng.uniform(-2.0, 2.0, shape)
+        flat = values.reshape(-1)
+        flat[:6] = [0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]
+        arrays.append(np.asarray(values, dtype=np.dtype("float32" if dtype == "f32"
+                                                          else "float64")))
+    return arrays
+
+
+def region_builders() -> dict[str, object]:
+    from hardware.variants.regions.jax_region import build_jax
+    from hardware.variants.regions.numpy_region import build_numpy
+
+    builders: dict[str, object] = {"jax": build_jax, "numpy": build_numpy}
+    try:
+        from hardware.variants.regions import halide_region
+    except ImportError:
+        return builders
+    builders["halide"] = halide_region.build_halide
+    builders["halide.mullapudi2016"] = lambda spec: halide_region.build_halide(
+        spec, "mullapudi2016")
+    return builders
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", DEGENERATE)
+@pytest.mark.parametrize("builder", ["jax", "numpy", "halide", "halide.mullapudi2016"])
+def test_every_builder_computes_ieee_results_where_algebra_would_simplify(
+        builder: str, name: str, dtype: str) -> None:
+    """What numpy computes, NaN and ±inf included, or a refusal (the region then runs its
+    ops one by one): never the result of algebra that holds only for finite values.
+    Halide leaves a division by a divisor it proves zero undefined and, without
+    strict float, simplifies v − v to 0."""
+    build = region_builders().get(builder)
+    if build is None:
+        pytest.skip(f"{builder} is not installed")
+    ops, output = DEGENERATE[name]
+    shape = (37, 29)
+    spec = RegionSpec((shape, shape), dtype, ops, (output,))
+    inputs = nonfinite_inputs(shape, dtype)
+    try:
+        function = build(spec)  # type: ignore[operator]
+    except ValueError as refusal:  # RegionUnsupported and the numpy builder's refusals
+        assert builder.startswith("halide"), refusal
+        assert name == "v / (w - w)", refusal
+        return
+    with np.errstate(all="ignore"):
+        (got,) = function(*inputs)
+        (want,) = run_reference(spec, inputs, dtype=numpy_dtype(spec))
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape
+    assert np.array_equal(np.isnan(got), np.isnan(want)), name
+    finite = np.isfinite(want)
+    assert np.array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-6)

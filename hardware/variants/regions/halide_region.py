@@ -18,6 +18,14 @@ named twice among the outputs is computed once and copied.
 Loops are not compiled here: a Halide pipeline has no loop over whole buffers, so a
 loop region is the JAX builder's (`jax_region`).
 
+Every element-wise op is `strict_float`: IEEE arithmetic, as numpy computes it.
+Halide's simplifier otherwise rewrites float algebra as if values were finite —
+v − v to 0, v · 0 to 0, (−v) / v to −1 — and leaves a division by a divisor it
+proves zero undefined (halide/Halide#7751: the output is then never written). A
+strict division by a divisor that is always zero (`A / (A - A)`, `A / 0.0` with the
+constant folded) is refused at compile time, and the region runs its ops one by one.
+The sums of the heavy ops stay reassociable, so they vectorise.
+
 Coordinates follow `halide.algorithms`: a value's Halide dimension 0 is numpy's last
 axis.
 """
@@ -209,7 +217,8 @@ def _elementwise(kernel: str, number: int, loads: list[Load], ranks: list[int]) 
 
     def value(coords: Sequence[hl.Expr]) -> hl.Expr:
         args = [load(coords if r else ()) for load, r in zip(loads, ranks, strict=True)]
-        return _BINARY[kernel](*args) if len(args) == 2 else _UNARY[kernel](args[0])
+        value = _BINARY[kernel](*args) if len(args) == 2 else _UNARY[kernel](args[0])
+        return hl.strict_float(value)
 
     return _loader(_func(f"v{number}", rank, value), rank)
 
@@ -349,7 +358,13 @@ def build_halide(spec: RegionSpec, schedule: str = "annc") -> RegionKernel:
         pipeline = hl.Pipeline(region.outputs)
     else:
         pipeline = _auto_schedule(schedule, region, spec, target)
-    function = pipeline.compile_to_callable(list(region.inputs), target)
+    try:
+        function = pipeline.compile_to_callable(list(region.inputs), target)
+    except hl.HalideError as error:
+        if "division by constant zero" in str(error).lower():
+            raise RegionUnsupported("it divides by a value that is always zero, which "
+                                    "Halide leaves undefined") from error
+        raise
     return _runner(spec, region, function)
 
 
