@@ -177,7 +177,10 @@ BINARY = ("add", "sub", "mul", "div")
 def _chain_ops(rng: np.random.Generator, fields: list[int], scalars: list[int],
                first: int, count: int) -> list[RegionOp]:
     """`count` element-wise ops, each reading the previous result and, for binary ops,
-    a field or scalar input or an earlier result."""
+    a field or scalar input or an earlier result. A difference or quotient never takes
+    one value twice: v − v and v / v are constants no workload computes, and a
+    compiler may fold them away (Halide does without strict float), so their times
+    would describe no real region."""
     ops: list[RegionOp] = []
     last = fields[0]
     made: list[int] = []
@@ -185,10 +188,14 @@ def _chain_ops(rng: np.random.Generator, fields: list[int], scalars: list[int],
         if rng.random() < 0.3:
             op = RegionOp(str(rng.choice(UNARY)), (last,))
         else:
-            others = fields + scalars + made
+            kernel = str(rng.choice(BINARY))
+            others = [v for v in fields + scalars + made
+                      if v != last or kernel not in ("sub", "div")]
+            if not others:  # the only value there is: v + v or v · v
+                kernel, others = str(rng.choice(("add", "mul"))), [last]
             other = int(rng.choice(others))
             pair = (last, other) if rng.random() < 0.5 else (other, last)
-            op = RegionOp(str(rng.choice(BINARY)), pair)
+            op = RegionOp(kernel, pair)
         ops.append(op)
         last = first + len(ops) - 1
         made.append(last)
