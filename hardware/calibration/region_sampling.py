@@ -100,7 +100,8 @@ def _with_constant_stencil(spec: RegionSpec, number: int, rng: np.random.Generat
                            ) -> RegionSpec:
     """The spec, with input `number` (a p×p stencil) made a known constant half of the
     time: a cross of ±1 and −2d taps (a Laplacian), or a sparse stencil of small
-    integers, zero elsewhere."""
+    integers, zero elsewhere, with at least two nonzero taps (a stencil of zeros or of
+    one tap is no stencil: a compiler folds it into nothing or a shift)."""
     if rng.random() >= CONSTANT_STENCIL_SHARE:
         return spec
     p = spec.inputs[number][0]
@@ -110,8 +111,9 @@ def _with_constant_stencil(spec: RegionSpec, number: int, rng: np.random.Generat
         weights[:, p // 2] = 1.0
         weights[p // 2, p // 2] = -2.0 * (p - 1)
     else:
-        mask = rng.random((p, p)) < 0.4
-        weights[mask] = rng.integers(-2, 3, size=int(mask.sum()))
+        while np.count_nonzero(weights) < 2:
+            mask = rng.random((p, p)) < 0.4
+            weights[mask] = rng.integers(-2, 3, size=int(mask.sum()))
     return RegionSpec(spec.inputs, spec.dtype, spec.ops, spec.outputs, spec.trips,
                       spec.carried, constants=((number, tuple(weights.ravel())),))
 
