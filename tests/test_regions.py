@@ -20,7 +20,8 @@ from hardware.calibration.reference_data import load_reference
 from hardware.calibration.region_sampling import region_plan
 from hardware.calibration.store import MeasurementStore
 from hardware.variants.regions import catalogue
-from hardware.variants.regions.spec import Summary
+from hardware.variants.regions.spec import RegionOp as SpecOp
+from hardware.variants.regions.spec import RegionSpec, Summary, summary
 from predictor.features import feature_names, is_region
 from predictor.fitting import fit_models
 
@@ -73,6 +74,25 @@ def test_the_region_plan_measures_every_class_with_its_variants():
         assert not any(op.kernel in ("sub", "div") and len(set(op.operands)) == 1
                        for op in job.region.ops), job.region
         assert all(np.count_nonzero(values) >= 2 for _, values in job.region.constants)
+
+
+def test_a_region_summary_counts_the_bytes_read_and_the_taps_a_builder_computes():
+    """Bytes once: inputs some op reads, and outputs. A known stencil of at most 7x7 taps
+    counts its nonzero taps (JAX's shifted sum skips the zeros); a larger known kernel
+    counts every tap (FFT or a direct sum)."""
+    unused = RegionSpec(((10,), (10,), ()), "f32", (SpecOp("mul", (0, 2)),), (3,))
+    assert summary(unused).bytes_once == (10 + 1 + 10) * 4
+
+    def heat(p: int) -> RegionSpec:
+        cross = np.zeros((p, p))
+        cross[p // 2, :] = cross[:, p // 2] = 1.0
+        ops = (SpecOp("conv2d", (0, 1)), SpecOp("mul", (3, 2)), SpecOp("add", (0, 4)))
+        return RegionSpec(((20, 30), (p, p), ()), "f64", ops, (5,),
+                          constants=((1, tuple(cross.ravel())),))
+
+    elementwise = 2 * 600  # the scale and the add, one unit per element each
+    assert summary(heat(3)).complexity == 600 * 5 + elementwise
+    assert summary(heat(21)).complexity == 600 * 21 * 21 + elementwise
 
 
 def test_calibrate_regions_stores_region_rows_and_resumes(tmp_path):

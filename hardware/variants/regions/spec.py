@@ -99,9 +99,11 @@ class Summary:
     """What the region models see of a region (one trip of a loop): its largest value's
     element count, its op count, the bytes its inputs and outputs occupy (what a fused
     version moves once), the bytes every op reads and writes (what the op-by-op
-    version moves), the sum of its ops' textbook complexities (element-wise ones
-    weighted by `ELEMENTWISE_COST`; a convolution by a known constant kernel counted by
-    its nonzero taps, the work a builder that folds it does), and a loop's trips."""
+    version moves; an input no op reads is not moved), the sum of its ops' textbook
+    complexities (element-wise ones weighted by `ELEMENTWISE_COST`; a stencil, a known
+    constant kernel of at most `STENCIL_TAPS` taps, counted by its nonzero taps, the
+    work JAX's shifted sum does with it; a larger kernel runs as an FFT or a direct sum
+    over every tap), and a loop's trips."""
 
     elements: int
     ops: int
@@ -126,7 +128,9 @@ def summary(spec: RegionSpec) -> Summary:
     shapes = spec.shapes()
     item = dtypes.itemsize(spec.dtype)
     size = [math.prod(s) for s in shapes]
-    bytes_once = item * (sum(size[: len(spec.inputs)]) + sum(size[v] for v in set(spec.outputs)))
+    read = {v for op in spec.ops for v in op.operands} | set(spec.outputs)
+    bytes_once = item * (sum(size[v] for v in range(len(spec.inputs)) if v in read)
+                         + sum(size[v] for v in set(spec.outputs)))
     per_op = 0
     complexity = 0
     known = dict(spec.constants)
@@ -135,7 +139,8 @@ def summary(spec: RegionSpec) -> Summary:
         per_op += item * (sum(size[v] for v in op.operands) + size[len(spec.inputs) + index])
         weight = ELEMENTWISE_COST.get(op.kernel, 1)
         work = int(kernels.kernel(op.kernel).complexity(operands))
-        if op.kernel == "conv2d" and op.operands[1] in known:  # a folded stencil's taps
+        if (op.kernel == "conv2d" and op.operands[1] in known
+                and len(known[op.operands[1]]) <= STENCIL_TAPS):  # a folded stencil's taps
             taps = sum(1 for value in known[op.operands[1]] if value != 0.0)
             work = math.prod(operands[0]) * max(taps, 1)
         complexity += weight * work
