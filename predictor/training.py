@@ -24,7 +24,7 @@ import optax
 
 from predictor import mlp
 
-STEPS = 6000
+STEPS = 3000
 RESTARTS = 4
 LEARNING_RATE = 0.01
 VALIDATION_SHARE = 0.2
