@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, read_source
 from annc.process import startup_seconds
-from annc.recording import record_run, recording_enabled
+from annc.recording import record_run, recording_enabled, steady_seconds
 from dsl.lowering import module_targets
 from hardware.execution.memory import ensure_fits
 from hardware.execution.plan import OpRecord
@@ -89,13 +89,16 @@ def run_module(
             "shapes": r.shapes,
             "predicted_s": None if r.predicted_s is None else r.predicted_s * r.executions,
             "measured_s": r.measured_s,
+            "steady_s": steady_seconds(r.times) if r.times else None,
             "executions": r.executions,
             "loc": r.loc,
         }
         for r in records
     ]
     ran = [region for region in executable.regions if region.times_ns]
-    regions = [region.report() for region in ran]
+    regions = [{**region.report(),
+                "steady_s": steady_seconds([t * 1e-9 for t in region.times_ns])}
+               for region in ran]
     predicted = [None if r.predicted_s is None else r.predicted_s * r.executions
                  for r in records] + [region.predicted_total_s for region in ran]
     report = {

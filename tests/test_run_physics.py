@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -323,6 +324,14 @@ def test_report_has_the_design_schema(tmp_path: Path) -> None:
         assert isinstance(op["measured_s"], float) and op["measured_s"] >= 0
     conv = next(op for op in report["ops"] if op["kernel"] == "conv2d")
     assert conv["shapes"] == [[12, 12], [3, 3]]
+    records = {r.index: r for r in result.records}
+    for op in report["ops"]:  # the median per execution, the first left out from 3 on
+        times = records[op["index"]].times
+        assert len(times) == op["executions"]
+        steady = statistics.median(times[1:] if len(times) >= 3 else times)
+        assert op["steady_s"] == pytest.approx(steady)
+    for region in report["regions"]:
+        assert 0 < region["steady_s"] <= region["measured_s"]
     assert conv["device"] == "cpu"
     assert report["total_measured_s"] == pytest.approx(
         sum(op["measured_s"] for op in report["ops"]))
