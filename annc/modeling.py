@@ -28,6 +28,7 @@ from hardware.calibration.transfers import COPY_KERNEL
 from hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import ensure_home
+from hardware.execution.steps import step_overhead_seconds
 from hardware.variants import get_variant, load_library
 from hardware.variants.regions.spec import Summary
 from predictor.features import Configuration, bytes_touched, is_region
@@ -92,7 +93,8 @@ def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> 
         model.summary["compile_s"] = compile_times.get(combo, 0.0)
     seconds = time.perf_counter() - start
     print(f"trained {len(models)} models in {seconds:.1f} s", file=sys.stderr)
-    return ModelSet(fingerprint_dict, models, transfer_model(stored))
+    return ModelSet(fingerprint_dict, models, transfer_model(stored),
+                    step_overhead_s=step_overhead_seconds())
 
 
 def stored_measurements(db: Path | None) -> tuple[list[StoredMeasurement], dict[str, Any]]:

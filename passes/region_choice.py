@@ -102,7 +102,8 @@ def _region_models_query(plan: RegionPlan, variant: str, device: str,
     per = spec.trips if spec.trips is not None else 1
     if math.isnan(p.seconds):
         return math.nan, None, None
-    return p.seconds * per, p.low_s * per, p.high_s * per
+    step = models.models.step_overhead_s  # one plan step runs the whole region
+    return p.seconds * per + step, p.low_s * per + step, p.high_s * per + step
 
 
 def _build_cost(plan: RegionPlan, variant: str, device: str,

@@ -136,6 +136,7 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen)
     if measure != "never":
         plan.measured, plan.measure_s = measure_close_candidates(ops, measure)
+    _add_step_overhead(ops, chosen.models.step_overhead_s)
     placed = _place(flow, ops, chosen.models)
     for op, device in zip(ops, placed, strict=True):
         _choose(op, device)
@@ -169,6 +170,24 @@ def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
                 candidate.predicted_s, candidate.low_s, candidate.high_s = (
                     p.seconds, p.low_s, p.high_s)
                 candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
+
+
+def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
+    """Adds what a running plan spends on each op beyond its kernel (`ModelSet.
+    step_overhead_s`) to every candidate's time: models and measurements time kernels
+    alone. The same for every candidate of an op, it changes no op's choice, but it
+    makes a run's predicted times those the run measures, and a chain of small ops
+    costs its steps when a compiled region competes with it."""
+    if not seconds:
+        return
+    for op in ops:
+        for c in op.candidates:
+            if c.predicted_s is None or not math.isfinite(c.cost_s):
+                continue
+            c.predicted_s += seconds
+            c.low_s = None if c.low_s is None else c.low_s + seconds
+            c.high_s = None if c.high_s is None else c.high_s + seconds
+            c.cost_s += op.site.trips * seconds
 
 
 def _complexity(site: Site, candidate: Candidate) -> float:

@@ -106,6 +106,11 @@ class ModelSet:
     """When the models were trained (ISO 8601); None in files older than this field."""
     trained_on: str | None = None
     """What they were trained on, e.g. `reference data of machine 640a8c558274`."""
+    step_overhead_s: float = 0.0
+    """Seconds an op of a running plan spends beyond its kernel in its measured time
+    (finding its operands, reading the clock), measured on this machine when the
+    models were trained; 0 in files older than this field. Calibration times kernels
+    alone, so selection adds it to every prediction of an op or compiled region."""
     _stacked: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -116,6 +121,7 @@ class ModelSet:
             "trained_at": self.trained_at,
             "trained_on": self.trained_on,
             "transfers": self.transfers.to_json(),
+            "step_overhead_s": self.step_overhead_s,
             "models": [m.to_json() for m in sorted(self.models.values(),
                                                      key=lambda m: m.combo)],
         }
@@ -144,8 +150,13 @@ class ModelSet:
         trained_at, trained_on = data.get("trained_at"), data.get("trained_on")
         if not all(v is None or isinstance(v, str) for v in (trained_at, trained_on)):
             raise ModelFileError(f"{where}: trained_at and trained_on must be text")
+        overhead = data.get("step_overhead_s", 0.0)
+        if (isinstance(overhead, bool) or not isinstance(overhead, int | float)
+                or not 0.0 <= overhead < 1e-3):
+            raise ModelFileError(f"{where}: step_overhead_s must be seconds in [0, 0.001), "
+                                 f"not {overhead!r}")
         return ModelSet(data["fingerprint"], {m.combo: m for m in models}, transfers, where,
-                        trained_at, trained_on)
+                        trained_at, trained_on, float(overhead))
 
     # Prediction ------------------------------------------------------------------
 

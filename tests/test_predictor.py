@@ -128,6 +128,21 @@ def test_model_file_round_trip_predicts_the_same(tmp_path):
         np.testing.assert_allclose(batched, direct, rtol=1e-5)
 
 
+def test_the_step_overhead_is_saved_checked_and_absent_from_older_files(tmp_path):
+    models = fit_models(synthetic("matmul", "numpy"))
+    ModelSet({"id": "abc"}, models, step_overhead_s=4e-7).save(tmp_path / "m.json")
+    assert ModelSet.load(tmp_path / "m.json").step_overhead_s == 4e-7
+    data = json.loads((tmp_path / "m.json").read_text())
+    del data["step_overhead_s"]  # a file written before the field
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert ModelSet.load(tmp_path / "old.json").step_overhead_s == 0.0
+    for bad in (-1e-7, 0.5, "fast", True):
+        data["step_overhead_s"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(ModelFileError, match="step_overhead_s"):
+            ModelSet.load(tmp_path / "bad.json")
+
+
 def test_batched_prediction_of_an_unknown_combination_is_nan():
     models = ModelSet({"id": "x"}, fit_models(synthetic("matmul", "numpy")))
     config = synthetic("matmul", "numpy")[0].config

@@ -68,6 +68,24 @@ def test_selection_is_deterministic():
     assert chosen(first) == chosen(second) == [("jax", "cpu")]  # a tie goes by name
 
 
+def test_every_prediction_includes_the_plan_steps_own_time():
+    """Models time kernels alone; a running plan adds its step overhead to each op's
+    measured time, so every candidate's predicted time and cost include it, and the
+    choice is the same."""
+    times = {("matmul", "numpy", "cpu"): 2e-6, ("matmul", "jax", "cpu"): 1e-6}
+    bare = plan(MATMUL, times, targets=["cpu"])
+    models = model_set(times)
+    models.step_overhead_s = 5e-7
+    stepped = plan_selection(ir(MATMUL, targets=["cpu"]), ChosenModels(models, "test models"))
+    assert chosen(stepped) == chosen(bare) == [("jax", "cpu")]
+    for before, after in zip(bare.ops[0].candidates, stepped.ops[0].candidates, strict=True):
+        if before.predicted_s is None:
+            continue
+        assert after.predicted_s == pytest.approx(before.predicted_s + 5e-7)
+        assert after.cost_s == pytest.approx(before.cost_s + 5e-7)
+        assert after.low_s == pytest.approx(before.low_s + 5e-7)
+
+
 def test_compile_time_is_amortised_over_the_trip_count():
     text = """
 param STEPS = 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.devices.device import Device
+from hardware.devices.device import CPU, Device
 from hardware.execution.residency import Resident
 from hardware.variants.registry import Kernel
 
@@ -115,3 +115,16 @@ def region_step(function: Callable[..., list[np.ndarray]],
         record(end - start)
 
     return run
+
+
+def step_overhead_seconds(executions: int = 5000) -> float:
+    """What a kernel step measures beyond its kernel: the median time of a step whose
+    kernel does nothing, on two operands on the host, after a warm-up tenth."""
+    operand = Resident((4,), np.dtype(np.float32), {"cpu": np.zeros(4, np.float32)})
+    env: Env = [operand, operand, None]
+    times: list[int] = []
+    step = kernel_step(lambda first, _: first, (0, 1), 2, (4,), np.dtype(np.float32), CPU,
+                       {"cpu": CPU}, False, times, [0])
+    for _ in range(executions):
+        step(env)
+    return float(np.median(times[executions // 10:])) * 1e-9
