@@ -55,7 +55,11 @@ def quick_calibration(budget: float, console: Console) -> float:
 
 
 def predictions(plan: Plan) -> dict[tuple[int, str, str], float]:
-    return {(op.site.index, c.variant, c.device): c.predicted_s
+    """Each candidate's predicted time alone: tune times a kernel without the plan step
+    around it, so the step's own time (`ModelSet.step_overhead_s`, which selection adds
+    to every prediction) is taken off."""
+    step = plan.chosen_models.models.step_overhead_s if plan.chosen_models else 0.0
+    return {(op.site.index, c.variant, c.device): c.predicted_s - step
             for op in plan.ops for c in op.candidates if c.predicted_s is not None}
 
 

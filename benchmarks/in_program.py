@@ -14,7 +14,8 @@ every example at the realistic sizes of `benchmarks/selection.py`, in a fresh
    from the first run's steady ops.
 
 Each op and compiled region that ran at least 3 times (the steady ones, which
-recording learns from) is scored: its predicted time per execution against its
+recording learns from), and each compiled loop (one execution of all its trips), is
+scored: its predicted time per execution against its
 steady time per execution (the report's `steady_s`: the median, the first execution
 left out), both from the run's own report; the mean per execution is kept in the
 JSON. Reports, per pass, the
@@ -73,7 +74,8 @@ def scored(report: dict) -> list[dict]:
                 if entry["variant"] != "ops"]
     for entry, kernel in entries:
         executions = entry.get("executions") or 0
-        if executions < STEADY or not entry.get("steady_s") or not entry.get("predicted_s"):
+        steady = executions >= STEADY or kernel.startswith("loop.")  # a loop: all its trips
+        if not steady or not entry.get("steady_s") or not entry.get("predicted_s"):
             continue
         rows.append({"kernel": kernel, "variant": entry["variant"], "device": entry["device"],
                      "executions": executions,
@@ -135,8 +137,8 @@ def main() -> None:
         "the realistic sizes of `benchmarks/selection.py`, in a fresh `$ANNC_HOME`, run "
         "twice by `annc run --report json` in fresh processes: before (shipped models) and "
         "after one recorded run. Scored: every op and compiled region run at least "
-        f"{STEADY} times, its predicted time per execution against its median "
-        "(`steady_s`, the first execution left out).", "",
+        f"{STEADY} times, and every compiled loop, its predicted time per execution against "
+        "its median (`steady_s`, the first execution left out).", "",
         *lines, ""])
     RESULTS.mkdir(exist_ok=True)
     suffix = "_quick" if args.quick else ""
