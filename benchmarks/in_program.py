@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
 
 from hardware.devices.fingerprint import fingerprint
+from predictor.adaptation import family as backend
 
 STEADY = 3
 """Executions an op needs to be scored (recording's rule: the first pays first touch)."""
@@ -59,10 +60,10 @@ def run_report(example: str, params: dict[str, int], home: Path) -> dict:
 
 
 def family(variant: str) -> str:
-    """numpy, halide, jax, fft or opencl: whose code runs."""
+    """numpy, halide, jax or opencl: whose code runs; the algorithmic variants together."""
     if variant.startswith(("fft", "im2col", "shifted", "strassen")):
         return "fft, im2col, shifted, strassen"
-    return variant.split(".", 1)[0]
+    return backend(variant)
 
 
 def scored(report: dict) -> list[dict]:

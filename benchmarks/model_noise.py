@@ -20,11 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from predictor.features import is_region
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def is_region(kernel: str) -> bool:
-    return kernel.split(".", 1)[0] in ("region", "loop")
 
 
 def above_bound(combo: dict) -> bool:

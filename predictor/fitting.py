@@ -96,8 +96,8 @@ def fit_models(
     groups = {c: rows for c, rows in by_combo(measurements).items()
               if len(split(rows, "train")) >= min_rows}
     start = time.perf_counter()
-    prepared: list[tuple[Combo, Normalisation, TrainingSet, np.ndarray | None]] = []
-    names_of: dict[Combo, tuple[str, ...]] = {}
+    prepared: list[tuple[Combo, tuple[str, ...], Normalisation, TrainingSet,
+                         np.ndarray | None]] = []
     for combo, rows in groups.items():
         train = split(rows, "train")
         names = feature_names(combo[0], augmented, encoding, shape_aware, complexity)
@@ -110,15 +110,14 @@ def fit_models(
             design = prior_design(xn, names)
             line = np.linalg.lstsq(design, yn, rcond=None)[0]
             yn = yn - design @ line
-        names_of[combo] = names
-        prepared.append((combo, normalisation, TrainingSet(xn, yn), line))
+        prepared.append((combo, names, normalisation, TrainingSet(xn, yn), line))
     models: dict[Combo, Model] = {}
-    params = train_group([e[2] for e in prepared], hidden, seed) if prepared else []
-    for (combo, normalisation, _, line), p in zip(prepared, params, strict=True):
+    params = train_group([e[3] for e in prepared], hidden, seed) if prepared else []
+    for (combo, names, normalisation, _, line), p in zip(prepared, params, strict=True):
         weights = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
         if line is not None:
             weights["prior"] = np.asarray(line, dtype=np.float64)
-        models[combo] = Model(*combo, names_of[combo], normalisation, weights)
+        models[combo] = Model(*combo, names, normalisation, weights)
     seconds = time.perf_counter() - start
     return {c: _summarised(m, groups[c], seconds / max(len(models), 1))
             for c, m in sorted(models.items())}
