@@ -49,6 +49,7 @@ SUMMARY=$OUT/summary.txt
 : >"$SUMMARY"
 export ANNC_HOME=$WORK/home PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 DB=$ANNC_HOME/measurements.sqlite
+mkdir -p "$ANNC_HOME"
 FAILED=0
 
 say() { echo "gpu_run [$(printf '%3d' "$SECONDS") s]: $*" | tee -a "$SUMMARY" >&2; }

@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+pytest.importorskip("halide")
+
 from hardware.devices.opencl import opencl_available, opencl_device
 from hardware.variants import load_library, variants_for
 from hardware.variants.check import check_variant
