@@ -29,6 +29,14 @@
 #     GPU_RUN_REHEARSAL=opencl GPU_RUN_KERNELS=neg GPU_RUN_SECONDS=180 GPU_RUN_RESERVE=60 \
 #         PYTHON=.venv/bin/python OUT=/tmp/gpu_out bash benchmarks/gpu_run.sh
 # (GPU_RUN_RESERVE: seconds kept back from calibration for the steps after it.)
+#
+# A later call can continue the first one's work (the machine starts bare every time):
+#   GPU_RUN_DB       a measurement database carried with the working tree (say in an
+#                    ignored folder named in carry): calibration continues it;
+#   GPU_RUN_SKIP     steps not to run again, e.g. "check pytest_gpu";
+#   GPU_RUN_NOISE=1  the device's calibration measures its noise sample (first, since
+#                    it runs within a budget), so that evaluate gives model/noise ratios;
+#   GPU_RUN_DEVICE_PERCENT  the device's share of the calibration time (default 60).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +47,7 @@ DEADLINE=${GPU_RUN_SECONDS:-450}
 REHEARSAL=${GPU_RUN_REHEARSAL:-}
 KERNELS=${GPU_RUN_KERNELS:-}
 DEVICE=${REHEARSAL:-gpu}
+SKIP=" ${GPU_RUN_SKIP:-} "
 
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/gpu_run.XXXXXX)
@@ -50,6 +59,9 @@ SUMMARY=$OUT/summary.txt
 export ANNC_HOME=$WORK/home PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 DB=$ANNC_HOME/measurements.sqlite
 mkdir -p "$ANNC_HOME"
+if [ -n "${GPU_RUN_DB:-}" ]; then
+    cp "$GPU_RUN_DB" "$DB" || { echo "gpu_run: cannot copy GPU_RUN_DB=$GPU_RUN_DB" >&2; exit 2; }
+fi
 FAILED=0
 
 say() { echo "gpu_run [$(printf '%3d' "$SECONDS") s]: $*" | tee -a "$SUMMARY" >&2; }
@@ -60,6 +72,10 @@ left() { echo $((DEADLINE - SECONDS)); }
 step() {
     local name=$1 limit=$2 began=$SECONDS rc what
     shift 2
+    if [[ $SKIP == *" $name "* ]]; then
+        say "step $name: not run (GPU_RUN_SKIP)"
+        return 0
+    fi
     if ((limit > $(left) - 5)); then limit=$(($(left) - 5)); fi
     if ((limit < 5)); then
         say "step $name: SKIPPED, the run's $DEADLINE s are spent"
@@ -142,9 +158,11 @@ step pytest_gpu 150 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider tests
 RESERVE=${GPU_RUN_RESERVE:-170}
 CALIBRATION=$(($(left) - RESERVE))
 if ((CALIBRATION < 40)); then CALIBRATION=40; fi
-DEVICE_SHARE=$((CALIBRATION * 3 / 5))
+DEVICE_SHARE=$((CALIBRATION * ${GPU_RUN_DEVICE_PERCENT:-60} / 100))
+NOISE=()
+[ "${GPU_RUN_NOISE:-0}" = 1 ] && NOISE=(--noise)
 step calibrate_$DEVICE $((DEVICE_SHARE + 30)) "${ANNC[@]}" calibrate --devices "$DEVICE" \
-    --budget "$DEVICE_SHARE" --timeout 30 --db "$DB" "${KERNEL_ARGS[@]}"
+    --budget "$DEVICE_SHARE" --timeout 30 --db "$DB" "${NOISE[@]}" "${KERNEL_ARGS[@]}"
 if [ "$DEVICE" != cpu ]; then
     HOST_SHARE=$(($(left) - RESERVE))
     if ((HOST_SHARE < 20)); then HOST_SHARE=20; fi
@@ -163,7 +181,7 @@ step evaluate 60 "${TO_FILE[@]}" "$OUT/evaluate.json" "${ANNC[@]}" evaluate \
 QUICK=()
 [ -n "$REHEARSAL" ] && QUICK=(--quick)
 if [ "$DEVICE" != cpu ]; then
-    step placement 120 env ANNC_NO_RECORD=1 "$PYTHON" benchmarks/placement.py \
+    step placement 240 env ANNC_NO_RECORD=1 "$PYTHON" benchmarks/placement.py \
         --target "cpu,$DEVICE" --out "$OUT/placement.md" --json "$OUT/placement.json" \
         "${QUICK[@]}"
 fi

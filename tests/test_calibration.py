@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from annc.cli import main
-from hardware.calibration.runs import Calibration, noise_floor, noise_passes, select_variants
+from hardware.calibration.runs import (
+    Calibration,
+    kernel_jobs,
+    noise_floor,
+    noise_passes,
+    select_variants,
+)
 from hardware.calibration.sampling import (
     DRAWS,
     calibration_plan,
@@ -99,6 +105,18 @@ def test_noise_plan_measures_the_same_sample_twice() -> None:
     assert len(first) == len(second) == sum(noise_size(v) for v in variants)
     assert [(j.variant, j.config) for j in first] == [(j.variant, j.config) for j in second]
     assert {j.noise_pass for j in first} == {1} and {j.noise_pass for j in second} == {2}
+
+
+def test_a_budgeted_calibration_measures_its_noise_sample_first() -> None:
+    """A budget may stop the plan anywhere: the noise floor must not depend on finishing it."""
+    load_library()
+    variants = list(variants_for("add", "cpu"))
+    noise = [j.noise_pass for j in kernel_jobs(variants, noise=True, budgeted=True)]
+    repeats = noise.count(1) + noise.count(2)
+    assert repeats > 0 and set(noise[:repeats]) == {1, 2} and set(noise[repeats:]) == {0}
+    whole = [j.noise_pass for j in kernel_jobs(variants, noise=True, budgeted=False)]
+    assert set(whole[:-repeats]) == {0} and set(whole[-repeats:]) == {1, 2}
+    assert {j.noise_pass for j in kernel_jobs(variants, noise=False, budgeted=True)} == {0}
 
 
 def test_noise_plan_repeats_each_combinations_own_test_configurations() -> None:

@@ -44,9 +44,8 @@ from dsl.errors import AnncError
 from hardware.calibration.runs import (
     DEFAULT_TIMEOUT_S,
     Calibration,
-    full_plan,
+    kernel_jobs,
     noise_floor,
-    noise_passes,
     select_variants,
 )
 from hardware.calibration.sampling import Job
@@ -77,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record a measurement that takes longer as a timeout "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--noise", action="store_true",
-                        help="then measure a sample twice, in two passes, and report the "
-                        "noise floor (repeat-to-repeat MAPE)")
+                        help="also measure a sample twice, in two passes, and report the "
+                        "noise floor (repeat-to-repeat MAPE); with --budget, first")
     parser.add_argument("--quick", action="store_true",
                         help="measure a few realistic shapes within --budget (default "
                         "60 s) and adapt the current models to this machine")
@@ -145,9 +144,8 @@ def run(args: argparse.Namespace) -> int:
             if not variants:
                 raise AnncError("calibrate: no variant matches --kernels, --variants and "
                                 "--devices")
-            jobs = full_plan(variants)
-            if args.noise or args.reference:
-                jobs += noise_passes(variants)
+            jobs = kernel_jobs(variants, noise=args.noise or args.reference,
+                               budgeted=args.budget is not None)
             console.print(f"calibrating {len(variants)} variant(s) of "
                           f"{len({v.kernel for v in variants})} kernel(s) on this machine "
                           f"(fingerprint {fp.id}) into {path}")

@@ -70,6 +70,18 @@ def noise_passes(variants: Sequence[Variant]) -> list[Job]:
     return first + second
 
 
+def kernel_jobs(variants: Sequence[Variant], noise: bool, budgeted: bool) -> list[Job]:
+    """The jobs of a kernel calibration: the plan, and with `noise` the two noise passes.
+
+    The noise passes follow the plan, unless a budget may stop the run: then they come
+    first, so that a run the budget stops still has a noise floor for every combination."""
+    jobs = full_plan(variants)
+    if not noise:
+        return jobs
+    repeats = noise_passes(variants)
+    return [*repeats, *jobs] if budgeted else [*jobs, *repeats]
+
+
 @dataclass(frozen=True)
 class NoiseFloor:
     mape: float | None
