@@ -21,7 +21,7 @@ from predictor.features import (
     feature_names,
     is_region,
 )
-from predictor.models import Combo, Model
+from predictor.models import Combo, Model, rate_floor
 from predictor.training import TrainingSet, train_group
 
 
@@ -69,7 +69,8 @@ def predict_seconds(model: Model, configs: Sequence[Configuration]) -> np.ndarra
                             dtype=np.float64)
     if "prior" in model.params:
         normalised = normalised + prior_design(x, model.features) @ model.params["prior"]
-    return np.exp(model.normalisation.log_time(normalised))
+    seconds = np.exp(model.normalisation.log_time(normalised))
+    return np.maximum(seconds, [rate_floor(model, c) for c in configs])
 
 
 def fit_models(
@@ -123,14 +124,48 @@ def fit_models(
             for c, m in sorted(models.items())}
 
 
+THROUGHPUT_BOUND_SLOPE = 0.5
+"""The slope of log time on log complexity, over the largest training rows, from which a
+combination counts as throughput-bound at the top of its range: time grows with the
+work there, so beyond the range no rate faster than the fastest seen is believed
+(`predictor.models.rate_floor`). A GPU's kernels at calibration's sizes are bound by
+their launch instead (slopes -0.2 to 0.25 on an H200, against 0.4 to 1.5 on its host's
+CPU): their rate is still rising, and they get no floor."""
+
+
+def edge_slope(rows: Sequence[Measurement]) -> float:
+    """The slope of log time on log complexity over the largest quarter of these rows
+    (at least 6); 0 where there are too few rows or sizes to tell."""
+    sized = sorted((r for r in rows if r.config.complexity > 0), key=lambda r: r.config.complexity)
+    top = sized[-max(6, len(sized) // 4):]
+    x = np.log([r.config.complexity for r in top])
+    if len(top) < 6 or np.ptp(x) == 0:
+        return 0.0
+    return float(np.polyfit(x, np.log([r.seconds for r in top]), 1)[0])
+
+
+def max_rates(rows: Iterable[Measurement]) -> dict[str, float]:
+    """Per dtype, the fastest rate (complexity per second) among these rows."""
+    rates: dict[str, float] = {}
+    for r in rows:
+        if r.config.complexity > 0 and r.seconds > 0:
+            rate = r.config.complexity / r.seconds
+            rates[r.config.dtype] = max(rates.get(r.config.dtype, 0.0), rate)
+    return rates
+
+
 def _summarised(model: Model, rows: list[Measurement], train_seconds: float) -> Model:
-    test = split(rows, "test")
+    train, test = split(rows, "train"), split(rows, "test")
+    largest = max((r.config.complexity for r in train), default=0.0)
+    limits = ({"max_rate": max_rates(train), "max_complexity": largest}
+              if largest > 0 and edge_slope(train) >= THROUGHPUT_BOUND_SLOPE else {})
+    model = Model(model.kernel, model.variant, model.device, model.features,
+                  model.normalisation, model.params, limits)
     measured = np.array([r.seconds for r in test])
     held_out = (mape(predict_seconds(model, [r.config for r in test]), measured)
                 if test else None)
-    summary = {
-        "train_n": len(split(rows, "train")), "test_n": len(test), "mape": held_out,
+    model.summary.update({
+        "train_n": len(train), "test_n": len(test), "mape": held_out,
         "params": model.parameter_count, "train_seconds": train_seconds,
-    }
-    return Model(model.kernel, model.variant, model.device, model.features,
-                 model.normalisation, model.params, summary)
+    })
+    return model

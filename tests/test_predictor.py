@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from model_fixtures import constant_model
 
 from predictor import baselines
 from predictor.features import (
@@ -17,9 +18,16 @@ from predictor.features import (
     padded_complexity,
     sizes,
 )
-from predictor.fitting import Measurement, fit_models, mape, predict_seconds
+from predictor.fitting import (
+    THROUGHPUT_BOUND_SLOPE,
+    Measurement,
+    edge_slope,
+    fit_models,
+    mape,
+    predict_seconds,
+)
 from predictor.mlp import parameter_count
-from predictor.models import SCHEMA_VERSION, ModelFileError, ModelSet
+from predictor.models import SCHEMA_VERSION, ModelFileError, ModelSet, rate_floor
 from predictor.transfers import Link, TransferModel
 
 
@@ -141,6 +149,61 @@ def test_the_step_overhead_is_saved_checked_and_absent_from_older_files(tmp_path
         (tmp_path / "bad.json").write_text(json.dumps(data))
         with pytest.raises(ModelFileError, match="step_overhead_s"):
             ModelSet.load(tmp_path / "bad.json")
+
+
+def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached(tmp_path):
+    rows = synthetic("matmul", "numpy")
+    combo = ("matmul", "numpy", "cpu")
+    model = fit_models(rows)[combo]
+    train = [r for r in rows if r.split == "train"]
+    for dtype in ("f32", "f64"):
+        fastest = max(r.config.complexity / r.seconds for r in train if r.config.dtype == dtype)
+        assert model.summary["max_rate"][dtype] == pytest.approx(fastest)
+    ModelSet({"id": "x"}, {combo: model}).save(tmp_path / "m.json")
+    loaded = ModelSet.load(tmp_path / "m.json")
+    # 20000^3 is 37,000 times the largest product trained on (600^3)
+    huge = Configuration("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
+    floor = 8e12 / model.summary["max_rate"]["f64"]
+    assert loaded.predict([(combo, huge)])[0] >= floor * (1 - 1e-9)
+    assert predict_seconds(model, [huge])[0] >= floor * (1 - 1e-9)
+    assert model.summary["max_complexity"] == max(r.config.complexity for r in train)
+    # the floor never lowers a prediction, and within the trained range it is off
+    fast = constant_model("matmul", "numpy", "cpu", 1e-6)
+    fast.summary.update(max_rate={"f64": 1e9}, max_complexity=1e6)
+    models = ModelSet({"id": "x"}, {combo: fast})
+    assert models.predict([(combo, huge)])[0] == pytest.approx(8e12 / 1e9)
+    inside = Configuration("matmul", ((100, 100), (100, 100)), "f64", 1e6)
+    assert models.predict([(combo, inside)])[0] == pytest.approx(1e-6)
+    slow = constant_model("matmul", "numpy", "cpu", 1e6)
+    slow.summary.update(max_rate={"f64": 1e9}, max_complexity=1e6)
+    assert ModelSet({"id": "x"}, {combo: slow}).predict([(combo, huge)])[0] == pytest.approx(1e6)
+
+
+def test_a_launch_bound_combination_gets_no_rate_floor():
+    """A GPU kernel at calibration's sizes takes its launch time whatever the work: its
+    rate is still rising at the largest size, so the fastest rate seen is no limit."""
+    rows = [Measurement(r.combo, r.config, 1e-5 * (1 + 0.01 * (i % 3)), r.split)
+            for i, r in enumerate(synthetic("matmul", "cupy"))]
+    model = fit_models(rows)[("matmul", "cupy", "cpu")]
+    assert edge_slope([r for r in rows if r.split == "train"]) < THROUGHPUT_BOUND_SLOPE
+    assert "max_rate" not in model.summary
+    huge = Configuration("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
+    assert rate_floor(model, huge) == 0.0
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("max_rate", [1.0]), ("max_rate", {"f64": 0}), ("max_rate", {"f64": -3.0}),
+    ("max_rate", {"f64": "fast"}), ("max_rate", {"f64": True}), ("max_complexity", -1.0),
+    ("max_complexity", None)])
+def test_a_malformed_rate_limit_is_refused(tmp_path, field, bad):
+    models = fit_models(synthetic("matmul", "numpy"))
+    path = tmp_path / "m.json"
+    ModelSet({"id": "x"}, models).save(path)
+    data = json.loads(path.read_text())
+    data["models"][0]["summary"][field] = bad
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match="max_rate"):
+        ModelSet.load(path)
 
 
 def test_batched_prediction_of_an_unknown_combination_is_nan():
