@@ -20,7 +20,7 @@ from typing import Any
 
 from dsl import dtypes
 from dsl.errors import ModelError
-from hardware.calibration.reference_data import load_reference
+from hardware.calibration.reference_data import DATA_FOLDER, load_reference
 from hardware.calibration.runs import NoiseFloor, noise_floor
 from hardware.calibration.store import Measurement as StoredMeasurement
 from hardware.calibration.store import MeasurementStore
@@ -29,7 +29,7 @@ from hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures 
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import ensure_home
 from hardware.execution.steps import step_overhead_seconds
-from hardware.variants import get_variant, load_library
+from hardware.variants import complexity_of, load_library
 from hardware.variants.regions.spec import Summary
 from predictor.features import Configuration, bytes_touched, is_region
 from predictor.fitting import Measurement, fit_models
@@ -55,11 +55,11 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
                                     m.split))
             continue
         try:
-            variant = get_variant(m.kernel, m.variant, m.device)
+            complexity = complexity_of(m.kernel, m.variant, m.device)
         except LookupError:
             continue
         config = Configuration(m.kernel, m.shapes, dtypes.normalise(m.dtype),
-                               float(variant.complexity(m.shapes)))
+                               float(complexity(m.shapes)))
         rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s, m.split))
     return rows
 
@@ -139,11 +139,18 @@ class MeasurementSource:
     description: str
 
 
-def measurement_source(db: Path | None, reference: bool) -> MeasurementSource:
-    """The shipped reference data (`reference`), else this machine's database."""
+def measurement_source(db: Path | None, reference: bool,
+                       machine: str | None = None) -> MeasurementSource:
+    """The shipped reference data (`reference`; of another shipped `machine` if named, such
+    as a lent GPU machine), else this machine's database."""
     if reference:
-        data = load_reference()
+        data = load_reference(None if machine is None else DATA_FOLDER / "machines" / machine)
         if data is None:
+            known = sorted(p.name for p in (DATA_FOLDER / "machines").glob("*")
+                           if p.is_dir())
+            if machine is not None:
+                raise ModelError(f"this installation ships no reference data of machine "
+                                 f"{machine} (it has: {', '.join(known) or 'none'})")
             raise ModelError("this installation ships no reference data")
         return MeasurementSource(data.measurements, data.metadata["fingerprint"],
                                  noise_floor(data.measurements),

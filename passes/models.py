@@ -2,7 +2,10 @@
 
 The trained models, in order of preference:
 1. `$ANNC_HOME/models/<fingerprint>.json`, trained by `annc train` on this machine;
-2. the shipped default set `predictor/data/default_models.json`, trained on the
+2. shipped models of this very machine, `predictor/data/machines/<fingerprint>.json`,
+   trained where the project measured a machine it does not develop on (a lent GPU
+   machine; `benchmarks/gpu_import.py` puts them there);
+3. the shipped default set `predictor/data/default_models.json`, trained on the
    project's reference machine.
 A user model file that cannot be read, or that holds another machine's models,
 is reported, left as it is, and the shipped set is used instead.
@@ -31,6 +34,8 @@ from predictor.models import ModelFileError, ModelSet
 from predictor.wisdom import Wisdom, WisdomFileError
 
 DEFAULT_MODELS = Path(str(files("predictor").joinpath("data", "default_models.json")))
+SHIPPED_MACHINES = Path(str(files("predictor").joinpath("data", "machines")))
+"""Shipped models of other machines than the reference, one file per fingerprint."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,17 @@ def _trained_models(machine: str, notes: list[str]) -> tuple[ModelSet, str]:
         except ModelFileError as error:
             notes.append(f"note: {error}; using the shipped default models instead "
                          f"(run `annc train` to replace {path.name})")
+    shipped = SHIPPED_MACHINES / f"{machine}.json"
+    if shipped.exists():
+        try:
+            models = ModelSet.load(shipped)
+        except ModelFileError as error:  # a broken install: the default set still works
+            notes.append(f"note: {error}; using the shipped default models instead")
+        else:
+            if models.fingerprint.get("id") == machine:
+                return models, f"shipped models of this machine ({machine})"
+            notes.append(f"note: {shipped} holds models of machine "
+                         f"{models.fingerprint.get('id')!r}; using the default models")
     try:
         models = ModelSet.load(DEFAULT_MODELS)
     except ModelFileError as error:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from annc.evaluation import adaptation_curve, evaluate, plot
 from annc.modeling import measurement_source, roofline_peaks, to_training_rows
+from dsl.errors import AnncError
 
 HELP = "held-out accuracy of the performance models against the baselines"
 
@@ -23,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="PATH",
                         help="evaluate on this machine's measurements in this database "
                         "(default: the package's reference data)")
+    parser.add_argument("--machine", metavar="FINGERPRINT",
+                        help="evaluate on the shipped reference data of that machine "
+                        "(a lent GPU machine) instead of the reference machine's")
     parser.add_argument("--against", metavar="PATH",
                         help="instead: score the models selection uses on this database's "
                         "measurements (another day or machine), before and after adapting "
@@ -33,7 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.against:
         return _against(args)
-    source = measurement_source(Path(args.db) if args.db else None, reference=not args.db)
+    if args.machine and args.db:
+        raise AnncError("evaluate: --machine names shipped reference data, --db a database: "
+                        "give one")
+    source = measurement_source(Path(args.db) if args.db else None, reference=not args.db,
+                                machine=args.machine)
     rows = to_training_rows(source.stored)
     result = evaluate(rows, source.noise, roofline_peaks(rows))
     if args.plot:

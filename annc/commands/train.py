@@ -9,8 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 from annc.modeling import measurement_source, train
+from dsl.errors import AnncError
 from hardware.devices.home import ensure_home
-from passes.models import DEFAULT_MODELS, user_models_path
+from passes.models import DEFAULT_MODELS, SHIPPED_MACHINES, user_models_path
+from predictor.models import ModelFileError, ModelSet
 
 HELP = "train the performance models of this machine from its calibration measurements"
 
@@ -22,14 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: train the shipped default models from the "
                         "package's reference data")
+    parser.add_argument("--machine", metavar="FINGERPRINT",
+                        help="with --reference: train the shipped models of that machine "
+                        "(a lent GPU machine) from its shipped measurements")
 
 
 def run(args: argparse.Namespace) -> int:
-    source = measurement_source(Path(args.db) if args.db else None, args.reference)
+    if args.machine and not args.reference:
+        raise AnncError("train: --machine names shipped reference data; give --reference too")
+    source = measurement_source(Path(args.db) if args.db else None, args.reference,
+                                args.machine)
     models = train(source.stored, source.fingerprint)
     models.trained_at = datetime.now().astimezone().isoformat(timespec="seconds")
     models.trained_on = source.description
-    if args.reference:
+    if args.machine:
+        # The plan step's overhead was measured on that machine: keep it.
+        target = SHIPPED_MACHINES / f"{args.machine}.json"
+        models.step_overhead_s = _shipped_step_overhead(target)
+    elif args.reference:
         target = DEFAULT_MODELS
     else:
         ensure_home()
@@ -40,3 +52,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(models.models)} models to {target} (trained on {source.description}; "
           f"median held-out MAPE {median})", file=sys.stderr)
     return 0
+
+
+def _shipped_step_overhead(path: Path) -> float:
+    """The step overhead in a machine's shipped models (0 where there are none yet)."""
+    try:
+        return ModelSet.load(path).step_overhead_s
+    except (FileNotFoundError, ModelFileError):
+        return 0.0

@@ -10,6 +10,7 @@ CuPy module registers nothing where CuPy or a GPU is missing.
 """
 
 import importlib
+from collections.abc import Callable
 
 from hardware.variants import reference as _reference
 from hardware.variants.registry import (
@@ -90,6 +91,29 @@ def load_library() -> None:
                 raise
 
 
+def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], float]:
+    """A variant's complexity function, also where the variant cannot run.
+
+    The GPU variants register only where a GPU is seen, but a lent GPU machine's
+    measurements ship with the package, and training its models anywhere needs their
+    complexities: those of the JAX and CuPy variants do not depend on the device.
+    Raises `UnknownVariantError` for a variant that is neither registered nor one of those.
+    """
+    load_library()
+    try:
+        return get_variant(kernel, name, device).complexity
+    except UnknownVariantError:
+        if device != "gpu":
+            raise
+    from hardware.variants import cupy_gpu, jax_xla
+
+    if (kernel, name) in jax_xla.NAMES:
+        return jax_xla.complexity_of(kernel, name)
+    if (name, kernel == "conv2d") in (("cupy", False), ("cupy.fft", True)) and kernel in KERNELS:
+        return cupy_gpu.complexity_of(kernel, name)
+    raise UnknownVariantError(f"no variant {name!r} of {kernel!r} on {device!r} is known")
+
+
 def skipped_modules() -> dict[str, str]:
     """Variant modules `load_library` skipped, each with the missing library it needs."""
     return dict(_SKIPPED)
@@ -112,6 +136,7 @@ __all__ = [
     "UnknownVariantError",
     "Variant",
     "all_variants",
+    "complexity_of",
     "get_variant",
     "load_library",
     "load_variant",

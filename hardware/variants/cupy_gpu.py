@@ -101,13 +101,18 @@ def _build(cupy: Any, factory: Callable[[Shapes], CupyFunction],
     return build
 
 
+def complexity_of(kernel: str, name: str) -> Callable[[Shapes], float]:
+    """The complexity of a CuPy variant; needs neither CuPy nor a GPU."""
+    return complexity.fft_conv2d if name == "cupy.fft" else standard_complexity_of(kernel)
+
+
 def _register(cupy: Any, ordinal: int) -> None:
     for (kernel, name), factory in functions(cupy).items():
         fft = name == "cupy.fft"
         register(Variant(
             kernel=kernel, name=name, device="gpu", backend="cupy",
             build=_build(cupy, factory, ordinal),
-            complexity=complexity.fft_conv2d if fft else standard_complexity_of(kernel),
+            complexity=complexity_of(kernel, name),
             workspace_bytes=(complexity.fft_conv2d_workspace if fft
                              else lambda shapes, itemsize: 0),
         ))

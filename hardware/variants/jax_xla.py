@@ -30,7 +30,8 @@ NAMES = (
 
 
 
-def _complexity(kernel: str, name: str) -> Callable[[Shapes], float]:
+def complexity_of(kernel: str, name: str) -> Callable[[Shapes], float]:
+    """The complexity of a JAX variant, the same on every device."""
     if name == "fft.jax":
         return complexity.fft_conv2d
     return standard_complexity_of(kernel)
@@ -69,7 +70,7 @@ def _register_on(device_name: str) -> None:
         register(Variant(
             kernel=kernel, name=name, device=device_name, backend="jax",
             build=_build(kernel, name, device_name),
-            complexity=_complexity(kernel, name),
+            complexity=complexity_of(kernel, name),
             workspace_bytes=_workspace(name),
         ))
 

@@ -1,0 +1,78 @@
+"""Shipped models and reference data of machines other than the reference one.
+
+A lent GPU machine's measurements and the models trained there ship in the package
+(`benchmarks/gpu_import.py`): on a machine of that fingerprint they come before the
+default set; anywhere else they are never used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from model_fixtures import install_for_this_machine, model_set
+
+import passes.models as chosen_models
+from hardware.calibration.reference_data import DATA_FOLDER, load_reference
+from hardware.devices.fingerprint import fingerprint
+from predictor.models import ModelSet
+
+SHIPPED = sorted(chosen_models.SHIPPED_MACHINES.glob("*.json"))
+
+
+@pytest.fixture
+def shipped_here(tmp_path, monkeypatch) -> Path:
+    """A shipped-machines folder holding a set for this machine; an empty home."""
+    folder = tmp_path / "machines"
+    folder.mkdir()
+    monkeypatch.setattr(chosen_models, "SHIPPED_MACHINES", folder)
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+    path = folder / f"{fingerprint().id}.json"
+    model_set({("matmul", "numpy", "cpu"): 2e-3}).save(path)
+    return path
+
+
+def test_shipped_models_of_this_machine_come_before_the_default_set(shipped_here):
+    notes: list[str] = []
+    chosen = chosen_models.load_models(notes)
+    assert chosen.description.startswith(f"shipped models of this machine ({fingerprint().id})")
+    assert chosen.models.source == str(shipped_here)
+    assert notes == []
+
+
+def test_models_trained_here_come_before_the_shipped_ones(shipped_here, tmp_path):
+    install_for_this_machine(model_set({("matmul", "numpy", "cpu"): 1e-3}), tmp_path / "home")
+    chosen = chosen_models.load_models([])
+    assert "trained on this machine" in chosen.description
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "other-machine"])
+def test_a_bad_shipped_file_falls_back_to_the_default_set_with_a_note(shipped_here, damage):
+    if damage == "corrupt":
+        shipped_here.write_text("{not json")
+    else:
+        data = json.loads(shipped_here.read_text())
+        data["fingerprint"] = {"id": "another-machine"}
+        shipped_here.write_text(json.dumps(data))
+    notes: list[str] = []
+    chosen = chosen_models.load_models(notes)
+    assert "shipped default models from reference machine" in chosen.description
+    (note,) = notes
+    assert str(shipped_here) in note
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_each_shipped_machine_has_its_models_and_the_measurements_they_came_from(path):
+    models = ModelSet.load(path)
+    assert models.fingerprint["id"] == path.stem
+    reference = load_reference(DATA_FOLDER / "machines" / path.stem)
+    assert reference is not None
+    assert reference.metadata["fingerprint"]["id"] == path.stem
+    assert {m.fingerprint for m in reference.measurements} == {path.stem}
+    measured = {(m.kernel, m.variant, m.device) for m in reference.measurements
+                if m.status == "ok" and m.kernel != "copy"}
+    assert measured == set(models.models)
+    devices = {device for _, _, device in measured}
+    assert set(models.transfers.to_json()) == devices - {"cpu"}
+    assert models.trained_at and 0 < models.step_overhead_s < 1e-3
