@@ -9,9 +9,10 @@ From the folder of one `gpu_run.sh` call (its `$OUT`):
 - `models.json`, trained there (the GPU variants' complexities need the GPU variants,
   which register only where a GPU is seen), becomes the shipped models of that machine,
   `predictor/data/machines/<fingerprint>.json`, used on a machine of that fingerprint;
-- `environment.json`, `evaluate.json`, `placement.md`, `placement.json` and the run's
-  summary go to `benchmarks/results/gpu/`, and with `--check-run`, that folder's
-  `check.json` and summary (a call that ran the checks) too.
+- `environment.json`, `placement.md`, `placement.json`, the run's summary and its
+  `evaluate.json` (as `evaluate-on-device.json`) go to `benchmarks/results/gpu/`, and
+  with `--check-run`, that folder's `check.json` and summary (a call that ran the
+  checks) too. `benchmarks/gpu_models.py` then scores the shipped data here.
 
 The models must load, be of the machine the rows come from, and the database must hold
 rows of no other machine: anything else stops the import before it writes.
@@ -35,7 +36,8 @@ from passes.models import SHIPPED_MACHINES
 from predictor.models import ModelSet
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu"
-COPIED = ("environment.json", "evaluate.json", "placement.md", "placement.json")
+COPIED = ("environment.json", "placement.md", "placement.json")
+"""Copied as they came; evaluate.json, from the models trained there, as evaluate-on-device.json."""
 
 
 def _fingerprint(environment: dict) -> Fingerprint:
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in COPIED:
         shutil.copyfile(args.run / name, RESULTS / name)
         written.append(RESULTS / name)
+    shutil.copyfile(args.run / "evaluate.json", RESULTS / "evaluate-on-device.json")
+    written.append(RESULTS / "evaluate-on-device.json")
     shutil.copyfile(args.run / "summary.txt", RESULTS / "summary.txt")
     written.append(RESULTS / "summary.txt")
     if args.check_run is not None:
