@@ -127,7 +127,7 @@ def fit_models(
 THROUGHPUT_BOUND_SLOPE = 0.5
 """The slope of log time on log complexity, over the largest training rows, from which a
 combination counts as throughput-bound at the top of its range: time grows with the
-work there, so beyond the range no rate faster than the fastest seen is believed
+work there, so beyond the range no rate more than twice the fastest seen is believed
 (`predictor.models.rate_floor`). A GPU's kernels at calibration's sizes are bound by
 their launch instead (slopes -0.2 to 0.25 on an H200, against 0.4 to 1.5 on its host's
 CPU): their rate is still rising, and they get no floor."""

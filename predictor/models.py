@@ -67,23 +67,30 @@ class Model:
         }
 
 
+RATE_MARGIN = 2.0
+"""How much faster than the fastest rate its training rows reached a configuration beyond
+them may run: a larger shape can reach a higher rate (closer to the machine's peak, or
+by another auto-schedule), but not several times higher."""
+
+
 def rate_floor(model: Model, config: Configuration) -> float:
     """The least time a configuration larger than any the combination was trained on
-    can take: its complexity at the fastest rate (complexity per second) that the
-    training rows reached in its dtype. 0 within the trained range, and where the model
-    has no rates (older files) or the configuration no complexity.
+    can take: its complexity at `RATE_MARGIN` times the fastest rate (complexity per
+    second) its training rows reached in its dtype. 0 within the trained range, and
+    where the model has no rates (older files) or the configuration no complexity.
 
     Beyond the sizes calibration drew, a network's saturating units flatten out: on a
     lent GPU machine's 16-core host, a 2000² product, 27 times the work of any trained
     on, came out at 4.9 ms, faster than any product was ever measured there (about 60
-    ms measured). Beyond the range the floor keeps the time growing at least with the
-    work; within it the network is trusted, since there a kernel's rate may still be
-    rising with size (a GPU's element-wise kernels up to their bandwidth)."""
+    ms measured). Beyond the range the floor keeps the time growing with the work;
+    within it the network is trusted. The margin leaves alone the smaller misses,
+    where a larger shape really runs faster (an auto-scheduler's new schedule): the
+    floor is for the network's gross failures."""
     rate = model.summary.get("max_rate", {}).get(config.dtype)
     largest = model.summary.get("max_complexity", math.inf)
     if not rate or config.complexity <= largest:
         return 0.0
-    return config.complexity / rate
+    return config.complexity / (RATE_MARGIN * rate)
 
 
 def _positive(value: object) -> bool:

@@ -27,7 +27,7 @@ from predictor.fitting import (
     predict_seconds,
 )
 from predictor.mlp import parameter_count
-from predictor.models import SCHEMA_VERSION, ModelFileError, ModelSet, rate_floor
+from predictor.models import RATE_MARGIN, SCHEMA_VERSION, ModelFileError, ModelSet, rate_floor
 from predictor.transfers import Link, TransferModel
 
 
@@ -163,7 +163,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
     loaded = ModelSet.load(tmp_path / "m.json")
     # 20000^3 is 37,000 times the largest product trained on (600^3)
     huge = Configuration("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
-    floor = 8e12 / model.summary["max_rate"]["f64"]
+    floor = 8e12 / (RATE_MARGIN * model.summary["max_rate"]["f64"])
     assert loaded.predict([(combo, huge)])[0] >= floor * (1 - 1e-9)
     assert predict_seconds(model, [huge])[0] >= floor * (1 - 1e-9)
     assert model.summary["max_complexity"] == max(r.config.complexity for r in train)
@@ -171,7 +171,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
     fast = constant_model("matmul", "numpy", "cpu", 1e-6)
     fast.summary.update(max_rate={"f64": 1e9}, max_complexity=1e6)
     models = ModelSet({"id": "x"}, {combo: fast})
-    assert models.predict([(combo, huge)])[0] == pytest.approx(8e12 / 1e9)
+    assert models.predict([(combo, huge)])[0] == pytest.approx(8e12 / (RATE_MARGIN * 1e9))
     inside = Configuration("matmul", ((100, 100), (100, 100)), "f64", 1e6)
     assert models.predict([(combo, inside)])[0] == pytest.approx(1e-6)
     slow = constant_model("matmul", "numpy", "cpu", 1e6)
