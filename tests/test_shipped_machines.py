@@ -14,8 +14,10 @@ import pytest
 from model_fixtures import install_for_this_machine, model_set
 
 import passes.models as chosen_models
+from annc.cli import main
 from hardware.calibration.reference_data import DATA_FOLDER, load_reference
 from hardware.devices.fingerprint import fingerprint
+from hardware.variants import UnknownVariantError, complexity_of
 from predictor.models import ModelSet
 
 SHIPPED = sorted(chosen_models.SHIPPED_MACHINES.glob("*.json"))
@@ -76,3 +78,45 @@ def test_each_shipped_machine_has_its_models_and_the_measurements_they_came_from
     devices = {device for _, _, device in measured}
     assert set(models.transfers.to_json()) == devices - {"cpu"}
     assert models.trained_at and 0 < models.step_overhead_s < 1e-3
+
+
+def test_gpu_variants_have_their_complexity_where_no_gpu_is():
+    shapes = ((30, 40), (40, 50))
+    assert complexity_of("matmul", "cupy", "gpu")(shapes) == complexity_of(
+        "matmul", "numpy", "cpu")(shapes)
+    assert complexity_of("matmul", "jax", "gpu")(shapes) == complexity_of(
+        "matmul", "jax", "cpu")(shapes)
+    image = ((100, 90), (5, 5))
+    assert complexity_of("conv2d", "cupy.fft", "gpu")(image) == complexity_of(
+        "conv2d", "fft.jax", "cpu")(image)
+    for kernel, name, device in [("conv2d", "cupy", "gpu"), ("matmul", "cupy.fft", "gpu"),
+                                 ("matmul", "cuda.magic", "gpu"), ("matmul", "cupy", "cpu")]:
+        with pytest.raises(UnknownVariantError):
+            complexity_of(kernel, name, device)
+
+
+@pytest.mark.parametrize("path", SHIPPED[:1], ids=[p.stem for p in SHIPPED[:1]])
+def test_a_shipped_machine_trains_here_and_keeps_the_step_overhead_measured_there(
+        path, tmp_path, monkeypatch, capsys):
+    import annc.commands.train as train_command
+
+    folder = tmp_path / "machines"
+    folder.mkdir()
+    target = folder / path.name
+    target.write_bytes(path.read_bytes())
+    monkeypatch.setattr(train_command, "SHIPPED_MACHINES", folder)
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+    assert main(["train", "--reference", "--machine", path.stem]) == 0
+    trained, shipped = ModelSet.load(target), ModelSet.load(path)
+    assert trained.step_overhead_s == shipped.step_overhead_s
+    assert set(trained.models) == set(shipped.models)
+    assert any(device == "gpu" for _, _, device in trained.models)
+    assert f"reference data of machine {path.stem}" in capsys.readouterr().err
+
+
+def test_machine_options_are_checked(capsys):
+    assert main(["train", "--machine", "3a5b533e5cb4"]) == 1
+    assert "give --reference too" in capsys.readouterr().err
+    assert main(["evaluate", "--machine", "0123456789ab"]) == 1
+    err = capsys.readouterr().err
+    assert "no reference data of machine 0123456789ab" in err and "Traceback" not in err

@@ -109,7 +109,7 @@ def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], flo
 
     if (kernel, name) in jax_xla.NAMES:
         return jax_xla.complexity_of(kernel, name)
-    if (name, kernel == "conv2d") in (("cupy", False), ("cupy.fft", True)) and kernel in KERNELS:
+    if kernel in KERNELS and name == ("cupy.fft" if kernel == "conv2d" else "cupy"):
         return cupy_gpu.complexity_of(kernel, name)
     raise UnknownVariantError(f"no variant {name!r} of {kernel!r} on {device!r} is known")
 
