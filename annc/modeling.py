@@ -155,6 +155,6 @@ def measurement_source(db: Path | None, reference: bool,
         return MeasurementSource(data.measurements, data.metadata["fingerprint"],
                                  noise_floor(data.measurements),
                                  f"reference data of machine {data.metadata['fingerprint']['id']}")
-    stored, machine = stored_measurements(db)
-    return MeasurementSource(stored, machine, noise_floor(stored),
-                             f"measurements of this machine ({machine['id']})")
+    stored, here = stored_measurements(db)
+    return MeasurementSource(stored, here, noise_floor(stored),
+                             f"measurements of this machine ({here['id']})")

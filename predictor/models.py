@@ -262,8 +262,8 @@ class ModelSet:
             known[i] = True
             floors[i] = rate_floor(model, config)
         log_times = _predict_batch(arrays, which, rows.astype(np.float32))
-        seconds = np.maximum(np.exp(log_times.astype(np.float64)), floors)
-        return np.where(known, seconds, np.nan)
+        times = np.maximum(np.exp(log_times.astype(np.float64)), floors)
+        return np.where(known, times, np.nan)
 
 
 def _predict_batch(arrays: dict[str, np.ndarray], which: np.ndarray,
