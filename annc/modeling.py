@@ -26,6 +26,7 @@ from hardware.calibration.store import Measurement as StoredMeasurement
 from hardware.calibration.store import MeasurementStore
 from hardware.calibration.transfers import COPY_KERNEL
 from hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
+from hardware.devices.backend_start import backend_start_seconds
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import ensure_home
 from hardware.execution.steps import step_overhead_seconds
@@ -94,7 +95,8 @@ def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> 
     seconds = time.perf_counter() - start
     print(f"trained {len(models)} models in {seconds:.1f} s", file=sys.stderr)
     return ModelSet(fingerprint_dict, models, transfer_model(stored),
-                    step_overhead_s=step_overhead_seconds())
+                    step_overhead_s=step_overhead_seconds(),
+                    backend_start_s=backend_start_seconds())
 
 
 def stored_measurements(db: Path | None) -> tuple[list[StoredMeasurement], dict[str, Any]]:

@@ -116,8 +116,13 @@ def _build_cost(plan: RegionPlan, variant: str, device: str,
 
 def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
                    site_costs: list[float], site_devices: list[str | None],
-                   models: ChosenModels) -> list[RegionPlan]:
-    """Every region's candidates and choice, innermost first; the module is unchanged."""
+                   models: ChosenModels, left_out: dict[str, str] | None = None,
+                   ) -> list[RegionPlan]:
+    """Every region's candidates and choice, innermost first; the module is unchanged.
+
+    A region variant that would compile with a back end in `left_out` (one not to
+    start) gets its reason and is not chosen."""
+    left_out = left_out or {}
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
     costs = {op: site_costs[i] for op, i in sites_of.items()}
     chosen: dict[RegionOp, Candidate] = {}
@@ -137,6 +142,10 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
         for variant, why_not in catalogue.variants_for(lowered.spec, "cpu"):
             candidate = Candidate(variant.name, variant.device, None, 0.0, math.inf)
             plan.candidates.append(candidate)
+            backend = variant.name.split(".")[0]
+            if not why_not and backend in left_out and not catalogue.is_built(
+                    lowered.spec, variant.name):
+                why_not = left_out[backend]
             if why_not:
                 candidate.why_not = why_not
                 continue

@@ -17,7 +17,11 @@ the best candidates' intervals overlap and enough time is at stake, the
 `measure` option may measure them first (`passes.measuring`). Devices are then
 placed over the whole function (`passes.placement`), counting the copies
 between them, and each op is rewritten to name its variant, device, predicted
-time per execution and its interval:
+time per execution and its interval. A plan that would be the first in its process
+to use JAX or to compile with Halide also pays that back end's start
+(`ModelSet.backend_start_s`, 0.34 s and 0.43 s on the reference machine; see
+`hardware.devices.backend_start`): the plan is then made again without each subset
+of the back ends not yet started, and the cheapest, starts counted, is kept.
 
     %c = kernel.matmul %a, %b {variant = "numpy", device = "cpu", predicted_s = 1.2e-03,
                                predicted_low_s = 1.0e-03, predicted_high_s = 1.5e-03}
@@ -26,6 +30,7 @@ time per execution and its interval:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from xdsl.passes import ModulePass
 from dsl import dtypes
 from dsl.lowering import module_targets
 from hardware.devices.available import available_devices
+from hardware.devices.backend_start import started
 from hardware.variants import Shapes, Variant, get_variant, load_library, variants_for
 from hardware.variants.compiled import is_built
 from passes.candidates import Candidate
@@ -72,11 +78,13 @@ class Plan:
     """The models (with this machine's corrections and wisdom) the plan was made with."""
     regions: list[RegionPlan] = field(default_factory=list)
     """Every region's candidates and choice (`passes.region_choice`)."""
+    start_s: float = 0.0
+    """Seconds of starting back ends that the plan is the first in its process to use."""
 
     @property
     def total_predicted_s(self) -> float:
         ops = sum(op.chosen.cost_s for op in self.ops if op.chosen)
-        return ops - saved_by_regions(self.regions) + self.transfer_s
+        return ops - saved_by_regions(self.regions) + self.transfer_s + self.start_s
 
 
 def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
@@ -105,7 +113,10 @@ def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
     return (float(model.summary.get("compile_s", 0.0)) if model else 0.0), "compile"
 
 
-def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candidate]:
+def _candidates(site: Site, devices: list[str], models: ModelSet,
+                left_out: dict[str, str]) -> list[Candidate]:
+    """The op's candidates; those that would compile with a back end in `left_out`
+    carry its reason and are never chosen."""
     dtype = dtypes.to_numpy(site.dtype)
     options = [site.pin] if site.pin else devices
     found = []
@@ -113,8 +124,9 @@ def _candidates(site: Site, devices: list[str], models: ModelSet) -> list[Candid
         for variant in variants_for(site.kernel, device):
             if variant.applies(site.shapes, dtype):
                 compile_s, build = build_cost(variant, site.shapes, dtype, models)
+                why_not = left_out.get(variant.backend, "") if build == "compile" else ""
                 found.append(Candidate(variant.name, device, None, compile_s, math.inf,
-                                       build=build))
+                                       why_not=why_not, build=build))
     return found
 
 
@@ -130,8 +142,45 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     chosen = chosen or load_models(notes)
     notes += chosen.notes
     devices = allowed_devices(module, list(available_devices()), notes)
+    plan = _plan(module, chosen, devices, notes, measure, {})
+    starts = {backend: seconds for backend, seconds in chosen.models.backend_start_s.items()
+              if seconds > 0 and not started(backend)}
+    plan.start_s = _start_seconds(plan, starts)
+    if not plan.start_s:
+        return plan
+    best = plan
+    for left_out in _subsets(sorted(starts)):
+        reasons = {backend: f"starting {_NAMES.get(backend, backend)} in this process "
+                   f"({starts[backend]:.2f} s) costs more than its variants save here"
+                   for backend in left_out}
+        other = _plan(module, chosen, devices, notes, "never", reasons)
+        other.start_s = _start_seconds(other, starts)
+        if other.total_predicted_s < best.total_predicted_s:
+            best = other
+    best.measured, best.measure_s = plan.measured, plan.measure_s
+    return best
+
+
+_NAMES = {"jax": "JAX", "halide": "Halide"}
+
+
+def _subsets(backends: list[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of the back ends, smallest first."""
+    return [subset for size in range(1, len(backends) + 1)
+            for subset in itertools.combinations(backends, size)]
+
+
+def _start_seconds(plan: Plan, starts: dict[str, float]) -> float:
+    """The starts the plan pays: those of the back ends it builds something of."""
+    return sum(seconds for backend, seconds in starts.items() if _uses(plan, backend))
+
+
+def _plan(module: ModuleOp, chosen: ChosenModels, devices: list[str], notes: list[str],
+          measure: str, left_out: dict[str, str]) -> Plan:
+    """The plan over these devices, without the back ends in `left_out`."""
     flow = data_flow(module)
-    ops = [OpPlan(site, _candidates(site, devices, chosen.models)) for site in flow.sites]
+    ops = [OpPlan(site, _candidates(site, devices, chosen.models, left_out))
+           for site in flow.sites]
     _predict(ops, chosen)
     plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen)
     if measure != "never":
@@ -144,8 +193,19 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     plan.regions = choose_regions(
         module, {op.site.op: op.site.index for op in ops},
         [op.chosen.cost_s if op.chosen else math.inf for op in ops],
-        [op.chosen.device if op.chosen else None for op in ops], chosen)
+        [op.chosen.device if op.chosen else None for op in ops], chosen, left_out)
     return plan
+
+
+def _uses(plan: Plan, backend: str) -> bool:
+    """Whether the plan compiles something of that back end, for an op or a region
+    (loading a kernel from the build cache starts nothing)."""
+    for op in plan.ops:
+        if op.chosen is not None and op.chosen.build == "compile" and get_variant(
+                op.site.kernel, op.chosen.variant, op.chosen.device).backend == backend:
+            return True
+    return any(r.chosen is not None and r.chosen.build == "compile"
+               and r.chosen.variant.split(".")[0] == backend for r in plan.regions)
 
 
 def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
@@ -158,6 +218,8 @@ def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
     for op in ops:
         for candidate in op.candidates:
             p = next(predicted)
+            if candidate.why_not:  # left out before predicting
+                continue
             if math.isnan(p.seconds):
                 candidate.why_not = "no model for this variant on this machine"
                 continue

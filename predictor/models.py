@@ -149,6 +149,10 @@ class ModelSet:
     (finding its operands, reading the clock), measured on this machine when the
     models were trained; 0 in files older than this field. Calibration times kernels
     alone, so selection adds it to every prediction of an op or compiled region."""
+    backend_start_s: dict[str, float] = field(default_factory=dict)
+    """Seconds a process spends starting a back end it starts only when first used (JAX
+    on a machine without a GPU: `hardware.devices.backend_start`), measured on this
+    machine when the models were trained; empty in files older than this field."""
     _stacked: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -160,6 +164,7 @@ class ModelSet:
             "trained_on": self.trained_on,
             "transfers": self.transfers.to_json(),
             "step_overhead_s": self.step_overhead_s,
+            "backend_start_s": self.backend_start_s,
             "models": [m.to_json() for m in sorted(self.models.values(),
                                                      key=lambda m: m.combo)],
         }
@@ -193,8 +198,15 @@ class ModelSet:
                 or not 0.0 <= overhead < 1e-3):
             raise ModelFileError(f"{where}: step_overhead_s must be seconds in [0, 0.001), "
                                  f"not {overhead!r}")
+        starts = data.get("backend_start_s", {})
+        if not (isinstance(starts, dict) and all(
+                isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+                and 0.0 <= v < 60.0 for k, v in starts.items())):
+            raise ModelFileError(f"{where}: backend_start_s must map back ends to seconds "
+                                 f"in [0, 60), not {starts!r}")
         return ModelSet(data["fingerprint"], {m.combo: m for m in models}, transfers, where,
-                        trained_at, trained_on, float(overhead))
+                        trained_at, trained_on, float(overhead),
+                        {k: float(v) for k, v in starts.items()})
 
     # Prediction ------------------------------------------------------------------
 

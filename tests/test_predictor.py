@@ -206,6 +206,21 @@ def test_a_malformed_rate_limit_is_refused(tmp_path, field, bad):
         ModelSet.load(path)
 
 
+def test_the_back_ends_starts_are_saved_checked_and_absent_from_older_files(tmp_path):
+    models = fit_models(synthetic("matmul", "numpy"))
+    ModelSet({"id": "abc"}, models, backend_start_s={"jax": 0.34}).save(tmp_path / "m.json")
+    assert ModelSet.load(tmp_path / "m.json").backend_start_s == {"jax": 0.34}
+    data = json.loads((tmp_path / "m.json").read_text())
+    del data["backend_start_s"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert ModelSet.load(tmp_path / "old.json").backend_start_s == {}
+    for bad in ({"jax": -1}, {"jax": "slow"}, [0.3], {"jax": True}, {"jax": 100.0}):
+        data["backend_start_s"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(ModelFileError, match="backend_start_s"):
+            ModelSet.load(tmp_path / "bad.json")
+
+
 def test_batched_prediction_of_an_unknown_combination_is_nan():
     models = ModelSet({"id": "x"}, fit_models(synthetic("matmul", "numpy")))
     config = synthetic("matmul", "numpy")[0].config

@@ -229,3 +229,39 @@ def test_explain_and_emit_selected_from_the_command_line(tmp_path, monkeypatch):
                               capture_output=True, text=True, env=env, timeout=300)
     assert selected.returncode == 0 and 'variant = "numpy"' in selected.stdout
     assert "trained on this machine" in selected.stderr
+
+
+LOOP = """
+input A : f64[16, 16]
+input B : f64[16, 16]
+C = A
+repeat 100 {
+  C = matmul(C, B)
+}
+output C
+"""
+
+
+@pytest.mark.parametrize("saved_per_trip, expected", [(1e-3, "numpy"), (1e-2, "jax")])
+def test_a_plan_pays_a_back_ends_start_once_where_it_is_the_first_to_use_it(
+        monkeypatch, saved_per_trip, expected):
+    """JAX is imported when its first variant is built: 0.4 s that no build time holds.
+    A JAX op saving 0.1 s in all is not worth starting JAX for; one saving 1 s is."""
+    import passes.select_variants as select_variants
+
+    monkeypatch.setattr(select_variants, "started", lambda backend: False)
+    times = {("matmul", "numpy", "cpu"): 2e-2, ("matmul", "jax", "cpu"): 2e-2 - saved_per_trip}
+    models = model_set(times)
+    models.backend_start_s = {"jax": 0.4, "halide": 0.4}
+    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    assert chosen(p) == [(expected, "cpu")]
+    jax = next(c for c in p.ops[0].candidates if c.variant == "jax")
+    if expected == "numpy":
+        assert p.start_s == 0 and "starting JAX in this process (0.40 s)" in jax.why_not
+    else:
+        assert p.start_s == pytest.approx(0.4) and not jax.why_not
+        assert p.total_predicted_s == pytest.approx(100 * (2e-2 - saved_per_trip) + 0.4)
+    # once JAX runs in the process, its start is paid: the faster variant wins
+    monkeypatch.setattr(select_variants, "started", lambda backend: True)
+    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    assert chosen(p) == [("jax", "cpu")] and p.start_s == 0

@@ -109,6 +109,7 @@ def test_a_shipped_machine_trains_here_and_keeps_the_step_overhead_measured_ther
     assert main(["train", "--reference", "--machine", path.stem]) == 0
     trained, shipped = ModelSet.load(target), ModelSet.load(path)
     assert trained.step_overhead_s == shipped.step_overhead_s
+    assert trained.backend_start_s == shipped.backend_start_s
     assert set(trained.models) == set(shipped.models)
     assert any(device == "gpu" for _, _, device in trained.models)
     assert f"reference data of machine {path.stem}" in capsys.readouterr().err

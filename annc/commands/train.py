@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     models.trained_at = datetime.now().astimezone().isoformat(timespec="seconds")
     models.trained_on = source.description
     if args.machine:
-        # The plan step's overhead was measured on that machine: keep it.
+        # The plan step's overhead and the back ends' starts were measured on that
+        # machine: keep them.
         target = SHIPPED_MACHINES / f"{args.machine}.json"
-        models.step_overhead_s = _shipped_step_overhead(target)
+        models.step_overhead_s, models.backend_start_s = _measured_there(target)
     elif args.reference:
         target = DEFAULT_MODELS
     else:
@@ -54,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shipped_step_overhead(path: Path) -> float:
-    """The step overhead in a machine's shipped models (0 where there are none yet)."""
+def _measured_there(path: Path) -> tuple[float, dict[str, float]]:
+    """The step overhead and back-end starts in a machine's shipped models (none where
+    there are no shipped models yet)."""
     try:
-        return ModelSet.load(path).step_overhead_s
+        shipped = ModelSet.load(path)
     except (FileNotFoundError, ModelFileError):
-        return 0.0
+        return 0.0, {}
+    return shipped.step_overhead_s, shipped.backend_start_s

@@ -30,6 +30,7 @@ from typing import Any
 
 import halide as hl
 
+from hardware.devices.backend_start import mark_started
 from hardware.devices.fingerprint import fingerprint
 from hardware.variants.halide import build_cache
 from hardware.variants.halide.abi import load_shared_object
@@ -113,6 +114,7 @@ def shared_object(pipeline: hl.Pipeline, arguments: list[hl.Argument], symbol: s
         prefix = str(Path(folder) / "kernel")
         pipeline.compile_to_static_library(
             prefix, arguments, symbol, target.with_feature(hl.TargetFeature.NoRuntime))
+        mark_started("halide")
         library = Path(folder) / "kernel.so"
         _link(compiler, library,
               ["-Wl,--whole-archive", prefix + ".a", "-Wl,--no-whole-archive"])

@@ -31,6 +31,7 @@ import halide as hl
 import numpy as np
 
 from hardware.devices.allocator import aligned_empty
+from hardware.devices.backend_start import mark_started
 from hardware.variants.halide import build_cache, schedules
 from hardware.variants.halide.abi import AotFunction, load_shared_object
 from hardware.variants.halide.algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
@@ -217,6 +218,7 @@ def build_halide(kernel: str, shapes: Shapes, dtype: np.dtype, name: str) -> Com
     pipeline, arguments, schedule = scheduled(kernel, operand_shapes, output_shape, dtype, name)
     builds["jit"] += 1
     jitted = JitFunction(pipeline.compile_to_callable(arguments, cpu_target()))
+    mark_started("halide")
     return CompiledKernel(jitted, dtype, operand_shapes, output_shape, result, schedule)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import halide as hl
 import numpy as np
 
+from hardware.devices.backend_start import mark_started
 from hardware.devices.opencl import (
     opencl_available,
     opencl_device,
@@ -152,6 +153,7 @@ def build_opencl(kernel: str, shapes: Shapes, dtype: np.dtype) -> OpenCLKernel:
     bind_shapes(definition, shapes, result)
     GPU_SCHEDULES[kernel](definition, result)
     definition.output.compile_jit(opencl_target())
+    mark_started("halide")
     compiled = OpenCLKernel(definition, element, result)
     device = opencl_device()
     assert device is not None

@@ -42,6 +42,7 @@ import numpy as np
 
 from dsl import kernels
 from hardware.devices.allocator import aligned_empty
+from hardware.devices.backend_start import mark_started
 from hardware.variants.halide import schedules
 from hardware.variants.halide.algorithms import Definition
 from hardware.variants.halide.cpu import buffer_of, cpu_target
@@ -360,6 +361,7 @@ def build_halide(spec: RegionSpec, schedule: str = "annc") -> RegionKernel:
         pipeline = _auto_schedule(schedule, region, spec, target)
     try:
         function = pipeline.compile_to_callable(list(region.inputs), target)
+        mark_started("halide")
     except hl.HalideError as error:
         if "division by constant zero" in str(error).lower():
             raise RegionUnsupported("it divides by a value that is always zero, which "
