@@ -85,8 +85,12 @@ def transfer_model(stored: Iterable[StoredMeasurement]) -> TransferModel:
                           for key, values in points.items() if len(values) >= 2})
 
 
-def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> ModelSet:
-    """Trains the augmented model of every combination with enough rows."""
+def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any],
+          overheads: tuple[float, dict[str, float]] | None = None) -> ModelSet:
+    """Trains the augmented model of every combination with enough rows.
+
+    `overheads` are the plan step's overhead and the back ends' starts of the machine
+    the rows come from; by default they are measured here (`measured_overheads`)."""
     start = time.perf_counter()
     models = fit_models(to_training_rows(stored))
     compile_times = compile_seconds(stored)
@@ -94,9 +98,14 @@ def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any]) -> 
         model.summary["compile_s"] = compile_times.get(combo, 0.0)
     seconds = time.perf_counter() - start
     print(f"trained {len(models)} models in {seconds:.1f} s", file=sys.stderr)
+    step_overhead, starts = overheads if overheads is not None else measured_overheads()
     return ModelSet(fingerprint_dict, models, transfer_model(stored),
-                    step_overhead_s=step_overhead_seconds(),
-                    backend_start_s=backend_start_seconds())
+                    step_overhead_s=step_overhead, backend_start_s=starts)
+
+
+def measured_overheads() -> tuple[float, dict[str, float]]:
+    """This machine's plan-step overhead and back-end starts, for its model file."""
+    return step_overhead_seconds(), backend_start_seconds()
 
 
 def stored_measurements(db: Path | None) -> tuple[list[StoredMeasurement], dict[str, Any]]:
@@ -148,9 +157,9 @@ def measurement_source(db: Path | None, reference: bool,
     if reference:
         data = load_reference(None if machine is None else DATA_FOLDER / "machines" / machine)
         if data is None:
-            known = sorted(p.name for p in (DATA_FOLDER / "machines").glob("*")
-                           if p.is_dir())
             if machine is not None:
+                known = sorted(p.name for p in (DATA_FOLDER / "machines").glob("*")
+                               if p.is_dir())
                 raise ModelError(f"this installation ships no reference data of machine "
                                  f"{machine} (it has: {', '.join(known) or 'none'})")
             raise ModelError("this installation ships no reference data")

@@ -34,14 +34,15 @@ def run(args: argparse.Namespace) -> int:
         raise AnncError("train: --machine names shipped reference data; give --reference too")
     source = measurement_source(Path(args.db) if args.db else None, args.reference,
                                 args.machine)
-    models = train(source.stored, source.fingerprint)
+    # Another machine's plan-step overhead and back-end starts were measured there:
+    # keep those of its shipped models rather than measure this machine's.
+    shipped = SHIPPED_MACHINES / f"{args.machine}.json" if args.machine else None
+    models = train(source.stored, source.fingerprint,
+                   _measured_there(shipped) if shipped else None)
     models.trained_at = datetime.now().astimezone().isoformat(timespec="seconds")
     models.trained_on = source.description
-    if args.machine:
-        # The plan step's overhead and the back ends' starts were measured on that
-        # machine: keep them.
-        target = SHIPPED_MACHINES / f"{args.machine}.json"
-        models.step_overhead_s, models.backend_start_s = _measured_there(target)
+    if shipped:
+        target = shipped
     elif args.reference:
         target = DEFAULT_MODELS
     else:
@@ -60,6 +61,6 @@ def _measured_there(path: Path) -> tuple[float, dict[str, float]]:
     there are no shipped models yet)."""
     try:
         shipped = ModelSet.load(path)
-    except (FileNotFoundError, ModelFileError):
+    except ModelFileError:  # a missing file too
         return 0.0, {}
     return shipped.step_overhead_s, shipped.backend_start_s
