@@ -54,7 +54,7 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
     """The `evaluate --report json` object.
 
     Beside the contract's fields, each combination has `noise_mape`: the
-    repeat-to-repeat MAPE of its own noise passes (None without them), the
+    MAPE of its own noise passes against its held-out rows (None without them), the
     error a perfect model would still show against its held-out rows, and
     `noise_ratio`: its held-out MAPE over that noise floor (1 is the goal); the
     summary has their median over combinations, `median_noise_ratio`.

@@ -105,8 +105,9 @@ def main() -> None:
         f"augmented model took {s['train_seconds']:.1f} s; one batched prediction costs "
         f"{s['seconds_per_prediction'] * 1e6:.2f} µs per candidate. The augmented model beats "
         f"the plain MLP on {100 * s['beats_plain_mlp_share']:.0f}% of combinations. Noise "
-        f"floor (each combination's own test configurations measured twice, in separate "
-        f"passes): {s['noise_floor_mape']:.1f}% MAPE over all pairs, median over "
+        f"floor (each combination's own test configurations measured again in two later "
+        f"passes, against the held-out rows): {s['noise_floor_mape']:.1f}% MAPE over all "
+        f"of them, median over "
         f"combinations {s['median_noise_mape']:.1f}%.", "",
         *table, "",
         *backends, "",
@@ -114,7 +115,7 @@ def main() -> None:
         "| training rows | augmented | plain MLP |", "|---|---|---|",
         *(f"| {n} | {a:.1f}% | {p:.1f}% |" for n, a, p in curve), "",
         "![accuracy](accuracy.png)", "",
-        "Every combination, best first (noise floor: its own repeat-to-repeat MAPE):", "",
+        "Every combination, best first (noise floor: its own re-measurements' MAPE):", "",
         *per_combination, "",
         f"(This benchmark took {seconds:.0f} s for the table.)", "",
     ]

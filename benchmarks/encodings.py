@@ -174,7 +174,8 @@ def write(results: dict, real: bool, spread: list[str]) -> None:
         f"{' --tune benchmarks/results/adaptation.json' if real else ''}"
         f"{f' --seeds {(len(spread) - 2) // len(SEEDED)}' if spread else ''}`. Held-out MAPE "
         "per combination on the same rows for every family; the noise ratio divides it by "
-        "the combination's own repeat-to-repeat noise.", "", *lines, "",
+        "the combination's own noise floor (its re-measurements against its held-out "
+        "rows).", "", *lines, "",
         *(["## Across training seeds", "", "The same rows, only the training seed changed:",
             "", *spread, ""] if spread else []),
     ])

@@ -20,6 +20,7 @@ from hardware.calibration.runs import (
     kernel_jobs,
     noise_floor,
     noise_passes,
+    repeat_error,
     select_variants,
 )
 from hardware.calibration.sampling import (
@@ -141,6 +142,25 @@ def test_noise_floor_is_mean_relative_difference() -> None:
     assert floor.mape == pytest.approx(0.15)
     assert floor.by_combination == {("neg", "numpy", "cpu"): pytest.approx(0.15)}
     assert floor.median_combination == pytest.approx(0.15)
+
+
+def test_noise_floor_measures_repeats_against_the_held_out_row() -> None:
+    def m(split: str, noise_pass: int, median: float, shape: int = 1) -> Measurement:
+        return Measurement("f", "neg", "numpy", "cpu", "float32", ((shape,),), split, "ok",
+                           median, noise_pass=noise_pass)
+
+    # The two passes agree with each other (run back to back) but not with the test
+    # row taken minutes earlier with another build: the floor is the latter distance.
+    rows = [m("test", 0, 1.0), m("noise", 1, 1.3), m("noise", 2, 1.3),
+            m("test", 0, 2.0, shape=2), m("noise", 1, 2.0, shape=2), m("noise", 2, 1.0, shape=2),
+            m("test", 0, 9.0, shape=3)]  # a test row the passes did not repeat
+    floor = noise_floor(rows)
+    assert floor.pairs == 2
+    assert floor.mape == pytest.approx((0.3 + 0.25) / 2)
+    assert repeat_error({0: 1.0, 1: 1.3, 2: 1.3}) == pytest.approx(0.3)
+    assert repeat_error({1: 2.0, 2: 1.0}) == pytest.approx(0.5)  # no test row: the passes
+    assert repeat_error({0: 1.0, 1: 1.5}) == pytest.approx(0.5)  # one pass is enough
+    assert repeat_error({0: 1.0}) is None and repeat_error({1: 1.0}) is None
 
 
 # --- running calibrations -------------------------------------------------------------------

@@ -76,8 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record a measurement that takes longer as a timeout "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--noise", action="store_true",
-                        help="also measure a sample twice, in two passes, and report the "
-                        "noise floor (repeat-to-repeat MAPE); with --budget, first")
+                        help="also measure a sample of the test configurations again, in two "
+                        "passes, and report the noise floor (how far they land from the "
+                        "held-out rows, as a MAPE); with --budget, first")
     parser.add_argument("--quick", action="store_true",
                         help="measure a few realistic shapes within --budget (default "
                         "60 s) and adapt the current models to this machine")
@@ -172,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
         if args.noise or args.reference or args.regions:
             floor = noise_floor(store.measurements(fp.id))
             if floor.mape is not None:
-                console.print(f"noise floor: {floor.mape:.1%} repeat-to-repeat MAPE over "
-                              f"{floor.pairs} configurations measured twice; median over "
+                console.print(f"noise floor: {floor.mape:.1%} MAPE of re-measurements against "
+                              f"the held-out rows over {floor.pairs} configurations; median over "
                               f"{len(floor.by_combination)} combinations "
                               f"{floor.median_combination:.1%}")
         if args.reference and stopped == "complete":
