@@ -113,7 +113,8 @@ def fit_models(
             yn = yn - design @ line
         prepared.append((combo, names, normalisation, TrainingSet(xn, yn), line))
     models: dict[Combo, Model] = {}
-    params = train_group([e[3] for e in prepared], hidden, seed) if prepared else []
+    params = train_group([e[3] for e in prepared], hidden, seed,
+                         names=["/".join(e[0]) for e in prepared]) if prepared else []
     for (combo, names, normalisation, _, line), p in zip(prepared, params, strict=True):
         weights = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
         if line is not None:

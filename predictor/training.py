@@ -8,12 +8,16 @@ models are vmapped. Training many models is dominated by the steps' fixed cost, 
 one call for all is much faster than one per feature width. Each restart keeps the
 parameters of its lowest validation loss seen during training (early stopping by
 checkpoint; the validation loss comes from the same forward pass as the gradient),
-and the restart with the lowest validation loss wins. Held-out test rows never
-enter this module.
+and the restart with the lowest validation loss wins. Each model's validation rows
+and initial weights come from its own random stream (the seed and the model's name),
+so a model does not change when others are added, removed or re-measured. Held-out
+test rows never enter this module.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -101,15 +105,24 @@ def _validation_mask(n: int, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
+def stream(name: str) -> int:
+    """A stable number for a model's name, which picks its random stream."""
+    return zlib.crc32(name.encode())
+
+
 def train_group(
     sets: list[TrainingSet], hidden: int, seed: int = 0, steps: int = STEPS,
-    restarts: int = RESTARTS,
+    restarts: int = RESTARTS, names: Sequence[str] | None = None,
 ) -> list[mlp.Params]:
     """Trains one model per set, in one call; returns their params (`w1` with as many
-    rows as the set has features)."""
+    rows as the set has features). `names` (default: the sets' positions) pick each
+    model's random stream: the same name, rows and seed give the same model whatever
+    else is trained beside it."""
+    names = [str(i) for i in range(len(sets))] if names is None else list(names)
+    if len(names) != len(sets):
+        raise ValueError(f"{len(names)} names for {len(sets)} training sets")
     width = max(len(s.targets) for s in sets)
     columns = [s.features.shape[1] for s in sets]
-    rng = np.random.default_rng(seed)
     x = np.zeros((len(sets), width, max(columns)))
     y = np.zeros((len(sets), width))
     train_w = np.zeros((len(sets), width))
@@ -119,11 +132,12 @@ def train_group(
         n = len(s.targets)
         x[i, :n, :columns[i]], y[i, :n] = s.features, s.targets
         inputs[i, :columns[i]] = 1.0
-        validation = _validation_mask(n, rng)
+        validation = _validation_mask(n, np.random.default_rng([seed, stream(names[i])]))
         train_w[i, :n] = ~validation
         val_w[i, :n] = validation if validation.any() else 1.0
-    keys = jax.random.split(jax.random.key(seed), len(sets) * restarts)
-    keys = keys.reshape(len(sets), restarts)
+    root = jax.random.key(seed)
+    keys = jnp.stack([jax.random.split(jax.random.fold_in(root, stream(name)), restarts)
+                      for name in names])
     arrays = (jnp.asarray(a, mlp.DTYPE) for a in (x, y, train_w, val_w, inputs))
     best, losses = _fit_group(keys, *arrays, hidden=hidden, steps=steps)
     winners = np.asarray(jnp.argmin(losses, axis=1))

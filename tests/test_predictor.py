@@ -28,6 +28,7 @@ from predictor.fitting import (
 )
 from predictor.mlp import parameter_count
 from predictor.models import RATE_MARGIN, SCHEMA_VERSION, ModelFileError, ModelSet, rate_floor
+from predictor.training import TrainingSet, train_group
 from predictor.transfers import Link, TransferModel
 
 
@@ -108,6 +109,23 @@ def test_models_of_different_feature_counts_train_together_each_at_its_own_width
         assert model.params["w1"].shape == (len(model.features), 8), combo
         assert model.parameter_count == parameter_count(len(model.features))
         assert model.summary["mape"] < 6.0, combo
+
+
+def test_a_model_does_not_change_when_other_combinations_are_trained_beside_it():
+    """Re-measuring one combination (more rows, another order) leaves the others' models:
+    each model's validation rows and initial weights follow its own name."""
+    matmul = synthetic("matmul", "numpy")
+    other = synthetic("matmul", "jax", seed=2)
+    key = ("matmul", "numpy", "cpu")
+    alone = fit_models(matmul)[key]
+    beside = fit_models(other[:40] + matmul)[key]
+    beside_more = fit_models(matmul + other)[key]
+    configs = [r.config for r in matmul]
+    for model in (beside, beside_more):  # equal but for float32 sums over padded rows
+        np.testing.assert_allclose(predict_seconds(model, configs),
+                                   predict_seconds(alone, configs), rtol=2e-3)
+    with pytest.raises(ValueError, match="2 names for 1"):
+        train_group([TrainingSet(np.zeros((8, 2)), np.zeros(8))], 4, names=["a", "b"])
 
 
 def test_held_out_rows_never_shape_the_normalisation():
