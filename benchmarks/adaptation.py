@@ -162,6 +162,14 @@ def process_seconds(path: Path, params: dict[str, int], repeats: int) -> float:
     return statistics.median(times)
 
 
+def per_op(recorded: dict) -> str:
+    """Recording's cost per op record; a run whose work all ran as compiled regions or
+    loops has no op records."""
+    if not recorded["ops"]:
+        return "- (no op records)"
+    return f"{recorded['record_s'] / recorded['ops'] * 1e6:.0f} µs"
+
+
 def recording_cost(console: Console, repeats: int = 3) -> list[dict]:
     """Seconds to record a run, per op and as a share of the run's wall time."""
     from annc.recording import record_run
@@ -286,7 +294,7 @@ def write(cases: list[dict], quick_s: float, recording: list[dict], after: Chose
         "| run | ops | recording | per op | share of `run_file` | share of the `annc run` "
         "process |", "|---|---|---|---|---|---|",
         *(f"| {r['example']} {', '.join(f'{k}={v}' for k, v in r['params'].items())} | "
-          f"{r['ops']} | {r['record_s'] * 1e3:.2f} ms | {r['record_s'] / r['ops'] * 1e6:.0f} µs "
+          f"{r['ops']} | {r['record_s'] * 1e3:.2f} ms | {per_op(r)} "
           f"| {100 * r['record_s'] / r['run_s']:.2f}% | "
           f"{100 * r['record_s'] / r['process_s']:.2f}% ({r['process_s']:.2f} s) |"
           for r in recording), "",
