@@ -8,7 +8,7 @@ builtin.module attributes {annc.source = "examples/gram_matrix.ann", annc.inputs
     }
     %1 = kernel.region(%X) {loc = "examples/gram_matrix.ann:16:16", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : (tensor<800x2000xf64>) -> tensor<f64> {
     ^bb0(%2: tensor<800x2000xf64>):
-      %3 = kernel.mul %2, %2 {loc = "examples/gram_matrix.ann:16:16", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<800x2000xf64>, tensor<800x2000xf64> -> tensor<800x2000xf64>
+      %3 = kernel.mul %2, %2 {loc = "examples/gram_matrix.ann:16:16", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<800x2000xf64>, tensor<800x2000xf64> -> tensor<800x2000xf64>
       %energy = kernel.sum %3 {loc = "examples/gram_matrix.ann:16:10", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<800x2000xf64> -> tensor<f64>
       kernel.yield %energy : tensor<f64>
     }

@@ -12,7 +12,7 @@ builtin.module attributes {annc.source = "examples/heat.ann", annc.inputs = ["T"
         ^bb0(%9: tensor<f32>, %10: tensor<f32>, %11: tensor<256x256xf32>, %12: tensor<3x3xf32>):
           %13 = kernel.mul %9, %10 {loc = "examples/heat.ann:16:15", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<f32> -> tensor<f32>
           %14 = kernel.conv2d %11, %12 {loc = "examples/heat.ann:16:25", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<3x3xf32> -> tensor<256x256xf32>
-          %15 = kernel.mul %13, %14 {loc = "examples/heat.ann:16:23", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<256x256xf32> -> tensor<256x256xf32>
+          %15 = kernel.mul %13, %14 {loc = "examples/heat.ann:16:23", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<256x256xf32> -> tensor<256x256xf32>
           %T_3 = kernel.add %11, %15 {loc = "examples/heat.ann:16:9", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
           kernel.yield %T_3 : tensor<256x256xf32>
         }
