@@ -86,6 +86,20 @@ def _ops_cost(region: RegionOp, costs: dict[KernelOp, float],
     return total
 
 
+def fused_regions(plans: list[RegionPlan]) -> list[RegionPlan]:
+    """The regions that run as one compiled step: chosen, not `ops`, and inside no region
+    that runs so itself (whose step takes in their ops and the regions inside them)."""
+    fused = {p.op: p for p in plans if p.chosen is not None and p.chosen.variant != catalogue.OPS}
+
+    def inside_fused(op: Operation) -> bool:
+        parent = _enclosing_region(op)
+        while parent is not None and parent not in fused:
+            parent = _enclosing_region(parent)
+        return parent is not None
+
+    return [p for op, p in fused.items() if not inside_fused(op)]
+
+
 def saved_by_regions(plans: list[RegionPlan]) -> float:
     """How much less the regions' choices cost than running every op one by one."""
     return sum(p.sites_cost - p.chosen.cost_s for p in plans

@@ -50,7 +50,13 @@ from passes.candidates import Candidate
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place
-from passes.region_choice import RegionPlan, apply_regions, choose_regions, saved_by_regions
+from passes.region_choice import (
+    RegionPlan,
+    apply_regions,
+    choose_regions,
+    fused_regions,
+    saved_by_regions,
+)
 from passes.sites import DataFlow, Site, data_flow
 from predictor.features import Configuration
 from predictor.models import ModelSet
@@ -199,13 +205,17 @@ def _plan(module: ModuleOp, chosen: ChosenModels, devices: list[str], notes: lis
 
 def _uses(plan: Plan, backend: str) -> bool:
     """Whether the plan compiles something of that back end, for an op or a region
-    (loading a kernel from the build cache starts nothing)."""
+    (loading a kernel from the build cache starts nothing). The ops and regions inside
+    a region that runs compiled are never built."""
+    regions = fused_regions(plan.regions)
+    inside = {site for region in regions for site in region.sites}
     for op in plan.ops:
-        if op.chosen is not None and op.chosen.build == "compile" and get_variant(
-                op.site.kernel, op.chosen.variant, op.chosen.device).backend == backend:
+        if (op.site.index not in inside and op.chosen is not None
+                and op.chosen.build == "compile" and get_variant(
+                    op.site.kernel, op.chosen.variant, op.chosen.device).backend == backend):
             return True
     return any(r.chosen is not None and r.chosen.build == "compile"
-               and r.chosen.variant.split(".")[0] == backend for r in plan.regions)
+               and r.chosen.variant.split(".")[0] == backend for r in regions)
 
 
 def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:

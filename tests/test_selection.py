@@ -265,3 +265,33 @@ def test_a_plan_pays_a_back_ends_start_once_where_it_is_the_first_to_use_it(
     monkeypatch.setattr(select_variants, "started", lambda backend: True)
     p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
     assert chosen(p) == [("jax", "cpu")] and p.start_s == 0
+
+
+FUSED_LOOP = """
+input A : f64[16, 16]
+input B : f64[16, 16]
+C = A
+repeat 100 {
+  C = matmul(C, B) + A
+}
+output C
+"""
+
+
+def test_a_start_is_charged_only_for_what_the_plan_builds(monkeypatch):
+    """Ops inside a region that runs compiled are never built: their own choice (here a
+    Halide kernel to compile) starts nothing, and leaving Halide out gains nothing."""
+    import passes.select_variants as select_variants
+
+    monkeypatch.setattr(select_variants, "started", lambda backend: False)
+    models = model_set({("matmul", "numpy", "cpu"): 2e-2, ("add", "numpy", "cpu"): 1e-6,
+                        ("matmul", "halide.tiled", "cpu"): 1e-2,
+                        ("loop.matmul", "jax", "cpu"): 1e-4})
+    models.backend_start_s = {"jax": 0.4, "halide": 0.4}
+    module = compile_source(FUSED_LOOP, filename="t.ann", emit="fused", targets=["cpu"])
+    p = plan_selection(module, ChosenModels(models, "test models"))
+    assert [r.chosen.variant for r in p.regions if r.outermost] == ["jax"]
+    assert p.start_s == pytest.approx(0.4)  # JAX's alone
+    assert p.total_predicted_s == pytest.approx(100 * 1e-4 + 0.4, rel=1e-3)
+    halide = next(c for c in p.ops[0].candidates if c.variant == "halide.tiled")
+    assert not halide.why_not  # not left out: Halide never starts either way
