@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -83,6 +84,20 @@ def test_sizes_span_the_ranges() -> None:
     sizes = [max(len(s) and s[0] * (s[1] if len(s) > 1 else 1) for s in c.shapes)
              for c in configurations("add")[0]]
     assert min(sizes) < 100 and max(sizes) > 1_000_000
+
+
+def test_streaming_kernels_sample_sizes_around_the_cache_capacities() -> None:
+    """Matrix–vector products, transposes and dot products put about a third of their
+    configurations between 0.5 and 64 MB of operands, where their time steps with the
+    caches, and keep the small and the largest sizes."""
+    for kernel in ("matvec", "transpose", "dot"):
+        train, test = configurations(kernel)
+        megabytes = [sum(math.prod(s) for s in c.shapes) * (8 if c.dtype == "float64" else 4)
+                     / 2**20 for c in train + test]
+        around = sum(0.5 <= m <= 64 for m in megabytes) / len(megabytes)
+        assert around >= 0.48, (kernel, around)
+        assert sum(4 <= m <= 32 for m in megabytes) >= 60, kernel
+        assert min(megabytes) < 0.01 and max(megabytes) > 40
 
 
 def test_plan_sizes_follow_build_cost_and_interleave() -> None:
