@@ -43,10 +43,9 @@ from passes.select_variants import Plan, plan_selection
 
 def quick_calibration(budget: float, console: Console) -> float:
     """Wall seconds of `annc calibrate --quick` in a fresh process."""
-    annc = Path(sys.executable).with_name("annc")
     began = time.perf_counter()
-    done = subprocess.run([str(annc), "calibrate", "--quick", "--budget", f"{budget:g}"],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "annc", "calibrate", "--quick", "--budget",
+                           f"{budget:g}"], capture_output=True, text=True)
     seconds = time.perf_counter() - began
     console.print(done.stderr.strip())
     if done.returncode != 0:

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptation import predictions
+from adaptation import predictions, quick_calibration
 from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
 
 from annc.commands.tune import tune
@@ -114,17 +113,6 @@ def choice_over_best(report: dict[str, Any], plan: Plan) -> list[dict[str, Any]]
                       "per_execution": pick["measured_s"] / min(same),
                       "with_builds": cost(pick) / min(cost(c) for c in times.values())})
     return found
-
-
-def quick_calibration(seconds: float, console: Console) -> float:
-    """Wall seconds of `annc calibrate --quick` in a fresh process."""
-    began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "annc", "calibrate", "--quick", "--budget",
-                           f"{seconds:g}"], capture_output=True, text=True)
-    console.print(done.stderr.strip()[-2000:])
-    if done.returncode != 0:
-        raise SystemExit(f"calibrate --quick failed (exit status {done.returncode})")
-    return time.perf_counter() - began
 
 
 def main() -> None:

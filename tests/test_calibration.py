@@ -87,16 +87,16 @@ def test_sizes_span_the_ranges() -> None:
 
 
 def test_streaming_kernels_sample_sizes_around_the_cache_capacities() -> None:
-    """Matrix–vector products, transposes and dot products put about a third of their
-    configurations between 0.5 and 64 MB of operands, where their time steps with the
-    caches, and keep the small and the largest sizes."""
+    """Matrix–vector products, transposes and dot products put half their
+    configurations or more between 0.5 and 64 MB of operands, where their time steps
+    with the caches, and keep the small and the largest sizes."""
     for kernel in ("matvec", "transpose", "dot"):
         train, test = configurations(kernel)
         megabytes = [sum(math.prod(s) for s in c.shapes) * (8 if c.dtype == "float64" else 4)
                      / 2**20 for c in train + test]
         around = sum(0.5 <= m <= 64 for m in megabytes) / len(megabytes)
         assert around >= 0.48, (kernel, around)
-        assert sum(4 <= m <= 32 for m in megabytes) >= 60, kernel
+        assert sum(4 <= m <= 32 for m in megabytes) >= 50, kernel
         assert min(megabytes) < 0.01 and max(megabytes) > 40
 
 
