@@ -197,6 +197,15 @@ def recording_cost(console: Console, repeats: int = 3) -> list[dict]:
     return found
 
 
+def example_sizes(quick: bool, examples: str | None) -> dict[str, list[dict[str, int]]]:
+    """The benchmark's cases: two tiny ones with `quick`, else the realistic sizes; only
+    the comma-separated `examples` if given."""
+    sizes = QUICK if quick else SIZES
+    if examples:
+        sizes = {k: v for k, v in sizes.items() if k in examples.split(",")}
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two tiny cases, a smoke test")
@@ -204,9 +213,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0,
                         help="calibrate --quick's budget (default 60 s)")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else SIZES
-    if args.examples:
-        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    sizes = example_sizes(args.quick, args.examples)
     console = Console(stderr=True)
     home = tempfile.mkdtemp(prefix="annc-adaptation-")
     os.environ["ANNC_HOME"] = home

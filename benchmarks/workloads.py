@@ -45,8 +45,8 @@ from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptation import predictions, quick_calibration
-from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
+from adaptation import example_sizes, predictions, quick_calibration
+from selection import EXAMPLES, RESULTS, geomean
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file
@@ -128,9 +128,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="where workloads-FINGERPRINT.md and .json go")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else SIZES
-    if args.examples:
-        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    sizes = example_sizes(args.quick, args.examples)
     console = Console(stderr=True)
     os.environ["ANNC_HOME"] = tempfile.mkdtemp(prefix="annc-workloads-")
     os.environ["ANNC_NO_RECORD"] = "1"  # nothing measured here may feed the models
