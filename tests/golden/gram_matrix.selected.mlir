@@ -2,7 +2,7 @@ builtin.module attributes {annc.source = "examples/gram_matrix.ann", annc.inputs
   func.func @main(%X: tensor<800x2000xf64>) -> (tensor<800x800xf64>, tensor<f64>) {
     %0 = kernel.region(%X) {loc = "examples/gram_matrix.ann:15:15", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : (tensor<800x2000xf64>) -> tensor<800x800xf64> {
     ^bb0(%1: tensor<800x2000xf64>):
-      %2 = kernel.transpose %1 {loc = "examples/gram_matrix.ann:15:15", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<800x2000xf64> -> tensor<2000x800xf64>
+      %2 = kernel.transpose %1 {loc = "examples/gram_matrix.ann:15:15", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<800x2000xf64> -> tensor<2000x800xf64>
       %G = kernel.matmul %1, %2 {loc = "examples/gram_matrix.ann:15:5", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<800x2000xf64>, tensor<2000x800xf64> -> tensor<800x800xf64>
       kernel.yield %G : tensor<800x800xf64>
     }
