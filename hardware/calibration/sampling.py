@@ -132,17 +132,24 @@ def _capped(rng: np.random.Generator, draw: Callable[[], Shapes],
             return shapes
 
 
+def _split(rng: np.random.Generator, elements: int, low: int, high: int) -> tuple[int, int]:
+    """Rows and columns of about `elements` elements, each in [low, high]: within 4x of
+    each other in most draws, as fields and matrices are, else any split."""
+    if rng.random() < 0.7:
+        rows = round(math.sqrt(elements) * math.exp(rng.uniform(-math.log(2), math.log(2))))
+    else:
+        rows = _log_uniform(rng, max(low, elements // high), min(high, elements // low))
+    rows = min(max(rows, low), high)
+    return rows, min(max(elements // rows, low), high)
+
+
 def _tensor(rng: np.random.Generator, low: int, high: int) -> tuple[int, ...]:
     """A vector, or a matrix of a log-uniform number of elements: mostly a field
     of rows and columns within 4x of each other, as grids are, else any split."""
     n = _size(rng, low, high)
     if rng.random() < 0.5:
         return (n,)
-    if rng.random() < 0.7:
-        rows = max(1, round(math.sqrt(n) * math.exp(rng.uniform(-math.log(2), math.log(2)))))
-    else:
-        rows = _log_uniform(rng, 1, max(1, n))
-    return (rows, max(1, n // rows))
+    return _split(rng, n, 1, n)
 
 
 def _matmul(rng: np.random.Generator) -> Shapes:
@@ -179,24 +186,9 @@ the examples' `tune` measurements the band lowered matvec's mean error from 26.2
 element-wise kernels and reductions raised theirs, and is not drawn."""
 
 
-def _split(rng: np.random.Generator, elements: int, low: int, high: int) -> tuple[int, int]:
-    """Rows and columns of about `elements` elements, each in [low, high]: within 4x of
-    each other in most draws, as fields and matrices are, else any split."""
-    if rng.random() < 0.7:
-        rows = round(math.sqrt(elements) * math.exp(rng.uniform(-math.log(2), math.log(2))))
-    else:
-        rows = _log_uniform(rng, max(low, elements // high), min(high, elements // low))
-    rows = min(max(rows, low), high)
-    return rows, min(max(elements // rows, low), high)
-
-
-def _in_cache_band(rng: np.random.Generator) -> bool:
-    return bool(rng.random() < CACHE_SHARE)
-
-
 def _matvec(rng: np.random.Generator) -> Shapes:
     def draw() -> Shapes:
-        if _in_cache_band(rng):
+        if rng.random() < CACHE_SHARE:
             m, n = _split(rng, _size(rng, *CACHE_BAND), 8, 8192)
         else:
             m, n = _size(rng, 8, 8192), _size(rng, 8, 8192)
