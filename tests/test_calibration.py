@@ -10,12 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
 from annc.cli import main
+from hardware.calibration.reference_data import load_reference
 from hardware.calibration.runs import (
     Calibration,
     kernel_jobs,
@@ -37,6 +38,8 @@ from hardware.calibration.store import Measurement, MeasurementStore
 from hardware.variants import load_library, variants_for
 
 TESTS = Path(__file__).parent
+REFERENCE_MEMORY = 24 * 2**30
+"""The reference machine's memory, which decides which configurations its plan could take."""
 CHEAP = ["--variants", "numpy,numpy.reference"]
 
 
@@ -97,6 +100,28 @@ def test_matvec_samples_sizes_around_the_cache_capacities() -> None:
     assert around >= 0.48, around
     assert sum(4 <= m <= 32 for m in megabytes) >= 50
     assert min(megabytes) < 0.01 and max(megabytes) > 40
+
+
+def test_the_shipped_reference_holds_exactly_the_plans_configurations() -> None:
+    """Every kernel combination of the shipped reference was measured on the configurations
+    the plan gives it now, no more and no fewer: a plan changed without re-measuring
+    would train the shipped models on rows another calibration would not take."""
+    load_library()
+    reference = load_reference()
+    assert reference is not None
+    stored: dict[tuple[str, str, str], set] = defaultdict(set)
+    for m in reference.measurements:
+        if m.split in ("train", "test"):
+            stored[(m.kernel, m.variant, m.device)].add(
+                (m.split, m.dtype, tuple(map(tuple, m.shapes))))
+    variants = [v for v in select_variants() if (v.kernel, v.name, v.device) in stored]
+    assert len(variants) >= 73  # every CPU combination at least
+    planned: dict[tuple[str, str, str], set] = defaultdict(set)
+    for job in calibration_plan(variants, memory_bytes=REFERENCE_MEMORY):
+        planned[(job.variant.kernel, job.variant.name, job.variant.device)].add(
+            (job.split, job.config.dtype, tuple(map(tuple, job.config.shapes))))
+    for combination, configs in planned.items():
+        assert configs == stored[combination], combination
 
 
 def test_plan_sizes_follow_build_cost_and_interleave() -> None:
