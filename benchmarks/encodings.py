@@ -134,7 +134,7 @@ def main() -> None:
             print(f"{family} augmented={augmented}: median {found['median']:.1f}% ratio "
                   f"{found['median_ratio']:.2f} in {seconds:.1f} s", flush=True)
     spread = seed_spread(rows, noise, args.seeds) if args.seeds > 1 else []
-    write(results, bool(queries), spread, args.extrapolate)
+    write(results, args.tune, args.seeds, spread, args.extrapolate)
 
 
 def largest_held_out(rows: list[Measurement], fraction: float) -> list[Measurement]:
@@ -158,22 +158,53 @@ SEEDED = ("logs, padded complexity, 8 units (annc)",
 
 def seed_spread(rows: list, noise: dict, seeds: int) -> list[str]:
     """Per seed, for annc's features now and before: median MAPE, its median ratio to
-    the noise floor, and the augmented model's share of wins over the plain one."""
+    the noise floor, and the augmented model's share of wins over the plain one; then
+    per family which comparisons the seed decides (`decided`)."""
     lines = ["| features | seed | median MAPE | median MAPE / noise | augmented beats plain |",
              "|---|---|---|---|---|"]
+    outcomes = []
     for family in SEEDED:
+        per_seed = []
         for seed in range(seeds):
             augmented, plain = (
                 {c: m.summary["mape"] for c, m in fit_models(
                     rows, augmented=flag, seed=seed, **FAMILIES[family]).items()
                  if m.summary["mape"] is not None} for flag in (True, False))
+            per_seed.append((augmented, plain))
             ratios = [augmented[c] / (100 * noise[c]) for c in augmented if noise.get(c)]
             common = [c for c in augmented if c in plain]
             wins = sum(augmented[c] < plain[c] for c in common) / len(common)
             lines.append(f"| {family} | {seed} | {statistics.median(augmented.values()):.1f}% "
                          f"| {statistics.median(ratios):.2f} | {wins:.0%} |")
             print(lines[-1], flush=True)
+        outcomes.append((family, decided(per_seed)))
+    lines += ["", f"Which comparisons the seed decides, over the {seeds} seeds: the augmented "
+              "model wins a combination when its held-out MAPE is lower with every seed, "
+              "the plain one when higher with every seed, and otherwise the seed decides. "
+              "*On the seeds' mean* compares the two MAPEs averaged over the seeds.", "",
+              "| features | augmented wins | plain wins | the seed decides | augmented's share "
+              "of the decided | on the seeds' mean |", "|---|---|---|---|---|---|"]
+    for family, (wins, losses, open_, on_mean) in outcomes:
+        share = f"{wins / (wins + losses):.0%}" if wins + losses else "-"
+        lines.append(f"| {family} | {wins} | {losses} | {open_} | {share} | {on_mean:.0%} |")
     return lines
+
+
+def decided(per_seed: list[tuple[dict, dict]]) -> tuple[int, int, int, float]:
+    """Over seeds of (augmented, plain) MAPEs per combination: how many combinations the
+    augmented model wins with every seed, loses with every seed, and neither; and its
+    share of wins on the MAPEs averaged over the seeds."""
+    common = set.intersection(*(set(a) & set(p) for a, p in per_seed))
+    wins = losses = 0
+    for c in common:
+        better = {a[c] < p[c] for a, p in per_seed}
+        if better == {True}:
+            wins += 1
+        elif better == {False}:
+            losses += 1
+    on_mean = sum(statistics.fmean(a[c] for a, _ in per_seed)
+                  < statistics.fmean(p[c] for _, p in per_seed) for c in common)
+    return wins, losses, len(common) - wins - losses, on_mean / len(common)
 
 
 def _percent(value: float) -> str:
@@ -182,7 +213,8 @@ def _percent(value: float) -> str:
     return f"{value:.1f}%" if value < 1e4 else f"{value:.0e}%"
 
 
-def write(results: dict, real: bool, spread: list[str], extrapolate: float | None) -> None:
+def write(results: dict, tune: Path | None, seeds: int, spread: list[str],
+          extrapolate: float | None) -> None:
     lines = ["| family | complexity feature | params | median MAPE | median MAPE / noise | "
              "worst | real workloads (median APE) | augmented beats plain |",
              "|---|---|---|---|---|---|---|---|"]
@@ -206,8 +238,8 @@ def write(results: dict, real: bool, spread: list[str], extrapolate: float | Non
         f"{': predicting larger problems' if extrapolate else ''}", "",
         f"Reference data of machine `{machine.id}`; {datetime.date.today().isoformat()}. "
         "Command: `python benchmarks/encodings.py"
-        f"{' --tune benchmarks/results/adaptation.json' if real else ''}"
-        f"{f' --seeds {(len(spread) - 2) // len(SEEDED)}' if spread else ''}"
+        f"{f' --tune {tune}' if tune else ''}"
+        f"{f' --seeds {seeds}' if seeds > 1 else ''}"
         f"{f' --extrapolate {extrapolate:g}' if extrapolate else ''}`. {split}Held-out MAPE "
         "per combination on the same rows for every family; the noise ratio divides it by "
         "the combination's own noise floor (its re-measurements against its held-out "
