@@ -175,3 +175,18 @@ def test_reference_data_round_trip(tmp_path: Path) -> None:
     assert reference.metadata["rows"] == len(stored)
     loaded = [(m.config, m.status, m.median_s, m.error) for m in reference.measurements]
     assert loaded == [(m.config, m.status, m.median_s, m.error) for m in stored]
+    assert reference.metadata["measured_from"] == min(m.taken_at for m in stored)
+    assert reference.metadata["measured_to"] == max(m.taken_at for m in stored)
+
+
+def test_reference_rows_without_a_time_leave_the_span_unknown(tmp_path: Path) -> None:
+    """A reference merged from another one's rows (which keep no time) and a new run's
+    cannot say when it was measured: both ends are empty, not the new run's span."""
+    fp = fingerprint()
+    with MeasurementStore(tmp_path / "m.sqlite") as store:
+        store.add(measurement(0, fingerprint=fp.id, taken_at=""))
+        store.add(measurement(1, fingerprint=fp.id))
+        export_reference(store, fp, TimingSettings(), folder=tmp_path / "data")
+    reference = load_reference(tmp_path / "data")
+    assert reference is not None
+    assert reference.metadata["measured_from"] == reference.metadata["measured_to"] == ""

@@ -79,12 +79,14 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
         name = split if status == "ok" else f"{split}_{status}"
         entry[name] = entry.get(name, 0) + n
     floor = noise_floor(measurements)
+    times = [m.taken_at for m in measurements]
+    known = all(times)  # rows taken from a shipped reference keep no time
     metadata = {
         "fingerprint": fingerprint.as_dict(),
         "file": data_file.name,
         "exported_at": now(),
-        "measured_from": min(m.taken_at for m in measurements),
-        "measured_to": max(m.taken_at for m in measurements),
+        "measured_from": min(times) if known else "",
+        "measured_to": max(times) if known else "",
         "calibration_s": round(store.calibration_time(fingerprint.id), 1),
         "rows": len(measurements),
         "annc_version": measurements[-1].annc_version,
