@@ -57,18 +57,19 @@ with shape: they get the paper's full 250 rows, and 40 held-out ones. From 60 to
 rows, on the same 40 held-out rows of one run (mean of 4 seeds), the matmul models
 went 88% → 33% (Adams2019), 26% → 23% (Li2018), 40% → 36% (Mullapudi2016), the
 conv2d ones 30% → 21% and 44% → 34%, the matvec ones 24–30% → 20–23%; that is 8 more
-minutes of calibration. `PLAN_OVERRIDES` lowers it where a build takes far longer."""
+minutes of calibration. `PLAN_OVERRIDES` sets it for single combinations."""
 
 
 PLAN_OVERRIDES = {("conv2d", "halide.auto.adams2019"): PlanSize(train=20, test=8),
                   ("conv2d", "jax.lax"): PLAN_SIZES["autoscheduled"]}
-"""Combinations whose build alone takes far longer: Adams2019's schedule search for a
-convolution takes 3–45 s per shape (13 s on average) on the reference machine. And
-combinations whose time switches with shape and dtype as the auto-schedulers' does:
-XLA's convolution (on the reference machine a 3x3 stencil takes about 2.7 ns a pixel
-and tap in float32, 0.15–0.2 ns in float64) gets their 250 training rows. On the
-same 40 held-out rows its model's median error went from 26% (100 rows, mean of
-three seeds) to 17%, and on the examples' `tune` measurements from 28% to 17%."""
+"""Combinations whose plan differs from their cost class's. Fewer rows where a build
+alone takes far longer: Adams2019's schedule search for a convolution takes 3–45 s per
+shape (13 s on average) on the reference machine. More where the time switches with
+shape and dtype as the auto-schedulers' does: XLA's convolution (on the reference
+machine a 3x3 stencil takes about 2.7 ns a pixel and tap in float32, 0.15–0.2 ns in
+float64) gets their 250 training rows. On the same 40 held-out rows its model's median
+error went from 26% (100 rows, mean of three seeds) to 17%, and on the examples' `tune`
+measurements from 28% to 17%."""
 
 
 def plan_size(variant: Variant) -> PlanSize:
