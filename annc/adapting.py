@@ -61,8 +61,12 @@ class QuickJob:
 
 
 def configuration(variant: Variant, config: Config) -> Configuration:
-    return Configuration(config.kernel, config.shapes, dtypes.normalise(config.dtype),
-                         float(variant.complexity(config.shapes)))
+    """The model's query for a variant at a configuration, traits included (an
+    auto-scheduler's decisions, from the build cache where it was built)."""
+    dtype = dtypes.normalise(config.dtype)
+    traits = variant.traits(config.shapes, dtype) if variant.traits else ()
+    return Configuration(config.kernel, config.shapes, dtype,
+                         float(variant.complexity(config.shapes)), traits)
 
 
 def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],

@@ -30,7 +30,7 @@ from hardware.devices.backend_start import backend_start_seconds
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import ensure_home
 from hardware.execution.steps import step_overhead_seconds
-from hardware.variants import complexity_of, load_library
+from hardware.variants import complexity_of, load_library, traits_of
 from hardware.variants.regions.spec import Summary
 from predictor.features import Configuration, bytes_touched, is_region
 from predictor.fitting import Measurement, fit_models
@@ -39,7 +39,9 @@ from predictor.transfers import Link, TransferModel
 
 
 def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
-    """Successful train/test measurements with their variant's complexity attached.
+    """Successful train/test measurements with their variant's complexity attached, and
+    its traits: those the rows carry (the shipped reference's, decided on the machine
+    that measured them), else this machine's.
 
     Rows of variants this installation does not register (e.g. an OpenCL variant on
     a machine without OpenCL) are left out: nothing could run them here.
@@ -59,8 +61,9 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
             complexity = complexity_of(m.kernel, m.variant, m.device)
         except LookupError:
             continue
-        config = Configuration(m.kernel, m.shapes, dtypes.normalise(m.dtype),
-                               float(complexity(m.shapes)))
+        dtype = dtypes.normalise(m.dtype)
+        traits = m.traits or traits_of(m.kernel, m.variant, m.device, m.shapes, dtype)
+        config = Configuration(m.kernel, m.shapes, dtype, float(complexity(m.shapes)), traits)
         rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s, m.split))
     return rows
 

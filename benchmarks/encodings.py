@@ -80,9 +80,10 @@ def real_workload_queries(path: Path) -> list[tuple[tuple, Configuration, float]
                 if not c["measured_s"]:
                     continue
                 variant = get_variant(op["kernel"], c["variant"], c["device"])
+                traits = variant.traits(shapes, dtype) if variant.traits else ()
                 found.append(((op["kernel"], c["variant"], c["device"]),
                               Configuration(op["kernel"], shapes, dtype,
-                                            float(variant.complexity(shapes))),
+                                            float(variant.complexity(shapes)), traits),
                               c["measured_s"]))
     return found
 

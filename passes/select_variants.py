@@ -44,7 +44,15 @@ from dsl import dtypes
 from dsl.lowering import module_targets
 from hardware.devices.available import available_devices
 from hardware.devices.backend_start import started
-from hardware.variants import Shapes, Variant, get_variant, load_library, variants_for
+from hardware.variants import (
+    Shapes,
+    Traits,
+    Variant,
+    get_variant,
+    load_library,
+    traits_of,
+    variants_for,
+)
 from hardware.variants.compiled import is_built
 from passes.candidates import Candidate
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
@@ -58,7 +66,7 @@ from passes.region_choice import (
     saved_by_regions,
 )
 from passes.sites import DataFlow, Site, data_flow
-from predictor.features import Configuration
+from predictor.features import Configuration, trait_names
 from predictor.models import ModelSet
 
 
@@ -219,29 +227,34 @@ def _uses(plan: Plan, backend: str) -> bool:
 
 
 def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
-    queries = [
-        ((op.site.kernel, c.variant, c.device),
-         Configuration(op.site.kernel, op.site.shapes, op.site.dtype, _complexity(op.site, c)))
-        for op in ops for c in op.candidates
-    ]
-    predicted = iter(chosen.adapted.predict(queries))
+    asked: list[tuple[OpPlan, Candidate]] = []
+    queries = []
     for op in ops:
-        for candidate in op.candidates:
-            p = next(predicted)
-            if candidate.why_not:  # left out before predicting
+        for c in op.candidates:
+            if c.why_not:  # left out before predicting
                 continue
-            if math.isnan(p.seconds):
-                candidate.why_not = "no model for this variant on this machine"
+            combo = (op.site.kernel, c.variant, c.device)
+            try:
+                traits = _traits(chosen.models, combo, op.site)
+            except RuntimeError as error:  # the auto-scheduler failed: so would the build
+                c.why_not = f"its schedule could not be made for these shapes: {error}"
                 continue
-            candidate.base_s = p.base_s
-            known = chosen.wisdom.seconds((op.site.kernel, candidate.variant, candidate.device),
-                                          op.site.dtype, op.site.shapes) if chosen.wisdom else None
-            if known is not None:
-                set_measured(op, candidate, known, "wisdom")
-            else:
-                candidate.predicted_s, candidate.low_s, candidate.high_s = (
-                    p.seconds, p.low_s, p.high_s)
-                candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
+            asked.append((op, c))
+            queries.append((combo, Configuration(op.site.kernel, op.site.shapes, op.site.dtype,
+                                                 _complexity(op.site, c), traits)))
+    for (op, candidate), p in zip(asked, chosen.adapted.predict(queries), strict=True):
+        if math.isnan(p.seconds):
+            candidate.why_not = "no model for this variant on this machine"
+            continue
+        candidate.base_s = p.base_s
+        known = chosen.wisdom.seconds((op.site.kernel, candidate.variant, candidate.device),
+                                      op.site.dtype, op.site.shapes) if chosen.wisdom else None
+        if known is not None:
+            set_measured(op, candidate, known, "wisdom")
+        else:
+            candidate.predicted_s, candidate.low_s, candidate.high_s = (
+                p.seconds, p.low_s, p.high_s)
+            candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
 
 
 def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
@@ -260,6 +273,15 @@ def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
             c.low_s = None if c.low_s is None else c.low_s + seconds
             c.high_s = None if c.high_s is None else c.high_s + seconds
             c.cost_s += op.site.trips * seconds
+
+
+def _traits(models: ModelSet, combo: tuple[str, str, str], site: Site) -> Traits:
+    """The variant's traits where its model takes them (Mullapudi2016's fusion: its
+    schedule is made here, or found in the build cache, where its build finds it too)."""
+    model = models.models.get(combo)
+    if model is None or not trait_names(model.kernel, model.features):
+        return ()
+    return traits_of(*combo, site.shapes, site.dtype)
 
 
 def _complexity(site: Site, candidate: Candidate) -> float:

@@ -77,7 +77,8 @@ def boosted_trees(measurements: Iterable[Measurement]) -> Scores | None:
         train, test = split(rows, "train"), split(rows, "test")
         if len(train) < 8 or not test:
             continue
-        names = feature_names(combo[0], augmented=True)
+        names = feature_names(combo[0], augmented=True,
+                              traits=[name for name, _ in train[0].config.traits])
         data = xgboost.DMatrix(feature_matrix([r.config for r in train], names),
                                label=np.log([r.seconds for r in train]))
         booster = xgboost.train({"max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0},

@@ -5,9 +5,12 @@ the logs of the kernel's size parameters (m, k, n for a matrix product; h, w,
 p, q for a convolution; the element count for the rest, and optionally its
 innermost extent), the log of the variant's mathematical complexity with the
 innermost loop rounded up to whole vectors — the *augmentation* of the paper — the log of the
-bytes its operands and result occupy, and 1 for f64 (0 for f32). The plain
-baseline models get the same features without the complexity. Features are named,
-and a model computes the ones its file names, so older model files keep working.
+bytes its operands and result occupy, and 1 for f64 (0 for f32). A variant whose
+run time switches with a decision it makes per shape (Mullapudi2016 fusing a product
+into its consumer) also gets that decision, a *trait* of the configuration, in place
+of the bytes. The plain baseline models get the same features without the
+complexity. Features are named, and a model computes the ones its file names, so
+older model files keep working.
 """
 
 from __future__ import annotations
@@ -123,18 +126,24 @@ def padded_complexity(config: Configuration) -> float:
 
 def feature_names(kernel: str, augmented: bool, encoding: str = "log",
                   shape_aware: bool = SHAPE_AWARE,
-                  complexity: str = COMPLEXITY) -> tuple[str, ...]:
+                  complexity: str = COMPLEXITY,
+                  traits: Sequence[str] = ()) -> tuple[str, ...]:
     """A new model's inputs, in order; a model file keeps the names it was made with,
-    and `feature_row` computes whatever names it is given."""
+    and `feature_row` computes whatever names it is given.
+
+    `traits` are the names of the decisions a variant reports per configuration
+    (`Configuration.traits`): they enter as they are (0 or 1), in place of the bytes,
+    which in log form are nearly a function of the sizes, so that a convolution's
+    model keeps 7 inputs and 73 parameters at 8 hidden units."""
     prefix = "log " if encoding == "log" else ""
     names = list(size_names(kernel))
     if shape_aware and names == ["elements"]:
         names.append("inner")
     if augmented:
         names.append(complexity)
-    if not is_region(kernel):  # a region's sizes include the bytes it moves
+    if not is_region(kernel) and not traits:  # a region's sizes include the bytes it moves
         names.append("bytes")
-    return (*(f"{prefix}{name}" for name in names), "f64")
+    return (*(f"{prefix}{name}" for name in names), *traits, "f64")
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,13 @@ class Configuration:
     shapes: Shapes
     dtype: str
     complexity: float
+    traits: tuple[tuple[str, float], ...] = ()
+    """What the variant decided for these shapes, by name (`("fused", 1.0)`): see
+    `hardware.variants.halide.schedule_traits`. Empty for most variants."""
+
+
+class MissingTraitError(LookupError):
+    """A model needs a trait that its query does not carry."""
 
 
 def _value(config: Configuration, name: str) -> float:
@@ -156,8 +172,24 @@ def _value(config: Configuration, name: str) -> float:
         return padded_complexity(config)
     if name == "bytes":
         return float(bytes_touched(config.kernel, config.shapes, config.dtype))
+    if name not in size_names(config.kernel):
+        traits = dict(config.traits)
+        if name not in traits:
+            raise MissingTraitError(f"the {config.kernel} model needs the variant's {name!r} "
+                                    f"for {config.shapes}, and the query does not carry it")
+        return traits[name]
     index = size_names(config.kernel).index(name)
     return float(max(sizes(config.kernel, config.shapes)[index], 1))
+
+
+DERIVED = ("inner", "complexity", "padded complexity", "bytes", "f64")
+"""Features computed from the kernel, shapes and dtype alone."""
+
+
+def trait_names(kernel: str, names: Sequence[str]) -> tuple[str, ...]:
+    """The features among `names` that are a variant's traits, which a query must carry."""
+    sizes_ = size_names(kernel)
+    return tuple(n for n in names if n.removeprefix("log ") not in (*DERIVED, *sizes_))
 
 
 def feature_row(config: Configuration, names: Sequence[str]) -> list[float]:

@@ -101,7 +101,8 @@ def fit_models(
                          np.ndarray | None]] = []
     for combo, rows in groups.items():
         train = split(rows, "train")
-        names = feature_names(combo[0], augmented, encoding, shape_aware, complexity)
+        names = feature_names(combo[0], augmented, encoding, shape_aware, complexity,
+                              traits=[name for name, _ in train[0].config.traits])
         x = feature_matrix([r.config for r in train], names)
         y = np.log([r.seconds for r in train])
         normalisation = Normalisation.fit(x, y)

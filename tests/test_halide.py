@@ -20,6 +20,7 @@ from hardware.devices.opencl import opencl_available, opencl_device
 from hardware.variants import load_library, variants_for
 from hardware.variants.check import check_variant
 from hardware.variants.halide.pipeline import AUTOSCHEDULERS
+from hardware.variants.halide.schedule_traits import fused
 from hardware.variants.halide.schedules import tile
 from hardware.variants.registry import Shapes, Variant
 
@@ -157,3 +158,27 @@ def test_f64_exp_in_a_fresh_process_calls_the_c_library_not_the_pipeline():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr
+
+
+def test_only_mullapudi2016s_products_and_convolutions_report_traits() -> None:
+    traited = {(v.kernel, v.name) for kernel in ("matmul", "matvec", "conv2d")
+               for v in variants_for(kernel, "cpu") if v.traits is not None}
+    assert traited == {("matmul", "halide.auto.mullapudi2016"),
+                       ("conv2d", "halide.auto.mullapudi2016")}
+
+
+@pytest.mark.parametrize("shapes", [((13, 13), (13, 13)), ((461, 53), (53, 623))])
+def test_the_fused_trait_is_the_schedule_the_build_runs(shapes: Shapes) -> None:
+    """The trait is read from the schedule the build then finds in the build cache, so
+    the model is told what will run."""
+    from hardware.variants.halide import build_cache
+
+    variant = next(v for v in variants_for("matmul", "cpu")
+                   if v.name == "halide.auto.mullapudi2016")
+    assert variant.traits is not None
+    ((name, value),) = variant.traits(shapes, "f32")
+    hits = build_cache.stats["hit:schedule"]
+    built = variant.build(shapes, np.dtype(np.float32))
+    assert built.cached or build_cache.stats["hit:schedule"] > hits  # the same schedule
+    assert name == "fused"
+    assert value == float(fused(built.schedule.source))

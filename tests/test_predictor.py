@@ -12,11 +12,13 @@ from model_fixtures import constant_model
 from predictor import baselines
 from predictor.features import (
     Configuration,
+    MissingTraitError,
     bytes_touched,
     feature_names,
     feature_row,
     padded_complexity,
     sizes,
+    trait_names,
 )
 from predictor.fitting import (
     THROUGHPUT_BOUND_SLOPE,
@@ -80,6 +82,31 @@ def test_a_model_file_computes_the_features_it_names_so_older_files_still_predic
     assert feature_row(config, old) == pytest.approx(
         [math.log(15), math.log(15), math.log(45 * 4), 0.0])
     assert feature_row(config, ("elements", "inner", "f64")) == [15.0, 5.0, 0.0]
+
+
+def test_a_variants_trait_takes_the_place_of_the_bytes_and_a_query_must_carry_it():
+    names = feature_names("conv2d", True, traits=["fused"])
+    assert names == ("log h", "log w", "log p", "log q", "log padded complexity", "fused", "f64")
+    assert parameter_count(len(names)) <= 75
+    assert trait_names("conv2d", names) == ("fused",)
+    assert trait_names("conv2d", feature_names("conv2d", True)) == ()
+    fused = Configuration("conv2d", ((64, 64), (3, 3)), "f32", 64 * 64 * 9.0, (("fused", 1.0),))
+    assert feature_row(fused, names)[5] == 1.0
+    bare = Configuration("conv2d", ((64, 64), (3, 3)), "f32", 64 * 64 * 9.0)
+    with pytest.raises(MissingTraitError, match="'fused'"):
+        feature_row(bare, names)
+
+
+def test_models_of_rows_with_traits_take_the_traits():
+    rows = [Measurement(r.combo, Configuration(r.config.kernel, r.config.shapes, r.config.dtype,
+                                               r.config.complexity,
+                                               (("fused", float(r.config.shapes[0][0] > 60)),)),
+                        r.seconds, r.split) for r in synthetic("matmul", "halide.auto.x")]
+    (model,) = fit_models(rows).values()
+    assert model.features[-2:] == ("fused", "f64") and "log bytes" not in model.features
+    assert model.parameter_count <= 75
+    (plain,) = fit_models(rows, augmented=False).values()
+    assert "fused" in plain.features  # the baselines get the same information
 
 
 def test_every_model_stays_within_75_parameters():

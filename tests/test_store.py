@@ -179,6 +179,29 @@ def test_reference_data_round_trip(tmp_path: Path) -> None:
     assert reference.metadata["measured_to"] == max(m.taken_at for m in stored)
 
 
+def test_reference_data_keeps_the_traits_of_the_machine_that_measured(tmp_path: Path) -> None:
+    """Exported rows of Mullapudi2016 take their schedule's decision along; training
+    rows from a database, which keeps none, get this machine's."""
+    from annc.modeling import to_training_rows
+    from hardware.variants import traits_of
+
+    fp = fingerprint()
+    shapes = ((13, 13), (13, 13))
+    here = traits_of("matmul", "halide.auto.mullapudi2016", "cpu", shapes, "f32")
+    assert [name for name, _ in here] == ["fused"]
+    with MeasurementStore(tmp_path / "m.sqlite") as store:
+        store.add(measurement(0, fingerprint=fp.id, variant="halide.auto.mullapudi2016",
+                              shapes=shapes))
+        store.add(measurement(1, fingerprint=fp.id))
+        export_reference(store, fp, TimingSettings(), folder=tmp_path / "data")
+        stored = list(store.measurements(fp.id))
+    reference = load_reference(tmp_path / "data")
+    assert reference is not None
+    assert [m.traits for m in reference.measurements] == [here, ()]
+    assert all(m.traits == () for m in stored)
+    assert [r.config.traits for r in to_training_rows(stored)] == [here, ()]
+
+
 def test_reference_rows_without_a_time_leave_the_span_unknown(tmp_path: Path) -> None:
     """A reference merged from another one's rows (which keep no time) and a new run's
     cannot say when it was measured: both ends are empty, not the new run's span."""

@@ -4,8 +4,12 @@
 `hardware/calibration/data/reference-<fingerprint>.csv.gz` (one plain CSV row per
 measurement) and describes them in `hardware/calibration/data/reference.json`: the
 machine's fingerprint, the date, how long the calibration took, rows per
-combination, the timing settings and the noise floor. `load_reference` reads
-them back as `Measurement`s, for training the default models and for tests.
+combination, the timing settings and the noise floor. Beside them,
+`traits-<fingerprint>.csv.gz` keeps what the variants with traits decided for each
+measured shape on that machine (Mullapudi2016 fusing or not:
+`hardware.variants.halide.schedule_traits`), since another machine's auto-scheduler
+may decide otherwise. `load_reference` reads them back as `Measurement`s, for
+training the default models and for tests.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import gzip
 import io
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,17 @@ from hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
 from hardware.calibration.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
 from hardware.devices.fingerprint import Fingerprint
 from hardware.measure.worker import TimingSettings
+from hardware.variants import traits_of
 
 DATA_FOLDER = Path(__file__).parent / "data"
 METADATA_FILE = "reference.json"
 
 COLUMNS = ("kernel", "variant", "device", "dtype", "shapes", "split", "pass", "status",
            "median_s", "spread", "repeats", "compile_s", "wall_s", "error")
+TRAIT_COLUMNS = ("kernel", "variant", "device", "dtype", "shapes", "trait", "value")
+
+TraitKey = tuple[str, str, str, str, str]
+"""kernel, variant, device, dtype and shapes (as text): a measured configuration."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,39 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
         "combinations": [{"kernel": k, "variant": v, "device": d, **c}
                          for (k, v, d), c in combos.items()],
     }
+    traits_file = folder / f"traits-{fingerprint.id}.csv.gz"
+    with gzip.GzipFile(traits_file, "wb", mtime=0) as gz:
+        gz.write(_traits_text(measurements).encode())
+    metadata["traits_file"] = traits_file.name
     metadata_file = folder / METADATA_FILE
     metadata_file.write_text(json.dumps(metadata, indent=1) + "\n")
-    return [data_file, metadata_file]
+    return [data_file, traits_file, metadata_file]
+
+
+def _traits_text(measurements: list[Measurement]) -> str:
+    """This machine's traits of every measured configuration whose variant has traits."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TRAIT_COLUMNS)
+    seen: set[TraitKey] = set()
+    for m in measurements:
+        key = (m.kernel, m.variant, m.device, m.dtype, shapes_text(m.shapes))
+        if m.status != "ok" or key in seen:
+            continue
+        seen.add(key)
+        dtype = "f32" if m.dtype == "float32" else "f64"
+        for name, value in traits_of(m.kernel, m.variant, m.device, m.shapes, dtype):
+            writer.writerow((*key, name, _number(value)))
+    return buffer.getvalue()
+
+
+def _read_traits(path: Path) -> dict[TraitKey, tuple[tuple[str, float], ...]]:
+    found: dict[TraitKey, list[tuple[str, float]]] = {}
+    with gzip.open(path, "rt", newline="") as text:
+        for r in csv.DictReader(text):
+            key = (r["kernel"], r["variant"], r["device"], r["dtype"], r["shapes"])
+            found.setdefault(key, []).append((r["trait"], float(r["value"])))
+    return {key: tuple(values) for key, values in found.items()}
 
 
 def _optional(text: str, kind: type) -> Any:
@@ -133,4 +172,11 @@ def load_reference(folder: Path | None = None) -> Reference | None:
         )
         for r in rows
     ]
+    if metadata.get("traits_file"):
+        traits = _read_traits(folder / metadata["traits_file"])
+        measurements = [
+            replace(m, traits=traits.get((m.kernel, m.variant, m.device, m.dtype,
+                                          shapes_text(m.shapes)), ()))
+            for m in measurements
+        ]
     return Reference(metadata, measurements)

@@ -124,6 +124,10 @@ class Measurement:
     threads: dict[str, str] = field(default_factory=dict)
     taken_at: str = ""
     annc_version: str = ""
+    traits: tuple[tuple[str, float], ...] = ()
+    """What the variant decided for these shapes on the measuring machine
+    (`hardware.variants.halide.schedule_traits`), where the rows come with them (the
+    shipped reference); not stored in the database, whose rows are this machine's."""
 
     @property
     def config(self) -> tuple[str, str, str, str, str, Shapes, int]:

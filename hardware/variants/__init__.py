@@ -17,6 +17,7 @@ from hardware.variants.registry import (
     KERNELS,
     Shape,
     Shapes,
+    Traits,
     UnknownVariantError,
     Variant,
     all_variants,
@@ -91,6 +92,17 @@ def load_library() -> None:
                 raise
 
 
+def traits_of(kernel: str, name: str, device: str, shapes: Shapes, dtype: str) -> Traits:
+    """What a registered variant decided for these shapes (f32 or f64) that its model
+    takes as features; () for most variants and for those not registered here."""
+    load_library()
+    try:
+        function = get_variant(kernel, name, device).traits
+    except UnknownVariantError:
+        return ()
+    return () if function is None else function(shapes, dtype)
+
+
 def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], float]:
     """A variant's complexity function, also where the variant cannot run.
 
@@ -133,6 +145,7 @@ __all__ = [
     "KERNELS",
     "Shape",
     "Shapes",
+    "Traits",
     "UnknownVariantError",
     "Variant",
     "all_variants",
@@ -144,5 +157,6 @@ __all__ = [
     "module_of",
     "register",
     "skipped_modules",
+    "traits_of",
     "variants_for",
 ]

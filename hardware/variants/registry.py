@@ -22,6 +22,9 @@ Shapes = kernels.Shapes
 Kernel = Callable[..., Any]
 """A built variant: takes device-resident operands, returns the device-resident result."""
 
+Traits = tuple[tuple[str, float], ...]
+"""Named decisions a variant made for one configuration, such as `(("fused", 1.0),)`."""
+
 KERNELS = kernels.NAMES
 """Every kernel of the language, as `dsl.kernels` defines them."""
 
@@ -59,6 +62,12 @@ class Variant:
     )
     """Whether a build for these shapes would be loaded from the persistent build cache
     (`hardware.variants.halide.build_cache`) rather than compiled."""
+    traits: Callable[[Shapes, str], Traits] | None = field(
+        default=None, compare=False, repr=False
+    )
+    """What the variant decides per shape that its run time switches with, by name, for
+    shapes and a dtype (`f32`, `f64`): features of its performance model
+    (`hardware.variants.halide.schedule_traits`). None for most variants."""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -55,6 +55,7 @@ from hardware.variants.halide.pipeline import (
     halide_type,
     result_shape,
 )
+from hardware.variants.halide.schedule_traits import traits_function
 from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Shapes, Variant, register
 
@@ -304,6 +305,7 @@ def _register(kernel: str, name: str) -> None:
             build=_builder(kernel, name),
             complexity=standard_complexity_of(kernel),
             cached=_cached(kernel, name),
+            traits=traits_function(kernel, name),
             **extra,
         )
     )
