@@ -119,6 +119,25 @@ def test_the_shipped_reference_holds_exactly_the_plans_configurations() -> None:
     assert not differ, differ
 
 
+def test_the_shipped_reference_carries_the_traits_its_machine_decided() -> None:
+    """Mullapudi2016's rows come with whether their schedule fused, as decided on the
+    reference machine; on that machine its auto-scheduler decides the same again."""
+    from hardware.devices.fingerprint import fingerprint
+    from hardware.variants import traits_of
+    from hardware.variants.halide.schedule_traits import TRAITED
+
+    reference = load_reference()
+    assert reference is not None
+    rows = [m for m in reference.measurements if m.status == "ok"
+            and m.split in ("train", "test") and (m.kernel, m.variant) in TRAITED]
+    assert len(rows) >= 500 and all(m.traits for m in rows)
+    assert {dict(m.traits)["fused"] for m in rows} == {0.0, 1.0}
+    if fingerprint().id == reference.metadata["fingerprint"]["id"]:
+        for m in rows[::97]:
+            dtype = "f32" if m.dtype == "float32" else "f64"
+            assert traits_of(m.kernel, m.variant, m.device, m.shapes, dtype) == m.traits, m
+
+
 def test_plan_sizes_follow_build_cost_and_interleave() -> None:
     load_library()
     variants = variants_for("conv2d", "cpu")

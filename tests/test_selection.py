@@ -295,3 +295,23 @@ def test_a_start_is_charged_only_for_what_the_plan_builds(monkeypatch):
     assert p.total_predicted_s == pytest.approx(100 * 1e-4 + 0.4, rel=1e-3)
     halide = next(c for c in p.ops[0].candidates if c.variant == "halide.tiled")
     assert not halide.why_not  # not left out: Halide never starts either way
+
+
+def test_a_model_that_takes_a_schedules_decision_is_asked_with_this_shapes_decision():
+    from hardware.variants import traits_of
+    from passes.models import DEFAULT_MODELS
+    from predictor.features import Configuration
+    from predictor.models import ModelSet
+
+    models = ModelSet.load(DEFAULT_MODELS)
+    combo = ("matmul", "halide.auto.mullapudi2016", "cpu")
+    assert "fused" in models.models[combo].features
+    p = plan_selection(ir(MATMUL, targets=["cpu"]), ChosenModels(models, "shipped models"))
+    mullapudi = next(c for c in p.ops[0].candidates if c.variant == combo[1])
+    shapes = ((16, 16), (16, 16))
+    traits = traits_of(*combo, shapes, "f64")
+    expected = models.predict([(combo, Configuration("matmul", shapes, "f64", 16.0**3, traits))])
+    assert mullapudi.base_s == pytest.approx(expected[0])
+    other = (("fused", 1.0 - traits[0][1]),)  # the trait matters to the prediction
+    assert models.predict([(combo, Configuration("matmul", shapes, "f64", 16.0**3, other))])[0] \
+        != pytest.approx(expected[0], rel=0.01)
