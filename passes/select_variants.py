@@ -281,7 +281,13 @@ def _traits(models: ModelSet, combo: tuple[str, str, str], site: Site) -> Traits
     model = models.models.get(combo)
     if model is None or not trait_names(model.kernel, model.features):
         return ()
-    return traits_of(*combo, site.shapes, site.dtype)
+    return _variant_traits(*combo, site.shapes, site.dtype)
+
+
+@functools.lru_cache(maxsize=4096)
+def _variant_traits(kernel: str, variant: str, device: str,
+                    shapes: tuple[tuple[int, ...], ...], dtype: str) -> Traits:
+    return traits_of(kernel, variant, device, shapes, dtype)
 
 
 def _complexity(site: Site, candidate: Candidate) -> float:
