@@ -39,7 +39,8 @@ from predictor.features import Configuration
 from predictor.fitting import fit_models, predict_seconds
 from predictor.models import Model
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 RESULTS = Path(__file__).resolve().parent / "results"
 PAPER = {"encoding": "raw", "shape_aware": False, "complexity": "complexity"}
 SCHEDULERS = {"mullapudi2016": "Mullapudi2016", "li2018": "Li2018", "adams2019": "Adams2019"}
@@ -139,10 +140,12 @@ def main() -> None:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M UTC")
+    tune = args.tune.resolve()
+    shown = tune.relative_to(ROOT) if tune.is_relative_to(ROOT) else tune
     text = "\n".join([
         "# Claim 3 in both encodings: predicted choices against the auto-schedulers", "",
         f"Reference data of machine `{fingerprint().id}`; {stamp}. Command: `python "
-        f"benchmarks/choices_by_encoding.py --tune {args.tune}`. {len(cases)} workloads; "
+        f"benchmarks/choices_by_encoding.py --tune {shown}`. {len(cases)} workloads; "
         "per workload, the run time of each auto-scheduler's strategy over the "
         "strategy's (above 1: the strategy is faster), and the strategy's over the "
         "oracle's; geomean and extreme over the workloads. Run time only (trips × the "
@@ -152,7 +155,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "choices_by_encoding.md").write_text(text)
     (RESULTS / "choices_by_encoding.json").write_text(
-        json.dumps({"tune": str(args.tune), "summary": summary, "cases": cases}, indent=1))
+        json.dumps({"tune": str(shown), "summary": summary, "cases": cases}, indent=1))
     print(text)
 
 
