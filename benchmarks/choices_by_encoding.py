@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gzip
 import json
 import math
 import statistics
@@ -53,17 +54,27 @@ MODEL_SETS: dict[str, dict] = {
 }
 
 
-def cases_of(path: Path) -> list[dict]:
-    """Each case of a tune file, with every op's dtype from the compiled example."""
+def passes_of(path: Path) -> list[list[dict]]:
+    """The `tune` passes of a file, each a list of cases (`example`, `params`, `tune`),
+    every op with its dtype from the compiled example: one pass from
+    `benchmarks/adaptation.py`'s file (or one of `results/tune_passes/`, gzipped), two
+    (`first`, `second`) from `workloads.py`'s."""
     load_library()
-    cases = json.loads(path.read_text())["cases"]
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else (
+        path.read_text())
+    cases = json.loads(text)["cases"]
+    keys = ["tune"] if "tune" in cases[0] else ["first", "second"]
+    passes: list[list[dict]] = [[] for _ in keys]
     for case in cases:
         module = compile_file(EXAMPLES / f"{case['example']}.ann", params=case["params"],
                               targets=["cpu"], emit="ir")
         sites = data_flow(module).sites
-        for op in case["tune"]["ops"]:
-            op["dtype"] = sites[op["index"]].dtype
-    return cases
+        for found, key in zip(passes, keys, strict=True):
+            for op in case[key]["ops"]:
+                op["dtype"] = sites[op["index"]].dtype
+            found.append({"example": case["example"], "params": case["params"],
+                          "tune": case[key]})
+    return passes
 
 
 def measured(op: dict) -> list[dict]:
@@ -116,14 +127,15 @@ def totals(case: dict, model_sets: dict[str, dict[tuple, Model]]) -> dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", type=Path, default=RESULTS / "adaptation.json",
-                        help="a file of tune measurements (benchmarks/adaptation.py's)")
+                        help="a file of tune measurements (benchmarks/adaptation.py's, or "
+                        "workloads.py's, whose first pass is taken)")
     args = parser.parse_args()
     reference = load_reference()
     assert reference is not None
     rows = to_training_rows(reference.measurements)
     model_sets = {name: fit_models(rows, **options) for name, options in MODEL_SETS.items()}
     cases = [{"example": case["example"], "params": case["params"],
-              "totals": totals(case, model_sets)} for case in cases_of(args.tune)]
+              "totals": totals(case, model_sets)} for case in passes_of(args.tune)[0]]
     lines = ["| strategy | " + "".join(f"{SCHEDULERS[s]} / it: geomean | max | " for s in AUTO)
              + "it / the oracle: geomean | worst |", "|---|" + "---|---|" * (len(AUTO) + 1)]
     summary: dict[str, dict[str, float]] = {}
