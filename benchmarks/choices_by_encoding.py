@@ -77,23 +77,35 @@ def passes_of(path: Path) -> list[list[dict]]:
     return passes
 
 
+def configuration_of(op: dict, candidate: dict) -> Configuration:
+    """The models' query for one candidate of one op, traits included."""
+    shapes = tuple(tuple(s) for s in op["shapes"])
+    variant = get_variant(op["kernel"], candidate["variant"], candidate["device"])
+    traits = variant.traits(shapes, op["dtype"]) if variant.traits else ()
+    return Configuration(op["kernel"], shapes, op["dtype"], float(variant.complexity(shapes)),
+                         traits)
+
+
+def candidate_queries(cases: list[dict]) -> list[tuple[tuple, Configuration, float]]:
+    """(combination, configuration, measured seconds) of every candidate a pass measured."""
+    return [((op["kernel"], c["variant"], c["device"]), configuration_of(op, c),
+             c["measured_s"])
+            for case in cases for op in case["tune"]["ops"] for c in op["candidates"]
+            if c["measured_s"]]
+
+
 def measured(op: dict) -> list[dict]:
     return [c for c in op["candidates"] if c["device"] == "cpu" and c["measured_s"]]
 
 
 def predicted_pick(op: dict, models: dict[tuple, Model]) -> dict | None:
     """The measured CPU candidate that these models predict fastest, None if none has one."""
-    shapes = tuple(tuple(s) for s in op["shapes"])
     best, best_s = None, math.inf
     for c in measured(op):
         model = models.get((op["kernel"], c["variant"], "cpu"))
         if model is None:
             continue
-        variant = get_variant(op["kernel"], c["variant"], "cpu")
-        traits = variant.traits(shapes, op["dtype"]) if variant.traits else ()
-        config = Configuration(op["kernel"], shapes, op["dtype"],
-                               float(variant.complexity(shapes)), traits)
-        (seconds,) = predict_seconds(model, [config])
+        (seconds,) = predict_seconds(model, [configuration_of(op, c)])
         if seconds < best_s:
             best, best_s = c, seconds
     return best

@@ -37,17 +37,15 @@ import statistics
 import time
 from pathlib import Path
 
-from annc.compiler import compile_file
+from choices_by_encoding import candidate_queries, passes_of
+
 from annc.modeling import to_training_rows
 from hardware.calibration.reference_data import load_reference
 from hardware.calibration.runs import noise_floor
 from hardware.devices.fingerprint import fingerprint
-from hardware.variants import get_variant, load_library
-from passes.sites import data_flow
 from predictor.features import Configuration
 from predictor.fitting import Measurement, fit_models, predict_seconds
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RESULTS = Path(__file__).resolve().parent / "results"
 BEFORE = {"shape_aware": False, "complexity": "complexity"}
 """The features of annc's models before issue 15: no innermost extent, the textbook
@@ -66,26 +64,7 @@ FAMILIES: dict[str, dict] = {
 
 def real_workload_queries(path: Path) -> list[tuple[tuple, Configuration, float]]:
     """(combination, configuration, measured seconds) of every candidate tune measured."""
-    load_library()
-    cases = json.loads(path.read_text())["cases"]
-    found = []
-    for case in cases:
-        module = compile_file(EXAMPLES / f"{case['example']}.ann", params=case["params"],
-                              targets=["cpu"], emit="ir")
-        sites = data_flow(module).sites
-        for op in case["tune"]["ops"]:
-            shapes = tuple(tuple(s) for s in op["shapes"])
-            dtype = sites[op["index"]].dtype
-            for c in op["candidates"]:
-                if not c["measured_s"]:
-                    continue
-                variant = get_variant(op["kernel"], c["variant"], c["device"])
-                traits = variant.traits(shapes, dtype) if variant.traits else ()
-                found.append(((op["kernel"], c["variant"], c["device"]),
-                              Configuration(op["kernel"], shapes, dtype,
-                                            float(variant.complexity(shapes)), traits),
-                              c["measured_s"]))
-    return found
+    return [query for cases in passes_of(path) for query in candidate_queries(cases)]
 
 
 def score_real(models: dict, queries: list) -> float | None:

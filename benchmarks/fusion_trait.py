@@ -24,15 +24,13 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from choices_by_encoding import RESULTS, passes_of
+from choices_by_encoding import RESULTS, candidate_queries, passes_of
 
 from annc.modeling import to_training_rows
 from hardware.calibration.reference_data import load_reference
 from hardware.calibration.runs import noise_floor
 from hardware.devices.fingerprint import fingerprint
-from hardware.variants import get_variant
 from hardware.variants.halide.schedule_traits import TRAITED
-from predictor.features import Configuration
 from predictor.fitting import Measurement, fit_models, predict_seconds
 
 Combo = tuple[str, str, str]
@@ -42,18 +40,9 @@ def real_queries(passes: list[list[dict]], combos: set[Combo]) -> dict[Combo, li
     """Every measured candidate of these combinations: (configuration, seconds, pass)."""
     found: dict[Combo, list[tuple]] = {c: [] for c in combos}
     for number, cases in enumerate(passes):
-        for case in cases:
-            for op in case["tune"]["ops"]:
-                shapes = tuple(tuple(s) for s in op["shapes"])
-                for c in op["candidates"]:
-                    combo = (op["kernel"], c["variant"], c["device"])
-                    if combo not in found or not c["measured_s"]:
-                        continue
-                    variant = get_variant(*combo)
-                    traits = variant.traits(shapes, op["dtype"]) if variant.traits else ()
-                    config = Configuration(op["kernel"], shapes, op["dtype"],
-                                           float(variant.complexity(shapes)), traits)
-                    found[combo].append((config, c["measured_s"], number))
+        for combo, config, seconds in candidate_queries(cases):
+            if combo in found:
+                found[combo].append((config, seconds, number))
     return found
 
 
