@@ -64,9 +64,9 @@ def configuration(variant: Variant, config: Config) -> Configuration:
     """The model's query for a variant at a configuration, traits included (an
     auto-scheduler's decisions, from the build cache where it was built)."""
     dtype = dtypes.normalise(config.dtype)
-    traits = variant.traits(config.shapes, dtype) if variant.traits else ()
     return Configuration(config.kernel, config.shapes, dtype,
-                         float(variant.complexity(config.shapes)), traits)
+                         float(variant.complexity(config.shapes)),
+                         variant.traits_at(config.shapes, dtype))
 
 
 def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],

@@ -81,9 +81,8 @@ def configuration_of(op: dict, candidate: dict) -> Configuration:
     """The models' query for one candidate of one op, traits included."""
     shapes = tuple(tuple(s) for s in op["shapes"])
     variant = get_variant(op["kernel"], candidate["variant"], candidate["device"])
-    traits = variant.traits(shapes, op["dtype"]) if variant.traits else ()
     return Configuration(op["kernel"], shapes, op["dtype"], float(variant.complexity(shapes)),
-                         traits)
+                         variant.traits_at(shapes, op["dtype"]))
 
 
 def candidate_queries(cases: list[dict]) -> list[tuple[tuple, Configuration, float]]:
@@ -98,14 +97,16 @@ def measured(op: dict) -> list[dict]:
     return [c for c in op["candidates"] if c["device"] == "cpu" and c["measured_s"]]
 
 
-def predicted_pick(op: dict, models: dict[tuple, Model]) -> dict | None:
-    """The measured CPU candidate that these models predict fastest, None if none has one."""
+def predicted_pick(op: dict, options: list[tuple[dict, Configuration]],
+                   models: dict[tuple, Model]) -> dict | None:
+    """The measured CPU candidate (of `options`, each with its query) that these models
+    predict fastest, None if none has a model."""
     best, best_s = None, math.inf
-    for c in measured(op):
+    for c, config in options:
         model = models.get((op["kernel"], c["variant"], "cpu"))
         if model is None:
             continue
-        (seconds,) = predict_seconds(model, [configuration_of(op, c)])
+        (seconds,) = predict_seconds(model, [config])
         if seconds < best_s:
             best, best_s = c, seconds
     return best
@@ -124,8 +125,9 @@ def totals(case: dict, model_sets: dict[str, dict[tuple, Model]]) -> dict[str, f
         picks.setdefault("oracle", []).append(min(measured(op), key=lambda c: c["measured_s"]))
         picks.setdefault("annc's plan", []).append(
             _named(op, op["chosen"]["variant"]) if op["chosen"]["device"] == "cpu" else None)
+        options = [(c, configuration_of(op, c)) for c in measured(op)]
         for name, models in model_sets.items():
-            picks.setdefault(name, []).append(predicted_pick(op, models))
+            picks.setdefault(name, []).append(predicted_pick(op, options, models))
         for scheduler in AUTO:
             picks.setdefault(f"halide.auto.{scheduler}", []).append(
                 _named(op, f"halide.auto.{scheduler}")

@@ -64,7 +64,9 @@ def main() -> None:
     parser.add_argument("--tune", type=Path, nargs="*", help="files of tune measurements")
     args = parser.parse_args()
     files = args.tune or sorted((RESULTS / "tune_passes").glob("*.json.gz"))
-    files = [f for f in files if f.exists()]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)}")
     reference = load_reference()
     assert reference is not None
     noise = noise_floor(reference.measurements).by_combination

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from annc.cli import main
+from dsl import dtypes
 from hardware.calibration.reference_data import load_reference
 from hardware.calibration.runs import (
     Calibration,
@@ -134,8 +135,8 @@ def test_the_shipped_reference_carries_the_traits_its_machine_decided() -> None:
     assert {dict(m.traits)["fused"] for m in rows} == {0.0, 1.0}
     if fingerprint().id == reference.metadata["fingerprint"]["id"]:
         for m in rows[::97]:
-            dtype = "f32" if m.dtype == "float32" else "f64"
-            assert traits_of(m.kernel, m.variant, m.device, m.shapes, dtype) == m.traits, m
+            assert traits_of(m.kernel, m.variant, m.device, m.shapes,
+                             dtypes.normalise(m.dtype)) == m.traits, m
 
 
 def test_plan_sizes_follow_build_cost_and_interleave() -> None:

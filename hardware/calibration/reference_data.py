@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dsl import dtypes
 from hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
 from hardware.calibration.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
 from hardware.devices.fingerprint import Fingerprint
 from hardware.measure.worker import TimingSettings
-from hardware.variants import traits_of
+from hardware.variants import Traits, traits_of
 
 DATA_FOLDER = Path(__file__).parent / "data"
 METADATA_FILE = "reference.json"
@@ -130,13 +131,13 @@ def _traits_text(measurements: list[Measurement]) -> str:
         if m.status != "ok" or key in seen:
             continue
         seen.add(key)
-        dtype = "f32" if m.dtype == "float32" else "f64"
-        for name, value in traits_of(m.kernel, m.variant, m.device, m.shapes, dtype):
+        for name, value in traits_of(m.kernel, m.variant, m.device, m.shapes,
+                                     dtypes.normalise(m.dtype)):
             writer.writerow((*key, name, _number(value)))
     return buffer.getvalue()
 
 
-def _read_traits(path: Path) -> dict[TraitKey, tuple[tuple[str, float], ...]]:
+def _read_traits(path: Path) -> dict[TraitKey, Traits]:
     found: dict[TraitKey, list[tuple[str, float]]] = {}
     with gzip.open(path, "rt", newline="") as text:
         for r in csv.DictReader(text):

@@ -97,10 +97,10 @@ def traits_of(kernel: str, name: str, device: str, shapes: Shapes, dtype: str) -
     takes as features; () for most variants and for those not registered here."""
     load_library()
     try:
-        function = get_variant(kernel, name, device).traits
+        variant = get_variant(kernel, name, device)
     except UnknownVariantError:
         return ()
-    return () if function is None else function(shapes, dtype)
+    return variant.traits_at(shapes, dtype)
 
 
 def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], float]:

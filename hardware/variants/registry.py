@@ -73,6 +73,10 @@ class Variant:
     def key(self) -> tuple[str, str, str]:
         return (self.kernel, self.name, self.device)
 
+    def traits_at(self, shapes: Shapes, dtype: str) -> Traits:
+        """Its traits for these shapes and dtype: () for a variant without any."""
+        return () if self.traits is None else self.traits(shapes, dtype)
+
 
 class UnknownVariantError(LookupError):
     """No variant of that name is registered for the kernel and device."""

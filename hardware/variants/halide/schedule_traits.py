@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
+from dsl import dtypes
 from hardware.variants.registry import Shapes, Traits
 
 FUSED = "fused"
@@ -46,9 +45,8 @@ def schedule_traits(kernel: str, name: str, shapes: Shapes, dtype: str) -> Trait
     from hardware.variants.halide.pipeline import result_shape
 
     operands = compiled_shapes(kernel, shapes)
-    numpy_dtype = np.dtype("float32" if dtype in ("f32", "float32") else "float64")
-    _, _, schedule = scheduled(kernel, operands, result_shape(kernel, operands), numpy_dtype,
-                               name)
+    _, _, schedule = scheduled(kernel, operands, result_shape(kernel, operands),
+                               dtypes.to_numpy(dtype), name)
     if schedule is None:
         raise ValueError(f"{name} has no auto-scheduled schedule to read traits from")
     return ((FUSED, float(fused(schedule.source))),)
