@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from dsl.errors import AnncError
 
-COMMANDS = ("compile", "run", "explain", "tune", "variants", "devices",
+COMMANDS = ("compile", "run", "explain", "tune", "build", "variants", "devices",
             "calibrate", "train", "evaluate", "cache")
 """Subcommands, in the order `annc --help` lists them; each is `annc.commands.<name>`."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
+from annc.history import expected_runs, program_key
 from annc.plans import keep, kept_plan, plan_key
 from annc.recording import record_measured, recording_enabled
 from dsl import ast
@@ -44,6 +45,8 @@ class Compilation:
     """The IR (None at stage `ast`): after selection and overrides, exactly what runs."""
     plan: Plan | None = None
     """Every op's candidates, predictions and choice, with the notes (stage `selected`)."""
+    program_key: str = ""
+    """The program as `annc.history` counts its runs (stage `selected`)."""
 
     @property
     def ir(self) -> ModuleOp:
@@ -71,21 +74,25 @@ class Compilation:
 
 
 def select(module: ModuleOp, models: ChosenModels | None = None, measure: str = "auto",
-           record: bool = True, kept_plans: bool = False) -> Plan:
+           record: bool = True, kept_plans: bool = False, program: str | None = None
+           ) -> Plan:
     """Runs `select-variants` on the module in place; returns the plan it applied.
 
     `measure` (auto, never, always) lets selection time close candidates first
     (`passes.measuring`); what it timed is kept as wisdom unless `record` is false
-    or recording is off (`ANNC_NO_RECORD=1`). With `kept_plans`, a plan kept for this
-    very IR and state (`annc.plans`) is applied instead, and a new one is kept."""
+    or recording is off (`ANNC_NO_RECORD=1`). Builds are weighed against the runs
+    this program is expected to have (`annc.history`). With `kept_plans`, a plan kept
+    for this very IR and state (`annc.plans`) is applied instead, and a new one is
+    kept. `program` is the module's `annc.history.program_key`, where known."""
     if measure not in MEASURE_MODES:
         raise AnncError(f"--measure: expected one of {', '.join(MEASURE_MODES)}, "
                         f"got {measure!r}")
-    key = plan_key(module, measure) if kept_plans else None
+    runs = expected_runs(program if program is not None else program_key(module))
+    key = plan_key(module, measure, runs) if kept_plans else None
     plan = kept_plan(module, key) if key is not None else None
     if plan is not None:
         return plan
-    plan = SelectVariants(measure=measure).plan(module, models)
+    plan = SelectVariants(measure=measure, runs=runs).plan(module, models)
     apply_plan(plan)  # sets typed attributes per op: the IR stays valid
     if plan.measured and plan.chosen_models is not None and recording_enabled(not record):
         record_measured(plan, plan.chosen_models)
@@ -124,10 +131,12 @@ def compile_program(
     fuse_regions(module)
     if emit == "fused":
         return Compilation(emit, program, module)
-    plan = select(module, measure=measure, record=record, kept_plans=kept_plans)
+    key = program_key(module)
+    plan = select(module, measure=measure, record=record, kept_plans=kept_plans,
+                  program=key)
     if variants:
         override_variants(module, variants, plan)
-    return Compilation(emit, program, module, plan)
+    return Compilation(emit, program, module, plan, key)
 
 
 def compile_source(

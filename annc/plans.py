@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,14 @@ def _digest(path: Path) -> str:
         return "-"
 
 
-def plan_key(module: ModuleOp, measure: str) -> str:
-    """What selection of this module would read, hashed."""
+def plan_key(module: ModuleOp, measure: str, runs: int = 1) -> str:
+    """What selection of this module would read, hashed (`runs`: the runs a build is
+    expected to serve, from `annc.history`)."""
     machine = fingerprint().id
     trained = user_models_path(machine)
     models = trained if trained.exists() else DEFAULT_MODELS
     parts = [str(module), measure, annc_version(), machine, _digest(models),
-             _digest(corrections_path(machine)), _digest(wisdom_file(machine))]
+             _digest(corrections_path(machine)), _digest(wisdom_file(machine)), runs]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -89,7 +91,10 @@ def _plan(module: ModuleOp, entry: dict[str, Any]) -> Plan:
         candidate = Candidate(kept["variant"], kept["device"], kept["predicted_s"], 0.0,
                               kept["cost_s"], low_s=kept["low_s"], high_s=kept["high_s"],
                               base_s=kept["base_s"], basis=kept["basis"])
-        ops.append(OpPlan(site, [candidate], candidate))
+        start = None
+        if kept.get("start") is not None:
+            start = Candidate(str(kept["start"]), kept["device"], None, 0.0, math.inf)
+        ops.append(OpPlan(site, [candidate], candidate, start))
     models = ChosenModels(ModelSet({"id": entry["machine"]}, {}), entry["models"],
                           machine=entry["machine"], base=entry["base"])
     return Plan(ops, entry["models"], entry["devices"], list(entry["notes"]),
@@ -109,12 +114,14 @@ def keep(plan: Plan, key: str) -> None:
                  "variant": op.chosen.variant, "device": op.chosen.device,
                  "predicted_s": op.chosen.predicted_s, "cost_s": op.chosen.cost_s,
                  "low_s": op.chosen.low_s, "high_s": op.chosen.high_s,
-                 "base_s": op.chosen.base_s, "basis": op.chosen.basis}
+                 "base_s": op.chosen.base_s, "basis": op.chosen.basis,
+                 "start": op.start.variant if op.start is not None else None}
                 for op in plan.ops if op.chosen is not None],
         "regions": [{"index": r.index, "kind": r.kind, "variant": r.chosen.variant,
                      "device": r.chosen.device, "predicted_s": r.chosen.predicted_s,
                      "cost_s": r.chosen.cost_s, "low_s": r.chosen.low_s,
-                     "high_s": r.chosen.high_s}
+                     "high_s": r.chosen.high_s,
+                     "start": r.start.variant if r.start is not None else None}
                     for r in plan.regions if r.chosen is not None],
     }
     path = _path(key)

@@ -2,13 +2,18 @@
 
 Beside each op's times the report splits the run's wall time: `startup_s` (from the
 process's start, when annc is the program, to the execution: imports, parsing,
-selection), `compile_s` (building or loading kernels in this process, wherever it
-happened) and `execute_s` (the execution's wall time, making the plan, dispatching
-steps and copies included, builds excluded).
+selection), `compile_s` (building or loading kernels that the run waited for) and
+`execute_s` (the execution's wall time, making the plan, dispatching steps and
+copies included, builds it waited for excluded). Builds made beside the run
+(`builds="beside"`, the default: see `hardware.execution.planning`) are listed under
+`tiers`; those not done when the run ends go on in their helper process and are kept
+for the next run, unless `wait_for_builds` (or `ANNC_WAIT_FOR_BUILDS=1`) makes the run
+wait for them.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,12 +24,16 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, read_source
+from annc.history import count_run
 from annc.process import startup_seconds
 from annc.recording import record_run, recording_enabled, steady_seconds
+from dsl.errors import AnncError
 from dsl.lowering import module_targets
+from hardware.execution.beside import Beside
 from hardware.execution.memory import ensure_fits
-from hardware.execution.plan import OpRecord
-from hardware.execution.planning import compile_plan
+from hardware.execution.plan import ExecutablePlan, OpRecord
+from hardware.execution.planning import BUILDS, Builds, compile_plan
+from hardware.execution.progress import RunProgress
 from hardware.execution.rundata import input_specs, prepare_inputs
 from hardware.variants.compiled import build_seconds
 from hardware.variants.halide import build_cache
@@ -37,7 +46,27 @@ class RunResult:
     report: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     records: list[OpRecord] = field(default_factory=list, repr=False)
-    """What each op did, with every execution's time."""
+    """What each op did, with every execution's time (split where an op switched
+    variants)."""
+
+
+WAIT_ENV = "ANNC_WAIT_FOR_BUILDS"
+BUILDS_ENV = "ANNC_BUILDS"
+
+
+def builds_mode(builds: str | None = None) -> str:
+    """`builds` where given, else `$ANNC_BUILDS`, else `beside`."""
+    mode = builds or os.environ.get(BUILDS_ENV) or "beside"
+    if mode not in BUILDS:
+        raise AnncError(f"builds: expected one of {', '.join(BUILDS)}, got {mode!r}")
+    return mode
+
+
+def waits_for_builds(wait: bool | None = None) -> bool:
+    """`wait` where given, else whether `ANNC_WAIT_FOR_BUILDS` is 1, true or yes."""
+    if wait is not None:
+        return wait
+    return os.environ.get(WAIT_ENV, "").lower() in ("1", "true", "yes")
 
 
 def _devices() -> dict[str, Any]:
@@ -53,12 +82,18 @@ def run_module(
     seed: int = 0,
     variants: Mapping[str, str] | None = None,
     models: str | None = None,
+    builds: str | None = None,
+    wait_for_builds: bool | None = None,
+    progress: bool | RunProgress = False,
 ) -> RunResult:
     """Runs compiled IR on the given inputs (missing ones generated from `seed`).
 
     `variants` (kernel -> variant name) rewrites the IR before it runs
     (`passes.overrides`); `models` names the model set that selected the variants, for
-    the report."""
+    the report. `builds` (beside, first, never) says what to do about chosen variants
+    whose builds are not kept (`hardware.execution.planning`); `progress` shows a bar
+    on standard error for a run that lasts (or is told the trips of the outer loops)."""
+    builds = builds_mode(builds)
     if variants:
         override_variants(module, variants)
     ensure_fits(module)
@@ -73,12 +108,22 @@ def run_module(
     devices = _devices()
     notes += [f"note: target {name} is not on this machine; skipping it"
               for name in module_targets(module) or () if name not in devices]
+    beside = Beside() if builds == "beside" else None
+    plan_builds = Builds(builds, beside)
     built, began = build_seconds(), time.perf_counter()
-    executable = compile_plan(module, devices)
-    notes += executable.notes
-    outputs = executable.run(arrays)
+    try:
+        told = progress if isinstance(progress, RunProgress) else RunProgress(0, progress)
+        executable = compile_plan(module, devices, plan_builds, told)
+        outputs = executable.run(arrays)
+    except BaseException:
+        if beside is not None:
+            beside.stop()
+        raise
     compile_s = build_seconds() - built
     execute_s = time.perf_counter() - began - compile_s
+    if beside is not None:
+        beside.finish(wait=waits_for_builds(wait_for_builds))
+    notes += executable.notes + _build_notes(plan_builds, executable)
     records = executable.records()
     ops = [
         {
@@ -104,6 +149,7 @@ def run_module(
     report = {
         "ops": ops,
         "regions": regions,
+        "tiers": _tiers_report(executable, plan_builds),
         "total_predicted_s": _total(predicted),
         "total_measured_s": (sum(r.measured_s for r in records)
                              + sum(region.measured_s for region in ran)),
@@ -112,7 +158,33 @@ def run_module(
         "compile_s": compile_s,
         "execute_s": execute_s,
     }
-    return RunResult(outputs, report, notes, records)
+    return RunResult(outputs, report, notes, executable.tier_records())
+
+
+def _tiers_report(executable: ExecutablePlan, builds: Builds) -> list[dict[str, Any]]:
+    """Every op and region that started on one variant while another built beside it."""
+    status = {s.job.key: s.status for s in builds.beside.jobs} if builds.beside else {}
+    return [{"at": where, "started_on": tier.started_on or tier.variant,
+             "target": tier.target, "switched": tier.switched_after is not None,
+             "switched_after": tier.switched_after, "switched_at_s": tier.switched_at_s,
+             "build": status.get(tier.build, "not started"), "job": tier.label}
+            for where, tier in executable.tiers]
+
+
+def _build_notes(builds: Builds, executable: ExecutablePlan) -> list[str]:
+    """What the run did about builds it did not wait for."""
+    if builds.mode == "never":
+        return [f"note: not built (--builds never): {job.label}" for job in builds.jobs]
+    if builds.beside is None:
+        return []
+    notes = list(builds.beside.notes)
+    going = builds.beside.building()
+    if going:
+        labels = "; ".join(job.label for job in going)
+        notes.append(f"note: {len(going)} build{'s' if len(going) > 1 else ''} beside the "
+                     f"run go on in the background (pid {builds.beside.helper_pid}) and "
+                     f"will be kept for the next run: {labels}")
+    return notes
 
 
 def _total(predicted: list[float | None]) -> float | None:
@@ -130,13 +202,23 @@ def run_file(
     variants: Mapping[str, str] | None = None,
     measure: str = "auto",
     record: bool = True,
+    builds: str | None = None,
+    wait_for_builds: bool | None = None,
+    progress: bool = False,
 ) -> RunResult:
     """Compiles and runs a program file; `result.outputs` maps output names to arrays.
 
     Every kernel runs the variant and device `select-variants` chose, except the
     kernels named in `variants` (kernel -> variant name), which run that variant.
     `measure` is selection's policy for timing close candidates; with `record`
-    (and `ANNC_NO_RECORD` unset) what the run measured is kept and learnt from."""
+    (and `ANNC_NO_RECORD` unset) what the run measured is kept and learnt from.
+    `builds` says what to do about chosen variants whose builds are not kept:
+    `beside` (start on what can run now, build beside the run, switch when ready),
+    `first` (build before running) or `never` (run what needs no build); default
+    `$ANNC_BUILDS`, else `beside`;
+    `wait_for_builds` (default: `ANNC_WAIT_FOR_BUILDS`) makes the call wait for builds
+    still going on beside it when the run ends; `progress` shows a bar on standard
+    error for a run that lasts."""
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
@@ -145,9 +227,11 @@ def run_file(
     plan = compiled.selection
     selection_builds = build_seconds() - built
     startup_s += time.perf_counter() - began - selection_builds
-    result = run_module(compiled.ir, inputs, seed, models=plan.models)
+    result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
+                        wait_for_builds=wait_for_builds, progress=progress)
     result.report = {**result.report, "startup_s": startup_s,
                      "compile_s": result.report["compile_s"] + selection_builds}
+    count_run(compiled.program_key)
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
     notes = [*compiled.notes, *result.notes, *build_cache.notes]

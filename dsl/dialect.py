@@ -6,7 +6,9 @@ Every op works on `tensor<...xf32>` / `tensor<...xf64>` values (scalars are
 - `loc`: where it came from in the source, `"heat.ann:13:19"`;
 - `device`: a pin (`@cpu`) before selection, the chosen device after it;
 - `variant`, `predicted_s` (seconds per execution) and its 90% interval
-  `predicted_low_s`, `predicted_high_s`: set by the `select-variants` pass.
+  `predicted_low_s`, `predicted_high_s`: set by the `select-variants` pass;
+- `start_variant`: set by the same pass where the chosen variant needs a build that
+  is not kept: what the run starts on while the chosen one builds beside it.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ from xdsl.utils.exceptions import VerifyException
 
 from dsl import dtypes, kernels, types
 
-_SELECTION_ATTRIBUTES = ("loc", "device", "variant", "predicted_s", "predicted_low_s",
-                         "predicted_high_s")
+_SELECTION_ATTRIBUTES = ("loc", "device", "variant", "start_variant", "predicted_s",
+                         "predicted_low_s", "predicted_high_s")
 
 
 def _shape(value: SSAValue | Attribute) -> tuple[int, ...]:
@@ -72,6 +74,9 @@ class ChosenOp(IRDLOperation):
     loc = opt_attr_def(StringAttr)
     device = opt_attr_def(StringAttr)
     variant = opt_attr_def(StringAttr)
+    start_variant = opt_attr_def(StringAttr)
+    """Where `variant` needs a build that is not kept: what runs until it is built
+    beside the run (`hardware.execution.tiers`)."""
     predicted_s = opt_attr_def(FloatAttr)
     predicted_low_s = opt_attr_def(FloatAttr)
     predicted_high_s = opt_attr_def(FloatAttr)

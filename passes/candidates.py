@@ -17,7 +17,8 @@ class Candidate:
     """Predicted time of one execution; None without a model."""
     compile_s: float
     cost_s: float
-    """trips × predicted_s + compile_s; infinite without a model."""
+    """trips × predicted_s + what its build costs this run (`passes.tiers`); infinite
+    without a model."""
     why_not: str = ""
     low_s: float | None = None
     high_s: float | None = None
@@ -27,5 +28,10 @@ class Candidate:
     basis: str = "predicted"
     """`predicted`, `measured` (by this compile) or `wisdom` (measured before)."""
     build: str = "compile"
-    """What its build costs here: `compile`, `cached` (loaded from the build cache) or
-    `built` (already built in this process)."""
+    """What its build costs here: `compile`, `cached` (loaded from a persistent cache),
+    `built` (already built in this process) or `none` (a numpy variant: nothing worth
+    the name)."""
+    charged_s: float = 0.0
+    """What `cost_s` counts of its build this run (`passes.tiers`)."""
+    beside: bool = False
+    """Whether its compile would run beside the run (another candidate can start it)."""

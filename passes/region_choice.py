@@ -32,6 +32,7 @@ from hardware.variants.regions.spec import summary
 from passes.candidates import Candidate
 from passes.models import ChosenModels
 from passes.sites import trips_of
+from passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
 from predictor.features import Configuration
 from predictor.models import ModelSet
 
@@ -53,6 +54,8 @@ class RegionPlan:
     """The summed costs of all its kernel ops, as chosen one by one."""
     outermost: bool = True
     """Whether no other region holds it."""
+    start: Candidate | None = None
+    """Where `chosen` needs a compile: what the region starts on while it builds beside."""
 
     @property
     def loc(self) -> str:
@@ -120,22 +123,38 @@ def _region_models_query(plan: RegionPlan, variant: str, device: str,
     return p.seconds * per + step, p.low_s * per + step, p.high_s * per + step
 
 
+REGION_LOAD_S = 4e-4
+"""Seconds to load a kept region build (as a kernel's, `select_variants.LOAD_S`)."""
+
+
 def _build_cost(plan: RegionPlan, variant: str, device: str,
                 model_set: ModelSet) -> tuple[float, str]:
+    """What building the region variant costs in this process, and why (see
+    `Candidate.build`)."""
     if catalogue.is_built(plan.lowered.spec, variant):
         return 0.0, "built"
     model = model_set.models.get((plan.kind, variant, device))
-    return (float(model.summary.get("compile_s", 0.0)) if model else 0.0), "compile"
+    compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
+    if variant in NO_BUILD_VARIANTS:
+        return compile_s, "none"
+    if catalogue.cached(plan.lowered.spec, variant):
+        return REGION_LOAD_S, "cached"
+    return compile_s, "compile"
+
+
+NO_BUILD_VARIANTS = frozenset({catalogue.OPS, "numpy"})
+"""Region variants that need no build worth the name."""
 
 
 def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
                    site_costs: list[float], site_devices: list[str | None],
                    models: ChosenModels, left_out: dict[str, str] | None = None,
-                   ) -> list[RegionPlan]:
+                   runs: int = 1, horizon_s: float = 0.0) -> list[RegionPlan]:
     """Every region's candidates and choice, innermost first; the module is unchanged.
 
     A region variant that would compile with a back end in `left_out` (one not to
-    start) gets its reason and is not chosen."""
+    start) gets its reason and is not chosen. Builds are charged as `passes.tiers`
+    says, over `runs` runs and a run of `horizon_s` seconds."""
     left_out = left_out or {}
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
     costs = {op: site_costs[i] for op, i in sites_of.items()}
@@ -176,6 +195,7 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
                 plan, variant.name, variant.device, models.models)
             candidate.predicted_s, candidate.low_s, candidate.high_s = seconds, low, high
             candidate.cost_s = plan.executions * seconds + candidate.compile_s
+        charge_builds(plan.candidates, plan.executions, runs, horizon_s)
         _choose(plan)
         assert plan.chosen is not None
         chosen[region] = plan.chosen
@@ -184,13 +204,19 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
 
 
 def _choose(plan: RegionPlan) -> None:
-    ranked = sorted(plan.candidates, key=lambda c: (c.cost_s, c.variant != catalogue.OPS))
-    plan.chosen = best = ranked[0]
+    """The cheapest way to run the region (ties: `ops`, then the fixed rule of
+    `passes.tiers`) and, where it needs a compile, what the region starts on."""
+    order = ranked((c for c in plan.candidates if not c.why_not), prefer=catalogue.OPS)
+    plan.chosen = best = order[0] if order else plan.candidates[0]
+    if needs_compile(best):
+        start = start_candidate(plan.candidates, best.device)
+        ops = plan.candidates[0]
+        plan.start = start if start is not None and start is not best else ops
     for c in plan.candidates:
         if c is best or c.why_not:
             continue
-        if c.cost_s == best.cost_s:
-            c.why_not = f"tied with {best.variant}"
+        if is_tie(c, best):
+            c.why_not = f"tied with {best.variant} (within 3%)"
         elif best.cost_s == 0:
             c.why_not = f"{best.variant} costs nothing here"
         else:
@@ -205,6 +231,10 @@ def apply_regions(plans: list[RegionPlan]) -> None:
             continue
         attributes = plan.op.attributes
         attributes["variant"] = StringAttr(best.variant)
+        if plan.start is not None:
+            attributes["start_variant"] = StringAttr(plan.start.variant)
+        else:
+            attributes.pop("start_variant", None)
         if best.variant == catalogue.OPS:
             for name in ("device", "predicted_s", "predicted_low_s", "predicted_high_s"):
                 attributes.pop(name, None)
@@ -233,6 +263,9 @@ def kept_regions(module: ModuleOp, kept: list[dict[str, Any]]) -> list[RegionPla
             low_s=_number(entry["low_s"]), high_s=_number(entry["high_s"]))
         plan = RegionPlan(len(plans), region, str(entry["kind"]), lowered,
                           [], trips_of(region), [chosen], chosen)
+        if entry.get("start") is not None:
+            plan.start = Candidate(str(entry["start"]), str(entry["device"]), None, 0.0,
+                                   math.inf)
         plans.append(plan)
     return plans
 

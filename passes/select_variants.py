@@ -66,6 +66,17 @@ from passes.region_choice import (
     saved_by_regions,
 )
 from passes.sites import DataFlow, Site, data_flow
+from passes.tiers import (
+    NO_BUILD_BACKENDS,
+    TierStep,
+    charge_builds,
+    is_tie,
+    needs_compile,
+    ranked,
+    run_seconds,
+    start_candidate,
+    tier_plan,
+)
 from predictor.features import Configuration, trait_names
 from predictor.models import ModelSet
 
@@ -75,6 +86,8 @@ class OpPlan:
     site: Site
     candidates: list[Candidate]
     chosen: Candidate | None = None
+    start: Candidate | None = None
+    """Where `chosen` needs a compile: what the run starts on while it builds beside."""
 
 
 @dataclass
@@ -94,11 +107,35 @@ class Plan:
     """Every region's candidates and choice (`passes.region_choice`)."""
     start_s: float = 0.0
     """Seconds of starting back ends that the plan is the first in its process to use."""
+    runs: int = 1
+    """The runs a build is expected to serve (this one and the program's past ones)."""
+    horizon_s: float = 0.0
+    """How long the run would last on candidates that need no compile."""
 
     @property
     def total_predicted_s(self) -> float:
         ops = sum(op.chosen.cost_s for op in self.ops if op.chosen)
         return ops - saved_by_regions(self.regions) + self.transfer_s + self.start_s
+
+    def tiers(self) -> list[TierStep]:
+        """What starts where a choice builds beside the run, in the order the run meets
+        them, and when each build is expected to take over (`passes.tiers`)."""
+        steps: list[tuple[int, str, Candidate, Candidate, float, str]] = []
+        for op in self.ops:
+            if op.start is not None and op.chosen is not None:
+                backend = get_variant(op.site.kernel, op.chosen.variant,
+                                      op.chosen.device).backend
+                steps.append((op.site.index, f"#{op.site.index}", op.start, op.chosen,
+                              run_seconds(op.start) - run_seconds(op.chosen), backend))
+        for region in self.regions:
+            if region.start is not None and region.chosen is not None:
+                steps.append((min(region.sites, default=0), f"region {region.index}",
+                              region.start, region.chosen,
+                              run_seconds(region.start) - run_seconds(region.chosen),
+                              region.chosen.variant.split(".")[0]))
+        steps.sort(key=lambda step: (step[0], not step[1].startswith("region")))
+        starts = self.chosen_models.models.backend_start_s if self.chosen_models else {}
+        return tier_plan([step[1:] for step in steps], self.runs, starts)
 
 
 def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
@@ -121,10 +158,13 @@ def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
     """What building the variant costs in this process, and why (see `Candidate.build`)."""
     if is_built(variant, shapes, dtype):
         return 0.0, "built"
+    model = models.models.get(variant.key)
+    compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
+    if variant.backend in NO_BUILD_BACKENDS:
+        return compile_s, "none"
     if variant.cached(shapes, dtype):
         return LOAD_S, "cached"
-    model = models.models.get(variant.key)
-    return (float(model.summary.get("compile_s", 0.0)) if model else 0.0), "compile"
+    return compile_s, "compile"
 
 
 def _candidates(site: Site, devices: list[str], models: ModelSet,
@@ -145,10 +185,11 @@ def _candidates(site: Site, devices: list[str], models: ModelSet,
 
 
 def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
-                   measure: str = "never") -> Plan:
+                   measure: str = "never", runs: int = 1) -> Plan:
     """Every op's candidates with predicted times, and the choice; the module is unchanged.
 
-    `measure` is `never`, `auto` or `always` (see `passes.measuring`)."""
+    `measure` is `never`, `auto` or `always` (see `passes.measuring`); `runs` is how many
+    runs a build is expected to serve (`passes.tiers`)."""
     if measure not in MEASURE_MODES:
         raise ValueError(f"measure must be one of {MEASURE_MODES}, not {measure!r}")
     load_library()
@@ -156,7 +197,7 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     chosen = chosen or load_models(notes)
     notes += chosen.notes
     devices = allowed_devices(module, list(available_devices()), notes)
-    plan = _plan(module, chosen, devices, notes, measure, {})
+    plan = _plan(module, chosen, devices, notes, measure, {}, runs)
     starts = {backend: seconds for backend, seconds in chosen.models.backend_start_s.items()
               if seconds > 0 and not started(backend)}
     plan.start_s = _start_seconds(plan, starts)
@@ -167,7 +208,7 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
         reasons = {backend: f"starting {_NAMES.get(backend, backend)} in this process "
                    f"({starts[backend]:.2f} s) costs more than its variants save here"
                    for backend in left_out}
-        other = _plan(module, chosen, devices, notes, "never", reasons)
+        other = _plan(module, chosen, devices, notes, "never", reasons, runs)
         other.start_s = _start_seconds(other, starts)
         if other.total_predicted_s < best.total_predicted_s:
             best = other
@@ -190,16 +231,19 @@ def _start_seconds(plan: Plan, starts: dict[str, float]) -> float:
 
 
 def _plan(module: ModuleOp, chosen: ChosenModels, devices: list[str], notes: list[str],
-          measure: str, left_out: dict[str, str]) -> Plan:
+          measure: str, left_out: dict[str, str], runs: int) -> Plan:
     """The plan over these devices, without the back ends in `left_out`."""
     flow = data_flow(module)
     ops = [OpPlan(site, _candidates(site, devices, chosen.models, left_out))
            for site in flow.sites]
     _predict(ops, chosen)
-    plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen)
+    plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen, runs=runs)
     if measure != "never":
         plan.measured, plan.measure_s = measure_close_candidates(ops, measure)
     _add_step_overhead(ops, chosen.models.step_overhead_s)
+    plan.horizon_s = _horizon(ops)
+    for op in ops:
+        charge_builds(op.candidates, op.site.trips, runs, plan.horizon_s)
     placed = _place(flow, ops, chosen.models)
     for op, device in zip(ops, placed, strict=True):
         _choose(op, device)
@@ -207,23 +251,63 @@ def _plan(module: ModuleOp, chosen: ChosenModels, devices: list[str], notes: lis
     plan.regions = choose_regions(
         module, {op.site.op: op.site.index for op in ops},
         [op.chosen.cost_s if op.chosen else math.inf for op in ops],
-        [op.chosen.device if op.chosen else None for op in ops], chosen, left_out)
+        [op.chosen.device if op.chosen else None for op in ops], chosen, left_out,
+        runs, plan.horizon_s)
+    _start_inside_compiled_regions(plan)
     return plan
 
 
+def _horizon(ops: list[OpPlan]) -> float:
+    """How long the run would take on the candidates that need no compile."""
+    total = 0.0
+    for op in ops:
+        ready = [op.site.trips * c.predicted_s for c in op.candidates
+                 if not needs_compile(c) and c.predicted_s is not None and not c.why_not
+                 and math.isfinite(c.cost_s)]
+        total += min(ready, default=0.0)
+    return total
+
+
+def _start_inside_compiled_regions(plan: Plan) -> None:
+    """Inside a region that starts op by op while its compiled form builds beside the
+    run, every op and region runs on its start candidate: building its own choice as
+    well would only delay the outer region's build, after which it never runs."""
+    compiling = [r for r in fused_regions(plan.regions)
+                 if r.chosen is not None and r.start is not None]
+    inside = {site for region in compiling for site in region.sites}
+    for op in plan.ops:
+        if op.site.index in inside and op.start is not None:
+            op.chosen, op.start = op.start, None
+    for region in plan.regions:
+        if region.start is not None and region not in compiling and set(
+                region.sites) <= inside:
+            region.chosen, region.start = region.start, None
+
+
+def _starts_here(candidate: Candidate, backend: str) -> bool:
+    """Whether running the candidate starts its back end in this process before the run:
+    a compile the run waits for; for JAX also a load from its cache (JAX is imported to
+    load), where Halide loads a kept kernel without starting its compiler. A compile
+    beside the run starts the back end in the helper process."""
+    if candidate.build == "compile":
+        return not candidate.beside
+    return backend == "jax" and candidate.build == "cached"
+
+
 def _uses(plan: Plan, backend: str) -> bool:
-    """Whether the plan compiles something of that back end, for an op or a region
-    (loading a kernel from the build cache starts nothing). The ops and regions inside
-    a region that runs compiled are never built."""
+    """Whether the plan starts that back end in this process, for an op or a region
+    that runs before anything switches (`_starts_here`). The ops and regions inside a
+    region that runs compiled are never built."""
     regions = fused_regions(plan.regions)
     inside = {site for region in regions for site in region.sites}
     for op in plan.ops:
-        if (op.site.index not in inside and op.chosen is not None
-                and op.chosen.build == "compile" and get_variant(
-                    op.site.kernel, op.chosen.variant, op.chosen.device).backend == backend):
+        first = op.start or op.chosen
+        if (op.site.index not in inside and first is not None and get_variant(
+                op.site.kernel, first.variant, first.device).backend == backend
+                and _starts_here(first, backend)):
             return True
-    return any(r.chosen is not None and r.chosen.build == "compile"
-               and r.chosen.variant.split(".")[0] == backend for r in regions)
+    return any(r.chosen is not None and r.chosen.variant.split(".")[0] == backend
+               and _starts_here(r.start or r.chosen, backend) for r in regions)
 
 
 def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
@@ -316,22 +400,32 @@ def _place(flow: DataFlow, ops: list[OpPlan], models: ModelSet) -> list[str]:
 
 
 def _choose(op: OpPlan, device: str) -> None:
-    ranked = sorted((c for c in op.candidates if c.device == device and math.isfinite(c.cost_s)),
-                    key=lambda c: (c.cost_s, c.variant))
-    if not ranked:
+    """The op's cheapest candidate on its device (ties by the fixed rule of
+    `passes.tiers`) and, where it needs a compile, the candidate it starts on."""
+    order = ranked(c for c in op.candidates if c.device == device and not c.why_not)
+    if not order:
         return
-    op.chosen = best = ranked[0]
+    op.chosen = best = order[0]
+    if needs_compile(best):
+        start = start_candidate(op.candidates, device)
+        op.start = start if start is not None and start is not best else None
     for c in op.candidates:
         if c is best or c.why_not:
             continue
         if c.device != device:
             c.why_not = f"{c.device} lost in placement (copies and times over the whole function)"
-        elif c.cost_s == best.cost_s:
-            c.why_not = "tied; chosen by name"
+        elif is_tie(c, best):
+            c.why_not = (f"tied with {best.variant} (within 3%); chosen by the fixed rule: "
+                         "no build first, then by name")
         elif best.cost_s == 0:  # built already, in an op that never runs
             c.why_not = f"{best.variant} costs nothing here (built already; the op never runs)"
         else:
             c.why_not = f"{c.cost_s / best.cost_s:.2f}x the predicted cost of {best.variant}"
+    if op.start is not None:
+        saved = run_seconds(op.start) - run_seconds(best)
+        op.start.why_not = (f"runs while {best.variant} builds beside the run "
+                            f"({best.compile_s * 1e3:.3g} ms), which saves "
+                            f"{saved * 1e3:.3g} ms a run")
 
 
 def apply_plan(plan: Plan) -> None:
@@ -341,6 +435,10 @@ def apply_plan(plan: Plan) -> None:
             continue
         attributes = op.site.op.attributes
         attributes["variant"] = StringAttr(op.chosen.variant)
+        if op.start is not None:
+            attributes["start_variant"] = StringAttr(op.start.variant)
+        else:
+            attributes.pop("start_variant", None)
         attributes["device"] = StringAttr(op.chosen.device)
         attributes["predicted_s"] = FloatAttr(float(op.chosen.predicted_s or 0.0), f64)
         if op.chosen.low_s is not None and op.chosen.high_s is not None:
@@ -360,6 +458,8 @@ class SelectVariants(ModulePass):
     name = "select-variants"
 
     measure: str = "never"
+    runs: int = 1
+    """How many runs a build is expected to serve (`passes.tiers`)."""
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURE_MODES:
@@ -369,7 +469,7 @@ class SelectVariants(ModulePass):
     def plan(self, module: ModuleOp, models: ChosenModels | None = None) -> Plan:
         """The plan for this module (the module is unchanged); `models` replaces the
         model set the pass would load."""
-        return plan_selection(module, models, self.measure)
+        return plan_selection(module, models, self.measure, self.runs)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         apply_plan(self.plan(op))

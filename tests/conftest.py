@@ -1,6 +1,8 @@
-"""Every test starts from the same state: a session-wide `$ANNC_HOME` of its own, and
-recording off, so no test learns from another's runs. Tests of recording turn it on
-(`monkeypatch.delenv("ANNC_NO_RECORD")`) in a home of their own.
+"""Every test starts from the same state: a session-wide `$ANNC_HOME` of its own,
+recording off, so no test learns from another's runs, and runs that wait for the
+builds they start beside them, so that no helper process outlives its test. Tests
+of recording turn it on (`monkeypatch.delenv("ANNC_NO_RECORD")`) in a home of their
+own.
 
 Test modules that need an optional library this machine lacks are not collected: the
 GPU machines lent to the project run without Halide (its wheel is too large to travel
@@ -46,4 +48,5 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def isolated_state(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("ANNC_HOME", str(session_home))
     monkeypatch.setenv("ANNC_NO_RECORD", "1")
+    monkeypatch.setenv("ANNC_WAIT_FOR_BUILDS", "1")
     yield

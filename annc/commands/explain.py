@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import asdict
 
 from rich.console import Console
 from rich.table import Table
@@ -62,13 +63,16 @@ def plan_json(plan: Plan) -> dict:
         "total_predicted_s": plan.total_predicted_s,
         "transfer_s": plan.transfer_s,
         "measure_s": plan.measure_s,
+        "runs": plan.runs,
+        "tiers": [asdict(step) for step in plan.tiers()],
         "ops": [
             {
                 "index": op.site.index, "kernel": op.site.kernel, "loc": op.site.loc,
                 "shapes": [list(s) for s in op.site.shapes], "dtype": op.site.dtype,
                 "trips": op.site.trips,
                 "chosen": None if op.chosen is None else
-                {"variant": op.chosen.variant, "device": op.chosen.device},
+                {"variant": op.chosen.variant, "device": op.chosen.device,
+                 "start": None if op.start is None else op.start.variant},
                 "candidates": [
                     {"variant": c.variant, "device": c.device, "predicted_s": c.predicted_s,
                      "low_s": c.low_s, "high_s": c.high_s, "base_s": c.base_s,
@@ -86,7 +90,8 @@ def plan_json(plan: Plan) -> dict:
                 "index": r.index, "kind": r.kind, "loc": r.loc, "ops": r.sites,
                 "kernels": r.kernels, "executions": r.executions,
                 "chosen": None if r.chosen is None else
-                {"variant": r.chosen.variant, "device": r.chosen.device},
+                {"variant": r.chosen.variant, "device": r.chosen.device,
+                 "start": None if r.start is None else r.start.variant},
                 "candidates": [
                     {"variant": c.variant, "device": c.device, "predicted_s": c.predicted_s,
                      "low_s": c.low_s, "high_s": c.high_s, "compile_s": c.compile_s,
@@ -125,6 +130,27 @@ def _region_table(region: RegionPlan) -> Table:
     return table
 
 
+def _print_tiers(console: Console, plan: Plan) -> None:
+    """The tier plan: where a choice builds beside the run, what runs until it is ready."""
+    steps = plan.tiers()
+    if not steps:
+        return
+    table = Table(title="tiers: builds beside the run (kept for the next runs)",
+                  title_justify="left")
+    for column in ("at", "starts on", "builds", "build", "ready", "saves a run"):
+        table.add_column(column, no_wrap=column != "builds",
+                         justify="right" if column in ("build", "ready", "saves a run")
+                         else "left")
+    for step in steps:
+        table.add_row(step.at, step.start, step.target, short_time(step.build_s),
+                      f"~{short_time(step.ready_s)}", short_time(step.saved_s))
+    console.print(table)
+    console.print(f"the run starts on what needs no build; each build runs beside it in a "
+                  f"helper process and takes over from about `ready` (from the run's "
+                  f"start); builds are weighed against {plan.runs} run(s), this one and "
+                  f"the program's past ones on this machine")
+
+
 def run(args: argparse.Namespace) -> int:
     plan = compile_program(read_source(args.file), args.file, defines(args), targets(args),
                            "selected", args.measure, record=not args.no_record).selection
@@ -156,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     for region in plan.regions:
         console.print(_region_table(region))
+    _print_tiers(console, plan)
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
                   f"between devices {plan.transfer_s * 1e3:.4g} ms")
     console.print("time: predicted per execution (m: measured now, w: measured before); "

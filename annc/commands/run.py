@@ -22,6 +22,7 @@ from annc.commands.common import (
 from annc.running import RunResult, run_file
 from dsl import dtypes
 from dsl.types import TensorType
+from hardware.execution.planning import BUILDS
 from hardware.execution.rundata import read_archive, save_outputs
 
 HELP = "compile and run a workload"
@@ -40,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "standard output)")
     parser.add_argument("--variant", metavar="KERNEL=NAME", action="append", default=[],
                         help="force a variant for every op of a kernel, e.g. matmul=numpy")
+    parser.add_argument("--builds", choices=BUILDS, default=None,
+                        help="for chosen variants whose builds are not kept: start on what "
+                        "runs now and build them beside the run (beside, the default; "
+                        "ANNC_BUILDS sets another), build them first, or never")
     add_selection_arguments(parser)
 
 
@@ -87,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = read_archive(args.inputs) if args.inputs else None
     result = run_file(args.file, inputs=inputs, params=defines(args), seed=args.seed,
                       targets=targets(args), variants=key_values(args.variant, "--variant"),
-                      measure=args.measure, record=not args.no_record)
+                      measure=args.measure, record=not args.no_record, builds=args.builds,
+                      progress=sys.stderr.isatty())
     for note in result.notes:
         print(note, file=sys.stderr)
     if args.save:

@@ -19,8 +19,10 @@ import numpy as np
 
 from hardware.devices.allocator import keep_freed_memory
 from hardware.devices.device import Device
+from hardware.execution.progress import RunProgress
 from hardware.execution.residency import Resident
 from hardware.execution.steps import Step
+from hardware.execution.tiers import Tier
 
 
 @dataclass
@@ -52,12 +54,34 @@ class PlannedOp(PlannedKernel):
     """A kernel op as the plan runs it, and the nanoseconds of each of its executions."""
 
     times_ns: list[int] = field(default_factory=list)
+    tier: Tier | None = None
+    """Where its chosen variant builds beside the run: what it runs and when it switched."""
 
     def record(self) -> OpRecord:
+        """What it did, under the variant it ran last."""
         times = [t * 1e-9 for t in self.times_ns]
         which = {f.name: getattr(self, f.name) for f in fields(PlannedKernel)}
+        if self.tier is not None:
+            which["variant"] = self.tier.variant
         return OpRecord(**which, measured_s=sum(self.times_ns) * 1e-9,
                         executions=len(times), times=times)
+
+    def tier_records(self) -> list[OpRecord]:
+        """What it did on each variant it ran (two where it switched), for learning."""
+        tier = self.tier
+        if tier is None or tier.switched_after is None:
+            return [self.record()]
+        records = []
+        cut = tier.switched_after
+        for variant, part in ((tier.started_on, self.times_ns[:cut]),
+                              (tier.variant, self.times_ns[cut:])):
+            if part:
+                which = {f.name: getattr(self, f.name) for f in fields(PlannedKernel)}
+                which["variant"] = variant
+                times = [t * 1e-9 for t in part]
+                records.append(OpRecord(**which, measured_s=sum(part) * 1e-9,
+                                        executions=len(part), times=times))
+        return records
 
 
 @dataclass
@@ -77,6 +101,8 @@ class PlannedRegion:
     loc: str
     predicted_s: float | None
     times_ns: list[int] = field(default_factory=list)
+    tier: Tier | None = None
+    """Where it builds beside the run: what it ran first and when it switched."""
 
     @property
     def measured_s(self) -> float:
@@ -121,10 +147,24 @@ class ExecutablePlan:
     transfer_s: float = 0.0
     """Seconds the last run spent copying: operands to devices (included in the ops'
     measured times) and outputs back to the host."""
+    tiers: list[tuple[str, Tier]] = field(default_factory=list)
+    """The ops (`#3`) and regions (`region 1`) whose chosen variant builds beside the
+    run, with their tiers."""
+    run_started: list[float] = field(default_factory=lambda: [0.0])
+    """When the last run started (`time.perf_counter()`), shared with the tiers."""
+    progress: RunProgress | None = None
 
     def run(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Runs the plan on the inputs, in declaration order; returns the outputs by name.
         Each op's times and the copying time are those of this run."""
+        self.run_started[0] = time.perf_counter()
+        try:
+            return self._run(inputs)
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+
+    def _run(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         keep_freed_memory()  # as when the kernels were calibrated
         for op in self.ops:
             op.times_ns.clear()
@@ -150,3 +190,8 @@ class ExecutablePlan:
         """What every op that ran in the last run did, in index order."""
         return [op.record() for op in sorted(self.ops, key=lambda o: o.index)
                 if op.times_ns]
+
+    def tier_records(self) -> list[OpRecord]:
+        """`records`, split where an op switched variants (what learning reads)."""
+        return [record for op in sorted(self.ops, key=lambda o: o.index) if op.times_ns
+                for record in op.tier_records()]

@@ -11,11 +11,21 @@ in place (variant `ops`) or becomes one step running its compiled variant. An op
 of any other kind cannot be planned and is an error, never interpreted instead.
 The body of a loop that runs no trip is not planned (nor its variants built), as
 it never runs.
+
+Tiers: where selection named a `start_variant` beside the variant it chose (the
+chosen one needs a build that is not kept), `builds` decides: `first` builds it
+before the run (what a plan without tiers does), `never` runs the start variant
+only, and `beside` runs the start variant and builds the chosen one beside the run
+(`hardware.execution.beside`), switching to it when it is loaded
+(`hardware.execution.tiers`). A chosen variant that is built already or kept in
+the persistent caches runs from the start. A compiled whole loop runs in chunks
+(`hardware.execution.loops`); one that starts op by op switches between two trips.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.dialects import arith, func, scf
@@ -28,13 +38,41 @@ from dsl.errors import RunError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.devices.allocator import aligned
 from hardware.devices.device import Device
+from hardware.execution.beside import Beside
+from hardware.execution.builds import BuildJob, kernel_job, region_job
+from hardware.execution.loops import ChunkSizer, compiled_loop_runner, switching_loop_step
 from hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
-from hardware.execution.steps import Step, constant_step, kernel_step, loop_step, region_step
+from hardware.execution.progress import RunProgress
+from hardware.execution.steps import (
+    Env,
+    Step,
+    constant_step,
+    kernel_step,
+    loop_step,
+    region_runner,
+    timed_step,
+)
+from hardware.execution.tiers import Tier, tiered_kernel_step, tiered_region_step
 from hardware.variants import Variant, load_library, load_variant, variants_for
 from hardware.variants.compiled import compiled
 from hardware.variants.reference import REFERENCE
 from hardware.variants.regions import catalogue
-from hardware.variants.regions.from_ir import lower_region
+from hardware.variants.regions.from_ir import Lowered, lower_region
+from hardware.variants.registry import Kernel
+
+BUILDS = ("beside", "first", "never")
+"""What a run does about a chosen variant whose build is not kept (see the module)."""
+
+
+@dataclass
+class Builds:
+    """How a plan treats builds: `mode` (one of `BUILDS`) and, for `beside`, the helper
+    that builds beside the run."""
+
+    mode: str = "first"
+    beside: Beside | None = None
+    jobs: list[BuildJob] = field(default_factory=list)
+    """What the plan built beside the run or left unbuilt (`never`), in order."""
 
 
 def output_names(module: ModuleOp) -> list[str]:
@@ -61,6 +99,23 @@ def variant_for(op: KernelOp, devices: Mapping[str, Device]) -> Variant:
                        f"known: {known}") from None
 
 
+def start_variant_for(op: KernelOp, target: Variant) -> Variant | None:
+    """The variant the op starts on while `target` builds: its `start_variant`, where it
+    names another registered variant on the same device."""
+    if op.start_variant is None or op.start_variant.data == target.name:
+        return None
+    try:
+        start = load_variant(target.kernel, op.start_variant.data, target.device)
+    except LookupError:
+        return None
+    return start
+
+
+def _aligned_inputs(variant: Variant) -> bool:
+    """Whether the variant reads 64-byte aligned host copies (JAX on the CPU)."""
+    return variant.backend == "jax" and variant.device == "cpu"
+
+
 def _shape(value: SSAValue) -> tuple[int, ...]:
     assert isinstance(value.type, TensorType)
     return tuple(value.type.get_shape())
@@ -71,14 +126,23 @@ def _dtype(value: SSAValue) -> np.dtype:
 
 
 class _Planner:
-    def __init__(self, module: ModuleOp, devices: Mapping[str, Device]) -> None:
+    def __init__(self, module: ModuleOp, devices: Mapping[str, Device], builds: Builds,
+                 progress: RunProgress) -> None:
         self.devices = devices
+        self.builds = builds
+        self.progress = progress
         self.slots: dict[SSAValue, int] = {}
         self.integers: dict[SSAValue, int] = {}
         self.ops: list[PlannedOp] = []
         self.regions: list[PlannedRegion] = []
+        self.tiers: list[tuple[str, Tier]] = []
+        """Every tier with a build beside the run, and the op or region it is (`#3`,
+        `region 1`)."""
         self.notes: list[str] = []
         self.copying = [0]
+        self.run_started = [0.0]
+        self.depth = 0
+        """How many loops hold what is being planned (the outermost show progress)."""
         kernel_ops = [op for op in module.walk() if isinstance(op, KernelOp)]
         self.index = {op: i for i, op in enumerate(kernel_ops)}  # positions in the printed IR
         regions = [op for op in module.walk() if isinstance(op, RegionOp)]
@@ -87,14 +151,20 @@ class _Planner:
     def slot(self, value: SSAValue) -> int:
         return self.slots.setdefault(value, len(self.slots))
 
-    def block(self, block: Block) -> tuple[list[Step], list[int]]:
-        """The steps of a block, and the slots of what its terminator returns or yields."""
+    def block(self, block: Block, loop_tier: tuple[Tier, Lowered, RegionOp] | None = None
+              ) -> tuple[list[Step], list[int]]:
+        """The steps of a block, and the slots of what its terminator returns or yields.
+        `loop_tier`: the block is a whole-loop region's, run op by op while its
+        compiled form builds (its loop switches to it)."""
         steps: list[Step] = []
         for op in block.ops:
             if isinstance(op, func.ReturnOp | scf.YieldOp | YieldOp):
                 return steps, [self.slot(v) for v in op.operands]
             if isinstance(op, RegionOp):
                 steps += self.region(op)
+                continue
+            if isinstance(op, scf.ForOp) and loop_tier is not None:
+                steps.append(self.loop(op, loop_tier))
                 continue
             step = self.op(op)
             if step is not None:
@@ -116,9 +186,29 @@ class _Planner:
         raise RunError(f"annc cannot execute {op.name} (only kernel ops, kernel.region, "
                        "kernel.constant, integer arith.constant and scf.for are planned)")
 
+    def beside(self, job: BuildJob, tier: Tier, align: bool, where: str) -> None:
+        """Has the job built beside the run, the tier switching to it when loaded."""
+        assert self.builds.beside is not None
+        tier.run_started = self.run_started
+        tier.build, tier.label = job.key, job.label
+        self.builds.jobs.append(job)
+        self.tiers.append((where, tier))
+        self.builds.beside.submit(job, tier.offer(align))
+
+    def tiered(self, job: BuildJob, has_start: bool) -> str:
+        """How the plan runs a chosen build: `now` (built or loaded here before the run),
+        `start` (the start tier only) or `beside` (the start tier, then the build)."""
+        if not has_start or self.builds.mode == "first" or job.ready():
+            return "now"
+        if self.builds.mode == "never" or self.builds.beside is None:
+            self.builds.jobs.append(job)
+            return "start"
+        return "beside"
+
     def region(self, op: RegionOp) -> list[Step]:
         """A region's steps: its body's, op by op (variant `ops`, or none chosen), or one
-        step running its compiled variant."""
+        step running its compiled variant, or, where that builds beside the run, a step
+        that starts on its `start_variant` and switches."""
         name = op.variant.data if op.variant else catalogue.OPS
         if name == catalogue.OPS:
             return self.region_op_by_op(op)
@@ -133,6 +223,15 @@ class _Planner:
         if variant.device not in self.devices:
             raise RunError(f"region variant {name} runs on {variant.device}, which this "
                            "machine does not have")
+        start = self.region_start(op, lowered, name)
+        job = region_job(lowered.spec, name)
+        how = self.tiered(job, start is not None)
+        if how == "start":
+            assert start is not None
+            return self.region_on(op, lowered, start)
+        if how == "beside":
+            assert start is not None
+            return self.region_tiered(op, lowered, name, start, job)
         try:
             function = catalogue.built(lowered.spec, name)
         except Exception as error:  # a build that fails (an auto-scheduler gives up)
@@ -140,22 +239,91 @@ class _Planner:
             self.notes.append(f"note: {where}region variant {name} could not be built "
                               f"({type(error).__name__}: {error}); its ops run one by one")
             return self.region_op_by_op(op)
-        sources = [self.slot(op.inputs[s]) if isinstance(s, int) else aligned(s)
-                   for s in lowered.sources]
-        kernels = [o.kernel for o in lowered.spec.ops]
+        planned = self.planned_region(op, lowered, name)
+        runner = self.region_runner(op, lowered, function, self.region_advance(lowered))
+        return [timed_step(runner, planned.times_ns)]
+
+    def region_advance(self, lowered: Lowered) -> Callable[[int], None] | None:
+        """Where a compiled whole loop reports its trips (see `advance`)."""
+        return self.advance(lowered.spec.trips or 0) if lowered.spec.is_loop else None
+
+    def region_start(self, op: RegionOp, lowered: Lowered, target: str) -> str | None:
+        """The region's `start_variant`: `ops`, or a compiled variant that can run it."""
+        if op.start_variant is None or op.start_variant.data == target:
+            return None
+        start = op.start_variant.data
+        if start == catalogue.OPS:
+            return start
+        try:
+            variant = catalogue.region_variant(start)
+        except LookupError:
+            return None
+        fits = variant.why_not(lowered.spec) is None and variant.device in self.devices
+        return start if fits else None
+
+    def region_on(self, op: RegionOp, lowered: Lowered, name: str) -> list[Step]:
+        """The region on one variant, `ops` included, with no build beside it."""
+        if name == catalogue.OPS:
+            return self.region_op_by_op(op)
+        function = catalogue.built(lowered.spec, name)
+        planned = self.planned_region(op, lowered, name)
+        runner = self.region_runner(op, lowered, function, self.region_advance(lowered))
+        return [timed_step(runner, planned.times_ns)]
+
+    def region_tiered(self, op: RegionOp, lowered: Lowered, name: str, start: str,
+                      job: BuildJob) -> list[Step]:
+        """The region on its start variant while `name` builds beside the run."""
+        planned = self.planned_region(op, lowered, name)
+        where = f"region {planned.index}"
+        if lowered.spec.is_loop and start == catalogue.OPS:
+            tier = Tier(None, start, target=name)
+            self.beside(job, tier, False, where)
+            planned.tier = tier
+            return self.region_op_by_op(op, (tier, lowered, op))
+        op_by_op = self.region_op_by_op(op) if start == catalogue.OPS else []
+        first = None if start == catalogue.OPS else catalogue.built(lowered.spec, start)
+        tier = Tier(first, start, target=name)
+        self.beside(job, tier, False, where)
+        planned.tier = tier
+        advance = self.region_advance(lowered)
+        return [tiered_region_step(
+            tier, op_by_op, lambda function: self.region_runner(op, lowered, function, advance),
+            planned.times_ns)]
+
+    def planned_region(self, op: RegionOp, lowered: Lowered, name: str) -> PlannedRegion:
         planned = PlannedRegion(
             index=self.region_index[op], kind=catalogue.kind(lowered.spec), variant=name,
-            device=variant.device, ops=[self.index[k] for k in op.walk()
-                                        if isinstance(k, KernelOp)],
-            kernels=kernels, loc=op.loc.data if op.loc else "",
+            device=catalogue.region_variant(name).device,
+            ops=[self.index[k] for k in op.walk() if isinstance(k, KernelOp)],
+            kernels=[o.kernel for o in lowered.spec.ops], loc=op.loc.data if op.loc else "",
             predicted_s=op.predicted_s.value.data if op.predicted_s else None)
         self.regions.append(planned)
+        return planned
+
+    def region_runner(self, op: RegionOp, lowered: Lowered, function: Kernel,
+                      advance: Callable[[int], None] | None) -> Callable[[Env], None]:
+        """Runs the compiled region on the environment's values (a loop in chunks, each
+        told to `advance`)."""
+        sources = [self.slot(op.inputs[s]) if isinstance(s, int) else aligned(s)
+                   for s in lowered.sources]
         shapes = lowered.spec.output_shapes()
         results = [(self.slot(r), lowered.results[i], shapes[lowered.results[i]])
                    for i, r in enumerate(op.outputs)]
-        return [region_step(function, sources, results,
-                            dtypes.to_numpy(lowered.spec.dtype), self.devices,
-                            planned.times_ns)]
+        dtype = dtypes.to_numpy(lowered.spec.dtype)
+        spec = lowered.spec
+        if not spec.is_loop:
+            return region_runner(function, sources, results, dtype, self.devices)
+        return compiled_loop_runner(function, sources, spec.carried, spec.trips or 0,
+                                    results, dtype, self.devices,
+                                    ChunkSizer(_per_trip(op, spec.trips)), advance)
+
+    def advance(self, trips: int) -> Callable[[int], None] | None:
+        """Where a loop of `trips` trips reports them: the progress of the run for an
+        outermost loop, nothing inside another loop."""
+        if self.depth:
+            return None
+        self.progress.total += trips
+        return self.progress.advance
 
     def kernel(self, op: KernelOp) -> Step:
         variant = variant_for(op, self.devices)
@@ -164,25 +332,41 @@ class _Planner:
         if not variant.applies(shapes, dtype):
             raise RunError(f"variant {variant.name} of {variant.kernel} does not apply to "
                            f"shapes {list(map(list, shapes))} ({dtype})")
-        built = compiled(variant, shapes, dtype).kernel
+        start = start_variant_for(op, variant)
+        if start is not None and not start.applies(shapes, dtype):
+            start = None
+        job = kernel_job(variant, shapes, dtype)
+        how = self.tiered(job, start is not None)
+        runs = variant if how == "now" else start
+        assert runs is not None
+        built = compiled(runs, shapes, dtype).kernel
         device = self.devices[variant.device]
         planned = PlannedOp(
-            index=self.index[op], kernel=variant.kernel, variant=variant.name,
+            index=self.index[op], kernel=variant.kernel, variant=runs.name,
             device=variant.device, shapes=[list(s) for s in shapes],
             loc=op.loc.data if op.loc else "",
             predicted_s=op.predicted_s.value.data if op.predicted_s else None)
         self.ops.append(planned)
-        align = variant.backend == "jax" and device.name == "cpu"
-        return kernel_step(built, [self.slot(v) for v in op.operands],
-                           self.slot(op.results[0]), _shape(op.results[0]), dtype, device,
-                           self.devices, align, planned.times_ns, self.copying)
+        operands = [self.slot(v) for v in op.operands]
+        result = self.slot(op.results[0])
+        if how != "beside":
+            return kernel_step(built, operands, result, _shape(op.results[0]), dtype, device,
+                               self.devices, _aligned_inputs(runs), planned.times_ns,
+                               self.copying)
+        tier = Tier(built, runs.name, align=_aligned_inputs(runs), target=variant.name)
+        planned.tier = tier
+        self.beside(job, tier, _aligned_inputs(variant), f"#{planned.index}")
+        return tiered_kernel_step(tier, operands, result, _shape(op.results[0]), dtype,
+                                  device, self.devices, planned.times_ns, self.copying)
 
-    def region_op_by_op(self, op: RegionOp) -> list[Step]:
+    def region_op_by_op(self, op: RegionOp,
+                        loop_tier: tuple[Tier, Lowered, RegionOp] | None = None
+                        ) -> list[Step]:
         """The region's body planned in place: its arguments and results are the slots
         of its inputs and of what it yields."""
         for argument, value in zip(op.block.args, op.inputs, strict=True):
             self.slots[argument] = self.slot(value)
-        steps, yielded = self.block(op.block)
+        steps, yielded = self.block(op.block, loop_tier)
         for result, slot in zip(op.outputs, yielded, strict=True):
             self.slots[result] = slot
         return steps
@@ -192,20 +376,50 @@ class _Planner:
             raise RunError("annc cannot execute a loop whose bounds are not integer constants")
         return self.integers[value]
 
-    def loop(self, op: scf.ForOp) -> Step:
+    def loop(self, op: scf.ForOp, tier: tuple[Tier, Lowered, RegionOp] | None = None
+             ) -> Step:
         trips = range(self.bound(op.lb), self.bound(op.ub), self.bound(op.step))
         index, *arguments = op.body.block.args
+        advance = self.advance(len(trips))
+        self.depth += 1
         body, yielded = self.block(op.body.block) if trips else ([], [])
-        return loop_step(trips, self.slot(index), [self.slot(a) for a in arguments],
-                         [self.slot(v) for v in op.iter_args], body, yielded,
-                         [self.slot(r) for r in op.results])
+        self.depth -= 1
+        initial = [self.slot(v) for v in op.iter_args]
+        results = [self.slot(r) for r in op.results]
+        if tier is None:
+            return loop_step(trips, self.slot(index), [self.slot(a) for a in arguments],
+                             initial, body, yielded, results, advance)
+        loop_tier, lowered, region = tier
+        spec = lowered.spec
+        invariants = [self.slot(region.inputs[s]) if isinstance(s, int) else aligned(s)
+                      for s in lowered.sources[spec.carried:]]
+        return switching_loop_step(
+            trips, self.slot(index), [self.slot(a) for a in arguments], initial, body,
+            yielded, results, loop_tier, invariants, list(spec.inputs[:spec.carried]),
+            dtypes.to_numpy(spec.dtype), self.devices,
+            ChunkSizer(_per_trip(region, spec.trips)), advance)
 
 
-def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> ExecutablePlan:
-    """The module's `main` as an executable plan on these devices (building its variants)."""
+def _per_trip(op: RegionOp, trips: int | None) -> float | None:
+    """The predicted seconds of one trip of a whole-loop region, where it has a prediction."""
+    if op.predicted_s is None or not trips:
+        return None
+    return op.predicted_s.value.data / trips
+
+
+def compile_plan(module: ModuleOp, devices: Mapping[str, Device],
+                 builds: Builds | None = None, progress: RunProgress | None = None
+                 ) -> ExecutablePlan:
+    """The module's `main` as an executable plan on these devices (building its variants,
+    or having them built beside the run: see `Builds`). The plan's outermost loops tell
+    `progress` their trips."""
     function = next(op for op in module.ops
                     if isinstance(op, func.FuncOp) and op.sym_name.data == FUNCTION_NAME)
-    planner = _Planner(module, devices)
+    builds = builds if builds is not None else Builds()
+    if builds.mode not in BUILDS:
+        raise RunError(f"builds: expected one of {', '.join(BUILDS)}, got {builds.mode!r}")
+    progress = progress if progress is not None else RunProgress(0, show=False)
+    planner = _Planner(module, devices, builds, progress)
     inputs = [planner.slot(a) for a in function.body.block.args]
     steps, returned = planner.block(function.body.block)
     names = output_names(module)
@@ -213,4 +427,6 @@ def compile_plan(module: ModuleOp, devices: Mapping[str, Device]) -> ExecutableP
         raise RunError(f"the module names {len(names)} outputs but returns {len(returned)}")
     return ExecutablePlan(steps, len(planner.slots), inputs,
                           dict(zip(names, returned, strict=True)), planner.ops, devices,
-                          planner.copying, regions=planner.regions, notes=planner.notes)
+                          planner.copying, regions=planner.regions, notes=planner.notes,
+                          tiers=planner.tiers, run_started=planner.run_started,
+                          progress=progress)

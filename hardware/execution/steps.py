@@ -74,9 +74,11 @@ def constant_step(array: np.ndarray, result: int) -> Step:
 
 
 def loop_step(trips: range, index: int, arguments: Sequence[int], initial: Sequence[int],
-              body: Sequence[Step], yielded: Sequence[int], results: Sequence[int]) -> Step:
+              body: Sequence[Step], yielded: Sequence[int], results: Sequence[int],
+              advance: Callable[[int], None] | None = None) -> Step:
     """`scf.for` with iter_args: the body's steps once per trip, the values it yields
-    carried into the next trip's arguments and, after the last, into the results."""
+    carried into the next trip's arguments and, after the last, into the results.
+    `advance` is told of every trip done (the progress of an outermost loop)."""
     steps = tuple(body)
     carried_slots, yield_slots = tuple(arguments), tuple(yielded)
 
@@ -89,30 +91,40 @@ def loop_step(trips: range, index: int, arguments: Sequence[int], initial: Seque
             for step in steps:
                 step(env)
             carried = [env[s] for s in yield_slots]
+            if advance is not None:
+                advance(1)
         for slot, value in zip(results, carried, strict=True):
             env[slot] = value
 
     return run
 
 
-def region_step(function: Callable[..., list[np.ndarray]],
-                sources: Sequence[int | np.ndarray], results: Sequence[tuple[int, int,
-                                                                            tuple[int, ...]]],
-                dtype: np.dtype, devices: Mapping[str, Device], times: list[int]) -> Step:
+def region_runner(function: Callable[..., list[np.ndarray]],
+                  sources: Sequence[int | np.ndarray],
+                  results: Sequence[tuple[int, int, tuple[int, ...]]], dtype: np.dtype,
+                  devices: Mapping[str, Device]) -> Callable[[Env], None]:
     """Runs a compiled region on the host: its inputs are slots (read from aligned host
     copies) or constant arrays; `results` are (slot, which output, shape) triples."""
-    clock = time.perf_counter_ns
-    record = times.append
     fixed = tuple(sources)
 
     def run(env: Env) -> None:
-        start = clock()
         arrays = [env[s].aligned_host(devices) if isinstance(s, int) else s for s in fixed]
         outputs = function(*arrays)
-        end = clock()
         for slot, which, shape in results:
             env[slot] = Resident(shape, dtype, {"cpu": outputs[which]})
-        record(end - start)
+
+    return run
+
+
+def timed_step(runner: Callable[[Env], None], times: list[int]) -> Step:
+    """The runner as a step that keeps the nanoseconds of each execution."""
+    clock = time.perf_counter_ns
+    record = times.append
+
+    def run(env: Env) -> None:
+        start = clock()
+        runner(env)
+        record(clock() - start)
 
     return run
 

@@ -8,6 +8,7 @@ executable plans share the work.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -24,17 +25,26 @@ class Compiled:
 
 
 _CACHE: dict[tuple[object, ...], Compiled] = {}
-_SECONDS = [0.0]
+
+
+class _Seconds(threading.local):
+    total = 0.0
+
+
+_SECONDS = _Seconds()
+"""Per thread: a run's thread counts what it waited for, not what was loaded beside it
+(`hardware.execution.beside`)."""
 
 
 def build_seconds() -> float:
-    """Seconds this process has spent building variants (compiles and cache loads)."""
-    return _SECONDS[0]
+    """Seconds this thread of the process has spent building variants (compiles and
+    cache loads)."""
+    return _SECONDS.total
 
 
 def count_build(seconds: float) -> None:
     """Adds a build made elsewhere (a region's compiled function) to `build_seconds`."""
-    _SECONDS[0] += seconds
+    _SECONDS.total += seconds
 
 
 def normalise_shapes(shapes: Shapes) -> Shapes:
@@ -62,7 +72,7 @@ def compiled(variant: Variant, shapes: Shapes, dtype: np.dtype | type) -> Compil
         start = time.perf_counter()
         kernel = variant.build(shapes, dtype)
         _CACHE[key] = Compiled(kernel, time.perf_counter() - start)
-        _SECONDS[0] += _CACHE[key].compile_s
+        _SECONDS.total += _CACHE[key].compile_s
     return _CACHE[key]
 
 

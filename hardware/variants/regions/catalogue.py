@@ -129,6 +129,11 @@ def built(spec: RegionSpec, name: str) -> RegionFunction:
     return _BUILT[key][0]
 
 
+def cached(spec: RegionSpec, name: str) -> bool:
+    """Whether building the variant for the spec would load it from a persistent cache."""
+    return False
+
+
 def build_seconds_of(spec: RegionSpec, name: str) -> float | None:
     """How long the variant took to build for the spec in this process, if it was."""
     entry = _BUILT.get((spec, name))

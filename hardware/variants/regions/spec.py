@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dsl import dtypes, kernels
 
@@ -92,6 +93,27 @@ class RegionSpec:
 
     def output_shapes(self) -> tuple[Shape, ...]:
         return tuple(self._value_shapes[v] for v in self.outputs)
+
+    def to_json(self) -> dict[str, object]:
+        """The spec as JSON-ready data (`from_json` makes it again, exactly)."""
+        return {"inputs": [list(s) for s in self.inputs], "dtype": self.dtype,
+                "ops": [[op.kernel, list(op.operands)] for op in self.ops],
+                "outputs": list(self.outputs), "trips": self.trips, "carried": self.carried,
+                "constants": [[n, list(values)] for n, values in self.constants]}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> RegionSpec:
+        """The spec of `to_json`'s data; KeyError, TypeError or ValueError where it is not."""
+        return RegionSpec(
+            inputs=tuple(tuple(int(d) for d in s) for s in data["inputs"]),
+            dtype=str(data["dtype"]),
+            ops=tuple(RegionOp(str(k), tuple(int(v) for v in operands))
+                      for k, operands in data["ops"]),
+            outputs=tuple(int(v) for v in data["outputs"]),
+            trips=None if data["trips"] is None else int(data["trips"]),
+            carried=int(data["carried"]),
+            constants=tuple((int(n), tuple(float(x) for x in values))
+                            for n, values in data["constants"]))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""How often each program has run on this machine: what selection weighs a build against.
+
+`$ANNC_HOME/history-<fingerprint>.json` maps a program's key (a digest of its IR
+before selection, so its parameters and shapes are in it) to how many times
+`annc run` ran it and when it last did. Selection expects a build to serve as many
+runs again as the program has had (`expected_runs`): a program run ten times is
+likely to run ten more, a new one at least once (this run). The count goes in
+powers of two (1, 2, 4, 8, ...) so that a kept plan (`annc.plans`) changes only when
+it doubles. The file keeps the `KEPT` most recently run programs; one that cannot
+be read is started afresh; where `$ANNC_HOME` cannot be written nothing is kept.
+Every run counts, `--no-record` or not: how often a program runs is not a
+measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from xdsl.dialects.builtin import ModuleOp
+
+from dsl.errors import HomeError
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import annc_home, ensure_home
+
+KEPT = 1000
+"""Programs remembered; the least recently run go first."""
+
+
+def program_key(module: ModuleOp) -> str:
+    """The program as selection sees it (IR before selection), hashed."""
+    return hashlib.sha256(str(module).encode()).hexdigest()[:32]
+
+
+def _path() -> Path:
+    return annc_home() / f"history-{fingerprint().id}.json"
+
+
+def _read() -> dict[str, Any]:
+    try:
+        data = json.loads(_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def past_runs(key: str) -> int:
+    """How many times this program has run on this machine."""
+    entry = _read().get(key)
+    runs = entry.get("runs") if isinstance(entry, dict) else None
+    return runs if isinstance(runs, int) and runs > 0 else 0
+
+
+def expected_runs(key: str) -> int:
+    """The runs a build made now is expected to serve: this one and as many again as
+    the program has had, rounded down to a power of two."""
+    runs = 1 + past_runs(key)
+    return 1 << (runs.bit_length() - 1)
+
+
+def count_run(key: str) -> None:
+    """Adds a run of the program; never fails a run."""
+    data = _read()
+    entry = data.pop(key, None)
+    runs = entry.get("runs", 0) if isinstance(entry, dict) else 0
+    data[key] = {"runs": (runs if isinstance(runs, int) else 0) + 1,
+                 "last": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    while len(data) > KEPT:
+        data.pop(next(iter(data)))
+    try:
+        ensure_home()
+    except HomeError:
+        return
+    path = _path()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()

@@ -1,0 +1,195 @@
+"""Builds beside a run: a helper process builds, this process switches when it is ready.
+
+`Beside.submit(job, on_ready)` hands a build to the helper
+(`hardware.execution.build_worker`, started on the first submit) and returns at
+once. A thread of this process reads the helper's answers; for a build that is
+ready it *loads* it here (from the persistent caches the helper wrote) and calls
+`on_ready(kernel)`, which hands it to the running plan's step, to be used from its
+next execution on (`hardware.execution.tiers`). A build that fails or cannot be kept
+leaves its op on the variant it started on, with a note.
+
+When the run is over, `finish()` stops loading (nothing is switched after the run)
+and closes the helper's input: the helper finishes the builds it was given, keeps
+them, and exits by itself, so the user's next run starts on them. With `wait` the
+run waits for that instead (tests, benchmarks, `annc build`). `stop()` (Ctrl-C)
+ends the helper at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from hardware.execution.build_worker import READY
+from hardware.execution.builds import BuildJob
+from hardware.variants.registry import Kernel
+
+OnReady = Callable[[Kernel], None]
+
+
+@dataclass
+class Submitted:
+    job: BuildJob
+    listeners: list[OnReady] = field(default_factory=list)
+    submitted: float = field(default_factory=time.perf_counter)
+    status: str = "building"
+    """`building`, then the helper's answer (`ready`, `not kept`, `failed`), or `loaded`
+    once this process has it."""
+    message: str = ""
+    seconds: float = 0.0
+    """What the build took in the helper (0 where it was kept already)."""
+    ready_after_s: float | None = None
+    """Seconds from submitting to loading it here."""
+
+
+def _worker_environment() -> dict[str, str]:
+    """This environment, with the folder that holds annc's packages first on the path
+    (so a source checkout's helper imports the same code)."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+Answered = Callable[[Submitted], None]
+
+
+class Beside:
+    """The builds of one run, made by one helper process. With `load` false nothing is
+    loaded here (`annc build`); `answered` hears of every job the helper answers."""
+
+    def __init__(self, load: bool = True, answered: Answered | None = None) -> None:
+        self._load = load
+        self._answered = answered
+        self._process: subprocess.Popen[str] | None = None
+        self._jobs: list[Submitted] = []
+        self._by_key: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._listening = True
+        self._reader: threading.Thread | None = None
+        self.notes: list[str] = []
+
+    @property
+    def jobs(self) -> list[Submitted]:
+        return list(self._jobs)
+
+    def submit(self, job: BuildJob, on_ready: OnReady) -> None:
+        """Builds the job beside the run; `on_ready` gets what it built, when loaded here."""
+        with self._lock:
+            index = self._by_key.get(job.key)
+            if index is not None:
+                self._jobs[index].listeners.append(on_ready)
+                return
+            index = self._by_key[job.key] = len(self._jobs)
+            self._jobs.append(Submitted(job, [on_ready]))
+        try:
+            stdin = self._start()
+            stdin.write(json.dumps({"id": index, **job.to_json()}) + "\n")
+            stdin.flush()
+        except OSError as error:
+            self._answer(index, "failed", f"the build helper could not start ({error})")
+
+    def _start(self) -> IO[str]:
+        if self._process is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "hardware.execution.build_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, start_new_session=True, env=_worker_environment())
+            self._reader = threading.Thread(target=self._read, name="annc-builds",
+                                            daemon=True)
+            self._reader.start()
+        assert self._process.stdin is not None
+        return self._process.stdin
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            try:
+                message = json.loads(line)
+                index, status = int(message["id"]), str(message["status"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if 0 <= index < len(self._jobs):
+                self._jobs[index].seconds = float(message.get("seconds", 0.0) or 0.0)
+                self._answer(index, status, str(message.get("message", "")))
+                if self._answered is not None:
+                    self._answered(self._jobs[index])
+        self._process.wait()
+        with self._lock:
+            for index, submitted in enumerate(self._jobs):
+                if submitted.status == "building" and self._listening:
+                    self._note(index, "the build helper ended before building it")
+                    submitted.status = "failed"
+
+    def _answer(self, index: int, status: str, message: str) -> None:
+        submitted = self._jobs[index]
+        submitted.status, submitted.message = status, message
+        if status != READY:
+            self._note(index, f"could not be kept ({message})" if message
+                       else "was built but could not be kept (is $ANNC_HOME writable?)")
+            return
+        if not self._listening or not self._load:
+            return
+        try:
+            kernel = submitted.job.build()  # a load from the caches the helper wrote
+        except Exception as error:
+            submitted.status = "failed"
+            self._note(index, f"could not be loaded ({type(error).__name__}: {error})")
+            return
+        with self._lock:
+            if not self._listening:
+                return
+            submitted.status = "loaded"
+            submitted.ready_after_s = time.perf_counter() - submitted.submitted
+            listeners = list(submitted.listeners)
+        for listener in listeners:
+            listener(kernel)
+
+    def _note(self, index: int, what: str) -> None:
+        job = self._jobs[index].job
+        self.notes.append(f"note: the build of {job.label} beside the run {what}; "
+                          "the run went on without it")
+
+    def finish(self, wait: bool = False, timeout: float | None = None) -> None:
+        """The run is over: nothing switches any more; the helper keeps building what it
+        was given (waited for with `wait`), then exits."""
+        with self._lock:
+            self._listening = False
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        if wait:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if self._reader is not None:
+                self._reader.join()
+
+    def stop(self) -> None:
+        """Ends the helper now (the run was interrupted): what it was building is lost."""
+        with self._lock:
+            self._listening = False
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def building(self) -> list[BuildJob]:
+        """The jobs the helper has not answered yet."""
+        return [s.job for s in self._jobs if s.status == "building"]
+
+    @property
+    def helper_pid(self) -> int | None:
+        return None if self._process is None else self._process.pid

@@ -1,0 +1,151 @@
+"""Whole loops compiled as one function, run as chunks of trips.
+
+A compiled loop (`hardware.variants.regions`, `loop` regions) takes its trip count at
+call time, so the plan runs it as a sequence of calls, each of `ChunkSizer`'s choice
+of trips, aimed at `CHUNK_S` seconds: a call that ran for minutes could not be
+interrupted (Python handles Ctrl-C between calls, never inside XLA), could not show
+progress and could not be switched to. A chunk of 0.2 s costs one call's dispatch,
+about 50 µs, so a loop runs within a few hundredths of a percent of one call.
+
+`switching_loop_step` is a loop that starts op by op (its body's steps, trip after
+trip) while its compiled form builds beside the run, and hands the remaining trips to
+it, with the values carried so far, as soon as it is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from hardware.devices.device import Device
+from hardware.execution.residency import Resident
+from hardware.execution.steps import Env, Step
+from hardware.execution.tiers import Tier
+
+CHUNK_S = 0.2
+"""Seconds a chunk of a compiled loop aims at: Ctrl-C answers within about this."""
+FIRST_CHUNK_S = 0.05
+"""Seconds the first chunk aims at, from the predicted time per trip (which may be off)."""
+GROWTH = 8
+"""A chunk has at most this many times the trips of the one before."""
+
+LoopFunction = Callable[..., list[np.ndarray]]
+"""A compiled loop: carried then loop-invariant arrays, and `trips=`; the carried
+values after those trips."""
+Advance = Callable[[int], None]
+"""Told how many trips were just done (progress)."""
+
+
+class ChunkSizer:
+    """How many trips the next chunk runs, from the time per trip seen so far."""
+
+    def __init__(self, predicted_per_trip_s: float | None) -> None:
+        self.per_trip_s = predicted_per_trip_s if predicted_per_trip_s and math.isfinite(
+            predicted_per_trip_s) and predicted_per_trip_s > 0 else None
+        self.last = 0
+        self.measured = False
+
+    def next(self, remaining: int) -> int:
+        if self.per_trip_s is None:
+            trips = 1
+        else:
+            aim = CHUNK_S if self.measured else FIRST_CHUNK_S
+            trips = max(1, int(aim / self.per_trip_s))
+            if self.last:
+                trips = min(trips, self.last * GROWTH)
+        self.last = min(trips, remaining)
+        return self.last
+
+    def saw(self, trips: int, seconds: float) -> None:
+        if trips > 0 and seconds > 0:
+            self.per_trip_s, self.measured = seconds / trips, True
+
+
+def run_chunks(function: LoopFunction, carried: list[np.ndarray],
+               invariants: Sequence[np.ndarray], trips: int, sizer: ChunkSizer,
+               advance: Advance | None = None) -> list[np.ndarray]:
+    """The carried values after `trips` trips of the compiled loop, chunk by chunk."""
+    done = 0
+    while done < trips:
+        chunk = sizer.next(trips - done)
+        start = time.perf_counter()
+        carried = function(*carried, *invariants, trips=chunk)
+        sizer.saw(chunk, time.perf_counter() - start)
+        done += chunk
+        if advance is not None:
+            advance(chunk)
+    return list(carried)
+
+
+Source = int | np.ndarray
+"""Where a compiled region's input comes from: a slot, or a constant's array."""
+
+
+def _arrays(env: Env, sources: Sequence[Source], devices: Mapping[str, Device]
+            ) -> list[np.ndarray]:
+    return [env[s].aligned_host(devices) if isinstance(s, int) else s for s in sources]
+
+
+def compiled_loop_runner(function: LoopFunction, sources: Sequence[Source], carried: int,
+                         trips: int, results: Sequence[tuple[int, int, tuple[int, ...]]],
+                         dtype: np.dtype, devices: Mapping[str, Device],
+                         sizer: ChunkSizer, advance: Advance | None
+                         ) -> Callable[[Env], None]:
+    """Runs a whole compiled loop in chunks on the values of the environment: its first
+    `carried` sources are the initial carried values; `results` are (slot, which
+    output, shape) triples."""
+    fixed = tuple(sources)
+
+    def run(env: Env) -> None:
+        arrays = _arrays(env, fixed, devices)
+        outputs = run_chunks(function, arrays[:carried], arrays[carried:], trips, sizer,
+                             advance)
+        for slot, which, shape in results:
+            env[slot] = Resident(shape, dtype, {"cpu": outputs[which]})
+
+    return run
+
+
+def switching_loop_step(trips: range, index: int, arguments: Sequence[int],
+                        initial: Sequence[int], body: Sequence[Step], yielded: Sequence[int],
+                        results: Sequence[int], tier: Tier, invariants: Sequence[Source],
+                        shapes: Sequence[tuple[int, ...]], dtype: np.dtype,
+                        devices: Mapping[str, Device], sizer: ChunkSizer,
+                        advance: Advance | None) -> Step:
+    """`scf.for` run op by op until the compiled loop (`tier`) is loaded, then the
+    remaining trips compiled, from the values carried so far. `invariants` are the
+    compiled loop's other inputs, `shapes` the carried values' shapes."""
+    steps = tuple(body)
+    carried_slots, yield_slots = tuple(arguments), tuple(yielded)
+    fixed = tuple(invariants)
+
+    def run(env: Env) -> None:
+        carried = [env[s] for s in initial]
+        done = 0
+        for i in trips:
+            if tier.pending is not None:
+                tier.switch(done)
+            if tier.kernel is not None:
+                break
+            env[index] = i
+            for slot, value in zip(carried_slots, carried, strict=True):
+                env[slot] = value
+            for step in steps:
+                step(env)
+            carried = [env[s] for s in yield_slots]
+            done += 1
+            if advance is not None:
+                advance(1)
+        if done < len(trips):
+            arrays = [value.aligned_host(devices) for value in carried]
+            outputs = run_chunks(tier.kernel, arrays, _arrays(env, fixed, devices),
+                                 len(trips) - done, sizer, advance)
+            carried = [Resident(shape, dtype, {"cpu": array})
+                       for shape, array in zip(shapes, outputs, strict=True)]
+        for slot, value in zip(results, carried, strict=True):
+            env[slot] = value
+
+    return run
