@@ -9,7 +9,8 @@ compares its candidates:
   predicted by the model of (`region` or `loop`, variant, device) from the
   region's summary, augmented with its summed complexity, like any kernel. A
   loop's model predicts one trip. Its cost is the region's executions × the
-  prediction + its build (as for a kernel: nothing where it is built already).
+  prediction + its build (as for a kernel: nothing where it is built already, its
+  load where a persistent cache holds it).
 
 A compiled variant runs on its own device only, so it is a candidate only where
 every op of the region was placed there; the cheapest candidate wins, `ops` on a
@@ -122,8 +123,12 @@ def _region_models_query(plan: RegionPlan, variant: str, device: str,
 
 def _build_cost(plan: RegionPlan, variant: str, device: str,
                 model_set: ModelSet) -> tuple[float, str]:
+    """What building the variant costs in this process, and why: nothing where it is
+    built, its load where a persistent cache holds it, else the model's compile time."""
     if catalogue.is_built(plan.lowered.spec, variant):
         return 0.0, "built"
+    if catalogue.cached(plan.lowered.spec, variant):
+        return catalogue.load_seconds(variant), "cached"
     model = model_set.models.get((plan.kind, variant, device))
     return (float(model.summary.get("compile_s", 0.0)) if model else 0.0), "compile"
 

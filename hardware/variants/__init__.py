@@ -39,6 +39,12 @@ _LIBRARY_MODULES = (
 OPTIONAL_LIBRARIES = ("halide",)
 """Libraries annc works without: a variant module that needs a missing one is skipped."""
 
+LOAD_S = {"halide": 4e-4, "jax": 4e-2}
+"""Seconds to load a cached build instead of compiling it, by back end: what
+selection charges a build that `Variant.cached` (a kernel) or `regions.catalogue.cached`
+(a region) says a persistent cache holds. Measured by `benchmarks/build_loads.py`.
+PLACEHOLDER."""
+
 _SKIPPED: dict[str, str] = {}
 
 
@@ -143,6 +149,7 @@ def missing_library_notes() -> list[str]:
 
 __all__ = [
     "KERNELS",
+    "LOAD_S",
     "Shape",
     "Shapes",
     "Traits",
