@@ -9,7 +9,8 @@ compares its candidates:
   predicted by the model of (`region` or `loop`, variant, device) from the
   region's summary, augmented with its summed complexity, like any kernel. A
   loop's model predicts one trip. Its cost is the region's executions × the
-  prediction + its build (as for a kernel: nothing where it is built already).
+  prediction + its build (as for a kernel: nothing where it is built already, its
+  load where a persistent cache holds it).
 
 A compiled variant runs on its own device only, so it is a candidate only where
 every op of the region was placed there; the cheapest candidate wins, `ops` on a
@@ -123,10 +124,6 @@ def _region_models_query(plan: RegionPlan, variant: str, device: str,
     return p.seconds * per + step, p.low_s * per + step, p.high_s * per + step
 
 
-REGION_LOAD_S = 4e-4
-"""Seconds to load a kept region build (as a kernel's, `select_variants.LOAD_S`)."""
-
-
 def _build_cost(plan: RegionPlan, variant: str, device: str,
                 model_set: ModelSet) -> tuple[float, str]:
     """What building the region variant costs in this process, and why (see
@@ -138,7 +135,7 @@ def _build_cost(plan: RegionPlan, variant: str, device: str,
     if variant in NO_BUILD_VARIANTS:
         return compile_s, "none"
     if catalogue.cached(plan.lowered.spec, variant):
-        return REGION_LOAD_S, "cached"
+        return catalogue.load_seconds(variant), "cached"
     return compile_s, "compile"
 
 

@@ -6,8 +6,8 @@ apply to its shapes and dtype. Every candidate of the whole module is predicted
 in one batched call. An op's cost on a device is that of its best variant
 there: trip count × predicted time + compile time (paid once, so amortised over
 the trips). A build counts what it costs in this process: nothing where this
-process built it already, the load time (`LOAD_S`) where the persistent build
-cache holds it, else the model's median build time. A candidate without a model
+process built it already, the load time (`hardware.variants.LOAD_S`, by back end)
+where a persistent cache holds it, else the model's median build time. A candidate without a model
 is never chosen.
 
 Predictions come from the trained models corrected for this machine
@@ -45,6 +45,7 @@ from dsl.lowering import module_targets
 from hardware.devices.available import available_devices
 from hardware.devices.backend_start import started
 from hardware.variants import (
+    LOAD_S,
     Shapes,
     Traits,
     Variant,
@@ -148,11 +149,6 @@ def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> l
     return [d for d in listed if d in present]
 
 
-LOAD_S = 4e-4
-"""Seconds to load one compiled kernel from the build cache (read, verify, dlopen), as
-measured on the reference machine (README, "Measurements behind the design")."""
-
-
 def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
                models: ModelSet) -> tuple[float, str]:
     """What building the variant costs in this process, and why (see `Candidate.build`)."""
@@ -163,7 +159,7 @@ def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
     if variant.backend in NO_BUILD_BACKENDS:
         return compile_s, "none"
     if variant.cached(shapes, dtype):
-        return LOAD_S, "cached"
+        return LOAD_S[variant.backend], "cached"
     return compile_s, "compile"
 
 

@@ -301,7 +301,8 @@ def test_selection_counts_a_cached_build_as_its_load_and_reports_say_so(
         home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from annc.cli import main
     from annc.compiler import compile_source
-    from passes.select_variants import LOAD_S, plan_selection
+    from hardware.variants import LOAD_S
+    from passes.select_variants import plan_selection
 
     text = "param N = 20\ninput A : f32[N, N]\nB = matmul(A, A)\noutput B\n"
     program = tmp_path / "m.ann"
@@ -312,7 +313,7 @@ def test_selection_counts_a_cached_build_as_its_load_and_reports_say_so(
     plan = plan_selection(compile_source(text, emit="ir"))
     (op,) = plan.ops
     builds = {c.variant: (c.build, c.compile_s) for c in op.candidates}
-    assert builds["halide.tiled"] == ("cached", LOAD_S)
+    assert builds["halide.tiled"] == ("cached", LOAD_S["halide"])
     assert builds["halide.auto.li2018"][0] == "compile" and builds["numpy"][0] == "none"
 
     assert main(["explain", str(program), "--report", "json"]) == 0

@@ -59,3 +59,13 @@ def test_the_gpu_tests_collect_without_halide(tmp_path: Path) -> None:
     out = _without_halide(code, tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "error" not in out.stdout.lower()
+
+
+def test_without_halide_no_halide_region_is_cached(tmp_path: Path) -> None:
+    code = ("from hardware.variants.regions import catalogue\n"
+            "from hardware.variants.regions.spec import RegionOp, RegionSpec\n"
+            "spec = RegionSpec(((4,), (4,)), 'f32', (RegionOp('add', (0, 1)),), (2,))\n"
+            "print([catalogue.cached(spec, v.name) for v in catalogue.VARIANTS])\n")
+    out = _without_halide(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[False, False, False, False]"

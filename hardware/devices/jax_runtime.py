@@ -6,26 +6,32 @@ the CPU (every annc kernel waits for its result anyway, and handing each call to
 another thread made the same call's time vary threefold from one call to the next:
 README, "Measurements behind the design"); and turns on XLA's persistent compilation
 cache in `$ANNC_HOME/jax-cache`, so that a second run of a program does not pay
-XLA compilation again. On a GPU it keeps JAX from taking 75% of the GPU's memory
-up front (`XLA_PYTHON_CLIENT_PREALLOCATE=false`, unless the environment says
-otherwise): calibration runs JAX in two processes (the command and its measuring
-worker), and CuPy's variants allocate from the same memory. It is the only place
-annc changes JAX's configuration; everything that uses JAX imports it first. How
-annc compiles a JAX function is `hardware.variants.jax_functions.compile_for`'s.
+XLA compilation again. The settings are `jax_settings`'s, which annc reads without
+importing JAX; `cache_events` counts the cache's hits and misses in this process.
+On a GPU it keeps JAX from taking 75% of the GPU's memory up front
+(`XLA_PYTHON_CLIENT_PREALLOCATE=false`, unless the environment says otherwise):
+calibration runs JAX in two processes (the command and its measuring worker), and
+CuPy's variants allocate from the same memory. It is the only place annc changes
+JAX's configuration; everything that uses JAX imports it first. How annc compiles
+a JAX function is `hardware.variants.jax_functions.compile_for`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read when a GPU starts
 
 import jax
+import jax.monitoring
 
-from hardware.devices.home import annc_home
+from hardware.devices import jax_settings
 
-jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_enable_x64", jax_settings.X64)
 # The lent GPU machines run a newer JAX than annc is developed with: should it lack the
 # option, there is nothing to turn off.
 with contextlib.suppress(AttributeError):
@@ -34,7 +40,7 @@ with contextlib.suppress(AttributeError):
 
 def _use_disk_cache() -> None:
     """XLA's compilation cache on disk; without a writable `$ANNC_HOME`, no cache."""
-    folder = annc_home() / "jax-cache"
+    folder = jax_settings.cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -45,6 +51,27 @@ def _use_disk_cache() -> None:
 
 
 _use_disk_cache()
+
+CACHE_EVENTS = {"/jax/compilation_cache/cache_hits": "hit",
+                "/jax/compilation_cache/cache_misses": "miss"}
+
+cache_events: Counter[str] = Counter()
+"""XLA's persistent cache in this process: `hit` and `miss`, one per compile that asked
+it (JAX reports them as monitoring events)."""
+
+
+def _count_cache_event(event: str, **_: Any) -> None:
+    if event in CACHE_EVENTS:
+        cache_events[CACHE_EVENTS[event]] += 1
+
+
+jax.monitoring.register_event_listener(_count_cache_event)
+
+
+def persistent_cache_folder() -> Path | None:
+    """The folder of XLA's persistent cache in this process, or None where it is off."""
+    folder = getattr(jax.config, "jax_compilation_cache_dir", None)
+    return Path(folder) if folder else None
 
 
 def cpu_device() -> jax.Device:

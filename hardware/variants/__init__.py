@@ -39,6 +39,25 @@ _LIBRARY_MODULES = (
 OPTIONAL_LIBRARIES = ("halide",)
 """Libraries annc works without: a variant module that needs a missing one is skipped."""
 
+LOAD_S = {"halide": 4.8e-4, "jax": 2.0e-2}
+"""Seconds to load a cached build instead of compiling it, by back end: what selection
+charges a build that `Variant.cached` (a kernel) or `regions.catalogue.cached` (a
+region) says a persistent cache holds, in place of the model's compile time.
+
+Measured by `benchmarks/build_loads.py --processes 5` (2026-12-07, the 2-core
+reference machine, other work running beside it), each the median over fresh
+processes of one build whose cache entry is there, the process's one-time costs paid
+before the clock (a back end's start, which selection charges apart, the machine's
+fingerprint, Halide's runtime):
+- Halide: read, verify and dlopen a shared object, 0.48 ms (0.37–0.74) over 30
+  loads of four regions (heat's and wave's bodies at 512², annc's schedule and
+  Mullapudi2016's) and two kernels, against 91–142 ms to compile them;
+- JAX: trace, lower and XLA's cache hit, 20 ms (13–103) over 25 loads of heat's and
+  wave's whole loops at 512² and three kernels, against 20–110 ms to compile them.
+  Unlike Halide's, a JAX load grows with the function: 13 ms for a matrix product,
+  21–23 ms for a whole stencil loop, 32 ms for an FFT convolution.
+"""
+
 _SKIPPED: dict[str, str] = {}
 
 
@@ -143,6 +162,7 @@ def missing_library_notes() -> list[str]:
 
 __all__ = [
     "KERNELS",
+    "LOAD_S",
     "Shape",
     "Shapes",
     "Traits",

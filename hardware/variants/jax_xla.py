@@ -6,17 +6,20 @@
 
 On the CPU a kernel takes and returns numpy arrays (results are read-only
 views of XLA's buffers); on a GPU it takes and returns device-resident JAX
-arrays, so a timing excludes the copies.
+arrays, so a timing excludes the copies. XLA's persistent cache keeps every build;
+a marker of it (`jax_builds`) tells selection, without importing JAX, that a later
+process loads it (`Variant.cached`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 from hardware.devices.available import available_devices
-from hardware.variants import complexity
+from hardware.variants import complexity, jax_builds
 from hardware.variants.reference import standard_complexity_of
 from hardware.variants.registry import Kernel, Shapes, Variant, register
 
@@ -51,7 +54,7 @@ def _padded_image_bytes(shapes: Shapes, itemsize: int) -> int:
 
 
 def _build(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dtype], Kernel]:
-    """Imports JAX only now, when the variant is built."""
+    """Imports JAX only now, when the variant is built; keeps the build's marker."""
 
     def build(shapes: Shapes, dtype: np.dtype) -> Kernel:
         from hardware.devices import jax_runtime
@@ -59,10 +62,21 @@ def _build(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dty
 
         on_cpu = device_name == "cpu"
         device = jax_runtime.cpu_device() if on_cpu else jax_runtime.gpu_devices()[0]
-        return compile_for(FUNCTIONS[(kernel, name)](shapes), shapes, dtype, device,
-                           to_host=on_cpu)
+        hits = jax_runtime.cache_events["hit"]
+        start = time.perf_counter()
+        built = compile_for(FUNCTIONS[(kernel, name)](shapes), shapes, dtype, device,
+                            to_host=on_cpu)
+        key = jax_builds.kernel_key(kernel, name, shapes, dtype, device_name)
+        jax_builds.record_build(key, time.perf_counter() - start, hits)
+        return built
 
     return build
+
+
+def _cached(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dtype], bool]:
+    """Whether XLA's cache holds the build, by its marker (`jax_builds`), without JAX."""
+    return lambda shapes, dtype: jax_builds.is_cached(
+        jax_builds.kernel_key(kernel, name, shapes, dtype, device_name))
 
 
 def _register_on(device_name: str) -> None:
@@ -72,6 +86,7 @@ def _register_on(device_name: str) -> None:
             build=_build(kernel, name, device_name),
             complexity=complexity_of(kernel, name),
             workspace_bytes=_workspace(name),
+            cached=_cached(kernel, name, device_name),
         ))
 
 

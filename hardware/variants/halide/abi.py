@@ -1,7 +1,9 @@
 """Calling ahead-of-time compiled Halide kernels through ctypes, without importing Halide.
 
 A kernel compiled by `compile_to_static_library` and linked into a shared object
-exports `int NAME(halide_buffer_t *input..., halide_buffer_t *output)`. The
+exports `int NAME(halide_buffer_t *input..., halide_buffer_t *output)`; a region
+(`regions.halide_region`) has several outputs, after its inputs, and 0-d buffers
+(a scalar: `dimensions` 0) among both. The
 structures below mirror Halide 21's `HalideRuntime.h` (checked against the header
 that `c_header` emits, in `tests/test_build_cache.py`):
 
@@ -119,7 +121,8 @@ def load_shared_object(payload: bytes, global_symbols: bool = False) -> ctypes.C
 
 
 class AotFunction:
-    """A compiled kernel's entry point, called with numpy arrays of fixed shapes."""
+    """A compiled kernel's or region's entry point, called with numpy arrays of fixed
+    shapes, all of one dtype."""
 
     def __init__(self, library: ctypes.CDLL, symbol: str, shapes: tuple[tuple[int, ...], ...],
                  dtype: np.dtype) -> None:
@@ -131,7 +134,8 @@ class AotFunction:
         self.pointers = [slot.pointer for slot in self.slots]
 
     def __call__(self, *arrays: np.ndarray) -> None:
-        """Runs the kernel on inputs then output, each C-contiguous of its slot's shape."""
+        """Runs the pipeline on its inputs then outputs, each C-contiguous of its slot's
+        shape."""
         for slot, array in zip(self.slots, arrays, strict=True):
             slot.bind(array)
         status = self.function(*self.pointers)

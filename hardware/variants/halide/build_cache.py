@@ -1,7 +1,8 @@
 """The persistent build cache under `$ANNC_HOME/builds`: what a build made, kept on disk.
 
-Compiled Halide kernels, the Halide runtime they share, auto-schedulers' schedules
-and selection plans are kept here, so a second process loads what the first built.
+Compiled Halide kernels and region pipelines, the Halide runtime they share,
+auto-schedulers' schedules, selection plans and markers of JAX builds are kept here,
+so a second process loads what the first built.
 Every entry is one file, `<name>.<kind>`, where `name` is a digest of the entry's
 key (kernel, variant, shapes, dtype, target, library version, fingerprint, ...):
 
@@ -16,7 +17,9 @@ temporary file in the same folder and `os.replace` it into place, so a reader se
 the whole old entry or the whole new one. The folder is bounded
 (`$ANNC_BUILD_CACHE_MB`, default 512): after a write the least recently used entries
 (by modification time, which a read refreshes) are removed until it fits.
-Where `$ANNC_HOME` cannot be written, nothing is kept and nothing fails.
+Where `$ANNC_HOME` cannot be written, nothing is kept and nothing fails. Eviction
+and `clear` remove only files annc can prove it wrote: regular files (not links)
+that start with the magic line.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ MAGIC = b"ANNC-BUILD 1\n"
 FOLDER = "builds"
 LIMIT_ENV = "ANNC_BUILD_CACHE_MB"
 DEFAULT_LIMIT_MB = 512.0
-KINDS = ("runtime", "kernel", "schedule", "plan")
-"""What an entry holds: the shared Halide runtime, a compiled kernel, an
-auto-scheduler's schedule, a selection plan."""
+KINDS = ("runtime", "kernel", "region", "schedule", "plan", "jax")
+"""What an entry holds: the shared Halide runtime, a compiled kernel, a compiled region
+pipeline, an auto-scheduler's schedule, a selection plan, or the marker of a JAX build
+whose executable XLA's own cache holds (`hardware.variants.jax_builds`)."""
 
 stats: Counter[str] = Counter()
 """This process's cache events: `hit`, `miss`, `rejected`, `written`, `evicted`,
@@ -215,8 +219,7 @@ def evict(limit: int, keep: Path | None = None) -> int:
             break
         if entry.path == keep:
             continue
-        with contextlib.suppress(OSError):
-            entry.path.unlink()
+        if _remove(entry.path):
             removed += 1
             stats["evicted"] += 1
         total -= entry.size
@@ -237,12 +240,34 @@ def _remove_stale_temporaries(age_s: float = 3600.0) -> None:
                 (folder / name).unlink()
 
 
+def _written_by_annc(path: Path) -> bool:
+    """Whether the file is a regular file (not a link) that starts with annc's magic."""
+    try:
+        if not path.is_file() or path.is_symlink():
+            return False
+        with open(path, "rb") as file:
+            return file.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _remove(path: Path) -> bool:
+    """Removes an entry annc can prove it wrote; whether it did."""
+    if not _written_by_annc(path):
+        return False
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
+
+
 def clear() -> tuple[int, int]:
-    """Empties the cache; returns how many entries and bytes it removed."""
+    """Empties the cache of annc's entries; returns how many entries and bytes it
+    removed. A file of an entry's name that annc cannot prove it wrote stays."""
     count = size = 0
     for entry in entries():
-        with contextlib.suppress(OSError):
-            entry.path.unlink()
+        if _remove(entry.path):
             count += 1
             size += entry.size
     return count, size

@@ -213,9 +213,9 @@ def build_halide(kernel: str, shapes: Shapes, dtype: np.dtype, name: str) -> Com
             return CompiledKernel(function, dtype, operand_shapes, output_shape, result,
                                   schedule, cached)
         except BuildError as error:
-            _note(f"note: Halide variants are JIT-compiled: {error}")
+            note_once(f"note: Halide variants are JIT-compiled: {error}")
     else:
-        _note(JIT_NOTE)
+        note_once(JIT_NOTE)
     pipeline, arguments, schedule = scheduled(kernel, operand_shapes, output_shape, dtype, name)
     builds["jit"] += 1
     jitted = JitFunction(pipeline.compile_to_callable(arguments, cpu_target()))
@@ -223,7 +223,8 @@ def build_halide(kernel: str, shapes: Shapes, dtype: np.dtype, name: str) -> Com
     return CompiledKernel(jitted, dtype, operand_shapes, output_shape, result, schedule)
 
 
-def _note(note: str) -> None:
+def note_once(note: str) -> None:
+    """Adds a note for the user unless it is there already."""
     if note not in notes:
         notes.append(note)
 

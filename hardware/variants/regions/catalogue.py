@@ -14,18 +14,24 @@ or compiled whole:
 
 The models know them as the combinations (`region.<class>` or `loop.<class>`,
 variant, `cpu`), the class being the region's heaviest kind of op.
+
+Builds outlive the process: a Halide region is compiled ahead of time into the build
+cache, a JAX one into XLA's cache (with annc's marker of it); `cached` says whether a
+build would be loaded from there, and `load_seconds` what that costs.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from hardware.variants import LOAD_S
 from hardware.variants.compiled import count_build
-from hardware.variants.regions.spec import RegionSpec, region_class
+from hardware.variants.regions.spec import RegionSpec, compiled_form, region_class
 
 OPS = "ops"
 """The variant that runs a region's ops one by one."""
@@ -47,11 +53,15 @@ def _build_jax(spec: RegionSpec) -> RegionFunction:
     return build_jax(spec)
 
 
-def _halide(schedule: str) -> Callable[[RegionSpec], RegionFunction]:
+_SCHEDULES = {"halide": "annc", "halide.mullapudi2016": "mullapudi2016"}
+"""The Halide region variants' schedules."""
+
+
+def _halide(name: str) -> Callable[[RegionSpec], RegionFunction]:
     def build(spec: RegionSpec) -> RegionFunction:
         from hardware.variants.regions.halide_region import build_halide
 
-        return build_halide(spec, schedule)
+        return build_halide(spec, _SCHEDULES[name])
 
     return build
 
@@ -88,11 +98,17 @@ class RegionVariant:
     why_not: Callable[[RegionSpec], str | None]
     """Why it cannot run a spec, or None where it can."""
 
+    @property
+    def backend(self) -> str:
+        """The library that compiles it: `jax`, `halide` or `numpy`."""
+        return self.name.split(".")[0]
+
 
 VARIANTS: tuple[RegionVariant, ...] = (
     RegionVariant("jax", "cpu", _build_jax, _jax_why_not),
-    RegionVariant("halide", "cpu", _halide("annc"), _halide_why_not),
-    RegionVariant("halide.mullapudi2016", "cpu", _halide("mullapudi2016"), _halide_why_not),
+    RegionVariant("halide", "cpu", _halide("halide"), _halide_why_not),
+    RegionVariant("halide.mullapudi2016", "cpu", _halide("halide.mullapudi2016"),
+                  _halide_why_not),
     RegionVariant("numpy", "cpu", _build_numpy, _numpy_why_not),
 )
 
@@ -111,33 +127,60 @@ def variants_for(spec: RegionSpec, device: str) -> list[tuple[RegionVariant, str
 
 
 _BUILT: dict[tuple[RegionSpec, str], tuple[RegionFunction, float]] = {}
+"""Every build of this process, by the spec's `compiled_form` (a loop's trips left out)."""
 
 
 def is_built(spec: RegionSpec, name: str) -> bool:
-    return (spec, name) in _BUILT
+    return (compiled_form(spec), name) in _BUILT
 
 
 def built(spec: RegionSpec, name: str) -> RegionFunction:
-    """The variant compiled for the spec, compiled on first use (counted as a build)."""
-    key = (spec, name)
+    """The variant compiled for the spec, compiled on first use (counted as a build).
+
+    Loops that differ only in their trips share one build; the function returned for
+    a loop runs `spec.trips` unless called with `trips=`."""
+    key = (compiled_form(spec), name)
     if key not in _BUILT:
         start = time.perf_counter()
         function = region_variant(name).build(spec)
         seconds = time.perf_counter() - start
         _BUILT[key] = (function, seconds)
         count_build(seconds)
-    return _BUILT[key][0]
-
-
-def cached(spec: RegionSpec, name: str) -> bool:
-    """Whether building the variant for the spec would load it from a persistent cache."""
-    return False
+    function = _BUILT[key][0]
+    return functools.partial(function, trips=spec.trips) if spec.is_loop else function
 
 
 def build_seconds_of(spec: RegionSpec, name: str) -> float | None:
     """How long the variant took to build for the spec in this process, if it was."""
-    entry = _BUILT.get((spec, name))
+    entry = _BUILT.get((compiled_form(spec), name))
     return None if entry is None else entry[1]
+
+
+def cached(spec: RegionSpec, name: str) -> bool:
+    """Whether building the variant for the spec in this process would load it from a
+    persistent cache rather than compile it: for Halide, the compiled region is in the
+    build cache (and a C compiler is there to have made it); for JAX, the marker of an
+    earlier build (`hardware.variants.jax_builds`). Imports no JAX; Halide, where it is
+    installed, for the target (without it nothing Halide builds is cached)."""
+    backend = region_variant(name).backend
+    if backend == "jax":
+        from hardware.variants import jax_builds
+
+        return jax_builds.is_cached(jax_builds.region_key(spec))
+    if backend == "halide" and _halide_why_not(spec) is None:
+        try:
+            from hardware.variants.regions.halide_region import is_cached
+        except ModuleNotFoundError as error:  # no Halide (the lent GPU machines): no cache
+            if error.name != "halide":
+                raise
+            return False
+        return is_cached(spec, _SCHEDULES[name])
+    return False
+
+
+def load_seconds(name: str) -> float:
+    """What loading a cached build of the variant costs (`hardware.variants.LOAD_S`)."""
+    return LOAD_S[region_variant(name).backend]
 
 
 def clear_built() -> None:

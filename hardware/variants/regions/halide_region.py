@@ -26,16 +26,29 @@ strict division by a divisor that is always zero (`A / (A - A)`, `A / 0.0` with 
 constant folded) is refused at compile time, and the region runs its ops one by one.
 The sums of the heavy ops stay reassociable, so they vectorise.
 
+Builds persist as kernels' do (`halide.cpu`): with a C compiler a region is compiled
+ahead of time into a shared object kept in the build cache (kind `region`, keyed by
+the spec, constants included, the schedule, target, Halide version and machine),
+which a later process loads in about half a millisecond instead of compiling for a
+tenth of a second or more (`benchmarks/build_loads.py`); Mullapudi2016's scheduled
+pipeline is kept too, so its search runs once even where regions are JIT-compiled.
+The shared object is called through ctypes (`halide.abi`): inputs then outputs,
+0-d buffers included. Both paths compile the same pipeline for the same target and
+give the same bits.
+
 Coordinates follow `halide.algorithms`: a value's Halide dimension 0 is numpy's last
 axis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import halide as hl
 import numpy as np
@@ -43,9 +56,20 @@ import numpy as np
 from dsl import kernels
 from hardware.devices.allocator import aligned_empty
 from hardware.devices.backend_start import mark_started
-from hardware.variants.halide import schedules
+from hardware.variants.halide import build_cache, schedules
+from hardware.variants.halide.abi import AotFunction, load_shared_object
 from hardware.variants.halide.algorithms import Definition
-from hardware.variants.halide.cpu import buffer_of, cpu_target
+from hardware.variants.halide.aot import (
+    BuildError,
+    StoredSchedule,
+    aot_target,
+    c_compiler,
+    cache_key,
+    ensure_runtime,
+    serialise,
+    shared_object,
+)
+from hardware.variants.halide.cpu import JIT_NOTE, JitFunction, cpu_target, note_once
 from hardware.variants.halide.pipeline import (
     AUTOSCHEDULERS,
     AutoscheduleError,
@@ -320,7 +344,9 @@ def _annc_schedule(spec: RegionSpec, region: Region, target: hl.Target) -> None:
 
 
 def _auto_schedule(name: str, region: Region, spec: RegionSpec, target: hl.Target
-                   ) -> hl.Pipeline:
+                   ) -> tuple[hl.Pipeline, StoredSchedule]:
+    """The region's pipeline scheduled by the auto-scheduler, and that schedule as the
+    build cache keeps it."""
     load_autoscheduler(name)
     shapes = spec.shapes()
     for param, shape in zip(region.inputs, spec.inputs, strict=True):
@@ -328,23 +354,133 @@ def _auto_schedule(name: str, region: Region, spec: RegionSpec, target: hl.Targe
     for out, v in zip(region.outputs, region.output_values, strict=True):
         out.set_estimates([hl.Range(0, e) for e in extents(shapes[v])])
     pipeline = hl.Pipeline(region.outputs)
+    start = time.perf_counter()
     try:
         results = pipeline.apply_autoscheduler(target, autoscheduler_parameters(name))
     except hl.HalideError as error:  # e.g. an input the simplifier removed has no bounds
         raise AutoscheduleError(f"{AUTOSCHEDULERS[name]} failed: {error}") from error
     if not results.schedule_source.strip():
         raise AutoscheduleError(f"{AUTOSCHEDULERS[name]} produced no schedule")
-    return pipeline
+    stored = StoredSchedule(AUTOSCHEDULERS[name], results.schedule_source,
+                            time.perf_counter() - start, serialise(pipeline))
+    return pipeline, stored
+
+
+SYMBOL = "annc_region"
+"""The entry point of every compiled region (never a C library function's name)."""
+
+builds: dict[str, int] = {"aot_built": 0, "aot_loaded": 0, "jit": 0}
+"""How this process got its Halide regions (for tests and reports)."""
+
+Call = Callable[..., None]
+"""A compiled pipeline: called with its inputs then its outputs, C-contiguous arrays of
+the region's dtype, it writes the outputs (an `AotFunction` or a `JitFunction`)."""
+
+
+def region_key(spec: RegionSpec, schedule: str) -> dict[str, Any]:
+    """The build cache key of a compiled region: the spec (constants included), the
+    schedule, and `cache_key`'s target, Halide version and machine."""
+    return cache_key(aot_target(cpu_target()), what="halide-region", spec=spec.to_json(),
+                     schedule=schedule)
+
+
+def _schedule_key(spec: RegionSpec, schedule: str) -> dict[str, Any]:
+    return cache_key(cpu_target(), what="halide-region-schedule", spec=spec.to_json(),
+                     schedule=schedule)
+
+
+def is_cached(spec: RegionSpec, schedule: str) -> bool:
+    """Whether `build_halide` would load the region from the build cache: a C compiler is
+    found and the compiled region is there (its checksum is verified only when loading)."""
+    return c_compiler() is not None and build_cache.exists("region", region_key(spec, schedule))
+
+
+def _stored_schedule(spec: RegionSpec, schedule: str) -> StoredSchedule | None:
+    payload = build_cache.read("schedule", _schedule_key(spec, schedule))
+    return StoredSchedule.from_bytes(payload) if payload is not None else None
+
+
+def _arguments(pipeline: hl.Pipeline, spec: RegionSpec) -> list[hl.Argument]:
+    """A deserialised pipeline's input arguments in spec order. An input no Func reads
+    is not among the pipeline's own; it gets a parameter of its name, type and rank
+    (the compiled function still takes it)."""
+    found = {argument.name: argument for argument in pipeline.infer_arguments()}
+    element = halide_type(numpy_dtype(spec))
+    return [found.get(f"in{n}") or hl.Argument(hl.ImageParam(element, len(shape), f"in{n}"))
+            for n, shape in enumerate(spec.inputs)]
+
+
+def scheduled(spec: RegionSpec, schedule: str) -> tuple[hl.Pipeline, list[hl.Argument]]:
+    """The region's pipeline under `schedule`, with its input arguments in spec order.
+
+    An auto-scheduler's pipeline comes from the build cache where it was made before
+    (serialised, as a kernel's is), else it is generated and kept, so the search runs
+    once per spec and machine even without a C compiler."""
+    target = cpu_target()
+    region = define(spec)
+    if schedule == "annc":
+        _annc_schedule(spec, region, target)
+        return hl.Pipeline(region.outputs), [hl.Argument(p) for p in region.inputs]
+    stored = _stored_schedule(spec, schedule)
+    if stored is not None:
+        pipeline = hl.deserialize_pipeline(stored.pipeline)
+        return pipeline, _arguments(pipeline, spec)
+    pipeline, stored = _auto_schedule(schedule, region, spec, target)
+    build_cache.write("schedule", _schedule_key(spec, schedule), stored.to_bytes())
+    return pipeline, [hl.Argument(p) for p in region.inputs]
+
+
+@contextlib.contextmanager
+def _refusing_undefined_division() -> Iterator[None]:
+    """Turns Halide's refusal of a division by constant zero into `RegionUnsupported`."""
+    try:
+        yield
+    except hl.HalideError as error:
+        if "division by constant zero" in str(error).lower():
+            raise RegionUnsupported("it divides by a value that is always zero, which "
+                                    "Halide leaves undefined") from error
+        raise
+
+
+def _ahead_of_time(spec: RegionSpec, schedule: str, compiler: str) -> AotFunction:
+    """The region's shared object, loaded from the build cache or compiled and kept."""
+    target = aot_target(cpu_target())
+    ensure_runtime(target, compiler)
+    key = region_key(spec, schedule)
+    payload = build_cache.read("region", key)
+    if payload is None:
+        pipeline, arguments = scheduled(spec, schedule)
+        with _refusing_undefined_division():
+            payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
+        build_cache.write("region", key, payload)
+        builds["aot_built"] += 1
+    else:
+        builds["aot_loaded"] += 1
+    shapes = (*spec.inputs, *_output_shapes(spec))
+    return AotFunction(load_shared_object(payload), SYMBOL, shapes, numpy_dtype(spec))
+
+
+def _just_in_time(spec: RegionSpec, schedule: str) -> JitFunction:
+    pipeline, arguments = scheduled(spec, schedule)
+    with _refusing_undefined_division():
+        function = pipeline.compile_to_callable(arguments, cpu_target())
+    mark_started("halide")
+    builds["jit"] += 1
+    return JitFunction(function)
 
 
 def build_halide(spec: RegionSpec, schedule: str = "annc") -> RegionKernel:
-    """The region as one Halide pipeline, scheduled by `schedule` and JIT-compiled for
-    the host and the spec's exact shapes.
+    """The region as one Halide pipeline, scheduled by `schedule` and compiled for the
+    host and the spec's exact shapes.
 
-    The returned function takes one numpy array per input (converted to the region's
-    dtype, made contiguous) and returns a new numpy array per output. Raises
-    `RegionUnsupported` for a region `halide_supports` refuses, ValueError for an
-    unknown schedule.
+    As a kernel is (`halide.cpu.build_halide`): with a C compiler, compiled ahead of
+    time into a shared object kept in the build cache, which a later process loads
+    instead of compiling; without one, or where linking fails, JIT-compiled (with a
+    note). Both compile the same pipeline for the same target, so they give the same
+    bits. The returned function takes one numpy array per input (converted to the
+    region's dtype, made contiguous) and returns a new numpy array per output.
+    Raises `RegionUnsupported` for a region `halide_supports` refuses, ValueError for
+    an unknown schedule.
     """
     reason = halide_supports(spec)
     if reason is not None:
@@ -352,35 +488,34 @@ def build_halide(spec: RegionSpec, schedule: str = "annc") -> RegionKernel:
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown Halide region schedule {schedule!r} "
                          f"(schedules: {', '.join(SCHEDULES)})")
-    target = cpu_target()
-    region = define(spec)
-    if schedule == "annc":
-        _annc_schedule(spec, region, target)
-        pipeline = hl.Pipeline(region.outputs)
+    compiler = c_compiler()
+    if compiler is not None:
+        try:
+            return _runner(spec, _ahead_of_time(spec, schedule, compiler))
+        except BuildError as error:
+            note_once(f"note: Halide variants are JIT-compiled: {error}")
     else:
-        pipeline = _auto_schedule(schedule, region, spec, target)
-    try:
-        function = pipeline.compile_to_callable(list(region.inputs), target)
-        mark_started("halide")
-    except hl.HalideError as error:
-        if "division by constant zero" in str(error).lower():
-            raise RegionUnsupported("it divides by a value that is always zero, which "
-                                    "Halide leaves undefined") from error
-        raise
-    return _runner(spec, region, function)
+        note_once(JIT_NOTE)
+    return _runner(spec, _just_in_time(spec, schedule))
 
 
-def _runner(spec: RegionSpec, region: Region, function: hl.Callable) -> RegionKernel:
-    dtype = numpy_dtype(spec)
+def _output_shapes(spec: RegionSpec) -> list[Shape]:
+    """The shape of every distinct output value, in the order of the pipeline's outputs
+    (`define`)."""
     shapes = spec.shapes()
-    out_shapes = [shapes[v] for v in region.output_values]
-    position = {v: k for k, v in enumerate(region.output_values)}
+    return [shapes[v] for v in dict.fromkeys(spec.outputs)]
+
+
+def _runner(spec: RegionSpec, function: Call) -> RegionKernel:
+    dtype = numpy_dtype(spec)
+    out_shapes = _output_shapes(spec)
+    position = {v: k for k, v in enumerate(dict.fromkeys(spec.outputs))}
 
     def run(*inputs: np.ndarray) -> list[np.ndarray]:
         check_inputs(spec, list(inputs))
         arrays = [np.asarray(a, dtype=dtype, order="C") for a in inputs]  # 0-d stays 0-d
         results = [aligned_empty(shape, dtype) for shape in out_shapes]
-        function(*(buffer_of(a) for a in arrays), *(hl.Buffer(r) for r in results))
+        function(*arrays, *results)
         seen: set[int] = set()
         outputs = []
         for v in spec.outputs:

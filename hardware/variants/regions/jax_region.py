@@ -5,15 +5,18 @@ is only which JAX formulation each kernel gets (`hardware.variants.jax_functions
 the same ones the single-kernel variants use) and how a loop is written: one
 `jax.lax.fori_loop` whose carry is the loop-carried values, with the loop-invariant
 inputs passed as arguments of the jitted function (not baked in as constants), so
-the whole loop is one compiled call.
+the whole loop is one compiled call, and its trip count an argument of that call.
 
 Compiled eagerly, for the spec's exact shapes and dtype on one device, ahead of time
 (`lower(...).compile()`): unlike `jax_functions.compile_for`, no warm call on zeros,
-which for a whole loop would run all its trips.
+which for a whole loop would run all its trips. XLA keeps the executable in its
+persistent cache; annc keeps a marker of the build (`jax_builds`), so that selection
+knows a later process loads it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hardware.devices import jax_runtime  # turns on f64 in JAX before any array exists
+from hardware.variants import jax_builds
 from hardware.variants.jax_functions import FUNCTIONS, JaxFunction
 from hardware.variants.regions.reference import check_inputs, numpy_dtype
 from hardware.variants.regions.spec import RegionSpec, Shape
@@ -87,10 +91,15 @@ def op_functions(spec: RegionSpec) -> list[JaxFunction]:
     return functions
 
 
-def region_function(spec: RegionSpec) -> Callable[..., tuple[Any, ...]]:
-    """The region as a (not yet jitted) JAX function of its inputs, returning its outputs.
-    Its known constants are numpy arrays inside it, which XLA folds (the arguments
-    passed for them are not read)."""
+TRIPS_DTYPE = np.int32
+"""A whole loop's trip count, an argument of its compiled function."""
+MAX_TRIPS = int(np.iinfo(TRIPS_DTYPE).max)
+
+
+def body_function(spec: RegionSpec) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The region's ops once, as a JAX function of the sequence of its input values,
+    returning its outputs. Its known constants are numpy arrays inside it, which XLA
+    folds (the values passed for them are not read)."""
     functions = op_functions(spec)
     dtype = numpy_dtype(spec)
     known = {number: np.array(values, dtype).reshape(spec.inputs[number])
@@ -102,43 +111,65 @@ def region_function(spec: RegionSpec) -> Callable[..., tuple[Any, ...]]:
             values.append(function(*(values[v] for v in op.operands)))
         return tuple(values[v] for v in spec.outputs)
 
+    return once
+
+
+def region_function(spec: RegionSpec) -> Callable[..., tuple[Any, ...]]:
+    """The region as a (not yet jitted) JAX function of its inputs, returning its outputs.
+
+    A whole loop's function takes its trip count first, then its inputs: traced, the
+    count is a value of the compiled function, not part of its code, so one
+    compilation runs any number of trips (a plan can run a loop in chunks of trips),
+    and loops that differ only in their trips share one build and one entry of XLA's
+    cache."""
+    once = body_function(spec)
     if not spec.is_loop:
         return lambda *inputs: once(inputs)
 
-    def loop(*inputs: Any) -> tuple[Any, ...]:
+    def loop(trips: Any, *inputs: Any) -> tuple[Any, ...]:
         carried, invariant = tuple(inputs[: spec.carried]), tuple(inputs[spec.carried :])
-        return jax.lax.fori_loop(0, spec.trips or 0,
-                                 lambda _, carry: once(carry + invariant), carried)
+        return jax.lax.fori_loop(0, trips, lambda _, carry: once(carry + invariant), carried)
 
     return loop
 
 
-def _may_alias_inputs(spec: RegionSpec) -> bool:
-    """Whether an output can be an input's own buffer (JAX forwards an input that a
-    function returns unchanged): such outputs are copied, never handed out as views."""
+def _compile(spec: RegionSpec, device: jax.Device) -> Any:
+    """The region jitted and compiled for its shapes and dtype on `device`, ahead of
+    time (a warm-up call of a whole loop would run its trips)."""
+    dtype = numpy_dtype(spec)
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    jitted = jax.jit(region_function(spec), in_shardings=sharding, out_shardings=sharding)
+    arguments = [jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+                 for shape in spec.inputs]
     if spec.is_loop:
-        return spec.trips == 0
-    return any(v < len(spec.inputs) for v in spec.outputs)
+        arguments.insert(0, jax.ShapeDtypeStruct((), TRIPS_DTYPE, sharding=sharding))
+    return jitted.lower(*arguments).compile()
 
 
 def build_jax(spec: RegionSpec, device: jax.Device | None = None) -> RegionKernel:
     """The region jitted for its exact shapes and dtype on `device` (the CPU by default).
 
-    The compile happens here. The returned function takes one numpy array per input
-    (converted to the region's dtype) and returns a list of numpy arrays, one per
-    output, read-only views of XLA's result buffers (copies where an output could be
-    an input's buffer).
+    The compile happens here (a load where XLA's cache holds it), and a marker of the
+    build is kept (`hardware.variants.jax_builds`). The returned function takes one
+    numpy array per input (converted to the region's dtype) and returns a list of numpy
+    arrays, one per output, read-only views of XLA's result buffers (copies where an
+    output could be an input's buffer). A whole loop's function also takes
+    `trips: int | None = None`, the trips to run this call (None: `spec.trips`).
     """
     device = device if device is not None else jax_runtime.cpu_device()
+    hits = jax_runtime.cache_events["hit"]
+    start = time.perf_counter()
+    compiled = _compile(spec, device)
+    jax_builds.record_build(jax_builds.region_key(spec, jax_builds.annc_device(device.platform)),
+                            time.perf_counter() - start, hits)
+    return _loop_runner(spec, compiled) if spec.is_loop else _runner(spec, compiled)
+
+
+def _runner(spec: RegionSpec, compiled: Any) -> RegionKernel:
     dtype = numpy_dtype(spec)
-    sharding = jax.sharding.SingleDeviceSharding(device)
-    jitted = jax.jit(region_function(spec), in_shardings=sharding, out_shardings=sharding)
-    # Compiled ahead of time, not by a call on zeros: a warm-up call of a whole loop
-    # would run all its trips.
-    arguments = [jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
-                 for shape in spec.inputs]
-    compiled = jitted.lower(*arguments).compile()
-    copy = _may_alias_inputs(spec)
+    # JAX forwards an input that a function returns unchanged: such outputs are copied,
+    # never handed out as views of the caller's array.
+    copy = any(v < len(spec.inputs) for v in spec.outputs)
 
     def run(*inputs: np.ndarray) -> list[np.ndarray]:
         check_inputs(spec, list(inputs))
@@ -147,3 +178,19 @@ def build_jax(spec: RegionSpec, device: jax.Device | None = None) -> RegionKerne
 
     return run
 
+
+def _loop_runner(spec: RegionSpec, compiled: Any) -> RegionKernel:
+    dtype = numpy_dtype(spec)
+
+    def run(*inputs: np.ndarray, trips: int | None = None) -> list[np.ndarray]:
+        check_inputs(spec, list(inputs))
+        count = int(spec.trips or 0) if trips is None else int(trips)
+        if not 0 <= count <= MAX_TRIPS:
+            raise ValueError(f"a loop runs 0 to {MAX_TRIPS} trips, not {count}")
+        arrays = [np.asarray(a, dtype) for a in inputs]
+        if count == 0:  # its carried inputs, copied
+            return [np.array(a) for a in arrays[: spec.carried]]
+        results = jax.block_until_ready(compiled(TRIPS_DTYPE(count), *arrays))
+        return [np.asarray(r) for r in results]
+
+    return run

@@ -10,6 +10,7 @@ loop-invariant. A loop of 0 trips returns its carried inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -94,26 +95,62 @@ class RegionSpec:
     def output_shapes(self) -> tuple[Shape, ...]:
         return tuple(self._value_shapes[v] for v in self.outputs)
 
-    def to_json(self) -> dict[str, object]:
-        """The spec as JSON-ready data (`from_json` makes it again, exactly)."""
-        return {"inputs": [list(s) for s in self.inputs], "dtype": self.dtype,
+    def to_json(self) -> dict[str, Any]:
+        """The spec as plain JSON values, for another process or a cache key; `from_json`
+        gives back an equal spec. A constant's values are JSON numbers, which Python
+        writes in the shortest form that reads back to the same float (−0.0 included);
+        non-finite ones, which strict JSON has no number for, are the strings "nan",
+        "inf" and "-inf"."""
+        return {"inputs": [list(shape) for shape in self.inputs], "dtype": self.dtype,
                 "ops": [[op.kernel, list(op.operands)] for op in self.ops],
                 "outputs": list(self.outputs), "trips": self.trips, "carried": self.carried,
-                "constants": [[n, list(values)] for n, values in self.constants]}
+                "constants": [[number, [_json_float(v) for v in values]]
+                              for number, values in self.constants]}
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> RegionSpec:
-        """The spec of `to_json`'s data; KeyError, TypeError or ValueError where it is not."""
-        return RegionSpec(
-            inputs=tuple(tuple(int(d) for d in s) for s in data["inputs"]),
-            dtype=str(data["dtype"]),
-            ops=tuple(RegionOp(str(k), tuple(int(v) for v in operands))
-                      for k, operands in data["ops"]),
-            outputs=tuple(int(v) for v in data["outputs"]),
-            trips=None if data["trips"] is None else int(data["trips"]),
-            carried=int(data["carried"]),
-            constants=tuple((int(n), tuple(float(x) for x in values))
-                            for n, values in data["constants"]))
+    def from_json(data: Any) -> RegionSpec:
+        """The spec `to_json` wrote; ValueError where `data` is not one (the spec's own
+        checks included)."""
+        try:
+            trips = data["trips"]
+            return RegionSpec(
+                inputs=tuple(tuple(_integer(d) for d in shape) for shape in data["inputs"]),
+                dtype=str(data["dtype"]),
+                ops=tuple(RegionOp(str(kernel), tuple(_integer(v) for v in operands))
+                          for kernel, operands in data["ops"]),
+                outputs=tuple(_integer(v) for v in data["outputs"]),
+                trips=None if trips is None else _integer(trips),
+                carried=_integer(data["carried"]),
+                constants=tuple((_integer(number), tuple(float(v) for v in values))
+                                for number, values in data["constants"]))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a region spec: {error!r}") from None
+
+
+def _json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def _integer(value: Any) -> int:
+    """An int of the JSON form (not a bool, a float or a string that looks like one)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"not a region spec: {value!r} is not an integer")
+    return value
+
+
+LOOP_KEY_TRIPS = 0
+"""The trips of every loop's `compiled_form`."""
+
+
+def compiled_form(spec: RegionSpec) -> RegionSpec:
+    """The spec a build is made and kept for. A whole loop's compiled function takes its
+    trip count when it is called (`jax_region.build_jax`), so loops that differ only in
+    their trips share one build: theirs is replaced by `LOOP_KEY_TRIPS`. That is sound
+    because a loop's checks read its trips only for their sign: the replaced spec is
+    valid exactly when the spec is, and still a loop. A fused chain is its own form."""
+    if not spec.is_loop:
+        return spec
+    return dataclasses.replace(spec, trips=LOOP_KEY_TRIPS)
 
 
 @dataclass(frozen=True)
