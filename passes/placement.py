@@ -13,13 +13,15 @@ which is exact for the placements that matter in practice and fast: start from
 (1) every op on its own cheapest device, ignoring copies, and (2) every op on one
 device, for each device; then move single ops to another device while that
 lowers the total; keep the best result. Every move is scored incrementally from
-the op's own operands and result, so a sweep costs O(ops × devices × fan-out).
+the op's own operands and result, with each value's readers counted per device,
+so a sweep costs O(ops × devices × operands), however many ops read one value.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
 from passes.sites import HOST, DataFlow
 
@@ -47,8 +49,13 @@ class Placement:
 
     def value_cost(self, value_id: int, devices: list[str]) -> float:
         value = self.flow.values[value_id]
-        source = self.location(value.producer, devices)
-        targets = {self.location(c, devices) for c in value.consumers} - {source}
+        targets = {self.location(c, devices) for c in value.consumers}
+        return self.copies_to(value_id, self.location(value.producer, devices), targets)
+
+    def copies_to(self, value_id: int, source: str, readers: Iterable[str]) -> float:
+        """The value made on `source`, copied to every device of `readers` but that one."""
+        value = self.flow.values[value_id]
+        targets = sorted(set(readers) - {source})
         return value.times * sum(self.transfer(value.bytes, source, t) for t in targets)
 
     def copies(self, devices: list[str]) -> float:
@@ -57,28 +64,8 @@ class Placement:
     def total(self, devices: list[str]) -> float:
         return sum(self.costs[i][d] for i, d in enumerate(devices)) + self.copies(devices)
 
-    def _move_delta(self, site: int, device: str, devices: list[str]) -> float:
-        touched = {*self.flow.sites[site].operands, self.flow.sites[site].result}
-        before = self.costs[site][devices[site]] + sum(
-            self.value_cost(v, devices) for v in touched)
-        current = devices[site]
-        devices[site] = device
-        after = self.costs[site][device] + sum(self.value_cost(v, devices) for v in touched)
-        devices[site] = current
-        return after - before
-
     def improve(self, devices: list[str]) -> list[str]:
-        devices = list(devices)
-        for _ in range(MAX_SWEEPS):
-            moved = False
-            for site, options in enumerate(self.costs):
-                for device in options:
-                    if device != devices[site] and self._move_delta(site, device, devices) < -1e-12:
-                        devices[site] = device
-                        moved = True
-            if not moved:
-                break
-        return devices
+        return _Search(self, devices).improve()
 
     def starts(self) -> list[list[str]]:
         cheapest = [min(options, key=lambda d: (options[d], d)) for options in self.costs]
@@ -95,6 +82,57 @@ class Placement:
             return [next(iter(options)) for options in self.costs]
         results = [self.improve(start) for start in self.starts()]
         return min(results, key=lambda devices: (self.total(devices), devices))
+
+
+class _Search:
+    """The local search from one start: single-op moves while they lower the total.
+
+    It keeps, per value, how many of its readers are on each device, so that a
+    move is scored in time independent of how many ops read the values it touches
+    (a program's inputs may have hundreds of readers)."""
+
+    def __init__(self, placement: Placement, devices: list[str]) -> None:
+        self.placement = placement
+        self.devices = list(devices)
+        self.readers: list[Counter[str]] = [
+            Counter(placement.location(c, self.devices) for c in value.consumers)
+            for value in placement.flow.values]
+
+    def value_cost(self, value_id: int) -> float:
+        producer = self.placement.flow.values[value_id].producer
+        source = self.placement.location(producer, self.devices)
+        readers = (d for d, n in self.readers[value_id].items() if n > 0)
+        return self.placement.copies_to(value_id, source, readers)
+
+    def move(self, site: int, device: str) -> None:
+        for value_id in self.placement.flow.sites[site].operands:
+            self.readers[value_id][self.devices[site]] -= 1
+            self.readers[value_id][device] += 1
+        self.devices[site] = device
+
+    def delta(self, site: int, device: str) -> float:
+        """How much moving the site to `device` changes the total."""
+        touched = {*self.placement.flow.sites[site].operands,
+                   self.placement.flow.sites[site].result}
+        costs = self.placement.costs[site]
+        current = self.devices[site]
+        before = costs[current] + sum(self.value_cost(v) for v in touched)
+        self.move(site, device)
+        after = costs[device] + sum(self.value_cost(v) for v in touched)
+        self.move(site, current)
+        return after - before
+
+    def improve(self) -> list[str]:
+        for _ in range(MAX_SWEEPS):
+            moved = False
+            for site, options in enumerate(self.placement.costs):
+                for device in options:
+                    if device != self.devices[site] and self.delta(site, device) < -1e-12:
+                        self.move(site, device)
+                        moved = True
+            if not moved:
+                break
+        return self.devices
 
 
 def place(flow: DataFlow, costs: Sequence[dict[str, float]], transfer: Transfer) -> list[str]:
