@@ -43,6 +43,9 @@ class Placement:
         self.costs = costs
         """Per site, its cost on each device it may run on."""
         self.transfer = transfer
+        self.known: dict[tuple[int, str, str], float] = {}
+        self.touched = [list({*site.operands, site.result}) for site in flow.sites]
+        """Per site, the values a move of it changes the copies of."""
 
     def location(self, producer: int, devices: list[str]) -> str:
         return HOST_DEVICE if producer == HOST else devices[producer]
@@ -54,9 +57,18 @@ class Placement:
 
     def copies_to(self, value_id: int, source: str, readers: Iterable[str]) -> float:
         """The value made on `source`, copied to every device of `readers` but that one."""
-        value = self.flow.values[value_id]
         targets = sorted(set(readers) - {source})
-        return value.times * sum(self.transfer(value.bytes, source, t) for t in targets)
+        if not targets:
+            return 0.0
+        value = self.flow.values[value_id]
+        return value.times * sum(self.seconds(value.bytes, source, t) for t in targets)
+
+    def seconds(self, n_bytes: int, source: str, target: str) -> float:
+        """`transfer`, asked once per size and pair of devices."""
+        key = (n_bytes, source, target)
+        if key not in self.known:
+            self.known[key] = self.transfer(n_bytes, source, target)
+        return self.known[key]
 
     def copies(self, devices: list[str]) -> float:
         return sum(self.value_cost(v, devices) for v in range(len(self.flow.values)))
@@ -80,16 +92,20 @@ class Placement:
         """The cheapest placement found; deterministic."""
         if all(len(options) <= 1 for options in self.costs):
             return [next(iter(options)) for options in self.costs]
-        results = [self.improve(start) for start in self.starts()]
+        starts = dict.fromkeys(tuple(start) for start in self.starts())  # often alike
+        results = [self.improve(list(start)) for start in starts]
         return min(results, key=lambda devices: (self.total(devices), devices))
 
 
 class _Search:
-    """The local search from one start: single-op moves while they lower the total.
+    """The local search from one start: sweeps of single-op moves while they lower the
+    total.
 
-    It keeps, per value, how many of its readers are on each device, so that a
-    move is scored in time independent of how many ops read the values it touches
-    (a program's inputs may have hundreds of readers)."""
+    It keeps, per value, how many of its readers are on each device and what its copies
+    cost, so that a move is scored in time independent of how many ops read the values
+    it touches (a program's inputs may have hundreds of readers). A site none of whose
+    values changed since it was last scored would score the same: the next sweep skips
+    it, so a sweep that confirms a placement costs little."""
 
     def __init__(self, placement: Placement, devices: list[str]) -> None:
         self.placement = placement
@@ -97,12 +113,18 @@ class _Search:
         self.readers: list[Counter[str]] = [
             Counter(placement.location(c, self.devices) for c in value.consumers)
             for value in placement.flow.values]
+        self.cost = [self.value_cost(v) for v in range(len(placement.flow.values))]
+        self.moves = 0
+        self.changed = [0] * len(placement.flow.values)
+        """After how many moves each value last changed."""
+        self.scored = [-1] * len(placement.flow.sites)
+        """After how many moves each site was last scored."""
 
     def value_cost(self, value_id: int) -> float:
         producer = self.placement.flow.values[value_id].producer
         source = self.placement.location(producer, self.devices)
-        readers = (d for d, n in self.readers[value_id].items() if n > 0)
-        return self.placement.copies_to(value_id, source, readers)
+        readers = [d for d, n in self.readers[value_id].items() if n > 0 and d != source]
+        return self.placement.copies_to(value_id, source, readers) if readers else 0.0
 
     def move(self, site: int, device: str) -> None:
         for value_id in self.placement.flow.sites[site].operands:
@@ -112,23 +134,36 @@ class _Search:
 
     def delta(self, site: int, device: str) -> float:
         """How much moving the site to `device` changes the total."""
-        touched = {*self.placement.flow.sites[site].operands,
-                   self.placement.flow.sites[site].result}
+        touched = self.placement.touched[site]
         costs = self.placement.costs[site]
         current = self.devices[site]
-        before = costs[current] + sum(self.value_cost(v) for v in touched)
+        before = costs[current] + sum(self.cost[v] for v in touched)
         self.move(site, device)
         after = costs[device] + sum(self.value_cost(v) for v in touched)
         self.move(site, current)
         return after - before
 
+    def accept(self, site: int, device: str) -> None:
+        self.move(site, device)
+        self.moves += 1
+        for value_id in self.placement.touched[site]:
+            self.cost[value_id] = self.value_cost(value_id)
+            self.changed[value_id] = self.moves
+
+    def settled(self, site: int) -> bool:
+        """Whether the site was scored after every change to its values."""
+        return all(self.changed[v] <= self.scored[site] for v in self.placement.touched[site])
+
     def improve(self) -> list[str]:
         for _ in range(MAX_SWEEPS):
             moved = False
             for site, options in enumerate(self.placement.costs):
+                if self.settled(site):
+                    continue
+                self.scored[site] = self.moves
                 for device in options:
                     if device != self.devices[site] and self.delta(site, device) < -1e-12:
-                        self.move(site, device)
+                        self.accept(site, device)
                         moved = True
             if not moved:
                 break
