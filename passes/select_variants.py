@@ -386,12 +386,25 @@ def apply_plan(plan: Plan) -> None:
         if op.chosen is None:
             continue
         attributes = op.site.op.attributes
-        attributes["variant"] = StringAttr(op.chosen.variant)
-        attributes["device"] = StringAttr(op.chosen.device)
-        attributes["predicted_s"] = FloatAttr(float(op.chosen.predicted_s or 0.0), f64)
+        attributes["variant"] = _string(op.chosen.variant)
+        attributes["device"] = _string(op.chosen.device)
+        attributes["predicted_s"] = _seconds(float(op.chosen.predicted_s or 0.0))
         if op.chosen.low_s is not None and op.chosen.high_s is not None:
-            attributes["predicted_low_s"] = FloatAttr(float(op.chosen.low_s), f64)
-            attributes["predicted_high_s"] = FloatAttr(float(op.chosen.high_s), f64)
+            attributes["predicted_low_s"] = _seconds(float(op.chosen.low_s))
+            attributes["predicted_high_s"] = _seconds(float(op.chosen.high_s))
+
+
+@functools.lru_cache(maxsize=1024)
+def _string(value: str) -> StringAttr:
+    """The attribute of this text: attributes are immutable, so ops share them (a program
+    repeats its choices, and making an attribute verifies it)."""
+    return StringAttr(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _seconds(value: float) -> FloatAttr:
+    """The f64 attribute of these seconds, shared like `_string`'s."""
+    return FloatAttr(value, f64)
 
 
 @dataclass(frozen=True)
