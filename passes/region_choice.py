@@ -113,11 +113,11 @@ RegionQuery = tuple[Combo, Configuration]
 summary as its configuration."""
 
 
-def _region_query(plan: RegionPlan, variant: str, device: str) -> RegionQuery:
+def _configuration(plan: RegionPlan) -> Configuration:
+    """The region's summary, as the region models' configuration."""
     spec = plan.lowered.spec
     shapes = summary(spec).as_shapes()
-    return (plan.kind, variant, device), Configuration(plan.kind, shapes, spec.dtype,
-                                                       float(shapes[0][4]))
+    return Configuration(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
 
 
 def _per_execution(plan: RegionPlan, p: Prediction,
@@ -207,7 +207,9 @@ def _offer(plan: RegionPlan, placed: set[str | None],
 def _predict_regions(asked: list[tuple[RegionPlan, Candidate]], models: ChosenModels) -> None:
     """The compiled candidates' predictions and build costs; each distinct query is asked
     once, in one batch (a program repeats its regions)."""
-    queries = [_region_query(plan, c.variant, c.device) for plan, c in asked]
+    configurations = {plan.index: _configuration(plan) for plan, _ in asked}
+    queries: list[RegionQuery] = [((plan.kind, c.variant, c.device), configurations[plan.index])
+                                  for plan, c in asked]
     unique = list(dict.fromkeys(queries))
     predictions = dict(zip(unique, models.adapted.predict(unique), strict=True))
     for (plan, candidate), query in zip(asked, queries, strict=True):
