@@ -152,10 +152,13 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
     plans = [_region_plan(index, region, sites_of, site_costs)
              for index, region in enumerate(regions)]
-    asked: list[tuple[RegionPlan, Candidate]] = []
+    asked: list[tuple[RegionPlan, Candidate, RegionQuery]] = []
     for plan in plans:
-        placed = {site_devices[i] for i in plan.sites}
-        asked += [(plan, c) for c in _offer(plan, placed, left_out or {})]
+        offered = _offer(plan, {site_devices[i] for i in plan.sites}, left_out or {})
+        if offered:
+            configuration = _configuration(plan)
+            asked += [(plan, c, ((plan.kind, c.variant, c.device), configuration))
+                      for c in offered]
     _predict_regions(asked, models)
     costs = {op: site_costs[i] for op, i in sites_of.items()}
     chosen: dict[RegionOp, Candidate] = {}
@@ -204,15 +207,13 @@ def _offer(plan: RegionPlan, placed: set[str | None],
     return to_predict
 
 
-def _predict_regions(asked: list[tuple[RegionPlan, Candidate]], models: ChosenModels) -> None:
+def _predict_regions(asked: list[tuple[RegionPlan, Candidate, RegionQuery]],
+                     models: ChosenModels) -> None:
     """The compiled candidates' predictions and build costs; each distinct query is asked
     once, in one batch (a program repeats its regions)."""
-    configurations = {plan.index: _configuration(plan) for plan, _ in asked}
-    queries: list[RegionQuery] = [((plan.kind, c.variant, c.device), configurations[plan.index])
-                                  for plan, c in asked]
-    unique = list(dict.fromkeys(queries))
+    unique = list(dict.fromkeys(query for _, _, query in asked))
     predictions = dict(zip(unique, models.adapted.predict(unique), strict=True))
-    for (plan, candidate), query in zip(asked, queries, strict=True):
+    for plan, candidate, query in asked:
         seconds, low, high = _per_execution(plan, predictions[query], models.models)
         if math.isnan(seconds):
             candidate.why_not = "no model for this region variant on this machine"
