@@ -178,7 +178,8 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     chosen = chosen or load_models(notes)
     notes += chosen.notes
     devices = allowed_devices(module, list(available_devices()), notes)
-    plan = _plan(module, chosen, devices, notes, measure, {})
+    flow = data_flow(module)  # the same for every plan made below
+    plan = _plan(module, flow, chosen, devices, notes, measure, {})
     starts = {backend: seconds for backend, seconds in chosen.models.backend_start_s.items()
               if seconds > 0 and not started(backend)}
     plan.start_s = _start_seconds(plan, starts)
@@ -189,7 +190,7 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
         reasons = {backend: f"starting {_NAMES.get(backend, backend)} in this process "
                    f"({starts[backend]:.2f} s) costs more than its variants save here"
                    for backend in left_out}
-        other = _plan(module, chosen, devices, notes, "never", reasons)
+        other = _plan(module, flow, chosen, devices, notes, "never", reasons)
         other.start_s = _start_seconds(other, starts)
         if other.total_predicted_s < best.total_predicted_s:
             best = other
@@ -211,10 +212,9 @@ def _start_seconds(plan: Plan, starts: dict[str, float]) -> float:
     return sum(seconds for backend, seconds in starts.items() if _uses(plan, backend))
 
 
-def _plan(module: ModuleOp, chosen: ChosenModels, devices: list[str], notes: list[str],
-          measure: str, left_out: dict[str, str]) -> Plan:
+def _plan(module: ModuleOp, flow: DataFlow, chosen: ChosenModels, devices: list[str],
+          notes: list[str], measure: str, left_out: dict[str, str]) -> Plan:
     """The plan over these devices, without the back ends in `left_out`."""
-    flow = data_flow(module)
     catalogue = _Catalogue(chosen.models)
     ops = [OpPlan(site, _candidates(site, devices, catalogue, left_out))
            for site in flow.sites]
