@@ -110,6 +110,8 @@ class _Search:
     def __init__(self, placement: Placement, devices: list[str]) -> None:
         self.placement = placement
         self.devices = list(devices)
+        self.producers = [value.producer for value in placement.flow.values]
+        self.operands = [site.operands for site in placement.flow.sites]
         self.readers: list[Counter[str]] = [
             Counter(placement.location(c, self.devices) for c in value.consumers)
             for value in placement.flow.values]
@@ -121,15 +123,17 @@ class _Search:
         """After how many moves each site was last scored."""
 
     def value_cost(self, value_id: int) -> float:
-        producer = self.placement.flow.values[value_id].producer
-        source = self.placement.location(producer, self.devices)
+        producer = self.producers[value_id]
+        source = HOST_DEVICE if producer == HOST else self.devices[producer]
         readers = [d for d, n in self.readers[value_id].items() if n > 0 and d != source]
         return self.placement.copies_to(value_id, source, readers) if readers else 0.0
 
     def move(self, site: int, device: str) -> None:
-        for value_id in self.placement.flow.sites[site].operands:
-            self.readers[value_id][self.devices[site]] -= 1
-            self.readers[value_id][device] += 1
+        current = self.devices[site]
+        for value_id in self.operands[site]:
+            readers = self.readers[value_id]
+            readers[current] -= 1
+            readers[device] += 1
         self.devices[site] = device
 
     def delta(self, site: int, device: str) -> float:
