@@ -27,6 +27,8 @@ from passes.sites import HOST, DataFlow
 
 HOST_DEVICE = "cpu"
 MAX_SWEEPS = 20
+TOLERANCE = 1e-12
+"""Seconds: a move must lower the total by more than this (rounding, not a gain)."""
 
 Transfer = Callable[[int, str, str], float]
 """seconds to copy `bytes` from one device to another."""
@@ -136,16 +138,22 @@ class _Search:
             readers[device] += 1
         self.devices[site] = device
 
-    def delta(self, site: int, device: str) -> float:
-        """How much moving the site to `device` changes the total."""
+    def improves(self, site: int, device: str) -> bool:
+        """Whether moving the site to `device` lowers the total (by more than rounding).
+
+        Where the site's own cost there is already no less than what it and its values
+        cost now, it cannot: copies never cost less than nothing (and rounding is
+        monotone, so the bound holds in floating point too)."""
         touched = self.placement.touched[site]
         costs = self.placement.costs[site]
         current = self.devices[site]
         before = costs[current] + sum(self.cost[v] for v in touched)
+        if costs[device] - before >= -TOLERANCE:
+            return False
         self.move(site, device)
         after = costs[device] + sum(self.value_cost(v) for v in touched)
         self.move(site, current)
-        return after - before
+        return after - before < -TOLERANCE
 
     def accept(self, site: int, device: str) -> None:
         self.move(site, device)
@@ -166,7 +174,7 @@ class _Search:
                     continue
                 self.scored[site] = self.moves
                 for device in options:
-                    if device != self.devices[site] and self.delta(site, device) < -1e-12:
+                    if device != self.devices[site] and self.improves(site, device):
                         self.accept(site, device)
                         moved = True
             if not moved:
