@@ -11,7 +11,9 @@ selected; the selection overhead is the time of `--emit selected` minus that of
 - fresh: each compile in a process of its own that has imported annc and nothing
   else has run (`--processes` of each, interleaved; medians), for `--fresh-ops` ops.
   This counts what the first selection of a process pays once: importing the
-  variant library (Halide) and probing the devices, reading the models.
+  variant library (Halide) and probing the devices, reading the models. Run it
+  where Python keeps its bytecode (PYTHONDONTWRITEBYTECODE unset, or with
+  PYTHONPYCACHEPREFIX): else every process compiles annc's modules again.
 Both time the compile alone (not printing the IR). `tune` is timed on the programs
 up to `--tune-up-to` ops. Writes `benchmarks/results/overhead.md` and `overhead.png`.
 """
@@ -87,6 +89,9 @@ def fresh_seconds(text: str, emit: str) -> float:
 def fresh_selection(text: str, processes: int) -> tuple[float, float]:
     """Medians over fresh processes of compiling to `ir` and to `selected` (interleaved,
     so that a machine that slows down slows both)."""
+    if sys.flags.dont_write_bytecode:
+        print("warning: Python keeps no bytecode here; fresh processes compile annc's "
+              "modules again and count it", file=sys.stderr)
     fresh_seconds(text, "selected")  # Python's bytecode caches, the OS's file cache
     times: dict[str, list[float]] = {"ir": [], "selected": []}
     for _ in range(processes):
