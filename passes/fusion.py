@@ -177,11 +177,20 @@ def _wrap(members: list[Operation]) -> RegionOp:
         block.detach_op(member)
         region.block.add_op(member)
     region.block.add_op(YieldOp(outputs))
-    for argument, value in zip(region.block.args, inputs, strict=True):
-        for use in list(value.uses):
-            if use.operation is not region and region.is_ancestor(use.operation):
-                use.operation.operands[use.index] = argument
+    _read_arguments(region, inputs)
     return region
+
+
+def _read_arguments(region: RegionOp, inputs: list[SSAValue]) -> None:
+    """Makes the ops inside the region read its block arguments instead of `inputs`.
+
+    It walks the region's own ops, not the uses of the inputs: a program's input may be
+    read by hundreds of ops outside it."""
+    argument_of = dict(zip(inputs, region.block.args, strict=True))
+    for op in region.block.walk():
+        for index, operand in enumerate(op.operands):
+            if operand in argument_of:
+                op.operands[index] = argument_of[operand]
 
 
 def _fuse_block(block: Block) -> None:

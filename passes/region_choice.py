@@ -34,8 +34,9 @@ from passes.candidates import Candidate
 from passes.models import ChosenModels
 from passes.sites import trips_of
 from passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
+from predictor.adaptation import Prediction
 from predictor.features import Configuration
-from predictor.models import ModelSet
+from predictor.models import Combo, ModelSet
 
 
 @dataclass
@@ -111,16 +112,27 @@ def saved_by_regions(plans: list[RegionPlan]) -> float:
                and math.isfinite(p.sites_cost) and math.isfinite(p.chosen.cost_s))
 
 
-def _region_models_query(plan: RegionPlan, variant: str, device: str,
-                         models: ChosenModels) -> tuple[float, float | None, float | None]:
+RegionQuery = tuple[Combo, Configuration]
+"""What a region model is asked: (`region` or `loop`, variant, device), and the region's
+summary as its configuration."""
+
+
+def _configuration(plan: RegionPlan) -> Configuration:
+    """The region's summary, as the region models' configuration."""
     spec = plan.lowered.spec
     shapes = summary(spec).as_shapes()
-    config = Configuration(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
-    (p,) = models.adapted.predict([((plan.kind, variant, device), config)])
+    return Configuration(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
+
+
+def _per_execution(plan: RegionPlan, p: Prediction,
+                   models: ModelSet) -> tuple[float, float | None, float | None]:
+    """Seconds of one execution of the region (every trip of a loop), with its interval;
+    NaN without a model."""
+    spec = plan.lowered.spec
     per = spec.trips if spec.trips is not None else 1
     if math.isnan(p.seconds):
         return math.nan, None, None
-    step = models.models.step_overhead_s  # one plan step runs the whole region
+    step = models.step_overhead_s  # one plan step runs the whole region
     return p.seconds * per + step, p.low_s * per + step, p.high_s * per + step
 
 
@@ -150,54 +162,83 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
     """Every region's candidates and choice, innermost first; the module is unchanged.
 
     A region variant that would compile with a back end in `left_out` (one not to
-    start) gets its reason and is not chosen. Builds are charged as `passes.tiers`
-    says, over `runs` runs and a run of `horizon_s` seconds."""
-    left_out = left_out or {}
+    start) gets its reason and is not chosen. Every region's compiled candidates are
+    predicted in one batched call. Builds are charged as `passes.tiers` says, over
+    `runs` runs and a run of `horizon_s` seconds."""
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
+    plans = [_region_plan(index, region, sites_of, site_costs)
+             for index, region in enumerate(regions)]
+    asked: list[tuple[RegionPlan, Candidate, RegionQuery]] = []
+    for plan in plans:
+        offered = _offer(plan, {site_devices[i] for i in plan.sites}, left_out or {})
+        if offered:
+            configuration = _configuration(plan)
+            asked += [(plan, c, ((plan.kind, c.variant, c.device), configuration))
+                      for c in offered]
+    _predict_regions(asked, models)
     costs = {op: site_costs[i] for op, i in sites_of.items()}
     chosen: dict[RegionOp, Candidate] = {}
-    plans: dict[RegionOp, RegionPlan] = {}
-    for index, region in reversed(list(enumerate(regions))):
-        lowered = lower_region(region)
-        members = [sites_of[op] for op in region.walk() if isinstance(op, KernelOp)]
-        plan = RegionPlan(index, region, catalogue.kind(lowered.spec), lowered, members,
-                          trips_of(region))
-        ops_cost = _ops_cost(region, costs, chosen)
-        plan.sites_cost = sum(site_costs[i] for i in members)
-        plan.outermost = _enclosing_region(region) is None
-        placed = {site_devices[i] for i in members}
-        ops = Candidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
-                        None, 0.0, ops_cost, build="built")
-        plan.candidates.append(ops)
-        for variant, why_not in catalogue.variants_for(lowered.spec, "cpu"):
-            candidate = Candidate(variant.name, variant.device, None, 0.0, math.inf)
-            plan.candidates.append(candidate)
-            backend = variant.name.split(".")[0]
-            if not why_not and backend in left_out and not catalogue.is_built(
-                    lowered.spec, variant.name):
-                why_not = left_out[backend]
-            if why_not:
-                candidate.why_not = why_not
-                continue
-            if placed != {variant.device}:
-                candidate.why_not = (f"its ops were placed on {', '.join(sorted(map(str, placed)))}"
-                                     f", not {variant.device}")
-                continue
-            seconds, low, high = _region_models_query(plan, variant.name, variant.device,
-                                                      models)
-            if math.isnan(seconds):
-                candidate.why_not = "no model for this region variant on this machine"
-                continue
-            candidate.compile_s, candidate.build = _build_cost(
-                plan, variant.name, variant.device, models.models)
-            candidate.predicted_s, candidate.low_s, candidate.high_s = seconds, low, high
-            candidate.cost_s = plan.executions * seconds + candidate.compile_s
+    for plan in reversed(plans):  # innermost first: a region's ops cost what those inside chose
+        plan.candidates[0].cost_s = _ops_cost(plan.op, costs, chosen)
         charge_builds(plan.candidates, plan.executions, runs, horizon_s)
         _choose(plan)
         assert plan.chosen is not None
-        chosen[region] = plan.chosen
-        plans[region] = plan
-    return [plans[region] for region in regions]
+        chosen[plan.op] = plan.chosen
+    return plans
+
+
+def _region_plan(index: int, region: RegionOp, sites_of: dict[KernelOp, int],
+                 site_costs: list[float]) -> RegionPlan:
+    """The region lowered, with its kernel ops and what they cost one by one."""
+    lowered = lower_region(region)
+    members = [sites_of[op] for op in region.walk() if isinstance(op, KernelOp)]
+    plan = RegionPlan(index, region, catalogue.kind(lowered.spec), lowered, members,
+                      trips_of(region))
+    plan.sites_cost = sum(site_costs[i] for i in members)
+    plan.outermost = _enclosing_region(region) is None
+    return plan
+
+
+def _offer(plan: RegionPlan, placed: set[str | None],
+           left_out: dict[str, str]) -> list[Candidate]:
+    """Gives the region its candidates: `ops` (its cost is set once the regions inside
+    it have chosen), then every compiled variant, with the reason where one cannot run
+    it. Returns the compiled candidates left to predict."""
+    plan.candidates.append(Candidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
+                                     None, 0.0, math.inf, build="built"))
+    to_predict = []
+    for variant, refused in catalogue.variants_for(plan.lowered.spec, "cpu"):
+        candidate = Candidate(variant.name, variant.device, None, 0.0, math.inf)
+        plan.candidates.append(candidate)
+        why_not = refused or ""
+        backend = variant.name.split(".")[0]
+        if not why_not and backend in left_out and not catalogue.is_built(
+                plan.lowered.spec, variant.name):
+            why_not = left_out[backend]
+        if not why_not and placed != {variant.device}:
+            why_not = (f"its ops were placed on {', '.join(sorted(map(str, placed)))}"
+                       f", not {variant.device}")
+        candidate.why_not = why_not
+        if not why_not:
+            to_predict.append(candidate)
+    return to_predict
+
+
+def _predict_regions(asked: list[tuple[RegionPlan, Candidate, RegionQuery]],
+                     models: ChosenModels) -> None:
+    """The compiled candidates' predictions and build costs; each distinct query is asked
+    once, in one batch (a program repeats its regions)."""
+    unique = list(dict.fromkeys(query for _, _, query in asked))
+    predictions = dict(zip(unique, models.adapted.predict(unique), strict=True))
+    for plan, candidate, query in asked:
+        seconds, low, high = _per_execution(plan, predictions[query], models.models)
+        if math.isnan(seconds):
+            candidate.why_not = "no model for this region variant on this machine"
+            continue
+        candidate.compile_s, candidate.build = _build_cost(
+            plan, candidate.variant, candidate.device, models.models)
+        candidate.predicted_s, candidate.low_s, candidate.high_s = seconds, low, high
+        candidate.cost_s = plan.executions * seconds + candidate.compile_s
 
 
 def _choose(plan: RegionPlan) -> None:

@@ -78,8 +78,9 @@ from passes.tiers import (
     start_candidate,
     tier_plan,
 )
+from predictor.adaptation import Prediction
 from predictor.features import Configuration, trait_names
-from predictor.models import ModelSet
+from predictor.models import Combo, ModelSet
 
 
 @dataclass
@@ -163,20 +164,41 @@ def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
     return compile_s, "compile"
 
 
-def _candidates(site: Site, devices: list[str], models: ModelSet,
+Applicable = list[tuple[Variant, float, str]]
+"""The variants of a kernel that apply to some shapes, dtype and device, each with its
+build cost (`build_cost`)."""
+
+
+@dataclass
+class _Catalogue:
+    """The applicable variants and their build costs, found once per (kernel, shapes, dtype,
+    device) for one plan: a program repeats its shapes, and asking the build cache whether
+    it holds a kernel is a file system call."""
+
+    models: ModelSet
+    found: dict[tuple[str, Shapes, str, str], Applicable] = field(default_factory=dict)
+
+    def applicable(self, site: Site, device: str) -> Applicable:
+        key = (site.kernel, site.shapes, site.dtype, device)
+        if key not in self.found:
+            dtype = dtypes.to_numpy(site.dtype)
+            self.found[key] = [(variant, *build_cost(variant, site.shapes, dtype, self.models))
+                               for variant in variants_for(site.kernel, device)
+                               if variant.applies(site.shapes, dtype)]
+        return self.found[key]
+
+
+def _candidates(site: Site, devices: list[str], catalogue: _Catalogue,
                 left_out: dict[str, str]) -> list[Candidate]:
     """The op's candidates; those that would compile with a back end in `left_out`
     carry its reason and are never chosen."""
-    dtype = dtypes.to_numpy(site.dtype)
     options = [site.pin] if site.pin else devices
     found = []
     for device in options:
-        for variant in variants_for(site.kernel, device):
-            if variant.applies(site.shapes, dtype):
-                compile_s, build = build_cost(variant, site.shapes, dtype, models)
-                why_not = left_out.get(variant.backend, "") if build == "compile" else ""
-                found.append(Candidate(variant.name, device, None, compile_s, math.inf,
-                                       why_not=why_not, build=build))
+        for variant, compile_s, build in catalogue.applicable(site, device):
+            why_not = left_out.get(variant.backend, "") if build == "compile" else ""
+            found.append(Candidate(variant.name, device, None, compile_s, math.inf,
+                                   why_not=why_not, build=build))
     return found
 
 
@@ -193,7 +215,8 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     chosen = chosen or load_models(notes)
     notes += chosen.notes
     devices = allowed_devices(module, list(available_devices()), notes)
-    plan = _plan(module, chosen, devices, notes, measure, {}, runs)
+    flow = data_flow(module)  # the same for every plan made below
+    plan = _plan(module, flow, chosen, devices, notes, measure, {}, runs)
     starts = {backend: seconds for backend, seconds in chosen.models.backend_start_s.items()
               if seconds > 0 and not started(backend)}
     plan.start_s = _start_seconds(plan, starts)
@@ -204,7 +227,7 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
         reasons = {backend: f"starting {_NAMES.get(backend, backend)} in this process "
                    f"({starts[backend]:.2f} s) costs more than its variants save here"
                    for backend in left_out}
-        other = _plan(module, chosen, devices, notes, "never", reasons, runs)
+        other = _plan(module, flow, chosen, devices, notes, "never", reasons, runs)
         other.start_s = _start_seconds(other, starts)
         if other.total_predicted_s < best.total_predicted_s:
             best = other
@@ -226,11 +249,11 @@ def _start_seconds(plan: Plan, starts: dict[str, float]) -> float:
     return sum(seconds for backend, seconds in starts.items() if _uses(plan, backend))
 
 
-def _plan(module: ModuleOp, chosen: ChosenModels, devices: list[str], notes: list[str],
-          measure: str, left_out: dict[str, str], runs: int) -> Plan:
+def _plan(module: ModuleOp, flow: DataFlow, chosen: ChosenModels, devices: list[str],
+          notes: list[str], measure: str, left_out: dict[str, str], runs: int) -> Plan:
     """The plan over these devices, without the back ends in `left_out`."""
-    flow = data_flow(module)
-    ops = [OpPlan(site, _candidates(site, devices, chosen.models, left_out))
+    catalogue = _Catalogue(chosen.models)
+    ops = [OpPlan(site, _candidates(site, devices, catalogue, left_out))
            for site in flow.sites]
     _predict(ops, chosen)
     plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen, runs=runs)
@@ -306,35 +329,62 @@ def _uses(plan: Plan, backend: str) -> bool:
                and _starts_here(r.start or r.chosen, backend) for r in regions)
 
 
+Asked = tuple[Combo, Shapes, str]
+"""A candidate's prediction is a function of its combination, shapes and dtype alone."""
+
+
 def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
-    asked: list[tuple[OpPlan, Candidate]] = []
-    queries = []
+    """Every candidate's prediction (or its wisdom), each distinct query asked once, in
+    one batched call: a program of a thousand ops has a few dozen distinct queries."""
+    asked: list[tuple[OpPlan, Candidate, Asked]] = []
+    queries: dict[Asked, tuple[Combo, Configuration]] = {}
+    failed: dict[Asked, RuntimeError] = {}
     for op in ops:
         for c in op.candidates:
             if c.why_not:  # left out before predicting
                 continue
-            combo = (op.site.kernel, c.variant, c.device)
-            try:
-                traits = _traits(chosen.models, combo, op.site)
-            except RuntimeError as error:  # the auto-scheduler failed: so would the build
-                c.why_not = f"its schedule could not be made for these shapes: {error}"
+            key = ((op.site.kernel, c.variant, c.device), op.site.shapes, op.site.dtype)
+            if key not in queries and key not in failed:
+                try:
+                    queries[key] = _query(chosen.models, key[0], op.site)
+                except RuntimeError as error:  # the auto-scheduler failed: so would the build
+                    failed[key] = error
+            if key in failed:
+                c.why_not = f"its schedule could not be made for these shapes: {failed[key]}"
                 continue
-            asked.append((op, c))
-            queries.append((combo, Configuration(op.site.kernel, op.site.shapes, op.site.dtype,
-                                                 _complexity(op.site, c), traits)))
-    for (op, candidate), p in zip(asked, chosen.adapted.predict(queries), strict=True):
-        if math.isnan(p.seconds):
-            candidate.why_not = "no model for this variant on this machine"
-            continue
-        candidate.base_s = p.base_s
-        known = chosen.wisdom.seconds((op.site.kernel, candidate.variant, candidate.device),
-                                      op.site.dtype, op.site.shapes) if chosen.wisdom else None
-        if known is not None:
-            set_measured(op, candidate, known, "wisdom")
-        else:
-            candidate.predicted_s, candidate.low_s, candidate.high_s = (
-                p.seconds, p.low_s, p.high_s)
-            candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
+            asked.append((op, c, key))
+    predictions = dict(zip(queries, chosen.adapted.predict(list(queries.values())),
+                           strict=True))
+    known = {key: _wisdom(chosen, key) for key in queries}
+    for op, candidate, key in asked:
+        _set_prediction(op, candidate, predictions[key], known[key])
+
+
+def _query(models: ModelSet, combo: Combo, site: Site) -> tuple[Combo, Configuration]:
+    """The model's query for the combination at the site."""
+    return combo, Configuration(site.kernel, site.shapes, site.dtype,
+                                _variant_complexity(*combo, site.shapes),
+                                _traits(models, combo, site))
+
+
+def _wisdom(chosen: ChosenModels, key: Asked) -> float | None:
+    """The time measured before on these exact shapes, if any."""
+    combo, shapes, dtype = key
+    return chosen.wisdom.seconds(combo, dtype, shapes) if chosen.wisdom else None
+
+
+def _set_prediction(op: OpPlan, candidate: Candidate, p: Prediction,
+                    known: float | None) -> None:
+    if math.isnan(p.seconds):
+        candidate.why_not = "no model for this variant on this machine"
+        return
+    candidate.base_s = p.base_s
+    if known is not None:
+        set_measured(op, candidate, known, "wisdom")
+    else:
+        candidate.predicted_s, candidate.low_s, candidate.high_s = (
+            p.seconds, p.low_s, p.high_s)
+        candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
 
 
 def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
@@ -368,10 +418,6 @@ def _traits(models: ModelSet, combo: tuple[str, str, str], site: Site) -> Traits
 def _variant_traits(kernel: str, variant: str, device: str,
                     shapes: tuple[tuple[int, ...], ...], dtype: str) -> Traits:
     return traits_of(kernel, variant, device, shapes, dtype)
-
-
-def _complexity(site: Site, candidate: Candidate) -> float:
-    return _variant_complexity(site.kernel, candidate.variant, candidate.device, site.shapes)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -430,16 +476,29 @@ def apply_plan(plan: Plan) -> None:
         if op.chosen is None:
             continue
         attributes = op.site.op.attributes
-        attributes["variant"] = StringAttr(op.chosen.variant)
+        attributes["variant"] = _string(op.chosen.variant)
         if op.start is not None:
-            attributes["start_variant"] = StringAttr(op.start.variant)
+            attributes["start_variant"] = _string(op.start.variant)
         else:
             attributes.pop("start_variant", None)
-        attributes["device"] = StringAttr(op.chosen.device)
-        attributes["predicted_s"] = FloatAttr(float(op.chosen.predicted_s or 0.0), f64)
+        attributes["device"] = _string(op.chosen.device)
+        attributes["predicted_s"] = _seconds(float(op.chosen.predicted_s or 0.0))
         if op.chosen.low_s is not None and op.chosen.high_s is not None:
-            attributes["predicted_low_s"] = FloatAttr(float(op.chosen.low_s), f64)
-            attributes["predicted_high_s"] = FloatAttr(float(op.chosen.high_s), f64)
+            attributes["predicted_low_s"] = _seconds(float(op.chosen.low_s))
+            attributes["predicted_high_s"] = _seconds(float(op.chosen.high_s))
+
+
+@functools.lru_cache(maxsize=1024)
+def _string(value: str) -> StringAttr:
+    """The attribute of this text: attributes are immutable, so ops share them (a program
+    repeats its choices, and making an attribute verifies it)."""
+    return StringAttr(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _seconds(value: float) -> FloatAttr:
+    """The f64 attribute of these seconds, shared like `_string`'s."""
+    return FloatAttr(value, f64)
 
 
 @dataclass(frozen=True)

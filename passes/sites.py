@@ -96,21 +96,20 @@ def _source(value: SSAValue, seen: frozenset[SSAValue] = frozenset()) -> SSAValu
     what its body yields."""
     if value in seen:
         return value
-    seen = seen | {value}
     if isinstance(value, OpResult) and isinstance(value.op, scf.ForOp | RegionOp):
         yielded = value.op.regions[0].block.last_op
         assert yielded is not None
-        return _source(yielded.operands[value.index], seen)
+        return _source(yielded.operands[value.index], seen | {value})
     if isinstance(value, BlockArgument) and isinstance(value.block.parent_op(), RegionOp):
         region = value.block.parent_op()
         assert region is not None
-        return _source(region.operands[value.index], seen)
+        return _source(region.operands[value.index], seen | {value})
     if isinstance(value, BlockArgument) and isinstance(value.block.parent_op(), scf.ForOp):
         if value.index == 0:
             return value
         yielded = value.block.last_op
         assert yielded is not None
-        return _source(yielded.operands[value.index - 1], seen)
+        return _source(yielded.operands[value.index - 1], seen | {value})
     return value
 
 
@@ -132,8 +131,11 @@ def data_flow(module: ModuleOp) -> DataFlow:
             ))
     values: list[Value] = []
     value_of: dict[SSAValue, int] = {}
+    """The id of each source value (`_source`) and of each value read, once found."""
 
     def value_id(value: SSAValue) -> int:
+        if value in value_of:  # a program's inputs are read by many ops
+            return value_of[value]
         source = _source(value)
         if source not in value_of:
             producer = HOST
@@ -142,7 +144,8 @@ def data_flow(module: ModuleOp) -> DataFlow:
             times = sites[producer].trips if producer != HOST else 1
             value_of[source] = len(values)
             values.append(Value(producer, _tensor_bytes(source), times))
-        return value_of[source]
+        value_of[value] = value_of[source]
+        return value_of[value]
 
     for site in sites:
         site.operands = [value_id(o) for o in site.op.operands]

@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import functools
 import importlib.util
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -37,13 +38,22 @@ _CL_PLATFORM_NAME = 0x0902
 
 @functools.cache
 def _library(name: str = OPENCL_LIBRARY) -> ctypes.CDLL | None:
+    """The loader, or None. On Linux it is opened by its soname, where the dynamic linker
+    finds it: `ctypes.util.find_library` would run `ldconfig -p` and, where the library
+    is missing, a C compiler and the linker (20 ms on the reference machine)."""
+    for path in _library_paths(name):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def _library_paths(name: str) -> list[str]:
+    if sys.platform.startswith("linux"):
+        return [f"lib{name}.so.1", f"lib{name}.so"]
     path = ctypes.util.find_library(name)
-    if path is None:
-        return None
-    try:
-        return ctypes.CDLL(path)
-    except OSError:
-        return None
+    return [path] if path else []
 
 
 def _first_platform(cl: ctypes.CDLL) -> ctypes.c_void_p | None:
