@@ -5,8 +5,8 @@ before selection, so its parameters and shapes are in it) to how many times
 `annc run` ran it and when it last did. Selection expects a build to serve as many
 runs again as the program has had (`expected_runs`): a program run ten times is
 likely to run ten more, a new one at least once (this run). The count goes in
-powers of two (1, 2, 4, 8, ...) so that a kept plan (`annc.plans`) changes only when
-it doubles. The file keeps the `KEPT` most recently run programs; one that cannot
+powers of four (1, 4, 16, ...) so that a kept plan (`annc.plans`, keyed by it) is
+made again only at the 4th, 16th, 64th ... run of a program. The file keeps the `KEPT` most recently run programs; one that cannot
 be read is started afresh; where `$ANNC_HOME` cannot be written nothing is kept.
 Every run counts, `--no-record` or not: how often a program runs is not a
 measurement.
@@ -58,9 +58,11 @@ def past_runs(key: str) -> int:
 
 def expected_runs(key: str) -> int:
     """The runs a build made now is expected to serve: this one and as many again as
-    the program has had, rounded down to a power of two."""
-    runs = 1 + past_runs(key)
-    return 1 << (runs.bit_length() - 1)
+    the program has had, rounded down to a power of four."""
+    runs, expected = 1 + past_runs(key), 1
+    while expected * 4 <= runs:
+        expected *= 4
+    return expected
 
 
 def count_run(key: str) -> None:

@@ -196,7 +196,8 @@ def _candidates(site: Site, devices: list[str], catalogue: _Catalogue,
     found = []
     for device in options:
         for variant, compile_s, build in catalogue.applicable(site, device):
-            why_not = left_out.get(variant.backend, "") if build == "compile" else ""
+            starts = build == "compile" or (build == "cached" and variant.backend == "jax")
+            why_not = left_out.get(variant.backend, "") if starts else ""
             found.append(Candidate(variant.name, device, None, compile_s, math.inf,
                                    why_not=why_not, build=build))
     return found
@@ -293,14 +294,26 @@ def _start_inside_compiled_regions(plan: Plan) -> None:
     well would only delay the outer region's build, after which it never runs."""
     compiling = [r for r in fused_regions(plan.regions)
                  if r.chosen is not None and r.start is not None]
-    inside = {site for region in compiling for site in region.sites}
+    inside = {site: region.index for region in compiling for site in region.sites}
     for op in plan.ops:
-        if op.site.index in inside and op.start is not None:
-            op.chosen, op.start = op.start, None
+        if op.site.index in inside and op.start is not None and op.chosen is not None:
+            op.chosen = _demote(op.chosen, op.start, inside[op.site.index])
+            op.start = None
     for region in plan.regions:
-        if region.start is not None and region not in compiling and set(
-                region.sites) <= inside:
-            region.chosen, region.start = region.start, None
+        sites = set(region.sites)
+        outer = next((r.index for r in compiling if r is not region
+                      and sites <= set(r.sites)), None)
+        if region.start is not None and region.chosen is not None and outer is not None:
+            region.chosen = _demote(region.chosen, region.start, outer)
+            region.start = None
+
+
+def _demote(chosen: Candidate, start: Candidate, region: int) -> Candidate:
+    """`start` runs instead of `chosen`, inside region `region` (see above)."""
+    chosen.why_not = (f"not built: region {region} around it builds beside the run, and "
+                      f"until then this runs {start.variant}, which needs no build")
+    start.why_not = ""
+    return start
 
 
 def _starts_here(candidate: Candidate, backend: str) -> bool:

@@ -139,10 +139,15 @@ def test_running_a_plan_again_gives_the_same_outputs_and_times_of_that_run_only(
     module = _module(LOOP, "selected")
     plan = compile_plan(module, DEVICES)
     x = np.arange(4.0)
+
+    def executions() -> list[int]:
+        return [r.executions for r in plan.records()] + [len(r.times_ns) for r in plan.regions]
+
     first = plan.run([x])["y"]
+    once = executions()
     second = plan.run([x])["y"]
     np.testing.assert_array_equal(first, second)
-    assert [r.executions for r in plan.records()] == [3, 3]
+    assert executions() == once and once in ([3, 3], [1])  # its ops, or its compiled loop
 
 
 def test_an_op_no_plan_step_exists_for_is_refused_by_name():

@@ -96,6 +96,13 @@ def register(variant: Variant) -> Variant:
     return variant
 
 
+def unregister(variant: Variant) -> None:
+    """Removes a registered variant (one a test or a plugin registered for a while)."""
+    if _REGISTRY.get(variant.key) is variant:
+        del _REGISTRY[variant.key]
+        _BY_KERNEL.clear()
+
+
 _BY_KERNEL: dict[tuple[str, str | None], list[Variant]] = {}
 """`variants_for` answers, built on first use and dropped whenever a variant registers."""
 

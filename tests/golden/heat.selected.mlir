@@ -1,7 +1,7 @@
 builtin.module attributes {annc.source = "examples/heat.ann", annc.inputs = ["T", "alpha"], annc.outputs = ["T", "E"], annc.targets = ["cpu"]} {
   func.func @main(%T: tensor<256x256xf32>, %alpha: tensor<f32>) -> (tensor<256x256xf32>, tensor<f32>) {
     %L = kernel.constant dense<[[0.000000e+00, 1.000000e+00, 0.000000e+00], [1.000000e+00, -4.000000e+00, 1.000000e+00], [0.000000e+00, 1.000000e+00, 0.000000e+00]]> : tensor<3x3xf32>
-    %0 = kernel.region(%T, %alpha, %L) {loc = "examples/heat.ann:16:15", variant = "ops"} : (tensor<256x256xf32>, tensor<f32>, tensor<3x3xf32>) -> tensor<256x256xf32> {
+    %0 = kernel.region(%T, %alpha, %L) {loc = "examples/heat.ann:16:15", variant = "jax", start_variant = "ops", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : (tensor<256x256xf32>, tensor<f32>, tensor<3x3xf32>) -> tensor<256x256xf32> {
     ^bb0(%1: tensor<256x256xf32>, %2: tensor<f32>, %3: tensor<3x3xf32>):
       %4 = arith.constant 0 : index
       %5 = arith.constant 100 : index
@@ -13,7 +13,7 @@ builtin.module attributes {annc.source = "examples/heat.ann", annc.inputs = ["T"
           %13 = kernel.mul %9, %10 {loc = "examples/heat.ann:16:15", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<f32> -> tensor<f32>
           %14 = kernel.conv2d %11, %12 {loc = "examples/heat.ann:16:25", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<3x3xf32> -> tensor<256x256xf32>
           %15 = kernel.mul %13, %14 {loc = "examples/heat.ann:16:23", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<f32>, tensor<256x256xf32> -> tensor<256x256xf32>
-          %T_3 = kernel.add %11, %15 {loc = "examples/heat.ann:16:9", variant = "numpy.reference", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
+          %T_3 = kernel.add %11, %15 {loc = "examples/heat.ann:16:9", variant = "numpy", device = "cpu", predicted_s = <predicted>, predicted_low_s = <predicted>, predicted_high_s = <predicted>} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
           kernel.yield %T_3 : tensor<256x256xf32>
         }
         scf.yield %8 : tensor<256x256xf32>
