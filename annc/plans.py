@@ -1,7 +1,7 @@
 """The selected plan of a program, kept so that running it again skips selection.
 
-`annc run` keys a plan by everything selection reads: the program as IR text (so
-its parameters and targets are in it), the `--measure` policy, annc's version,
+`annc run` keys a plan by everything selection reads: the program (its text,
+parameters and targets, which make its IR), the `--measure` policy, annc's version,
 this machine's fingerprint and the bytes of the model, corrections and wisdom
 files in use. When a run finds its key under `$ANNC_HOME/plans/`, it applies the
 kept choices to the IR and skips the variant library, the models, the predictor
@@ -46,13 +46,14 @@ def _digest(path: Path) -> str:
         return "-"
 
 
-def plan_key(module: ModuleOp, measure: str, runs: int = 1) -> str:
-    """What selection of this module would read, hashed (`runs`: the runs a build is
-    expected to serve, from `annc.history`)."""
+def plan_key(program: str, measure: str, runs: int = 1) -> str:
+    """What selection of a program would read, hashed: the program (`annc.history.
+    program_key`: what its IR is made from), `runs` (the runs a build is expected to
+    serve), the policy, the machine and the files of models, corrections and wisdom."""
     machine = fingerprint().id
     trained = user_models_path(machine)
     models = trained if trained.exists() else DEFAULT_MODELS
-    parts = [str(module), measure, annc_version(), machine, _digest(models),
+    parts = [program, measure, annc_version(), machine, _digest(models),
              _digest(corrections_path(machine)), _digest(wisdom_file(machine)), runs]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 

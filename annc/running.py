@@ -35,6 +35,7 @@ from hardware.execution.plan import ExecutablePlan, OpRecord
 from hardware.execution.planning import BUILDS, Builds, compile_plan
 from hardware.execution.progress import RunProgress
 from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.warm import WarmUp
 from hardware.variants.compiled import build_seconds
 from hardware.variants.halide import build_cache
 from passes.overrides import override_variants
@@ -85,6 +86,7 @@ def run_module(
     builds: str | None = None,
     wait_for_builds: bool | None = None,
     progress: bool | RunProgress = False,
+    warm: WarmUp | None = None,
 ) -> RunResult:
     """Runs compiled IR on the given inputs (missing ones generated from `seed`).
 
@@ -92,7 +94,9 @@ def run_module(
     (`passes.overrides`); `models` names the model set that selected the variants, for
     the report. `builds` (beside, first, never) says what to do about chosen variants
     whose builds are not kept (`hardware.execution.planning`); `progress` shows a bar
-    on standard error for a run that lasts (or is told the trips of the outer loops)."""
+    on standard error for a run that lasts (or is told the trips of the outer loops);
+    `warm` is the process's warm-up for this run, started while it compiled
+    (`hardware.execution.warm`)."""
     builds = builds_mode(builds)
     if variants:
         override_variants(module, variants)
@@ -114,6 +118,8 @@ def run_module(
     try:
         told = progress if isinstance(progress, RunProgress) else RunProgress(0, progress)
         executable = compile_plan(module, devices, plan_builds, told)
+        if warm is not None:
+            warm.finish()  # after the builds, so that the execution gets its memory
         outputs = executable.run(arrays)
     except BaseException:
         if beside is not None:
@@ -222,13 +228,15 @@ def run_file(
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
+    warm = WarmUp()
     compiled = compile_program(read_source(path), str(path), params, targets, "selected",
-                               measure, record=recording, kept_plans=True, variants=variants)
+                               measure, record=recording, kept_plans=True, variants=variants,
+                               lowered=warm.start)
     plan = compiled.selection
     selection_builds = build_seconds() - built
     startup_s += time.perf_counter() - began - selection_builds
     result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
-                        wait_for_builds=wait_for_builds, progress=progress)
+                        wait_for_builds=wait_for_builds, progress=progress, warm=warm)
     result.report = {**result.report, "startup_s": startup_s,
                      "compile_s": result.report["compile_s"] + selection_builds}
     count_run(compiled.program_key)

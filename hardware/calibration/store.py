@@ -24,6 +24,7 @@ import importlib.metadata
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -254,6 +255,22 @@ def _check_contents(path: Path, integrity: bool = True) -> None:
         connection.close()
 
 
+def _write_ahead(connection: sqlite3.Connection) -> None:
+    """Turns on write-ahead logging. Two processes creating the database at once: the
+    one that does not get the lock for this is told "database is locked" at once,
+    without SQLite's busy wait (seen in `test_two_calibrations_into_one_database_lose_
+    nothing`), so it tries again, up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class MeasurementStore:
     """An open measurement database. Use as a context manager, or call `close()`."""
 
@@ -275,7 +292,7 @@ class MeasurementStore:
             self._connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                                isolation_level=None)
             self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._connection.execute("PRAGMA journal_mode = WAL")
+            _write_ahead(self._connection)
             self._connection.execute("PRAGMA synchronous = NORMAL")
             self._create_schema()
         except sqlite3.DatabaseError as error:
