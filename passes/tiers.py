@@ -103,9 +103,10 @@ def is_tie(candidate: Candidate, best: Candidate) -> bool:
         candidate.cost_s == best.cost_s)
 
 
-HELPER_START_S = 0.35
+HELPER_START_S = 0.25
 """Seconds from a run's first build beside it to its helper process being ready to
-build: Python's start and annc's imports (`hardware.execution.build_worker`)."""
+build: Python's start and annc's imports (`hardware.execution.build_worker`); 0.21–0.25 s
+to answer a job kept already, on the reference machine (2026-12-07, 10 helpers)."""
 
 
 @dataclass

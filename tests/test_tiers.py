@@ -279,3 +279,74 @@ def test_ctrl_c_stops_a_compiled_loop_between_two_chunks(tmp_path: Path):
     words, seconds = done.stdout.split()[0], float(done.stdout.split()[-1])
     assert words == "interrupted"
     assert seconds < 10  # the loop alone would run for hours; a chunk lasts about 0.2 s
+
+
+def test_a_program_is_expected_to_run_again_as_often_as_it_has_run():
+    from annc.history import count_run, expected_runs, past_runs, program_key
+
+    key = program_key("input x : f32[4]\noutput x\n", {"N": 3}, None)
+    assert key != program_key("input x : f32[4]\noutput x\n", {"N": 4}, None)
+    seen = []
+    for _ in range(16):
+        seen.append(expected_runs(key))
+        count_run(key)
+    assert past_runs(key) == 16
+    assert seen == [1, 1, 1] + [4] * 12 + [16]  # powers of four: kept plans rarely change
+    assert expected_runs(key) == 16
+
+
+def test_the_progress_of_a_run_counts_the_trips_of_its_outer_loops():
+    text = ("input x : f64[4]\nrepeat 5 {\n  repeat 3 {\n    x = x * 0.5\n  }\n"
+            "  x = -x\n}\nrepeat 2 {\n  x = x + 1.0\n}\noutput x\n")
+    module = _selected(text)
+    for op in module.walk():
+        if isinstance(op, RegionOp):
+            op.attributes["variant"] = StringAttr(catalogue.OPS)
+            op.attributes.pop("start_variant", None)
+    progress = RunProgress(0, show=False)
+    plan = compile_plan(module, DEVICES, Builds("never"), progress)
+    plan.run([np.ones(4)])
+    assert progress.total == progress.done == 7
+
+
+def test_the_warm_up_leaves_the_outputs_as_they_were():
+    from hardware.execution.warm import WarmUp, result_bytes
+
+    module = _selected(HEAT)
+    assert result_bytes(module) >= 48 * 48 * 4  # at least the field the loop yields
+    arrays = prepare_inputs(input_specs(module), {}, 0)
+    want = compile_plan(module, DEVICES, Builds("never")).run(arrays)
+    warm = WarmUp()
+    warm.start(module)
+    warm.finish()
+    got = compile_plan(module, DEVICES, Builds("never")).run(arrays)
+    np.testing.assert_array_equal(got["T"], want["T"])
+
+
+def test_explain_shows_what_starts_and_what_builds_beside_it(tmp_path: Path):
+    program = tmp_path / "p.ann"
+    program.write_text(HEAT.replace("param N = 48", "param N = 256"))
+    report = _annc(tmp_path / "explained", "explain", str(program))
+    assert report["runs"] == 1 and report["tiers"]  # the shipped models build here
+    places = {f"#{op['index']}": op["chosen"] for op in report["ops"]}
+    places |= {f"region {r['index']}": r["chosen"] for r in report["regions"]}
+    for tier in report["tiers"]:
+        assert tier["start"] != tier["target"] and tier["ready_s"] > 0
+        assert places[tier["at"]] == {"variant": tier["target"], "device": tier["device"],
+                                      "start": tier["start"]}
+
+
+@needs_cc
+def test_builds_not_done_when_the_run_ends_go_on_and_are_kept(tmp_path: Path):
+    module = _selected(HEAT)
+    _conv_on(module, "halide.direct", "numpy.reference")
+    result = run_module(module.clone(), builds="beside", wait_for_builds=False)
+    going = [note for note in result.notes if "go on in the background" in note]
+    if going:  # the build outlived this short run: its helper finishes it and exits
+        pid = int(going[0].split("(pid ")[1].split(")")[0])
+        _wait_until(lambda: not Path(f"/proc/{pid}").exists()
+                    or "zombie" in Path(f"/proc/{pid}/status").read_text())
+    again = run_module(module.clone(), builds="beside", wait_for_builds=True)
+    assert again.report["tiers"] == []  # kept: the second run starts on it
+    conv = next(op for op in again.report["ops"] if op["kernel"] == "conv2d")
+    assert conv["variant"] == "halide.direct"

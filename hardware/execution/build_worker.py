@@ -91,7 +91,21 @@ def reply(output: IO[str] | None, message: dict[str, Any]) -> IO[str] | None:
         return None
 
 
+NICENESS = 19
+"""The helper's `nice`: it runs at the lowest priority, so that where the run wants
+both cores it gets them first. What remains is the memory and caches the two share:
+20 products of 1000² f64 on both cores took 1.30–1.36x their time alone while the
+helper compiled two Halide kernels beside them (1.42–1.48x under Linux's `SCHED_IDLE`,
+oddly; 2026-12-07, three fresh homes each, medians of 5)."""
+
+
+def yield_to_the_run() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICENESS)
+
+
 def main() -> int:
+    yield_to_the_run()
     output: IO[str] | None = sys.stdout
     for line in sys.stdin:
         if not line.strip():

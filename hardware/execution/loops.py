@@ -49,6 +49,8 @@ class ChunkSizer:
         self.measured = False
 
     def next(self, remaining: int) -> int:
+        """The trips of the next chunk: about `CHUNK_S` of them (`FIRST_CHUNK_S` before
+        one was timed), all that remain where less than half a chunk more would."""
         if self.per_trip_s is None:
             trips = 1
         else:
@@ -56,7 +58,7 @@ class ChunkSizer:
             trips = max(1, int(aim / self.per_trip_s))
             if self.last:
                 trips = min(trips, self.last * GROWTH)
-        self.last = min(trips, remaining)
+        self.last = remaining if remaining <= trips * 3 // 2 else trips
         return self.last
 
     def saw(self, trips: int, seconds: float) -> None:

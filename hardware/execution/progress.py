@@ -22,20 +22,24 @@ class RunProgress:
     def __init__(self, total_trips: int, show: bool = True) -> None:
         self.total = total_trips
         self.done = 0
-        self.show = show and total_trips > 0
+        self.show = show
         self.began = time.perf_counter()
         self._bar: Any = None
         self._task: Any = None
 
     def advance(self, trips: int) -> None:
         self.done += trips
-        if not self.show:
+        if not self.show or self.total <= 0:
             return
         if self._bar is None:
             if time.perf_counter() - self.began < SHOW_AFTER_S:
                 return
             self._open()
-        self._bar.update(self._task, completed=self.done)
+        self._bar.update(self._task, completed=self.done, elapsed=self._elapsed())
+
+    def _elapsed(self) -> str:
+        seconds = int(time.perf_counter() - self.began)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
     def _open(self) -> None:
         from rich.console import Console
@@ -44,16 +48,16 @@ class RunProgress:
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         self._bar = Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("trips"), TimeElapsedColumn(),
-                             TextColumn("left"), TimeRemainingColumn(),
+                             TextColumn("trips, {task.fields[elapsed]} so far,"),
+                             TimeRemainingColumn(), TextColumn("left"),
                              console=Console(file=sys.stderr), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task("run", total=self.total, completed=self.done)
+        self._task = self._bar.add_task("run", total=self.total, completed=self.done,
+                                        elapsed=self._elapsed())
 
     def close(self) -> None:
         if self._bar is not None:
