@@ -10,9 +10,9 @@ with a transpose and their sum, and a residual with its norm. These are BLAS-bou
 there is little for annc to choose, so what it adds to the BLAS calls is what shows.
 Each program's inputs are drawn once, saved to an `.npz` and given to all three:
 
-1. annc: `annc run PROGRAM --inputs IN.npz --report json --no-record` in a fresh
-   process, `--runs` times one after the other in one fresh `$ANNC_HOME` (a new user's
-   first run, then their later ones; builds beside a run are waited for,
+1. annc: `annc run PROGRAM --inputs IN.npz --report json` in a fresh process,
+   `--runs` times one after the other in one fresh `$ANNC_HOME`, recording on (a new
+   user's first run, then their later ones; builds beside a run are waited for,
    `ANNC_WAIT_FOR_BUILDS=1`); the report's `execute_s` (the execution's wall time).
 2. numpy: the same expressions in a fresh Python process that loads the inputs and
    times its first and only call (`--runs` processes).
@@ -112,12 +112,13 @@ def environment(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1", JAX_PLATFORMS="cpu")
+    env.pop("ANNC_NO_RECORD", None)  # a user's runs learn
     return env
 
 
 def run_annc(source: Path, inputs: Path, outputs: Path, home: Path) -> dict:
     command = [sys.executable, "-m", "annc", "run", str(source), "--inputs", str(inputs),
-               "--save", str(outputs), "--report", "json", "--no-record", "--target", "cpu"]
+               "--save", str(outputs), "--report", "json", "--target", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, env=environment(home),
                           cwd=ROOT)
     if done.returncode:

@@ -12,8 +12,8 @@ a bound state, Poisson pixel counts and a normalised Gaussian kernel, mean-free
 snapshots), saved to an `.npz` and given to all three implementations:
 
 1. annc: `annc run EXAMPLE -D ... --inputs IN.npz --save OUT.npz --report json
-   --no-record --target cpu` in a fresh process, `--repeats` times (at least 3), one
-   after the other in a fresh `$ANNC_HOME` per workload, as a new user would: the
+   --target cpu` in a fresh process, `--repeats` times (at least 3), one after the
+   other in a fresh `$ANNC_HOME` per workload, recording on, as a new user would: the
    first run (nothing kept, builds made beside it), the third (which starts on what
    the first two built) and the median of the third and later runs of the report's
    `execute_s` (execution, start-up and compilation excluded), `startup_s`,
@@ -261,6 +261,7 @@ def environment(target: str, home: Path | None = None) -> dict[str, str]:
         env["JAX_PLATFORMS"] = "cpu"
     if home is not None:
         env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1")
+        env.pop("ANNC_NO_RECORD", None)
     return env
 
 
@@ -294,7 +295,7 @@ def run_annc(workload: Workload, params: Params, inputs: Path, outputs: Path,
     defines = [arg for name, value in params.items() for arg in ("-D", f"{name}={value}")]
     command = [sys.executable, "-m", "annc", "run", str(workload.example), *defines,
                "--inputs", str(inputs), "--save", str(outputs), "--report", "json",
-               "--no-record", "--target", target]
+               "--target", target]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True,
                           env=environment(target, home), cwd=ROOT)
