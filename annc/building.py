@@ -55,7 +55,7 @@ def build_ahead(jobs: list[BuildJob], told: Callable[[Built], None] | None = Non
         if told is not None:
             told(built)
 
-    beside = Beside(load=False, answered=answered)
+    beside = Beside(load=False, answered=answered, delay_s=0)
     try:
         for job in jobs:
             beside.submit(job, lambda kernel: None)

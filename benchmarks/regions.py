@@ -12,11 +12,11 @@ a bound state, Poisson pixel counts and a normalised Gaussian kernel, mean-free
 snapshots), saved to an `.npz` and given to all three implementations:
 
 1. annc: `annc run EXAMPLE -D ... --inputs IN.npz --save OUT.npz --report json
-   --target cpu` in a fresh process, `--repeats` times (at least 3), one after the
-   other in a fresh `$ANNC_HOME` per workload, recording on, as a new user would: the
-   first run (nothing kept, builds made beside it), the third (which starts on what
-   the first two built) and the median of the third and later runs of the report's
-   `execute_s` (execution, start-up and compilation excluded), `startup_s`,
+   --target cpu` in a fresh process, three times one after the other in a fresh
+   `$ANNC_HOME`, recording on, as a new user would, and that `--repeats` times (a new
+   home each time): medians over the repeats of the first run (nothing kept, builds
+   made beside it) and of the third (which starts on what the first two built): the
+   report's `execute_s` (execution, start-up and compilation excluded), `startup_s`,
    `compile_s` and the process's wall time. Each run waits for the builds it made
    beside itself before it exits (`ANNC_WAIT_FOR_BUILDS=1`), so that the next run
    finds them whatever the machine's speed.
@@ -65,6 +65,8 @@ JAX_SCRIPT = Path(__file__).resolve().parent / "regions_jax.py"
 SEED = 20261125
 LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-8}
+RUNS = 3
+"""annc's runs per fresh home: the first (nothing kept) and the third are reported."""
 """The largest relative error against numpy that counts as agreement, by output dtype."""
 
 Arrays = dict[str, np.ndarray]
@@ -367,19 +369,22 @@ def measure(workload: Workload, params: Params, repeats: int, target: str,
     assert isinstance(jax_out, dict)
     log(f"  jax.jit {statistics.median(jax_times):.4g} s")
 
-    annc_runs, jax_processes, annc_ops = [], [], []
+    sequences: list[list[dict[str, float]]] = []
+    jax_processes, annc_ops = [], []
     annc_out = folder / f"{workload.name}_annc.npz"
     jax_process_out = folder / f"{workload.name}_jax.npz"
-    home = folder / f"home_{workload.name}"
-    for run in range(max(repeats, 3)):
-        annc_ops.clear()
-        annc_runs.append(run_annc(workload, params, inputs_path, annc_out, target, annc_ops,
-                                  home))
-        if run < repeats:
-            jax_processes.append(run_jax_process(workload, params, inputs_path,
-                                                 jax_process_out, target))
-    log(f"  annc execute, runs 1..{len(annc_runs)}: "
-        + ", ".join(f"{r['execute_s']:.4g}" for r in annc_runs) + " s")
+    for sequence in range(repeats):  # a new user each time: a fresh home, three runs
+        home = folder / f"home_{workload.name}_{sequence}"
+        runs = []
+        for _ in range(RUNS):
+            annc_ops.clear()
+            runs.append(run_annc(workload, params, inputs_path, annc_out, target, annc_ops,
+                                 home))
+        sequences.append(runs)
+        jax_processes.append(run_jax_process(workload, params, inputs_path,
+                                             jax_process_out, target))
+        log(f"  annc execute, runs 1..{RUNS}: "
+            + ", ".join(f"{r['execute_s']:.4g}" for r in runs) + " s")
 
     scales = workload.scales(inputs)
     errors = {"annc": relative_error(load(annc_out), reference, scales),
@@ -390,13 +395,14 @@ def measure(workload: Workload, params: Params, repeats: int, target: str,
     log("  relative error against numpy: "
         + ", ".join(f"{k} {v:.2g}" for k, v in errors.items())
         + ("" if max(errors.values()) <= allowed else f"  (over {allowed:g}!)"))
-    later = annc_runs[2:]
+    firsts, thirds = [runs[0] for runs in sequences], [runs[2] for runs in sequences]
     return {
         "workload": workload.name, "params": params,
-        "annc": {key: summary([r[key] for r in later]) for key in
+        "annc": {key: summary([r[key] for r in thirds]) for key in
                  ("execute_s", "startup_s", "compile_s", "process_s")},
-        "annc_runs": annc_runs, "annc_first_run": annc_runs[0],
-        "annc_third_run": annc_runs[2], "annc_ops": annc_ops,
+        "annc_first": {key: summary([r[key] for r in firsts]) for key in
+                       ("execute_s", "startup_s", "compile_s", "process_s")},
+        "annc_sequences": sequences, "annc_ops": annc_ops,
         "jax_jit_s": summary(jax_times),
         "jax_process": {key: summary([r[key] for r in jax_processes])
                         for key in jax_processes[0]},
@@ -441,25 +447,25 @@ def _seconds(s: dict) -> str:
 
 
 def table(cases: list[dict]) -> list[str]:
-    lines = ["| workload | sizes | annc 1st run s | annc 3rd run s | annc runs 3+ s "
+    lines = ["| workload | sizes | annc 1st run s | annc 3rd run s (spread) "
              "| jax.jit s | numpy s | jit/annc 1st | jit/annc 3rd | numpy/annc 3rd "
-             "| annc process s (3+) | jax process s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| annc 3rd process s | jax process s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     columns: dict[str, list[float]] = {}
     for case in cases:
-        first = case["annc_first_run"]["execute_s"]
-        third = case["annc_third_run"]["execute_s"]
+        first = case["annc_first"]["execute_s"]["median"]
+        third = case["annc"]["execute_s"]["median"]
         jit, numpy_s = case["jax_jit_s"]["median"], case["numpy_s"]["median"]
-        values = {"first": first, "third": third, "annc": case["annc"]["execute_s"]["median"],
-                  "jit": jit, "numpy": numpy_s, "jit/first": jit / first,
-                  "jit/third": jit / third, "numpy/third": numpy_s / third,
+        values = {"first": first, "third": third, "jit": jit, "numpy": numpy_s,
+                  "jit/first": jit / first, "jit/third": jit / third,
+                  "numpy/third": numpy_s / third,
                   "annc process": case["annc"]["process_s"]["median"],
                   "jax process": case["jax_process"]["process_s"]["median"]}
         for key, value in values.items():
             columns.setdefault(key, []).append(value)
         sizes = ", ".join(f"{k}={v}" for k, v in case["params"].items())
         lines.append(
-            f"| {case['workload']} | {sizes} | {first:.4g} | {third:.4g} | "
+            f"| {case['workload']} | {sizes} | {_seconds(case['annc_first']['execute_s'])} | "
             f"{_seconds(case['annc']['execute_s'])} | "
             f"{_seconds(case['jax_jit_s'])} | {_seconds(case['numpy_s'])} | "
             f"{values['jit/first']:.2f} | {values['jit/third']:.2f} | "
@@ -468,7 +474,7 @@ def table(cases: list[dict]) -> list[str]:
             f"{_seconds(case['jax_process']['process_s'])} |")
     if cases:
         g = {key: geomean(values) for key, values in columns.items()}
-        lines.append(f"| **geomean** | | {g['first']:.4g} | {g['third']:.4g} | {g['annc']:.4g} "
+        lines.append(f"| **geomean** | | {g['first']:.4g} | {g['third']:.4g} "
                      f"| {g['jit']:.4g} | {g['numpy']:.4g} | **{g['jit/first']:.2f}** | "
                      f"**{g['jit/third']:.2f}** | **{g['numpy/third']:.2f}** | "
                      f"{g['annc process']:.4g} | {g['jax process']:.4g} |")
@@ -476,7 +482,7 @@ def table(cases: list[dict]) -> list[str]:
 
 
 def details(cases: list[dict]) -> list[str]:
-    lines = ["| workload | annc startup_s | annc compile_s | annc first process s "
+    lines = ["| workload | annc startup_s (3rd) | annc compile_s (3rd) | annc 1st process s "
              "| jax import s | jax first call s (trace + compile + run) "
              "| max rel. error vs numpy: annc / jax.jit / jax process |",
              "|---|---|---|---|---|---|---|"]
@@ -486,7 +492,7 @@ def details(cases: list[dict]) -> list[str]:
         lines.append(
             f"| {case['workload']} | {_seconds(case['annc']['startup_s'])} | "
             f"{_seconds(case['annc']['compile_s'])} | "
-            f"{case['annc_first_run']['process_s']:.4g} | "
+            f"{_seconds(case['annc_first']['process_s'])} | "
             f"{_seconds(case['jax_process']['import_s'])} | "
             f"{_seconds(case['jax_process']['first_call_s'])} | "
             f"{e['annc']:.1e} / {e['jax.jit']:.1e} / {e['jax process']:.1e}{flag} |")

@@ -17,10 +17,12 @@ For each example at its two realistic sizes (`selection.SIZES`), on the CPU:
 3. **The best candidate plan**: `annc tune` measures every candidate of every op alone
    on its real shapes; the candidate plans are every op on tune's fastest variant,
    with the regions run op by op or, one plan per region variant, compiled by it
-   where it can; plus the plan of the user's last run. Each runs in a fresh process
-   and home, built first (`builds="first"`), three times; its kernel time is the
-   median of the last two, its builds the first's `compile_s`. The best candidate
-   plan is the one of least kernel time.
+   where it can; plus the plan of the user's last run. Each gets a fresh home: a
+   first process builds it (`builds="first"`: its builds are that run's `compile_s`)
+   and runs it, then two fresh processes run it on what was built; its kernel time is
+   their median. The best candidate plan is the one of least kernel time. Then three
+   more of the user's runs and three of the best plan's, alternately, in fresh
+   processes: their medians' ratio is the judged one (drift reaches both).
 
 Judged: from the second run on, the user's kernel time against the best plan's
 (aim 1.10x at most); the first run's time (`compile_s + execute_s`) against the better
@@ -47,6 +49,7 @@ from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_RUNS = 3
+ROUNDS = 3
 
 RUN_PLAN = """
 import json, sys
@@ -108,21 +111,33 @@ def user_run(report: dict[str, Any]) -> dict[str, Any]:
                                          "switched_at_s", "build")} for t in report["tiers"]]}
 
 
-def run_plan(example: Path, params: dict[str, int], ops: dict[int, str],
-             regions: dict[int, str], folder: Path) -> dict[str, Any]:
-    """A candidate plan in a fresh process and home, built first, `PLAN_RUNS` times."""
-    spec = {"example": str(example), "params": params, "runs": PLAN_RUNS,
-            "ops": {str(k): v for k, v in ops.items()},
-            "regions": {str(k): v for k, v in regions.items()}}
-    home = Path(tempfile.mkdtemp(prefix="plan_", dir=folder))
+def plan_process(spec: dict[str, Any], home: Path) -> dict[str, Any] | str:
+    """One run of a candidate plan in a fresh process (its builds made first, or loaded
+    where `home` keeps them); an error's last line where it fails."""
     done = subprocess.run([sys.executable, "-c", RUN_PLAN, json.dumps(spec)],
                           capture_output=True, text=True, env=environment(home), cwd=ROOT)
     if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1][:300]}
-    runs = json.loads(done.stdout.strip().splitlines()[-1])
+        return done.stderr.strip().splitlines()[-1][:300]
+    run: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])[0]
+    return run
+
+
+def run_plan(example: Path, params: dict[str, int], ops: dict[int, str],
+             regions: dict[int, str], folder: Path) -> dict[str, Any]:
+    """A candidate plan in a fresh home: a first process builds and runs it, then
+    `PLAN_RUNS - 1` fresh processes run it on what was built (the first execution of a
+    process each time, as a user's later runs are)."""
+    spec = {"example": str(example), "params": params, "runs": 1,
+            "ops": {str(k): v for k, v in ops.items()},
+            "regions": {str(k): v for k, v in regions.items()}}
+    home = Path(tempfile.mkdtemp(prefix="plan_", dir=folder))
+    runs = [plan_process(spec, home) for _ in range(PLAN_RUNS)]
+    failed = [r for r in runs if isinstance(r, str)]
+    if failed:
+        return {"error": failed[0]}
     return {"kernel_s": statistics.median(r["total_measured_s"] for r in runs[1:]),
             "builds_s": runs[0]["compile_s"], "first_execute_s": runs[0]["execute_s"],
-            "runs": runs}
+            "runs": runs, "spec": spec, "home": str(home)}
 
 
 def fastest_ops(tuned: dict[str, Any]) -> dict[int, str]:
@@ -178,14 +193,27 @@ def measure(example: str, params: dict[str, int], runs: int, folder: Path, log) 
     measured = {k: v for k, v in plans.items() if "kernel_s" in v}
     best_name = min(measured, key=lambda k: measured[k]["kernel_s"])
     best = measured[best_name]
+    rounds = []  # the user's next runs and the best plan's, alternately: drift reaches both
+    for _ in range(ROUNDS):
+        mine = user_run(annc(home, "run", str(path), *defines(params), "--target", "cpu"))
+        theirs = (plan_process(best["spec"], Path(best["home"])) if "spec" in best
+                  else {"total_measured_s": best["kernel_s"]})
+        if isinstance(theirs, dict):
+            rounds.append((mine["kernel_s"], theirs["total_measured_s"]))
+    log("  alternated (annc, best): " + ", ".join(f"{a:.4g}/{b:.4g}" for a, b in rounds))
     best_with_builds = min(  # its first run in a fresh process: builds, then execution
         (p["builds_s"] + p["first_execute_s"] for p in measured.values()
          if p["builds_s"] is not None), default=float("inf"))
     first_time = user[0]["compile_s"] + user[0]["execute_s"]
     never_time = never["compile_s"] + never["execute_s"]
     return {"example": example, "params": params, "runs": user, "no_builds": never,
-            "plans": plans, "best": best_name, "best_kernel_s": best["kernel_s"],
+            "plans": {k: {f: v for f, v in p.items() if f not in ("spec", "home")}
+                      for k, p in plans.items()},
+            "best": best_name, "best_kernel_s": best["kernel_s"],
             "later_over_best": [r["kernel_s"] / best["kernel_s"] for r in user[1:]],
+            "rounds": rounds,
+            "alternated_over_best": statistics.median(a for a, _ in rounds)
+            / statistics.median(b for _, b in rounds) if rounds else None,
             "first_s": first_time, "no_builds_s": never_time,
             "best_with_builds_s": best_with_builds,
             "first_over_better": first_time / min(never_time, best_with_builds)}
@@ -194,7 +222,8 @@ def measure(example: str, params: dict[str, int], runs: int, folder: Path, log) 
 def table(cases: list[dict]) -> list[str]:
     lines = ["| example | sizes | run 1 s (wait + execute) | no builds s | best plan + builds s "
              "| run 1 / better | kernel s, runs 1.. | best plan kernel s (which) "
-             "| runs 2.. / best |", "|---|---|---|---|---|---|---|---|---|"]
+             "| runs 2.. / best | later runs / best, alternated |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
         sizes = ", ".join(f"{k}={v}" for k, v in c["params"].items())
         kernels = ", ".join(f"{r['kernel_s']:.3g}" for r in c["runs"])
@@ -202,12 +231,15 @@ def table(cases: list[dict]) -> list[str]:
         lines.append(f"| {c['example']} | {sizes} | {c['first_s']:.3g} | "
                      f"{c['no_builds_s']:.3g} | {c['best_with_builds_s']:.3g} | "
                      f"{c['first_over_better']:.2f} | {kernels} | "
-                     f"{c['best_kernel_s']:.3g} ({c['best']}) | {ratios} |")
+                     f"{c['best_kernel_s']:.3g} ({c['best']}) | {ratios} | "
+                     f"{c['alternated_over_best']:.2f} |")
     if cases:
         second = [c["later_over_best"][0] for c in cases if c["later_over_best"]]
         first = geomean([c["first_over_better"] for c in cases])
+        alternated = geomean([c["alternated_over_best"] for c in cases
+                              if c["alternated_over_best"]])
         lines.append(f"| **geomean** | | | | | **{first:.2f}** | | | "
-                     f"**{geomean(second):.2f}** (run 2) |")
+                     f"**{geomean(second):.2f}** (run 2) | **{alternated:.2f}** |")
     return lines
 
 

@@ -105,13 +105,6 @@ def fused_regions(plans: list[RegionPlan]) -> list[RegionPlan]:
     return [p for op, p in fused.items() if not inside_fused(op)]
 
 
-def saved_by_regions(plans: list[RegionPlan]) -> float:
-    """How much less the regions' choices cost than running every op one by one."""
-    return sum(p.sites_cost - p.chosen.cost_s for p in plans
-               if p.outermost and p.chosen is not None
-               and math.isfinite(p.sites_cost) and math.isfinite(p.chosen.cost_s))
-
-
 RegionQuery = tuple[Combo, Configuration]
 """What a region model is asked: (`region` or `loop`, variant, device), and the region's
 summary as its configuration."""

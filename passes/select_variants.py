@@ -44,6 +44,7 @@ from dsl import dtypes
 from dsl.lowering import module_targets
 from hardware.devices.available import available_devices
 from hardware.devices.backend_start import started
+from hardware.execution.beside import DELAY_S
 from hardware.variants import (
     LOAD_S,
     Shapes,
@@ -64,10 +65,10 @@ from passes.region_choice import (
     apply_regions,
     choose_regions,
     fused_regions,
-    saved_by_regions,
 )
 from passes.sites import DataFlow, Site, data_flow
 from passes.tiers import (
+    HELPER_START_S,
     NO_BUILD_BACKENDS,
     TierStep,
     charge_builds,
@@ -77,6 +78,7 @@ from passes.tiers import (
     run_seconds,
     start_candidate,
     tier_plan,
+    waiting_is_sooner,
 )
 from predictor.adaptation import Prediction
 from predictor.features import Configuration, trait_names
@@ -116,8 +118,14 @@ class Plan:
 
     @property
     def total_predicted_s(self) -> float:
-        ops = sum(op.chosen.cost_s for op in self.ops if op.chosen)
-        return ops - saved_by_regions(self.regions) + self.transfer_s + self.start_s
+        """The ops that run one by one, the regions that run compiled (each once, not the
+        ops inside it), the copies and the back ends' starts."""
+        compiled = fused_regions(self.regions)
+        inside = {site for region in compiled for site in region.sites}
+        ops = sum(op.chosen.cost_s for op in self.ops
+                  if op.chosen and op.site.index not in inside)
+        regions = sum(r.chosen.cost_s for r in compiled if r.chosen is not None)
+        return ops + regions + self.transfer_s + self.start_s
 
     def tiers(self) -> list[TierStep]:
         """What starts where a choice builds beside the run, in the order the run meets
@@ -137,7 +145,9 @@ class Plan:
                               region.chosen.variant.split(".")[0]))
         steps.sort(key=lambda step: (step[0], not step[1].startswith("region")))
         starts = self.chosen_models.models.backend_start_s if self.chosen_models else {}
-        return tier_plan([step[1:] for step in steps], self.runs, starts)
+        jax_here = 0.0 if started("jax") else starts.get("jax", 0.0)
+        return tier_plan([step[1:] for step in steps], self.runs, starts, DELAY_S,
+                         {"jax": jax_here + LOAD_S["jax"], "halide": LOAD_S["halide"]})
 
 
 def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
@@ -196,7 +206,7 @@ def _candidates(site: Site, devices: list[str], catalogue: _Catalogue,
     found = []
     for device in options:
         for variant, compile_s, build in catalogue.applicable(site, device):
-            starts = build == "compile" or (build == "cached" and variant.backend == "jax")
+            starts = build == "compile" or variant.backend == "jax"
             why_not = left_out.get(variant.backend, "") if starts else ""
             found.append(Candidate(variant.name, device, None, compile_s, math.inf,
                                    why_not=why_not, build=build))
@@ -274,7 +284,38 @@ def _plan(module: ModuleOp, flow: DataFlow, chosen: ChosenModels, devices: list[
         [op.chosen.device if op.chosen else None for op in ops], chosen, left_out,
         runs, plan.horizon_s)
     _start_inside_compiled_regions(plan)
+    _wait_where_sooner(plan, chosen.models.backend_start_s)
     return plan
+
+
+def _wait_where_sooner(plan: Plan, starts: dict[str, float]) -> None:
+    """A build beside the run is ready only after the helper's delay and start, its back
+    end's start there and the build (and, for JAX, JAX's start here to load it): where
+    the run would end sooner waiting for the build, it waits (no start variant)."""
+
+    def start_here(backend: str) -> float:
+        return 0.0 if started(backend) else starts.get(backend, 0.0)
+
+    def decide(start: Candidate, target: Candidate, backend: str) -> bool:
+        load = start_here("jax") + LOAD_S["jax"] if backend == "jax" else LOAD_S["halide"]
+        ready = DELAY_S + HELPER_START_S + starts.get(backend, 0.0) + target.compile_s + load
+        if not waiting_is_sooner(start, target, start_here(backend) + target.compile_s,
+                                 ready):
+            return False
+        target.beside = False
+        start.why_not = (f"waiting {target.compile_s * 1e3:.3g} ms for {target.variant}'s "
+                         "build ends this run sooner than starting on this")
+        return True
+
+    for op in plan.ops:
+        if op.start is not None and op.chosen is not None and decide(
+                op.start, op.chosen, get_variant(op.site.kernel, op.chosen.variant,
+                                                 op.chosen.device).backend):
+            op.start = None
+    for region in plan.regions:
+        if region.start is not None and region.chosen is not None and decide(
+                region.start, region.chosen, region.chosen.variant.split(".")[0]):
+            region.start = None
 
 
 def _horizon(ops: list[OpPlan]) -> float:
@@ -317,29 +358,33 @@ def _demote(chosen: Candidate, start: Candidate, region: int) -> Candidate:
 
 
 def _starts_here(candidate: Candidate, backend: str) -> bool:
-    """Whether running the candidate starts its back end in this process before the run:
-    a compile the run waits for; for JAX also a load from its cache (JAX is imported to
-    load), where Halide loads a kept kernel without starting its compiler. A compile
-    beside the run starts the back end in the helper process."""
-    if candidate.build == "compile":
-        return not candidate.beside
-    return backend == "jax" and candidate.build == "cached"
+    """Whether the plan starts the candidate's back end in this process by choosing it.
+    JAX, always: what XLA compiles runs in this process, which imports JAX to load it
+    (from its cache) or to compile it, in this run and in every later one, a build
+    beside the run included. Halide, only for a compile the run waits for: a kept
+    Halide build loads without its compiler, and one made beside the run starts the
+    compiler in the helper process."""
+    if backend == "jax":
+        return True
+    return candidate.build == "compile" and not candidate.beside
 
 
 def _uses(plan: Plan, backend: str) -> bool:
-    """Whether the plan starts that back end in this process, for an op or a region
-    that runs before anything switches (`_starts_here`). The ops and regions inside a
-    region that runs compiled are never built."""
+    """Whether the plan starts that back end in this process (`_starts_here`), for what an
+    op or region starts on or switches to. The ops and regions inside a region that
+    runs compiled never run."""
     regions = fused_regions(plan.regions)
     inside = {site for region in regions for site in region.sites}
     for op in plan.ops:
-        first = op.start or op.chosen
-        if (op.site.index not in inside and first is not None and get_variant(
-                op.site.kernel, first.variant, first.device).backend == backend
-                and _starts_here(first, backend)):
-            return True
-    return any(r.chosen is not None and r.chosen.variant.split(".")[0] == backend
-               and _starts_here(r.start or r.chosen, backend) for r in regions)
+        if op.site.index in inside:
+            continue
+        for candidate in (op.start, op.chosen):
+            if candidate is not None and get_variant(
+                    op.site.kernel, candidate.variant, candidate.device).backend == backend \
+                    and _starts_here(candidate, backend):
+                return True
+    return any(c is not None and c.variant.split(".")[0] == backend
+               and _starts_here(c, backend) for r in regions for c in (r.start, r.chosen))
 
 
 Asked = tuple[Combo, Shapes, str]

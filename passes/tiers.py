@@ -128,19 +128,35 @@ class TierStep:
 
 
 def tier_plan(steps: list[tuple[str, Candidate, Candidate, float, str]], runs: int,
-              backend_start_s: dict[str, float]) -> list[TierStep]:
+              backend_start_s: dict[str, float], delay_s: float,
+              load_s: dict[str, float]) -> list[TierStep]:
     """The tier plan from (where, start, target, saving, the target's back end) in the
-    order the run meets them: builds queue in one helper, which starts each back end
-    once."""
+    order the run meets them: builds queue in one helper, started `delay_s` into the
+    run, which starts each back end once; each is then loaded here (`load_s` by back
+    end: JAX's includes its start here, where it is not started yet)."""
     plan = []
-    ready = HELPER_START_S
+    built = delay_s + HELPER_START_S
     started: set[str] = set()
     for at, start, target, saved, backend in steps:
         if backend not in started:
-            ready += backend_start_s.get(backend, 0.0)
+            built += backend_start_s.get(backend, 0.0)
             started.add(backend)
-        ready += target.compile_s
+        built += target.compile_s
         plan.append(TierStep(at, start.variant, target.variant, target.device,
-                             target.compile_s, ready, saved, runs))
+                             target.compile_s, built + load_s.get(backend, 0.0), saved, runs))
     return plan
 
+
+
+def waiting_is_sooner(start: Candidate, target: Candidate, wait_s: float,
+                      ready_s: float) -> bool:
+    """Whether the run ends sooner waiting `wait_s` for the target's build (its back end's
+    start here and its compile) than starting on `start` and switching to the target
+    once it is ready, `ready_s` from the start of the run: a long run that would spend
+    most of itself on a slow start does better to wait for its build."""
+    run_start, run_target = run_seconds(start), run_seconds(target)
+    if run_start <= 0 or not math.isfinite(run_start) or not math.isfinite(run_target):
+        return False
+    beside = run_start if ready_s >= run_start else (
+        ready_s + (1 - ready_s / run_start) * run_target)
+    return wait_s + run_target < beside

@@ -161,11 +161,14 @@ def test_the_cheapest_candidate_wins_and_the_total_counts_the_regions_choices():
         assert region.chosen.cost_s <= cheapest * (1 + TIE) or any(
             c.why_not.startswith("not built") for c in region.candidates)
     loop = plan.regions[0]
-    summed = sum(op.chosen.cost_s for op in plan.ops if op.chosen)
     outer = [r for r in plan.regions if r.outermost]
     assert loop in outer and plan.regions[1] not in outer
-    assert plan.total_predicted_s == pytest.approx(
-        summed - sum(r.sites_cost - r.chosen.cost_s for r in outer))
+    compiled = [r for r in outer if r.chosen.variant != catalogue.OPS]
+    inside = {site for r in compiled for site in r.sites}
+    one_by_one = sum(op.chosen.cost_s for op in plan.ops
+                     if op.chosen and op.site.index not in inside)
+    assert plan.total_predicted_s == pytest.approx(  # each op once: alone or in its region
+        one_by_one + sum(r.chosen.cost_s for r in compiled) + plan.start_s)
 
 
 def test_explain_lists_regions_in_json_and_tables(tmp_path):

@@ -350,3 +350,14 @@ def test_builds_not_done_when_the_run_ends_go_on_and_are_kept(tmp_path: Path):
     assert again.report["tiers"] == []  # kept: the second run starts on it
     conv = next(op for op in again.report["ops"] if op["kernel"] == "conv2d")
     assert conv["variant"] == "halide.direct"
+
+
+def test_the_helper_answers_a_job_it_cannot_build_and_goes_on():
+    from hardware.execution.build_worker import FAILED, build_one
+
+    unknown = {"id": 4, "kind": "kernel", "variant": "halide.none", "device": "cpu",
+               "kernel": "conv2d", "shapes": [[8, 8], [3, 3]], "dtype": "float32"}
+    answer = build_one(unknown)
+    assert answer["id"] == 4 and answer["status"] == FAILED
+    assert "halide.none" in answer["message"]
+    assert build_one({"id": 5, "kind": "nonsense"})["status"] == FAILED

@@ -1,0 +1,112 @@
+"""A process's first execution of a program against its later ones, builds kept.
+
+    .venv/bin/python benchmarks/first_execution.py [--processes 7] [--out PATH]
+
+Two programs whose builds are kept (`annc build` first, in one fresh `$ANNC_HOME`):
+heat at 1024² × 200 steps, whose loop runs compiled (JAX), and a scaled product with
+an update (`C = alpha·A·B + beta·C`, 1000×1200 @ 1200×1100, f64), whose one region
+runs as numpy. In each of `--processes` fresh processes, `annc.run_file` runs the
+program three times; the first run's `execute_s` is compared with the median of the
+other two (aim: within 1.15x for the compiled loop, 1.05x for numpy). Medians over
+processes, with their range. Writes `benchmarks/results/first_execution.md` and
+`.json`. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+GEMM = ("input A : f64[1000, 1200]\ninput B : f64[1200, 1100]\ninput C : f64[1000, 1100]\n"
+        "input alpha : f64\ninput beta : f64\nC = matmul(alpha * A, B) + beta * C\n"
+        "output C\n")
+
+RUNS = """
+import json, sys, annc
+params = json.loads(sys.argv[2])
+times = [annc.run_file(sys.argv[1], params=params, targets=["cpu"]).report["execute_s"]
+         for _ in range(3)]
+print(json.dumps(times))
+"""
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1", JAX_PLATFORMS="cpu")
+    return env
+
+
+def measure(name: str, path: Path, params: dict[str, int], processes: int, folder: Path,
+            log) -> dict:
+    home = folder / f"home_{name}"
+    defines = [a for k, v in params.items() for a in ("-D", f"{k}={v}")]
+    subprocess.run([sys.executable, "-m", "annc", "build", str(path), *defines, "--target",
+                    "cpu"], check=True, capture_output=True, env=environment(home), cwd=ROOT)
+    firsts, laters, ratios = [], [], []
+    for _ in range(processes):
+        done = subprocess.run([sys.executable, "-c", RUNS, str(path), json.dumps(params)],
+                              capture_output=True, text=True, env=environment(home), cwd=ROOT)
+        if done.returncode:
+            raise RuntimeError(done.stderr)
+        first, *later = json.loads(done.stdout.strip().splitlines()[-1])
+        firsts.append(first)
+        laters.append(statistics.median(later))
+        ratios.append(first / statistics.median(later))
+    row = {"program": name, "params": params, "first_s": firsts, "later_s": laters,
+           "ratios": ratios, "ratio": statistics.median(ratios)}
+    log(f"  {name}: first {statistics.median(firsts) * 1e3:.1f} ms, later "
+        f"{statistics.median(laters) * 1e3:.1f} ms, ratio {row['ratio']:.3f} "
+        f"({min(ratios):.2f}–{max(ratios):.2f})")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS / "first_execution.md")
+    args = parser.parse_args()
+    from hardware.devices.fingerprint import fingerprint
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="annc_first_") as folder:
+        gemm = Path(folder) / "gemm.ann"
+        gemm.write_text(GEMM)
+        rows = [measure("heat (compiled loop)", ROOT / "examples" / "heat.ann",
+                        {"N": 1024, "STEPS": 200}, args.processes, Path(folder), log),
+                measure("gemm (numpy)", gemm, {}, args.processes, Path(folder), log)]
+    machine = fingerprint()
+    date = datetime.datetime.now().isoformat(timespec="minutes")
+    command = shlex.join(["python", "benchmarks/first_execution.py", *sys.argv[1:]])
+    lines = ["# A process's first execution against its later ones", "",
+             f"Machine `{machine.id}` ({machine.cpu_model}, {machine.cores} cores); {date}. "
+             f"Command: `{command}`. Builds kept beforehand (`annc build`); in each of "
+             f"{args.processes} fresh processes three `annc.run_file` calls; `execute_s`.",
+             "", "| program | first execution ms | later ms | first / later (range) |",
+             "|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['program']} | {statistics.median(row['first_s']) * 1e3:.1f} | "
+                     f"{statistics.median(row['later_s']) * 1e3:.1f} | {row['ratio']:.3f} "
+                     f"({min(row['ratios']):.2f}–{max(row['ratios']):.2f}) |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"machine": machine.as_dict(), "date": date, "command": command, "rows": rows},
+        indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
