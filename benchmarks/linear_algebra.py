@@ -179,6 +179,7 @@ def measure(program: Program, runs: int, folder: Path, log) -> dict:
     values = inputs_for(program, np.random.default_rng(SEED))
     inputs = folder / f"{program.name}_in.npz"
     np.savez(inputs, **values)
+    os.sync()  # the archive's writing back must not overlap the first timed run
     source = folder / f"{program.name}.ann"
     source.write_text(program.text)
     home = folder / f"home_{program.name}"

@@ -13,8 +13,8 @@ numpy expression's first call in a fresh Python process took 25–51 ms.
 `WarmUp.start(module)` is called as soon as the program's IR exists, before
 selection: it allocates (in the calling thread) a block as large as the results
 the program holds (`memory.estimate`, its inputs left out, at most `LIMIT_BYTES`)
-and has a thread import the modules a plan needs (`PLAN_MODULES`), call BLAS once
-per dtype the program uses, then write the block,
+and has a thread call BLAS once per dtype the program uses, write the block, then
+import the modules a plan needs (`PLAN_MODULES`),
 while the main thread goes on with selection on the other core. Each is done once
 per process: BLAS once per dtype, memory up to the largest block written so far
 (a process that ran the program before has its memory). BLAS's threads spin for
@@ -111,10 +111,13 @@ class WarmUp:
 
 
 def _warm(block: np.ndarray | None, kinds: list[np.dtype]) -> None:
-    for name in PLAN_MODULES:
-        importlib.import_module(name)
+    """BLAS and the memory first (numpy lets go of Python's lock for both, so selection
+    goes on), the imports last: selection imports much itself, and the two would take
+    turns on Python's import lock."""
     for dtype in kinds:
         square = np.ones((BLAS_SIZE, BLAS_SIZE), dtype)
         square @ square
     if block is not None:
-        block.fill(0)  # numpy releases the global lock for this: compilation goes on
+        block.fill(0)
+    for name in PLAN_MODULES:
+        importlib.import_module(name)
