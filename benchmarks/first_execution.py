@@ -16,18 +16,15 @@ for numpy). Medians over processes, with their range. Writes
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+from harness import RESULTS, ROOT, environment, heading, log, stamp, write
+
 GEMM = ("input A : f64[1000, 1200]\ninput B : f64[1200, 1100]\ninput C : f64[1000, 1100]\n"
         "input alpha : f64\ninput beta : f64\nC = matmul(alpha * A, B) + beta * C\n"
         "output C\n")
@@ -62,13 +59,6 @@ print(json.dumps(times))
 """
 
 
-def environment(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1", JAX_PLATFORMS="cpu")
-    return env
-
-
 def measure(name: str, path: Path, params: dict[str, int], loop: bool, processes: int,
             folder: Path, log) -> dict:
     home = folder / f"home_{name}"
@@ -101,37 +91,23 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS / "first_execution.md")
     args = parser.parse_args()
-    from hardware.devices.fingerprint import fingerprint
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     with tempfile.TemporaryDirectory(prefix="annc_first_") as folder:
         gemm = Path(folder) / "gemm.ann"
         gemm.write_text(GEMM)
         rows = [measure("heat (its loop compiled by JAX)", ROOT / "examples" / "heat.ann",
                         {"N": 1024, "STEPS": 200}, True, args.processes, Path(folder), log),
                 measure("gemm (numpy)", gemm, {}, False, args.processes, Path(folder), log)]
-    machine = fingerprint()
-    date = datetime.datetime.now().isoformat(timespec="minutes")
-    command = shlex.join(["python", "benchmarks/first_execution.py", *sys.argv[1:]])
-    lines = ["# A process's first execution against its later ones", "",
-             f"Machine `{machine.id}` ({machine.cpu_model}, {machine.cores} cores); {date}. "
-             f"Command: `{command}`. Builds kept beforehand (`annc build`); in each of "
-             f"{args.processes} fresh processes three `annc.run_file` calls; `execute_s`.",
-             "", "| program | first execution ms | later ms | first / later (range) |",
+    stamped = stamp("first_execution.py")
+    lines = [*heading("A process's first execution against its later ones", stamped),
+             f"Builds kept beforehand; in each of {args.processes} fresh processes three "
+             "runs; `execute_s`.", "",
+             "| program | first execution ms | later ms | first / later (range) |",
              "|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['program']} | {statistics.median(row['first_s']) * 1e3:.1f} | "
                      f"{statistics.median(row['later_s']) * 1e3:.1f} | {row['ratio']:.3f} "
                      f"({min(row['ratios']):.2f}–{max(row['ratios']):.2f}) |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"machine": machine.as_dict(), "date": date, "command": command, "rows": rows},
-        indent=1))
-    print("\n".join(lines))
-
+    write(args.out, lines, {**stamped, "rows": rows})
 
 if __name__ == "__main__":
     main()

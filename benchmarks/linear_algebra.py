@@ -28,7 +28,6 @@ Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shlex
@@ -41,9 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import RESULTS, ROOT, environment, heading, log, stamp, write
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 20261207
 
 
@@ -106,14 +104,6 @@ def outputs_of(program: Program) -> list[str]:
 
 def inputs_for(program: Program, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {name: rng.standard_normal(shape) for name, shape in program.shapes.items()}
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1", JAX_PLATFORMS="cpu")
-    env.pop("ANNC_NO_RECORD", None)  # a user's runs learn
-    return env
 
 
 def run_annc(source: Path, inputs: Path, outputs: Path, home: Path) -> dict:
@@ -234,38 +224,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "linear_algebra.md")
     args = parser.parse_args()
     names = args.programs.split(",") if args.programs else list(PROGRAMS)
-    from hardware.devices.fingerprint import fingerprint
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     cases = []
     with tempfile.TemporaryDirectory(prefix="annc_linalg_") as folder:
         for name in names:
             log(name)
             cases.append(measure(PROGRAMS[name], args.runs, Path(folder), log))
-    machine = fingerprint()
-    date = datetime.datetime.now().isoformat(timespec="minutes")
-    command = shlex.join(["python", "benchmarks/linear_algebra.py", *sys.argv[1:]])
+    stamped = stamp("linear_algebra.py")
+    machine = stamped["machine"]
     worst = max(max(c["errors"].values()) for c in cases)
     lines = [
-        "# Single-pass linear algebra: annc against numpy and jax.jit", "",
-        f"Machine `{machine.id}` ({machine.cpu_model}, {machine.cores} cores, BLAS "
-        f"{machine.blas}); {date}. Command: `{command}`. f64; {args.runs} runs each "
-        "(median; ± half the range). annc: the report's `execute_s`, each run in a fresh "
-        "process, all runs of a program in one fresh `$ANNC_HOME` (first run, then the "
-        "median of the later ones); numpy: the same expressions' first call in a fresh "
-        "process; jax.jit: steady state. Ratios above 1: annc is faster. Largest "
-        f"relative error against numpy: {worst:.1e}.", "",
+        *heading("Single-pass linear algebra: annc against numpy and jax.jit", stamped),
+        f"BLAS {machine['blas']}; f64; {args.runs} runs each (median; ± half the range). "
+        "annc: the report's `execute_s`, each run in a fresh process, all runs of a "
+        "program in one fresh `$ANNC_HOME` (first run, then the median of the later "
+        "ones); numpy: the same expressions' first call in a fresh process; jax.jit: "
+        "steady state. Ratios above 1: annc is faster. Largest relative error against "
+        f"numpy: {worst:.1e}.", "",
         *table(cases), "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"machine": machine.as_dict(), "date": date, "command": command, "runs": args.runs,
-         "seed": SEED, "cases": cases}, indent=1))
-    print("\n".join(lines))
-
+    write(args.out, lines, {**stamped, "runs": args.runs, "seed": SEED, "cases": cases})
 
 if __name__ == "__main__":
     main()

@@ -21,10 +21,7 @@ Writes `benchmarks/results/tier_costs.md` and `.json`. Run it on a quiet machine
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -33,9 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import RESULTS, ROOT, heading, log, stamp, write
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 HEAT = ROOT / "examples" / "heat.ann"
 
 
@@ -217,22 +213,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS / "tier_costs.md")
     args = parser.parse_args()
-    from hardware.devices.fingerprint import fingerprint
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     results = {"chunks": chunks(args.repeats, log), "steps": steps_cost(args.repeats, log),
                "beside": beside_a_busy_run(args.repeats, log),
                "interrupt": interrupt(args.repeats, log)}
-    machine = fingerprint()
-    date = datetime.datetime.now().isoformat(timespec="minutes")
-    command = shlex.join(["python", "benchmarks/tier_costs.py", *sys.argv[1:]])
+    stamped = stamp("tier_costs.py")
     steps, beside, stop = results["steps"], results["beside"], results["interrupt"]
     lines = [
-        "# What tiers cost a run", "",
-        f"Machine `{machine.id}` ({machine.cpu_model}, {machine.cores} cores); {date}. "
-        f"Command: `{command}`. Medians of {args.repeats} repeats.", "",
+        *heading("What tiers cost a run", stamped), f"Medians of {args.repeats} repeats.",
+        "",
         "| what | with tiers | without | ratio |", "|---|---|---|---|",
         *(f"| heat loop {r['n']}² × {r['steps']}: chunks ({r['chunks']:.0f}) against one call "
           f"| {r['chunked_s'] * 1e3:.1f} ms | {r['one_call_s'] * 1e3:.1f} ms "
@@ -247,12 +235,7 @@ def main() -> None:
         f"{stop['median_s']:.2f} s after the signal (median; at most {stop['max_s']:.2f} s).",
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"machine": machine.as_dict(), "date": date, "command": command, **results}, indent=1))
-    print("\n".join(lines))
-
+    write(args.out, lines, {**stamped, **results})
 
 if __name__ == "__main__":
     main()

@@ -33,9 +33,7 @@ of no builds at all and the best plan with its builds (aim 1.15x at most). Write
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -45,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
+from harness import RESULTS, ROOT, environment, heading, log, stamp, write
+from selection import EXAMPLES, QUICK, SIZES, geomean
 
-ROOT = Path(__file__).resolve().parent.parent
 PLAN_RUNS = 3
 ROUNDS = 3
 
@@ -79,14 +77,6 @@ for _ in range(spec["runs"]):
     runs.append({key: report[key] for key in ("total_measured_s", "compile_s", "execute_s")})
 print(json.dumps(runs))
 """
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1", JAX_PLATFORMS="cpu")
-    env.pop("ANNC_NO_RECORD", None)
-    return env
 
 
 def defines(params: dict[str, int]) -> list[str]:
@@ -253,37 +243,23 @@ def main() -> None:
     sizes = QUICK if args.quick else SIZES
     if args.examples:
         sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
-    from hardware.devices.fingerprint import fingerprint
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     cases = []
     with tempfile.TemporaryDirectory(prefix="annc_tiers_") as folder:
         for example, variants in sizes.items():
             for params in variants:
                 log(f"{example} {params}")
                 cases.append(measure(example, params, args.runs, Path(folder), log))
-    machine = fingerprint()
-    date = datetime.datetime.now().isoformat(timespec="minutes")
-    command = shlex.join(["python", "benchmarks/tiers.py", *sys.argv[1:]])
+    stamped = stamp("tiers.py")
     lines = [
-        "# Repeated runs against the best plan annc holds", "",
-        f"Machine `{machine.id}` ({machine.cpu_model}, {machine.cores} cores); {date}. "
-        f"Command: `{command}`. Each example's runs in a fresh `$ANNC_HOME`, each in a "
-        "fresh process, recording on; builds beside a run waited for before the next. "
-        "Run 1's time is what it waited for builds plus its execution; the better of no "
-        "builds at all and the best candidate plan with its builds is the bound it is "
-        "judged against. Kernel times sum every op and compiled region.", "",
+        *heading("Repeated runs against the best plan annc holds", stamped),
+        "Each example's runs in a fresh `$ANNC_HOME`, each in a fresh process, recording "
+        "on; builds beside a run waited for before the next. Run 1's time is what it "
+        "waited for builds plus its execution; the better of no builds at all and the "
+        "best candidate plan with its builds is the bound it is judged against. Kernel "
+        "times sum every op and compiled region.", "",
         *table(cases), "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"machine": machine.as_dict(), "date": date, "command": command, "cases": cases},
-        indent=1))
-    print("\n".join(lines))
-
+    write(args.out, lines, {**stamped, "cases": cases})
 
 if __name__ == "__main__":
     main()

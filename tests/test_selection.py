@@ -254,17 +254,24 @@ output C
 """
 
 
+def plan_unstarted(monkeypatch, times: dict, text: str = LOOP, **kwargs):
+    """The plan of `text` with these model times, in a process that has started no back
+    end yet (JAX's and Halide's starts 0.4 s each)."""
+    import passes.select_variants as select_variants
+
+    monkeypatch.setattr(select_variants, "started", lambda backend: False)
+    models = model_set(times)
+    models.backend_start_s = {"jax": 0.4, "halide": 0.4}
+    return plan_selection(ir(text, targets=["cpu"], **kwargs),
+                          ChosenModels(models, "test models"))
+
+
 def test_a_halide_build_beside_the_run_starts_nothing_in_this_process(monkeypatch):
     """The Halide kernel compiles in the helper beside the run, which starts Halide's
     compiler there, and the run loads it without one: the plan starts on numpy and
     charges no back end's start."""
-    import passes.select_variants as select_variants
-
-    monkeypatch.setattr(select_variants, "started", lambda backend: False)
-    times = {("matmul", "numpy", "cpu"): 2e-3, ("matmul", "halide.tiled", "cpu"): 1e-3}
-    models = model_set(times)
-    models.backend_start_s = {"jax": 0.4, "halide": 0.4}
-    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    p = plan_unstarted(monkeypatch, {("matmul", "numpy", "cpu"): 2e-3,
+                                     ("matmul", "halide.tiled", "cpu"): 1e-3})
     (op,) = p.ops
     assert chosen(p) == [("halide.tiled", "cpu")] and op.start is not None
     assert op.start.variant == "numpy" and p.start_s == 0
@@ -276,13 +283,8 @@ def test_a_halide_build_beside_the_run_starts_nothing_in_this_process(monkeypatc
 def test_a_long_run_waits_for_a_build_that_ends_it_sooner(monkeypatch):
     """2 s on numpy, or 0.4 s of Halide's start and then 1 s: the run waits for its build
     rather than switching to it about 1.2 s in, after the helper's delay and start."""
-    import passes.select_variants as select_variants
-
-    monkeypatch.setattr(select_variants, "started", lambda backend: False)
-    times = {("matmul", "numpy", "cpu"): 2e-2, ("matmul", "halide.tiled", "cpu"): 1e-2}
-    models = model_set(times)
-    models.backend_start_s = {"jax": 0.4, "halide": 0.4}
-    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    p = plan_unstarted(monkeypatch, {("matmul", "numpy", "cpu"): 2e-2,
+                                     ("matmul", "halide.tiled", "cpu"): 1e-2})
     (op,) = p.ops
     assert chosen(p) == [("halide.tiled", "cpu")] and op.start is None
     assert p.start_s == pytest.approx(0.4) and not p.tiers()
@@ -293,13 +295,8 @@ def test_a_long_run_waits_for_a_build_that_ends_it_sooner(monkeypatch):
 def test_a_jax_build_beside_the_run_is_charged_jaxs_start_in_this_process(monkeypatch):
     """What XLA builds runs in this process, which imports JAX to load it, in this run and
     every later one: a JAX variant saving 0.1 s a run is not worth 0.4 s of start."""
-    import passes.select_variants as select_variants
-
-    monkeypatch.setattr(select_variants, "started", lambda backend: False)
-    times = {("matmul", "numpy", "cpu"): 2e-2, ("matmul", "jax", "cpu"): 1.9e-2}
-    models = model_set(times)
-    models.backend_start_s = {"jax": 0.4, "halide": 0.4}
-    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    p = plan_unstarted(monkeypatch, {("matmul", "numpy", "cpu"): 2e-2,
+                                     ("matmul", "jax", "cpu"): 1.9e-2})
     assert chosen(p) == [("numpy", "cpu")] and p.start_s == 0 and not p.tiers()
     jax = next(c for c in p.ops[0].candidates if c.variant == "jax")
     assert "starting JAX in this process (0.40 s)" in jax.why_not

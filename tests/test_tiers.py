@@ -45,6 +45,9 @@ repeat STEPS {
 output T
 """
 DEVICES = {"cpu": CPU}
+CONVOLVING = ("param N = 64\ninput A : f32[N, N]\ninput K : f32[3, 3]\n"
+              "repeat 300 {\n  A = conv2d(A, K)\n}\noutput A\n")
+"""A loop of convolutions whose fastest variant needs a build."""
 
 
 @pytest.fixture(autouse=True)
@@ -196,8 +199,7 @@ def _annc(home: Path, *arguments: str) -> dict:
 @needs_cc
 def test_the_next_process_starts_on_what_was_built_beside_the_last(tmp_path: Path):
     program = tmp_path / "p.ann"
-    program.write_text("param N = 64\ninput A : f32[N, N]\ninput K : f32[3, 3]\n"
-                       "repeat 300 {\n  A = conv2d(A, K)\n}\noutput A\n")
+    program.write_text(CONVOLVING)
     home = tmp_path / "builds"
     first = _annc(home, "run", str(program), "--builds", "beside")
     if not first["tiers"]:
@@ -213,8 +215,7 @@ def test_the_next_process_starts_on_what_was_built_beside_the_last(tmp_path: Pat
 @needs_cc
 def test_annc_build_keeps_what_the_run_would_build(tmp_path: Path):
     program = tmp_path / "p.ann"
-    program.write_text("param N = 64\ninput A : f32[N, N]\ninput K : f32[3, 3]\n"
-                       "repeat 300 {\n  A = conv2d(A, K)\n}\noutput A\n")
+    program.write_text(CONVOLVING)
     home = tmp_path / "ahead"
     built = _annc(home, "build", str(program))["builds"]
     assert all(b["status"] in ("built", "kept already") for b in built), built

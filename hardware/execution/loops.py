@@ -22,7 +22,7 @@ import numpy as np
 
 from hardware.devices.device import Device
 from hardware.execution.residency import Resident
-from hardware.execution.steps import Env, Step
+from hardware.execution.steps import Env, Step, run_trip
 from hardware.execution.tiers import Tier
 
 CHUNK_S = 0.2
@@ -132,12 +132,7 @@ def switching_loop_step(trips: range, index: int, arguments: Sequence[int],
                 tier.switch(done)
             if tier.kernel is not None:
                 break
-            env[index] = i
-            for slot, value in zip(carried_slots, carried, strict=True):
-                env[slot] = value
-            for step in steps:
-                step(env)
-            carried = [env[s] for s in yield_slots]
+            carried = run_trip(env, i, index, carried_slots, carried, steps, yield_slots)
             done += 1
             if advance is not None:
                 advance(1)

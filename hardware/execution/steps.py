@@ -85,18 +85,26 @@ def loop_step(trips: range, index: int, arguments: Sequence[int], initial: Seque
     def run(env: Env) -> None:
         carried = [env[s] for s in initial]
         for i in trips:
-            env[index] = i
-            for slot, value in zip(carried_slots, carried, strict=True):
-                env[slot] = value
-            for step in steps:
-                step(env)
-            carried = [env[s] for s in yield_slots]
+            carried = run_trip(env, i, index, carried_slots, carried, steps, yield_slots)
             if advance is not None:
                 advance(1)
         for slot, value in zip(results, carried, strict=True):
             env[slot] = value
 
     return run
+
+
+def run_trip(env: Env, trip: int, index: int, carried_slots: Sequence[int],
+             carried: list[Any], steps: Sequence[Step], yield_slots: Sequence[int]
+             ) -> list[Any]:
+    """One trip of a loop's body: the index and the carried values in their slots, the
+    steps, and the values the body yields (the next trip's carried values)."""
+    env[index] = trip
+    for slot, value in zip(carried_slots, carried, strict=True):
+        env[slot] = value
+    for step in steps:
+        step(env)
+    return [env[s] for s in yield_slots]
 
 
 def region_runner(function: Callable[..., list[np.ndarray]],
