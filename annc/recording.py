@@ -50,10 +50,14 @@ writes = 0
 """How many times this process recorded something (for tests)."""
 
 
+def env_flag(name: str) -> bool:
+    """Whether the environment variable is set to 1, true or yes."""
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 def recording_enabled(no_record: bool = False) -> bool:
     """False with `--no-record` or `ANNC_NO_RECORD` set to 1, true or yes."""
-    return not no_record and os.environ.get("ANNC_NO_RECORD", "").lower() not in (
-        "1", "true", "yes")
+    return not no_record and not env_flag("ANNC_NO_RECORD")
 
 
 def steady_seconds(times: list[float]) -> float:

@@ -26,7 +26,7 @@ from xdsl.dialects.builtin import ModuleOp
 from annc.compiler import compile_program, read_source
 from annc.history import count_run
 from annc.process import startup_seconds
-from annc.recording import record_run, recording_enabled, steady_seconds
+from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
 from dsl.errors import AnncError
 from dsl.lowering import module_targets
 from hardware.execution.beside import Beside
@@ -56,7 +56,8 @@ BUILDS_ENV = "ANNC_BUILDS"
 
 
 def builds_mode(builds: str | None = None) -> str:
-    """`builds` where given, else `$ANNC_BUILDS`, else `beside`."""
+    """`builds` where given, else `$ANNC_BUILDS`, else `beside`; refused before anything
+    is prepared where it is none of `BUILDS`."""
     mode = builds or os.environ.get(BUILDS_ENV) or "beside"
     if mode not in BUILDS:
         raise AnncError(f"builds: expected one of {', '.join(BUILDS)}, got {mode!r}")
@@ -65,9 +66,7 @@ def builds_mode(builds: str | None = None) -> str:
 
 def waits_for_builds(wait: bool | None = None) -> bool:
     """`wait` where given, else whether `ANNC_WAIT_FOR_BUILDS` is 1, true or yes."""
-    if wait is not None:
-        return wait
-    return os.environ.get(WAIT_ENV, "").lower() in ("1", "true", "yes")
+    return env_flag(WAIT_ENV) if wait is None else wait
 
 
 def _devices() -> dict[str, Any]:

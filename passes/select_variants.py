@@ -145,9 +145,8 @@ class Plan:
                               region.chosen.variant.split(".")[0]))
         steps.sort(key=lambda step: (step[0], not step[1].startswith("region")))
         starts = self.chosen_models.models.backend_start_s if self.chosen_models else {}
-        jax_here = 0.0 if started("jax") else starts.get("jax", 0.0)
         return tier_plan([step[1:] for step in steps], self.runs, starts, DELAY_S,
-                         {"jax": jax_here + LOAD_S["jax"], "halide": LOAD_S["halide"]})
+                         _loads_here(starts))
 
 
 def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> list[str]:
@@ -293,14 +292,13 @@ def _wait_where_sooner(plan: Plan, starts: dict[str, float]) -> None:
     end's start there and the build (and, for JAX, JAX's start here to load it): where
     the run would end sooner waiting for the build, it waits (no start variant)."""
 
-    def start_here(backend: str) -> float:
-        return 0.0 if started(backend) else starts.get(backend, 0.0)
+    loads = _loads_here(starts)
 
     def decide(start: Candidate, target: Candidate, backend: str) -> bool:
-        load = start_here("jax") + LOAD_S["jax"] if backend == "jax" else LOAD_S["halide"]
-        ready = DELAY_S + HELPER_START_S + starts.get(backend, 0.0) + target.compile_s + load
-        if not waiting_is_sooner(start, target, start_here(backend) + target.compile_s,
-                                 ready):
+        ready = (DELAY_S + HELPER_START_S + starts.get(backend, 0.0) + target.compile_s
+                 + loads.get(backend, loads["halide"]))
+        if not waiting_is_sooner(start, target,
+                                 _start_here(backend, starts) + target.compile_s, ready):
             return False
         target.beside = False
         start.why_not = (f"waiting {target.compile_s * 1e3:.3g} ms for {target.variant}'s "
@@ -316,6 +314,17 @@ def _wait_where_sooner(plan: Plan, starts: dict[str, float]) -> None:
         if region.start is not None and region.chosen is not None and decide(
                 region.start, region.chosen, region.chosen.variant.split(".")[0]):
             region.start = None
+
+
+def _start_here(backend: str, starts: dict[str, float]) -> float:
+    """What starting the back end costs this process: nothing where it has started."""
+    return 0.0 if started(backend) else starts.get(backend, 0.0)
+
+
+def _loads_here(starts: dict[str, float]) -> dict[str, float]:
+    """What loading a build made beside the run costs this process, by back end: JAX's
+    includes its start here, where it has not started; Halide's loads without one."""
+    return {"jax": _start_here("jax", starts) + LOAD_S["jax"], "halide": LOAD_S["halide"]}
 
 
 def _horizon(ops: list[OpPlan]) -> float:

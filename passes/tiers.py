@@ -92,13 +92,14 @@ def ranked(candidates: Iterable[Candidate], prefer: str = "") -> list[Candidate]
                     key=lambda c: (c.cost_s, c.variant))
     if not finite:
         return []
-    bound = finite[0].cost_s * (1 + TIE) if finite[0].cost_s > 0 else 0.0
-    tied = [c for c in finite if c.cost_s <= bound]
+    tied = [c for c in finite if is_tie(c, finite[0])]
+    rest = [c for c in finite if not is_tie(c, finite[0])]
     tied.sort(key=lambda c: (c.variant != prefer, needs_compile(c), c.variant))
-    return tied + [c for c in finite if c.cost_s > bound]
+    return tied + rest
 
 
 def is_tie(candidate: Candidate, best: Candidate) -> bool:
+    """Whether the candidate costs at most `TIE` more than `best` (the cheapest)."""
     return candidate.cost_s <= best.cost_s * (1 + TIE) if best.cost_s > 0 else (
         candidate.cost_s == best.cost_s)
 

@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,15 +39,12 @@ OnReady = Callable[[Kernel], None]
 class Submitted:
     job: BuildJob
     listeners: list[OnReady] = field(default_factory=list)
-    submitted: float = field(default_factory=time.perf_counter)
     status: str = "building"
     """`building`, then the helper's answer (`ready`, `not kept`, `failed`), or `loaded`
     once this process has it."""
     message: str = ""
     seconds: float = 0.0
     """What the build took in the helper (0 where it was kept already)."""
-    ready_after_s: float | None = None
-    """Seconds from submitting to loading it here."""
 
 
 def _worker_environment() -> dict[str, str]:
@@ -182,7 +178,6 @@ class Beside:
             if not self._listening:
                 return
             submitted.status = "loaded"
-            submitted.ready_after_s = time.perf_counter() - submitted.submitted
             listeners = list(submitted.listeners)
         for listener in listeners:
             listener(kernel)

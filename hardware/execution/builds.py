@@ -10,9 +10,9 @@ a few tens of milliseconds of tracing for a JAX function — instead of compilin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from dsl import dtypes
 from hardware.variants import load_variant
-from hardware.variants.compiled import compiled, is_built
+from hardware.variants.compiled import compiled, is_built, normalise_shapes
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.spec import RegionSpec
 from hardware.variants.registry import Kernel, Shapes, Variant
@@ -41,12 +41,10 @@ class BuildJob:
     dtype: str = ""
     """numpy's name of the dtype (`float32`, `float64`)."""
     spec: RegionSpec | None = None
-    expected_s: float = 0.0
-    """The predicted build time, for ordering and for saying when it may be ready."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "variant": self.variant,
-                                "device": self.device, "expected_s": self.expected_s}
+                                "device": self.device}
         if self.kind == KERNEL:
             data.update(kernel=self.kernel, shapes=[list(s) for s in self.shapes],
                         dtype=self.dtype)
@@ -60,22 +58,19 @@ class BuildJob:
         """The job of `to_json`'s form; KeyError, TypeError or ValueError where it is not."""
         kind = str(data["kind"])
         variant, device = str(data["variant"]), str(data["device"])
-        expected_s = float(data.get("expected_s", 0.0))
         if kind == KERNEL:
-            shapes = tuple(tuple(int(d) for d in shape) for shape in data["shapes"])
-            return BuildJob(KERNEL, variant, device, kernel=str(data["kernel"]), shapes=shapes,
-                            dtype=np.dtype(str(data["dtype"])).name, expected_s=expected_s)
+            return BuildJob(KERNEL, variant, device, kernel=str(data["kernel"]),
+                            shapes=normalise_shapes(data["shapes"]),
+                            dtype=np.dtype(str(data["dtype"])).name)
         if kind == REGION:
-            return BuildJob(REGION, variant, device, spec=RegionSpec.from_json(data["spec"]),
-                            expected_s=expected_s)
+            return BuildJob(REGION, variant, device, spec=RegionSpec.from_json(data["spec"]))
         raise ValueError(f"unknown build kind {kind!r}")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """What identifies the build (two ops of one kernel on one shape share it)."""
-        data = self.to_json()
-        data.pop("expected_s")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     @property
     def label(self) -> str:
@@ -117,20 +112,10 @@ class BuildJob:
         return catalogue.built(self.spec, self.variant)
 
 
-def kernel_job(variant: Variant, shapes: Shapes, dtype: np.dtype,
-               expected_s: float = 0.0) -> BuildJob:
+def kernel_job(variant: Variant, shapes: Shapes, dtype: np.dtype) -> BuildJob:
     return BuildJob(KERNEL, variant.name, variant.device, kernel=variant.kernel,
-                    shapes=tuple(tuple(int(d) for d in s) for s in shapes),
-                    dtype=np.dtype(dtype).name, expected_s=expected_s)
+                    shapes=normalise_shapes(shapes), dtype=np.dtype(dtype).name)
 
 
-def region_job(spec: RegionSpec, name: str, expected_s: float = 0.0) -> BuildJob:
-    return BuildJob(REGION, name, catalogue.region_variant(name).device, spec=spec,
-                    expected_s=expected_s)
-
-
-def timed_build(job: BuildJob) -> float:
-    """Builds the job here; returns the seconds it took."""
-    start = time.perf_counter()
-    job.build()
-    return time.perf_counter() - start
+def region_job(spec: RegionSpec, name: str) -> BuildJob:
+    return BuildJob(REGION, name, catalogue.region_variant(name).device, spec=spec)

@@ -239,6 +239,11 @@ class _Planner:
             self.notes.append(f"note: {where}region variant {name} could not be built "
                               f"({type(error).__name__}: {error}); its ops run one by one")
             return self.region_op_by_op(op)
+        return self.compiled_region(op, lowered, name, function)
+
+    def compiled_region(self, op: RegionOp, lowered: Lowered, name: str,
+                        function: Kernel) -> list[Step]:
+        """The one step that runs the region's compiled variant `name`, timed."""
         planned = self.planned_region(op, lowered, name)
         runner = self.region_runner(op, lowered, function, self.region_advance(lowered))
         return [timed_step(runner, planned.times_ns)]
@@ -265,10 +270,7 @@ class _Planner:
         """The region on one variant, `ops` included, with no build beside it."""
         if name == catalogue.OPS:
             return self.region_op_by_op(op)
-        function = catalogue.built(lowered.spec, name)
-        planned = self.planned_region(op, lowered, name)
-        runner = self.region_runner(op, lowered, function, self.region_advance(lowered))
-        return [timed_step(runner, planned.times_ns)]
+        return self.compiled_region(op, lowered, name, catalogue.built(lowered.spec, name))
 
     def region_tiered(self, op: RegionOp, lowered: Lowered, name: str, start: str,
                       job: BuildJob) -> list[Step]:

@@ -76,7 +76,9 @@ def tiered_kernel_step(tier: Tier, operands: Sequence[int], result: int,
                        shape: tuple[int, ...], dtype: np.dtype, device: Device,
                        devices: Mapping[str, Device], times: list[int],
                        copying: list[int]) -> Step:
-    """`steps.kernel_step` for an op whose faster variant builds beside the run."""
+    """`steps.kernel_step` for an op whose faster variant builds beside the run, written
+    out again: a step that wrapped `kernel_step` (remade at the switch) cost 4–6% more
+    per execution on small ops, against 1.00x for this one (`benchmarks/tier_costs.py`)."""
     clock = time.perf_counter_ns
     record = times.append
     slots = tuple(operands)

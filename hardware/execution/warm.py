@@ -29,6 +29,7 @@ carved out of pages that are already the process's own.
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -38,6 +39,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from dsl import dtypes
 from hardware.devices.allocator import available_bytes, keep_freed_memory
 from hardware.execution.memory import estimate
+from hardware.execution.rundata import input_specs
 
 LIMIT_BYTES = 2 << 30
 """The most memory a warm-up writes (and at most a quarter of what is available)."""
@@ -53,15 +55,8 @@ and its threads, 3 ms in f64 here."""
 
 def result_bytes(module: ModuleOp) -> int:
     """Bytes of every tensor the program holds, less its inputs (already allocated)."""
-    inputs = sum(_bytes(arg.type) for op in module.walk() if op.name == "func.func"
-                 for arg in op.regions[0].block.args)
+    inputs = sum(math.prod(spec.shape) * spec.dtype.itemsize for spec in input_specs(module))
     return max(estimate(module).total_bytes - inputs, 0)
-
-
-def _bytes(type_: object) -> int:
-    if not isinstance(type_, TensorType):
-        return 0
-    return dtypes.itemsize(dtypes.of_tensor(type_)) * int(np.prod(type_.get_shape()))
 
 
 def _dtypes(module: ModuleOp) -> list[np.dtype]:
