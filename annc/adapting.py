@@ -34,7 +34,7 @@ from hardware.calibration.store import MeasurementStore, Observation, annc_versi
 from hardware.devices.allocator import available_bytes
 from hardware.measure.worker import Interrupted, MeasureWorker, Request
 from hardware.variants import Variant, get_variant
-from passes.models import ChosenModels, corrections_path
+from passes.models import ChosenModels, corrections_path, for_writing
 from predictor.adaptation import WINDOW, Corrections, residuals_of
 from predictor.features import Configuration
 
@@ -182,5 +182,5 @@ def adapt(store: MeasurementStore, chosen: ChosenModels) -> Corrections:
     rows = [row for _, kept in sorted(newest.items()) for row in kept[-WINDOW:]]
     corrections.add(residuals_of(chosen.models, rows), "quick")
     corrections.history = [{"at": now(), "source": "quick", "rows": corrections.rows}]
-    corrections.save(corrections_path(chosen.machine))
+    corrections.save(for_writing(corrections_path(chosen.machine)))
     return corrections

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from dsl.errors import AnncError
+from hardware.devices.home import check_home
 
 COMMANDS = ("compile", "run", "explain", "tune", "build", "variants", "devices",
             "calibrate", "train", "evaluate", "cache")
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit 130 like any other."""
     try:
         args = build_parser(argv).parse_args(argv)
+        check_home()
         return int(args.handler(args) or 0)
     except AnncError as error:
         print(str(error), file=sys.stderr)

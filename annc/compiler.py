@@ -26,6 +26,7 @@ from dsl.checks import check
 from dsl.errors import AnncError, CompileError, Diagnostic
 from dsl.lowering import lower
 from dsl.parser import nested_too_deeply, parse
+from hardware.devices.home import check_home
 from passes.fusion import fuse_regions
 from passes.measuring import MEASURE_MODES
 from passes.models import ChosenModels
@@ -92,10 +93,12 @@ def select(module: ModuleOp, models: ChosenModels | None = None, measure: str = 
                         f"got {measure!r}")
     runs = expected_runs(program) if program else 1
     key = plan_key(program, measure, runs) if kept_plans and program else None
-    plan = kept_plan(module, key) if key is not None else None
+    refused: list[str] = []
+    plan = kept_plan(module, key, refused) if key is not None else None
     if plan is not None:
         return plan
     plan = SelectVariants(measure=measure, runs=runs).plan(module, models)
+    plan.notes.extend(refused)
     apply_plan(plan)  # sets typed attributes per op: the IR stays valid
     if plan.measured and plan.chosen_models is not None and recording_enabled(not record):
         record_measured(plan, plan.chosen_models)
@@ -139,6 +142,7 @@ def compile_program(
     Every command reads its program through here, so all of them see one choice."""
     if emit not in STAGES:
         raise AnncError(f"unknown stage {emit!r}; stages are {', '.join(STAGES)}")
+    check_home()
     with _collector_paused():
         return _pipeline(text, filename, params, targets, emit, measure, record, kept_plans,
                          variants, lowered)

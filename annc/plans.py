@@ -6,12 +6,18 @@ this machine's fingerprint and the bytes of the model, corrections and wisdom
 files in use. When a run finds its key under `$ANNC_HOME/plans/`, it applies the
 kept choices to the IR and skips the variant library, the models, the predictor
 and placement; any change to those files (a run that taught the corrections
-something, a measurement kept as wisdom, `annc train`) makes a new key. A file
-that cannot be read or does not match its key is ignored and replaced.
+something, a measurement kept as wisdom, `annc train`) makes a new key.
+
+A plan is used only when the home signed it (`hardware.devices.signing`) and every
+choice in it still holds here: each variant is one the library has for its kernel
+(or region) and device, each device is one this machine has, each number a finite
+time. Any other file is ignored: selection runs again, and its plan replaces a file
+annc signed. Only plans annc signed are ever replaced or pruned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,9 +27,14 @@ from typing import Any
 
 from xdsl.dialects.builtin import ModuleOp
 
+from dsl.errors import HomeError
 from hardware.calibration.store import annc_version
+from hardware.devices.available import available_devices
 from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home
+from hardware.devices.home import annc_home, own_folder, state_folder
+from hardware.devices.signing import signature, signed_here
+from hardware.variants import load_variant
+from hardware.variants.regions.catalogue import OPS, region_variant
 from passes.candidates import Candidate
 from passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
 from passes.models import wisdom_path as wisdom_file
@@ -31,6 +42,8 @@ from passes.region_choice import kept_regions
 from passes.select_variants import OpPlan, Plan, apply_plan
 from passes.sites import data_flow
 from predictor.models import ModelSet
+
+FOLDER = "plans"
 
 KEPT = 200
 """Plans kept; the least recently used go first."""
@@ -59,27 +72,94 @@ def plan_key(program: str, measure: str, runs: int = 1) -> str:
 
 
 def _path(key: str) -> Path:
-    return annc_home() / "plans" / f"{key}.json"
+    return annc_home() / FOLDER / f"{key}.json"
 
 
-def kept_plan(module: ModuleOp, key: str) -> Plan | None:
-    """The kept plan of this key applied to the module, or None."""
+def _signed_text(entry: dict[str, Any]) -> bytes:
+    return json.dumps({k: v for k, v in entry.items() if k != "signature"},
+                      sort_keys=True).encode()
+
+
+def _signed_entry(path: Path) -> dict[str, Any] | None:
+    """The file's plan where this home signed it (a regular file, not a link), or None."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(descriptor, "rb") as file:
+            entry = json.loads(file.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or not signed_here(_signed_text(entry),
+                                                      entry.get("signature")):
+        return None
+    return entry
+
+
+def kept_plan(module: ModuleOp, key: str, notes: list[str] | None = None) -> Plan | None:
+    """The kept plan of this key applied to the module, or None; why a plan that is there
+    was not taken goes to `notes`."""
     global hits
     path = _path(key)
+    if not own_folder(path.parent) or not os.path.lexists(path):
+        return None
+    entry = _signed_entry(path)
+    if entry is None or entry.get("key") != key:
+        _note(notes, f"note: {path} is not a plan annc wrote here; it is left in place "
+                     "and not used (remove it, and annc keeps this program's plan again)")
+        return None
     try:
-        entry = json.loads(path.read_text())
-        if entry.get("key") != key:
-            return None
         plan = _plan(module, entry)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, LookupError, ImportError) as error:
+        _note(notes, f"note: the kept plan {path.name} no longer holds here ({error}); "
+                     "selected anew")
         return None
     apply_plan(plan)
-    os.utime(path)  # recently used
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used
     hits += 1
     return plan
 
 
+def _note(notes: list[str] | None, note: str) -> None:
+    if notes is not None:
+        notes.append(note)
+
+
+def _time(value: Any) -> float:
+    """A kept time: a finite, non-negative number; a ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"not a time: {value!r}")
+    return float(value)
+
+
+def _optional_time(value: Any) -> float | None:
+    return None if value is None else _time(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not a name: {value!r}")
+    return value
+
+
+def _device(value: Any) -> str:
+    """A device this machine has (a kept plan of another machine names others)."""
+    name = _text(value)
+    if name != "cpu" and name not in available_devices():
+        raise ValueError(f"no device {name!r} here")
+    return name
+
+
+def _kernel_variant(kernel: str, value: Any, device: str) -> str:
+    """A variant the library has for this kernel on this device."""
+    name = _text(value)
+    load_variant(kernel, name, device)
+    return name
+
+
 def _plan(module: ModuleOp, entry: dict[str, Any]) -> Plan:
+    """The plan of a signed entry, each choice checked against this machine and library
+    (a ValueError, LookupError or ImportError where one does not hold)."""
     chosen = {op["index"]: op for op in entry["ops"]}
     ops = []
     for site in data_flow(module).sites:
@@ -89,18 +169,28 @@ def _plan(module: ModuleOp, entry: dict[str, Any]) -> Plan:
             continue
         if kept["kernel"] != site.kernel:
             raise ValueError("the kept plan is of another program")
-        candidate = Candidate(kept["variant"], kept["device"], kept["predicted_s"], 0.0,
-                              kept["cost_s"], low_s=kept["low_s"], high_s=kept["high_s"],
-                              base_s=kept["base_s"], basis=kept["basis"])
+        device = _device(kept["device"])
+        candidate = Candidate(_kernel_variant(site.kernel, kept["variant"], device), device,
+                              _optional_time(kept["predicted_s"]), 0.0, _time(kept["cost_s"]),
+                              low_s=_optional_time(kept["low_s"]),
+                              high_s=_optional_time(kept["high_s"]),
+                              base_s=_optional_time(kept["base_s"]), basis=kept["basis"])
         start = None
         if kept.get("start") is not None:
-            start = Candidate(str(kept["start"]), kept["device"], None, 0.0, math.inf)
+            start = Candidate(_kernel_variant(site.kernel, kept["start"], device), device,
+                              None, 0.0, math.inf)
         ops.append(OpPlan(site, [candidate], candidate, start))
-    models = ChosenModels(ModelSet({"id": entry["machine"]}, {}), entry["models"],
-                          machine=entry["machine"], base=entry["base"])
-    return Plan(ops, entry["models"], entry["devices"], list(entry["notes"]),
-                float(entry["transfer_s"]), chosen_models=models,
-                regions=kept_regions(module, entry.get("regions", [])))
+    for region in entry.get("regions", []):
+        _device(region["device"])
+        for name in (region["variant"], region.get("start")):
+            if name is not None and _text(name) != OPS:
+                region_variant(name)
+    machine = _text(entry["machine"])
+    models = ChosenModels(ModelSet({"id": machine}, {}), _text(entry["models"]),
+                          machine=machine, base=entry["base"])
+    return Plan(ops, entry["models"], [_device(d) for d in entry["devices"]],
+                [_text(n) for n in entry["notes"]], _time(entry["transfer_s"]),
+                chosen_models=models, regions=kept_regions(module, entry.get("regions", [])))
 
 
 def keep(plan: Plan, key: str) -> None:
@@ -125,14 +215,37 @@ def keep(plan: Plan, key: str) -> None:
                      "start": r.start.variant if r.start is not None else None}
                     for r in plan.regions if r.chosen is not None],
     }
-    path = _path(key)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        folder = state_folder(FOLDER)
+    except HomeError:
+        return
+    entry["signature"] = signature(_signed_text(entry))
+    if entry["signature"] is None:
+        return
+    path = folder / f"{key}.json"
+    if os.path.lexists(path) and _signed_entry(path) is None:
+        return  # not provably annc's: left alone
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
         temporary.write_text(json.dumps(entry))
         os.replace(temporary, path)
-        kept = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in kept[:-KEPT]:
-            old.unlink(missing_ok=True)
     except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         return
+    _prune(folder)
+
+
+def _prune(folder: Path) -> None:
+    """Removes the least recently used of annc's plans beyond `KEPT`."""
+    files = list(folder.glob("*.json"))
+    if len(files) <= KEPT:
+        return
+    plans = []
+    for path in files:
+        with contextlib.suppress(OSError):
+            if not path.is_symlink() and _signed_entry(path) is not None:
+                plans.append((path.stat().st_mtime, path))
+    for _, old in sorted(plans)[:-KEPT]:
+        with contextlib.suppress(OSError):
+            old.unlink()

@@ -33,7 +33,7 @@ from dsl.errors import HomeError, StoreError
 from hardware.calibration.store import Observation, annc_version, now
 from hardware.devices.home import default_database, ensure_home
 from passes.measuring import Measured
-from passes.models import ChosenModels, corrections_path, wisdom_path
+from passes.models import ChosenModels, corrections_path, for_writing, wisdom_path
 from passes.select_variants import Plan
 from predictor.adaptation import CorrectionFileError, Corrections, Residual
 from predictor.wisdom import Wisdom, WisdomFileError
@@ -58,6 +58,10 @@ def env_flag(name: str) -> bool:
 def recording_enabled(no_record: bool = False) -> bool:
     """False with `--no-record` or `ANNC_NO_RECORD` set to 1, true or yes."""
     return not no_record and not env_flag("ANNC_NO_RECORD")
+
+
+notes: list[str] = []
+"""What the user should know about this process's recording (measurements not kept)."""
 
 
 def steady_seconds(times: list[float]) -> float:
@@ -85,17 +89,25 @@ def record(chosen: ChosenModels, seen: Iterable[Measured], source: str, *,
         return
     try:
         home = ensure_home()
-    except HomeError:
-        return
-    try:
         with _locked(home):
             _store(chosen.machine, seen, source)
             _update_corrections(chosen, seen, source, drift)
             if wisdom:
                 _update_wisdom(chosen.machine, seen, source)
-    except (OSError, StoreError):
+    except (HomeError, OSError, StoreError) as error:
+        _not_kept(len(seen), error)
         return
     writes += 1
+
+
+def _not_kept(count: int, error: Exception) -> None:
+    """Says (once a process) that observations were dropped, and why."""
+    why = str(error).partition(": error: ")[2] or str(error)
+    note = (f"note: {count} measurement{'s' if count != 1 else ''} of this run "
+            f"{'were' if count != 1 else 'was'} not kept ({why}); annc learns nothing from "
+            "it (ANNC_NO_RECORD=1 turns recording off)")
+    if not any(n.startswith(note[:40]) for n in notes):
+        notes.append(note)
 
 
 @contextlib.contextmanager
@@ -137,7 +149,7 @@ def _update_corrections(chosen: ChosenModels, seen: list[Measured], source: str,
     if drift:
         _judge_drift(corrections, seen)
     if added or corrections.stale != stale:  # unchanged: the file (and kept plans) stay
-        corrections.save(corrections_path(chosen.machine))
+        corrections.save(for_writing(corrections_path(chosen.machine)))
 
 
 def _judge_drift(corrections: Corrections, seen: list[Measured]) -> None:
@@ -163,7 +175,7 @@ def _update_wisdom(machine: str, seen: list[Measured], source: str) -> None:
     taken = now()
     for s in seen:
         wisdom.add(s.combo, s.dtype, s.shapes, s.seconds, source, taken)
-    wisdom.save(path)
+    wisdom.save(for_writing(path))
 
 
 # What each command saw -----------------------------------------------------------

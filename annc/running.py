@@ -27,8 +27,10 @@ from annc.compiler import compile_program, read_source
 from annc.history import count_run
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
+from annc.recording import notes as recording_notes
 from dsl.errors import AnncError
 from dsl.lowering import module_targets
+from hardware.devices import signing
 from hardware.execution.beside import Beside
 from hardware.execution.memory import ensure_fits
 from hardware.execution.plan import ExecutablePlan, OpRecord
@@ -241,6 +243,7 @@ def run_file(
     count_run(compiled.program_key)
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
-    notes = [*compiled.notes, *result.notes, *build_cache.notes]
+    notes = [*compiled.notes, *result.notes, *build_cache.notes, *signing.notes,
+             *recording_notes]
     result.notes = list(dict.fromkeys(notes))
     return result

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dsl.errors import ModelError
 from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home
+from hardware.devices.home import annc_home, state_folder
 from predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
 from predictor.models import ModelFileError, ModelSet
 from predictor.wisdom import Wisdom, WisdomFileError
@@ -67,6 +67,12 @@ def corrections_path(fingerprint_id: str) -> Path:
 
 def wisdom_path(fingerprint_id: str) -> Path:
     return annc_home() / "wisdom" / f"{fingerprint_id}.json"
+
+
+def for_writing(path: Path) -> Path:
+    """A path of the home's (one of the above) about to be written: its folder is made,
+    and a `HomeError` where it is a link (annc never writes through one)."""
+    return state_folder(path.parent.name) / path.name
 
 
 def load_models(notes: list[str] | None = None) -> ChosenModels:

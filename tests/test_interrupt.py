@@ -40,7 +40,7 @@ def test_ctrl_c_while_annc_is_still_importing_exits_130_without_a_traceback(tmp_
     imports every time (no sleeping and hoping)."""
     program = tmp_path / "p.ann"
     program.write_text("input A : f64[4, 4]\nB = matmul(A, A)\noutput B\n")
-    env = {**os.environ, "ANNC_HOME": str(tmp_path)}
+    env = {**os.environ, "ANNC_HOME": str(tmp_path / "home")}
     env.pop("ANNC_DEBUG", None)
     done = subprocess.run([sys.executable, "-c", INTERRUPTED_WHILE_IMPORTING, str(program)],
                           capture_output=True, text=True, env=env, timeout=120)

@@ -68,7 +68,7 @@ def _program(tmp_path: Path) -> Path:
 
 
 def test_nan_and_inf_inputs_give_numpys_results_without_warnings(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     inputs = _inputs()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -79,7 +79,7 @@ def test_nan_and_inf_inputs_give_numpys_results_without_warnings(tmp_path, monke
 
 
 def test_nan_and_inf_through_the_chosen_variants_stay_non_finite(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     inputs = _inputs()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -93,7 +93,7 @@ def test_nan_and_inf_from_an_inputs_archive_on_the_command_line(tmp_path):
     archive = tmp_path / "in.npz"
     np.savez(archive, **_inputs())
     saved = tmp_path / "out.npz"
-    env = {**os.environ, "ANNC_HOME": str(tmp_path), "PYTHONWARNINGS": "error"}
+    env = {**os.environ, "ANNC_HOME": str(tmp_path / "home"), "PYTHONWARNINGS": "error"}
     env.pop("ANNC_DEBUG", None)
     done = subprocess.run(
         [sys.executable, "-m", "annc", "run", str(_program(tmp_path)), "--inputs",
@@ -152,7 +152,7 @@ def test_every_cpu_variant_survives_nan_and_inf_operands(variant: Variant) -> No
 
 
 def test_f64_inputs_beyond_f32s_range_become_inf_silently(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     program = tmp_path / "f32.ann"
     program.write_text("input A : f32[3]\nB = A * A\noutput B\n")
     with warnings.catch_warnings():
@@ -163,7 +163,7 @@ def test_f64_inputs_beyond_f32s_range_become_inf_silently(tmp_path, monkeypatch)
 
 
 def test_complex_inputs_are_refused_by_name(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     program = tmp_path / "c.ann"
     program.write_text("input A : f64[2]\nB = A * A\noutput B\n")
     with pytest.raises(annc.AnncError, match=r"input A: .*complex128.*not real numbers"):

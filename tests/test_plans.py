@@ -55,14 +55,30 @@ def test_a_changed_model_file_or_program_is_selected_anew(program: Path, tmp_pat
     assert annc.plans.hits == hits
 
 
-def test_a_corrupt_kept_plan_is_ignored_and_replaced(program: Path, tmp_path: Path):
+def test_a_file_that_is_not_annc_s_plan_is_ignored_and_left(program: Path, tmp_path: Path):
     run_file(program)
     (kept,) = (tmp_path / "home" / "plans").glob("*.json")
     kept.write_text("{not json")
     hits = annc.plans.hits
     result = run_file(program)
     assert annc.plans.hits == hits and result.outputs["y"].shape == (64,)
-    assert json.loads(kept.read_text())["ops"]
+    assert kept.read_text() == "{not json"
+    assert any("not a plan annc wrote here" in note for note in result.notes)
+
+
+def test_a_signed_plan_that_no_longer_holds_is_selected_anew_and_replaced(program: Path,
+                                                                          tmp_path: Path):
+    run_file(program)
+    (kept,) = (tmp_path / "home" / "plans").glob("*.json")
+    entry = json.loads(kept.read_text())
+    entry["ops"][0]["variant"] = "no.such.variant"
+    entry["signature"] = annc.plans.signature(annc.plans._signed_text(entry))
+    kept.write_text(json.dumps(entry))
+    hits = annc.plans.hits
+    result = run_file(program)
+    assert annc.plans.hits == hits and result.outputs["y"].shape == (64,)
+    assert json.loads(kept.read_text())["ops"][0]["variant"] == "numpy"
+    assert any("no longer holds" in note for note in result.notes)
 
 
 def test_a_kept_plan_imports_only_the_backends_it_uses(program: Path):

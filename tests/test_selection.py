@@ -176,11 +176,11 @@ def test_selected_ir_names_variant_device_and_prediction_and_reparses():
 
 @pytest.mark.parametrize("variant", ["jax", "strassen", "halide.tiled", "numpy"])
 def test_run_results_match_numpy_whatever_is_chosen(variant, tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     add = {"strassen": "numpy", "halide.tiled": "halide"}.get(variant, variant)
     kernels = {"matmul": variant, "add": add}
     times = {(k, v, "cpu"): 1e-6 for k, v in kernels.items()}
-    install_for_this_machine(model_set(times), tmp_path)
+    install_for_this_machine(model_set(times), tmp_path / "home")
     program = tmp_path / "p.ann"
     program.write_text("target cpu\ninput A : f64[9, 7]\ninput B : f64[7, 5]\n"
                        "C = matmul(A, B) + matmul(A, B)\noutput C\n")
@@ -193,10 +193,10 @@ def test_run_results_match_numpy_whatever_is_chosen(variant, tmp_path, monkeypat
 
 @needs_opencl
 def test_run_on_opencl_moves_data_and_matches_numpy(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     times = {("add", "halide.gpu_tile", "opencl"): 1e-9, ("exp", "halide.gpu_tile", "opencl"): 1e-9,
              ("add", "numpy", "cpu"): 1.0, ("exp", "numpy", "cpu"): 1.0}
-    install_for_this_machine(model_set(times, copy_seconds_per_byte=1e-12), tmp_path)
+    install_for_this_machine(model_set(times, copy_seconds_per_byte=1e-12), tmp_path / "home")
     program = tmp_path / "p.ann"
     program.write_text("target cpu, opencl\ninput x : f32[257]\ny = x + x\nz = exp(y)\n"
                        "output z\n")
@@ -208,8 +208,8 @@ def test_run_on_opencl_moves_data_and_matches_numpy(tmp_path, monkeypatch):
 
 
 def test_xdsl_opt_runs_select_variants_on_annc_ir(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
-    install_for_this_machine(model_set({("matmul", "numpy", "cpu"): 1e-3}), tmp_path)
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+    install_for_this_machine(model_set({("matmul", "numpy", "cpu"): 1e-3}), tmp_path / "home")
     source = tmp_path / "m.mlir"
     source.write_text(str(ir(MATMUL, targets=["cpu"])))
     opt = shutil.which("xdsl-opt") or str(__import__("pathlib").Path(sys.executable).parent
@@ -221,12 +221,12 @@ def test_xdsl_opt_runs_select_variants_on_annc_ir(tmp_path, monkeypatch):
 
 
 def test_explain_and_emit_selected_from_the_command_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     install_for_this_machine(model_set({("matmul", "numpy", "cpu"): 1e-3,
-                                        ("matmul", "jax", "cpu"): 2e-3}), tmp_path)
+                                        ("matmul", "jax", "cpu"): 2e-3}), tmp_path / "home")
     program = tmp_path / "p.ann"
     program.write_text(MATMUL)
-    env = {**__import__("os").environ, "ANNC_HOME": str(tmp_path)}
+    env = {**__import__("os").environ, "ANNC_HOME": str(tmp_path / "home")}
     explained = subprocess.run([sys.executable, "-m", "annc", "explain", str(program),
                                 "--target", "cpu", "--report", "json"],
                                capture_output=True, text=True, env=env, timeout=300)

@@ -23,9 +23,9 @@ def tune_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 def test_tune_reports_every_candidate_of_every_op(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     only_reference = {(k, "numpy.reference", "cpu"): 1e-6 for k in KERNELS}
-    install_for_this_machine(model_set(only_reference), tmp_path)
+    install_for_this_machine(model_set(only_reference), tmp_path / "home")
     report = tune_json(capsys, "--variants", "numpy,numpy.reference")
     assert list(report) == ["ops"]
     ops = report["ops"]

@@ -70,8 +70,8 @@ BROKEN: dict[str, Callable[[Path], Path]] = {
 @pytest.mark.parametrize("kind", BROKEN)
 def test_a_broken_user_model_file_falls_back_to_the_shipped_models_and_is_kept(
         kind, command, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
-    path = BROKEN[kind](tmp_path)
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+    path = BROKEN[kind](tmp_path / "home")
     before = path.read_bytes()
     program = tmp_path / "p.ann"
     program.write_text(PROGRAM)
@@ -91,8 +91,8 @@ def test_a_broken_user_model_file_falls_back_to_the_shipped_models_and_is_kept(
 def test_a_model_file_of_another_machine_names_both_fingerprints(tmp_path, monkeypatch):
     from passes.models import load_models
 
-    monkeypatch.setenv("ANNC_HOME", str(tmp_path))
-    path = _foreign_fingerprint(tmp_path)
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+    path = _foreign_fingerprint(tmp_path / "home")
     notes: list[str] = []
     chosen = load_models(notes)
     assert "shipped default" in chosen.description

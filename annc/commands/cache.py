@@ -91,14 +91,18 @@ def jax_cache_summary(folder: Path) -> dict[str, Any]:
 
 
 def _clear(folder: Path, report: str) -> int:
-    count, size = build_cache.clear()
+    count, size, left = build_cache.clear()
     xla = jax_cache_folder()
     if report == "json":
         print(json.dumps({"folder": str(folder), "removed": count, "removed_bytes": size,
-                          "jax_cache_kept": str(xla)}))
-    else:
-        print(f"removed {count} entries ({_size(size)}) from {folder}; XLA's cache {xla} "
-              "is JAX's and stays (delete it yourself to reclaim its space)")
+                          "left": left, "jax_cache_kept": str(xla)}))
+        return 0
+    print(f"removed {count} entries ({_size(size)}) from {folder}; XLA's cache {xla} "
+          "is JAX's and stays (delete it yourself to reclaim its space)")
+    if left:
+        print(f"left {left} files in {folder} that annc cannot prove it wrote (another "
+              "home's or an earlier annc's builds, or not annc's at all): remove them "
+              "yourself if they are yours to remove")
     return 0
 
 
@@ -106,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     folder = build_cache.cache_folder()
     if args.clear:
         return _clear(folder, args.report)
-    entries = build_cache.entries(with_keys=True)
+    found = build_cache.entries(with_keys=True)
+    entries = [e for e in found if e.owned]
+    foreign = len(found) - len(entries)
     total = sum(e.size for e in entries)
     xla = jax_cache_summary(jax_cache_folder())
     if args.report == "json":
@@ -115,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             "entries": [{"file": e.path.name, "kind": e.kind, "bytes": e.size,
                          "used": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(e.used)),
                          "key": e.key} for e in reversed(entries)],
-            "jax_cache": xla,
+            "not_annc_files": foreign, "jax_cache": xla,
         }))
         return 0
     console = Console()
@@ -128,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{len(entries)} entries, {_size(total)} of at most "
                   f"{_size(build_cache.limit_bytes())} (${build_cache.LIMIT_ENV}); "
                   "`annc cache --clear` empties it")
+    if foreign:
+        console.print(f"{foreign} more files there that annc cannot prove it wrote "
+                      "(another home's or an earlier annc's): not used, not removed")
     console.print(f"XLA's compilation cache {xla['folder']}: {xla['files']} files, "
                   f"{_size(int(xla['bytes']))} (JAX's own; `--clear` leaves it)",
                   soft_wrap=True)

@@ -37,7 +37,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from annc.commands.common import compact_shapes
+from annc.commands.common import compact_shapes, printable
 from annc.commands.variants import comma_names, selected_kernels
 from annc.process import startup_seconds
 from dsl.errors import AnncError
@@ -218,7 +218,7 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
         notes: list[str] = []
         chosen = load_models(notes)
         for note in notes:
-            console.print(note, soft_wrap=True)
+            console.print(printable(note), soft_wrap=True, markup=False)
         variants = select_variants(kernels, devices, comma_names(args.variants))
         if not variants:
             raise AnncError("calibrate: no variant matches --kernels, --variants and --devices")

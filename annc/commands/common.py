@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 
 from dsl.errors import AnncError
@@ -82,3 +83,19 @@ def short_time(seconds: float | None) -> str:
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds * 1e9:.3g} ns"
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0)) if c != 0x0a}
+"""Control characters (but the line break), as Python writes them in a string."""
+
+
+def printable(text: str) -> str:
+    """The text with control characters shown as escapes: a note may quote a file or a
+    name, and neither should move the cursor or recolour the terminal."""
+    return text.translate(_CONTROL)
+
+
+def print_notes(notes: Sequence[str]) -> None:
+    """Prints notes to standard error, each made printable."""
+    for note in notes:
+        print(printable(note), file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from annc.commands.common import (
@@ -11,6 +10,7 @@ from annc.commands.common import (
     add_selection_arguments,
     add_target_argument,
     defines,
+    print_notes,
     targets,
 )
 from annc.compiler import STAGES, compile_program, read_source
@@ -32,8 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     compiled = compile_program(read_source(args.file), args.file, defines(args), targets(args),
                                args.emit, args.measure, record=not args.no_record)
-    for note in compiled.notes:
-        print(note, file=sys.stderr)
+    print_notes(compiled.notes)
     text = compiled.printed()
     if args.output:
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from dataclasses import asdict
 
 from rich.console import Console
@@ -18,6 +17,7 @@ from annc.commands.common import (
     add_target_argument,
     compact_shapes,
     defines,
+    print_notes,
     short_time,
     targets,
 )
@@ -154,8 +154,7 @@ def _print_tiers(console: Console, plan: Plan) -> None:
 def run(args: argparse.Namespace) -> int:
     plan = compile_program(read_source(args.file), args.file, defines(args), targets(args),
                            "selected", args.measure, record=not args.no_record).selection
-    for note in plan.notes:
-        print(note, file=sys.stderr)
+    print_notes(plan.notes)
     if args.report == "json":
         print(json.dumps(plan_json(plan)))
         return 0

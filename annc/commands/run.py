@@ -17,6 +17,7 @@ from annc.commands.common import (
     compact_shapes,
     defines,
     key_values,
+    print_notes,
     targets,
 )
 from annc.running import RunResult, run_file
@@ -94,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
                       targets=targets(args), variants=key_values(args.variant, "--variant"),
                       measure=args.measure, record=not args.no_record, builds=args.builds,
                       progress=sys.stderr.isatty())
-    for note in result.notes:
-        print(note, file=sys.stderr)
+    print_notes(result.notes)
     if args.save:
         save_outputs(args.save, result.outputs)
     if args.report == "json":

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from annc.modeling import measurement_source, train
 from dsl.errors import AnncError
-from hardware.devices.home import ensure_home
-from passes.models import DEFAULT_MODELS, SHIPPED_MACHINES, user_models_path
+from passes.models import DEFAULT_MODELS, SHIPPED_MACHINES, for_writing, user_models_path
 from predictor.models import ModelFileError, ModelSet
 
 HELP = "train the performance models of this machine from its calibration measurements"
@@ -46,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.reference:
         target = DEFAULT_MODELS
     else:
-        ensure_home()
-        target = user_models_path(source.fingerprint["id"])
+        target = for_writing(user_models_path(source.fingerprint["id"]))
     models.save(target)
     mapes = [m.summary["mape"] for m in models.models.values() if m.summary["mape"] is not None]
     median = f"{statistics.median(mapes):.1f}%" if mapes else "n/a"

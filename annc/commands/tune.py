@@ -26,11 +26,13 @@ from annc.commands.common import (
     add_target_argument,
     compact_shapes,
     defines,
+    printable,
     short_time,
     targets,
 )
 from annc.commands.variants import comma_names
 from annc.compiler import compile_program, read_source
+from annc.recording import notes as recording_notes
 from annc.recording import record_tune, recording_enabled
 from dsl import dtypes
 from dsl.dialect import KernelOp
@@ -149,10 +151,12 @@ def run(args: argparse.Namespace) -> int:
         raise AnncError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
     console = Console(stderr=True)
     for note in [*plan.notes, f"note: chosen with {plan.models}"]:
-        console.print(note, soft_wrap=True)
+        console.print(printable(note), soft_wrap=True, markup=False)
     report = tune(module, comma_names(args.variants), timeout, console, plan)
     if recording_enabled(args.no_record) and plan.chosen_models is not None:
         record_tune(report, plan, plan.chosen_models)
+        for note in recording_notes:
+            console.print(printable(note), soft_wrap=True, markup=False)
     if args.report == "json":
         print(json.dumps(report))
     else:

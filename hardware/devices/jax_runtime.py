@@ -29,7 +29,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read when a G
 import jax
 import jax.monitoring
 
+from dsl.errors import HomeError
 from hardware.devices import jax_settings
+from hardware.devices.home import state_folder
 
 jax.config.update("jax_enable_x64", jax_settings.X64)
 # The lent GPU machines run a newer JAX than annc is developed with: should it lack the
@@ -39,11 +41,14 @@ with contextlib.suppress(AttributeError):
 
 
 def _use_disk_cache() -> None:
-    """XLA's compilation cache on disk; without a writable `$ANNC_HOME`, no cache."""
-    folder = jax_settings.cache_folder()
+    """XLA's compilation cache on disk; without a writable `$ANNC_HOME` (or where its
+    `jax-cache/` is a link or cannot be written), no cache: JAX would warn on every
+    compile it could not keep."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        folder = state_folder(jax_settings.CACHE_FOLDER)
+    except HomeError:
+        return
+    if not os.access(folder, os.W_OK | os.X_OK):
         return
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

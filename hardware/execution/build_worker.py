@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from hardware.devices.home import ensure_home
+from hardware.devices.home import state_folder
 
 LOCK_FILE = ".build-lock"
 """In `$ANNC_HOME/builds`, held exclusively by the process that builds."""
@@ -44,8 +44,7 @@ READY, NOT_KEPT, FAILED = "ready", "not kept", "failed"
 def machine_lock() -> Iterator[None]:
     """Holds the machine's build lock; without a writable home, no lock."""
     try:
-        folder = ensure_home() / "builds"
-        folder.mkdir(exist_ok=True)
+        folder = state_folder("builds")
         descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except Exception:
         yield

@@ -22,6 +22,8 @@ runs is exactly what was checked.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import math
 import os
@@ -99,11 +101,20 @@ _PRIVATE: list[Path] = []
 
 
 def _private_folder() -> Path:
+    """A folder of this process's own (removed when it exits) to load libraries from."""
     if not _PRIVATE:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
             else None
         _PRIVATE.append(Path(tempfile.mkdtemp(prefix="annc-so-", dir=base)))
+        atexit.register(_remove_private_folder)
     return _PRIVATE[0]
+
+
+def _remove_private_folder() -> None:
+    """Removes the folder if it is empty, as it is once every library is loaded (each
+    file goes as soon as it is mapped); one a crash left a file in stays."""
+    with contextlib.suppress(OSError):
+        os.rmdir(_PRIVATE[0])
 
 
 def load_shared_object(payload: bytes, global_symbols: bool = False) -> ctypes.CDLL:

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import halide as hl
+import numpy as np
 
 from hardware.devices.backend_start import mark_started
 from hardware.devices.fingerprint import fingerprint
 from hardware.variants.halide import build_cache
-from hardware.variants.halide.abi import load_shared_object
+from hardware.variants.halide.abi import AotFunction, load_shared_object
 
 LINK_TIMEOUT_S = 120.0
 
@@ -101,10 +102,34 @@ def ensure_runtime(target: hl.Target, compiler: str) -> None:
         return
     key = cache_key(target, what="halide-runtime")
     payload = build_cache.read("runtime", key)
-    if payload is None:
-        payload = _runtime_bytes(target, compiler)
-        build_cache.write("runtime", key, payload)
+    if payload is not None:
+        try:
+            _RUNTIMES[name] = load_shared_object(payload, global_symbols=True)
+            return
+        except OSError as error:
+            _unusable("runtime", key, error)
+    payload = _runtime_bytes(target, compiler)
+    build_cache.write("runtime", key, payload)
     _RUNTIMES[name] = load_shared_object(payload, global_symbols=True)
+
+
+def load_kept(kind: str, key: Mapping[str, Any], symbol: str,
+              shapes: tuple[tuple[int, ...], ...], dtype: np.dtype) -> AotFunction | None:
+    """The kept build of this key, loaded; None where there is none, or where it verified
+    but will not load (then it is removed, so that this build replaces it)."""
+    payload = build_cache.read(kind, key)
+    if payload is None:
+        return None
+    try:
+        return AotFunction(load_shared_object(payload), symbol, shapes, dtype)
+    except (OSError, AttributeError) as error:  # dlopen refused it, or no such symbol
+        _unusable(kind, key, error)
+        return None
+
+
+def _unusable(kind: str, key: Mapping[str, Any], error: Exception) -> None:
+    build_cache.discard(kind, key)
+    build_cache.note_once(f"note: a kept {kind} build would not load ({error}); rebuilt")
 
 
 def shared_object(pipeline: hl.Pipeline, arguments: list[hl.Argument], symbol: str,

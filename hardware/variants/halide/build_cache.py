@@ -1,25 +1,28 @@
 """The persistent build cache under `$ANNC_HOME/builds`: what a build made, kept on disk.
 
 Compiled Halide kernels and region pipelines, the Halide runtime they share,
-auto-schedulers' schedules, selection plans and markers of JAX builds are kept here,
-so a second process loads what the first built.
-Every entry is one file, `<name>.<kind>`, where `name` is a digest of the entry's
-key (kernel, variant, shapes, dtype, target, library version, fingerprint, ...):
+auto-schedulers' schedules and markers of JAX builds are kept here, so a second
+process loads what the first built. Every entry is one file, `<name>.<kind>`, where
+`name` is a digest of the entry's key (kernel, variant, shapes, dtype, target,
+library version, fingerprint, ...) and of the format:
 
-    ANNC-BUILD 1\\n
-    {"kind": ..., "key": {...}, "size": N, "sha256": "...", "created": "..."}\\n
+    ANNC-BUILD 2\\n
+    {"kind": ..., "key": {...}, "size": N, "sha256": "...", "created": "...",
+     "signature": "..."}\\n
     <N bytes of payload>
 
-`read` checks the magic line, that the header's key is the one asked for, and the
-payload's size and SHA-256 before returning it, so a corrupt, truncated or other
-target's or version's entry is rejected (and removed), never used. Writes go to a
-temporary file in the same folder and `os.replace` it into place, so a reader sees
-the whole old entry or the whole new one. The folder is bounded
-(`$ANNC_BUILD_CACHE_MB`, default 512): after a write the least recently used entries
-(by modification time, which a read refreshes) are removed until it fits.
-Where `$ANNC_HOME` cannot be written, nothing is kept and nothing fails. Eviction
-and `clear` remove only files annc can prove it wrote: regular files (not links)
-that start with the magic line.
+The signature is the home's HMAC of the rest of the header, which holds the payload's
+SHA-256 (`hardware.devices.signing`). `read` returns a payload only when the signature
+holds, the header's key is the one asked for, and the payload's size and SHA-256
+match; an entry that annc signed but that no longer matches (truncated, another key)
+is removed so that a rebuild replaces it. A file that annc cannot prove it wrote (no
+or another home's signature, a link, an earlier format) is never loaded and never
+removed: annc leaves it in place, builds without keeping the build, and says so once.
+Writes go to a temporary file in the same folder and `os.replace` it into place, so a
+reader sees the whole old entry or the whole new one. The folder is bounded
+(`$ANNC_BUILD_CACHE_MB`, default 512): after a write the least recently used of
+annc's entries (by modification time, which a read refreshes) are removed until they
+fit. Where `$ANNC_HOME` cannot be written, nothing is kept and nothing fails.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from dsl.errors import HomeError
-from hardware.devices.home import annc_home, ensure_home
+from hardware.devices.home import annc_home, own_folder, state_folder
+from hardware.devices.signing import signature, signed_here
 
-MAGIC = b"ANNC-BUILD 1\n"
+MAGIC = b"ANNC-BUILD 2\n"
+FORMAT = 2
 FOLDER = "builds"
 LIMIT_ENV = "ANNC_BUILD_CACHE_MB"
 DEFAULT_LIMIT_MB = 512.0
@@ -49,8 +54,9 @@ pipeline, an auto-scheduler's schedule, a selection plan, or the marker of a JAX
 whose executable XLA's own cache holds (`hardware.variants.jax_builds`)."""
 
 stats: Counter[str] = Counter()
-"""This process's cache events: `hit`, `miss`, `rejected`, `written`, `evicted`,
-per kind too (`hit:kernel`, ...), for tests and reports."""
+"""This process's cache events: `hit`, `miss`, `rejected` (annc's entry, no longer
+usable: removed), `untrusted` (not provably annc's: left), `written`, `evicted`, per
+kind too (`hit:kernel`, ...), for tests and reports."""
 
 notes: list[str] = []
 """What the user should know about this process's builds, each once (e.g. that there
@@ -67,6 +73,8 @@ class Entry:
     """When it was last written or read (seconds since the epoch)."""
     key: Mapping[str, Any]
     """The header's key; empty where the header is unreadable."""
+    owned: bool = True
+    """Whether annc can prove it wrote the file (known only when headers were read)."""
 
 
 def cache_folder() -> Path:
@@ -86,7 +94,7 @@ def entry_name(kind: str, key: Mapping[str, Any]) -> str:
     """The file name of an entry: 32 hex digits of its key's SHA-256, then its kind."""
     if kind not in KINDS:
         raise ValueError(f"unknown build cache kind {kind!r}")
-    text = json.dumps({"kind": kind, **key}, sort_keys=True)
+    text = json.dumps({"kind": kind, "format": FORMAT, **key}, sort_keys=True)
     return f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.{kind}"
 
 
@@ -95,48 +103,92 @@ def _count(event: str, kind: str) -> None:
     stats[f"{event}:{kind}"] += 1
 
 
-def _parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """The header and payload of an entry's bytes, or None if they do not hold together."""
+def note_once(note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
+def _signed_text(header: Mapping[str, Any]) -> bytes:
+    """What the signature covers: the header without it, in one canonical form."""
+    return json.dumps({k: v for k, v in header.items() if k != "signature"},
+                      sort_keys=True).encode()
+
+
+def _authentic(header: Any) -> bool:
+    return isinstance(header, dict) and signed_here(_signed_text(header),
+                                                    header.get("signature"))
+
+
+def _split(data: bytes) -> tuple[Any, bytes] | None:
+    """The header (parsed JSON) and the payload of an entry's bytes, or None."""
     if not data.startswith(MAGIC):
         return None
     end = data.find(b"\n", len(MAGIC))
     if end < 0:
         return None
     try:
-        header = json.loads(data[len(MAGIC):end])
+        return json.loads(data[len(MAGIC):end]), data[end + 1:]
     except ValueError:
         return None
-    if not isinstance(header, dict):
+
+
+def _intact(header: dict[str, Any], payload: bytes) -> bool:
+    return header.get("size") == len(payload) \
+        and header.get("sha256") == hashlib.sha256(payload).hexdigest()
+
+
+def _open_entry(path: Path) -> bytes | None:
+    """The bytes of a regular file, never through a link; None where there is none."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
         return None
-    payload = data[end + 1:]
-    if header.get("size") != len(payload):
-        return None
-    if header.get("sha256") != hashlib.sha256(payload).hexdigest():
-        return None
-    return header, payload
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
 
 
 def read(kind: str, key: Mapping[str, Any]) -> bytes | None:
-    """The verified payload stored for this key, or None (missing or rejected).
+    """The verified payload stored for this key, or None (missing, rejected, untrusted).
 
-    A file that fails verification, or whose header names another key (another
-    target, library version or machine), is removed so that a rebuild replaces it."""
-    path = cache_folder() / entry_name(kind, key)
-    try:
-        data = path.read_bytes()
-    except OSError:
+    An entry annc signed that does not hold together any more is removed so that a
+    rebuild replaces it; a file annc cannot prove it wrote is left where it is."""
+    folder = cache_folder()
+    path = folder / entry_name(kind, key)
+    data = _open_entry(path) if own_folder(folder) else None
+    if data is None:
         _count("miss", kind)
         return None
-    parsed = _parse(data)
-    if parsed is None or parsed[0].get("kind") != kind or parsed[0].get("key") != _plain(key):
-        _count("rejected", kind)
-        with contextlib.suppress(OSError):
-            path.unlink()
+    parts = _split(data)
+    if parts is None or not _authentic(parts[0]):
+        _untrusted(path, kind)
+        return None
+    header, payload = parts
+    if header.get("kind") != kind or header.get("key") != _plain(key) \
+            or not _intact(header, payload):
+        discard_file(path, kind)
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # most recently used
     _count("hit", kind)
-    return parsed[1]
+    return payload
+
+
+def _untrusted(path: Path, kind: str) -> None:
+    _count("untrusted", kind)
+    note_once(f"note: {path.parent} holds files that annc cannot prove it wrote here (e.g. "
+              f"{path.name}); annc leaves them in place and does not use them")
+
+
+def discard_file(path: Path, kind: str) -> None:
+    """Removes an entry annc wrote that is no longer usable (counted as rejected)."""
+    _count("rejected", kind)
+    _remove(path)
+
+
+def discard(kind: str, key: Mapping[str, Any]) -> None:
+    """Removes this key's entry, if annc wrote it: a build that verified but could not be
+    loaded (say, a system library changed under it), so the next run rebuilds it."""
+    discard_file(cache_folder() / entry_name(kind, key), kind)
 
 
 def _plain(key: Mapping[str, Any]) -> Any:
@@ -145,19 +197,27 @@ def _plain(key: Mapping[str, Any]) -> Any:
 
 
 def write(kind: str, key: Mapping[str, Any], payload: bytes) -> Path | None:
-    """Stores the payload atomically; returns its path, or None where nothing can be kept."""
+    """Stores the payload atomically; returns its path, or None where nothing can be kept
+    (no writable home, a link for the folder, or a file there annc did not write)."""
     try:
-        folder = ensure_home() / FOLDER
-        folder.mkdir(exist_ok=True)
-    except (HomeError, OSError):
+        folder = state_folder(FOLDER)
+    except HomeError as error:
+        note_once(f"note: builds are not kept: {error}")
         return None
-    header = {"kind": kind, "key": _plain(key), "size": len(payload),
-              "sha256": hashlib.sha256(payload).hexdigest(),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    header: dict[str, Any] = {"kind": kind, "key": _plain(key), "size": len(payload),
+                              "sha256": hashlib.sha256(payload).hexdigest(),
+                              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    signed = signature(_signed_text(header))
+    if signed is None:
+        return None
+    header["signature"] = signed
     path = folder / entry_name(kind, key)
+    if os.path.lexists(path) and not written_by_annc(path):
+        _untrusted(path, kind)
+        return None
     temporary = folder / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        with open(temporary, "wb") as file:
+        with open(temporary, "xb") as file:
             file.write(MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
         os.replace(temporary, path)
     except OSError:
@@ -169,27 +229,35 @@ def write(kind: str, key: Mapping[str, Any], payload: bytes) -> Path | None:
     return path
 
 
-def _header(path: Path) -> dict[str, Any]:
-    """An entry's header without reading its payload; empty if unreadable."""
+def _header(path: Path) -> Any:
+    """An entry's header without reading its payload (never through a link); None if
+    there is none."""
     try:
-        with open(path, "rb") as file:
-            first = file.readline()
-            line = file.readline(1 << 20)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
-        return {}
-    if first != MAGIC:
-        return {}
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        if file.readline(len(MAGIC)) != MAGIC:
+            return None
+        line = file.readline(1 << 20)
     try:
-        header = json.loads(line)
+        return json.loads(line)
     except ValueError:
-        return {}
-    return header if isinstance(header, dict) else {}
+        return None
+
+
+def written_by_annc(path: Path) -> bool:
+    """Whether the file is a regular file (not a link) whose header this home signed."""
+    return os.path.isfile(path) and not os.path.islink(path) and _authentic(_header(path))
 
 
 def entries(with_keys: bool = False) -> list[Entry]:
-    """Every entry, least recently used first (`with_keys` reads each header)."""
+    """Every entry, least recently used first (`with_keys` reads each header and says
+    which annc can prove it wrote)."""
     folder = cache_folder()
     found = []
+    if not own_folder(folder):
+        return []
     try:
         names = os.listdir(folder)
     except OSError:
@@ -200,18 +268,23 @@ def entries(with_keys: bool = False) -> list[Entry]:
             continue
         path = folder / name
         try:
-            status = path.stat()
+            status = path.lstat()
         except OSError:
             continue
-        key = _header(path).get("key", {}) if with_keys else {}
-        found.append(Entry(path, kind, status.st_size, status.st_mtime, key))
+        key: Mapping[str, Any] = {}
+        owned = True
+        if with_keys:
+            header = _header(path)
+            owned = _authentic(header)
+            key = header.get("key", {}) if owned else {}
+        found.append(Entry(path, kind, status.st_size, status.st_mtime, key, owned))
     return sorted(found, key=lambda e: (e.used, e.path.name))
 
 
 def evict(limit: int, keep: Path | None = None) -> int:
-    """Removes least recently used entries until the folder holds at most `limit`
+    """Removes least recently used entries of annc's until they hold at most `limit`
     bytes (never `keep`, the entry just written); returns how many it removed."""
-    present = entries()
+    present = [e for e in entries(with_keys=True) if e.owned]
     total = sum(e.size for e in present)
     removed = 0
     for entry in present:
@@ -228,7 +301,8 @@ def evict(limit: int, keep: Path | None = None) -> int:
 
 
 def _remove_stale_temporaries(age_s: float = 3600.0) -> None:
-    """Temporary files left by a process that died while writing, an hour later."""
+    """Temporary files left by a process that died while writing, an hour later (those
+    whose signed header made it to the disk: annc can prove it wrote them)."""
     folder = cache_folder()
     try:
         names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
@@ -236,24 +310,13 @@ def _remove_stale_temporaries(age_s: float = 3600.0) -> None:
         return
     for name in names:
         with contextlib.suppress(OSError):
-            if time.time() - (folder / name).stat().st_mtime > age_s:
-                (folder / name).unlink()
-
-
-def _written_by_annc(path: Path) -> bool:
-    """Whether the file is a regular file (not a link) that starts with annc's magic."""
-    try:
-        if not path.is_file() or path.is_symlink():
-            return False
-        with open(path, "rb") as file:
-            return file.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
+            if time.time() - (folder / name).lstat().st_mtime > age_s:
+                _remove(folder / name)
 
 
 def _remove(path: Path) -> bool:
     """Removes an entry annc can prove it wrote; whether it did."""
-    if not _written_by_annc(path):
+    if not written_by_annc(path):
         return False
     try:
         path.unlink()
@@ -262,17 +325,28 @@ def _remove(path: Path) -> bool:
     return True
 
 
-def clear() -> tuple[int, int]:
-    """Empties the cache of annc's entries; returns how many entries and bytes it
-    removed. A file of an entry's name that annc cannot prove it wrote stays."""
-    count = size = 0
-    for entry in entries():
-        if _remove(entry.path):
+def clear() -> tuple[int, int, int]:
+    """Empties the cache of annc's entries; returns how many entries and bytes it removed,
+    and how many files it left because it cannot prove it wrote them. A `HomeError`
+    where the folder cannot be written."""
+    folder = cache_folder()
+    if os.path.lexists(folder) and not own_folder(folder):
+        raise HomeError(f"{folder}: error: annc's builds/ folder is a link or not a folder; "
+                        "annc never deletes through a link")
+    if own_folder(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise HomeError(f"{folder}: error: the build cache cannot be emptied: the folder is "
+                        "not writable")
+    count = size = left = 0
+    for entry in entries(with_keys=True):
+        if entry.owned and _remove(entry.path):
             count += 1
             size += entry.size
-    return count, size
+        else:
+            left += 1
+    return count, size, left
 
 
 def exists(kind: str, key: Mapping[str, Any]) -> bool:
-    """Whether an entry for this key is present (not verified: `read` does that)."""
-    return (cache_folder() / entry_name(kind, key)).is_file()
+    """Whether an entry for this key that annc wrote is present (its payload is verified
+    only by `read`)."""
+    return written_by_annc(cache_folder() / entry_name(kind, key))

@@ -43,6 +43,7 @@ from hardware.variants.halide.aot import (
     cache_key,
     deserialise,
     ensure_runtime,
+    load_kept,
     serialise,
     shared_object,
 )
@@ -235,21 +236,22 @@ def _ahead_of_time(kernel: str, shapes: tuple[Shape, ...], output_shape: Shape,
     """The kernel's shared object, from the cache or compiled and kept, loaded."""
     target = aot_target(cpu_target())
     ensure_runtime(target, compiler)
-    payload = build_cache.read("kernel", kernel_key(kernel, name, shapes, dtype))
-    cached = payload is not None
+    key = kernel_key(kernel, name, shapes, dtype)
+    everything = (*shapes, output_shape)
+    function = load_kept("kernel", key, SYMBOL, everything, dtype)
     schedule = None
-    if payload is None:
+    if function is None:
         pipeline, arguments, schedule = scheduled(kernel, shapes, output_shape, dtype, name)
         payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
-        build_cache.write("kernel", kernel_key(kernel, name, shapes, dtype), payload)
+        build_cache.write("kernel", key, payload)
         builds["aot_built"] += 1
-    else:
-        if name.startswith(AUTO_PREFIX):
-            stored = stored_schedule(kernel, name, shapes, dtype)
-            schedule = AutoSchedule(stored.scheduler, stored.source, 0.0) if stored else None
-        builds["aot_loaded"] += 1
-    function = AotFunction(load_shared_object(payload), SYMBOL, (*shapes, output_shape), dtype)
-    return function, schedule, cached
+        return AotFunction(load_shared_object(payload), SYMBOL, everything, dtype), schedule, \
+            False
+    if name.startswith(AUTO_PREFIX):
+        stored = stored_schedule(kernel, name, shapes, dtype)
+        schedule = AutoSchedule(stored.scheduler, stored.source, 0.0) if stored else None
+    builds["aot_loaded"] += 1
+    return function, schedule, True
 
 
 def kernel_key(kernel: str, name: str, shapes: tuple[Shape, ...], dtype: np.dtype) -> dict:

@@ -66,6 +66,7 @@ from hardware.variants.halide.aot import (
     c_compiler,
     cache_key,
     ensure_runtime,
+    load_kept,
     serialise,
     shared_object,
 )
@@ -447,16 +448,16 @@ def _ahead_of_time(spec: RegionSpec, schedule: str, compiler: str) -> AotFunctio
     target = aot_target(cpu_target())
     ensure_runtime(target, compiler)
     key = region_key(spec, schedule)
-    payload = build_cache.read("region", key)
-    if payload is None:
-        pipeline, arguments = scheduled(spec, schedule)
-        with _refusing_undefined_division():
-            payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
-        build_cache.write("region", key, payload)
-        builds["aot_built"] += 1
-    else:
-        builds["aot_loaded"] += 1
     shapes = (*spec.inputs, *_output_shapes(spec))
+    function = load_kept("region", key, SYMBOL, shapes, numpy_dtype(spec))
+    if function is not None:
+        builds["aot_loaded"] += 1
+        return function
+    pipeline, arguments = scheduled(spec, schedule)
+    with _refusing_undefined_division():
+        payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
+    build_cache.write("region", key, payload)
+    builds["aot_built"] += 1
     return AotFunction(load_shared_object(payload), SYMBOL, shapes, numpy_dtype(spec))
 
 
