@@ -117,7 +117,7 @@ def main() -> None:
                                    ("loop: 10 ops × 100 trips", loop(10, 100), 1000)):
         module = compile_source(text, filename="dispatch.ann", emit="ir")
         assert isinstance(module, ModuleOp)
-        arrays = prepare_inputs(input_specs(module), {}, seed=0)
+        arrays = prepare_inputs(input_specs(module), None, seed=0).arrays
         start = time.perf_counter()
         plan = compile_plan(module, DEVICES)
         plan_s = time.perf_counter() - start
