@@ -88,6 +88,12 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
+def generated_inputs(specs: list[InputSpec], seed: int) -> list[np.ndarray]:
+    """Every input drawn from `seed`, in declaration order: the inputs of a run given
+    none."""
+    return prepare_inputs(specs, None, seed).arrays
+
+
 @dataclass(frozen=True)
 class PreparedInputs:
     arrays: list[np.ndarray]
