@@ -7,8 +7,9 @@
 
 Every user error is an `AnncError` (from `dsl.errors`, re-exported here):
 `CompileError` (a program breaks a rule; located), `RunError` (it cannot run as asked
-here), `DataError` (input or output data), `OutOfMemoryError`, `ModelError` (no usable
-model set), `StoreError` (the measurement database), `HomeError` (`$ANNC_HOME`).
+here), `DataError` (input or output data; `MissingInputsError` where inputs were given
+but not all of them), `OutOfMemoryError`, `ModelError` (no usable model set),
+`StoreError` (the measurement database), `HomeError` (`$ANNC_HOME`).
 
 The API is imported on first use, so that `import annc` (and the `annc` command's
 start, where Ctrl-C must already be handled) does not pay for JAX and xDSL.
@@ -24,6 +25,7 @@ from dsl.errors import (
     CompileError,
     DataError,
     HomeError,
+    MissingInputsError,
     ModelError,
     OutOfMemoryError,
     RunError,
@@ -40,6 +42,7 @@ __all__ = [
     "CompileError",
     "DataError",
     "HomeError",
+    "MissingInputsError",
     "ModelError",
     "OutOfMemoryError",
     "RunError",

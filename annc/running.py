@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, read_source
@@ -36,7 +37,7 @@ from hardware.execution.memory import ensure_fits
 from hardware.execution.plan import ExecutablePlan, OpRecord
 from hardware.execution.planning import BUILDS, Builds, compile_plan
 from hardware.execution.progress import RunProgress
-from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.rundata import check_seed, input_specs, prepare_inputs
 from hardware.execution.warm import WarmUp
 from hardware.variants.compiled import build_seconds
 from hardware.variants.halide import build_cache
@@ -80,7 +81,7 @@ def _devices() -> dict[str, Any]:
 
 def run_module(
     module: ModuleOp,
-    inputs: Mapping[str, np.ndarray] | None = None,
+    inputs: Mapping[str, ArrayLike] | None = None,
     seed: int = 0,
     variants: Mapping[str, str] | None = None,
     models: str | None = None,
@@ -88,8 +89,14 @@ def run_module(
     wait_for_builds: bool | None = None,
     progress: bool | RunProgress = False,
     warm: WarmUp | None = None,
+    generate_missing: bool = False,
 ) -> RunResult:
-    """Runs compiled IR on the given inputs (missing ones generated from `seed`).
+    """Runs compiled IR on the given inputs, or on inputs generated from `seed`.
+
+    With `inputs` None every input is drawn uniform in [0, 1) from `seed`; otherwise
+    every declared input must be given (a `MissingInputsError` lists those that are
+    not) unless `generate_missing` asks for the missing ones to be drawn, each holding
+    the values it holds when no input is given (see `hardware.execution.rundata`).
 
     `variants` (kernel -> variant name) rewrites the IR before it runs
     (`passes.overrides`); `models` names the model set that selected the variants, for
@@ -102,14 +109,8 @@ def run_module(
     if variants:
         override_variants(module, variants)
     ensure_fits(module)
-    specs = input_specs(module)
-    provided = dict(inputs or {})
-    notes = []
-    unused = sorted(set(provided) - {s.name for s in specs})
-    if unused:
-        notes.append(f"note: ignoring arrays the program does not declare as inputs: "
-                     f"{', '.join(unused)}")
-    arrays = prepare_inputs(specs, provided, seed)
+    prepared = prepare_inputs(input_specs(module), inputs, seed, generate_missing)
+    notes = list(prepared.notes)
     devices = _devices()
     notes += [f"note: target {name} is not on this machine; skipping it"
               for name in module_targets(module) or () if name not in devices]
@@ -121,7 +122,7 @@ def run_module(
         executable = compile_plan(module, devices, plan_builds, told)
         if warm is not None:
             warm.finish()  # after the builds, so that the execution gets its memory
-        outputs = executable.run(arrays)
+        outputs = executable.run(prepared.arrays)
     except BaseException:
         if beside is not None:
             beside.stop()
@@ -164,6 +165,7 @@ def run_module(
         "models": models,
         "compile_s": compile_s,
         "execute_s": execute_s,
+        "notes": notes,
     }
     return RunResult(outputs, report, notes, executable.tier_records())
 
@@ -202,7 +204,7 @@ def _total(predicted: list[float | None]) -> float | None:
 
 def run_file(
     path: str | Path,
-    inputs: Mapping[str, np.ndarray] | None = None,
+    inputs: Mapping[str, ArrayLike] | None = None,
     params: Mapping[str, int | str] | None = None,
     seed: int = 0,
     targets: tuple[str, ...] | list[str] | None = None,
@@ -212,8 +214,13 @@ def run_file(
     builds: str | None = None,
     wait_for_builds: bool | None = None,
     progress: bool = False,
+    generate_missing: bool = False,
 ) -> RunResult:
     """Compiles and runs a program file; `result.outputs` maps output names to arrays.
+
+    `inputs` maps every input the program declares to its array (converted to the
+    declared dtype); with none given every input is drawn uniform in [0, 1) from `seed`,
+    and `generate_missing` draws those missing from `inputs` alike, with a note.
 
     Every kernel runs the variant and device `select-variants` chose, except the
     kernels named in `variants` (kernel -> variant name), which run that variant.
@@ -226,6 +233,7 @@ def run_file(
     `wait_for_builds` (default: `ANNC_WAIT_FOR_BUILDS`) makes the call wait for builds
     still going on beside it when the run ends; `progress` shows a bar on standard
     error for a run that lasts."""
+    check_seed(seed)  # before compiling, which may take seconds
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
@@ -237,7 +245,8 @@ def run_file(
     selection_builds = build_seconds() - built
     startup_s += time.perf_counter() - began - selection_builds
     result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
-                        wait_for_builds=wait_for_builds, progress=progress, warm=warm)
+                        wait_for_builds=wait_for_builds, progress=progress, warm=warm,
+                        generate_missing=generate_missing)
     result.report = {**result.report, "startup_s": startup_s,
                      "compile_s": result.report["compile_s"] + selection_builds}
     count_run(compiled.program_key)
@@ -246,4 +255,5 @@ def run_file(
     notes = [*compiled.notes, *result.notes, *build_cache.notes, *signing.notes,
              *recording_notes]
     result.notes = list(dict.fromkeys(notes))
+    result.report["notes"] = result.notes
     return result

@@ -32,7 +32,7 @@ from hardware.devices.available import CPU
 from hardware.devices.fingerprint import fingerprint
 from hardware.execution.plan import ExecutablePlan
 from hardware.execution.planning import compile_plan
-from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.rundata import generated_inputs, input_specs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TESTS = Path(__file__).resolve().parent.parent / "tests"
@@ -117,7 +117,7 @@ def main() -> None:
                                    ("loop: 10 ops × 100 trips", loop(10, 100), 1000)):
         module = compile_source(text, filename="dispatch.ann", emit="ir")
         assert isinstance(module, ModuleOp)
-        arrays = prepare_inputs(input_specs(module), {}, seed=0)
+        arrays = generated_inputs(input_specs(module), seed=0)
         start = time.perf_counter()
         plan = compile_plan(module, DEVICES)
         plan_s = time.perf_counter() - start

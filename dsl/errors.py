@@ -89,3 +89,35 @@ class StoreError(AnncError):
 
 class HomeError(AnncError):
     """`$ANNC_HOME` cannot be created or written."""
+
+
+class MissingInputsError(DataError):
+    """Inputs were given, but not every input the program declares, and generating the
+    rest was not asked for: a missing array is never drawn at random behind the user's
+    back. `missing` maps each absent input's name to its declared type (`f64[4, 4]`),
+    in declaration order; `declared` counts the program's inputs; `undeclared` names
+    the given arrays the program does not declare (a misspelt name is in both)."""
+
+    def __init__(self, missing: dict[str, str], declared: int, undeclared: list[str],
+                 source: str = "inputs", remedy: str = "Give them, or pass "
+                 "generate_missing=True") -> None:
+        self.missing = missing
+        self.declared = declared
+        self.undeclared = undeclared
+        super().__init__(self.render(source, remedy))
+
+    def render(self, source: str, remedy: str) -> str:
+        """The message naming where the inputs came from (`source`) and how to go on
+        (`remedy`, e.g. `Add them to the archive, or pass --generate-missing`)."""
+        listed = ", ".join(f"{name} : {kind}" for name, kind in self.missing.items())
+        text = (f"{source}: {len(self.missing)} of the program's {self.declared} inputs "
+                f"missing: {listed}. {remedy} to draw the missing ones uniform in [0, 1) "
+                "from the seed.")
+        if self.undeclared:
+            text += (" Given but not declared by the program: "
+                     f"{', '.join(self.undeclared)}")
+            if any(name.startswith("arr_") for name in self.undeclared):
+                text += (" (numpy.savez names arrays passed without a name arr_0, "
+                         "arr_1, ...: save them as numpy.savez(path, NAME=array))")
+            text += "."
+        return text

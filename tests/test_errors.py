@@ -399,7 +399,7 @@ def test_every_user_error_is_exported_from_annc_as_an_annc_error() -> None:
 
     classes = [v for v in vars(dsl.errors).values()
                if isinstance(v, type) and issubclass(v, Exception)]
-    assert len(classes) == 8
+    assert len(classes) == 9
     for error in classes:
         assert getattr(annc, error.__name__) is error
         assert issubclass(error, annc.AnncError)

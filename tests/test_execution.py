@@ -31,7 +31,7 @@ from hardware.devices.available import CPU, available_devices
 from hardware.devices.device import Device
 from hardware.execution.planning import compile_plan
 from hardware.execution.residency import Resident
-from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.rundata import generated_inputs, input_specs
 from hardware.execution.steps import kernel_step
 from hardware.variants import compiled as compiled_variants
 
@@ -59,7 +59,7 @@ def _assert_same(module: ModuleOp, seed: int = 0) -> None:
     op by op (as the interpreter runs them); where selection compiled a region (it does
     where that is predicted faster, which depends on what this process built already),
     the plan as selected first agrees within rounding."""
-    arrays = prepare_inputs(input_specs(module), {}, seed)
+    arrays = generated_inputs(input_specs(module), seed)
     reference = interpret(module, arrays, DEVICES)
     compiled = [r for r in module.walk() if isinstance(r, RegionOp)
                 and r.variant is not None and r.variant.data != "ops"]
@@ -230,7 +230,7 @@ def test_a_plan_dispatches_ops_several_times_faster_than_xdsls_interpreter():
     body = "\n".join("  y = y + x" for _ in range(10))
     module = _module(f"input x : f32[16]\ny = x\nrepeat 100 {{\n{body}\n}}\noutput y\n",
                      "ir")
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     plan = compile_plan(module, DEVICES)
 
     def median_s(run: Callable[[], object]) -> float:

@@ -17,7 +17,7 @@ from annc.compiler import compile_program, read_source
 from dsl.dialect import KernelOp, RegionOp
 from hardware.devices.available import CPU
 from hardware.execution.planning import compile_plan
-from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.rundata import generated_inputs, input_specs
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.from_ir import lower_region
 from passes.fusion import fuse_regions
@@ -86,7 +86,7 @@ def test_every_example_keeps_its_ops_and_outputs_when_fused(example):
     fused = _fused(module)
     assert _regions(fused), "every example has something to fuse"
     assert sorted(_kernels(fused)) == sorted(_kernels(module))
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     want = interpret(module, arrays, DEVICES)
     _force(fused, catalogue.OPS)
     for name, value in _outputs(fused, arrays).items():  # op by op: bit for bit
@@ -108,7 +108,7 @@ def test_generated_programs_keep_their_outputs_when_fused(text: str) -> None:
     if "@" in text:
         return
     fused = _fused(module)
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     want = interpret(module, arrays, DEVICES)
     for name, value in interpret(fused, arrays, DEVICES).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name, strict=True)
@@ -190,7 +190,7 @@ output b, t
 """
     module = _ir(text)
     fused = _fused(module)
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     want = interpret(module, arrays, DEVICES)
     got = interpret(fused, arrays, DEVICES)
     for name, value in want.items():
@@ -226,7 +226,7 @@ def test_algebra_that_holds_only_for_finite_values_is_not_applied(variant: str) 
     module = _ir(NON_FINITE)
     fused = _fused(module)
     assert len(_regions(fused)) >= 1
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     for array in arrays:
         array.reshape(-1)[:6] = [0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]
     with np.errstate(all="ignore"):

@@ -25,7 +25,7 @@ from hardware.execution.beside import Beside
 from hardware.execution.builds import BuildJob, kernel_job, region_job
 from hardware.execution.planning import Builds, compile_plan
 from hardware.execution.progress import RunProgress
-from hardware.execution.rundata import input_specs, prepare_inputs
+from hardware.execution.rundata import generated_inputs, input_specs
 from hardware.variants import load_variant
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.from_ir import lower_region
@@ -84,7 +84,7 @@ def _wait_until(condition, seconds: float = 120.0) -> None:
 def test_an_op_switches_between_two_executions_to_the_build_made_beside_it():
     module = _selected(HEAT)
     _conv_on(module, "halide.direct", "numpy.reference")
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     beside = Beside()
     plan = compile_plan(module, DEVICES, Builds("beside", beside))
     ((_, tier),) = plan.tiers
@@ -133,7 +133,7 @@ class _OfferAt(RunProgress):
 
 def test_a_loop_run_op_by_op_hands_its_remaining_trips_to_the_compiled_loop():
     module = _module_with_loop_tier()
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     want = compile_plan(module, DEVICES, Builds("never")).run(arrays)["T"]
 
     beside = Beside(load=False)  # the test hands the build over itself, at trip 15
@@ -315,7 +315,7 @@ def test_the_warm_up_leaves_the_outputs_as_they_were():
 
     module = _selected(HEAT)
     assert result_bytes(module) >= 48 * 48 * 4  # at least the field the loop yields
-    arrays = prepare_inputs(input_specs(module), {}, 0)
+    arrays = generated_inputs(input_specs(module), 0)
     want = compile_plan(module, DEVICES, Builds("never")).run(arrays)
     warm = WarmUp()
     warm.start(module)

@@ -37,7 +37,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from annc.commands.common import compact_shapes, printable
+from annc.commands.common import compact_shapes, printable, seconds_argument
 from annc.commands.variants import comma_names, selected_kernels
 from annc.process import startup_seconds
 from dsl.errors import AnncError
@@ -67,12 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only variants of these names, e.g. numpy,jax (default: all)")
     parser.add_argument("--devices", metavar="DEV,...",
                         help="only these devices, e.g. cpu (default: every device here)")
-    parser.add_argument("--budget", type=float, metavar="SECONDS",
+    parser.add_argument("--budget", type=seconds_argument, metavar="SECONDS",
                         help="stop after this many seconds (run again to continue)")
     parser.add_argument("--db", metavar="PATH",
                         help="the measurement database (default: "
                         "$ANNC_HOME/measurements.sqlite)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds_argument, default=DEFAULT_TIMEOUT_S,
+                        metavar="SECONDS",
                         help="record a measurement that takes longer as a timeout "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--noise", action="store_true",
@@ -106,14 +107,7 @@ SHUTDOWN_S = 1.5
 """Time kept back from --budget for stopping the worker and closing the database."""
 
 
-def _positive(value: float | None, option: str) -> None:
-    if value is not None and value <= 0:
-        raise AnncError(f"{option}: expected a positive number of seconds, got {value:g}")
-
-
 def run(args: argparse.Namespace) -> int:
-    _positive(args.budget, "--budget")
-    _positive(args.timeout, "--timeout")
     kernels = selected_kernels(args.kernels) if args.kernels else None
     devices = _devices(args.devices)
     if args.quick:

@@ -41,6 +41,19 @@ def add_selection_arguments(parser: argparse.ArgumentParser, measure: bool = Tru
             help="do not keep what was measured (nor learn from it); also ANNC_NO_RECORD=1")
 
 
+def seconds_argument(text: str) -> float:
+    """The type of an option in seconds (`--budget`, `--timeout`): a finite positive
+    number; anything else (0, -1, nan, inf) is a usage error before any work starts."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def defines(args: argparse.Namespace) -> dict[str, str]:
     """The -D overrides as NAME -> VALUE text; the checker validates the values."""
     values: dict[str, str] = {}

@@ -22,9 +22,10 @@ from annc.commands.common import (
 )
 from annc.running import RunResult, run_file
 from dsl import dtypes
+from dsl.errors import DataError, MissingInputsError
 from dsl.types import TensorType
 from hardware.execution.planning import BUILDS
-from hardware.execution.rundata import read_archive, save_outputs
+from hardware.execution.rundata import check_seed, read_archive, save_outputs
 
 HELP = "compile and run a workload"
 
@@ -33,9 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_program_arguments(parser)
     add_target_argument(parser)
     parser.add_argument("--inputs", metavar="IN.npz",
-                        help="take inputs by name from this archive; others are generated")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for generated inputs (uniform in [0, 1)); default 0")
+                        help="take every input by name from this archive (without it, every "
+                        "input is generated)")
+    parser.add_argument("--generate-missing", action="store_true",
+                        help="with --inputs: generate the inputs the archive lacks, as "
+                        "without --inputs (a note names each)")
+    parser.add_argument("--seed", type=seed_argument, default=0, metavar="S",
+                        help="seed for generated inputs (uniform in [0, 1)): a non-negative "
+                        "integer; default 0")
     parser.add_argument("--save", metavar="OUT.npz", help="write every output to this archive")
     parser.add_argument("--report", choices=("table", "json"),
                         help="show each op's variant, device and time (json: one object on "
@@ -47,6 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "runs now and build them beside the run (beside, the default; "
                         "ANNC_BUILDS sets another), build them first, or never")
     add_selection_arguments(parser)
+
+
+def seed_argument(text: str) -> int:
+    """`--seed`'s type: a non-negative integer, as numpy's generator takes it (of any
+    size, up to the digits Python reads from text); anything else is a usage error."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, DataError):
+        shown = repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer of at most {sys.get_int_max_str_digits()} "
+            f"digits, got {shown}") from None
 
 
 def _summary(value: np.ndarray) -> str:
@@ -91,10 +109,17 @@ def _print_report(console: Console, result: RunResult) -> None:
 
 def run(args: argparse.Namespace) -> int:
     inputs = read_archive(args.inputs) if args.inputs else None
-    result = run_file(args.file, inputs=inputs, params=defines(args), seed=args.seed,
-                      targets=targets(args), variants=key_values(args.variant, "--variant"),
-                      measure=args.measure, record=not args.no_record, builds=args.builds,
-                      progress=sys.stderr.isatty())
+    try:
+        result = run_file(args.file, inputs=inputs, params=defines(args), seed=args.seed,
+                          targets=targets(args),
+                          variants=key_values(args.variant, "--variant"),
+                          measure=args.measure, record=not args.no_record,
+                          builds=args.builds, progress=sys.stderr.isatty(),
+                          generate_missing=args.generate_missing)
+    except MissingInputsError as error:
+        raise MissingInputsError(error.missing, error.declared, error.undeclared, args.inputs,
+                                 "Add them to the archive, or pass --generate-missing"
+                                 ) from None
     print_notes(result.notes)
     if args.save:
         save_outputs(args.save, result.outputs)

@@ -27,6 +27,7 @@ from annc.commands.common import (
     compact_shapes,
     defines,
     printable,
+    seconds_argument,
     short_time,
     targets,
 )
@@ -36,7 +37,6 @@ from annc.recording import notes as recording_notes
 from annc.recording import record_tune, recording_enabled
 from dsl import dtypes
 from dsl.dialect import KernelOp
-from dsl.errors import AnncError
 from dsl.lowering import module_targets
 from hardware.calibration.runs import select_variants
 from hardware.devices.available import available_devices
@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a table (default) or one JSON object on standard output")
     parser.add_argument("--variants", metavar="NAME,...",
                         help="only candidates of these variant names, e.g. numpy,jax")
-    parser.add_argument("--timeout", type=float, default=TUNE_TIMEOUT_S, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds_argument, default=TUNE_TIMEOUT_S,
+                        metavar="SECONDS",
                         help=f"give up on a candidate after this long (default "
                         f"{TUNE_TIMEOUT_S:g})")
     add_selection_arguments(parser, measure=False)
@@ -146,13 +147,10 @@ def run(args: argparse.Namespace) -> int:
     compiled = compile_program(read_source(args.file), args.file, defines(args), targets(args),
                                "selected", measure="never", record=False)
     module, plan = compiled.ir, compiled.selection
-    timeout = args.timeout
-    if timeout <= 0:
-        raise AnncError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
     console = Console(stderr=True)
     for note in [*plan.notes, f"note: chosen with {plan.models}"]:
         console.print(printable(note), soft_wrap=True, markup=False)
-    report = tune(module, comma_names(args.variants), timeout, console, plan)
+    report = tune(module, comma_names(args.variants), args.timeout, console, plan)
     if recording_enabled(args.no_record) and plan.chosen_models is not None:
         record_tune(report, plan, plan.chosen_models)
         for note in recording_notes:

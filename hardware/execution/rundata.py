@@ -1,25 +1,31 @@
 """A workload's run-time data: inputs read from `.npz` archives or generated, outputs saved.
 
-Inputs are taken by name from the archive; their shape must equal the declared
-one and their dtype is converted to the declared dtype. Inputs absent from the
-archive are drawn uniform in [0, 1), in declaration order, from
-`numpy.random.default_rng(seed)`. Archives are read with `allow_pickle=False`.
+Inputs are taken as given: by name, each input the program declares, of the declared
+shape, converted to the declared dtype only where nothing is lost but what rounding
+loses (integers and booleans with a note; an f64 beyond f32's range, or a complex
+value, is refused). An input that is not given is drawn uniform in [0, 1) from
+`numpy.random.default_rng(seed)`, in declaration order, only where no inputs are
+given at all or the caller asks for the missing ones to be generated. Archives are
+read with `allow_pickle=False`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
 from xdsl.dialects.func import FuncOp
 
 from dsl import dtypes, types
-from dsl.errors import DataError
+from dsl.errors import DataError, MissingInputsError
 from dsl.lowering import INPUTS_ATTRIBUTE
 from hardware.devices.allocator import aligned
 
@@ -66,30 +72,155 @@ def read_archive(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: cannot read it as an .npz archive ({error})") from None
 
 
+GENERATED = "uniform in [0, 1)"
+"""How an input that is not given is drawn, for messages."""
+
+SKIP_CHUNK = 1 << 20
+"""Values drawn at a time when skipping a given input's share of the random stream."""
+
+
+def check_seed(seed: object) -> int:
+    """The seed as `numpy.random.default_rng` takes it: a non-negative integer of any
+    size. Anything else is a DataError here, not numpy's ValueError, which would reach
+    the user as an internal error."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise DataError(f"seed: expected a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def generated_inputs(specs: list[InputSpec], seed: int) -> list[np.ndarray]:
+    """Every input drawn from `seed`, in declaration order: the inputs of a run given
+    none."""
+    return prepare_inputs(specs, None, seed).arrays
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    arrays: list[np.ndarray]
+    """One per declared input, in declaration order, each on a 64-byte boundary."""
+    notes: list[str]
+    """What was done that the user did not spell out: inputs generated or converted,
+    arrays ignored."""
+
+
 def prepare_inputs(
     specs: list[InputSpec],
-    provided: dict[str, np.ndarray],
+    provided: Mapping[str, ArrayLike] | None,
     seed: int,
-) -> list[np.ndarray]:
-    """The input arrays in declaration order: from `provided` by name, or generated."""
+    generate_missing: bool = False,
+) -> PreparedInputs:
+    """The input arrays in declaration order, taken from `provided` by name.
+
+    With `provided` None every input is generated. Otherwise every declared input must
+    be there (a MissingInputsError lists those that are not), unless `generate_missing`
+    asks for them to be drawn; a note then names each. Given arrays are checked and
+    converted by `_converted`; arrays the program does not declare are ignored with a
+    note, since one archive may serve several programs."""
+    seed = check_seed(seed)
+    given = _given(provided)
+    declared = {spec.name for spec in specs}
+    missing = [spec for spec in specs if spec.name not in given]
+    undeclared = sorted(set(given) - declared)
+    if provided is not None and missing and not generate_missing:
+        raise MissingInputsError({spec.name: str(spec) for spec in missing}, len(specs),
+                                 undeclared)
+    converted = {spec.name: _converted(spec, given[spec.name])
+                 for spec in specs if spec.name in given}
+    generated = _generated(specs, set(converted), seed)
+    arrays = [converted[s.name][0] if s.name in converted else generated[s.name]
+              for s in specs]
+    notes = []
+    if provided is not None and missing:
+        notes.append(f"note: generated the inputs not given, {GENERATED} from seed {seed}: "
+                     f"{', '.join(f'{spec.name} : {spec}' for spec in missing)}")
+    changed = [f"{name} ({note})" for name, (_, note) in converted.items() if note]
+    if changed:
+        notes.append(f"note: converted to the declared dtype: {', '.join(changed)}")
+    if undeclared:
+        notes.append("note: ignoring arrays the program does not declare as inputs: "
+                     f"{', '.join(undeclared)}")
+    return PreparedInputs(arrays, notes)
+
+
+def _given(provided: Mapping[str, ArrayLike] | None) -> dict[str, ArrayLike]:
+    if provided is None:
+        return {}
+    if not isinstance(provided, Mapping):
+        raise DataError("inputs: expected a mapping of input names to arrays, got "
+                        f"{type(provided).__name__}")
+    return dict(provided)
+
+
+def _converted(spec: InputSpec, value: ArrayLike) -> tuple[np.ndarray, str | None]:
+    """A given input as an aligned array of the declared dtype, with a note where the
+    conversion is one the user may not expect (integers and booleans).
+
+    Refused, naming the input: a shape other than the declared one; data that are not
+    real numbers (complex ones would lose their imaginary part); a finite value that the
+    declared dtype cannot hold (an f64 beyond f32's range would become inf). Values
+    already NaN or infinite stay so, as in numpy."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise DataError(f"input {spec.name}: not an array of numbers ({error})") from None
+    if array.shape != spec.shape:
+        raise DataError(f"input {spec.name}: given an array of shape {list(array.shape)} "
+                        f"but the program declares {spec}")
+    kind = array.dtype.kind
+    if kind == "c":
+        raise DataError(f"input {spec.name}: {array.dtype} data, not real numbers: as "
+                        f"{spec} its imaginary part would be lost (give "
+                        f"{spec.name}.real if that is what you mean)")
+    if kind not in "biuf":
+        raise DataError(f"input {spec.name}: {array.dtype} data, not real numbers")
+    with np.errstate(over="ignore"):  # a value beyond the range is found and refused below
+        result = aligned(np.asarray(array, dtype=spec.dtype))
+    if kind == "f" and array.dtype.itemsize > spec.dtype.itemsize:
+        _refuse_overflow(spec, array, result)
+    dtype = dtypes.from_numpy(spec.dtype)
+    return result, None if kind == "f" else f"{array.dtype} to {dtype}"
+
+
+def _refuse_overflow(spec: InputSpec, given: np.ndarray, result: np.ndarray) -> None:
+    """A DataError naming the first finite value of `given` that became infinite."""
+    infinite = np.isinf(result)
+    if not infinite.any():
+        return
+    beyond = infinite & np.isfinite(given)
+    if not beyond.any():
+        return
+    index = np.unravel_index(int(np.argmax(beyond)), given.shape)
+    where = spec.name + (f"[{', '.join(map(str, index))}]" if given.ndim else "")
+    raise DataError(f"input {spec.name}: {where} = {float(given[index]):g} is beyond the "
+                    f"range of {dtypes.from_numpy(spec.dtype)} (largest "
+                    f"{float(np.finfo(spec.dtype).max):g}) and would become inf; declare "
+                    f"{spec.name} as f64, or scale the data")
+
+
+def _generated(specs: list[InputSpec], given: set[str], seed: int) -> dict[str, np.ndarray]:
+    """The inputs not in `given`, drawn from one generator in declaration order.
+
+    A given input's share of the stream is drawn and dropped, so that a generated
+    input holds the same values whichever others were given, the values it holds when
+    none is given. Those drawn after the last generated input are not drawn at all."""
     rng = np.random.default_rng(seed)
-    arrays = []
-    for spec in specs:
-        if spec.name in provided:
-            array = np.asarray(provided[spec.name])
-            if array.shape != spec.shape:
-                raise DataError(f"input {spec.name}: the archive holds an array of shape "
-                                f"{list(array.shape)} but the program declares {spec}")
-            real = np.issubdtype(array.dtype, np.number) and not np.issubdtype(
-                array.dtype, np.complexfloating)
-            if not (real or array.dtype == np.bool_):
-                raise DataError(f"input {spec.name}: the archive holds {array.dtype} data, "
-                                "not real numbers")
-            with np.errstate(all="ignore"):  # f64 beyond f32's range becomes ±inf, as in numpy
-                arrays.append(aligned(np.asarray(array, dtype=spec.dtype)))
+    drawn = [i for i, spec in enumerate(specs) if spec.name not in given]
+    arrays = {}
+    for spec in specs[: drawn[-1] + 1 if drawn else 0]:
+        if spec.name in given:
+            _skip(rng, spec)
         else:
-            arrays.append(aligned(rng.random(spec.shape, dtype=spec.dtype)))
+            arrays[spec.name] = aligned(rng.random(spec.shape, dtype=spec.dtype))
     return arrays
+
+
+def _skip(rng: np.random.Generator, spec: InputSpec) -> None:
+    """Advances `rng` as drawing `spec` would, a chunk at a time (bounded memory)."""
+    left = math.prod(spec.shape)
+    while left:
+        count = min(left, SKIP_CHUNK)
+        rng.random(count, dtype=spec.dtype)
+        left -= count
 
 
 def save_outputs(path: str | os.PathLike[str], outputs: dict[str, np.ndarray]) -> None:
