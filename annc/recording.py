@@ -40,8 +40,8 @@ from predictor.wisdom import Wisdom, WisdomFileError
 
 MIN_EXECUTIONS = 3
 MIN_LEARN_S = 1e-4
-"""Per-execution times below this are too close to the per-op dispatch overhead (README,
-"Measurements behind the design") to be the kernel's alone."""
+"""Per-execution times below this are too close to the per-op dispatch overhead (docs/design.md,
+"Measurements behind the code") to be the kernel's alone."""
 DRIFT = 0.25
 """A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
 MIN_DRIFT_OPS = 3

@@ -32,7 +32,7 @@ from passes.candidates import Candidate
 
 TIE = 0.03
 """Candidates whose costs are within 3% of the cheapest's are ties: the run-to-run
-repeat noise of `annc tune` on realistic workloads is a median 8% (README), and
+repeat noise of `annc tune` on realistic workloads is a median 8% (docs/results.md), and
 corrections move predictions by a few percent after every run."""
 BESIDE_SHARE = 0.5
 """The share of the machine a build beside the run takes from it while both run: one

@@ -14,7 +14,7 @@ little, one without any keeps the shift of the nearest level that has some.
 Fitting is closed-form: no training, so the run path can afford it. By default
 only the combination level is on (`DEVICE_PRIOR_ROWS` and `FAMILY_PRIOR_ROWS`
 are infinite): measured on another day's data and on real workloads, pooling
-combinations that drift differently did not help (the README has the figures),
+combinations that drift differently did not help (docs/results.md has the figures),
 and a combination without measurements then stays exactly at the prior.
 
 Only the newest `WINDOW` residuals of each combination count, so corrections
@@ -53,7 +53,7 @@ KIND = "annc model corrections"
 
 DEVICE_PRIOR_ROWS = math.inf
 """Pseudo-rows at residual 0 behind a device's offset; infinite: no device level (chosen
-by measurement, see the README: pooling combinations that drift differently hurt)."""
+by measurement, see docs/results.md: pooling combinations that drift differently hurt)."""
 FAMILY_PRIOR_ROWS = math.inf
 """Pseudo-rows at the device's offset behind a family's (the variants of one backend on
 one device, e.g. every `halide…` variant on the cpu); infinite: no family level."""

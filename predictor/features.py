@@ -95,8 +95,8 @@ SHAPE_AWARE = False
 """Whether element-wise kernels and reductions also get their innermost extent (a
 (n, 2) field runs far slower than a (2, n) one of the same element count under XLA).
 Off: it lowered held-out and real-workload error on the morning's reference data
-but raised both on the evening's, which the shipped models are trained on (README,
-"Claim 2" under Results)."""
+but raised both on the evening's, which the shipped models are trained on (docs/design.md,
+"Measurements behind the code")."""
 
 
 def innermost(kernel: str, shapes: Shapes) -> int:

@@ -4,7 +4,7 @@ glibc's malloc serves large blocks with `mmap` and hands them back to the system
 when they are freed, and it moves that threshold as the program runs. A kernel
 whose result is a few megabytes then pays a page fault for every 4 KiB of it on
 some calls and not on others, depending on what ran before, and the same call's time
-varies several-fold within one process (README, "Measurements behind the design").
+varies several-fold within one process (docs/design.md, "Measurements behind the code").
 Physics workloads run the same kernels on the same sizes again and again, so annc
 asks malloc to keep freed memory (no `mmap` blocks, no trimming) in every process
 that runs or measures kernels: calibration's worker and `annc run` alike, so that

@@ -4,7 +4,7 @@ Importing this module turns on 64-bit floats in JAX (`jax_enable_x64`), process
 wide, so that f64 kernels really run in f64; turns off asynchronous dispatch on
 the CPU (every annc kernel waits for its result anyway, and handing each call to
 another thread made the same call's time vary threefold from one call to the next:
-README, "Measurements behind the design"); and turns on XLA's persistent compilation
+docs/design.md, "Measurements behind the code"); and turns on XLA's persistent compilation
 cache in `$ANNC_HOME/jax-cache`, so that a second run of a program does not pay
 XLA compilation again. The settings are `jax_settings`'s, which annc reads without
 importing JAX; `cache_events` counts the cache's hits and misses in this process.

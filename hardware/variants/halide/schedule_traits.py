@@ -28,7 +28,7 @@ TRAITED = {("matmul", "halide.auto.mullapudi2016"), ("conv2d", "halide.auto.mull
 """The variants whose models get the trait: Mullapudi2016's products and convolutions
 fuse for some shapes and not others. Its matrix–vector products never fuse, and Li2018
 never does; Adams2019's search takes seconds per shape, too slow to run before
-choosing (README, "Claim 2")."""
+choosing (docs/results.md, "Mullapudi2016's fusion as a feature")."""
 
 
 def fused(source: str) -> bool:
