@@ -105,7 +105,7 @@ def _private_folder() -> Path:
     if not _PRIVATE:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
             else None
-        _PRIVATE.append(Path(tempfile.mkdtemp(prefix="annc-so-", dir=base)))
+        _PRIVATE.append(Path(tempfile.mkdtemp(prefix=f"annc-so-{os.getpid()}-", dir=base)))
         atexit.register(_remove_private_folder)
     return _PRIVATE[0]
 
