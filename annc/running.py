@@ -190,9 +190,10 @@ def _build_notes(builds: Builds, executable: ExecutablePlan) -> list[str]:
     going = builds.beside.building()
     if going:
         labels = "; ".join(job.label for job in going)
-        notes.append(f"note: {len(going)} build{'s' if len(going) > 1 else ''} beside the "
-                     f"run go on in the background (pid {builds.beside.helper_pid}) and "
-                     f"will be kept for the next run: {labels}")
+        builds_go = "1 build beside the run goes" if len(going) == 1 else \
+            f"{len(going)} builds beside the run go"
+        notes.append(f"note: {builds_go} on in the background (pid "
+                     f"{builds.beside.helper_pid}) and will be kept for the next run: {labels}")
     return notes
 
 
