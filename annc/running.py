@@ -234,13 +234,36 @@ def run_file(
     `wait_for_builds` (default: `ANNC_WAIT_FOR_BUILDS`) makes the call wait for builds
     still going on beside it when the run ends; `progress` shows a bar on standard
     error for a run that lasts."""
+    check_seed(seed)  # before reading and compiling, which may take seconds
+    return run_source(read_source(path), str(path), inputs, params, seed, targets, variants,
+                      measure, record, builds, wait_for_builds, progress, generate_missing)
+
+
+def run_source(
+    text: str,
+    filename: str = "<input>",
+    inputs: Mapping[str, ArrayLike] | None = None,
+    params: Mapping[str, int | str] | None = None,
+    seed: int = 0,
+    targets: tuple[str, ...] | list[str] | None = None,
+    variants: Mapping[str, str] | None = None,
+    measure: str = "auto",
+    record: bool = True,
+    builds: str | None = None,
+    wait_for_builds: bool | None = None,
+    progress: bool = False,
+    generate_missing: bool = False,
+) -> RunResult:
+    """Like `run_file`, for program text; `filename` names it in errors and in the
+    report's locations, as in `compile_source`. Its past runs (which weigh its builds)
+    and its kept plan are found by its text, params and targets, whatever its name."""
     check_seed(seed)  # before compiling, which may take seconds
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
     warm = WarmUp()
-    compiled = compile_program(read_source(path), str(path), params, targets, "selected",
-                               measure, record=recording, kept_plans=True, variants=variants,
+    compiled = compile_program(text, filename, params, targets, "selected", measure,
+                               record=recording, kept_plans=True, variants=variants,
                                lowered=warm.start)
     plan = compiled.selection
     selection_builds = build_seconds() - built
