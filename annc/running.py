@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, read_source
-from annc.history import count_run
+from annc.history import ProgramSource, count_run
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
 from annc.recording import notes as recording_notes
@@ -273,7 +273,9 @@ def run_source(
                         generate_missing=generate_missing)
     result.report = {**result.report, "startup_s": startup_s,
                      "compile_s": result.report["compile_s"] + selection_builds}
-    count_run(compiled.program_key)
+    count_run(compiled.program_key, ProgramSource(
+        text, filename, {str(k): str(v) for k, v in (params or {}).items()},
+        None if targets is None else list(targets)))
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
     notes = [*compiled.notes, *result.notes, *build_cache.notes, *signing.notes,

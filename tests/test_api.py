@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import annc
+from annc.history import recent_programs
 
 HEAT = (Path(__file__).resolve().parent.parent / "examples" / "heat.ann").read_text()
 SMALL = {"N": 8, "STEPS": 3}
@@ -33,6 +34,7 @@ def test_program_text_runs_as_its_file_does(tmp_path: Path) -> None:
         np.testing.assert_allclose(from_text.outputs[name], value, rtol=1e-6)
     assert from_text.report.keys() == from_file.report.keys()
     assert {op["loc"].split(":")[0] for op in from_text.report["ops"]} == {"plate.ann"}
+    assert recent_programs()[0].filename == "plate.ann"  # for `calibrate --quick`
 
 
 def test_program_text_with_an_error_is_a_located_compile_error() -> None:
