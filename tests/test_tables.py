@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from annc.cli import main
-from annc.commands.run import _print_report
+from annc.commands.run import print_report
 from annc.commands.tables import Fitted, compact_table, note_keys, print_fitted
 from annc.running import RunResult
 
@@ -101,7 +101,7 @@ def test_explain_wide_keeps_each_reason_in_its_row(
 
 def _report(ops: list[dict], regions: list[dict]) -> list[str]:
     out = io.StringIO()
-    _print_report(Console(file=out, width=80), RunResult({}, {"ops": ops, "regions": regions}),
+    print_report(Console(file=out, width=80), RunResult({}, {"ops": ops, "regions": regions}),
                   "examples/wave.ann")
     assert "…" not in out.getvalue()
     return out.getvalue().splitlines()

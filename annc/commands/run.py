@@ -100,7 +100,7 @@ def _print_outputs(console: Console, result: RunResult) -> None:
     console.print(f"kernel time: {result.report['total_measured_s'] * 1e3:.3f} ms")
 
 
-def _print_report(console: Console, result: RunResult, file: str) -> None:
+def print_report(console: Console, result: RunResult, file: str) -> None:
     """What ran, op by op and region by region: its variant and device, how often, and
     its time over all its runs, predicted and measured; its place in the file as
     LINE:COLUMN (the file is in the title). Where a table is too wide for the terminal,
@@ -176,6 +176,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console = console_for(args)
     if args.report == "table":
-        _print_report(console, result, args.file)
+        print_report(console, result, args.file)
     _print_outputs(console, result)
     return 0
