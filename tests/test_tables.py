@@ -64,6 +64,12 @@ def _expected(plan: dict) -> dict[str, list[tuple[str, str, bool]]]:
             for key, choice in expected.items()}
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A home of each test's own: the shipped models, nothing measured or built."""
+    monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture
 def heat_plan(capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(_annc(capsys, "explain", HEAT, "--measure", "never", "--report", "json"))
@@ -138,6 +144,7 @@ def test_a_run_table_wider_than_the_terminal_is_printed_whole() -> None:
 
 def test_run_report_table_at_80_columns(capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing built (a home of its own), the convolution runs op by op."""
     monkeypatch.setenv("COLUMNS", "80")
     text = _annc(capsys, "run", HEAT, "-D", "N=16", "-D", "STEPS=2", "--builds", "never",
                  "--measure", "never", "--report", "table")
