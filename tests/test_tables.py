@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,12 +145,16 @@ def test_a_run_table_wider_than_the_terminal_is_printed_whole() -> None:
                            "1.23", "ms", "2.5", "s", "28:13"]
 
 
-def test_run_report_table_at_80_columns(capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """With nothing built (a home of its own), the convolution runs op by op."""
-    monkeypatch.setenv("COLUMNS", "80")
-    text = _annc(capsys, "run", HEAT, "-D", "N=16", "-D", "STEPS=2", "--builds", "never",
-                 "--measure", "never", "--report", "table")
+def test_run_report_table_at_80_columns(tmp_path: Path) -> None:
+    """In a process of its own (one that built a region before would run the convolution
+    in it) and a home with nothing built: the convolution runs op by op."""
+    done = subprocess.run(
+        [sys.executable, "-m", "annc", "run", HEAT, "-D", "N=16", "-D", "STEPS=2",
+         "--builds", "never", "--measure", "never", "--report", "table"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={**os.environ, "COLUMNS": "80", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
     assert f"ops of {HEAT}" in _flat(text) and "16:25" in text and "predicted" in text
