@@ -88,13 +88,14 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 
 def _unknown_kernel(kernel: str) -> str:
-    """`unknown kernel 'matvek'; did you mean 'matvec'? The kernels are ...`: the
-    suggestion ends a sentence, and the list makes its own."""
+    """`unknown kernel 'foo'; kernels are ...`, or where a kernel's name is close,
+    `unknown kernel 'matvek'; did you mean 'matvec'? Kernels are ...`: the question
+    ends its sentence, and the list makes its own."""
     kernels = ", ".join(KERNEL_PARAMETERS)
     suggestion = _suggest(kernel, list(KERNEL_PARAMETERS))
     if suggestion:
-        return f"unknown kernel '{kernel}'{suggestion} The kernels are {kernels}"
-    return f"unknown kernel '{kernel}'; the kernels are {kernels}"
+        return f"unknown kernel '{kernel}'{suggestion} Kernels are {kernels}"
+    return f"unknown kernel '{kernel}'; kernels are {kernels}"
 
 
 def _assigned_names(statements: tuple[ast.Statement, ...]) -> list[str]:

@@ -49,9 +49,9 @@ ERRORS: dict[str, tuple[str, int, int, str]] = {
         "unknown name 'alpah'; did you mean 'alpha'?"),
     "unknown output name": ("input x : f64[4]\noutput q\n", 2, 8, "unknown name 'q'"),
     "unknown kernel": ("input x : f64[4]\ny = foo(x)\noutput y\n", 2, 5,
-                       "unknown kernel 'foo'; the kernels are matmul, matvec, conv2d"),
+                       "unknown kernel 'foo'; kernels are matmul, matvec, conv2d"),
     "misspelt kernel": ("input A : f64[4, 4]\nB = matmull(A, A)\noutput B\n", 2, 5,
-                        "unknown kernel 'matmull'; did you mean 'matmul'? The kernels are "
+                        "unknown kernel 'matmull'; did you mean 'matmul'? Kernels are "
                         "matmul, matvec, conv2d"),
     "calling a value": ("input x : f64[4]\ny = x(1)\noutput y\n", 2, 5,
                         "x is not a kernel and cannot be called"),
