@@ -4,6 +4,7 @@
     module = annc.compile_file("examples/heat.ann", params={"N": 64})
     result = annc.run_file("examples/heat.ann", params={"N": 64}, seed=0)
     result.outputs["T"], result.report
+    result = annc.run_source(text, filename="heat.ann", params={"N": 64})  # program text
 
 Every user error is an `AnncError` (from `dsl.errors`, re-exported here):
 `CompileError` (a program breaks a rule; located), `RunError` (it cannot run as asked
@@ -15,10 +16,8 @@ The API is imported on first use, so that `import annc` (and the `annc` command'
 start, where Ctrl-C must already be handled) does not pay for JAX and xDSL.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import typing as _typing
+from importlib import import_module as _import_module
 
 from dsl.errors import (
     AnncError,
@@ -32,9 +31,9 @@ from dsl.errors import (
     StoreError,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from annc.compiler import Compilation, compile_file, compile_program, compile_source
-    from annc.running import RunResult, run_file, run_module
+    from annc.running import RunResult, run_file, run_module, run_source
 
 __all__ = [
     "AnncError",
@@ -53,18 +52,27 @@ __all__ = [
     "compile_source",
     "run_file",
     "run_module",
+    "run_source",
 ]
 
 __version__ = "0.1.0"
 
 _LAZY = {"Compilation": "annc.compiler", "compile_file": "annc.compiler",
          "compile_program": "annc.compiler", "compile_source": "annc.compiler",
-         "RunResult": "annc.running", "run_file": "annc.running", "run_module": "annc.running"}
+         "RunResult": "annc.running", "run_file": "annc.running", "run_module": "annc.running",
+         "run_source": "annc.running"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'annc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API (`__all__`) and the module's dunders (`__version__`, `__doc__`,
+    ...): not its private helpers, nor the submodules that `import annc.cli` and the
+    like bind here."""
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

@@ -56,6 +56,41 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser, by name, in the order `annc --help` lists them."""
+    for action in parser._actions:  # argparse offers no public way to its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments, or a usage error (exit 2) from the command they name; `-D N 512`,
+    a value apart from its param, is a bad `-D` (exit 1) that says to write `-D N=512`."""
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        words = list(sys.argv[1:] if argv is None else argv)
+        for name in (d for d in getattr(args, "defines", []) if "=" not in d):
+            value = _after_define(words, name)
+            if value is not None and not value.startswith("-"):
+                raise AnncError(f"<command line>: error: -D {name} {value}: a param and its "
+                                f"value are one argument: write -D {name}={value}")
+        command_parsers(parser)[args.command].error(
+            f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _after_define(words: list[str], name: str) -> str | None:
+    """The word after `-D NAME` (or `-DNAME`) on the command line, if any."""
+    for i, word in enumerate(words):
+        if word == "-D" and words[i + 1:i + 2] == [name]:
+            return words[i + 2] if i + 2 < len(words) else None
+        if word == f"-D{name}":
+            return words[i + 1] if i + 1 < len(words) else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console entry point: runs one command and returns its exit status.
 
@@ -63,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers as the command itself, so a Ctrl-C while annc is still starting is an
     exit 130 like any other."""
     try:
-        args = build_parser(argv).parse_args(argv)
+        args = parse_arguments(argv)
         check_home()
         return int(args.handler(args) or 0)
     except AnncError as error:

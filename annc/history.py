@@ -11,6 +11,11 @@ made again only at the 4th, 16th, 64th ... run of a program. The file keeps the
 `$ANNC_HOME` cannot be written nothing is kept.
 Every run counts, `--no-record` or not: how often a program runs is not a
 measurement.
+
+The `RECENT` most recently run programs also keep their source (text, file name,
+params, targets) so that `calibrate --quick` can select their variants again and say
+which choices its adapting moved (`recent_programs`); older entries drop it, which
+keeps the file small.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,22 @@ from hardware.devices.home import annc_home, ensure_home
 
 KEPT = 1000
 """Programs remembered; the least recently run go first."""
+RECENT = 5
+"""Programs whose source is kept: the most recently run."""
+
+
+@dataclass(frozen=True)
+class ProgramSource:
+    """What a program's IR is made from, as a run was given it."""
+
+    text: str
+    filename: str
+    params: dict[str, str]
+    targets: list[str] | None
+
+    @property
+    def key(self) -> str:
+        return program_key(self.text, self.params, self.targets)
 
 
 def program_key(text: str, params: Mapping[str, int | str] | None,
@@ -70,15 +92,20 @@ def expected_runs(key: str) -> int:
     return expected
 
 
-def count_run(key: str) -> None:
-    """Adds a run of the program; never fails a run."""
+def count_run(key: str, source: ProgramSource | None = None) -> None:
+    """Adds a run of the program (and keeps its source, where given); never fails a run."""
     data = _read()
     entry = data.pop(key, None)
     runs = entry.get("runs", 0) if isinstance(entry, dict) else 0
     data[key] = {"runs": (runs if isinstance(runs, int) else 0) + 1,
                  "last": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if source is not None:
+        data[key]["source"] = asdict(source)
     while len(data) > KEPT:
         data.pop(next(iter(data)))
+    for old in list(data.values())[:-RECENT]:
+        if isinstance(old, dict):
+            old.pop("source", None)
     try:
         ensure_home()
     except HomeError:
@@ -91,3 +118,31 @@ def count_run(key: str) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             temporary.unlink()
+
+
+def recent_programs() -> list[ProgramSource]:
+    """The sources of the programs run last on this machine, the most recent first: only
+    those whose source still makes the key they ran under (this version of annc)."""
+    found = []
+    for key, entry in reversed(_read().items()):
+        source = _source(entry.get("source") if isinstance(entry, dict) else None)
+        if source is not None and source.key == key:
+            found.append(source)
+    return found
+
+
+def _source(value: Any) -> ProgramSource | None:
+    """A kept source, or None where the entry is not one."""
+    if not isinstance(value, dict):
+        return None
+    text, filename = value.get("text"), value.get("filename")
+    params, targets = value.get("params"), value.get("targets")
+    if not (isinstance(text, str) and isinstance(filename, str) and isinstance(params, dict)
+            and _strings([*params, *params.values()])
+            and (targets is None or (isinstance(targets, list) and _strings(targets)))):
+        return None
+    return ProgramSource(text, filename, params, targets)
+
+
+def _strings(values: list[Any]) -> bool:
+    return all(isinstance(v, str) for v in values)

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, read_source
-from annc.history import count_run
+from annc.history import ProgramSource, count_run
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
 from annc.recording import notes as recording_notes
@@ -190,9 +190,10 @@ def _build_notes(builds: Builds, executable: ExecutablePlan) -> list[str]:
     going = builds.beside.building()
     if going:
         labels = "; ".join(job.label for job in going)
-        notes.append(f"note: {len(going)} build{'s' if len(going) > 1 else ''} beside the "
-                     f"run go on in the background (pid {builds.beside.helper_pid}) and "
-                     f"will be kept for the next run: {labels}")
+        builds_go = "1 build beside the run goes" if len(going) == 1 else \
+            f"{len(going)} builds beside the run go"
+        notes.append(f"note: {builds_go} on in the background (pid "
+                     f"{builds.beside.helper_pid}) and will be kept for the next run: {labels}")
     return notes
 
 
@@ -233,13 +234,36 @@ def run_file(
     `wait_for_builds` (default: `ANNC_WAIT_FOR_BUILDS`) makes the call wait for builds
     still going on beside it when the run ends; `progress` shows a bar on standard
     error for a run that lasts."""
+    check_seed(seed)  # before reading and compiling, which may take seconds
+    return run_source(read_source(path), str(path), inputs, params, seed, targets, variants,
+                      measure, record, builds, wait_for_builds, progress, generate_missing)
+
+
+def run_source(
+    text: str,
+    filename: str = "<input>",
+    inputs: Mapping[str, ArrayLike] | None = None,
+    params: Mapping[str, int | str] | None = None,
+    seed: int = 0,
+    targets: tuple[str, ...] | list[str] | None = None,
+    variants: Mapping[str, str] | None = None,
+    measure: str = "auto",
+    record: bool = True,
+    builds: str | None = None,
+    wait_for_builds: bool | None = None,
+    progress: bool = False,
+    generate_missing: bool = False,
+) -> RunResult:
+    """Like `run_file`, for program text; `filename` names it in errors and in the
+    report's locations, as in `compile_source`. Its past runs (which weigh its builds)
+    and its kept plan are found by its text, params and targets, whatever its name."""
     check_seed(seed)  # before compiling, which may take seconds
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
     warm = WarmUp()
-    compiled = compile_program(read_source(path), str(path), params, targets, "selected",
-                               measure, record=recording, kept_plans=True, variants=variants,
+    compiled = compile_program(text, filename, params, targets, "selected", measure,
+                               record=recording, kept_plans=True, variants=variants,
                                lowered=warm.start)
     plan = compiled.selection
     selection_builds = build_seconds() - built
@@ -249,7 +273,9 @@ def run_file(
                         generate_missing=generate_missing)
     result.report = {**result.report, "startup_s": startup_s,
                      "compile_s": result.report["compile_s"] + selection_builds}
-    count_run(compiled.program_key)
+    count_run(compiled.program_key, ProgramSource(
+        text, filename, {str(k): str(v) for k, v in (params or {}).items()},
+        None if targets is None else list(targets)))
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
     notes = [*compiled.notes, *result.notes, *build_cache.notes, *signing.notes,

@@ -87,6 +87,17 @@ def _suggest(name: str, candidates: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _unknown_kernel(kernel: str) -> str:
+    """`unknown kernel 'foo'; kernels are ...`, or where a kernel's name is close,
+    `unknown kernel 'matvek'; did you mean 'matvec'? Kernels are ...`: the question
+    ends its sentence, and the list makes its own."""
+    kernels = ", ".join(KERNEL_PARAMETERS)
+    suggestion = _suggest(kernel, list(KERNEL_PARAMETERS))
+    if suggestion:
+        return f"unknown kernel '{kernel}'{suggestion} Kernels are {kernels}"
+    return f"unknown kernel '{kernel}'; kernels are {kernels}"
+
+
 def _assigned_names(statements: tuple[ast.Statement, ...]) -> list[str]:
     """Names assigned anywhere in a block, nested blocks included, in order."""
     names: list[str] = []
@@ -569,9 +580,7 @@ class _Checker:
             if kernel in self.scope.values or kernel in self.param_locs:
                 self.error(call.loc, f"{kernel} is not a kernel and cannot be called")
             else:
-                self.error(call.loc, f"unknown kernel '{kernel}'"
-                           f"{_suggest(kernel, list(KERNEL_PARAMETERS))}; kernels are "
-                           f"{', '.join(KERNEL_PARAMETERS)}")
+                self.error(call.loc, _unknown_kernel(kernel))
             for arg in call.args:
                 self.check_expr(arg, device)
             return None

@@ -217,6 +217,19 @@ def unclosed_bracket(text: str) -> tuple[int, int, str] | None:
     return stack[-1] if stack else None
 
 
+NO_POWER = "annc has no power operator: multiply (x * x), or take sqrt(x)"
+"""The hint after `x ** 2` (the power of Python and Fortran) or `x ^ 2` (of Julia and
+MATLAB)."""
+
+
+def _is_double_star(error: UnexpectedToken) -> bool:
+    """True for the second `*` of `**`."""
+    history = error.token_history or []
+    before = history[-1] if history else None
+    return (str(error.token) == "*" and before is not None and str(before) == "*"
+            and before.line == error.token.line and before.end_column == error.token.column)
+
+
 def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileError:
     lines = source_lines(text)
     unclosed = unclosed_bracket(text)
@@ -242,10 +255,15 @@ def _syntax_error(error: UnexpectedInput, text: str, filename: str) -> CompileEr
             f"unexpected {_describe_token(error.token)}; "
             f"expected {_describe_expected(set(expected))}"
         )
+        if _is_double_star(error):
+            message += f". {NO_POWER}"
     elif isinstance(error, UnexpectedCharacters):
         line, column = error.line, error.column
         assert error.pos_in_stream is not None  # the lexer always sets it
-        message = f"unexpected character {text[error.pos_in_stream]!r}"
+        character = text[error.pos_in_stream]
+        message = f"unexpected character {character!r}"
+        if character == "^":
+            message += f"; {NO_POWER}"
     else:
         assert isinstance(error, UnexpectedEOF)
         line = max(len(lines), 1)

@@ -104,7 +104,8 @@ def load_models(notes: list[str] | None = None) -> ChosenModels:
                       "run `annc calibrate --quick`")
     description = origin + _age(models)
     if corrections is not None and corrections.rows:
-        description += (f"; adapted here with {corrections.rows} measurements (last "
+        description += (f"; adapted here with {corrections.rows} measurement"
+                        f"{'' if corrections.rows == 1 else 's'} (last "
                         f"{corrections.updated_at[:10]})")
     return ChosenModels(models, description, corrections, wisdom, machine, base, advice)
 

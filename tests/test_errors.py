@@ -32,6 +32,14 @@ ERRORS: dict[str, tuple[str, int, int, str]] = {
     "empty call parentheses": ("input x : f64[3]\ny = ()\noutput y\n", 2, 6, "unexpected ')'"),
     "unclosed block": ("input x : f64[3]\nrepeat 2 {\n  x = x + 1\noutput x\n", 4, 9,
                        "unexpected end of file"),
+    "a power operator": (
+        "input x : f64[4]\ny = x ** 2\noutput y\n", 2, 8,
+        "unexpected '*'; expected '(', '-', a name or a number. annc has no power operator: "
+        "multiply (x * x), or take sqrt(x)"),
+    "a caret for a power": ("input x : f64[4]\ny = x ^ 2\noutput y\n", 2, 7,
+                            "unexpected character '^'; annc has no power operator"),
+    "two products, not a power": ("input x : f64[4]\ny = x * * 2\noutput y\n", 2, 9,
+                                  "unexpected '*'; expected '(', '-', a name or a number"),
     "negative repeat count": ("input x : f64[3]\nrepeat -1 { x = x + 1 }\noutput x\n", 2, 8,
                               "unexpected '-'"),
     # Names and kernels
@@ -41,9 +49,10 @@ ERRORS: dict[str, tuple[str, int, int, str]] = {
         "unknown name 'alpah'; did you mean 'alpha'?"),
     "unknown output name": ("input x : f64[4]\noutput q\n", 2, 8, "unknown name 'q'"),
     "unknown kernel": ("input x : f64[4]\ny = foo(x)\noutput y\n", 2, 5,
-                       "unknown kernel 'foo'"),
+                       "unknown kernel 'foo'; kernels are matmul, matvec, conv2d"),
     "misspelt kernel": ("input A : f64[4, 4]\nB = matmull(A, A)\noutput B\n", 2, 5,
-                        "did you mean 'matmul'?"),
+                        "unknown kernel 'matmull'; did you mean 'matmul'? Kernels are "
+                        "matmul, matvec, conv2d"),
     "calling a value": ("input x : f64[4]\ny = x(1)\noutput y\n", 2, 5,
                         "x is not a kernel and cannot be called"),
     "a kernel used as a value": ("input x : f64[4]\ny = x + exp\noutput y\n", 2, 9,
@@ -361,6 +370,23 @@ def test_cli_bad_minus_d(define: str, message: str) -> None:
     assert message in done.stderr
     assert "<command line>" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_value_apart_from_its_param_says_how_to_write_it() -> None:
+    """`-D N 512` is a bad -D, said as one (not 'unrecognized arguments: 512' under the
+    top-level usage), wherever FILE stands."""
+    for args in (("examples/heat.ann", "-D", "N", "512"), ("-D", "N", "512", "examples/heat.ann")):
+        done = annc_cli("compile", *args)
+        assert done.returncode == 1
+        assert done.stderr == ("<command line>: error: -D N 512: a param and its value are "
+                               "one argument: write -D N=512\n")
+
+
+def test_an_unknown_argument_shows_the_usage_of_its_command() -> None:
+    done = annc_cli("compile", "examples/heat.ann", "512")
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: annc compile ")
+    assert "annc compile: error: unrecognized arguments: 512" in done.stderr
 
 
 def test_cli_non_utf8_file(tmp_path: Path) -> None:

@@ -342,7 +342,7 @@ def test_builds_not_done_when_the_run_ends_go_on_and_are_kept(tmp_path: Path):
     module = _selected(HEAT)
     _conv_on(module, "halide.direct", "numpy.reference")
     result = run_module(module.clone(), builds="beside", wait_for_builds=False)
-    going = [note for note in result.notes if "go on in the background" in note]
+    going = [note for note in result.notes if "on in the background (pid" in note]
     if going:  # the build outlived this short run: its helper finishes it and exits
         pid = int(going[0].split("(pid ")[1].split(")")[0])
         _wait_until(lambda: not Path(f"/proc/{pid}").exists()

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from annc.commands.tables import add_wide_argument, console_for
 from hardware.devices.jax_settings import cache_folder as jax_cache_folder
 from hardware.variants.halide import build_cache
 from hardware.variants.regions import catalogue
@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="remove every entry annc wrote (XLA's own cache stays)")
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="a table (default) or one JSON object on standard output")
+    add_wide_argument(parser)
 
 
 def _size(n: int) -> str:
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             "not_annc_files": foreign, "jax_cache": xla,
         }))
         return 0
-    console = Console()
+    console = console_for(args)
     table = Table("kind", "what", "built with", "size", "last used",
                   title=f"Build cache {folder}")
     for e in reversed(entries):  # most recently used first

@@ -203,6 +203,7 @@ def _keep_reference_rows(console: Console, store: MeasurementStore, fingerprint_
 def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
            devices: list[str] | None) -> int:
     from annc.adapting import DEFAULT_BUDGET_S, adapt, quick_plan, run_quick
+    from annc.choices import moved, recent_choices
     from passes.models import corrections_path, load_models
 
     started = time.monotonic() - startup_seconds()
@@ -219,6 +220,7 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
         budget = args.budget if args.budget is not None else DEFAULT_BUDGET_S
         deadline = started + budget - SHUTDOWN_S
         jobs = quick_plan(chosen, variants, kernels or sorted({v.kernel for v in variants}))
+        before = recent_choices()
         console.print(f"quick calibration: up to {len(jobs)} measurement(s) of realistic "
                       f"shapes within {budget:g} s, then adapting {chosen.description}")
         try:
@@ -246,6 +248,8 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
                   f"{corrections.rows} measurement(s) (median shift per device: "
                   f"{shifts or 'none'}) into "
                   f"{corrections_path(chosen.machine)} in {time.monotonic() - started:.1f} s")
+    for line in moved(before):
+        console.print(line, soft_wrap=True, markup=False)
     return 0
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
 from rich.table import Table
 
+from annc.commands.tables import add_wide_argument, console_for
 from hardware.devices.available import available_devices
 from hardware.devices.fingerprint import fingerprint
 
@@ -17,6 +17,7 @@ HELP = "show the devices found on this machine and its hardware fingerprint"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="a table (default) or one JSON object on standard output")
+    add_wide_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             "fingerprint": machine.as_dict(),
         }))
         return 0
-    console = Console()
+    console = console_for(args)
     table = Table("device", "description", title="Devices")
     for name, device in devices.items():
         table.add_row(name, device.description)

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from annc.commands.tables import add_wide_argument, console_for
 from annc.evaluation import adaptation_curve, evaluate, plot
 from annc.modeling import measurement_source, roofline_peaks, to_training_rows
 from dsl.errors import AnncError
@@ -19,6 +20,7 @@ HELP = "held-out accuracy of the performance models against the baselines"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="a table (default) or one JSON object on standard output")
+    add_wide_argument(parser)
     parser.add_argument("--plot", metavar="OUT.png",
                         help="also plot predicted against measured times, per kernel")
     parser.add_argument("--db", metavar="PATH",
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report == "json":
         print(json.dumps(public))
         return 0
-    _print_table(Console(), public, source.description)
+    _print_table(console_for(args), public, source.description)
     return 0
 
 
@@ -66,7 +68,7 @@ def _against(args: argparse.Namespace) -> int:
     if args.report == "json":
         print(json.dumps(result))
         return 0
-    console = Console()
+    console = console_for(args)
     table = Table(title=f"median MAPE (%) over {result['combinations']} combinations on the "
                   f"held-out rows of {result['measurements']}, models: {result['models']}")
     table.add_column("corrections")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 
 from rich.console import Console
@@ -21,10 +22,21 @@ from annc.commands.common import (
     short_time,
     targets,
 )
+from annc.commands.tables import (
+    CHOSEN,
+    Fitted,
+    add_wide_argument,
+    compact_table,
+    console_for,
+    note_keys,
+    notes_grid,
+    print_fitted,
+    right,
+)
 from annc.compiler import compile_program, read_source
 from passes.candidates import Candidate
 from passes.region_choice import RegionPlan
-from passes.select_variants import Plan
+from passes.select_variants import OpPlan, Plan
 
 HELP = "show every candidate variant and device of every op, its predicted time, and why " \
        "the chosen one won"
@@ -35,13 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_argument(parser)
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="tables (default) or one JSON object on standard output")
+    add_wide_argument(parser)
     add_selection_arguments(parser)
-
-
-def _ms(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    return f"{seconds * 1e3:.4g}"
 
 
 def _interval(c: Candidate) -> str:
@@ -106,28 +113,66 @@ def plan_json(plan: Plan) -> dict:
     }
 
 
-def _region_table(region: RegionPlan) -> Table:
+CANDIDATES_LEGEND = (
+    "each op's candidates, cheapest first; → marks the choice. time: predicted per "
+    "execution (m: measured now, w: measured before); 90%: its interval; build: what "
+    "building it costs here; cost: runs × time + build; why not: why it lost, or a letter "
+    "naming its reason below the table")
+REGIONS_LEGEND = (
+    "a region runs its ops one by one (ops: their costs as chosen above, and those of the "
+    "regions inside it) or compiled whole; a compiled loop's time is all its trips")
+
+
+def _candidate_forms(title: str, candidates: list[Candidate], chosen: Candidate | None,
+                     time: Callable[[Candidate], str]) -> list[Fitted]:
+    """A choice's candidates, cheapest first, with the choice marked: with every reason
+    in its row, or (narrower) with a key in its row and the reasons below the table."""
+    ranked = sorted(candidates, key=lambda c: (c.cost_s, c.variant, c.device))
+    rows = [[CHOSEN if c is chosen else "", c.variant, c.device, time(c), _interval(c),
+             _build(c), short_time(c.cost_s)] for c in ranked]
+    full = _candidate_table("why not")
+    for cells, c in zip(rows, ranked, strict=True):
+        full.add_row(*cells, c.why_not)
+    keys, notes = note_keys([c.why_not for c in ranked])
+    keyed = _candidate_table("why")
+    for cells, key in zip(rows, keys, strict=True):
+        keyed.add_row(*cells, key)
+    below = [notes_grid("why not:", notes)] if notes else []
+    return [Fitted(title, full), Fitted(title, keyed, below)]
+
+
+def _candidate_table(reasons: str) -> Table:
+    return compact_table("", "variant", "device", right("time"), right("90%"), "build",
+                         right("cost"), reasons)
+
+
+def _build(c: Candidate) -> str:
+    return c.build if c.build != "compile" else short_time(c.compile_s)
+
+
+def _op_time(c: Candidate) -> str:
+    return short_time(c.predicted_s) + _basis(c)
+
+
+def _region_time(c: Candidate) -> str:
+    return "its ops" if c.variant == "ops" else short_time(c.predicted_s)
+
+
+def _op_forms(op: OpPlan) -> list[Fitted]:
+    site = op.site
+    title = (f"#{site.index} {site.kernel} {compact_shapes(site.shapes)} {site.dtype} at "
+             f"{site.loc}, runs {site.trips}x")
+    return _candidate_forms(title, op.candidates, op.chosen, _op_time)
+
+
+def _region_forms(region: RegionPlan) -> list[Fitted]:
     """A region's candidates: its ops one by one (their summed cost as chosen above)
     and every compiled variant, with why each lost."""
     kernels = " ".join(region.kernels)
     ops = ", ".join(f"#{i}" for i in region.sites)
-    table = Table(title=f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at "
-                  f"{region.loc}, runs {region.executions}x", title_justify="left")
-    table.add_column("")
-    table.add_column("variant", no_wrap=True)
-    table.add_column("device", no_wrap=True)
-    for column in ("time", "90%", "build", "cost"):
-        table.add_column(column, justify="right" if column != "build" else "left",
-                         no_wrap=True)
-    table.add_column("why not", overflow="fold")
-    for c in sorted(region.candidates, key=lambda c: (c.cost_s, c.variant)):
-        build = c.build if c.build != "compile" else short_time(c.compile_s)
-        interval = ("-" if c.high_s is None or not c.predicted_s
-                    else f"±{c.high_s / c.predicted_s - 1:.0%}")
-        time = "its ops" if c.variant == "ops" else short_time(c.predicted_s)
-        table.add_row("→" if c is region.chosen else "", c.variant, c.device, time, interval,
-                      build, short_time(c.cost_s), c.why_not)
-    return table
+    title = (f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at {region.loc}, "
+             f"runs {region.executions}x")
+    return _candidate_forms(title, region.candidates, region.chosen, _region_time)
 
 
 def _print_tiers(console: Console, plan: Plan) -> None:
@@ -135,20 +180,18 @@ def _print_tiers(console: Console, plan: Plan) -> None:
     steps = plan.tiers()
     if not steps:
         return
-    table = Table(title="tiers: builds beside the run (kept for the next runs)",
-                  title_justify="left")
-    for column in ("at", "starts on", "builds", "build", "ready", "saves a run"):
-        table.add_column(column, no_wrap=column != "builds",
-                         justify="right" if column in ("build", "ready", "saves a run")
-                         else "left")
+    table = compact_table("at", "starts on", "builds", right("build"), right("ready"),
+                          right("saves a run"))
     for step in steps:
         table.add_row(step.at, step.start, step.target, short_time(step.build_s),
                       f"~{short_time(step.ready_s)}", short_time(step.saved_s))
-    console.print(table)
-    console.print(f"the run starts on what needs no build; each build runs beside it in a "
-                  f"helper process and takes over from about `ready` (from the run's "
-                  f"start); builds are weighed against {plan.runs} run(s), this one and "
-                  f"the program's past ones on this machine")
+    console.print()
+    print_fitted(console, [Fitted(
+        "tiers: builds beside the run (kept for the next runs)", table,
+        [f"the run starts on what needs no build; each build runs beside it in a helper "
+         f"process and takes over from about `ready` (from the run's start); builds are "
+         f"weighed against {plan.runs} run(s), this one and the program's past ones on "
+         f"this machine"])])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,39 +201,21 @@ def run(args: argparse.Namespace) -> int:
     if args.report == "json":
         print(json.dumps(plan_json(plan)))
         return 0
-    console = Console()
+    console = console_for(args)
     console.print(f"models: {plan.models}; devices: {', '.join(plan.devices)}")
+    console.print(CANDIDATES_LEGEND)
     for op in plan.ops:
-        site = op.site
-        shapes = compact_shapes(site.shapes)
-        table = Table(title=f"#{site.index} {site.kernel} {shapes} {site.dtype} at {site.loc}, "
-                      f"runs {site.trips}x", title_justify="left")
-        table.add_column("")
-        table.add_column("variant", no_wrap=True)  # names are never cut or wrapped
-        table.add_column("device", no_wrap=True)
-        for column in ("time", "90%", "build", "cost"):
-            table.add_column(column, justify="right" if column != "build" else "left",
-                             no_wrap=True)
-        table.add_column("why not", overflow="fold")
-        ranked = sorted(op.candidates, key=lambda c: (c.cost_s, c.variant, c.device))
-        for c in ranked:
-            build = c.build if c.build != "compile" else short_time(c.compile_s)
-            table.add_row("→" if c is op.chosen else "", c.variant, c.device,
-                          short_time(c.predicted_s) + _basis(c), _interval(c), build,
-                          short_time(c.cost_s), c.why_not)
-        console.print(table)
-    for region in plan.regions:
-        console.print(_region_table(region))
+        console.print()
+        print_fitted(console, _op_forms(op))
+    for i, region in enumerate(plan.regions):
+        console.print()
+        if i == 0:
+            console.print(REGIONS_LEGEND)
+        print_fitted(console, _region_forms(region))
     _print_tiers(console, plan)
+    console.print()
     console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
                   f"between devices {plan.transfer_s * 1e3:.4g} ms")
-    console.print("time: predicted per execution (m: measured now, w: measured before); "
-                  "90%: its interval; build: what building it costs here; cost: runs × time "
-                  "+ build")
-    if plan.regions:
-        console.print("a region runs its ops one by one (ops: their costs as chosen above, "
-                      "and those of the regions inside it) or compiled whole; a compiled "
-                      "loop's time is all its trips")
     if plan.measured:
         console.print(f"measured {len(plan.measured)} close candidate(s) in "
                       f"{plan.measure_s * 1e3:.4g} ms before choosing")

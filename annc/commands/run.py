@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from annc.commands.common import (
     add_program_arguments,
@@ -18,7 +18,16 @@ from annc.commands.common import (
     defines,
     key_values,
     print_notes,
+    short_time,
     targets,
+)
+from annc.commands.tables import (
+    Fitted,
+    add_wide_argument,
+    compact_table,
+    console_for,
+    print_fitted,
+    right,
 )
 from annc.running import RunResult, run_file
 from dsl import dtypes
@@ -28,6 +37,9 @@ from hardware.execution.planning import BUILDS
 from hardware.execution.rundata import check_seed, read_archive, save_outputs
 
 HELP = "compile and run a workload"
+
+RUN_LEGEND = ("runs: how many times it ran; predicted, measured: its time over all its runs; "
+              "at: its line and column")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", choices=("table", "json"),
                         help="show each op's variant, device and time (json: one object on "
                         "standard output)")
+    add_wide_argument(parser)
     parser.add_argument("--variant", metavar="KERNEL=NAME", action="append", default=[],
                         help="force a variant for every op of a kernel, e.g. matmul=numpy")
     parser.add_argument("--builds", choices=BUILDS, default=None,
@@ -80,31 +93,66 @@ def _type(value: np.ndarray) -> str:
 
 
 def _print_outputs(console: Console, result: RunResult) -> None:
-    table = Table(title="outputs")
-    for column in ("name", "type", "value"):
-        table.add_column(column)
+    table = compact_table("name", "type", "value")
     for name, value in result.outputs.items():
         table.add_row(name, _type(value), _summary(value))
-    console.print(table)
+    print_fitted(console, [Fitted("outputs", table)])
     console.print(f"kernel time: {result.report['total_measured_s'] * 1e3:.3f} ms")
 
 
-def _print_report(console: Console, result: RunResult) -> None:
-    table = Table(title="ops")
-    for column in ("#", "kernel", "variant", "device", "shapes", "runs", "predicted ms",
-                   "measured ms", "source"):
-        table.add_column(column, justify="right" if "ms" in column or column in "#runs"
-                         else "left")
-    for op in result.report["ops"]:
-        predicted = op["predicted_s"]
-        table.add_row(
-            str(op["index"]), op["kernel"], op["variant"], op["device"],
-            compact_shapes(op["shapes"]),
-            str(op["executions"]),
-            "-" if predicted is None else f"{predicted * 1e3:.3f}",
-            f"{op['measured_s'] * 1e3:.3f}", op["loc"],
-        )
-    console.print(table)
+def print_report(console: Console, result: RunResult, file: str) -> None:
+    """What ran, op by op and region by region: its variant and device, how often, and
+    its time over all its runs, predicted and measured; its place in the file as
+    LINE:COLUMN (the file is in the title). Where a table is too wide for the terminal,
+    a device that everything ran on moves into the title, then each operand's shape
+    takes a line of its own."""
+    ops, regions = result.report["ops"], result.report["regions"]
+    devices = {row["device"] for row in [*ops, *regions]}
+    one_device = next(iter(devices)) if len(devices) == 1 else None
+    for title, rows, table in (("ops", ops, _ops_table), ("regions", regions, _regions_table)):
+        if not rows:
+            continue
+        forms = [Fitted(f"{title} of {file}", table(rows, file, True, False))]
+        if one_device is not None:
+            forms.append(Fitted(f"{title} of {file}, all on {one_device}",
+                                table(rows, file, False, False)))
+        forms.append(Fitted(forms[-1].title, table(rows, file, one_device is None, True)))
+        print_fitted(console, forms)
+    console.print(RUN_LEGEND)
+    console.print()
+
+
+def _ops_table(ops: list[dict], file: str, device: bool, stacked: bool) -> Table:
+    """The ops; `stacked`: each operand's shape on a line of its own."""
+    table = compact_table(right("#"), "kernel", "variant", *(["device"] if device else []),
+                          "shapes", *_time_columns())
+    for op in ops:
+        shapes = compact_shapes(op["shapes"])
+        table.add_row(str(op["index"]), op["kernel"], op["variant"],
+                      *([op["device"]] if device else []),
+                      shapes.replace(" ", "\n") if stacked else shapes, *_times(op, file))
+    return table
+
+
+def _regions_table(regions: list[dict], file: str, device: bool, stacked: bool) -> Table:
+    """The regions that ran; `stacked`: their ops' indices a line each."""
+    table = compact_table(right("#"), "kind", "ops", "variant", *(["device"] if device else []),
+                          *_time_columns())
+    for region in regions:
+        table.add_row(str(region["index"]), region["kind"],
+                      ("\n" if stacked else ",").join(str(i) for i in region["ops"]),
+                      region["variant"], *([region["device"]] if device else []),
+                      *_times(region, file))
+    return table
+
+
+def _time_columns() -> list[str | Column]:
+    return [right("runs"), right("predicted"), right("measured"), "at"]
+
+
+def _times(row: dict, file: str) -> list[str]:
+    return [str(row["executions"]), short_time(row["predicted_s"]),
+            short_time(row["measured_s"]), row["loc"].removeprefix(f"{file}:")]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report == "json":
         print(json.dumps(result.report))
         return 0
-    console = Console()
+    console = console_for(args)
     if args.report == "table":
-        _print_report(console, result)
+        print_report(console, result, args.file)
     _print_outputs(console, result)
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +30,7 @@ from annc.commands.common import (
     short_time,
     targets,
 )
+from annc.commands.tables import add_wide_argument, console_for
 from annc.commands.variants import comma_names
 from annc.compiler import compile_program, read_source
 from annc.recording import notes as recording_notes
@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_argument(parser)
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="a table (default) or one JSON object on standard output")
+    add_wide_argument(parser)
     parser.add_argument("--variants", metavar="NAME,...",
                         help="only candidates of these variant names, e.g. numpy,jax")
     parser.add_argument("--timeout", type=seconds_argument, default=TUNE_TIMEOUT_S,
@@ -158,11 +159,11 @@ def run(args: argparse.Namespace) -> int:
     if args.report == "json":
         print(json.dumps(report))
     else:
-        print_table(report)
+        print_table(report, console_for(args))
     return 0
 
 
-def print_table(report: dict[str, Any]) -> None:
+def print_table(report: dict[str, Any], console: Console) -> None:
     table = Table("#")
     for column in ("kernel", "shapes"):
         table.add_column(column, overflow="fold")
@@ -191,4 +192,4 @@ def print_table(report: dict[str, Any]) -> None:
                           short_time(c["measured_s"]), short_time(c["compile_s"]),
                           ", ".join(marks))
         table.add_section()
-    Console(file=sys.stdout).print(table)
+    console.print(table)

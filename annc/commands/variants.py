@@ -10,6 +10,7 @@ from collections import defaultdict
 from rich.console import Console
 from rich.table import Table
 
+from annc.commands.tables import add_wide_argument, console_for
 from dsl.errors import AnncError
 from hardware.variants import (
     KERNELS,
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "and compare with the numpy reference; exit 1 if any is wrong")
     parser.add_argument("--report", choices=("table", "json"), default="table",
                         help="a table (default) or one JSON object on standard output")
+    add_wide_argument(parser)
     parser.add_argument("--kernels", metavar="K,...",
                         help="only these kernels, e.g. matmul,conv2d")
     parser.add_argument("--devices", metavar="DEV,...",
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report == "json":
         print(json.dumps({"variants": rows}))
     else:
-        print_table(rows, checks)
+        print_table(rows, checks, console_for(args))
     if checks is None:
         return 0
     failures = [r.describe() for results in checks.values() for r in results
@@ -112,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_table(rows: list[dict[str, object]], checks: Checks | None) -> None:
+def print_table(rows: list[dict[str, object]], checks: Checks | None,
+                console: Console) -> None:
     table = Table("kernel", "variant", "device", "backend")
     if checks is not None:
         table.add_column("check")
@@ -126,7 +129,6 @@ def print_table(rows: list[dict[str, object]], checks: Checks | None) -> None:
             failing += bad > 0
             cells.append(f"{'[red]FAIL[/]' if bad else '[green]pass[/]'} {done - bad}/{done}")
         table.add_row(*cells)
-    console = Console()
     console.print(table)
     if checks is not None:
         console.print(f"{len(rows) - failing} of {len(rows)} variants pass every check")
