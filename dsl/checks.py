@@ -8,7 +8,7 @@ mistake is reported once, not again by every expression that uses it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,6 +104,8 @@ def _literal_shape(literal: ast.Literal) -> tuple[int, ...] | None:
     """The shape of a nested list literal, or None if it is ragged."""
     if isinstance(literal, ast.Number):
         return ()
+    if isinstance(literal, ast.NumberArray):
+        return None if literal.values is None else literal.values.shape
     shapes = {_literal_shape(item) for item in literal.items}
     if len(shapes) != 1 or None in shapes:
         return None
@@ -112,10 +114,22 @@ def _literal_shape(literal: ast.Literal) -> tuple[int, ...] | None:
     return (len(literal.items), *inner)
 
 
-def _flatten(literal: ast.Literal) -> tuple[float, ...]:
+def _literal_values(literal: ast.Literal) -> np.ndarray:
+    """The numbers of a rectangular literal, float64 in row-major order."""
+    if isinstance(literal, ast.NumberArray) and literal.values is not None:
+        return literal.values.ravel()
+    return np.array(list(_numbers(literal)), dtype=np.float64)
+
+
+def _numbers(literal: ast.Literal) -> Iterator[float]:
     if isinstance(literal, ast.Number):
-        return (literal.value,)
-    return tuple(v for item in literal.items for v in _flatten(item))
+        yield literal.value
+    elif isinstance(literal, ast.NumberArray):
+        assert literal.values is not None
+        yield from literal.values.ravel().tolist()
+    else:
+        for item in literal.items:
+            yield from _numbers(item)
 
 
 def _fold(op: str, left: float, right: float) -> float:
@@ -318,13 +332,12 @@ class _Checker:
                        f"{written} but the declared type is {type_}")
             self.scope.values[statement.name].type = None
             return []
-        values = _flatten(statement.value)
         with np.errstate(all="ignore"):
-            cast = np.array(values, dtype=dtypes.to_numpy(type_.dtype))
-        if not np.all(np.isfinite(cast)):
+            values = _literal_values(statement.value).astype(dtypes.to_numpy(type_.dtype))
+        if not np.all(np.isfinite(values)):
             self.error(statement.value.loc, f"const {statement.name}: a value is "
-                       f"{cast[~np.isfinite(cast)][0]} in {type_.dtype}; annc constants must "
-                       "be finite")
+                       f"{values[~np.isfinite(values)][0]} in {type_.dtype}; annc constants "
+                       "must be finite")
             return []
         return [ConstDecl(statement.name, type_, values)]
 

@@ -78,12 +78,9 @@ class _Lowering:
         for statement in statements:
             match statement:
                 case types.ConstDecl():
-                    attr = DenseIntOrFPElementsAttr.from_list(
-                        tensor_type(statement.type), list(statement.values)
-                    )
-                    env[statement.name] = self.emit(
-                        block, dialect.ConstantOp(attr), statement.name
-                    )
+                    constant = dialect.ConstantOp.of_array(tensor_type(statement.type),
+                                                           statement.values)
+                    env[statement.name] = self.emit(block, constant, statement.name)
                 case types.Bind():
                     env[statement.name] = self.lower_expr(
                         statement.value, block, env, statement.name

@@ -19,9 +19,10 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.lexer import PatternRE, TerminalDef
 from lark.tree import Meta
 
-from dsl import ast
+from dsl import ast, literals
 from dsl.errors import CompileError, Diagnostic, source_lines
 
 KEYWORDS = ("param", "input", "const", "target", "repeat", "output")
@@ -44,8 +45,19 @@ class _IgnoreNewlinesInBrackets:
             yield token
 
 
+NUMBERS = "NUMBERS"
+"""The grammar's terminal for a whole literal of numbers (`dsl.literals`)."""
+
+
+def _numbers_never_match(terminal: TerminalDef) -> None:
+    if terminal.name == NUMBERS:
+        terminal.pattern = PatternRE("(?!)x")  # one character wide, and never matches
+
+
 @cache
-def _parser() -> Lark:
+def _parser(literals_at_once: bool = True) -> Lark:
+    """The program's parser; without `literals_at_once`, every literal is read number by
+    number (one token each), as the grammar reads a literal that `NUMBERS` does not."""
     grammar = files("dsl").joinpath("grammar.lark").read_text()
     return Lark(
         grammar,
@@ -53,6 +65,7 @@ def _parser() -> Lark:
         propagate_positions=True,
         postlex=_IgnoreNewlinesInBrackets(),
         maybe_placeholders=False,
+        edit_terminals=None if literals_at_once else _numbers_never_match,
     )
 
 
@@ -127,6 +140,10 @@ class _ToAst(Transformer[Token, tuple[ast.Statement, ...]]):
     def list_literal(self, meta: Meta, items: list[Any]) -> ast.ListLiteral:
         return ast.ListLiteral(tuple(items), ast.Location(meta.line, meta.column))
 
+    def numbers(self, meta: Meta, children: list[Any]) -> ast.NumberArray:
+        (token,) = children
+        return ast.NumberArray(literals.read(str(token)), _loc(token))
+
     def literal(self, meta: Meta, children: list[Any]) -> ast.Literal:
         literal: ast.Literal = children[0]
         return literal
@@ -171,7 +188,7 @@ def _describe_expected(expected: set[str]) -> str:
     parser = _parser()
     patterns = {t.name: t.pattern for t in parser.terminals}
     words = set()
-    for name in expected:
+    for name in expected - {NUMBERS}:  # wherever it may come, '[' may too
         if name in _TOKEN_WORDS:
             words.add(_TOKEN_WORDS[name])
         elif name in patterns and patterns[name].type == "str":
@@ -263,17 +280,33 @@ def _end_of(text: str) -> ast.Location:
 def parse(text: str, filename: str = "<input>") -> ast.Program:
     """Parses program text into an AST, or raises `CompileError`."""
     try:
-        tree = _parser().parse(text)
-        statements = _ToAst().transform(tree)
+        statements = _read(text)
     except UnexpectedInput as error:
         raise _syntax_error(error, text, filename) from None
     except RecursionError:
         raise nested_too_deeply(text, filename) from None
-    except VisitError as error:  # Lark wraps what a Transformer method raises
-        if isinstance(error.orig_exc, RecursionError):
-            raise nested_too_deeply(text, filename) from None
-        raise
     return ast.Program(statements, filename, _end_of(text))
+
+
+def _read(text: str) -> tuple[ast.Statement, ...]:
+    """The program's statements, literals of numbers read at once. Where one is not a
+    well-formed literal, or the program has a syntax error, it is read again with every
+    number a token of its own: the error is then found, and said, exactly as the grammar
+    alone finds it."""
+    try:
+        return _statements(text, literals_at_once=True)
+    except (UnexpectedInput, literals.NotOneLiteral):
+        return _statements(text, literals_at_once=False)
+
+
+def _statements(text: str, literals_at_once: bool) -> tuple[ast.Statement, ...]:
+    tree = _parser(literals_at_once).parse(text)
+    try:
+        return _ToAst().transform(tree)
+    except VisitError as error:  # Lark wraps what a Transformer method raises
+        if isinstance(error.orig_exc, RecursionError | literals.NotOneLiteral):
+            raise error.orig_exc from None
+        raise
 
 
 def nested_too_deeply(text: str, filename: str) -> CompileError:
