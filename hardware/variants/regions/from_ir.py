@@ -113,8 +113,9 @@ def _known(value: SSAValue) -> np.ndarray | None:
 
 def _lower_chain(region: RegionOp) -> Lowered:
     numbering = _Numbering()
-    for index, argument in enumerate(region.block.args):
-        numbering.add_input(argument, index, _known(region.inputs[index]))
+    inputs = region.inputs  # made anew on each read: read once, not once an input
+    for index, (argument, value) in enumerate(zip(region.block.args, inputs, strict=True)):
+        numbering.add_input(argument, index, _known(value))
     yielded = numbering.block(region.block)
     outputs = tuple(numbering.number[v] for v in yielded)
     spec = RegionSpec(tuple(numbering.inputs), _dtype(region.block.args[0])
@@ -141,12 +142,12 @@ def _lower_loop(region: RegionOp, loop: scf.ForOp) -> Lowered:
         if isinstance(op, ConstantOp) and op.parent_block() is body:
             array = op.array()
             numbering.add_input(op.result, array, array)
+    inputs = region.inputs
     for op in body.walk():
         for operand in op.operands:
             if isinstance(operand, BlockArgument) and operand.block is region.block \
                     and operand not in numbering.number:
-                numbering.add_input(operand, operand.index,
-                                    _known(region.inputs[operand.index]))
+                numbering.add_input(operand, operand.index, _known(inputs[operand.index]))
     yielded = numbering.block(body)
     outputs = tuple(numbering.number[v] for v in yielded)
     results = []
