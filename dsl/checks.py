@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -145,16 +146,31 @@ def _fold_call(kernel: str, value: float) -> float:
         return float(FOLDED_CALLS[kernel](np.float64(value)))
 
 
+class _Source:
+    """The program's text, split into lines only when an error quotes one (the lines of a
+    10 MB literal are another 10 MB)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return source_lines(self.text)
+
+    def line(self, number: int) -> str:
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+
 class _Checker:
     def __init__(
         self,
         program: ast.Program,
-        lines: list[str],
+        source: _Source,
         params: dict[str, int],
         targets: tuple[str, ...] | None,
     ) -> None:
         self.program = program
-        self.lines = lines
+        self.source = source
         self.params = params
         self.param_locs: dict[str, ast.Location] = {}
         self.targets = targets
@@ -169,10 +185,8 @@ class _Checker:
     # Reporting -----------------------------------------------------------------
 
     def error(self, loc: ast.Location, message: str) -> None:
-        source = self.lines[loc.line - 1] if 0 < loc.line <= len(self.lines) else ""
-        self.diagnostics.append(
-            Diagnostic(self.program.filename, loc.line, loc.column, message, source)
-        )
+        self.diagnostics.append(Diagnostic(self.program.filename, loc.line, loc.column,
+                                           message, self.source.line(loc.line)))
 
     def constant(self, value: float, dtype: str, loc: ast.Location) -> Constant | None:
         """A number given a dtype; one that is not finite there is an error (the IR's
@@ -333,7 +347,8 @@ class _Checker:
             self.scope.values[statement.name].type = None
             return []
         with np.errstate(all="ignore"):
-            values = _literal_values(statement.value).astype(dtypes.to_numpy(type_.dtype))
+            values = _literal_values(statement.value).astype(dtypes.to_numpy(type_.dtype),
+                                                              copy=False)
         if not np.all(np.isfinite(values)):
             self.error(statement.value.loc, f"const {statement.name}: a value is "
                        f"{values[~np.isfinite(values)][0]} in {type_.dtype}; annc constants "
@@ -455,7 +470,7 @@ class _Checker:
         f32 with which the loop body checks cleanly (f64, numpy's default, if neither)."""
         binding = self.scope.values[name]
         for dtype in DTYPES[::-1]:
-            probe = _Checker(self.program, self.lines, dict(self.params), self.targets)
+            probe = _Checker(self.program, self.source, dict(self.params), self.targets)
             probe.param_locs = dict(self.param_locs)
             probe.scope = self.scope.copy()
             probe.scope.values[name] = _Binding(TensorType(dtype, ()), None, binding.loc)
@@ -674,7 +689,7 @@ def check(
                 f"unknown device '{unknown[0]}'; devices are {', '.join(DEVICES)}"))
     if diagnostics:
         raise CompileError(diagnostics)
-    checker = _Checker(program, source_lines(text), values, targets)
+    checker = _Checker(program, _Source(text), values, targets)
     typed = checker.check_program()
     if checker.diagnostics:
         raise CompileError(checker.diagnostics)

@@ -142,7 +142,7 @@ class _ToAst(Transformer[Token, tuple[ast.Statement, ...]]):
 
     def numbers(self, meta: Meta, children: list[Any]) -> ast.NumberArray:
         (token,) = children
-        return ast.NumberArray(literals.read(str(token)), _loc(token))
+        return ast.NumberArray(literals.read(token), _loc(token))  # a str: no copy
 
     def literal(self, meta: Meta, children: list[Any]) -> ast.Literal:
         literal: ast.Literal = children[0]
@@ -277,10 +277,13 @@ def _end_of(text: str) -> ast.Location:
     return ast.Location(len(lines), len(lines[-1]) + 1)
 
 
-def parse(text: str, filename: str = "<input>") -> ast.Program:
-    """Parses program text into an AST, or raises `CompileError`."""
+def parse(text: str, filename: str = "<input>", literals_at_once: bool = True
+          ) -> ast.Program:
+    """Parses program text into an AST, or raises `CompileError`. Without
+    `literals_at_once`, every number of a literal is read as a token of its own, as the
+    grammar alone reads it (what reading them at once must agree with)."""
     try:
-        statements = _read(text)
+        statements = _read(text) if literals_at_once else _statements(text, False)
     except UnexpectedInput as error:
         raise _syntax_error(error, text, filename) from None
     except RecursionError:
