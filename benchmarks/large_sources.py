@@ -69,7 +69,7 @@ class Program:
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.size:,}"
+        return self.kind if "×" in self.kind else f"{self.kind} {self.size:,}"
 
 
 def const_program(rows: int, columns: int) -> Program:
