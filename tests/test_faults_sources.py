@@ -136,6 +136,22 @@ def _located_number_by_number(text: str) -> CompileError:
     return caught.value
 
 
+def test_a_mistake_after_a_large_const_costs_no_reading_of_it_number_by_number() -> None:
+    values = _values(200, 1000)
+    text = _const_program(values).replace("S = sum(C)", "S = sum(C) +")
+    compile_program(_const_program(values[:2]), emit="ir")
+    tracemalloc.start()
+    try:
+        error = _located(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    line, _ = _position(text, "S = sum(C) +\n")
+    assert (error.line, error.column) == (line, 13)
+    assert error.message == "unexpected end of line; expected '(', '-', a name or a number"
+    assert peak / values.size < BYTES_PER_NUMBER, f"{peak / values.size:.1f} B a number"
+
+
 def test_a_large_ragged_const_is_reported_at_its_bracket() -> None:
     values = _values(200, 1000)
     literal = _literal(values)
@@ -194,14 +210,28 @@ def _outcome(text: str, at_once: bool) -> tuple[str, object]:
                          if isinstance(s, ConstDecl)]
 
 
+PLACES = ("const K : {type} = {literal}{after}\nx = K * 2\noutput K, x\n",
+          "const K : {type} = {literal}{after}\nx = K *\noutput K\n",
+          "const K : {type} = {literal}{after}\nrepeat 2 {{\n",
+          "const K : {type} = {literal} + {literal}\noutput K\n",
+          "x = {literal}\noutput x\n",
+          "input x : f64 = {literal}\noutput x\n",
+          "const K : {type} = [{literal}, {literal}{after}\noutput K\n")
+"""Where a literal goes: in its place, before a later line's mistake, and where it may
+not go."""
+IN_ITS_PLACE = PLACES[0]
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(literal_texts(), st.sampled_from(("f64", "f32")), st.booleans(),
-       st.sampled_from(("", "  # a comment", "\n", "\n\n# the end\n")))
+       st.sampled_from(("", "  # a comment", "\n", "\n\n# the end\n")),
+       st.sampled_from((IN_ITS_PLACE,) * len(PLACES) + PLACES))
 def test_literals_read_at_once_agree_with_the_grammar_alone(
-        literal: tuple[str, tuple[int, ...]], dtype: str, declared: bool, after: str) -> None:
+        literal: tuple[str, tuple[int, ...]], dtype: str, declared: bool, after: str,
+        place: str) -> None:
     written, shape = literal
     dims = ", ".join(map(str, shape if declared else (*shape, 2)))
-    text = f"const K : {dtype}[{dims}] = {written}{after}\nx = K * 2\noutput K, x\n"
+    text = place.format(type=f"{dtype}[{dims}]", literal=written, after=after)
     assert _outcome(text, True) == _outcome(text, False)
 
 
