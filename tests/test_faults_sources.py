@@ -61,9 +61,10 @@ def _values(rows: int, columns: int) -> np.ndarray:
 
 BYTES_PER_NUMBER = 70
 """What compiling a literal may allocate at its peak per number, beyond its text (8.5
-bytes a number here): it took 48 (2026-12-07), a few passes of numpy over the text. A
-Python float per number would add 32 (the object and its pointer), a Lark token and tree
-node per number over 300: read number by number, 200,000 numbers took 480 MB."""
+bytes a number here): it took 48 (2026-12-07; Lark's two copies of the literal's text,
+a few passes of numpy over it, the values). A Python float per number would add 32 (the
+object and its pointer); read number by number, with a Lark token, tree node and AST
+node each, parsing took 2,090."""
 
 
 def test_a_large_const_runs_with_its_values_and_costs_bytes_per_number(tmp_path: Path
