@@ -10,7 +10,7 @@ process in a fresh `$ANNC_HOME`: `compile` is `annc compile FILE -o OUT` (the IR
 to a file), `selected` is the same with `--emit selected`, `run` is `annc run FILE
 --builds never` (nothing built: a build of a program's code is no cost of its size).
 Every command targets the CPU. Each is timed as wall time and peak resident memory of
-its process (`wait4`'s `ru_maxrss`); medians of `--repeats`, with their range. A run of
+its process (GNU time's `%M`); medians of `--repeats`, with their range. A run of
 a const checks its output against numpy's sum of the same numbers.
 
 The programs:
@@ -32,12 +32,13 @@ Writes `benchmarks/results/large_sources.md` and `.json`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,24 +123,31 @@ class Timed:
     """"ok", "timed out", or the process's error."""
 
 
+TIME = "/usr/bin/time"
+"""GNU time, which forks the command and reports its peak RSS (`%M`): the kernel counts
+in a process's peak what the process that started it held when it did (the copy it
+made of it before exec), so a command started by this script, which holds its programs'
+text, would count that too."""
+
+
 def timed_process(command: list[str], env: dict[str, str], timeout: float,
                   folder: Path, checkout: Path = ROOT) -> Timed:
-    """Runs the command; its wall time and peak resident memory (of that process alone:
-    `wait4` gives each child's own usage)."""
-    errors = folder / "stderr.txt"
+    """Runs the command; its wall time and peak resident memory (of that process alone,
+    measured by GNU time)."""
+    errors, peak = folder / "stderr.txt", folder / "peak_kb.txt"
     with errors.open("w") as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.DEVNULL,
-                                   stderr=stderr)
-        killer = threading.Timer(timeout, process.kill)
-        killer.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen([TIME, "-f", "%M", "-o", str(peak), *command], env=env,
+                                   cwd=checkout, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # time and the command under it
+            process.wait()
+            return Timed(time.perf_counter() - start, math.nan, "timed out")
         seconds = time.perf_counter() - start
-        killer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    peak_mb = usage.ru_maxrss / 1024
-    if seconds >= timeout:
-        return Timed(seconds, peak_mb, "timed out")
+    peak_mb = int(peak.read_text().split()[-1]) / 1024
     if process.returncode:
         return Timed(seconds, peak_mb, errors.read_text().strip().splitlines()[-1][:200])
     return Timed(seconds, peak_mb, "ok")
