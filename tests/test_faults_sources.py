@@ -380,6 +380,26 @@ def test_the_work_of_compiling_and_running_grows_with_the_number_of_statements(
     assert growth < WORK_GROWTH, f"{growth:.2f}x the calls for 4x the statements"
 
 
+def _accumulators(count: int) -> str:
+    """A loop of `count` sums, each into a name bound to 0 before it."""
+    names = [f"a{i}" for i in range(count)]
+    return "\n".join(["input X : f64[4, 4]", *(f"{a} = 0" for a in names), "repeat 3 {",
+                      *(f"  {a} = {a} + sum(X)" for a in names), "}",
+                      f"output {', '.join(names)}"]) + "\n"
+
+
+def _lowered(text: str) -> None:
+    compile_program(text, "p.ann", None, ["cpu"], "ir", record=False)
+
+
+def test_the_work_of_checking_accumulators_grows_with_their_number() -> None:
+    """A name bound to a number before a loop takes the dtype its loop needs; with no f32
+    value in the program it is f64 without checking the loop once a name (f32 programs
+    still do: see `dsl.checks._Checker.probe_dtype`)."""
+    growth = _work_growth(_lowered, _accumulators, 100)
+    assert growth < WORK_GROWTH, f"{growth:.2f}x the calls for 4x the accumulators"
+
+
 def test_the_work_check_sees_quadratic_fusion(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fusion as it was, every group checked anew (tests/reference_fusion.py), fails the
     check above."""
