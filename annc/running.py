@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ModuleOp
 
-from annc.compiler import compile_program, read_source
+from annc.compiler import compile_program, program_kept_frozen, read_source
 from annc.history import ProgramSource, count_run
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
@@ -262,22 +262,23 @@ def run_source(
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
     warm = WarmUp()
-    compiled = compile_program(text, filename, params, targets, "selected", measure,
-                               record=recording, kept_plans=True, variants=variants,
-                               lowered=warm.start)
-    plan = compiled.selection
-    selection_builds = build_seconds() - built
-    startup_s += time.perf_counter() - began - selection_builds
-    result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
-                        wait_for_builds=wait_for_builds, progress=progress, warm=warm,
-                        generate_missing=generate_missing)
-    result.report = {**result.report, "startup_s": startup_s,
-                     "compile_s": result.report["compile_s"] + selection_builds}
-    count_run(compiled.program_key, ProgramSource(
-        text, filename, {str(k): str(v) for k, v in (params or {}).items()},
-        None if targets is None else list(targets)))
-    if recording and plan.chosen_models is not None:
-        record_run(plan, result.records, plan.chosen_models)
+    with program_kept_frozen():
+        compiled = compile_program(text, filename, params, targets, "selected", measure,
+                                   record=recording, kept_plans=True, variants=variants,
+                                   lowered=warm.start)
+        plan = compiled.selection
+        selection_builds = build_seconds() - built
+        startup_s += time.perf_counter() - began - selection_builds
+        result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
+                            wait_for_builds=wait_for_builds, progress=progress, warm=warm,
+                            generate_missing=generate_missing)
+        result.report = {**result.report, "startup_s": startup_s,
+                         "compile_s": result.report["compile_s"] + selection_builds}
+        count_run(compiled.program_key, ProgramSource(
+            text, filename, {str(k): str(v) for k, v in (params or {}).items()},
+            None if targets is None else list(targets)))
+        if recording and plan.chosen_models is not None:
+            record_run(plan, result.records, plan.chosen_models)
     notes = [*compiled.notes, *result.notes, *build_cache.notes, *signing.notes,
              *recording_notes]
     result.notes = list(dict.fromkeys(notes))

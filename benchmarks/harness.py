@@ -22,10 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def environment(home: Path) -> dict[str, str]:
-    """The environment of an annc process of a benchmark (see the module)."""
+def environment(home: Path, checkout: Path = ROOT) -> dict[str, str]:
+    """The environment of an annc process of a benchmark (see the module); `checkout`
+    is the annc it runs (another one for a before and after: run it there too, since
+    `python -m` reads its working folder first)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
     env.update(ANNC_HOME=str(home), ANNC_WAIT_FOR_BUILDS="1", JAX_PLATFORMS="cpu")
     env.pop("ANNC_NO_RECORD", None)
     return env

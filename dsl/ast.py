@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Location:
@@ -93,7 +95,16 @@ class ListLiteral:
     loc: Location
 
 
-Literal = Number | ListLiteral
+@dataclass(frozen=True, eq=False)
+class NumberArray:
+    """A literal of numbers only, read at once (`dsl.literals`): its numbers as float64
+    in its shape, or None where its rows have different lengths."""
+
+    values: np.ndarray | None
+    loc: Location
+
+
+Literal = Number | ListLiteral | NumberArray
 
 
 @dataclass(frozen=True)

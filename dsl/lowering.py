@@ -9,6 +9,8 @@ input and output names and the target list as attributes.
 
 from __future__ import annotations
 
+from functools import cache
+
 from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import (
     ArrayAttr,
@@ -31,7 +33,10 @@ SOURCE_ATTRIBUTE = "annc.source"
 FUNCTION_NAME = "main"
 
 
+@cache
 def tensor_type(type_: types.TensorType) -> TensorType[Float32Type | Float64Type]:
+    """The IR's type of a value; one attribute per type, shared (attributes are immutable):
+    made anew for every op, making and verifying them was 40% of lowering."""
     return TensorType(dtypes.element_type(type_.dtype), type_.shape)
 
 
@@ -78,12 +83,9 @@ class _Lowering:
         for statement in statements:
             match statement:
                 case types.ConstDecl():
-                    attr = DenseIntOrFPElementsAttr.from_list(
-                        tensor_type(statement.type), list(statement.values)
-                    )
-                    env[statement.name] = self.emit(
-                        block, dialect.ConstantOp(attr), statement.name
-                    )
+                    constant = dialect.ConstantOp.of_array(tensor_type(statement.type),
+                                                           statement.values)
+                    env[statement.name] = self.emit(block, constant, statement.name)
                 case types.Bind():
                     env[statement.name] = self.lower_expr(
                         statement.value, block, env, statement.name

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from dsl.ast import Location
 from dsl.dtypes import DTYPES as DTYPES
 
@@ -72,12 +74,12 @@ TypedExpr = Value | Constant | Operation
 # Typed statements --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ConstDecl:
     name: str
     type: TensorType
-    values: tuple[float, ...]
-    """The elements in row-major order."""
+    values: np.ndarray
+    """The elements in row-major order, in the dtype of `type`."""
 
 
 @dataclass(frozen=True)

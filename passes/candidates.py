@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A variant on a device, for one kernel op (`select-variants`) or one region
     (`passes.region_choice`, where `predicted_s` is one execution of the whole region)."""

@@ -85,7 +85,7 @@ from predictor.features import Configuration, trait_names
 from predictor.models import Combo, ModelSet
 
 
-@dataclass
+@dataclass(slots=True)
 class OpPlan:
     site: Site
     candidates: list[Candidate]

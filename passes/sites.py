@@ -24,7 +24,7 @@ HOST = -1
 """The producer of values that start on the host: inputs, constants."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Site:
     index: int
     op: KernelOp
@@ -39,7 +39,7 @@ class Site:
     result: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Value:
     """A tensor moving between sites; `producer` is a site index or HOST."""
 

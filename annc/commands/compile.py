@@ -13,7 +13,7 @@ from annc.commands.common import (
     print_notes,
     targets,
 )
-from annc.compiler import STAGES, compile_program, read_source
+from annc.compiler import STAGES, compile_program, program_kept_frozen, read_source
 from dsl.errors import AnncError
 
 HELP = "compile a workload and print it as an AST, as xDSL IR, or as IR with variants chosen"
@@ -30,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    compiled = compile_program(read_source(args.file), args.file, defines(args), targets(args),
-                               args.emit, args.measure, record=not args.no_record)
-    print_notes(compiled.notes)
-    text = compiled.printed()
+    with program_kept_frozen():
+        compiled = compile_program(read_source(args.file), args.file, defines(args),
+                                   targets(args), args.emit, args.measure,
+                                   record=not args.no_record)
+        print_notes(compiled.notes)
+        text = compiled.printed()
     if args.output:
         try:
             Path(args.output).write_text(text + "\n")

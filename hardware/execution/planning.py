@@ -175,9 +175,7 @@ class _Planner:
         if isinstance(op, KernelOp):
             return self.kernel(op)
         if isinstance(op, ConstantOp):
-            values = np.array(op.value.get_values(), dtype=_dtype(op.result))
-            return constant_step(aligned(values.reshape(op.value.get_shape())),
-                                 self.slot(op.result))
+            return constant_step(aligned(op.array()), self.slot(op.result))
         if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr):
             self.integers[op.result] = op.value.value.data
             return None

@@ -48,11 +48,6 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
     return tuple(value.type.get_shape())
 
 
-def _constant_array(op: ConstantOp) -> np.ndarray:
-    values = np.array(op.value.get_values(), dtype=dtypes.to_numpy(_dtype(op.result)))
-    return values.reshape(op.value.get_shape())
-
-
 class _Numbering:
     """Value numbers: inputs first, then every op's result in order."""
 
@@ -113,13 +108,14 @@ def lower_region(region: RegionOp) -> Lowered:
 def _known(value: SSAValue) -> np.ndarray | None:
     """The array of a region input that a `kernel.constant` makes, if one does."""
     owner = value.owner
-    return _constant_array(owner) if isinstance(owner, ConstantOp) else None
+    return owner.array() if isinstance(owner, ConstantOp) else None
 
 
 def _lower_chain(region: RegionOp) -> Lowered:
     numbering = _Numbering()
-    for index, argument in enumerate(region.block.args):
-        numbering.add_input(argument, index, _known(region.inputs[index]))
+    inputs = region.inputs  # made anew on each read: read once, not once an input
+    for index, (argument, value) in enumerate(zip(region.block.args, inputs, strict=True)):
+        numbering.add_input(argument, index, _known(value))
     yielded = numbering.block(region.block)
     outputs = tuple(numbering.number[v] for v in yielded)
     spec = RegionSpec(tuple(numbering.inputs), _dtype(region.block.args[0])
@@ -144,14 +140,14 @@ def _lower_loop(region: RegionOp, loop: scf.ForOp) -> Lowered:
         numbering.add_input(argument, _argument_index(initial, region))
     for op in body.walk():
         if isinstance(op, ConstantOp) and op.parent_block() is body:
-            array = _constant_array(op)
+            array = op.array()
             numbering.add_input(op.result, array, array)
+    inputs = region.inputs
     for op in body.walk():
         for operand in op.operands:
             if isinstance(operand, BlockArgument) and operand.block is region.block \
                     and operand not in numbering.number:
-                numbering.add_input(operand, operand.index,
-                                    _known(region.inputs[operand.index]))
+                numbering.add_input(operand, operand.index, _known(inputs[operand.index]))
     yielded = numbering.block(body)
     outputs = tuple(numbering.number[v] for v in yielded)
     results = []
