@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, read_source
+from annc.forecast import long_run_note
 from annc.history import count_run
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
@@ -210,6 +211,7 @@ def run_file(
     builds: str | None = None,
     wait_for_builds: bool | None = None,
     progress: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Compiles and runs a program file; `result.outputs` maps output names to arrays.
 
@@ -223,7 +225,9 @@ def run_file(
     `$ANNC_BUILDS`, else `beside`;
     `wait_for_builds` (default: `ANNC_WAIT_FOR_BUILDS`) makes the call wait for builds
     still going on beside it when the run ends; `progress` shows a bar on standard
-    error for a run that lasts."""
+    error for a run that lasts. A run predicted to take over a minute has a note
+    (`annc.forecast`), given to `announce` before the run starts where there is one,
+    else kept with the result's notes."""
     began, built = time.perf_counter(), build_seconds()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
@@ -234,6 +238,10 @@ def run_file(
     plan = compiled.selection
     selection_builds = build_seconds() - built
     startup_s += time.perf_counter() - began - selection_builds
+    long_run = long_run_note(plan)
+    if long_run is not None and announce is not None:
+        announce(long_run)
+        long_run = None
     result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
                         wait_for_builds=wait_for_builds, progress=progress, warm=warm)
     result.report = {**result.report, "startup_s": startup_s,
@@ -241,6 +249,7 @@ def run_file(
     count_run(compiled.program_key)
     if recording and plan.chosen_models is not None:
         record_run(plan, result.records, plan.chosen_models)
-    notes = [*compiled.notes, *result.notes, *build_cache.notes]
+    notes = [*compiled.notes, *([long_run] if long_run else []), *result.notes,
+             *build_cache.notes]
     result.notes = list(dict.fromkeys(notes))
     return result

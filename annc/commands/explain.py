@@ -89,6 +89,7 @@ def plan_json(plan: Plan) -> dict:
             {
                 "index": r.index, "kind": r.kind, "loc": r.loc, "ops": r.sites,
                 "kernels": r.kernels, "executions": r.executions,
+                "trips": r.lowered.spec.trips,
                 "chosen": None if r.chosen is None else
                 {"variant": r.chosen.variant, "device": r.chosen.device,
                  "start": None if r.start is None else r.start.variant},
@@ -111,8 +112,10 @@ def _region_table(region: RegionPlan) -> Table:
     and every compiled variant, with why each lost."""
     kernels = " ".join(region.kernels)
     ops = ", ".join(f"#{i}" for i in region.sites)
+    trips = region.lowered.spec.trips
+    loop = f", a loop of {trips} trips" if trips is not None else ""
     table = Table(title=f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at "
-                  f"{region.loc}, runs {region.executions}x", title_justify="left")
+                  f"{region.loc}{loop}, runs {region.executions}x", title_justify="left")
     table.add_column("")
     table.add_column("variant", no_wrap=True)
     table.add_column("device", no_wrap=True)
@@ -183,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
     for region in plan.regions:
         console.print(_region_table(region))
     _print_tiers(console, plan)
-    console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
-                  f"between devices {plan.transfer_s * 1e3:.4g} ms")
+    console.print(f"predicted total {short_time(plan.total_predicted_s)}, of which copies "
+                  f"between devices {short_time(plan.transfer_s)}")
     console.print("time: predicted per execution (m: measured now, w: measured before); "
                   "90%: its interval; build: what building it costs here; cost: runs × time "
                   "+ build")

@@ -88,12 +88,17 @@ def _print_report(console: Console, result: RunResult) -> None:
     console.print(table)
 
 
+def _announce(note: str) -> None:
+    """A note that must be seen before the run starts (it may run for hours)."""
+    print(note, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     inputs = read_archive(args.inputs) if args.inputs else None
     result = run_file(args.file, inputs=inputs, params=defines(args), seed=args.seed,
                       targets=targets(args), variants=key_values(args.variant, "--variant"),
                       measure=args.measure, record=not args.no_record, builds=args.builds,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), announce=_announce)
     for note in result.notes:
         print(note, file=sys.stderr)
     if args.save:
