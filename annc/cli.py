@@ -1,7 +1,7 @@
 """The `annc` command line: one subcommand per module in `annc.commands`.
 
 User errors (`AnncError`) print their message and exit 1; usage errors exit 2
-(argparse); Ctrl-C exits 130. No traceback reaches the user unless
+(argparse); Ctrl-C exits 130 (`annc.interrupts`). No traceback reaches the user unless
 `ANNC_DEBUG=1` is set.
 """
 
@@ -13,6 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from annc.interrupts import (
+    exit_interrupted,
+    give_back_ctrl_c,
+    say_interrupted,
+    take_ctrl_c,
+)
 from dsl.errors import AnncError
 from hardware.devices.home import check_home
 
@@ -96,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Everything heavy (JAX, xDSL, the commands) is imported inside, under the same
     handlers as the command itself, so a Ctrl-C while annc is still starting is an
-    exit 130 like any other."""
+    exit 130 like any other; a second Ctrl-C while annc cleans up after the first
+    exits at once (`annc.interrupts`)."""
+    previous = take_ctrl_c()
     try:
         args = parse_arguments(argv)
         check_home()
@@ -105,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("annc: interrupted", file=sys.stderr)
+        say_interrupted()
+        exit_interrupted()
         return 130
     except BrokenPipeError:  # the reader went away (`annc ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -119,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 70
+    finally:
+        give_back_ctrl_c(previous)
 
 
 if __name__ == "__main__":

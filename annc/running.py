@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, program_kept_frozen, read_source
+from annc.forecast import long_run_note
 from annc.history import ProgramSource, count_run
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
@@ -216,6 +217,7 @@ def run_file(
     wait_for_builds: bool | None = None,
     progress: bool = False,
     generate_missing: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Compiles and runs a program file; `result.outputs` maps output names to arrays.
 
@@ -233,10 +235,13 @@ def run_file(
     `$ANNC_BUILDS`, else `beside`;
     `wait_for_builds` (default: `ANNC_WAIT_FOR_BUILDS`) makes the call wait for builds
     still going on beside it when the run ends; `progress` shows a bar on standard
-    error for a run that lasts."""
+    error for a run that lasts. A run predicted to take over a minute has a note
+    (`annc.forecast`), given to `announce` before the run starts where there is one,
+    else kept with the result's notes."""
     check_seed(seed)  # before reading and compiling, which may take seconds
     return run_source(read_source(path), str(path), inputs, params, seed, targets, variants,
-                      measure, record, builds, wait_for_builds, progress, generate_missing)
+                      measure, record, builds, wait_for_builds, progress, generate_missing,
+                      announce)
 
 
 def run_source(
@@ -253,6 +258,7 @@ def run_source(
     wait_for_builds: bool | None = None,
     progress: bool = False,
     generate_missing: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Like `run_file`, for program text; `filename` names it in errors and in the
     report's locations, as in `compile_source`. Its past runs (which weigh its builds)
@@ -269,6 +275,10 @@ def run_source(
         plan = compiled.selection
         selection_builds = build_seconds() - built
         startup_s += time.perf_counter() - began - selection_builds
+        long_run = long_run_note(plan)
+        if long_run is not None and announce is not None:
+            announce(long_run)
+            long_run = None
         result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
                             wait_for_builds=wait_for_builds, progress=progress, warm=warm,
                             generate_missing=generate_missing)
@@ -279,8 +289,8 @@ def run_source(
             None if targets is None else list(targets)))
         if recording and plan.chosen_models is not None:
             record_run(plan, result.records, plan.chosen_models)
-    notes = [*compiled.notes, *result.notes, *build_cache.notes, *signing.notes,
-             *recording_notes]
+    notes = [*compiled.notes, *([long_run] if long_run else []), *result.notes,
+             *build_cache.notes, *signing.notes, *recording_notes]
     result.notes = list(dict.fromkeys(notes))
     result.report["notes"] = result.notes
     return result

@@ -11,7 +11,9 @@ without a budget; `never` measures nothing.
 
 A measurement runs in this process (`hardware.measure.timing.measure`: seeded operands
 of the real shapes on the candidate's device, a warm-up, then a few timed
-calls); the build it needed is then cached for the run, so a measured
+calls; a build that searches for a schedule is made by a child process first, so that
+Ctrl-C answers: `hardware.execution.foreground`); the build it needed is then cached
+for the run, so a measured
 candidate's compile time no longer counts. What was measured replaces the
 prediction, and the caller keeps it as wisdom for the next compile.
 """
@@ -144,6 +146,8 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
 def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     """The candidate's median seconds on the op's shapes, or None if it failed."""
     global measurements_taken
+    from hardware.execution.builds import kernel_job
+    from hardware.execution.foreground import build_now
     from hardware.measure.timing import measure
     from hardware.variants import get_variant
 
@@ -151,6 +155,7 @@ def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     dtype = dtypes.to_numpy(op.site.dtype)
     measurements_taken += 1
     try:
+        build_now(kernel_job(variant, op.site.shapes, dtype))  # a search in a child process
         timing = measure(variant, op.site.shapes, dtype, min_repeats=REPEATS,
                          min_seconds=MIN_SECONDS, max_seconds=1.0, warmup=1,
                          warmup_seconds=0.0)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from predictor import mlp
+from predictor import loop_trips, mlp
 from predictor.features import (
     COMPLEXITY,
     SHAPE_AWARE,
@@ -170,4 +170,12 @@ def _summarised(model: Model, rows: list[Measurement], train_seconds: float) -> 
         "train_n": len(train), "test_n": len(test), "mape": held_out,
         "params": model.parameter_count, "train_seconds": train_seconds,
     })
+    if loop_trips.is_loop(model.kernel) and train:
+        model.summary["max_trips"] = max_trips(train)
     return model
+
+
+def max_trips(rows: Iterable[Measurement]) -> int:
+    """The most trips among these rows of a loop model: how far its predictions are
+    trusted as they are (`predictor.loop_trips`)."""
+    return max(loop_trips.trips_of(r.config) for r in rows)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from predictor import loop_trips
 from predictor.features import Configuration, Normalisation, feature_row
 from predictor.state_files import read_json, write_atomically
 from predictor.transfers import TransferModel
@@ -251,13 +252,41 @@ class ModelSet:
     def predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> np.ndarray:
         """Predicted seconds for every (combination, configuration), in one batched call.
 
-        A combination without a model gives NaN.
+        A combination without a model gives NaN. A loop of more trips than its model
+        was trained on is read from the model within them (`predictor.loop_trips`).
         """
         if not queries or not self.models:
             return np.full(len(queries), np.nan)
+        beyond = {i: found for i, query in enumerate(queries)
+                  if (found := self._trip_references(*query)) is not None}
+        if not beyond:
+            return self._predict(queries)
+        asked = [*queries, *(reference for trained, pair in beyond.values()
+                             for reference in pair)]
+        seconds = self._predict(asked)
+        result = seconds[: len(queries)].copy()
+        for n, (i, (trained, _)) in enumerate(beyond.items()):
+            at = len(queries) + 2 * n
+            result[i] = loop_trips.per_trip_seconds(loop_trips.trips_of(queries[i][1]),
+                                                    trained, seconds[at], seconds[at + 1])
+        return result
+
+    def _trip_references(self, combo: Combo, config: Configuration
+                         ) -> tuple[int, tuple[tuple[Combo, Configuration], ...]] | None:
+        """For a loop beyond the trips its model was trained on: those trips, and the
+        queries at T₁ and T₂ (`predictor.loop_trips.references`)."""
+        model = self.models.get(combo)
+        if model is None or not loop_trips.is_loop(combo[0]):
+            return None
+        trained = loop_trips.trained_trips(model.summary)
+        pair = loop_trips.references(config, trained)
+        return None if pair is None else (trained, tuple((combo, c) for c in pair))
+
+    def _predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> np.ndarray:
+        """`predict`, each configuration as it is."""
         unique = list(dict.fromkeys(queries))
         if len(unique) < len(queries):  # programs repeat shapes: predict each once
-            seconds = dict(zip(unique, self.predict(unique), strict=True))
+            seconds = dict(zip(unique, self._predict(unique), strict=True))
             return np.array([seconds[q] for q in queries])
         _, index, arrays = self._stack()
         rows = np.zeros((len(queries), MAX_FEATURES))

@@ -89,9 +89,13 @@ def key_values(items: list[str], option: str) -> dict[str, str]:
 
 
 def short_time(seconds: float | None) -> str:
-    """A duration in the unit that keeps it short: `523 ns`, `5.2 µs`, `1.3 ms`, `2.1 s`."""
+    """A duration in the unit that keeps it short: `523 ns`, `5.2 µs`, `1.3 ms`, `2.1 s`,
+    `12 min`, `3.5 h`, `41 days` (a unit from two of it on)."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
+    for unit, scale in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= 2 * scale:
+            return f"{seconds / scale:.3g} {unit}"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"

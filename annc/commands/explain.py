@@ -96,6 +96,7 @@ def plan_json(plan: Plan) -> dict:
             {
                 "index": r.index, "kind": r.kind, "loc": r.loc, "ops": r.sites,
                 "kernels": r.kernels, "executions": r.executions,
+                "trips": r.lowered.spec.trips,
                 "chosen": None if r.chosen is None else
                 {"variant": r.chosen.variant, "device": r.chosen.device,
                  "start": None if r.start is None else r.start.variant},
@@ -170,8 +171,10 @@ def _region_forms(region: RegionPlan) -> list[Fitted]:
     and every compiled variant, with why each lost."""
     kernels = " ".join(region.kernels)
     ops = ", ".join(f"#{i}" for i in region.sites)
-    title = (f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at {region.loc}, "
-             f"runs {region.executions}x")
+    trips = region.lowered.spec.trips
+    loop = f", a loop of {trips} trips" if trips is not None else ""
+    title = (f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at {region.loc}"
+             f"{loop}, runs {region.executions}x")
     return _candidate_forms(title, region.candidates, region.chosen, _region_time)
 
 
@@ -214,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
         print_fitted(console, _region_forms(region))
     _print_tiers(console, plan)
     console.print()
-    console.print(f"predicted total {plan.total_predicted_s * 1e3:.4g} ms, of which copies "
-                  f"between devices {plan.transfer_s * 1e3:.4g} ms")
+    console.print(f"predicted total {short_time(plan.total_predicted_s)}, of which copies "
+                  f"between devices {short_time(plan.transfer_s)}")
     if plan.measured:
         console.print(f"measured {len(plan.measured)} close candidate(s) in "
                       f"{plan.measure_s * 1e3:.4g} ms before choosing")

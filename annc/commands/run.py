@@ -18,6 +18,7 @@ from annc.commands.common import (
     defines,
     key_values,
     print_notes,
+    printable,
     short_time,
     targets,
 )
@@ -155,6 +156,11 @@ def _times(row: dict, file: str) -> list[str]:
             short_time(row["measured_s"]), row["loc"].removeprefix(f"{file}:")]
 
 
+def _announce(note: str) -> None:
+    """A note that must be seen before the run starts (it may run for hours)."""
+    print(printable(note), file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     inputs = read_archive(args.inputs) if args.inputs else None
     try:
@@ -163,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                           variants=key_values(args.variant, "--variant"),
                           measure=args.measure, record=not args.no_record,
                           builds=args.builds, progress=sys.stderr.isatty(),
-                          generate_missing=args.generate_missing)
+                          generate_missing=args.generate_missing, announce=_announce)
     except MissingInputsError as error:
         raise MissingInputsError(error.missing, error.declared, error.undeclared, args.inputs,
                                  "Add them to the archive, or pass --generate-missing"

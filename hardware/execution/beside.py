@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
-from hardware.execution.build_worker import READY
+from hardware.execution.build_worker import (
+    READY,
+    make_scratch,
+    worker_command,
+    worker_environment,
+)
 from hardware.execution.builds import BuildJob
 from hardware.variants.registry import Kernel
 
@@ -45,14 +48,6 @@ class Submitted:
     message: str = ""
     seconds: float = 0.0
     """What the build took in the helper (0 where it was kept already)."""
-
-
-def _worker_environment() -> dict[str, str]:
-    """This environment, with the folder that holds annc's packages first on the path
-    (so a source checkout's helper imports the same code)."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))
-    return {**os.environ, "PYTHONPATH": path}
 
 
 Answered = Callable[[Submitted], None]
@@ -78,6 +73,8 @@ class Beside:
         self._answered = answered
         self._delay_s = delay_s
         self._process: subprocess.Popen[str] | None = None
+        self._scratch: str | None = None
+        """The helper's folder for temporary files (`build_worker.SCRATCH`)."""
         self._jobs: list[Submitted] = []
         self._by_key: dict[str, int] = {}
         self._sent = 0
@@ -129,10 +126,11 @@ class Beside:
 
     def _start(self) -> IO[str]:
         if self._process is None:
+            self._scratch = make_scratch()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "hardware.execution.build_worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True, start_new_session=True, env=_worker_environment())
+                worker_command(self._scratch), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                start_new_session=True, env=worker_environment())
             self._reader = threading.Thread(target=self._read, name="annc-builds",
                                             daemon=True)
             self._reader.start()
@@ -223,6 +221,8 @@ class Beside:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def building(self) -> list[BuildJob]:
         """The jobs the helper has not answered yet (or not been given yet)."""

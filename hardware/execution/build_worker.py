@@ -17,8 +17,11 @@ Builds on one machine take turns: each holds an exclusive lock on
 `$ANNC_HOME/builds/.build-lock` while it builds, and a job whose build another
 process has kept meanwhile is answered at once. When its input ends (the run is
 over) the worker finishes the jobs it has read, so that they are kept for the next
-run, then exits; it never writes anywhere but the caches and its output, which may
-be closed by then.
+run, then exits; it never writes anywhere but the caches, its output, which may
+be closed by then, and its scratch folder (`SCRATCH`), which it removes.
+
+A run that waits for a build that searches for a schedule has one made by a worker
+too, started with `NOW` (`hardware.execution.foreground`), so that Ctrl-C answers.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from hardware.devices.home import state_folder
@@ -103,8 +109,49 @@ def yield_to_the_run() -> None:
         os.nice(NICENESS)
 
 
-def main() -> int:
-    yield_to_the_run()
+NOW = "--now"
+"""The worker's argument where a run waits for its builds: no `NICENESS` then."""
+SCRATCH = "--scratch"
+"""The worker's argument naming the folder its compilers' temporary files go to: made
+by the process that started it, removed by the worker when it ends, or by that process
+when it kills the worker (a Ctrl-C), so that a compile cut short leaves nothing."""
+
+
+def worker_command(scratch: str, now: bool = False) -> list[str]:
+    """The command that starts a worker (`now`: for builds a run waits for)."""
+    return [sys.executable, "-m", "hardware.execution.build_worker", SCRATCH, scratch,
+            *([NOW] if now else [])]
+
+
+def worker_environment() -> dict[str, str]:
+    """This environment, with the folder that holds annc's packages first on the path
+    (so a source checkout's worker imports the same code)."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def make_scratch() -> str:
+    return tempfile.mkdtemp(prefix="annc-build-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if NOW not in arguments:
+        yield_to_the_run()
+    scratch = arguments[arguments.index(SCRATCH) + 1] if SCRATCH in arguments else None
+    if scratch is not None:
+        tempfile.tempdir = scratch
+    try:
+        serve()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def serve() -> None:
+    """Builds the jobs of standard input, one after the other, answering each."""
     output: IO[str] | None = sys.stdout
     for line in sys.stdin:
         if not line.strip():
@@ -115,7 +162,6 @@ def main() -> int:
             output = reply(output, answer(-1, FAILED, message="not a JSON job"))
             continue
         output = reply(output, build_one(data))
-    return 0
 
 
 if __name__ == "__main__":

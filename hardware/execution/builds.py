@@ -100,6 +100,13 @@ class BuildJob:
         assert self.spec is not None
         return catalogue.cached(self.spec, self.variant)
 
+    @property
+    def searches(self) -> bool:
+        """Whether building it searches for a schedule (an auto-scheduler)."""
+        if self.kind == KERNEL:
+            return self._variant().searches
+        return catalogue.region_variant(self.variant).searches
+
     def ready(self) -> bool:
         """Whether it can run here without compiling: built here, or kept."""
         return self.built_here() or self.kept()

@@ -7,6 +7,10 @@ interrupted (Python handles Ctrl-C between calls, never inside XLA), could not s
 progress and could not be switched to. A chunk of 0.2 s costs one call's dispatch,
 about 50 µs, so a loop runs within a few hundredths of a percent of one call.
 
+A chunk whose time is not known yet (the first, sized from a prediction) or is long
+runs in a helper thread (`hardware.execution.interruptible`), so that Ctrl-C is
+answered during it too.
+
 `switching_loop_step` is a loop that starts op by op (its body's steps, trip after
 trip) while its compiled form builds beside the run, and hands the remaining trips to
 it, with the values carried so far, as soon as it is loaded.
@@ -14,6 +18,7 @@ it, with the values carried so far, as soon as it is loaded.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from hardware.devices.device import Device
+from hardware.execution.interruptible import call_interruptibly, is_long
 from hardware.execution.residency import Resident
 from hardware.execution.steps import Env, Step, run_trip
 from hardware.execution.tiers import Tier
+from hardware.variants.regions.spec import MAX_CALL_TRIPS
 
 CHUNK_S = 0.2
 """Seconds a chunk of a compiled loop aims at: Ctrl-C answers within about this."""
@@ -40,9 +47,20 @@ Advance = Callable[[int], None]
 
 
 class ChunkSizer:
-    """How many trips the next chunk runs, from the time per trip seen so far."""
+    """How many trips the next chunk runs, from the time per trip seen so far (before
+    the first chunk, the predicted one; without a prediction, one trip).
 
-    def __init__(self, predicted_per_trip_s: float | None) -> None:
+    A prediction can be far off, so the first chunk runs in a helper thread
+    (`run_chunks`) and Ctrl-C is answered however long it lasts. Before predictions
+    scaled with trips, one 10⁴ times too low (10¹² trips of `x = x * 0.5 + 1`) sized a
+    first chunk of 3·10¹¹ trips, about 40 minutes at the 7 ns a trip measured (refused
+    then, as more trips than one call takes: chunks never pass `MAX_CALL_TRIPS`).
+    Growing every loop from one trip instead cost heat's loop at 1024² × 200 four calls
+    and 1.046x one call's time, at 512² × 2,000 five calls and 1.040x, against two calls
+    and 0.97x and 1.00x from the prediction (`benchmarks/tier_costs.py`'s chunks, 7
+    repeats each, under load)."""
+
+    def __init__(self, predicted_per_trip_s: float | None = None) -> None:
         self.per_trip_s = predicted_per_trip_s if predicted_per_trip_s and math.isfinite(
             predicted_per_trip_s) and predicted_per_trip_s > 0 else None
         self.last = 0
@@ -50,15 +68,17 @@ class ChunkSizer:
 
     def next(self, remaining: int) -> int:
         """The trips of the next chunk: about `CHUNK_S` of them (`FIRST_CHUNK_S` before
-        one was timed), all that remain where less than half a chunk more would."""
+        one was timed), all that remain where less than half a chunk more would; never
+        more than one call runs (`MAX_CALL_TRIPS`)."""
         if self.per_trip_s is None:
             trips = 1
         else:
             aim = CHUNK_S if self.measured else FIRST_CHUNK_S
-            trips = max(1, int(aim / self.per_trip_s))
+            trips = max(1, int(min(aim / self.per_trip_s, MAX_CALL_TRIPS)))
             if self.last:
                 trips = min(trips, self.last * GROWTH)
-        self.last = remaining if remaining <= trips * 3 // 2 else trips
+        whole = remaining <= trips * 3 // 2 and remaining <= MAX_CALL_TRIPS
+        self.last = remaining if whole else trips
         return self.last
 
     def saw(self, trips: int, seconds: float) -> None:
@@ -73,8 +93,11 @@ def run_chunks(function: LoopFunction, carried: list[np.ndarray],
     done = 0
     while done < trips:
         chunk = sizer.next(trips - done)
+        call = functools.partial(function, *carried, *invariants, trips=chunk)
+        per_trip = sizer.per_trip_s
         start = time.perf_counter()
-        carried = function(*carried, *invariants, trips=chunk)
+        carried = call_interruptibly(call) if not sizer.measured or per_trip is None or is_long(
+            per_trip * chunk) else call()
         sizer.saw(chunk, time.perf_counter() - start)
         done += chunk
         if advance is not None:

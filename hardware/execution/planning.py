@@ -14,12 +14,15 @@ it never runs.
 
 Tiers: where selection named a `start_variant` beside the variant it chose (the
 chosen one needs a build that is not kept), `builds` decides: `first` builds it
-before the run (what a plan without tiers does), `never` runs the start variant
-only, and `beside` runs the start variant and builds the chosen one beside the run
-(`hardware.execution.beside`), switching to it when it is loaded
-(`hardware.execution.tiers`). A chosen variant that is built already or kept in
-the persistent caches runs from the start. A compiled whole loop runs in chunks
+before the run (what a plan without tiers does; a build that searches for a schedule
+in a child process, so that Ctrl-C answers: `hardware.execution.foreground`), `never`
+runs the start variant only, and `beside` runs the start variant and builds the
+chosen one beside the run (`hardware.execution.beside`), switching to it when it is
+loaded (`hardware.execution.tiers`). A chosen variant that is built already or kept
+in the persistent caches runs from the start. A compiled whole loop runs in chunks
 (`hardware.execution.loops`); one that starts op by op switches between two trips.
+A step predicted to take over half a second runs in a helper thread, so that Ctrl-C
+is answered meanwhile (`hardware.execution.interruptible`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from hardware.devices.allocator import aligned
 from hardware.devices.device import Device
 from hardware.execution.beside import Beside
 from hardware.execution.builds import BuildJob, kernel_job, region_job
+from hardware.execution.foreground import build_now
+from hardware.execution.interruptible import interruptible, is_long
 from hardware.execution.loops import ChunkSizer, compiled_loop_runner, switching_loop_step
 from hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
 from hardware.execution.progress import RunProgress
@@ -231,7 +236,7 @@ class _Planner:
             assert start is not None
             return self.region_tiered(op, lowered, name, start, job)
         try:
-            function = catalogue.built(lowered.spec, name)
+            function = build_now(job)
         except Exception as error:  # a build that fails (an auto-scheduler gives up)
             where = f"{op.loc.data}: " if op.loc else ""
             self.notes.append(f"note: {where}region variant {name} could not be built "
@@ -244,7 +249,8 @@ class _Planner:
         """The one step that runs the region's compiled variant `name`, timed."""
         planned = self.planned_region(op, lowered, name)
         runner = self.region_runner(op, lowered, function, self.region_advance(lowered))
-        return [timed_step(runner, planned.times_ns)]
+        return [_answering(timed_step(runner, planned.times_ns),
+                           None if lowered.spec.is_loop else planned.predicted_s)]
 
     def region_advance(self, lowered: Lowered) -> Callable[[int], None] | None:
         """Where a compiled whole loop reports its trips (see `advance`)."""
@@ -286,9 +292,9 @@ class _Planner:
         self.beside(job, tier, False, where)
         planned.tier = tier
         advance = self.region_advance(lowered)
-        return [tiered_region_step(
+        return [_answering(tiered_region_step(
             tier, op_by_op, lambda function: self.region_runner(op, lowered, function, advance),
-            planned.times_ns)]
+            planned.times_ns), None if lowered.spec.is_loop else planned.predicted_s)]
 
     def planned_region(self, op: RegionOp, lowered: Lowered, name: str) -> PlannedRegion:
         planned = PlannedRegion(
@@ -339,7 +345,7 @@ class _Planner:
         how = self.tiered(job, start is not None)
         runs = variant if how == "now" else start
         assert runs is not None
-        built = compiled(runs, shapes, dtype).kernel
+        built = build_now(job) if how == "now" else compiled(runs, shapes, dtype).kernel
         device = self.devices[variant.device]
         planned = PlannedOp(
             index=self.index[op], kernel=variant.kernel, variant=runs.name,
@@ -350,14 +356,15 @@ class _Planner:
         operands = [self.slot(v) for v in op.operands]
         result = self.slot(op.results[0])
         if how != "beside":
-            return kernel_step(built, operands, result, _shape(op.results[0]), dtype, device,
-                               self.devices, _aligned_inputs(runs), planned.times_ns,
-                               self.copying)
+            return _answering(kernel_step(
+                built, operands, result, _shape(op.results[0]), dtype, device, self.devices,
+                _aligned_inputs(runs), planned.times_ns, self.copying), planned.predicted_s)
         tier = Tier(built, runs.name, align=_aligned_inputs(runs), target=variant.name)
         planned.tier = tier
         self.beside(job, tier, _aligned_inputs(variant), f"#{planned.index}")
-        return tiered_kernel_step(tier, operands, result, _shape(op.results[0]), dtype,
-                                  device, self.devices, planned.times_ns, self.copying)
+        return _answering(tiered_kernel_step(
+            tier, operands, result, _shape(op.results[0]), dtype, device, self.devices,
+            planned.times_ns, self.copying), planned.predicted_s)
 
     def region_op_by_op(self, op: RegionOp,
                         loop_tier: tuple[Tier, Lowered, RegionOp] | None = None
@@ -405,6 +412,13 @@ def _per_trip(op: RegionOp, trips: int | None) -> float | None:
     if op.predicted_s is None or not trips:
         return None
     return op.predicted_s.value.data / trips
+
+
+def _answering(step: Step, predicted_s: float | None) -> Step:
+    """The step, run in a helper thread where one execution is predicted to be long, so
+    that Ctrl-C is answered meanwhile (`hardware.execution.interruptible`; a compiled
+    loop sees to its own chunks)."""
+    return interruptible(step) if is_long(predicted_s) else step
 
 
 def compile_plan(module: ModuleOp, devices: Mapping[str, Device],

@@ -143,8 +143,14 @@ class MeasureWorker:
     def __enter__(self) -> MeasureWorker:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        """Stops the child: asking it where the work ended, at once where it was cut short
+        (a Ctrl-C): a child inside a measurement answers only when it is done, and
+        asking would keep the user waiting `close`'s two seconds for nothing."""
+        if kind is None:
+            self.close()
+        else:
+            self._kill()
 
     def _start(self, deadline: float | None) -> Connection:
         parent, child = self._context.Pipe()

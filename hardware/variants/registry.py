@@ -68,6 +68,11 @@ class Variant:
     """What the variant decides per shape that its run time switches with, by name, for
     shapes and a dtype (`f32`, `f64`): features of its performance model
     (`hardware.variants.halide.schedule_traits`). None for most variants."""
+    searches: bool = field(default=False, compare=False)
+    """Whether its build searches for a schedule (Halide's auto-schedulers: Adams2019 takes
+    seconds to tens of seconds, inside Halide, which holds Python's lock all along): a
+    run that waits for such a build has a child process make it
+    (`hardware.execution.foreground`), so that Ctrl-C is answered meanwhile."""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -309,6 +309,7 @@ def _register(kernel: str, name: str) -> None:
             complexity=standard_complexity_of(kernel),
             cached=_cached(kernel, name),
             traits=traits_function(kernel, name),
+            searches=name.startswith(AUTO_PREFIX),
             **extra,
         )
     )

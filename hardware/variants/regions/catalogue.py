@@ -97,6 +97,8 @@ class RegionVariant:
     build: Callable[[RegionSpec], RegionFunction]
     why_not: Callable[[RegionSpec], str | None]
     """Why it cannot run a spec, or None where it can."""
+    searches: bool = False
+    """Whether its build searches for a schedule (see `registry.Variant.searches`)."""
 
     @property
     def backend(self) -> str:
@@ -108,7 +110,7 @@ VARIANTS: tuple[RegionVariant, ...] = (
     RegionVariant("jax", "cpu", _build_jax, _jax_why_not),
     RegionVariant("halide", "cpu", _halide("halide"), _halide_why_not),
     RegionVariant("halide.mullapudi2016", "cpu", _halide("halide.mullapudi2016"),
-                  _halide_why_not),
+                  _halide_why_not, searches=True),
     RegionVariant("numpy", "cpu", _build_numpy, _numpy_why_not),
 )
 

@@ -28,7 +28,7 @@ from hardware.devices import jax_runtime  # turns on f64 in JAX before any array
 from hardware.variants import jax_builds
 from hardware.variants.jax_functions import FUNCTIONS, JaxFunction
 from hardware.variants.regions.reference import check_inputs, numpy_dtype
-from hardware.variants.regions.spec import RegionSpec, Shape
+from hardware.variants.regions.spec import MAX_CALL_TRIPS, RegionSpec, Shape
 
 SHIFTED_CONV_MAX_TAPS = 49
 """conv2d in a region is a sum of shifted slices of the zero-padded image for kernels
@@ -93,7 +93,7 @@ def op_functions(spec: RegionSpec) -> list[JaxFunction]:
 
 TRIPS_DTYPE = np.int32
 """A whole loop's trip count, an argument of its compiled function."""
-MAX_TRIPS = int(np.iinfo(TRIPS_DTYPE).max)
+MAX_TRIPS = MAX_CALL_TRIPS
 
 
 def body_function(spec: RegionSpec) -> Callable[[Sequence[Any]], tuple[Any, ...]]:

@@ -140,6 +140,10 @@ def _integer(value: Any) -> int:
 
 LOOP_KEY_TRIPS = 0
 """The trips of every loop's `compiled_form`."""
+MAX_CALL_TRIPS = 2**31 - 1
+"""The most trips one call of a compiled loop runs: its compiled function takes its trip
+count as a 32-bit integer (`jax_region.TRIPS_DTYPE`). A plan runs a loop of more trips
+(up to 2⁶³ − 1, the language's limit) as several calls."""
 
 
 def compiled_form(spec: RegionSpec) -> RegionSpec:
