@@ -7,13 +7,14 @@ Two kinds of region, both `kernel.region` ops whose body is the original ops:
   op that is not element-wise (a convolution, matrix product or reduction, whose
   element-wise consumers and producers fuse around it) besides transposes (which
   a fused version reads through instead of copying), one
-  dtype, one pin (or none), and no op outside the group between its first and
-  last member reading a member's result (the region takes the place of its last
-  member, so such an op would read a value not yet made). Groups of two ops or
-  more become regions.
+  dtype, one pin (or none), at most `MOST_OPS` ops, and no op outside the group
+  between its first and last member reading a member's result (the region takes the
+  place of its last member, so such an op would read a value not yet made). Groups of
+  two ops or more become regions.
 - **Whole loops.** An `scf.for` with constant bounds and at least one trip whose
-  body holds only kernel ops, constants and fused chains (no inner loop), of one
-  dtype and pinned nowhere but the CPU, is wrapped in a region too.
+  body holds only kernel ops, constants and fused chains (no inner loop), at most
+  `MOST_OPS` kernel ops, of one dtype and pinned nowhere but the CPU, is wrapped in a
+  region too.
 
 A region is only a candidate: `select-variants` compares running it compiled
 with running its ops one by one (variant `ops`), which is always possible.
@@ -36,6 +37,13 @@ from passes.sites import trip_count
 
 LOOP_DEVICES = (None, "cpu")
 """The pins a whole loop's ops may carry: its compiled versions run on the CPU."""
+
+MOST_OPS = 256
+"""The most kernel ops a region holds; a longer chain becomes several regions. What a
+region costs to build grows faster than its length: Halide built a chain of 100 ops in
+1.1 s, 400 in 3.6 s and 1,600 in 21 s, and its auto-scheduler crashed the process (its
+stack overflowed) on a chain of 800,000 (2026-12-07). The examples' regions hold 2 to
+12 ops."""
 
 
 def _dtype(op: Operation) -> str:
@@ -134,8 +142,9 @@ class _Grouping:
     @staticmethod
     def fusable(option: list[_Group], op: KernelOp) -> bool:
         """At most one op that is not element-wise (transposes aside), one dtype, one
-        pin."""
-        return (sum(g.heavy for g in option) + _heavy(op) <= 1
+        pin, `MOST_OPS` ops."""
+        return (sum(len(g.ops) for g in option) < MOST_OPS
+                and sum(g.heavy for g in option) + _heavy(op) <= 1
                 and all(g.dtype == _dtype(op) and g.pin == _pin(op) for g in option))
 
     def legal(self, option: list[_Group], op: KernelOp) -> bool:
@@ -258,7 +267,7 @@ def _loop_fits(loop: scf.ForOp) -> bool:
                for v in (loop.lb, loop.ub, loop.step)):
         return False
     found: set[str] = set()
-    has_kernels = False
+    kernels_inside = 0
     for op in loop.body.block.walk():
         if isinstance(op, scf.ForOp) or (isinstance(op, RegionOp) and op.is_loop()):
             return False
@@ -266,12 +275,12 @@ def _loop_fits(loop: scf.ForOp) -> bool:
             if _pin(op) not in LOOP_DEVICES:
                 return False
             found.add(_dtype(op))
-            has_kernels = True
+            kernels_inside += 1
         elif isinstance(op, ConstantOp):
             found.add(_dtype(op))
         elif not isinstance(op, RegionOp | YieldOp | scf.YieldOp):
             return False
-    return has_kernels and len(found) == 1 and trip_count(loop) > 0
+    return 0 < kernels_inside <= MOST_OPS and len(found) == 1 and trip_count(loop) > 0
 
 
 def _wrap_loop(loop: scf.ForOp) -> RegionOp:

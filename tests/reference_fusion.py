@@ -5,7 +5,8 @@ the places its results are read: the same walk in program order and the same opt
 in the same order, each option's members merged, checked for fusability and then for a
 reader between them anew. That made a chain of n element-wise ops cost n² (a program
 of 10,000 such statements spent 407 s in fusion). Tests check that the faster grouping
-forms exactly the same groups.
+forms exactly the same groups, on programs whose groups stay below `passes.fusion.
+MOST_OPS` (a rule this reference predates).
 """
 
 from __future__ import annotations

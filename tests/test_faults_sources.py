@@ -28,11 +28,12 @@ import annc
 from annc.compiler import compile_program, read_source
 from annc.running import run_module
 from dsl.checks import check
+from dsl.dialect import KernelOp, RegionOp
 from dsl.errors import CompileError
 from dsl.parser import parse
 from dsl.types import ConstDecl
 from passes import fusion
-from passes.fusion import _chains
+from passes.fusion import MOST_OPS, _chains
 
 pytestmark = pytest.mark.fault
 
@@ -308,6 +309,31 @@ def test_fusion_forms_the_reference_groups_in_generated_programs() -> None:
 def test_fusion_forms_the_reference_groups_in_programs_of_the_grammar(text: str) -> None:
     with contextlib.suppress(CompileError):  # most break a rule; the others must agree
         _same_groups(text)
+
+
+def _region_sizes(module: ModuleOp) -> list[int]:
+    """How many kernel ops each region holds (a whole loop's, the chains inside it
+    included), outermost first."""
+    return [sum(isinstance(inner, KernelOp) for inner in op.walk()) for op in module.walk()
+            if isinstance(op, RegionOp)]
+
+
+def test_a_long_chain_becomes_regions_of_at_most_most_ops() -> None:
+    module = compile_program(_chain(600), "p.ann", None, ["cpu"], "fused", record=False).ir
+    sizes = _region_sizes(module)
+    ops = 1 + 2 * 599  # `A * 0.5`, then a product and a sum a statement
+    assert max(sizes) <= MOST_OPS
+    assert sum(sizes) == ops
+    assert len(sizes) == -(-ops // MOST_OPS)
+
+
+@pytest.mark.parametrize("statements", [10, MOST_OPS])
+def test_a_loop_of_more_than_most_ops_is_no_whole_loop_region(statements: int) -> None:
+    body = "\n".join("  X = X * 0.5 + A" for _ in range(statements))
+    text = f"input A : f64[4, 4]\nX = A * 1\nrepeat 3 {{\n{body}\n}}\noutput X\n"
+    module = compile_program(text, "p.ann", None, ["cpu"], "fused", record=False).ir
+    loops = [op for op in module.walk() if isinstance(op, RegionOp) and op.is_loop()]
+    assert len(loops) == (2 * statements <= MOST_OPS)
 
 
 # Compile time grows with the length -----------------------------------------------------
