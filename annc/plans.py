@@ -31,8 +31,8 @@ from dsl.errors import HomeError
 from hardware.calibration.store import annc_version
 from hardware.devices.available import available_devices
 from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home, own_folder, state_folder
-from hardware.devices.signing import signature, signed_here
+from hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
+from hardware.devices.signing import record_signature, signed_record
 from hardware.variants import load_variant
 from hardware.variants.regions.catalogue import OPS, region_variant
 from passes.candidates import Candidate
@@ -75,23 +75,14 @@ def _path(key: str) -> Path:
     return annc_home() / FOLDER / f"{key}.json"
 
 
-def _signed_text(entry: dict[str, Any]) -> bytes:
-    return json.dumps({k: v for k, v in entry.items() if k != "signature"},
-                      sort_keys=True).encode()
-
-
 def _signed_entry(path: Path) -> dict[str, Any] | None:
     """The file's plan where this home signed it (a regular file, not a link), or None."""
+    data = read_unlinked(path)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(descriptor, "rb") as file:
-            entry = json.loads(file.read())
-    except (OSError, ValueError):
+        entry = json.loads(data) if data is not None else None
+    except ValueError:
         return None
-    if not isinstance(entry, dict) or not signed_here(_signed_text(entry),
-                                                      entry.get("signature")):
-        return None
-    return entry
+    return entry if signed_record(entry) else None
 
 
 def kept_plan(module: ModuleOp, key: str, notes: list[str] | None = None) -> Plan | None:
@@ -219,7 +210,7 @@ def keep(plan: Plan, key: str) -> None:
         folder = state_folder(FOLDER)
     except HomeError:
         return
-    entry["signature"] = signature(_signed_text(entry))
+    entry["signature"] = record_signature(entry)
     if entry["signature"] is None:
         return
     path = folder / f"{key}.json"

@@ -15,6 +15,7 @@ from model_fixtures import install_for_this_machine, model_set
 
 import annc.plans
 from annc.running import run_file
+from hardware.devices.signing import record_signature
 
 PROGRAM = "input x : f64[64]\nrepeat 3 {\n  x = x + 1\n}\ny = x * 2\noutput y\n"
 MODELS = {("add", "numpy", "cpu"): 1e-6, ("mul", "numpy", "cpu"): 1e-6,
@@ -72,7 +73,7 @@ def test_a_signed_plan_that_no_longer_holds_is_selected_anew_and_replaced(progra
     (kept,) = (tmp_path / "home" / "plans").glob("*.json")
     entry = json.loads(kept.read_text())
     entry["ops"][0]["variant"] = "no.such.variant"
-    entry["signature"] = annc.plans.signature(annc.plans._signed_text(entry))
+    entry["signature"] = record_signature(entry)
     kept.write_text(json.dumps(entry))
     hits = annc.plans.hits
     result = run_file(program)

@@ -161,6 +161,16 @@ def own_folder(folder: Path) -> bool:
     return stat.S_ISDIR(status.st_mode) and is_annc_home(folder.parent)
 
 
+def read_unlinked(path: Path) -> bytes | None:
+    """The bytes of a file, never through a link; None where there is no such file."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
 def default_database() -> Path:
     """The measurement database under `$ANNC_HOME` (the folder is created if missing)."""
     return ensure_home() / MEASUREMENTS_FILE

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import stat
+from collections.abc import Mapping
+from typing import Any
 
 from hardware.devices.home import KEY_FILE, annc_home
 
@@ -69,6 +72,24 @@ def signed_here(data: bytes, claimed: object) -> bool:
     expected = signature(data)
     return expected is not None and isinstance(claimed, str) \
         and hmac.compare_digest(expected, claimed)
+
+
+def _record_text(record: Mapping[str, Any]) -> bytes:
+    """What a record's signature covers: the record without it, in one canonical form."""
+    return json.dumps({k: v for k, v in record.items() if k != "signature"},
+                      sort_keys=True).encode()
+
+
+def record_signature(record: Mapping[str, Any]) -> str | None:
+    """The signature a JSON record (a build entry's header, a kept plan) carries in its
+    `signature` field; None without a key."""
+    return signature(_record_text(record))
+
+
+def signed_record(record: Any) -> bool:
+    """Whether the record is a dict whose `signature` this home made."""
+    return isinstance(record, dict) and signed_here(_record_text(record),
+                                                    record.get("signature"))
 
 
 def forget_keys() -> None:

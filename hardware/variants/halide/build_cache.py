@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from dsl.errors import HomeError
-from hardware.devices.home import annc_home, own_folder, state_folder
-from hardware.devices.signing import signature, signed_here
+from hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
+from hardware.devices.signing import record_signature, signed_record
 
 MAGIC = b"ANNC-BUILD 2\n"
 FORMAT = 2
@@ -108,17 +108,6 @@ def note_once(note: str) -> None:
         notes.append(note)
 
 
-def _signed_text(header: Mapping[str, Any]) -> bytes:
-    """What the signature covers: the header without it, in one canonical form."""
-    return json.dumps({k: v for k, v in header.items() if k != "signature"},
-                      sort_keys=True).encode()
-
-
-def _authentic(header: Any) -> bool:
-    return isinstance(header, dict) and signed_here(_signed_text(header),
-                                                    header.get("signature"))
-
-
 def _split(data: bytes) -> tuple[Any, bytes] | None:
     """The header (parsed JSON) and the payload of an entry's bytes, or None."""
     if not data.startswith(MAGIC):
@@ -137,16 +126,6 @@ def _intact(header: dict[str, Any], payload: bytes) -> bool:
         and header.get("sha256") == hashlib.sha256(payload).hexdigest()
 
 
-def _open_entry(path: Path) -> bytes | None:
-    """The bytes of a regular file, never through a link; None where there is none."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as file:
-        return file.read()
-
-
 def read(kind: str, key: Mapping[str, Any]) -> bytes | None:
     """The verified payload stored for this key, or None (missing, rejected, untrusted).
 
@@ -154,12 +133,12 @@ def read(kind: str, key: Mapping[str, Any]) -> bytes | None:
     rebuild replaces it; a file annc cannot prove it wrote is left where it is."""
     folder = cache_folder()
     path = folder / entry_name(kind, key)
-    data = _open_entry(path) if own_folder(folder) else None
+    data = read_unlinked(path) if own_folder(folder) else None
     if data is None:
         _count("miss", kind)
         return None
     parts = _split(data)
-    if parts is None or not _authentic(parts[0]):
+    if parts is None or not signed_record(parts[0]):
         _untrusted(path, kind)
         return None
     header, payload = parts
@@ -207,7 +186,7 @@ def write(kind: str, key: Mapping[str, Any], payload: bytes) -> Path | None:
     header: dict[str, Any] = {"kind": kind, "key": _plain(key), "size": len(payload),
                               "sha256": hashlib.sha256(payload).hexdigest(),
                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    signed = signature(_signed_text(header))
+    signed = record_signature(header)
     if signed is None:
         return None
     header["signature"] = signed
@@ -248,7 +227,7 @@ def _header(path: Path) -> Any:
 
 def written_by_annc(path: Path) -> bool:
     """Whether the file is a regular file (not a link) whose header this home signed."""
-    return os.path.isfile(path) and not os.path.islink(path) and _authentic(_header(path))
+    return os.path.isfile(path) and not os.path.islink(path) and signed_record(_header(path))
 
 
 def entries(with_keys: bool = False) -> list[Entry]:
@@ -275,7 +254,7 @@ def entries(with_keys: bool = False) -> list[Entry]:
         owned = True
         if with_keys:
             header = _header(path)
-            owned = _authentic(header)
+            owned = signed_record(header)
             key = header.get("key", {}) if owned else {}
         found.append(Entry(path, kind, status.st_size, status.st_mtime, key, owned))
     return sorted(found, key=lambda e: (e.used, e.path.name))
