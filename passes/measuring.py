@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING
 from dsl import dtypes
 
 if TYPE_CHECKING:
-    from passes.candidates import Candidate
-    from passes.select_variants import OpPlan
+    from passes.candidates import Candidate, OpPlan
 
 MEASURE_MODES = ("auto", "never", "always")
 STAKE_S = 0.05
