@@ -38,13 +38,14 @@ from hardware.devices.allocator import aligned_empty
 from hardware.devices.fingerprint import fingerprint
 from hardware.variants import get_variant, load_library
 from hardware.variants.halide.algorithms import define
-from hardware.variants.halide.cpu import JitFunction, cpu_target
+from hardware.variants.halide.cpu import JitFunction
 from hardware.variants.halide.pipeline import (
     autoschedule,
     bind_shapes,
     halide_type,
     result_shape,
 )
+from hardware.variants.halide.scheduling import cpu_target
 from hardware.variants.reference import REFERENCE_FUNCTIONS
 
 RESULTS = Path(__file__).resolve().parent / "results"

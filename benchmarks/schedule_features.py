@@ -57,8 +57,8 @@ def schedule_features(source: str) -> list[float]:
 
 
 def schedule_of(combo: tuple[str, str, str], config: Configuration) -> str:
-    from hardware.variants.halide.cpu import compiled_shapes, scheduled
     from hardware.variants.halide.pipeline import result_shape
+    from hardware.variants.halide.scheduling import compiled_shapes, scheduled
 
     shapes = compiled_shapes(config.kernel, config.shapes)
     dtype = np.dtype("float32" if config.dtype == "f32" else "float64")
