@@ -42,9 +42,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import EXAMPLES, RESULTS, ROOT
 
 HALIDE_BUILD = """
 import json, sys, time

@@ -36,8 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
+from harness import EXAMPLES, QUICK, RESULTS, SIZES, geomean
 
 from hardware.devices.fingerprint import fingerprint
 from predictor.adaptation import family as backend

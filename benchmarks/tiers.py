@@ -42,9 +42,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, environment, heading, log, stamp, write
-from selection import EXAMPLES, QUICK, SIZES, geomean
+from harness import (
+    EXAMPLES,
+    QUICK,
+    RESULTS,
+    ROOT,
+    SIZES,
+    environment,
+    geomean,
+    heading,
+    log,
+    stamp,
+    write,
+)
 
 PLAN_RUNS = 3
 ROUNDS = 3

@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-from pathlib import Path
 
 import numpy as np
+from harness import RESULTS
 
 from hardware.devices.allocator import available_bytes
 from hardware.devices.fingerprint import fingerprint
 from hardware.measure.settings import TimingSettings
 from hardware.measure.timing import measure
 from hardware.variants import get_variant, load_library, variants_for
-
-RESULTS = Path(__file__).parent / "results"
 
 MATMUL_SIZES = (64, 256, 1024)
 CONV_IMAGES = (64, 256, 1024)

@@ -60,7 +60,8 @@ def test_the_scripts_parse(script: str) -> None:
     subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)], check=True, timeout=30)
 
 
-def test_placement_takes_cpu_and_one_device_that_exists() -> None:
+def test_placement_takes_cpu_and_one_device_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its shared helper, harness.py
     spec = importlib.util.spec_from_file_location("placement", ROOT / "benchmarks" /
                                                   "placement.py")
     assert spec is not None and spec.loader is not None
