@@ -21,7 +21,7 @@ import json
 import statistics
 from pathlib import Path
 
-from harness import AUTO, EXAMPLES, OWN_HALIDE, QUICK, RESULTS, SIZES, geomean
+from harness import AUTO, EXAMPLES, OWN_HALIDE, RESULTS, example_sizes, geomean
 from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
 
@@ -173,9 +173,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two tiny cases, a smoke test")
     parser.add_argument("--examples", help="only these examples (comma-separated)")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else SIZES
-    if args.examples:
-        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    sizes = example_sizes(args.quick, args.examples)
     console = Console(stderr=True)
     cases = []
     for example, variants in sizes.items():
