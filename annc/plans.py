@@ -35,11 +35,11 @@ from hardware.devices.home import annc_home, own_folder, read_unlinked, state_fo
 from hardware.devices.signing import record_signature, signed_record
 from hardware.variants import load_variant
 from hardware.variants.regions.catalogue import OPS, region_variant
-from passes.candidates import Candidate
+from passes.candidates import Candidate, OpPlan
 from passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
 from passes.models import wisdom_path as wisdom_file
 from passes.region_choice import kept_regions
-from passes.select_variants import OpPlan, Plan, apply_plan
+from passes.select_variants import Plan, apply_plan
 from passes.sites import data_flow
 from predictor.models import ModelSet
 

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from harness import RESULTS
 
 from annc.evaluation import evaluate
 from annc.modeling import roofline_peaks, to_training_rows
@@ -27,7 +28,6 @@ from hardware.calibration.runs import noise_floor
 from predictor.fitting import Measurement, fit_models
 from predictor.mlp import parameter_count
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CURVE = (25, 50, 100, 150, 200, 250)
 
 

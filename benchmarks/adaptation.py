@@ -28,38 +28,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import (
+    EXAMPLES,
+    RESULTS,
+    example_sizes,
+    geomean,
+    predictions,
+    quick_calibration,
+)
 from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file
 from hardware.devices.fingerprint import fingerprint
 from passes.models import ChosenModels, load_models
 from passes.select_variants import Plan, plan_selection
-
-
-def quick_calibration(budget: float, console: Console) -> float:
-    """Wall seconds of `annc calibrate --quick` in a fresh process."""
-    began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "annc", "calibrate", "--quick", "--budget",
-                           f"{budget:g}"], capture_output=True, text=True)
-    seconds = time.perf_counter() - began
-    console.print(done.stderr.strip())
-    if done.returncode != 0:
-        raise SystemExit(f"calibrate --quick failed: {done.stderr}")
-    return seconds
-
-
-def predictions(plan: Plan) -> dict[tuple[int, str, str], float]:
-    """Each candidate's predicted time alone: tune times a kernel without the plan step
-    around it, so the step's own time (`ModelSet.step_overhead_s`, which selection adds
-    to every prediction) is taken off."""
-    step = plan.chosen_models.models.step_overhead_s if plan.chosen_models else 0.0
-    return {(op.site.index, c.variant, c.device): c.predicted_s - step
-            for op in plan.ops for c in op.candidates if c.predicted_s is not None}
 
 
 def errors(report: dict, predicted: dict) -> list[float]:
@@ -195,15 +179,6 @@ def recording_cost(console: Console, repeats: int = 3) -> list[dict]:
         console.print(f"recording {example}: {statistics.median(costs) * 1e3:.2f} ms for "
                       f"{ops} ops; the run took {statistics.median(runs):.2f} s")
     return found
-
-
-def example_sizes(quick: bool, examples: str | None) -> dict[str, list[dict[str, int]]]:
-    """The benchmark's cases: two tiny ones with `quick`, else the realistic sizes; only
-    the comma-separated `examples` if given."""
-    sizes = QUICK if quick else SIZES
-    if examples:
-        sizes = {k: v for k, v in sizes.items() if k in examples.split(",")}
-    return sizes
 
 
 def main() -> None:

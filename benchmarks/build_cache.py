@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import EXAMPLES, RESULTS, ROOT
 
 SIZES: dict[str, dict[str, int]] = {
     "heat": {"N": 512, "STEPS": 500},

@@ -42,9 +42,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import EXAMPLES, RESULTS, ROOT
 
 HALIDE_BUILD = """
 import json, sys, time
@@ -53,7 +51,7 @@ from hardware.variants.regions.halide_region import build_halide
 from hardware.variants.regions.spec import RegionSpec
 from hardware.devices.fingerprint import fingerprint
 from hardware.variants.halide.aot import aot_target, c_compiler, ensure_runtime
-from hardware.variants.halide.cpu import cpu_target
+from hardware.variants.halide.scheduling import cpu_target
 x, f = hl.Var("x"), hl.Func("warm")
 f[x] = x
 f.compile_jit()  # outside the clock: LLVM's start,
@@ -221,7 +219,7 @@ def halide_runtime(scratch: Path) -> Path:
     """The Halide runtime's cache entry, built once, for every build home to start with."""
     home = scratch / "runtime-home"
     in_process("from hardware.variants.halide.aot import aot_target, c_compiler, "
-               "ensure_runtime\nfrom hardware.variants.halide.cpu import cpu_target\n"
+               "ensure_runtime\nfrom hardware.variants.halide.scheduling import cpu_target\n"
                "ensure_runtime(aot_target(cpu_target()), c_compiler())\nprint('ok')",
                {}, _env(home))
     (runtime,) = (home / "builds").glob("*.runtime")

@@ -1,6 +1,6 @@
 """The paper's claim 3 in both encodings: whose predicted choices beat the auto-schedulers.
 
-    .venv/bin/python benchmarks/choices_by_encoding.py [--tune benchmarks/results/adaptation.json]
+    .venv/bin/python benchmarks/choices_by_encoding.py [--tune FILE]
 
 Claim 3 of Srivastava et al. is that choosing each kernel's variant by the predicted
 time beats Halide's auto-scheduler by up to 1.7x. `benchmarks/selection.py` tests it
@@ -9,7 +9,8 @@ sizes, the complexity padded to whole vectors) and in the paper's (the raw sizes
 the textbook complexity, standardised), each with and without the complexity, all
 trained on the same rows of the shipped reference. Every candidate of every op of the
 examples was timed alone by `annc tune` in the given file (written by
-`benchmarks/adaptation.py`). For each model set, every op takes the CPU candidate
+`benchmarks/adaptation.py`; by default the pass of 2026-11-26 12:50 kept in
+`benchmarks/results/tune_passes/`). For each model set, every op takes the CPU candidate
 predicted fastest per execution, and a workload's time is the sum over its ops of trip
 count × the measured time of the pick: run time only, as the paper compares. The same
 sum is taken for each auto-scheduler on every kernel it schedules (annc's own Halide
@@ -22,27 +23,29 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
 import math
 import statistics
 from pathlib import Path
 
-from selection import AUTO, OWN_HALIDE, geomean
+from harness import (
+    AUTO,
+    OWN_HALIDE,
+    RESULTS,
+    ROOT,
+    TUNE_PASS,
+    configuration_of,
+    geomean,
+    passes_of,
+)
 
-from annc.compiler import compile_file
 from annc.modeling import to_training_rows
 from hardware.calibration.reference_data import load_reference
 from hardware.devices.fingerprint import fingerprint
-from hardware.variants import get_variant, load_library
-from passes.sites import data_flow
 from predictor.features import Configuration
 from predictor.fitting import fit_models, predict_seconds
 from predictor.models import Model
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-RESULTS = Path(__file__).resolve().parent / "results"
 PAPER = {"encoding": "raw", "shape_aware": False, "complexity": "complexity"}
 SCHEDULERS = {"mullapudi2016": "Mullapudi2016", "li2018": "Li2018", "adams2019": "Adams2019"}
 MODEL_SETS: dict[str, dict] = {
@@ -52,45 +55,6 @@ MODEL_SETS: dict[str, dict] = {
     "the paper's encoding (raw sizes), augmented": PAPER,
     "the paper's encoding (raw sizes), plain": {"augmented": False, **PAPER},
 }
-
-
-def passes_of(path: Path) -> list[list[dict]]:
-    """The `tune` passes of a file, each a list of cases (`example`, `params`, `tune`),
-    every op with its dtype from the compiled example: one pass from
-    `benchmarks/adaptation.py`'s file (or one of `results/tune_passes/`, gzipped), two
-    (`first`, `second`) from `workloads.py`'s."""
-    load_library()
-    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else (
-        path.read_text())
-    cases = json.loads(text)["cases"]
-    keys = ["tune"] if "tune" in cases[0] else ["first", "second"]
-    passes: list[list[dict]] = [[] for _ in keys]
-    for case in cases:
-        module = compile_file(EXAMPLES / f"{case['example']}.ann", params=case["params"],
-                              targets=["cpu"], emit="ir")
-        sites = data_flow(module).sites
-        for found, key in zip(passes, keys, strict=True):
-            for op in case[key]["ops"]:
-                op["dtype"] = sites[op["index"]].dtype
-            found.append({"example": case["example"], "params": case["params"],
-                          "tune": case[key]})
-    return passes
-
-
-def configuration_of(op: dict, candidate: dict) -> Configuration:
-    """The models' query for one candidate of one op, traits included."""
-    shapes = tuple(tuple(s) for s in op["shapes"])
-    variant = get_variant(op["kernel"], candidate["variant"], candidate["device"])
-    return Configuration(op["kernel"], shapes, op["dtype"], float(variant.complexity(shapes)),
-                         variant.traits_at(shapes, op["dtype"]))
-
-
-def candidate_queries(cases: list[dict]) -> list[tuple[tuple, Configuration, float]]:
-    """(combination, configuration, measured seconds) of every candidate a pass measured."""
-    return [((op["kernel"], c["variant"], c["device"]), configuration_of(op, c),
-             c["measured_s"])
-            for case in cases for op in case["tune"]["ops"] for c in op["candidates"]
-            if c["measured_s"]]
 
 
 def measured(op: dict) -> list[dict]:
@@ -140,7 +104,7 @@ def totals(case: dict, model_sets: dict[str, dict[tuple, Model]]) -> dict[str, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tune", type=Path, default=RESULTS / "adaptation.json",
+    parser.add_argument("--tune", type=Path, default=TUNE_PASS,
                         help="a file of tune measurements (benchmarks/adaptation.py's, or "
                         "workloads.py's, whose first pass is taken)")
     args = parser.parse_args()

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from harness import RESULTS
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_source
@@ -34,7 +35,6 @@ from hardware.execution.plan import ExecutablePlan
 from hardware.execution.planning import compile_plan
 from hardware.execution.rundata import generated_inputs, input_specs
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 OPS = ("+", "*", "-")
 DEVICES = {"cpu": CPU}

@@ -1,6 +1,6 @@
 """The paper's claim 2 in its own setting and in ours: encodings, augmentation, priors.
 
-    .venv/bin/python benchmarks/encodings.py [--tune benchmarks/results/adaptation.json]
+    .venv/bin/python benchmarks/encodings.py [--tune FILE]
         [--seeds N]
 
 On the shipped reference data (the same training and held-out rows for every
@@ -37,7 +37,7 @@ import statistics
 import time
 from pathlib import Path
 
-from choices_by_encoding import candidate_queries, passes_of
+from harness import RESULTS, candidate_queries, passes_of
 
 from annc.modeling import to_training_rows
 from hardware.calibration.reference_data import load_reference
@@ -46,7 +46,6 @@ from hardware.devices.fingerprint import fingerprint
 from predictor.features import Configuration
 from predictor.fitting import Measurement, fit_models, predict_seconds
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BEFORE = {"shape_aware": False, "complexity": "complexity"}
 """The features of annc's models before issue 15: no innermost extent, the textbook
 complexity."""

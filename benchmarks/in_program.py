@@ -36,8 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection import EXAMPLES, QUICK, RESULTS, SIZES, geomean
+from harness import EXAMPLES, RESULTS, example_sizes, geomean
 
 from hardware.devices.fingerprint import fingerprint
 from predictor.adaptation import family as backend
@@ -98,9 +97,7 @@ def main() -> None:
     parser.add_argument("--examples", help="comma-separated examples (default: all eight)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else SIZES
-    if args.examples:
-        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    sizes = example_sizes(args.quick, args.examples)
     results: list[dict] = []
     for example, settings in sizes.items():
         for params in settings:

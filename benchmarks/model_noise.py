@@ -18,11 +18,10 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
+
+from harness import RESULTS
 
 from predictor.features import is_region
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def above_bound(combo: dict) -> bool:

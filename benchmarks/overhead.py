@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import RESULTS
 from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
 
@@ -36,8 +37,6 @@ from annc.compiler import compile_source, select
 from hardware.devices.fingerprint import fingerprint
 from passes.select_variants import plan_selection
 from passes.sites import data_flow
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def program(n_ops: int) -> str:

@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import EXAMPLES, RESULTS, ROOT
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
@@ -41,9 +42,6 @@ from hardware.devices.available import available_devices
 from hardware.devices.fingerprint import fingerprint
 from passes.models import user_models_path
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-RESULTS = Path(__file__).resolve().parent / "results"
 CASES = [
     ("heat", {"N": 1024, "STEPS": 20}),
     ("heat", {"N": 2048, "STEPS": 50}),

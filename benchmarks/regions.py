@@ -56,11 +56,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import EXAMPLES, RESULTS, ROOT, geomean
 from scipy.signal import convolve2d, fftconvolve
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-RESULTS = Path(__file__).resolve().parent / "results"
 JAX_SCRIPT = Path(__file__).resolve().parent / "regions_jax.py"
 SEED = 20261125
 LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
@@ -434,10 +432,6 @@ def agreement(name: str, target: str = "cpu") -> dict[str, float]:
 
 
 # --- report ---------------------------------------------------------------------------
-
-def geomean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else float("nan")
-
 
 def _seconds(s: dict) -> str:
     """A median with its spread: ±half the range, as a percentage of the median."""

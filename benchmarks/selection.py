@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import statistics
 from pathlib import Path
 
+from harness import AUTO, EXAMPLES, OWN_HALIDE, RESULTS, example_sizes, geomean
 from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
 
@@ -30,32 +30,11 @@ from annc.compiler import compile_file
 from hardware.devices.fingerprint import fingerprint
 from passes.select_variants import plan_selection
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-RESULTS = Path(__file__).resolve().parent / "results"
-
-SIZES: dict[str, list[dict[str, int]]] = {
-    "heat": [{"N": 512, "STEPS": 500}, {"N": 1024, "STEPS": 500}],
-    "wave": [{"N": 512, "STEPS": 500}, {"N": 1024, "STEPS": 500}],
-    "poisson": [{"N": 512, "SWEEPS": 1000}, {"N": 1024, "SWEEPS": 1000}],
-    "power_iteration": [{"N": 800, "ITERATIONS": 200}, {"N": 1500, "ITERATIONS": 200}],
-    "conjugate_gradients": [{"N": 500, "ITERATIONS": 100}, {"N": 1000, "ITERATIONS": 100}],
-    "detector_smoothing": [{"N": 512, "P": 15, "PASSES": 3}, {"N": 1024, "P": 31, "PASSES": 3}],
-    "gram_matrix": [{"S": 400, "P": 1000}, {"S": 800, "P": 2000}],
-    "markov_chain": [{"M": 400, "SQUARINGS": 12}, {"M": 800, "SQUARINGS": 12}],
-}
-QUICK: dict[str, list[dict[str, int]]] = {
-    "heat": [{"N": 64, "STEPS": 3}],
-    "gram_matrix": [{"S": 40, "P": 60}],
-}
-
-OWN_HALIDE = {"matmul": "halide.tiled", "matvec": "halide.tiled", "transpose": "halide.tiled",
-              "conv2d": "halide.direct"}
 BACKENDS = {
     "numpy": lambda kernel: {"conv2d": "shifted"}.get(kernel, "numpy"),
     "jax": lambda kernel: {"conv2d": "jax.lax"}.get(kernel, "jax"),
     "halide (annc's schedules)": lambda kernel: OWN_HALIDE.get(kernel, "halide"),
 }
-AUTO = ("mullapudi2016", "li2018", "adams2019")
 
 
 def _candidate(op: dict, variant: str, device: str = "cpu") -> dict | None:
@@ -121,10 +100,6 @@ def chosen_over_best(report: dict, trips: list[int], with_compile: bool) -> list
         if costs and chosen:
             ratios.append(chosen / min(costs))  # type: ignore[type-var]
     return ratios
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else float("nan")
 
 
 def run_case(example: str, params: dict[str, int], console: Console) -> dict:
@@ -198,9 +173,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two tiny cases, a smoke test")
     parser.add_argument("--examples", help="only these examples (comma-separated)")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else SIZES
-    if args.examples:
-        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    sizes = example_sizes(args.quick, args.examples)
     console = Console(stderr=True)
     cases = []
     for example, variants in sizes.items():

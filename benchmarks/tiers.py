@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/tiers.py [--examples heat,wave] [--runs 4] [--quick]
         [--out PATH]
 
-For each example at its two realistic sizes (`selection.SIZES`), on the CPU:
+For each example at its two realistic sizes (`harness.SIZES`), on the CPU:
 
 1. **The user's runs**: `annc run EXAMPLE -D ... --report json --target cpu` in a fresh
    process, `--runs` times one after the other in one fresh `$ANNC_HOME`, recording
@@ -42,9 +42,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, environment, heading, log, stamp, write
-from selection import EXAMPLES, QUICK, SIZES, geomean
+from harness import (
+    EXAMPLES,
+    RESULTS,
+    ROOT,
+    environment,
+    example_sizes,
+    geomean,
+    heading,
+    log,
+    stamp,
+    write,
+)
 
 PLAN_RUNS = 3
 ROUNDS = 3
@@ -240,9 +249,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two tiny cases, a smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS / "tiers.md")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else SIZES
-    if args.examples:
-        sizes = {k: v for k, v in sizes.items() if k in args.examples.split(",")}
+    sizes = example_sizes(args.quick, args.examples)
     cases = []
     with tempfile.TemporaryDirectory(prefix="annc_tiers_") as folder:
         for example, variants in sizes.items():

@@ -34,19 +34,15 @@ import json
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from harness import EXAMPLES, RESULTS, example_sizes, geomean, predictions, quick_calibration
 from rich.console import Console
 from xdsl.dialects.builtin import ModuleOp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptation import example_sizes, predictions, quick_calibration
-from selection import EXAMPLES, RESULTS, geomean
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file

@@ -1,9 +1,11 @@
 """A candidate of a choice: one way to run an op or a region, what it is predicted to
-cost, and why it lost."""
+cost, and why it lost; and an op's candidates with its choice (`OpPlan`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from passes.sites import Site
 
 
 @dataclass(slots=True)
@@ -35,3 +37,14 @@ class Candidate:
     """What `cost_s` counts of its build this run (`passes.tiers`)."""
     beside: bool = False
     """Whether its compile would run beside the run (another candidate can start it)."""
+
+
+@dataclass(slots=True)
+class OpPlan:
+    """One kernel op's candidates and what `select-variants` chose among them."""
+
+    site: Site
+    candidates: list[Candidate]
+    chosen: Candidate | None = None
+    start: Candidate | None = None
+    """Where `chosen` needs a compile: what the run starts on while it builds beside."""

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dsl import dtypes
+from hardware.measure.settings import TimingSettings
 
 if TYPE_CHECKING:
-    from passes.candidates import Candidate
-    from passes.select_variants import OpPlan
+    from passes.candidates import Candidate, OpPlan
 
 MEASURE_MODES = ("auto", "never", "always")
 STAKE_S = 0.05
@@ -40,6 +40,9 @@ MEASURED_SIGMA = 0.08
 """The interval of a measured time: its repeat-to-repeat noise (about 8%)."""
 REPEATS = 3
 MIN_SECONDS = 0.02
+SETTINGS = TimingSettings(min_repeats=REPEATS, min_seconds=MIN_SECONDS, max_repeats=1000,
+                          max_seconds=1.0, warmup=1, warmup_seconds=0.0)
+"""The `measure` step's timing: few repeats, a second at most per candidate."""
 
 measurements_taken = 0
 """How many candidates this process has measured (for tests and reports)."""
@@ -156,9 +159,7 @@ def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     measurements_taken += 1
     try:
         build_now(kernel_job(variant, op.site.shapes, dtype))  # a search in a child process
-        timing = measure(variant, op.site.shapes, dtype, min_repeats=REPEATS,
-                         min_seconds=MIN_SECONDS, max_seconds=1.0, warmup=1,
-                         warmup_seconds=0.0)
+        timing = measure(variant, op.site.shapes, dtype, settings=SETTINGS)
     except Exception:  # a failing variant keeps its prediction; the run reports it if chosen
         return None
     return timing.median_s

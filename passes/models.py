@@ -4,7 +4,7 @@ The trained models, in order of preference:
 1. `$ANNC_HOME/models/<fingerprint>.json`, trained by `annc train` on this machine;
 2. shipped models of this very machine, `predictor/data/machines/<fingerprint>.json`,
    trained where the project measured a machine it does not develop on (a lent GPU
-   machine; `benchmarks/gpu_import.py` puts them there);
+   machine; `scripts/gpu_import.py` puts them there);
 3. the shipped default set `predictor/data/default_models.json`, trained on the
    project's reference machine.
 A user model file that cannot be read, or that holds another machine's models,

@@ -56,7 +56,7 @@ from hardware.variants import (
     variants_for,
 )
 from hardware.variants.compiled import is_built
-from passes.candidates import Candidate
+from passes.candidates import Candidate, OpPlan
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
 from passes.placement import copy_seconds, place
@@ -83,15 +83,6 @@ from passes.tiers import (
 from predictor.adaptation import Prediction
 from predictor.features import Configuration, trait_names
 from predictor.models import Combo, ModelSet
-
-
-@dataclass(slots=True)
-class OpPlan:
-    site: Site
-    candidates: list[Candidate]
-    chosen: Candidate | None = None
-    start: Candidate | None = None
-    """Where `chosen` needs a compile: what the run starts on while it builds beside."""
 
 
 @dataclass

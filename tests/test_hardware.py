@@ -11,6 +11,7 @@ import pytest
 
 from hardware.devices.available import CPU, DeviceUnavailableError, available_devices, get_device
 from hardware.devices.fingerprint import fingerprint
+from hardware.measure.settings import TimingSettings
 from hardware.measure.timing import measure, spread
 from hardware.variants import get_variant, load_library
 from hardware.variants.compiled import compiled
@@ -60,7 +61,7 @@ def test_a_build_is_compiled_once_and_shared() -> None:
 
 def test_measure_returns_a_sane_timing() -> None:
     timing = measure(get_variant("matmul", "numpy"), ((32, 32), (32, 32)), np.float32,
-                     min_repeats=7, min_seconds=0.01)
+                     settings=TimingSettings(min_repeats=7, min_seconds=0.01))
     assert timing.repeats >= 7
     assert len(timing.times_s) == timing.repeats
     assert min(timing.times_s) <= timing.median_s <= max(timing.times_s)
@@ -73,7 +74,8 @@ def test_measure_returns_a_sane_timing() -> None:
 def test_measure_stops_at_max_repeats_and_takes_given_operands() -> None:
     operands = [np.ones((5, 5)), np.ones((5, 5))]
     timing = measure(get_variant("matmul", "jax"), ((5, 5), (5, 5)), np.float64,
-                     operands=operands, min_repeats=3, max_repeats=3, min_seconds=10.0)
+                     operands=operands,
+                     settings=TimingSettings(min_repeats=3, max_repeats=3, min_seconds=10.0))
     assert timing.repeats == 3
 
 
@@ -89,8 +91,9 @@ def test_measure_warms_up_for_the_given_time_before_timing() -> None:
     original = build.kernel
     object.__setattr__(build, "kernel", counting)
     try:
-        timing = measure(variant, ((4,),), np.float32, min_repeats=3, max_repeats=3,
-                         warmup=1, warmup_seconds=0.05)
+        timing = measure(variant, ((4,),), np.float32,
+                         settings=TimingSettings(min_repeats=3, max_repeats=3, warmup=1,
+                                                 warmup_seconds=0.05))
     finally:
         object.__setattr__(build, "kernel", original)
     assert timing.repeats == 3
@@ -177,7 +180,7 @@ def test_jax_variants_run_on_the_gpu() -> None:
     if "gpu" not in available_devices():
         pytest.skip("no CUDA GPU visible to JAX")
     timing = measure(get_variant("matmul", "jax", "gpu"), ((256, 256), (256, 256)), np.float32,
-                     min_seconds=0.01)
+                     settings=TimingSettings(min_seconds=0.01))
     assert timing.median_s > 0
 
 

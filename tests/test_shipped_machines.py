@@ -1,7 +1,7 @@
 """Shipped models and reference data of machines other than the reference one.
 
 A lent GPU machine's measurements and the models trained there ship in the package
-(`benchmarks/gpu_import.py`): on a machine of that fingerprint they come before the
+(`scripts/gpu_import.py`): on a machine of that fingerprint they come before the
 default set; anywhere else they are never used.
 """
 

@@ -15,7 +15,7 @@ from hardware.calibration.reference_data import export_reference, load_reference
 from hardware.calibration.store import SCHEMA_VERSION, Measurement, MeasurementStore, now
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import annc_home, default_database, ensure_home
-from hardware.measure.worker import TimingSettings
+from hardware.measure.settings import TimingSettings
 
 
 def measurement(i: int = 0, **changes: object) -> Measurement:

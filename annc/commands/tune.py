@@ -40,7 +40,8 @@ from dsl.dialect import KernelOp
 from dsl.lowering import module_targets
 from hardware.calibration.runs import select_variants
 from hardware.devices.available import available_devices
-from hardware.measure.worker import MeasureWorker, Outcome, Request, TimingSettings
+from hardware.measure.settings import TimingSettings
+from hardware.measure.worker import MeasureWorker, Outcome, Request
 from hardware.variants.reference import REFERENCE
 from passes.select_variants import Plan
 from passes.sites import data_flow

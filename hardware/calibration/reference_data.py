@@ -27,7 +27,7 @@ from dsl import dtypes
 from hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
 from hardware.calibration.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
 from hardware.devices.fingerprint import Fingerprint
-from hardware.measure.worker import TimingSettings
+from hardware.measure.settings import TimingSettings
 from hardware.variants import Traits, traits_of
 
 DATA_FOLDER = Path(__file__).parent / "data"

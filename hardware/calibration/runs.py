@@ -27,19 +27,19 @@ from hardware.calibration.sampling import Job, calibration_plan, noise_plan
 from hardware.calibration.store import Measurement, MeasurementStore, annc_version, now
 from hardware.devices.allocator import available_bytes
 from hardware.devices.available import available_devices
+from hardware.measure.settings import TimingSettings
 from hardware.measure.worker import (
     Interrupted,
     MeasureWorker,
     Outcome,
     Request,
-    TimingSettings,
     load_variants,
 )
 from hardware.variants import KERNELS, Shapes, Variant, all_variants
 
-CALIBRATION_SETTINGS = TimingSettings(min_repeats=3, min_seconds=0.03, max_repeats=200,
-                                      max_seconds=2.0, warmup=1)
-"""Enough repeats for a stable median on a quiet machine, cheap enough for thousands."""
+CALIBRATION_SETTINGS = TimingSettings()
+"""Enough repeats for a stable median on a quiet machine, cheap enough for thousands
+(`TimingSettings`' defaults)."""
 
 DEFAULT_TIMEOUT_S = 60.0
 """A measurement (build included) that takes longer is recorded as `timeout`."""

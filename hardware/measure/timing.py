@@ -6,7 +6,8 @@ calls (at least `warmup` of them, and for at least `warmup_seconds`: thread
 pools wake and caches fill over the first few calls), then times calls one by
 one until it has at least `min_repeats` of them and they add up to at least
 `min_seconds` (at most `max_repeats`, and no more once `max_seconds` have been
-spent timing). The result is copied back to the host only after the last timed
+spent timing). The caller passes these numbers as one `TimingSettings`
+(`hardware.measure.settings`). The result is copied back to the host only after the last timed
 call.
 
 The process's allocator is first made steady (`hardware.devices.allocator`), as it
@@ -30,6 +31,7 @@ from hardware.devices.allocator import aligned, keep_freed_memory
 from hardware.devices.available import get_device
 from hardware.devices.device import Device
 from hardware.measure.operands import uniform_operands
+from hardware.measure.settings import TimingSettings
 from hardware.variants.compiled import compiled, normalise_shapes
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.spec import RegionSpec
@@ -77,12 +79,7 @@ def measure(
     device: Device | None = None,
     seed: int = 0,
     operands: Sequence[np.ndarray] | None = None,
-    min_repeats: int = 5,
-    min_seconds: float = 0.2,
-    max_repeats: int = 1000,
-    max_seconds: float = 30.0,
-    warmup: int = 1,
-    warmup_seconds: float = 0.01,
+    settings: TimingSettings,
 ) -> Timing:
     """Times `variant` on operands of these shapes with its operands on `device`.
 
@@ -101,28 +98,27 @@ def measure(
         nonlocal result
         result = build.kernel(*resident)
 
-    times = _time_calls(call, min_repeats, min_seconds, max_repeats, max_seconds, warmup,
-                        warmup_seconds)
+    times = _time_calls(call, settings)
     device.get(result)
     return _timing(times, build.compile_s)
 
 
-def _time_calls(call: Callable[[], None], min_repeats: int, min_seconds: float,
-                max_repeats: int, max_seconds: float, warmup: int,
-                warmup_seconds: float) -> list[float]:
+def _time_calls(call: Callable[[], None], settings: TimingSettings) -> list[float]:
     """Warm-up calls, then the timed calls' seconds (see the module's docstring)."""
-    if min_repeats < 1 or max_repeats < min_repeats:
-        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
+    s = settings
+    if s.min_repeats < 1 or s.max_repeats < s.min_repeats:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {s.min_repeats}, "
+                         f"{s.max_repeats}")
     began = time.perf_counter()
     calls = 0
-    while calls < warmup or time.perf_counter() - began < warmup_seconds:
+    while calls < s.warmup or time.perf_counter() - began < s.warmup_seconds:
         call()
         calls += 1
     times: list[float] = []
     total = 0.0
-    while len(times) < max_repeats and (
-        len(times) < min_repeats or total < min_seconds
-    ) and total < max_seconds:
+    while len(times) < s.max_repeats and (
+        len(times) < s.min_repeats or total < s.min_seconds
+    ) and total < s.max_seconds:
         start = time.perf_counter()
         call()
         elapsed = time.perf_counter() - start
@@ -148,12 +144,7 @@ def measure_region(
     spec: RegionSpec,
     *,
     seed: int = 0,
-    min_repeats: int = 5,
-    min_seconds: float = 0.2,
-    max_repeats: int = 1000,
-    max_seconds: float = 30.0,
-    warmup: int = 1,
-    warmup_seconds: float = 0.01,
+    settings: TimingSettings,
 ) -> Timing:
     """Times a compiled region variant on seeded host inputs, like `measure`; a whole
     loop's times are per trip (each call's time over its trips)."""
@@ -166,6 +157,5 @@ def measure_region(
     def call() -> None:
         function(*inputs)
 
-    times = _time_calls(call, min_repeats, min_seconds, max_repeats,
-                        max_seconds, warmup, warmup_seconds)
+    times = _time_calls(call, settings)
     return _timing(times, compile_s, per=max(spec.trips or 1, 1))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from hardware.measure.settings import TimingSettings
 from hardware.variants import load_library
 
 TEST_VARIANTS_VARIABLE = "ANNC_TEST_VARIANTS"
@@ -36,18 +37,6 @@ def load_variants() -> None:
     load_library()
     for name in filter(None, os.environ.get(TEST_VARIANTS_VARIABLE, "").split(",")):
         importlib.import_module(name.strip())
-
-
-@dataclass(frozen=True)
-class TimingSettings:
-    """The harness's repeat settings (see `hardware.measure.timing.measure`)."""
-
-    min_repeats: int = 3
-    min_seconds: float = 0.03
-    max_repeats: int = 200
-    max_seconds: float = 2.0
-    warmup: int = 1
-    warmup_seconds: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -100,15 +89,13 @@ def _serve(connection: Connection) -> None:
         if request is None:
             return
         try:
-            s = request.settings
-            repeats = {"min_repeats": s.min_repeats, "min_seconds": s.min_seconds,
-                       "max_repeats": s.max_repeats, "max_seconds": s.max_seconds,
-                       "warmup": s.warmup, "warmup_seconds": s.warmup_seconds}
             if request.region is not None:
-                timing = measure_region(request.variant, request.region, **repeats)
+                timing = measure_region(request.variant, request.region,
+                                        settings=request.settings)
             else:
                 variant = get_variant(request.kernel, request.variant, request.device)
-                timing = measure(variant, request.shapes, request.dtype, **repeats)
+                timing = measure(variant, request.shapes, request.dtype,
+                                 settings=request.settings)
             answer: Any = Outcome("ok", timing.median_s, timing.spread, timing.repeats,
                                   timing.compile_s, timing.threads)
         except Exception as error:  # a failing variant is data, not the worker's end

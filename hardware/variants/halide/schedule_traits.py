@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dsl import dtypes
+from hardware.variants.halide.pipeline import result_shape
+from hardware.variants.halide.scheduling import compiled_shapes, scheduled
 from hardware.variants.registry import Shapes, Traits
 
 FUSED = "fused"
@@ -41,9 +43,6 @@ def schedule_traits(kernel: str, name: str, shapes: Shapes, dtype: str) -> Trait
 
     Generates the schedule where the build cache does not hold it yet, and keeps it
     there for the build."""
-    from hardware.variants.halide.cpu import compiled_shapes, scheduled
-    from hardware.variants.halide.pipeline import result_shape
-
     operands = compiled_shapes(kernel, shapes)
     _, _, schedule = scheduled(kernel, operands, result_shape(kernel, operands),
                                dtypes.to_numpy(dtype), name)

@@ -70,7 +70,7 @@ from hardware.variants.halide.aot import (
     serialise,
     shared_object,
 )
-from hardware.variants.halide.cpu import JIT_NOTE, JitFunction, cpu_target, note_once
+from hardware.variants.halide.cpu import JIT_NOTE, JitFunction, note_once
 from hardware.variants.halide.pipeline import (
     AUTOSCHEDULERS,
     AutoscheduleError,
@@ -79,6 +79,7 @@ from hardware.variants.halide.pipeline import (
     halide_type,
     load_autoscheduler,
 )
+from hardware.variants.halide.scheduling import cpu_target
 from hardware.variants.regions.halide_support import halide_supports
 from hardware.variants.regions.reference import check_inputs, numpy_dtype
 from hardware.variants.regions.spec import RegionSpec, Shape

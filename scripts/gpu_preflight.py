@@ -1,6 +1,6 @@
 """What a lent GPU machine offers annc, checked before `gpu_run.sh` spends its time.
 
-    python benchmarks/gpu_preflight.py --require gpu --json environment.json
+    python scripts/gpu_preflight.py --require gpu --json environment.json
 
 Prints and writes: the Python and library versions annc uses, the devices JAX
 and CuPy see, annc's devices, its fingerprint, the variant modules skipped for

@@ -1,6 +1,6 @@
-"""Takes the files a lent GPU machine returned (`benchmarks/gpu_run.sh`) into the package.
+"""Takes the files a lent GPU machine returned (`scripts/gpu_run.sh`) into the package.
 
-    python benchmarks/gpu_import.py /work/.device/2 [--check-run /work/.device/1]
+    python scripts/gpu_import.py /work/.device/2 [--check-run /work/.device/1]
 
 From the folder of one `gpu_run.sh` call (its `$OUT`):
 - the measurement database inside `run.tar.gz` becomes that machine's reference data,
@@ -12,7 +12,7 @@ From the folder of one `gpu_run.sh` call (its `$OUT`):
 - `environment.json`, `placement.md`, `placement.json`, the run's summary and its
   `evaluate.json` (as `evaluate-on-device.json`) go to `benchmarks/results/gpu/`, and
   with `--check-run`, that folder's `check.json` and summary (a call that ran the
-  checks) too. `benchmarks/gpu_models.py` then scores the shipped data here.
+  checks) too. `scripts/gpu_models.py` then scores the shipped data here.
 
 The models must load, be of the machine the rows come from, and the database must hold
 rows of no other machine: anything else stops the import before it writes.
@@ -35,7 +35,7 @@ from hardware.devices.fingerprint import Fingerprint
 from passes.models import SHIPPED_MACHINES
 from predictor.models import ModelSet
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gpu"
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gpu"
 COPIED = ("environment.json", "placement.md", "placement.json")
 """Copied as they came; evaluate.json, from the models trained there, as evaluate-on-device.json."""
 

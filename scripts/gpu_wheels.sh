@@ -6,10 +6,10 @@
 # Halide is not among them: its wheel is far larger than what travels with a device
 # call, and annc runs without it (the Halide variants are then not registered).
 #
-#     benchmarks/gpu_wheels.sh            # run in the repository root, with network
+#     scripts/gpu_wheels.sh            # run in the repository root, with network
 #
 # .whl/ is ignored through .git/info/exclude (this script adds the line if missing);
-# benchmarks/gpu_run.sh installs the wheels on the device machine.
+# scripts/gpu_run.sh installs the wheels on the device machine.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 

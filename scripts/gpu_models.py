@@ -1,6 +1,6 @@
 """The GPU models of a lent machine's shipped data: each combination's error beside its noise.
 
-    .venv/bin/python benchmarks/gpu_models.py [FINGERPRINT]
+    .venv/bin/python scripts/gpu_models.py [FINGERPRINT]
 
 Runs `annc evaluate --machine FINGERPRINT --report json` (default: the one machine in
 `hardware/calibration/data/machines/`) and writes `benchmarks/results/gpu/models.md`
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hardware.calibration.reference_data import DATA_FOLDER
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gpu"
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gpu"
 
 
 def _median(values: list[float]) -> str:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{metadata['fingerprint']['cores']} cores. Measured {metadata['measured_from'][:16]} "
         f"to {metadata['measured_to'][:16]} UTC ({metadata['rows']} rows, "
         f"{metadata['calibration_s']:.0f} s of calibration in two budgeted calls). "
-        f"Command: `python benchmarks/gpu_models.py` (`annc evaluate --machine {machine}`).",
+        f"Command: `python scripts/gpu_models.py` (`annc evaluate --machine {machine}`).",
         "",
         f"- GPU combinations: {len(gpu)}; median held-out MAPE "
         f"{_median([c['mape'] for c in gpu])}%, median noise floor "

@@ -3,10 +3,10 @@
 # $GPU_RUN_SECONDS (default 450 s, under the 8 minutes one device call may take):
 #
 #  1. stops at once, with one clear line and exit status 3, where nvidia-smi sees no GPU;
-#  2. installs the wheels carried in .whl/ (made by benchmarks/gpu_wheels.sh: xdsl, lark
+#  2. installs the wheels carried in .whl/ (made by scripts/gpu_wheels.sh: xdsl, lark
 #     and their needs) into a temporary folder on PYTHONPATH; Halide does not travel,
 #     and annc runs without it;
-#  3. benchmarks/gpu_preflight.py: versions, what JAX and CuPy see, annc's devices and
+#  3. scripts/gpu_preflight.py: versions, what JAX and CuPy see, annc's devices and
 #     fingerprint; stops the run (exit 3) where annc has no gpu device;
 #  4. annc variants --check on every gpu variant, then the gpu-marked tests (pytest -m gpu;
 #     where no GPU is seen, as in a rehearsal, they are all skipped);
@@ -22,12 +22,12 @@
 # the run goes on with what does not need it. Exit status 0 only if every step passed.
 #
 # On the lent machine, through the device tool (carry [".whl"], timeout_s 540):
-#     bash benchmarks/gpu_run.sh
+#     bash scripts/gpu_run.sh
 # Rehearsal on a machine without a GPU: GPU_RUN_REHEARSAL names the device that stands
 # in for gpu (cpu or opencl), GPU_RUN_KERNELS narrows the check and the calibration, and
 # the placement benchmark runs with --quick:
 #     GPU_RUN_REHEARSAL=opencl GPU_RUN_KERNELS=neg GPU_RUN_SECONDS=180 GPU_RUN_RESERVE=60 \
-#         PYTHON=.venv/bin/python OUT=/tmp/gpu_out bash benchmarks/gpu_run.sh
+#         PYTHON=.venv/bin/python OUT=/tmp/gpu_out bash scripts/gpu_run.sh
 # (GPU_RUN_RESERVE: seconds kept back from calibration for the steps after it.)
 #
 # A later call can continue the first one's work (the machine starts bare every time):
@@ -145,7 +145,7 @@ KERNEL_ARGS=()
 [ -n "$KERNELS" ] && KERNEL_ARGS=(--kernels "$KERNELS")
 
 # 3. What annc sees.
-step preflight 120 "$PYTHON" benchmarks/gpu_preflight.py --require "$DEVICE" \
+step preflight 120 "$PYTHON" scripts/gpu_preflight.py --require "$DEVICE" \
     --json "$OUT/environment.json" || { say "annc cannot use $DEVICE here: stopping"; finish 3; }
 
 # 4. Correctness on the device.
