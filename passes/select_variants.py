@@ -59,6 +59,7 @@ from hardware.variants.compiled import is_built
 from passes.candidates import Candidate
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
+from passes.pins import write_pin
 from passes.placement import copy_seconds, place
 from passes.region_choice import (
     RegionPlan,
@@ -205,6 +206,8 @@ def _candidates(site: Site, devices: list[str], catalogue: _Catalogue,
     found = []
     for device in options:
         for variant, compile_s, build in catalogue.applicable(site, device):
+            if site.pin_variant is not None and variant.name != site.pin_variant:
+                continue
             starts = build == "compile" or variant.backend == "jax"
             why_not = left_out.get(variant.backend, "") if starts else ""
             found.append(Candidate(variant.name, device, None, compile_s, math.inf,
@@ -538,21 +541,24 @@ def _choose(op: OpPlan, device: str) -> None:
 
 
 def apply_plan(plan: Plan) -> None:
+    """Writes the plan's choices into the IR; an op pinned to a variant runs it, even
+    where no model predicted it (`passes.pins`)."""
     apply_regions(plan.regions)
     for op in plan.ops:
+        if op.site.pin_variant is not None:
+            write_pin(op.site.op, op.site.pin_variant, op.candidates)
+            continue
         if op.chosen is None:
             continue
-        attributes = op.site.op.attributes
-        attributes["variant"] = _string(op.chosen.variant)
-        if op.start is not None:
-            attributes["start_variant"] = _string(op.start.variant)
-        else:
-            attributes.pop("start_variant", None)
-        attributes["device"] = _string(op.chosen.device)
-        attributes["predicted_s"] = _seconds(float(op.chosen.predicted_s or 0.0))
+        kernel_op = op.site.op
+        kernel_op.variant = _string(op.chosen.variant)
+        kernel_op.start_variant = (_string(op.start.variant) if op.start is not None
+                                   else None)
+        kernel_op.device = _string(op.chosen.device)
+        kernel_op.predicted_s = _seconds(float(op.chosen.predicted_s or 0.0))
         if op.chosen.low_s is not None and op.chosen.high_s is not None:
-            attributes["predicted_low_s"] = _seconds(float(op.chosen.low_s))
-            attributes["predicted_high_s"] = _seconds(float(op.chosen.high_s))
+            kernel_op.predicted_low_s = _seconds(float(op.chosen.low_s))
+            kernel_op.predicted_high_s = _seconds(float(op.chosen.high_s))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -63,7 +63,7 @@ def _force(module: ModuleOp, variant: str) -> None:
         if variant != catalogue.OPS:
             why_not = catalogue.region_variant(variant).why_not(lower_region(region).spec)
             chosen = catalogue.OPS if why_not else variant
-        region.attributes["variant"] = StringAttr(chosen)
+        region.attributes["kernel.variant"] = StringAttr(chosen)
 
 
 def _outputs(module: ModuleOp, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:

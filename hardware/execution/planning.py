@@ -36,7 +36,7 @@ from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, 
 from xdsl.ir import Block, Operation, SSAValue
 
 from dsl import dtypes
-from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
+from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
 from dsl.errors import RunError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.devices.allocator import aligned
@@ -89,11 +89,12 @@ def output_names(module: ModuleOp) -> list[str]:
 def variant_for(op: KernelOp, devices: Mapping[str, Device]) -> Variant:
     """The variant the op names, on its device; a RunError where there is none."""
     kernel = op.kernel_name()
-    device = op.device.data if op.device else "cpu"
+    chosen = op.device or op.pin_device
+    device = chosen.data if chosen else "cpu"
     name = op.variant.data if op.variant else REFERENCE
     if device not in devices:
-        where = f"{op.loc.data}: error: " if op.loc else ""
-        raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "
+        place = f"{where(op)}: error: " if where(op) else ""
+        raise RunError(f"{place}{kernel} is pinned to @{device}, but this machine has no "
                        f"{device} device (found: {', '.join(devices)})")
     try:
         return load_variant(kernel, name, device)  # imports only the backend it needs
@@ -238,8 +239,8 @@ class _Planner:
         try:
             function = build_now(job)
         except Exception as error:  # a build that fails (an auto-scheduler gives up)
-            where = f"{op.loc.data}: " if op.loc else ""
-            self.notes.append(f"note: {where}region variant {name} could not be built "
+            place = f"{where(op)}: " if where(op) else ""
+            self.notes.append(f"note: {place}region variant {name} could not be built "
                               f"({type(error).__name__}: {error}); its ops run one by one")
             return self.region_op_by_op(op)
         return self.compiled_region(op, lowered, name, function)
@@ -301,7 +302,7 @@ class _Planner:
             index=self.region_index[op], kind=catalogue.kind(lowered.spec), variant=name,
             device=catalogue.region_variant(name).device,
             ops=[self.index[k] for k in op.walk() if isinstance(k, KernelOp)],
-            kernels=[o.kernel for o in lowered.spec.ops], loc=op.loc.data if op.loc else "",
+            kernels=[o.kernel for o in lowered.spec.ops], loc=where(op),
             predicted_s=op.predicted_s.value.data if op.predicted_s else None)
         self.regions.append(planned)
         return planned
@@ -350,7 +351,7 @@ class _Planner:
         planned = PlannedOp(
             index=self.index[op], kernel=variant.kernel, variant=runs.name,
             device=variant.device, shapes=[list(s) for s in shapes],
-            loc=op.loc.data if op.loc else "",
+            loc=where(op),
             predicted_s=op.predicted_s.value.data if op.predicted_s else None)
         self.ops.append(planned)
         operands = [self.slot(v) for v in op.operands]
