@@ -28,6 +28,7 @@ after lowering, and `xdsl-opt -p canonicalize` finds them through the ops' trait
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from xdsl.context import Context
@@ -70,11 +71,11 @@ def _replace(rewriter: PatternRewriter, op: Operation, value: SSAValue,
     """Replaces the op's result with `value` (made by `new_ops`, if any); the ops that
     fed the op and are left without uses go with it."""
     feeding = [o.owner for o in op.operands if isinstance(o.owner, Operation)]
-    rewriter.replace_matched_op(list(new_ops), [value])
+    rewriter.replace(op, list(new_ops), [value])
     for owner in feeding:
         if owner.parent is not None and owner.has_trait(Pure) and not any(
                 r.uses for r in owner.results):
-            rewriter.erase_op(owner)
+            rewriter.erase(owner)
 
 
 class TransposeOfTranspose(RewritePattern):
@@ -189,6 +190,7 @@ def canonicalize(module: ModuleOp) -> bool:
     return walker.rewrite_module(module)
 
 
+@dataclass(frozen=True)
 class CanonicalizeKernel(ModulePass):
     """`canonicalize-kernel`: the `kernel` dialect's patterns alone, which annc's pipeline
     runs after lowering. xDSL's `canonicalize` applies them too, with every other

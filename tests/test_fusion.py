@@ -158,7 +158,7 @@ output c
 """
     fused = _fused(_ir(text, ["cpu", "opencl"]))
     for region in _regions(fused):
-        pins = {op.device.data if op.device else None
+        pins = {op.pin_device.data if op.pin_device else None
                 for op in region.walk() if isinstance(op, KernelOp)}
         assert len(pins) == 1
     assert not any(op.kernel_name() == "exp" and isinstance(op.parent_op(), RegionOp)
