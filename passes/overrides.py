@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from dsl.dialect import KernelOp
 from dsl.errors import RunError
 from hardware.variants import KERNELS, load_library, variants_for
 from passes.candidates import Candidate
-from passes.pins import write_pin
+from passes.pins import pin_variants
 from passes.select_variants import Plan
 
 
@@ -34,21 +34,17 @@ def check_overrides(variants: Mapping[str, str]) -> None:
                            f"its variants are {', '.join(names)}")
 
 
-def _planned(plan: Plan | None) -> dict[int, list[Candidate]]:
-    """Every op's candidates by its index, from the plan (empty without one)."""
-    return {} if plan is None else {op.site.index: op.candidates for op in plan.ops}
+def _planned(plan: Plan | None) -> dict[Operation, list[Candidate]]:
+    """Every op's candidates, from the plan (empty without one)."""
+    return {} if plan is None else {op.site.op: op.candidates for op in plan.ops}
 
 
 def override_variants(module: ModuleOp, variants: Mapping[str, str],
                       plan: Plan | None = None) -> None:
-    """Rewrites every op of each named kernel to run the named variant (in place)."""
+    """Rewrites every op of each named kernel to run the named variant (in place), with
+    `passes.pins.PinVariants` applied by xDSL's rewriter."""
     check_overrides(variants)
-    candidates = _planned(plan)
-    ops = [op for op in module.walk() if isinstance(op, KernelOp)]
-    for index, op in enumerate(ops):
-        name = variants.get(op.kernel_name())
-        if name is not None:
-            write_pin(op, name, candidates.get(index, []))
+    pin_variants(module, variants, _planned(plan))
 
 
 def parse_overrides(text: str) -> dict[str, str]:

@@ -6,11 +6,19 @@ A pin is the user's: `kernel.pin_variant` set by hand in the IR, or by `--varian
 offers only the pinned variant where it applies, and writes it here even where no
 model predicts it. The op's predicted time is the plan's prediction for that variant
 and device, or none, so that the printed IR says only what was predicted for it.
+
+`PinVariants` is the rewrite as an xDSL `RewritePattern`, applied by the rewriter
+(`pin_variants`): `--variant` overrides go through it.
 """
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import FloatAttr, StringAttr, f64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
+from xdsl.ir import Operation
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 
 from dsl.dialect import KernelOp, RegionOp
 from hardware.variants import variants_for
@@ -43,6 +51,42 @@ def write_pin(op: KernelOp, name: str, candidates: list[Candidate]) -> None:
     if planned.low_s is not None and planned.high_s is not None:
         op.predicted_low_s = FloatAttr(float(planned.low_s), f64)
         op.predicted_high_s = FloatAttr(float(planned.high_s), f64)
+
+
+@dataclass
+class PinVariants(RewritePattern):
+    """Pins every op of each kernel in `variants` (kernel -> variant name) to that
+    variant; `candidates` are each op's candidates in a selection plan, if any."""
+
+    variants: Mapping[str, str]
+    candidates: Mapping[Operation, list[Candidate]] = field(default_factory=dict)
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, KernelOp):
+            return
+        name = self.variants.get(op.kernel_name())
+        if name is None:
+            return
+        write_pin(op, name, self.candidates.get(op, []))
+        notify_modified(rewriter, op)
+
+
+def notify_modified(rewriter: PatternRewriter, op: KernelOp) -> None:
+    """Tells the rewriter of the op and of every region around it, which the rewrite
+    changed in place."""
+    rewriter.notify_op_modified(op)
+    parent = op.parent_op()
+    while parent is not None:
+        if isinstance(parent, RegionOp):
+            rewriter.notify_op_modified(parent)
+        parent = parent.parent_op()
+
+
+def pin_variants(module: ModuleOp, variants: Mapping[str, str],
+                 candidates: Mapping[Operation, list[Candidate]] | None = None) -> None:
+    """Applies `PinVariants` to every op of the module, once."""
+    pattern = PinVariants(variants, candidates or {})
+    PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
 
 
 def _run_regions_op_by_op(op: KernelOp) -> None:

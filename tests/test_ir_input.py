@@ -223,3 +223,21 @@ def test_the_docs_example_pass_is_found_by_annc_and_by_xdsl_opt(tmp_path: Path) 
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert 'kernel.pin_variant = "numpy"' in done.stdout
+
+
+def test_pin_variants_is_a_rewrite_pattern_that_makes_its_regions_run_op_by_op() -> None:
+    from xdsl.pattern_rewriter import PatternRewriteWalker
+
+    from passes.pins import PinVariants
+
+    compiled = compile_program(PROGRAM, "heat.ann", measure="never", record=False)
+    walker = PatternRewriteWalker(PinVariants({"conv2d": "numpy.reference"}),
+                                  apply_recursively=False)
+    assert walker.rewrite_module(compiled.ir)  # the rewriter saw the change
+    conv = next(op for op in compiled.ir.walk() if isinstance(op, dialect.Conv2dOp))
+    assert conv.pin_variant == conv.variant == StringAttr("numpy.reference")
+    around = conv.parent_op()
+    while around is not None and not isinstance(around, dialect.RegionOp):
+        around = around.parent_op()
+    assert around is not None and around.variant == StringAttr("ops")
+    assert around.device is None and around.predicted_s is None
