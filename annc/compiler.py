@@ -71,6 +71,9 @@ class Compilation:
 
     @property
     def selection(self) -> Plan:
+        if self.plan is None and self.stage == "selected":
+            raise AnncError("the IR came in selected: its choices are written in it, and "
+                            "there is no plan of candidates; give its lowered or fused IR")
         if self.plan is None:
             raise AnncError(f"the program was compiled to the {self.stage} stage; "
                             "no variants were selected")
@@ -199,6 +202,9 @@ def compile_program(
         pipeline(passes)  # a pass that does not exist is an error at any stage
     with _collector_paused():
         if is_ir(text, filename):
+            if params or targets is not None:
+                raise AnncError(f"{filename}: is IR, whose params and targets were fixed "
+                                "when it was lowered; -D and --target apply to programs")
             return _ir_pipeline(text, filename, emit, measure, record, variants, lowered,
                                 passes)
         return _pipeline(text, filename, params, targets, emit, measure, record, kept_plans,

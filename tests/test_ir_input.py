@@ -241,3 +241,11 @@ def test_pin_variants_is_a_rewrite_pattern_that_makes_its_regions_run_op_by_op()
         around = around.parent_op()
     assert around is not None and around.variant == StringAttr("ops")
     assert around.device is None and around.predicted_s is None
+
+
+def test_params_and_targets_do_not_apply_to_ir() -> None:
+    text = compile_program(PROGRAM, "heat.ann", emit="ir").printed()
+    with pytest.raises(annc.AnncError, match="-D and --target apply to programs"):
+        compile_program(text, "heat.mlir", params={"N": 8})
+    with pytest.raises(annc.AnncError, match="-D and --target apply to programs"):
+        compile_program(text, "heat.mlir", targets=["cpu"])
