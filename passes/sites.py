@@ -34,11 +34,11 @@ class Site:
     trips: int
     pin: str | None
     loc: str
-    pin_variant: str | None = None
-    """The variant the user pinned the op to (`kernel.pin_variant`)."""
     operands: list[int] = field(default_factory=list)
     """The value id of each operand."""
     result: int = 0
+    pin_variant: str | None = None
+    """The variant the user pinned the op to (`kernel.pin_variant`)."""
 
 
 @dataclass(slots=True)
