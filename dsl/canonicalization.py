@@ -36,7 +36,6 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     PatternRewriteWalker,
     RewritePattern,
@@ -184,10 +183,29 @@ PATTERNS: tuple[RewritePattern, ...] = (
 """Every canonicalization pattern of the dialect."""
 
 
+_FOR_OP: dict[type[Operation], tuple[RewritePattern, ...]] = {
+    op: tuple(p for p in PATTERNS if not isinstance(p, TransposeOfTranspose | SignOfSign)
+              or op in (dialect.TransposeOp, dialect.NegOp, dialect.AbsOp))
+    for op in dialect.KERNEL_OPS if op.kernel_name() in _FOLDED
+}
+"""The patterns that may apply to each op (the kernels that fold are the only ones any
+pattern rewrites)."""
+
+
+class _ByOp(RewritePattern):
+    """The patterns for the op's type alone: the walk visits every op of the program,
+    most of them ops no pattern rewrites."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        for pattern in _FOR_OP.get(type(op), ()):
+            pattern.match_and_rewrite(op, rewriter)
+            if rewriter.has_done_action:
+                return
+
+
 def canonicalize(module: ModuleOp) -> bool:
     """Applies the dialect's patterns until none applies; whether any did."""
-    walker = PatternRewriteWalker(GreedyRewritePatternApplier(list(PATTERNS)))
-    return walker.rewrite_module(module)
+    return PatternRewriteWalker(_ByOp()).rewrite_module(module)
 
 
 @dataclass(frozen=True)
