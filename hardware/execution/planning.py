@@ -1,8 +1,9 @@
 """Making an executable plan from selected IR: every op resolved once, before anything runs.
 
-Each `kernel` op becomes a step bound to the variant it names (`variant` and
-`device` attributes, set by selection, or by `passes.overrides` where the user
-forced one; an op that names none runs `numpy.reference` on the CPU), built for
+Each `kernel` op becomes a step bound to the variant it names (`kernel.variant` and
+`kernel.device` attributes, set by selection, or by `passes.overrides` where the user
+forced one; an op that names none runs `numpy.reference` on its pinned device, else
+the CPU), built for
 its operand shapes and dtype, and to the slots of its operands and result.
 `kernel.constant` becomes a step that makes its value; `scf.for` a Python loop
 over its body's steps; `arith.constant` bounds are read while planning and
@@ -12,7 +13,7 @@ of any other kind cannot be planned and is an error, never interpreted instead.
 The body of a loop that runs no trip is not planned (nor its variants built), as
 it never runs.
 
-Tiers: where selection named a `start_variant` beside the variant it chose (the
+Tiers: where selection named a `kernel.start_variant` beside the variant it chose (the
 chosen one needs a build that is not kept), `builds` decides: `first` builds it
 before the run (what a plan without tiers does; a build that searches for a schedule
 in a child process, so that Ctrl-C answers: `hardware.execution.foreground`), `never`
