@@ -158,12 +158,12 @@ class FoldConstants(RewritePattern):
         function = _FOLDED.get(op.kernel_name())
         if function is None:
             return
-        arrays = [_constant(v) for v in op.operands]
         result_type = op.results[0].type
         assert isinstance(result_type, TensorType)
-        known = [a for a in arrays if a is not None]
-        if len(known) != len(arrays) or _size(result_type) > MOST_FOLDED:
-            return
+        if _size(result_type) > MOST_FOLDED or not all(
+                isinstance(v.owner, dialect.ConstantOp) for v in op.operands):
+            return  # before reading any constant's values, which copies them
+        known = [a for a in map(_constant, op.operands) if a is not None]
         with np.errstate(all="ignore"):
             folded = np.asarray(function(*known))
         if folded.dtype != known[0].dtype or not np.all(np.isfinite(folded)) \
