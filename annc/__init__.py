@@ -5,6 +5,8 @@
     result = annc.run_file("examples/heat.ann", params={"N": 64}, seed=0)
     result.outputs["T"], result.report
     result = annc.run_source(text, filename="heat.ann", params={"N": 64})  # program text
+    module = annc.parse_ir(open("heat.mlir").read(), "heat.mlir")  # IR, at any stage
+    result = annc.run_module(module, seed=0)  # as it stands: select it first if need be
 
 Every user error is an `AnncError` (from `dsl.errors`, re-exported here):
 `CompileError` (a program breaks a rule; located), `RunError` (it cannot run as asked
@@ -33,6 +35,7 @@ from dsl.errors import (
 
 if _typing.TYPE_CHECKING:
     from annc.compiler import Compilation, compile_file, compile_program, compile_source
+    from annc.ir_input import parse_ir
     from annc.running import RunResult, run_file, run_module, run_source
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "compile_file",
     "compile_program",
     "compile_source",
+    "parse_ir",
     "run_file",
     "run_module",
     "run_source",
@@ -60,7 +64,7 @@ __version__ = "0.1.0"
 _LAZY = {"Compilation": "annc.compiler", "compile_file": "annc.compiler",
          "compile_program": "annc.compiler", "compile_source": "annc.compiler",
          "RunResult": "annc.running", "run_file": "annc.running", "run_module": "annc.running",
-         "run_source": "annc.running"}
+         "run_source": "annc.running", "parse_ir": "annc.ir_input"}
 
 
 def __getattr__(name: str) -> object:

@@ -1,11 +1,16 @@
 """The pipeline, top to bottom: text -> AST -> checked program -> IR -> selected IR.
 
 Each stage has a name that `--emit` (and `emit=`) can stop at and print:
-`ast` (the syntax tree), `ir` (the `kernel` dialect, nothing chosen yet),
-`fused` (after the `fuse-regions` pass: fusable chains and whole loops are
-`kernel.region` ops, still candidates only) and `selected` (after the
-`select-variants` pass: every op and region names its variant, device and
-predicted time).
+`ast` (the syntax tree), `ir` (the `kernel` dialect as lowered, nothing chosen
+yet), `fused` (after `canonicalize-kernel`, the user's `--passes` and the
+`fuse-regions` pass: fusable chains and whole loops are `kernel.region` ops, still
+candidates only) and `selected` (after the `select-variants` pass: every op and
+region names its variant, device and predicted time).
+
+IR fed back in (`annc.ir_input`: a `.mlir` file at any of the three IR stages) goes
+through the same pipeline from where it stands: lowered IR is canonicalized, passed
+through `--passes`, fused and selected; fused IR is selected; selected IR runs its
+selection as written.
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import gc
+import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
 
 from annc.history import expected_runs, program_key
+from annc.ir_input import is_ir, parse_ir, stage_of
+from annc.pass_pipeline import apply_passes, pipeline
 from annc.plans import keep, kept_plan, plan_key
 from annc.recording import record_measured, recording_enabled
 from dsl import ast
+from dsl.canonicalization import canonicalize
 from dsl.checks import check
 from dsl.errors import AnncError, CompileError, Diagnostic
 from dsl.lowering import lower
@@ -44,7 +54,8 @@ class Compilation:
     from `selected` on, the selection plan the IR was rewritten with."""
 
     stage: str
-    program: ast.Program
+    program: ast.Program | None
+    """The syntax tree (None for IR fed back in, which has none)."""
     module: ModuleOp | None = None
     """The IR (None at stage `ast`): after selection and overrides, exactly what runs."""
     plan: Plan | None = None
@@ -60,6 +71,9 @@ class Compilation:
 
     @property
     def selection(self) -> Plan:
+        if self.plan is None and self.stage == "selected":
+            raise AnncError("the IR came in selected: its choices are written in it, and "
+                            "there is no plan of candidates; give its lowered or fused IR")
         if self.plan is None:
             raise AnncError(f"the program was compiled to the {self.stage} stage; "
                             "no variants were selected")
@@ -72,9 +86,17 @@ class Compilation:
             return []
         return [*self.plan.notes, f"note: variants chosen with {self.plan.models}"]
 
-    def printed(self) -> str:
-        """The program as `--emit` prints it: the syntax tree, or the IR."""
-        return ast.format_tree(self.program) if self.module is None else str(self.module)
+    def printed(self, debuginfo: bool = False) -> str:
+        """The program as `--emit` prints it: the syntax tree, or the IR (with every op's
+        location where `debuginfo`)."""
+        if self.module is not None:
+            if not debuginfo:
+                return str(self.module)
+            out = io.StringIO()
+            Printer(stream=out, print_debuginfo=True).print_op(self.module)
+            return out.getvalue()
+        assert self.program is not None
+        return ast.format_tree(self.program)
 
 
 def select(module: ModuleOp, models: ChosenModels | None = None, measure: str = "auto",
@@ -164,24 +186,35 @@ def compile_program(
     kept_plans: bool = False,
     variants: Mapping[str, str] | None = None,
     lowered: Callable[[ModuleOp], None] | None = None,
+    passes: str = "",
 ) -> Compilation:
-    """The pipeline, top to bottom: parse, check, lower, fuse regions, select variants,
-    apply the user's `variants` (kernel -> variant name) as a rewrite. Stops at `emit`.
-    `lowered` is told of the IR as soon as it exists (a run gets ready beside the rest).
+    """The pipeline, top to bottom: parse, check, lower, canonicalize, run the user's
+    `passes` (a pipeline in `xdsl-opt`'s syntax, `annc.pass_pipeline`), fuse regions,
+    select variants, apply the user's `variants` (kernel -> variant name) as a rewrite.
+    Stops at `emit`. `lowered` is told of the IR as soon as it exists (a run gets ready
+    beside the rest). Text that is IR (`annc.ir_input.is_ir`) starts where it stands.
 
     Every command reads its program through here, so all of them see one choice."""
     if emit not in STAGES:
         raise AnncError(f"unknown stage {emit!r}; stages are {', '.join(STAGES)}")
     check_home()
+    if passes.strip():
+        pipeline(passes)  # a pass that does not exist is an error at any stage
     with _collector_paused():
+        if is_ir(text, filename):
+            if params or targets is not None:
+                raise AnncError(f"{filename}: is IR, whose params and targets were fixed "
+                                "when it was lowered; -D and --target apply to programs")
+            return _ir_pipeline(text, filename, emit, measure, record, variants, lowered,
+                                passes)
         return _pipeline(text, filename, params, targets, emit, measure, record, kept_plans,
-                         variants, lowered)
+                         variants, lowered, passes)
 
 
 def _pipeline(text: str, filename: str, params: Mapping[str, int | str] | None,
               targets: tuple[str, ...] | list[str] | None, emit: str, measure: str,
               record: bool, kept_plans: bool, variants: Mapping[str, str] | None,
-              lowered: Callable[[ModuleOp], None] | None) -> Compilation:
+              lowered: Callable[[ModuleOp], None] | None, passes: str) -> Compilation:
     program = parse(text, filename)
     if emit == "ast":
         return Compilation(emit, program)
@@ -194,15 +227,47 @@ def _pipeline(text: str, filename: str, params: Mapping[str, int | str] | None,
         return Compilation(emit, program, module)
     if lowered is not None:
         lowered(module)
+    canonicalize(module)
+    apply_passes(module, passes)
     fuse_regions(module)
     if emit == "fused":
         return Compilation(emit, program, module)
-    key = program_key(text, params, targets)
+    key = program_key(text, {**(params or {}), **({"--passes": passes} if passes else {})},
+                      targets)
     plan = select(module, measure=measure, record=record, kept_plans=kept_plans,
                   program=key)
     if variants:
         override_variants(module, variants, plan)
     return Compilation(emit, program, module, plan, key)
+
+
+def _ir_pipeline(text: str, filename: str, emit: str, measure: str, record: bool,
+                 variants: Mapping[str, str] | None,
+                 lowered: Callable[[ModuleOp], None] | None, passes: str) -> Compilation:
+    """IR fed back in, taken from its stage to `emit`: only what is still needed runs."""
+    if emit == "ast":
+        raise AnncError(f"{filename}: is IR, which has no syntax tree; emit one of "
+                        f"{', '.join(STAGES[1:])}")
+    module = parse_ir(text, filename)
+    stage = stage_of(module)
+    if STAGES.index(emit) < STAGES.index(stage):
+        raise AnncError(f"{filename}: the IR is at the {stage} stage already, past {emit}")
+    if lowered is not None:
+        lowered(module)
+    if stage == "ir" and emit != "ir":
+        canonicalize(module)
+        apply_passes(module, passes)
+        fuse_regions(module)
+        stage = "fused"
+    elif passes:
+        raise AnncError(f"--passes: {filename} is at the {stage} stage; passes run on "
+                        "lowered IR, before fuse-regions")
+    plan = None
+    if stage == "fused" and emit == "selected":
+        plan = select(module, measure=measure, record=record)
+    if variants and emit == "selected":
+        override_variants(module, variants, plan)
+    return Compilation(emit, None, module, plan)
 
 
 def compile_source(
@@ -218,7 +283,10 @@ def compile_source(
     The program at that stage: the AST or the IR (`compile_program` also returns
     the selection plan). `measure` is selection's policy for timing close candidates."""
     compiled = compile_program(text, filename, params, targets, emit, measure)
-    return compiled.program if compiled.module is None else compiled.module
+    if compiled.module is not None:
+        return compiled.module
+    assert compiled.program is not None
+    return compiled.program
 
 
 def read_source(path: str | Path) -> str:

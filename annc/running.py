@@ -218,8 +218,11 @@ def run_file(
     progress: bool = False,
     generate_missing: bool = False,
     announce: Callable[[str], None] | None = None,
+    passes: str = "",
 ) -> RunResult:
     """Compiles and runs a program file; `result.outputs` maps output names to arrays.
+    The file may be IR (`.mlir`) at any stage; it goes on from where it stands
+    (`annc.compiler`). `passes` is a pipeline of the user's passes (`--passes`).
 
     `inputs` maps every input the program declares to its array (converted to the
     declared dtype); with none given every input is drawn uniform in [0, 1) from `seed`,
@@ -241,7 +244,7 @@ def run_file(
     check_seed(seed)  # before reading and compiling, which may take seconds
     return run_source(read_source(path), str(path), inputs, params, seed, targets, variants,
                       measure, record, builds, wait_for_builds, progress, generate_missing,
-                      announce)
+                      announce, passes)
 
 
 def run_source(
@@ -259,8 +262,9 @@ def run_source(
     progress: bool = False,
     generate_missing: bool = False,
     announce: Callable[[str], None] | None = None,
+    passes: str = "",
 ) -> RunResult:
-    """Like `run_file`, for program text; `filename` names it in errors and in the
+    """Like `run_file`, for program text (or IR); `filename` names it in errors and in the
     report's locations, as in `compile_source`. Its past runs (which weigh its builds)
     and its kept plan are found by its text, params and targets, whatever its name."""
     check_seed(seed)  # before compiling, which may take seconds
@@ -271,23 +275,25 @@ def run_source(
     with program_kept_frozen():
         compiled = compile_program(text, filename, params, targets, "selected", measure,
                                    record=recording, kept_plans=True, variants=variants,
-                                   lowered=warm.start)
-        plan = compiled.selection
+                                   lowered=warm.start, passes=passes)
+        plan = compiled.plan  # None for IR selected before it came in: it runs as written
         selection_builds = build_seconds() - built
         startup_s += time.perf_counter() - began - selection_builds
-        long_run = long_run_note(plan)
+        long_run = long_run_note(plan) if plan is not None else None
         if long_run is not None and announce is not None:
             announce(long_run)
             long_run = None
-        result = run_module(compiled.ir, inputs, seed, models=plan.models, builds=builds,
+        models = plan.models if plan is not None else "the selection written in the IR"
+        result = run_module(compiled.ir, inputs, seed, models=models, builds=builds,
                             wait_for_builds=wait_for_builds, progress=progress, warm=warm,
                             generate_missing=generate_missing)
         result.report = {**result.report, "startup_s": startup_s,
                          "compile_s": result.report["compile_s"] + selection_builds}
-        count_run(compiled.program_key, ProgramSource(
-            text, filename, {str(k): str(v) for k, v in (params or {}).items()},
-            None if targets is None else list(targets)))
-        if recording and plan.chosen_models is not None:
+        if compiled.program_key:
+            count_run(compiled.program_key, ProgramSource(
+                text, filename, {str(k): str(v) for k, v in (params or {}).items()},
+                None if targets is None else list(targets)))
+        if recording and plan is not None and plan.chosen_models is not None:
             record_run(plan, result.records, plan.chosen_models)
     notes = [*compiled.notes, *([long_run] if long_run else []), *result.notes,
              *build_cache.notes, *signing.notes, *recording_notes]

@@ -23,6 +23,18 @@ def _select_variants() -> type[ModulePass]:
     return SelectVariants
 
 
+def _canonicalize_kernel() -> type[ModulePass]:
+    from dsl.canonicalization import CanonicalizeKernel
+
+    return CanonicalizeKernel
+
+
+def _verify_selection() -> type[ModulePass]:
+    from passes.verify_selection import VerifySelection
+
+    return VerifySelection
+
+
 def _override_variants() -> type[ModulePass]:
     from passes.overrides import OverrideVariants
 
@@ -31,7 +43,9 @@ def _override_variants() -> type[ModulePass]:
 
 ANNC_UNIVERSE = Universe(
     all_dialects={"kernel": _kernel_dialect},
-    all_passes={"fuse-regions": _fuse_regions,
+    all_passes={"canonicalize-kernel": _canonicalize_kernel,
+                "fuse-regions": _fuse_regions,
                 "select-variants": _select_variants,
-                "override-variants": _override_variants},
+                "override-variants": _override_variants,
+                "verify-selection": _verify_selection},
 )

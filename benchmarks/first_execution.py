@@ -48,8 +48,8 @@ else:  # its outermost loop compiled whole (what selection picks where JAX pays)
         outer = op.parent_op()
         if isinstance(op, RegionOp) and outer is not None and outer.name == "func.func" \
                 and any(inner.name == "scf.for" for inner in op.walk()):
-            op.attributes["variant"] = StringAttr("jax")
-            op.attributes.pop("start_variant", None)
+            op.attributes["kernel.variant"] = StringAttr("jax")
+            op.attributes.pop("kernel.start_variant", None)
     times = []
     for _ in range(3):  # each made ready as `run_file` makes it (hardware.execution.warm)
         warm = WarmUp()

@@ -94,8 +94,8 @@ def steps_cost(repeats: int, log) -> dict:
                              "never", record=False).ir
     for region in module.walk():
         if region.name == "kernel.region":  # every op a step of its own
-            region.attributes["variant"] = StringAttr("ops")
-            region.attributes.pop("start_variant", None)
+            region.attributes["kernel.variant"] = StringAttr("ops")
+            region.attributes.pop("kernel.start_variant", None)
     devices = {"cpu": CPU}
     x = np.ones(16, np.float32)
     plain = compile_plan(module, devices)
@@ -172,8 +172,8 @@ module = compile_program(read_source(path), path, {"N": 256, "STEPS": 100000000}
 for op in module.walk():
     outer = op.parent_op()
     if isinstance(op, RegionOp) and outer is not None and outer.name == "func.func":
-        op.attributes["variant"] = StringAttr("jax")
-        op.attributes.pop("start_variant", None)
+        op.attributes["kernel.variant"] = StringAttr("jax")
+        op.attributes.pop("kernel.start_variant", None)
 sent = []
 
 class InterruptOnce(RunProgress):

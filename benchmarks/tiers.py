@@ -73,13 +73,13 @@ kernels = [op for op in module.walk() if isinstance(op, KernelOp)]
 regions = [op for op in module.walk() if isinstance(op, RegionOp)]
 for index, variant in spec["ops"].items():
     op = kernels[int(index)]
-    op.attributes["variant"] = StringAttr(variant)
-    op.attributes["device"] = StringAttr("cpu")
-    op.attributes.pop("start_variant", None)
+    op.attributes["kernel.variant"] = StringAttr(variant)
+    op.attributes["kernel.device"] = StringAttr("cpu")
+    op.attributes.pop("kernel.start_variant", None)
 for index, variant in spec["regions"].items():
     region = regions[int(index)]
-    region.attributes["variant"] = StringAttr(variant)
-    region.attributes.pop("start_variant", None)
+    region.attributes["kernel.variant"] = StringAttr(variant)
+    region.attributes.pop("kernel.start_variant", None)
 runs = []
 for _ in range(spec["runs"]):
     report = run_module(module.clone(), builds="first").report

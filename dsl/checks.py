@@ -212,7 +212,7 @@ class _Checker:
             self.error(loc, f"this number is {cast} in {dtype}; annc constants must be "
                        "finite")
             return None
-        return Constant(value, TensorType(dtype, ()))
+        return Constant(value, TensorType(dtype, ()), loc)
 
     # Statements ----------------------------------------------------------------
 
@@ -227,6 +227,8 @@ class _Checker:
             targets=self.targets,
             body=tuple(body),
             outputs=outputs,
+            output_loc=next((s.loc for s in statements if isinstance(s, ast.Output)),
+                            self.program.end),
         )
 
     def check_block(
@@ -371,7 +373,7 @@ class _Checker:
                        f"{values[~np.isfinite(values)][0]} in {type_.dtype}; annc constants "
                        "must be finite")
             return []
-        return [ConstDecl(statement.name, type_, values)]
+        return [ConstDecl(statement.name, type_, values, statement.loc)]
 
     def check_target(self, statement: ast.Target) -> None:
         if self.target_loc is not None:

@@ -1,16 +1,23 @@
 """The `kernel` dialect: one op per kernel and per element-wise operation.
 
 Every op works on `tensor<...xf32>` / `tensor<...xf64>` values (scalars are
-0-d tensors) and carries optional attributes:
+0-d tensors). Where it came from in the source is its MLIR location (a
+`FileLineColLoc`, printed with `--print-debuginfo`; `where` reads it). Kernel ops
+and regions carry optional attributes, each prefixed with the dialect's name:
 
-- `loc`: where it came from in the source, `"heat.ann:13:19"`;
-- `device`: a pin (`@cpu`) before selection, the chosen device after it;
-- `variant`, `predicted_s` (seconds per execution) and its 90% interval
-  `predicted_low_s`, `predicted_high_s`: set by the `select-variants` pass;
-- `start_variant`: set by the same pass where the chosen variant needs a build that
+- `kernel.pin_device`: the user's device pin (`@cpu` in the source);
+- `kernel.pin_variant`: the user's variant pin (set in the IR by hand or by
+  `--variant`): selection keeps it, as it keeps a device pin;
+- `kernel.variant`, `kernel.device`: the variant and device selection chose;
+- `kernel.predicted_s` (seconds per execution) and its 90% interval
+  `kernel.predicted_low_s`, `kernel.predicted_high_s`: what selection predicted;
+- `kernel.start_variant`: set by selection where the chosen variant needs a build that
   is not kept: what the run starts on while the chosen one builds beside it.
-"""
 
+The verifier checks that devices are known device kinds (`dsl.types.DEVICES`); whether
+a variant name is one the variant library knows is the `verify-selection` pass's
+check (`passes.verify_selection`), since the dialect does not know the library.
+"""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -20,13 +27,15 @@ from xdsl.dialects.builtin import (
     AnyFloat,
     BytesAttr,
     DenseIntOrFPElementsAttr,
+    FileLineColLoc,
     Float32Type,
     Float64Type,
     FloatAttr,
+    IntAttr,
     StringAttr,
     TensorType,
 )
-from xdsl.ir import Attribute, Block, Dialect, Region, SSAValue
+from xdsl.ir import Attribute, Block, Dialect, Operation, Region, SSAValue
 from xdsl.irdl import (
     AnyAttr,
     IRDLOperation,
@@ -42,13 +51,34 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure
+from xdsl.pattern_rewriter import RewritePattern
+from xdsl.traits import (
+    ConstantLike,
+    HasCanonicalizationPatternsTrait,
+    HasParent,
+    IsolatedFromAbove,
+    IsTerminator,
+    Pure,
+)
 from xdsl.utils.exceptions import VerifyException
 
 from dsl import dtypes, kernels, types
 
-_SELECTION_ATTRIBUTES = ("loc", "device", "variant", "start_variant", "predicted_s",
-                         "predicted_low_s", "predicted_high_s")
+PREFIX = "kernel."
+"""The prefix of every attribute the dialect declares on its ops."""
+
+
+def location(filename: str, line: int, column: int) -> FileLineColLoc:
+    """The MLIR location of a place in a source file."""
+    return FileLineColLoc(StringAttr(filename), IntAttr(line), IntAttr(column))
+
+
+def where(op: Operation) -> str:
+    """`file:line:column` of the op's location, or "" where it has none (`loc(unknown)`)."""
+    loc = op.location
+    if isinstance(loc, FileLineColLoc):
+        return f"{loc.filename.data}:{loc.line.data}:{loc.column.data}"
+    return ""
 
 
 def _shape(value: SSAValue | Attribute) -> tuple[int, ...]:
@@ -73,15 +103,38 @@ def _show(value: SSAValue | Attribute) -> str:
 class ChosenOp(IRDLOperation):
     """The attributes that selection reads and writes, on kernel ops and regions."""
 
-    loc = opt_attr_def(StringAttr)
-    device = opt_attr_def(StringAttr)
-    variant = opt_attr_def(StringAttr)
-    start_variant = opt_attr_def(StringAttr)
+    pin_device = opt_attr_def(StringAttr, attr_name="kernel.pin_device")
+    """The device the user pinned the op to; selection chooses only there."""
+    pin_variant = opt_attr_def(StringAttr, attr_name="kernel.pin_variant")
+    """The variant the user pinned the op to; selection chooses only it."""
+    device = opt_attr_def(StringAttr, attr_name="kernel.device")
+    """The device selection chose."""
+    variant = opt_attr_def(StringAttr, attr_name="kernel.variant")
+    """The variant selection chose."""
+    start_variant = opt_attr_def(StringAttr, attr_name="kernel.start_variant")
     """Where `variant` needs a build that is not kept: what runs until it is built
     beside the run (`hardware.execution.tiers`)."""
-    predicted_s = opt_attr_def(FloatAttr)
-    predicted_low_s = opt_attr_def(FloatAttr)
-    predicted_high_s = opt_attr_def(FloatAttr)
+    predicted_s = opt_attr_def(FloatAttr, attr_name="kernel.predicted_s")
+    predicted_low_s = opt_attr_def(FloatAttr, attr_name="kernel.predicted_low_s")
+    predicted_high_s = opt_attr_def(FloatAttr, attr_name="kernel.predicted_high_s")
+
+    def verify_devices(self) -> None:
+        for attribute in (self.pin_device, self.device):
+            if attribute is not None and attribute.data not in types.DEVICES:
+                raise VerifyException(
+                    f"{self.name}: unknown device {attribute.data!r}; devices are "
+                    f"{', '.join(types.DEVICES)}")
+
+
+class KernelCanonicalization(HasCanonicalizationPatternsTrait):
+    """The dialect's canonicalization patterns (`dsl.canonicalization`), which xDSL's
+    `canonicalize` pass applies; each pattern matches only the ops it rewrites."""
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        from dsl.canonicalization import PATTERNS  # the patterns build ops of this module
+
+        return PATTERNS
 
 
 class KernelOp(ChosenOp):
@@ -92,7 +145,7 @@ class KernelOp(ChosenOp):
         """The kernel's name in the variant library: the op name without `kernel.`."""
         return cls.name.removeprefix("kernel.")
 
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), KernelCanonicalization())
 
     def verify_element_types(self) -> None:
         element_types = {_element_type(v) for v in (*self.operands, *self.results)}
@@ -104,6 +157,7 @@ class KernelOp(ChosenOp):
             raise VerifyException(f"{self.name}: the dtype must be f32 or f64")
 
     def verify_(self) -> None:
+        self.verify_devices()
         self.verify_element_types()
         try:
             expected = kernels.result_shape(self.kernel_name(),
@@ -256,8 +310,8 @@ class TransposeOp(UnaryKernelOp):
 class MatmulOp(BinaryKernelOp):
     """Matrix product of [m,k] and [k,n].
 
-    %c = kernel.matmul %a, %b {loc = "gram.ann:9:5"} : tensor<64x32xf32>, tensor<32x16xf32> -> tensor<64x16xf32>
-    """  # noqa: E501
+    %c = kernel.matmul %a, %b : tensor<64x32xf32>, tensor<32x16xf32> -> tensor<64x16xf32>
+    """
 
     name = "kernel.matmul"
 
@@ -308,7 +362,7 @@ class ConstantOp(IRDLOperation):
     value = attr_def(ParamAttrConstraint(DenseIntOrFPElementsAttr, (_T, AnyAttr())))
     result = result_def(_T)
 
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), ConstantLike())
 
     assembly_format = "$value attr-dict"
 
@@ -348,7 +402,7 @@ class RegionOp(ChosenOp):
     it runs (set by `select-variants`): `ops` runs the body op by op, each op with
     its own variant; any other names a compiled version of the whole body.
 
-    %r = kernel.region(%t, %l) {variant = "jax", device = "cpu"} : (tensor<8x8xf32>, tensor<3x3xf32>) -> tensor<8x8xf32> {
+    %r = kernel.region(%t, %l) {kernel.variant = "jax", kernel.device = "cpu"} : (tensor<8x8xf32>, tensor<3x3xf32>) -> tensor<8x8xf32> {
     ^bb0(%a: tensor<8x8xf32>, %k: tensor<3x3xf32>):
       %c = kernel.conv2d %a, %k : tensor<8x8xf32>, tensor<3x3xf32> -> tensor<8x8xf32>
       %s = kernel.add %a, %c : tensor<8x8xf32>, tensor<8x8xf32> -> tensor<8x8xf32>
@@ -381,8 +435,9 @@ class RegionOp(ChosenOp):
         return any(op.name == "scf.for" for op in self.block.ops)
 
     def verify_(self) -> None:
-        types = [v.type for v in self.inputs]
-        if [a.type for a in self.block.args] != types:
+        self.verify_devices()
+        input_types = [v.type for v in self.inputs]
+        if [a.type for a in self.block.args] != input_types:
             raise VerifyException("kernel.region: its block's arguments must have the "
                                   "types of its inputs")
         last = self.block.last_op

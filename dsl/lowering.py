@@ -17,6 +17,7 @@ from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseIntOrFPElementsAttr,
+    FileLineColLoc,
     Float32Type,
     Float64Type,
     IndexType,
@@ -26,7 +27,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from dsl import dialect, dtypes, types
+from dsl import ast, dialect, dtypes, types
 
 INPUTS_ATTRIBUTE = "annc.inputs"
 OUTPUTS_ATTRIBUTE = "annc.outputs"
@@ -56,6 +57,9 @@ class _Lowering:
     def __init__(self, program: types.TypedProgram) -> None:
         self.program = program
 
+    def at(self, loc: ast.Location) -> FileLineColLoc:
+        return dialect.location(self.program.filename, loc.line, loc.column)
+
     def emit(self, block: Block, op: Operation, name: str | None = None) -> SSAValue:
         block.add_op(op)
         result = op.results[0]
@@ -71,16 +75,16 @@ class _Lowering:
                 return env[expr.name]
             case types.Constant():
                 attr = DenseIntOrFPElementsAttr.from_list(tensor_type(expr.type), [expr.value])
-                return self.emit(block, dialect.ConstantOp(attr))
+                constant = dialect.ConstantOp(attr)
+                constant.location = self.at(expr.loc)
+                return self.emit(block, constant)
             case types.Operation():
                 operands = [self.lower_expr(o, block, env, None) for o in expr.operands]
                 op = dialect.OP_FOR_KERNEL[expr.kernel].create(
                     operands=operands, result_types=[tensor_type(expr.type)])
-                op.attributes["loc"] = StringAttr(
-                    f"{self.program.filename}:{expr.loc.line}:{expr.loc.column}"
-                )
+                op.location = self.at(expr.loc)
                 if expr.device is not None:
-                    op.attributes["device"] = StringAttr(expr.device)
+                    op.pin_device = StringAttr(expr.device)
                 return self.emit(block, op, name)
         raise AssertionError(f"unexpected expression {expr!r}")
 
@@ -92,6 +96,7 @@ class _Lowering:
                 case types.ConstDecl():
                     constant = dialect.ConstantOp.of_array(tensor_type(statement.type),
                                                            statement.values)
+                    constant.location = self.at(statement.loc)
                     env[statement.name] = self.emit(block, constant, statement.name)
                 case types.Bind():
                     env[statement.name] = self.lower_expr(
@@ -102,10 +107,12 @@ class _Lowering:
 
     def lower_loop(self, loop: types.Loop, block: Block, env: Env) -> None:
         index = IndexType()
-        bounds = [
-            self.emit(block, arith.ConstantOp.from_int_and_width(value, index))
-            for value in (0, loop.count, 1)
-        ]
+        where = self.at(loop.loc)
+        bounds = []
+        for value in (0, loop.count, 1):
+            bound = arith.ConstantOp.from_int_and_width(value, index)
+            bound.location = where
+            bounds.append(self.emit(block, bound))
         names = [name for name, _ in loop.carried]
         body = Block(arg_types=[index, *(tensor_type(t) for _, t in loop.carried)])
         body.args[0].name_hint = "i"
@@ -114,9 +121,12 @@ class _Lowering:
             arg.name_hint = name
             inner[name] = arg
         self.lower_block(loop.body, body, inner)
-        body.add_op(scf.YieldOp(*(inner[name] for name in names)))
+        yield_op = scf.YieldOp(*(inner[name] for name in names))
+        yield_op.location = where
+        body.add_op(yield_op)
         lower, upper, step = bounds
         for_op = scf.ForOp(lower, upper, step, [env[name] for name in names], Region(body))
+        for_op.location = where
         block.add_op(for_op)
         for name, result in zip(names, for_op.results, strict=True):
             result.name_hint = name
@@ -127,6 +137,7 @@ class _Lowering:
         input_types = [tensor_type(t) for _, t in program.inputs]
         output_types = [tensor_type(expr.type) for _, expr in program.outputs]
         function = func.FuncOp(FUNCTION_NAME, (input_types, output_types))
+        function.location = dialect.location(program.filename, 1, 1)
         block = function.body.block
         env: dict[str, SSAValue] = {}
         for (name, _), arg in zip(program.inputs, block.args, strict=True):
@@ -134,8 +145,11 @@ class _Lowering:
             env[name] = arg
         self.lower_block(program.body, block, env)
         results = [self.lower_expr(expr, block, env, None) for _, expr in program.outputs]
-        block.add_op(func.ReturnOp(*results))
+        return_op = func.ReturnOp(*results)
+        return_op.location = self.at(program.output_loc)
+        block.add_op(return_op)
         module = ModuleOp([function])
+        module.location = function.location
         attributes: dict[str, Attribute] = {
             SOURCE_ATTRIBUTE: StringAttr(program.filename),
             INPUTS_ATTRIBUTE: _strings(tuple(name for name, _ in program.inputs)),

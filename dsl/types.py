@@ -52,6 +52,7 @@ class Constant:
 
     value: float
     type: TensorType
+    loc: Location
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ConstDecl:
     type: TensorType
     values: np.ndarray
     """The elements in row-major order, in the dtype of `type`."""
+    loc: Location
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,5 @@ class TypedProgram:
     """The devices the compiler may use; None means every device found."""
     body: tuple[TypedStatement, ...]
     outputs: tuple[tuple[str, TypedExpr], ...]
+    output_loc: Location
+    """Where the output statement is: the location of `func.return`."""

@@ -32,7 +32,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from dsl import dtypes, kernels
-from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
+from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
 from passes.sites import trip_count
 
 LOOP_DEVICES = (None, "cpu")
@@ -53,7 +53,7 @@ def _dtype(op: Operation) -> str:
 
 
 def _pin(op: KernelOp) -> str | None:
-    return op.device.data if op.device else None
+    return op.pin_device.data if op.pin_device else None
 
 
 def _elementwise(op: KernelOp) -> bool:
@@ -218,13 +218,12 @@ def _wrap(members: list[Operation]) -> RegionOp:
     outputs: list[SSAValue] = [r for member in members for r in member.results
                                if any(_outside(use.operation, member_set) for use in r.uses)]
     region = RegionOp(list(inputs), [r.type for r in outputs])
-    loc = next((op.loc for member in members for op in member.walk()
-                if isinstance(op, KernelOp) and op.loc), None)
-    if loc is not None:
-        region.attributes["loc"] = loc
+    region.location = next((op.location for member in members for op in member.walk()
+                            if isinstance(op, KernelOp) and where(op)), region.location)
     pins = {_pin(op) for op in members if isinstance(op, KernelOp)}
     if len(pins) == 1 and None not in pins:
-        region.attributes["device"] = members[0].attributes["device"]
+        first = next(op for op in members if isinstance(op, KernelOp))
+        region.pin_device = first.pin_device
     last = members[-1]
     block = last.parent_block()
     assert block is not None

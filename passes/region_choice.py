@@ -26,7 +26,7 @@ from typing import Any
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.ir import Operation
 
-from dsl.dialect import KernelOp, RegionOp
+from dsl.dialect import KernelOp, RegionOp, where
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.from_ir import Lowered, lower_region
 from hardware.variants.regions.spec import summary
@@ -61,7 +61,7 @@ class RegionPlan:
 
     @property
     def loc(self) -> str:
-        return self.op.loc.data if self.op.loc else ""
+        return where(self.op)
 
     @property
     def kernels(self) -> list[str]:
@@ -200,10 +200,11 @@ def _offer(plan: RegionPlan, placed: set[str | None],
     plan.candidates.append(Candidate(catalogue.OPS, "/".join(sorted(d or "?" for d in placed)),
                                      None, 0.0, math.inf, build="built"))
     to_predict = []
+    pinned = any(isinstance(op, KernelOp) and op.pin_variant for op in plan.op.walk())
     for variant, refused in catalogue.variants_for(plan.lowered.spec, "cpu"):
         candidate = Candidate(variant.name, variant.device, None, 0.0, math.inf)
         plan.candidates.append(candidate)
-        why_not = refused or ""
+        why_not = refused or ("an op inside is pinned to a variant" if pinned else "")
         backend = variant.name.split(".")[0]
         if not why_not and backend in left_out and not catalogue.is_built(
                 plan.lowered.spec, variant.name):
@@ -260,21 +261,19 @@ def apply_regions(plans: list[RegionPlan]) -> None:
         best = plan.chosen
         if best is None:
             continue
-        attributes = plan.op.attributes
-        attributes["variant"] = StringAttr(best.variant)
-        if plan.start is not None:
-            attributes["start_variant"] = StringAttr(plan.start.variant)
-        else:
-            attributes.pop("start_variant", None)
+        region = plan.op
+        region.variant = StringAttr(best.variant)
+        region.start_variant = (StringAttr(plan.start.variant) if plan.start is not None
+                                else None)
         if best.variant == catalogue.OPS:
-            for name in ("device", "predicted_s", "predicted_low_s", "predicted_high_s"):
-                attributes.pop(name, None)
+            region.device = region.predicted_s = None
+            region.predicted_low_s = region.predicted_high_s = None
             continue
-        attributes["device"] = StringAttr(best.device)
-        attributes["predicted_s"] = FloatAttr(float(best.predicted_s or 0.0), f64)
+        region.device = StringAttr(best.device)
+        region.predicted_s = FloatAttr(float(best.predicted_s or 0.0), f64)
         if best.low_s is not None and best.high_s is not None:
-            attributes["predicted_low_s"] = FloatAttr(float(best.low_s), f64)
-            attributes["predicted_high_s"] = FloatAttr(float(best.high_s), f64)
+            region.predicted_low_s = FloatAttr(float(best.low_s), f64)
+            region.predicted_high_s = FloatAttr(float(best.high_s), f64)
 
 
 def kept_regions(module: ModuleOp, kept: list[dict[str, Any]]) -> list[RegionPlan]:

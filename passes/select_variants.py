@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 
 from dsl import dtypes
 from dsl.lowering import module_targets
@@ -59,6 +61,7 @@ from hardware.variants.compiled import is_built
 from passes.candidates import Candidate, OpPlan
 from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
 from passes.models import ChosenModels, load_models
+from passes.pins import notify_modified, write_pin
 from passes.placement import copy_seconds, place
 from passes.region_choice import (
     RegionPlan,
@@ -196,6 +199,8 @@ def _candidates(site: Site, devices: list[str], catalogue: _Catalogue,
     found = []
     for device in options:
         for variant, compile_s, build in catalogue.applicable(site, device):
+            if site.pin_variant is not None and variant.name != site.pin_variant:
+                continue
             starts = build == "compile" or variant.backend == "jax"
             why_not = left_out.get(variant.backend, "") if starts else ""
             found.append(Candidate(variant.name, device, None, compile_s, math.inf,
@@ -528,22 +533,57 @@ def _choose(op: OpPlan, device: str) -> None:
                             f"{saved * 1e3:.3g} ms a run")
 
 
+@dataclass
+class WriteSelection(RewritePattern):
+    """Writes a plan's choice into each op and region it chose for, in the dialect's
+    declared attributes; an op pinned to a variant runs it, even where no model
+    predicted it (`passes.pins`). Regions come before the ops inside them (the walk
+    visits an op before its body), so that a pin inside makes its regions run op by op."""
+
+    ops: dict[Operation, OpPlan]
+    regions: dict[Operation, RegionPlan]
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        region = self.regions.get(op)
+        if region is not None:
+            apply_regions([region])
+            rewriter.notify_op_modified(op)
+            return
+        planned = self.ops.get(op)
+        if planned is None:
+            return
+        if planned.site.pin_variant is not None:
+            write_pin(planned.site.op, planned.site.pin_variant, planned.candidates)
+            notify_modified(rewriter, planned.site.op)
+        elif planned.chosen is not None:
+            _write_choice(planned)
+            rewriter.notify_op_modified(op)
+
+
 def apply_plan(plan: Plan) -> None:
-    apply_regions(plan.regions)
-    for op in plan.ops:
-        if op.chosen is None:
-            continue
-        attributes = op.site.op.attributes
-        attributes["variant"] = _string(op.chosen.variant)
-        if op.start is not None:
-            attributes["start_variant"] = _string(op.start.variant)
-        else:
-            attributes.pop("start_variant", None)
-        attributes["device"] = _string(op.chosen.device)
-        attributes["predicted_s"] = _seconds(float(op.chosen.predicted_s or 0.0))
-        if op.chosen.low_s is not None and op.chosen.high_s is not None:
-            attributes["predicted_low_s"] = _seconds(float(op.chosen.low_s))
-            attributes["predicted_high_s"] = _seconds(float(op.chosen.high_s))
+    """Writes the plan's choices into the IR: `WriteSelection`, applied once to every op
+    by xDSL's rewriter."""
+    ops: dict[Operation, OpPlan] = {op.site.op: op for op in plan.ops}
+    regions: dict[Operation, RegionPlan] = {region.op: region for region in plan.regions}
+    pattern = WriteSelection(ops, regions)
+    root = next(iter(ops), None) or next(iter(regions), None)
+    module = root.get_toplevel_object() if root is not None else None
+    if isinstance(module, ModuleOp):
+        PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
+
+
+def _write_choice(op: OpPlan) -> None:
+    """The chosen variant, device and prediction, in the op's declared attributes."""
+    assert op.chosen is not None
+    kernel_op = op.site.op
+    kernel_op.variant = _string(op.chosen.variant)
+    kernel_op.start_variant = (_string(op.start.variant) if op.start is not None
+                               else None)
+    kernel_op.device = _string(op.chosen.device)
+    kernel_op.predicted_s = _seconds(float(op.chosen.predicted_s or 0.0))
+    if op.chosen.low_s is not None and op.chosen.high_s is not None:
+        kernel_op.predicted_low_s = _seconds(float(op.chosen.low_s))
+        kernel_op.predicted_high_s = _seconds(float(op.chosen.high_s))
 
 
 @functools.lru_cache(maxsize=1024)

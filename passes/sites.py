@@ -18,7 +18,7 @@ from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 from xdsl.traits import ConstantLike
 
 from dsl import dtypes
-from dsl.dialect import KernelOp, RegionOp
+from dsl.dialect import KernelOp, RegionOp, where
 
 HOST = -1
 """The producer of values that start on the host: inputs, constants."""
@@ -37,6 +37,8 @@ class Site:
     operands: list[int] = field(default_factory=list)
     """The value id of each operand."""
     result: int = 0
+    pin_variant: str | None = None
+    """The variant the user pinned the op to (`kernel.pin_variant`)."""
 
 
 @dataclass(slots=True)
@@ -126,8 +128,9 @@ def data_flow(module: ModuleOp) -> DataFlow:
                 index=len(sites), op=op, kernel=op.kernel_name(),
                 shapes=tuple(_shape(o) for o in op.operands),
                 dtype=dtypes.of_tensor(element),
-                trips=trips_of(op), pin=op.device.data if op.device else None,
-                loc=op.loc.data if op.loc else "",
+                trips=trips_of(op), pin=op.pin_device.data if op.pin_device else None,
+                loc=where(op),
+                pin_variant=op.pin_variant.data if op.pin_variant else None,
             ))
     values: list[Value] = []
     value_of: dict[SSAValue, int] = {}

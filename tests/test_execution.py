@@ -69,7 +69,7 @@ def _assert_same(module: ModuleOp, seed: int = 0) -> None:
             np.testing.assert_allclose(as_selected[name], value, rtol=1e-4, atol=1e-6,
                                        err_msg=name)
         for region in compiled:
-            region.attributes["variant"] = StringAttr("ops")
+            region.attributes["kernel.variant"] = StringAttr("ops")
     planned = compile_plan(module, DEVICES).run(arrays)
     assert planned.keys() == reference.keys()
     for name, value in reference.items():
@@ -163,7 +163,7 @@ def test_an_op_no_plan_step_exists_for_is_refused_by_name():
 def test_a_pin_to_a_device_this_machine_lacks_is_a_located_run_error():
     module = _module("input x : f64[4]\ny = x + x\noutput y\n", "ir")
     op = next(o for o in module.walk() if o.name == "kernel.add")
-    op.attributes["device"] = StringAttr("tpu")
+    op.attributes["kernel.pin_device"] = StringAttr("tpu")
     pinned = r"p\.ann:2:7: error: add is pinned to @tpu, but this machine has no tpu"
     with pytest.raises(annc.RunError, match=pinned):
         compile_plan(module, available_devices())

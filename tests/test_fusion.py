@@ -63,7 +63,7 @@ def _force(module: ModuleOp, variant: str) -> None:
         if variant != catalogue.OPS:
             why_not = catalogue.region_variant(variant).why_not(lower_region(region).spec)
             chosen = catalogue.OPS if why_not else variant
-        region.attributes["variant"] = StringAttr(chosen)
+        region.attributes["kernel.variant"] = StringAttr(chosen)
 
 
 def _outputs(module: ModuleOp, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -158,7 +158,7 @@ output c
 """
     fused = _fused(_ir(text, ["cpu", "opencl"]))
     for region in _regions(fused):
-        pins = {op.device.data if op.device else None
+        pins = {op.pin_device.data if op.pin_device else None
                 for op in region.walk() if isinstance(op, KernelOp)}
         assert len(pins) == 1
     assert not any(op.kernel_name() == "exp" and isinstance(op.parent_op(), RegionOp)

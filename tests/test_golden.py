@@ -56,7 +56,8 @@ def test_printed_ir_matches_its_golden_file(example: str, stage: str, tmp_path: 
 
 
 def test_masking_keeps_variants_and_devices() -> None:
-    line = ('%0 = kernel.sum %1 {variant = "numpy", device = "cpu", predicted_s = 1.25e-05 '
-            ': f64, predicted_low_s = 1.0e-05 : f64}')
-    assert masked(line) == ('%0 = kernel.sum %1 {variant = "numpy", device = "cpu", '
-                            'predicted_s = <predicted>, predicted_low_s = <predicted>}')
+    line = ('%0 = kernel.sum %1 {kernel.variant = "numpy", kernel.device = "cpu", '
+            'kernel.predicted_s = 1.25e-05 : f64, kernel.predicted_low_s = 1.0e-05 : f64}')
+    assert masked(line) == ('%0 = kernel.sum %1 {kernel.variant = "numpy", '
+                            'kernel.device = "cpu", kernel.predicted_s = <predicted>, '
+                            'kernel.predicted_low_s = <predicted>}')

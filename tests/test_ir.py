@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType, f32, f64
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    FileLineColLoc,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    f32,
+    f64,
+)
 from xdsl.ir import Block
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import VerifyException
@@ -146,22 +154,31 @@ def test_xdsl_opt_reports_an_op_that_does_not_verify(tmp_path: Path) -> None:
 def test_ops_carry_their_source_location_and_pins() -> None:
     module = compile_ir(PROGRAMS["heat"])
     ops = [op for op in module.walk() if isinstance(op, dialect.KernelOp)]
-    assert [(op.name, op.loc.data if op.loc else None) for op in ops] == [
+    assert [(op.name, dialect.where(op)) for op in ops] == [
         ("kernel.conv2d", "p.ann:8:19"),
         ("kernel.mul", "p.ann:8:17"),
         ("kernel.add", "p.ann:8:9"),
         ("kernel.mul", "p.ann:10:11"),
         ("kernel.sum", "p.ann:10:5"),
     ]
-    assert [op.device.data if op.device else None for op in ops] == [
+    assert [op.pin_device.data if op.pin_device else None for op in ops] == [
         None, None, None, "cpu", "cpu"]
-    assert 'device = "cpu"' in str(module)
+    assert 'kernel.pin_device = "cpu"' in str(module)
+    assert "loc" not in str(module)  # locations are not attributes
+
+
+def test_every_op_has_a_file_line_column_location() -> None:
+    module = compile_ir(PROGRAMS["heat"])
+    unlocated = [op.name for op in module.walk()
+                 if op is not module and not isinstance(op.location, FileLineColLoc)]
+    assert unlocated == []
+    assert all(dialect.where(op).startswith("p.ann:") for op in module.walk())
 
 
 def test_pins_inside_nested_loops() -> None:
     module = compile_ir(PROGRAMS["nested"])
     muls = [op for op in module.walk() if isinstance(op, dialect.MulOp)]
-    assert [op.device.data for op in muls if op.device] == ["gpu"]
+    assert [op.pin_device.data for op in muls if op.pin_device] == ["gpu"]
 
 
 def test_targets_and_names_are_module_attributes() -> None:

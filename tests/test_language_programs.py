@@ -55,7 +55,7 @@ def test_the_complete_example_compiles() -> None:
     module = compile_ir(LANGUAGE_EXAMPLE)
     assert kernels(module) == ["conv2d", "mul", "add", "mul", "sum"]
     assert signature(module) == ([(256, 256), ()], [(256, 256), ()])
-    pinned = [op for op in module.walk() if isinstance(op, KernelOp) and op.device]
+    pinned = [op for op in module.walk() if isinstance(op, KernelOp) and op.pin_device]
     assert [op.kernel_name() for op in pinned] == ["mul", "sum"]
 
 

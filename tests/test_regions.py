@@ -195,9 +195,9 @@ def test_a_compiled_region_is_reported_and_agrees_with_running_op_by_op():
               "alpha": np.array(0.2, np.float32)}
     reference = run_module(compiled.ir.clone(), inputs)
     for region in _regions(compiled.ir):
-        region.attributes["variant"] = StringAttr(catalogue.OPS)
+        region.attributes["kernel.variant"] = StringAttr(catalogue.OPS)
     loop = _regions(compiled.ir)[0]
-    loop.attributes["variant"] = StringAttr("jax")
+    loop.attributes["kernel.variant"] = StringAttr("jax")
     result = run_module(compiled.ir, inputs)
     (reported,) = result.report["regions"]
     assert reported["kind"] == "loop.stencil" and reported["variant"] == "jax"
@@ -243,10 +243,10 @@ def test_a_region_whose_build_fails_runs_its_ops_and_says_so(monkeypatch):
     inputs = {"T": np.ones((16, 16), np.float32), "alpha": np.array(0.2, np.float32)}
     reference = run_module(compiled.ir.clone(), inputs)
     for region in _regions(compiled.ir):
-        region.attributes["variant"] = StringAttr(catalogue.OPS)
-        region.attributes.pop("start_variant", None)  # built before the run, where it fails
+        region.attributes["kernel.variant"] = StringAttr(catalogue.OPS)
+        region.attributes.pop("kernel.start_variant", None)  # built before the run, where it fails
     step = _regions(compiled.ir)[1]
-    step.attributes["variant"] = StringAttr("halide.mullapudi2016")
+    step.attributes["kernel.variant"] = StringAttr("halide.mullapudi2016")
 
     def fails(spec):
         raise RuntimeError("Mullapudi2016 failed: Pipeline_bounds is missing in0")

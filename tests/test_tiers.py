@@ -66,11 +66,11 @@ def _conv_on(module: ModuleOp, variant: str, start: str) -> None:
     """Every region runs op by op; conv2d is to run `variant`, starting on `start`."""
     for op in module.walk():
         if isinstance(op, RegionOp):
-            op.attributes["variant"] = StringAttr(catalogue.OPS)
-            op.attributes.pop("start_variant", None)
+            op.attributes["kernel.variant"] = StringAttr(catalogue.OPS)
+            op.attributes.pop("kernel.start_variant", None)
         if isinstance(op, KernelOp) and op.kernel_name() == "conv2d":
-            op.attributes["variant"] = StringAttr(variant)
-            op.attributes["start_variant"] = StringAttr(start)
+            op.attributes["kernel.variant"] = StringAttr(variant)
+            op.attributes["kernel.start_variant"] = StringAttr(start)
 
 
 def _wait_until(condition, seconds: float = 120.0) -> None:
@@ -103,14 +103,14 @@ def _module_with_loop_tier() -> ModuleOp:
     module = _selected(HEAT, STEPS=40)
     (loop,) = [op for op in module.walk() if isinstance(op, RegionOp)
                and lower_region(op).spec.is_loop]
-    loop.attributes["variant"] = StringAttr("jax")
-    loop.attributes["start_variant"] = StringAttr(catalogue.OPS)
+    loop.attributes["kernel.variant"] = StringAttr("jax")
+    loop.attributes["kernel.start_variant"] = StringAttr(catalogue.OPS)
     for op in loop.walk():
         if isinstance(op, KernelOp):
-            op.attributes.pop("start_variant", None)
+            op.attributes.pop("kernel.start_variant", None)
         if isinstance(op, RegionOp) and op is not loop:
-            op.attributes["variant"] = StringAttr(catalogue.OPS)
-            op.attributes.pop("start_variant", None)
+            op.attributes["kernel.variant"] = StringAttr(catalogue.OPS)
+            op.attributes.pop("kernel.start_variant", None)
     return module
 
 
@@ -250,8 +250,8 @@ module = compile_program(text, "long.ann", None, ["cpu"], "selected", "never", r
 for op in module.walk():
     outer = op.parent_op()
     if isinstance(op, RegionOp) and outer is not None and outer.name == "func.func":
-        op.attributes["variant"] = StringAttr("jax")  # the whole loop, compiled
-        op.attributes.pop("start_variant", None)
+        op.attributes["kernel.variant"] = StringAttr("jax")  # the whole loop, compiled
+        op.attributes.pop("kernel.start_variant", None)
 sent = []
 
 class InterruptOnce(RunProgress):
@@ -302,8 +302,8 @@ def test_the_progress_of_a_run_counts_the_trips_of_its_outer_loops():
     module = _selected(text)
     for op in module.walk():
         if isinstance(op, RegionOp):
-            op.attributes["variant"] = StringAttr(catalogue.OPS)
-            op.attributes.pop("start_variant", None)
+            op.attributes["kernel.variant"] = StringAttr(catalogue.OPS)
+            op.attributes.pop("kernel.start_variant", None)
     progress = RunProgress(0, show=False)
     plan = compile_plan(module, DEVICES, Builds("never"), progress)
     plan.run([np.ones(4)])

@@ -18,6 +18,14 @@ def add_program_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_passes_argument(parser: argparse.ArgumentParser) -> None:
+    """`--passes`: the user's passes, run on the lowered IR before fusion and selection."""
+    parser.add_argument(
+        "--passes", metavar="PIPELINE", default="",
+        help="passes to run on the lowered IR before fuse-regions and selection, in "
+        "xdsl-opt's syntax, e.g. cse,dce (any pass xdsl-opt -p finds)")
+
+
 def add_target_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", metavar="DEV,...",

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from annc.commands.common import (
+    add_passes_argument,
     add_program_arguments,
     add_selection_arguments,
     add_target_argument,
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the stage to print (default: ir)")
     parser.add_argument("-o", dest="output", metavar="OUT",
                         help="write to this file instead of standard output")
+    parser.add_argument("--print-debuginfo", action="store_true",
+                        help="print every op's source location, loc(\"FILE\":LINE:COL), as "
+                        "xdsl-opt --print-debuginfo does")
+    add_passes_argument(parser)
     add_selection_arguments(parser)
 
 
@@ -33,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     with program_kept_frozen():
         compiled = compile_program(read_source(args.file), args.file, defines(args),
                                    targets(args), args.emit, args.measure,
-                                   record=not args.no_record)
+                                   record=not args.no_record, passes=args.passes)
         print_notes(compiled.notes)
-        text = compiled.printed()
+        text = compiled.printed(debuginfo=args.print_debuginfo)
     if args.output:
         try:
             Path(args.output).write_text(text + "\n")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from annc.commands.common import (
+    add_passes_argument,
     add_program_arguments,
     add_selection_arguments,
     add_target_argument,
@@ -60,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show each op's variant, device and time (json: one object on "
                         "standard output)")
     add_wide_argument(parser)
+    add_passes_argument(parser)
     parser.add_argument("--variant", metavar="KERNEL=NAME", action="append", default=[],
                         help="force a variant for every op of a kernel, e.g. matmul=numpy")
     parser.add_argument("--builds", choices=BUILDS, default=None,
@@ -169,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
                           variants=key_values(args.variant, "--variant"),
                           measure=args.measure, record=not args.no_record,
                           builds=args.builds, progress=sys.stderr.isatty(),
-                          generate_missing=args.generate_missing, announce=_announce)
+                          generate_missing=args.generate_missing, announce=_announce,
+                          passes=args.passes)
     except MissingInputsError as error:
         raise MissingInputsError(error.missing, error.declared, error.undeclared, args.inputs,
                                  "Add them to the archive, or pass --generate-missing"

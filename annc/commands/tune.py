@@ -112,7 +112,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
             kernel = op.kernel_name()
             shapes, dtype = op_signature(op)
             pin = op_plan.site.pin if op_plan is not None else (
-                op.device.data if op.device else None)  # selection sets `device`: read its pin
+                op.pin_device.data if op.pin_device else None)
             devices = allowed_devices(module, pin)
             candidates = []
             for variant in variants:

@@ -1,8 +1,9 @@
 """Making an executable plan from selected IR: every op resolved once, before anything runs.
 
-Each `kernel` op becomes a step bound to the variant it names (`variant` and
-`device` attributes, set by selection, or by `passes.overrides` where the user
-forced one; an op that names none runs `numpy.reference` on the CPU), built for
+Each `kernel` op becomes a step bound to the variant it names (`kernel.variant` and
+`kernel.device` attributes, set by selection, or by `passes.overrides` where the user
+forced one; an op that names none runs `numpy.reference` on its pinned device, else
+the CPU), built for
 its operand shapes and dtype, and to the slots of its operands and result.
 `kernel.constant` becomes a step that makes its value; `scf.for` a Python loop
 over its body's steps; `arith.constant` bounds are read while planning and
@@ -12,7 +13,7 @@ of any other kind cannot be planned and is an error, never interpreted instead.
 The body of a loop that runs no trip is not planned (nor its variants built), as
 it never runs.
 
-Tiers: where selection named a `start_variant` beside the variant it chose (the
+Tiers: where selection named a `kernel.start_variant` beside the variant it chose (the
 chosen one needs a build that is not kept), `builds` decides: `first` builds it
 before the run (what a plan without tiers does; a build that searches for a schedule
 in a child process, so that Ctrl-C answers: `hardware.execution.foreground`), `never`
@@ -36,7 +37,7 @@ from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, 
 from xdsl.ir import Block, Operation, SSAValue
 
 from dsl import dtypes
-from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
+from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
 from dsl.errors import RunError
 from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
 from hardware.devices.allocator import aligned
@@ -89,11 +90,12 @@ def output_names(module: ModuleOp) -> list[str]:
 def variant_for(op: KernelOp, devices: Mapping[str, Device]) -> Variant:
     """The variant the op names, on its device; a RunError where there is none."""
     kernel = op.kernel_name()
-    device = op.device.data if op.device else "cpu"
+    chosen = op.device or op.pin_device
+    device = chosen.data if chosen else "cpu"
     name = op.variant.data if op.variant else REFERENCE
     if device not in devices:
-        where = f"{op.loc.data}: error: " if op.loc else ""
-        raise RunError(f"{where}{kernel} is pinned to @{device}, but this machine has no "
+        place = f"{where(op)}: error: " if where(op) else ""
+        raise RunError(f"{place}{kernel} is pinned to @{device}, but this machine has no "
                        f"{device} device (found: {', '.join(devices)})")
     try:
         return load_variant(kernel, name, device)  # imports only the backend it needs
@@ -238,8 +240,8 @@ class _Planner:
         try:
             function = build_now(job)
         except Exception as error:  # a build that fails (an auto-scheduler gives up)
-            where = f"{op.loc.data}: " if op.loc else ""
-            self.notes.append(f"note: {where}region variant {name} could not be built "
+            place = f"{where(op)}: " if where(op) else ""
+            self.notes.append(f"note: {place}region variant {name} could not be built "
                               f"({type(error).__name__}: {error}); its ops run one by one")
             return self.region_op_by_op(op)
         return self.compiled_region(op, lowered, name, function)
@@ -301,7 +303,7 @@ class _Planner:
             index=self.region_index[op], kind=catalogue.kind(lowered.spec), variant=name,
             device=catalogue.region_variant(name).device,
             ops=[self.index[k] for k in op.walk() if isinstance(k, KernelOp)],
-            kernels=[o.kernel for o in lowered.spec.ops], loc=op.loc.data if op.loc else "",
+            kernels=[o.kernel for o in lowered.spec.ops], loc=where(op),
             predicted_s=op.predicted_s.value.data if op.predicted_s else None)
         self.regions.append(planned)
         return planned
@@ -350,7 +352,7 @@ class _Planner:
         planned = PlannedOp(
             index=self.index[op], kernel=variant.kernel, variant=runs.name,
             device=variant.device, shapes=[list(s) for s in shapes],
-            loc=op.loc.data if op.loc else "",
+            loc=where(op),
             predicted_s=op.predicted_s.value.data if op.predicted_s else None)
         self.ops.append(planned)
         operands = [self.slot(v) for v in op.operands]

@@ -1,15 +1,15 @@
 builtin.module attributes {annc.source = "examples/gram_matrix.ann", annc.inputs = ["X"], annc.outputs = ["G", "energy"], annc.targets = ["cpu"]} {
   func.func @main(%X: tensor<800x2000xf64>) -> (tensor<800x800xf64>, tensor<f64>) {
-    %0 = kernel.region(%X) {loc = "examples/gram_matrix.ann:15:15"} : (tensor<800x2000xf64>) -> tensor<800x800xf64> {
+    %0 = kernel.region(%X) : (tensor<800x2000xf64>) -> tensor<800x800xf64> {
     ^bb0(%1: tensor<800x2000xf64>):
-      %2 = kernel.transpose %1 {loc = "examples/gram_matrix.ann:15:15"} : tensor<800x2000xf64> -> tensor<2000x800xf64>
-      %G = kernel.matmul %1, %2 {loc = "examples/gram_matrix.ann:15:5"} : tensor<800x2000xf64>, tensor<2000x800xf64> -> tensor<800x800xf64>
+      %2 = kernel.transpose %1 : tensor<800x2000xf64> -> tensor<2000x800xf64>
+      %G = kernel.matmul %1, %2 : tensor<800x2000xf64>, tensor<2000x800xf64> -> tensor<800x800xf64>
       kernel.yield %G : tensor<800x800xf64>
     }
-    %1 = kernel.region(%X) {loc = "examples/gram_matrix.ann:16:16"} : (tensor<800x2000xf64>) -> tensor<f64> {
+    %1 = kernel.region(%X) : (tensor<800x2000xf64>) -> tensor<f64> {
     ^bb0(%2: tensor<800x2000xf64>):
-      %3 = kernel.mul %2, %2 {loc = "examples/gram_matrix.ann:16:16"} : tensor<800x2000xf64>, tensor<800x2000xf64> -> tensor<800x2000xf64>
-      %energy = kernel.sum %3 {loc = "examples/gram_matrix.ann:16:10"} : tensor<800x2000xf64> -> tensor<f64>
+      %3 = kernel.mul %2, %2 : tensor<800x2000xf64>, tensor<800x2000xf64> -> tensor<800x2000xf64>
+      %energy = kernel.sum %3 : tensor<800x2000xf64> -> tensor<f64>
       kernel.yield %energy : tensor<f64>
     }
     func.return %0, %1 : tensor<800x800xf64>, tensor<f64>

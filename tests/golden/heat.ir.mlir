@@ -6,14 +6,14 @@ builtin.module attributes {annc.source = "examples/heat.ann", annc.inputs = ["T"
     %2 = arith.constant 1 : index
     %T_1 = scf.for %i = %0 to %1 step %2 iter_args(%T_2 = %T) -> (tensor<256x256xf32>) {
       %3 = kernel.constant dense<2.000000e-01> : tensor<f32>
-      %4 = kernel.mul %3, %alpha {loc = "examples/heat.ann:16:15"} : tensor<f32>, tensor<f32> -> tensor<f32>
-      %5 = kernel.conv2d %T_2, %L {loc = "examples/heat.ann:16:25"} : tensor<256x256xf32>, tensor<3x3xf32> -> tensor<256x256xf32>
-      %6 = kernel.mul %4, %5 {loc = "examples/heat.ann:16:23"} : tensor<f32>, tensor<256x256xf32> -> tensor<256x256xf32>
-      %T_3 = kernel.add %T_2, %6 {loc = "examples/heat.ann:16:9"} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
+      %4 = kernel.mul %3, %alpha : tensor<f32>, tensor<f32> -> tensor<f32>
+      %5 = kernel.conv2d %T_2, %L : tensor<256x256xf32>, tensor<3x3xf32> -> tensor<256x256xf32>
+      %6 = kernel.mul %4, %5 : tensor<f32>, tensor<256x256xf32> -> tensor<256x256xf32>
+      %T_3 = kernel.add %T_2, %6 : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
       scf.yield %T_3 : tensor<256x256xf32>
     }
-    %7 = kernel.mul %T_1, %T_1 {loc = "examples/heat.ann:18:11"} : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
-    %E = kernel.sum %7 {loc = "examples/heat.ann:18:5"} : tensor<256x256xf32> -> tensor<f32>
+    %7 = kernel.mul %T_1, %T_1 : tensor<256x256xf32>, tensor<256x256xf32> -> tensor<256x256xf32>
+    %E = kernel.sum %7 : tensor<256x256xf32> -> tensor<f32>
     func.return %T_1, %E : tensor<256x256xf32>, tensor<f32>
   }
 }
