@@ -14,7 +14,6 @@ or hang on purpose.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
 import signal
@@ -25,17 +24,8 @@ from typing import Any
 
 from hardware.variants import load_library
 
-TEST_VARIANTS_VARIABLE = "ANNC_TEST_VARIANTS"
-
 START_TIMEOUT_S = 120.0
 """How long a fresh child may take to import the variant library."""
-
-
-def load_variants() -> None:
-    """`load_library()`, plus the modules named in `$ANNC_TEST_VARIANTS`."""
-    load_library()
-    for name in filter(None, os.environ.get(TEST_VARIANTS_VARIABLE, "").split(",")):
-        importlib.import_module(name.strip())
 
 
 @dataclass(frozen=True)
@@ -90,7 +80,7 @@ def _serve(connection: Connection) -> None:
     from hardware.variants.compiled import clear_cache
     from hardware.variants.regions import catalogue
 
-    load_variants()
+    load_library()
     connection.send(("ready", None))
     while True:
         try:
