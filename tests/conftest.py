@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from entry_points import install_entry_point
 
 
 def _installed(name: str) -> bool:
@@ -50,20 +51,6 @@ def isolated_state(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("ANNC_NO_RECORD", "1")
     monkeypatch.setenv("ANNC_WAIT_FOR_BUILDS", "1")
     yield
-
-
-def install_entry_point(site: Path, distribution: str, value: str,
-                        group: str = "annc.variants") -> Path:
-    """Installs an entry point the way pip does, as a distribution's metadata in a
-    `site` folder that is then put on `sys.path` (`value`, e.g. `module:function`, is
-    found on the path as it is)."""
-    info = site / f"{distribution.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\n"
-                                   "Version: 0.1\n")
-    name = value.split(":")[-1]
-    (info / "entry_points.txt").write_text(f"[{group}]\n{name} = {value}\n")
-    return site
 
 
 @pytest.fixture
