@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 from entry_points import install_entry_point
+from model_fixtures import model_set
 
 from annc.cli import main
+from annc.modeling import on_top_of
+from predictor.transfers import TransferModel
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "examples" / "plugins" / "annc-blas-sum"
@@ -115,3 +118,19 @@ def test_a_broken_plugin_is_a_note_not_a_traceback(
     assert "No module named 'no_such_module'" in captured.err
     assert "Traceback" not in captured.err
     assert {row["variant"] for row in json.loads(captured.out)["variants"]} >= {"numpy"}
+
+
+def test_trained_models_go_on_top_of_the_set_in_use() -> None:
+    """A combination trained anew replaces its model; every other keeps its own; the
+    trained set's machine and overheads win, and copy links it did not measure stay."""
+    base = model_set({("sum", "numpy", "cpu"): 1e-3, ("add", "numpy", "cpu"): 2e-3})
+    trained = model_set({("sum", "numpy", "cpu"): 5e-4, ("sum", "blas", "cpu"): 1e-4})
+    trained.transfers = TransferModel({})
+    trained.step_overhead_s = 2e-6
+    merged = on_top_of(base, trained)
+    assert set(merged.models) == {("sum", "numpy", "cpu"), ("add", "numpy", "cpu"),
+                                  ("sum", "blas", "cpu")}
+    assert merged.models[("sum", "numpy", "cpu")] is trained.models[("sum", "numpy", "cpu")]
+    assert merged.models[("add", "numpy", "cpu")] is base.models[("add", "numpy", "cpu")]
+    assert merged.transfers.links == base.transfers.links
+    assert merged.step_overhead_s == 2e-6
