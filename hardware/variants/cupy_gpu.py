@@ -5,9 +5,9 @@ and dot; CuPy's reduction and element-wise kernels for the rest); `cupy.fft`
 is conv2d as a product of real cuFFT transforms, padded exactly as
 `algorithms.conv2d_fft` pads on the CPU.
 
-They register only where CuPy imports and sees a GPU and JAX sees one too (the
-`gpu` device is JAX's, see `hardware.devices.available`); elsewhere this module imports
-cleanly and registers nothing. A kernel takes the device's JAX arrays, views
+`variants()` returns them only where CuPy imports and sees a GPU and JAX sees one too
+(the `gpu` device is JAX's, see `hardware.devices.available`); elsewhere this module
+imports cleanly and returns none. A kernel takes the device's JAX arrays, views
 them as CuPy arrays, waits for its result and returns it as a JAX array (both
 ways through DLPack, without copying), so JAX and CuPy variants can follow one
 another on the GPU. f32 products stay f32: CuPy uses TF32 only when
