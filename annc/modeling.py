@@ -106,6 +106,17 @@ def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any],
                     step_overhead_s=step_overhead, backend_start_s=starts)
 
 
+def on_top_of(base: ModelSet, trained: ModelSet) -> ModelSet:
+    """The models of `trained` added to those of `base`, replacing a combination's model
+    where `trained` has one and keeping `base`'s everywhere else, so that no combination
+    loses its model; `trained`'s machine, copy links (where it measured them) and
+    overheads."""
+    transfers = TransferModel({**base.transfers.links, **trained.transfers.links})
+    return ModelSet(trained.fingerprint, {**base.models, **trained.models}, transfers,
+                    step_overhead_s=trained.step_overhead_s,
+                    backend_start_s=trained.backend_start_s)
+
+
 def measured_overheads() -> tuple[float, dict[str, float]]:
     """This machine's plan-step overhead and back-end starts, for its model file."""
     return step_overhead_seconds(), backend_start_seconds()

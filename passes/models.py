@@ -110,6 +110,12 @@ def load_models(notes: list[str] | None = None) -> ChosenModels:
     return ChosenModels(models, description, corrections, wisdom, machine, base, advice)
 
 
+def trained_models_in_use(notes: list[str] | None = None) -> tuple[ModelSet, str]:
+    """The trained set selection uses on this machine (without corrections or wisdom),
+    and which it is: what `annc train` adds this machine's models to."""
+    return _trained_models(fingerprint().id, notes if notes is not None else [])
+
+
 def _trained_models(machine: str, notes: list[str]) -> tuple[ModelSet, str]:
     path = user_models_path(machine)
     if path.exists():

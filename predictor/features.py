@@ -101,12 +101,14 @@ but raised both on the evening's, which the shipped models are trained on (docs/
 
 def innermost(kernel: str, shapes: Shapes) -> int:
     """The extent of the innermost loop over the result: the last axis longer than 1 of
-    the largest operand (1 for scalars), the columns of a product, image or transpose.
+    the largest operand (1 for scalars), the columns of a product, image or transpose
+    (the first operand's, for a `matrix` kernel of the kernel table, but matmul's).
     Axes of length 1 are skipped: every backend drops them, so an (n, 1) column runs
     as the n-vector it is."""
+    spec = KERNELS.get(kernel)
     if kernel == "matmul":
         candidates = [shapes[1][1], shapes[0][1]]
-    elif kernel in ("matvec", "transpose", "conv2d"):
+    elif spec is not None and spec.kind == "matrix":
         candidates = [shapes[0][1], shapes[0][0]]
     else:
         largest: tuple[int, ...] = max(shapes, key=lambda shape: math.prod(shape))

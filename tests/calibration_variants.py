@@ -1,7 +1,8 @@
 """Variants that misbehave on purpose, for the calibration and tune tests.
 
-Imported by the measuring worker when `ANNC_TEST_VARIANTS=calibration_variants`
-(with this folder on the path). Each registers for `neg` and `sum`.
+A variant plugin (`variants()`), installed for a test by the `misbehaving_variants`
+fixture (`tests/conftest.py`) as an `annc.variants` entry point, so the measuring
+worker loads it as it loads any plugin. Each is a variant of `neg` and of `sum`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import numpy as np
 
-from hardware.variants import Variant, register
+from hardware.variants import Variant
 from hardware.variants.registry import Kernel, Shapes
 
 
@@ -46,7 +47,7 @@ def _hanging(shapes: Shapes, dtype: np.dtype) -> Kernel:
 BUILDS = {"test.failing": _failing, "test.exiting": _exiting, "test.segfault": _segfault,
           "test.hanging": _hanging}
 
-for _kernel in ("neg", "sum"):
-    for _name, _build in BUILDS.items():
-        register(Variant(kernel=_kernel, name=_name, device="cpu", backend="numpy",
-                         build=_build, complexity=lambda shapes: 1.0))
+def variants() -> list[Variant]:
+    return [Variant(kernel=kernel, name=name, device="cpu", backend="numpy", build=build,
+                    complexity=lambda shapes: 1.0)
+            for kernel in ("neg", "sum") for name, build in BUILDS.items()]

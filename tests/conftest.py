@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from entry_points import install_entry_point
 
 
 def _installed(name: str) -> bool:
@@ -50,3 +51,12 @@ def isolated_state(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("ANNC_NO_RECORD", "1")
     monkeypatch.setenv("ANNC_WAIT_FOR_BUILDS", "1")
     yield
+
+
+@pytest.fixture
+def misbehaving_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tests/calibration_variants.py` installed as a variant plugin for one test: variants
+    that fail, crash or hang on purpose, in this process and the measuring worker's."""
+    site = install_entry_point(tmp_path / "site", "annc-test-variants",
+                               "calibration_variants:variants")
+    monkeypatch.syspath_prepend(str(site))

@@ -241,8 +241,7 @@ def test_small_budget_stores_rows_within_budget_then_resumes(
 
 
 def test_failing_crashing_and_hanging_variants_are_recorded(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANNC_TEST_VARIANTS", "calibration_variants")
+        home: Path, misbehaving_variants: None) -> None:
     names = "numpy,test.failing,test.exiting,test.segfault,test.hanging"
     assert main(["calibrate", "--kernels", "neg", "--variants", names, "--budget", "16",
                  "--timeout", "1.5"]) == 0

@@ -19,9 +19,18 @@ from dsl.lowering import lower
 from dsl.parser import parse
 from hardware.calibration.sampling import DRAWS, QUICK_SHAPES
 from hardware.variants import KERNELS as CATALOGUE_KERNELS
-from hardware.variants import get_variant, load_library
+from hardware.variants import get_variant, jax_functions, load_library
 from hardware.variants.check import CHECK_SHAPES
 from hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
+from hardware.variants.regions import catalogue, halide_support, jax_region, numpy_region
+from hardware.variants.regions.reference import run_reference
+from hardware.variants.regions.spec import (
+    ELEMENTWISE_COST,
+    HEAVY_ORDER,
+    RegionOp,
+    RegionSpec,
+    region_class,
+)
 from predictor.features import feature_names, size_names, sizes
 
 load_library()
@@ -39,6 +48,14 @@ def _halide_pipeline() -> ModuleType | None:
     """`hardware.variants.halide.pipeline` where Halide is installed (it is optional)."""
     try:
         return importlib.import_module("hardware.variants.halide.pipeline")
+    except ImportError:
+        return None
+
+
+def _halide_region() -> ModuleType | None:
+    """`hardware.variants.regions.halide_region` where Halide is installed."""
+    try:
+        return importlib.import_module("hardware.variants.regions.halide_region")
     except ImportError:
         return None
 
@@ -124,3 +141,57 @@ def test_a_shape_mismatch_names_the_operands_as_the_caller_shows_them() -> None:
 def test_an_unknown_kernel_is_named() -> None:
     with pytest.raises(KeyError, match="unknown kernel 'fft'"):
         kernels.kernel("fft")
+
+
+def _one_op_region(spec: KernelSpec) -> RegionSpec:
+    """A region of the kernel alone, on its largest check shapes, in f64."""
+    return RegionSpec(inputs=_shapes(spec), dtype="f64",
+                      ops=(RegionOp(spec.name, tuple(range(spec.arity))),),
+                      outputs=(spec.arity,))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_kernel_is_taught_to_the_region_back_ends(spec: KernelSpec) -> None:
+    """A kernel runs inside fused regions too, through each region builder's own table of
+    ops: `numpy_region.FUNCTIONS`, JAX's `jax_functions.FUNCTIONS` (as
+    `jax_region.variant_name` picks), Halide's `halide_region._UNARY`/`_BINARY` for an
+    element-wise kernel or `halide_support.HEAVY` (and `halide_region._heavy`) for the
+    others; and the region specs' cost table: `spec.ELEMENTWISE_COST` weighs an
+    element-wise kernel (1 unless named), `spec.HEAVY_ORDER` classes the others."""
+    region = _one_op_region(spec)
+    assert spec.name in numpy_region.FUNCTIONS
+    name = jax_region.variant_name(spec.name, region.operand_shapes(0))
+    assert name == "shifted" or (spec.name, name) in jax_functions.FUNCTIONS
+    if spec.kind == "elementwise":
+        assert region_class(region) == "elementwise"
+        assert ELEMENTWISE_COST.get(spec.name, 1) >= 1
+    else:
+        assert region_class(region) in HEAVY_ORDER, "add the kernel's class to HEAVY_ORDER"
+        assert spec.name in halide_support.HEAVY
+    halide_region = _halide_region()
+    if halide_region is not None and spec.kind == "elementwise":
+        assert spec.name in halide_region._UNARY or spec.name in halide_region._BINARY
+
+
+def test_the_region_cost_table_names_only_element_wise_kernels() -> None:
+    assert all(kernels.kernel(name).kind == "elementwise" for name in ELEMENTWISE_COST)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_region_back_end_computes_every_kernel(spec: KernelSpec) -> None:
+    """Each region variant that takes the kernel's one-op region matches the reference;
+    only numpy may decline, and only a convolution (it has no fast one)."""
+    region = _one_op_region(spec)
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(0.5, 1.5, shape) for shape in region.inputs]
+    expected = run_reference(region, inputs)
+    for variant in catalogue.VARIANTS:
+        if variant.searches or (variant.backend == "halide" and _halide_region() is None):
+            continue  # an auto-scheduler's search is the same algorithm, slower to build
+        why_not = variant.why_not(region)
+        if why_not is not None:
+            assert (variant.name, spec.name) == ("numpy", "conv2d"), why_not
+            continue
+        outputs = variant.build(region)(*inputs)
+        np.testing.assert_allclose(outputs[0], expected[0], rtol=1e-10, atol=1e-12,
+                                   err_msg=f"{variant.name} region of {spec.name}")

@@ -53,8 +53,7 @@ def test_tune_reports_every_candidate_of_every_op(
 
 
 def test_a_crashing_candidate_is_reported_not_fatal(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANNC_TEST_VARIANTS", "calibration_variants")
+        capsys: pytest.CaptureFixture[str], misbehaving_variants: None) -> None:
     assert main(["tune", str(HEAT), *QUICK, "--report", "json", "--variants",
                  "numpy,test.segfault,test.failing"]) == 0
     captured = capsys.readouterr()

@@ -4,8 +4,10 @@ itself rejects wrong implementations."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
 from hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
 
 load_library()
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _param(variant: Variant, dtype: np.dtype) -> object:
@@ -143,19 +147,33 @@ def test_fast_length_is_five_smooth_and_not_below_n() -> None:
         assert length == 1
 
 
-def test_every_variant_is_found_in_the_module_that_registers_it():
-    """`load_variant` imports only `module_of(name, device)`: it must be the registrar."""
-    from hardware.variants import all_variants, load_library, module_of
+def test_every_built_in_source_claims_exactly_its_own_variants() -> None:
+    """`load_variant` imports only the source whose claim matches a name: each claim must
+    match its module's variants and no other source's."""
+    import importlib
+
+    from hardware.variants import BUILT_IN, load_library, skipped_modules
 
     load_library()
-    for variant in all_variants():
-        if variant.name.startswith("test."):  # registered by the tests themselves
+    for source in BUILT_IN:
+        if source.module in skipped_modules():
             continue
-        build = variant.build
-        module = getattr(build, "__module__", None) or build.func.__module__
-        expected = module_of(variant.name, variant.device)
-        if expected is None:
-            assert variant.name == "numpy.reference"
-        else:
-            assert module == expected, variant.key
+        own = importlib.import_module(source.module).variants()
+        assert all(source.claims(v.name, v.device) for v in own), source.module
+        for other in BUILT_IN:
+            if other is not source and other.module not in skipped_modules():
+                theirs = importlib.import_module(other.module).variants()
+                assert not any(source.claims(v.name, v.device) for v in theirs), \
+                    (source.module, other.module)
+
+
+def test_no_module_registers_a_variant_when_imported() -> None:
+    """The library is built explicitly: importing a source changes nothing."""
+    code = ("import hardware.variants as v, hardware.variants.cpu_numpy, "
+            "hardware.variants.algorithms\n"
+            "print(sorted({x.name for x in v.all_variants()}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['numpy.reference']"
 

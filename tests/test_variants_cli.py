@@ -14,9 +14,10 @@ def test_variants_json_lists_every_variant_with_the_contract_keys(capsys) -> Non
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"variants"}
     rows = report["variants"]
-    assert all(set(row) == {"kernel", "variant", "device", "backend"} for row in rows)
+    assert all(set(row) == {"kernel", "variant", "device", "backend", "origin"}
+               for row in rows)
     assert {"kernel": "matmul", "variant": "strassen", "device": "cpu",
-            "backend": "numpy"} in rows
+            "backend": "numpy", "origin": "built-in"} in rows
 
 
 def test_variants_table_and_kernel_filter(capsys) -> None:

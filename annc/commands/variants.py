@@ -1,4 +1,5 @@
-"""`annc variants`: list the variant library and, with --check, verify every variant."""
+"""`annc variants`: list the variant library (built-in and plugins' variants, each with
+its origin) and, with --check, verify every variant against its kernel's reference."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from hardware.variants import (
     all_variants,
     load_library,
     missing_library_notes,
+    origin_of,
+    plugin_notes,
 )
 from hardware.variants.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
 
@@ -37,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only these kernels, e.g. matmul,conv2d")
     parser.add_argument("--devices", metavar="DEV,...",
                         help="only variants on these devices, e.g. gpu")
+    parser.add_argument("--variants", metavar="NAME,...",
+                        help="only variants of these names, e.g. a plugin's")
 
 
 def comma_names(text: str | None) -> list[str] | None:
@@ -80,19 +85,28 @@ def summary(results: list[CheckResult]) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     load_library()
-    for note in missing_library_notes():
+    for note in [*missing_library_notes(), *plugin_notes()]:
         print(note, file=sys.stderr)
     kernels = selected_kernels(args.kernels)
     devices = comma_names(args.devices)
+    names = comma_names(args.variants)
     variants = sorted((v for v in all_variants()
-                       if v.kernel in kernels and (devices is None or v.device in devices)),
+                       if v.kernel in kernels and (devices is None or v.device in devices)
+                       and (names is None or v.name in names)),
                       key=lambda v: (KERNELS.index(v.kernel), v.device, v.name))
     if devices is not None and not variants:
         raise AnncError(f"--devices: no variant on {', '.join(devices) or '(none given)'} "
                         "here")
+    if names is not None:
+        known = {v.name for v in all_variants()}
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise AnncError(f"--variants: no variant named {', '.join(unknown) or '(none given)'}"
+                            " here (`annc variants` lists them)")
     checks = run_checks(variants) if args.check else None
     rows: list[dict[str, object]] = [
-        {"kernel": v.kernel, "variant": v.name, "device": v.device, "backend": v.backend}
+        {"kernel": v.kernel, "variant": v.name, "device": v.device, "backend": v.backend,
+         "origin": origin_of(v)}
         for v in variants
     ]
     if checks is not None:
@@ -116,12 +130,12 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(rows: list[dict[str, object]], checks: Checks | None,
                 console: Console) -> None:
-    table = Table("kernel", "variant", "device", "backend")
+    table = Table("kernel", "variant", "device", "backend", "origin")
     if checks is not None:
         table.add_column("check")
     failing = 0
     for row in rows:
-        cells = [str(row[key]) for key in ("kernel", "variant", "device", "backend")]
+        cells = [str(row[key]) for key in ("kernel", "variant", "device", "backend", "origin")]
         if checks is not None:
             results = checks[(str(row["kernel"]), str(row["variant"]), str(row["device"]))]
             bad = sum(1 for r in results if r.applicable and not r.passed)

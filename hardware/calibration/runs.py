@@ -33,9 +33,8 @@ from hardware.measure.worker import (
     MeasureWorker,
     Outcome,
     Request,
-    load_variants,
 )
-from hardware.variants import KERNELS, Shapes, Variant, all_variants
+from hardware.variants import KERNELS, Shapes, Variant, all_variants, load_library
 
 CALIBRATION_SETTINGS = TimingSettings()
 """Enough repeats for a stable median on a quiet machine, cheap enough for thousands
@@ -50,8 +49,9 @@ MEMORY_SHARE = 0.5
 
 def select_variants(kernels: Sequence[str] | None = None, devices: Sequence[str] | None = None,
                     names: Sequence[str] | None = None) -> list[Variant]:
-    """The registered variants of these kernels on these devices (all available when None)."""
-    load_variants()
+    """The library's variants (plugins included) of these kernels on these devices (all
+    available when None)."""
+    load_library()
     devices = list(available_devices()) if devices is None else list(devices)
     return [v for v in all_variants()
             if (kernels is None or v.kernel in kernels) and v.device in devices

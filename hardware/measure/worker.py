@@ -7,14 +7,13 @@ measure requests over a pipe. When a measurement raises, the answer says so;
 when the child dies, or a measurement runs past its timeout (the child is
 killed), the worker reports it and starts a fresh child for the next request.
 
-`ANNC_TEST_VARIANTS=module.a,module.b` makes the child (and `load_variants`)
-import those modules too: tests use it to register variants that fail, crash
-or hang on purpose.
+The child builds the same library as its parent (`load_library`): the built-in
+variants and every installed plugin's (the `annc.variants` entry-point group), so a
+plugin's variants are measured like annc's own.
 """
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
 import signal
@@ -26,17 +25,8 @@ from typing import Any
 from hardware.measure.settings import TimingSettings
 from hardware.variants import load_library
 
-TEST_VARIANTS_VARIABLE = "ANNC_TEST_VARIANTS"
-
 START_TIMEOUT_S = 120.0
 """How long a fresh child may take to import the variant library."""
-
-
-def load_variants() -> None:
-    """`load_library()`, plus the modules named in `$ANNC_TEST_VARIANTS`."""
-    load_library()
-    for name in filter(None, os.environ.get(TEST_VARIANTS_VARIABLE, "").split(",")):
-        importlib.import_module(name.strip())
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ def _serve(connection: Connection) -> None:
     from hardware.variants.compiled import clear_cache
     from hardware.variants.regions import catalogue
 
-    load_variants()
+    load_library()
     connection.send(("ready", None))
     while True:
         try:

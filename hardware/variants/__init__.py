@@ -1,19 +1,33 @@
 """The variant library: registered implementations of every kernel.
 
-Importing this package registers only `numpy.reference` and stays cheap (no
-JAX, no Halide); `load_library()` imports every variant module once.
+The library is built explicitly (`hardware.variants.library`): importing this package
+registers only `numpy.reference`, which everything is checked against, and stays cheap
+(no JAX, no Halide); `load_library()` adds every built-in source and installed plugin,
+`load_variant` only the source a name needs.
 
 Halide is optional: where it is not installed, the modules built on it are
 skipped and `skipped_modules()` names them (the GPU machines lent to the
 project run without Halide, whose wheel is too large to travel there). The
-CuPy module registers nothing where CuPy or a GPU is missing.
+CuPy module returns no variants where CuPy or a GPU is missing.
 """
 
-import importlib
 from collections.abc import Callable
 
-from hardware.variants import reference as _reference
+from hardware.variants.library import (
+    BUILT_IN,
+    OPTIONAL_LIBRARIES,
+    PLUGIN_GROUP,
+    Source,
+    load_library,
+    load_source,
+    load_variant,
+    missing_library_notes,
+    plugin_notes,
+    skipped_modules,
+    variant_names,
+)
 from hardware.variants.registry import (
+    BUILT_IN_ORIGIN,
     KERNELS,
     Shape,
     Shapes,
@@ -22,22 +36,13 @@ from hardware.variants.registry import (
     Variant,
     all_variants,
     get_variant,
+    origin_of,
     register,
+    unregister,
     variants_for,
 )
 
-_LIBRARY_MODULES = (
-    "hardware.variants.cpu_numpy",
-    "hardware.variants.algorithms",
-    "hardware.variants.jax_xla",
-    "hardware.variants.halide.cpu",
-    "hardware.variants.halide.opencl",
-    "hardware.variants.cupy_gpu",
-)
-"""Every module that registers variants; importing one registers its variants."""
-
-OPTIONAL_LIBRARIES = ("halide",)
-"""Libraries annc works without: a variant module that needs a missing one is skipped."""
+load_source("hardware.variants.reference")
 
 LOAD_S = {"halide": 4.8e-4, "jax": 2.0e-2}
 """Seconds to load a cached build instead of compiling it, by back end: what selection
@@ -57,58 +62,6 @@ fingerprint, Halide's runtime):
   Unlike Halide's, a JAX load grows with the function: 13 ms for a matrix product,
   21–23 ms for a whole stencil loop, 32 ms for an FFT convolution.
 """
-
-_SKIPPED: dict[str, str] = {}
-
-
-def module_of(name: str, device: str) -> str | None:
-    """The module that registers variant `name` on `device` (None: always registered)."""
-    if name == _reference.REFERENCE:
-        return None
-    if name.startswith("halide"):
-        return f"hardware.variants.halide.{'opencl' if device == 'opencl' else 'cpu'}"
-    if name.startswith("cupy"):
-        return "hardware.variants.cupy_gpu"
-    if name in ("jax", "fft.jax", "jax.lax"):
-        return "hardware.variants.jax_xla"
-    if name == "numpy":
-        return "hardware.variants.cpu_numpy"
-    return "hardware.variants.algorithms"
-
-
-def load_variant(kernel: str, name: str, device: str = "cpu") -> Variant:
-    """The registered variant, importing only the module that registers it where needed."""
-    try:
-        return get_variant(kernel, name, device)
-    except UnknownVariantError:
-        module = module_of(name, device)
-        if module is None:
-            raise
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        if error.name != module:
-            raise
-    return get_variant(kernel, name, device)
-
-
-def load_library() -> None:
-    """Registers every variant of the library; calling it again does nothing.
-
-    A module listed here that does not exist (yet), or that needs an optional
-    library that is not installed, is skipped (see `skipped_modules`); any
-    other import error is a bug and propagates.
-    """
-    for name in _LIBRARY_MODULES:
-        if name in _SKIPPED:
-            continue
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name in OPTIONAL_LIBRARIES:
-                _SKIPPED[name] = error.name
-            elif error.name != name:
-                raise
 
 
 def traits_of(kernel: str, name: str, device: str, shapes: Shapes, dtype: str) -> Traits:
@@ -145,26 +98,16 @@ def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], flo
     raise UnknownVariantError(f"no variant {name!r} of {kernel!r} on {device!r} is known")
 
 
-def skipped_modules() -> dict[str, str]:
-    """Variant modules `load_library` skipped, each with the missing library it needs."""
-    return dict(_SKIPPED)
-
-
-def missing_library_notes() -> list[str]:
-    """One line per missing optional library, naming the variant modules it costs."""
-    notes = []
-    for library in sorted(set(_SKIPPED.values())):
-        modules = ", ".join(m for m, needed in sorted(_SKIPPED.items()) if needed == library)
-        notes.append(f"note: {library} is not installed: the variants of {modules} are "
-                     "not registered")
-    return notes
-
-
 __all__ = [
+    "BUILT_IN",
+    "BUILT_IN_ORIGIN",
     "KERNELS",
     "LOAD_S",
+    "OPTIONAL_LIBRARIES",
+    "PLUGIN_GROUP",
     "Shape",
     "Shapes",
+    "Source",
     "Traits",
     "UnknownVariantError",
     "Variant",
@@ -172,11 +115,15 @@ __all__ = [
     "complexity_of",
     "get_variant",
     "load_library",
+    "load_source",
     "load_variant",
     "missing_library_notes",
-    "module_of",
+    "origin_of",
+    "plugin_notes",
     "register",
     "skipped_modules",
     "traits_of",
+    "unregister",
+    "variant_names",
     "variants_for",
 ]

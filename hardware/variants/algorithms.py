@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from hardware.variants import complexity
 from hardware.variants.reference import standard_complexity
-from hardware.variants.registry import Kernel, Shapes, Variant, register
+from hardware.variants.registry import Kernel, Shapes, Variant
 
 
 def strassen(a: np.ndarray, b: np.ndarray, leaf: int = complexity.STRASSEN_LEAF) -> np.ndarray:
@@ -130,23 +130,19 @@ def _strassen_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(strassen(a, b))
 
 
-register(Variant(
-    kernel="matmul", name="strassen", device="cpu", backend="numpy",
-    build=_fixed(_strassen_kernel), complexity=complexity.strassen,
-    workspace_bytes=_strassen_workspace,
-))
-register(Variant(
-    kernel="conv2d", name="fft.numpy", device="cpu", backend="numpy",
-    build=_fixed(conv2d_fft), complexity=complexity.fft_conv2d,
-    workspace_bytes=complexity.fft_conv2d_workspace,
-))
-register(Variant(
-    kernel="conv2d", name="im2col", device="cpu", backend="numpy",
-    build=_fixed(conv2d_im2col), complexity=_direct_conv2d,
-    workspace_bytes=_im2col_workspace,
-))
-register(Variant(
-    kernel="conv2d", name="shifted", device="cpu", backend="numpy",
-    build=_fixed(conv2d_shifted), complexity=_direct_conv2d,
-    workspace_bytes=_shifted_workspace,
-))
+def variants() -> list[Variant]:
+    """Strassen's matrix product and three convolutions, all in numpy."""
+    return [
+        Variant(kernel="matmul", name="strassen", device="cpu", backend="numpy",
+                build=_fixed(_strassen_kernel), complexity=complexity.strassen,
+                workspace_bytes=_strassen_workspace),
+        Variant(kernel="conv2d", name="fft.numpy", device="cpu", backend="numpy",
+                build=_fixed(conv2d_fft), complexity=complexity.fft_conv2d,
+                workspace_bytes=complexity.fft_conv2d_workspace),
+        Variant(kernel="conv2d", name="im2col", device="cpu", backend="numpy",
+                build=_fixed(conv2d_im2col), complexity=_direct_conv2d,
+                workspace_bytes=_im2col_workspace),
+        Variant(kernel="conv2d", name="shifted", device="cpu", backend="numpy",
+                build=_fixed(conv2d_shifted), complexity=_direct_conv2d,
+                workspace_bytes=_shifted_workspace),
+    ]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Kernel, Shapes, Variant, register
+from hardware.variants.registry import Kernel, Shapes, Variant
 
 
 def _norm(a: np.ndarray) -> np.ndarray:
@@ -49,14 +49,8 @@ def _build(kernel: str) -> Callable[[Shapes, np.dtype], Kernel]:
     return build
 
 
-for _kernel in FUNCTIONS:
-    register(
-        Variant(
-            kernel=_kernel,
-            name="numpy",
-            device="cpu",
-            backend="numpy",
-            build=_build(_kernel),
-            complexity=standard_complexity_of(_kernel),
-        )
-    )
+def variants() -> list[Variant]:
+    """One `numpy` variant per kernel of `FUNCTIONS`."""
+    return [Variant(kernel=kernel, name="numpy", device="cpu", backend="numpy",
+                    build=_build(kernel), complexity=standard_complexity_of(kernel))
+            for kernel in FUNCTIONS]

@@ -5,9 +5,9 @@ and dot; CuPy's reduction and element-wise kernels for the rest); `cupy.fft`
 is conv2d as a product of real cuFFT transforms, padded exactly as
 `algorithms.conv2d_fft` pads on the CPU.
 
-They register only where CuPy imports and sees a GPU and JAX sees one too (the
-`gpu` device is JAX's, see `hardware.devices.available`); elsewhere this module imports
-cleanly and registers nothing. A kernel takes the device's JAX arrays, views
+`variants()` returns them only where CuPy imports and sees a GPU and JAX sees one too
+(the `gpu` device is JAX's, see `hardware.devices.available`); elsewhere this module
+imports cleanly and returns none. A kernel takes the device's JAX arrays, views
 them as CuPy arrays, waits for its result and returns it as a JAX array (both
 ways through DLPack, without copying), so JAX and CuPy variants can follow one
 another on the GPU. f32 products stay f32: CuPy uses TF32 only when
@@ -24,7 +24,7 @@ import numpy as np
 from hardware.devices import cupy_runtime
 from hardware.variants import complexity
 from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Kernel, Shapes, Variant, register
+from hardware.variants.registry import Kernel, Shapes, Variant
 
 CupyFunction = Callable[..., Any]
 
@@ -106,16 +106,13 @@ def complexity_of(kernel: str, name: str) -> Callable[[Shapes], float]:
     return complexity.fft_conv2d if name == "cupy.fft" else standard_complexity_of(kernel)
 
 
-def _register(cupy: Any, ordinal: int) -> None:
-    for (kernel, name), factory in functions(cupy).items():
-        fft = name == "cupy.fft"
-        register(Variant(
-            kernel=kernel, name=name, device="gpu", backend="cupy",
-            build=_build(cupy, factory, ordinal),
-            complexity=complexity_of(kernel, name),
-            workspace_bytes=(complexity.fft_conv2d_workspace if fft
-                             else lambda shapes, itemsize: 0),
-        ))
+def _variants(cupy: Any, ordinal: int) -> list[Variant]:
+    return [Variant(kernel=kernel, name=name, device="gpu", backend="cupy",
+                    build=_build(cupy, factory, ordinal),
+                    complexity=complexity_of(kernel, name),
+                    workspace_bytes=(complexity.fft_conv2d_workspace if name == "cupy.fft"
+                                     else lambda shapes, itemsize: 0))
+            for (kernel, name), factory in functions(cupy).items()]
 
 
 def _gpu_ordinal() -> int | None:
@@ -129,7 +126,8 @@ def _gpu_ordinal() -> int | None:
     return int(ordinal) if ordinal is not None else int(gpus[0].id)
 
 
-_cupy = cupy_runtime.cupy_module()
-_ordinal = _gpu_ordinal() if _cupy is not None else None
-if _cupy is not None and _ordinal is not None:
-    _register(_cupy, _ordinal)
+def variants() -> list[Variant]:
+    """The CuPy variants where CuPy imports and a GPU is seen, else none."""
+    cupy = cupy_runtime.cupy_module()
+    ordinal = _gpu_ordinal() if cupy is not None else None
+    return [] if cupy is None or ordinal is None else _variants(cupy, ordinal)

@@ -21,7 +21,7 @@ import numpy as np
 from hardware.devices.available import available_devices
 from hardware.variants import complexity, jax_builds
 from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Kernel, Shapes, Variant, register
+from hardware.variants.registry import Kernel, Shapes, Variant
 
 NAMES = (
     ("matmul", "jax"), ("matvec", "jax"), ("conv2d", "fft.jax"), ("conv2d", "jax.lax"),
@@ -79,17 +79,17 @@ def _cached(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dt
         jax_builds.kernel_key(kernel, name, shapes, dtype, device_name))
 
 
-def _register_on(device_name: str) -> None:
-    for kernel, name in NAMES:
-        register(Variant(
-            kernel=kernel, name=name, device=device_name, backend="jax",
-            build=_build(kernel, name, device_name),
-            complexity=complexity_of(kernel, name),
-            workspace_bytes=_workspace(name),
-            cached=_cached(kernel, name, device_name),
-        ))
+def _variants_on(device_name: str) -> list[Variant]:
+    return [Variant(kernel=kernel, name=name, device=device_name, backend="jax",
+                    build=_build(kernel, name, device_name),
+                    complexity=complexity_of(kernel, name),
+                    workspace_bytes=_workspace(name),
+                    cached=_cached(kernel, name, device_name))
+            for kernel, name in NAMES]
 
 
-_register_on("cpu")
-if "gpu" in available_devices():  # JAX sees a CUDA GPU (probed only where a driver is)
-    _register_on("gpu")
+def variants() -> list[Variant]:
+    """The JAX variants on the CPU, and on the GPU where JAX sees a CUDA one (probed only
+    where a driver is)."""
+    devices = ("cpu", "gpu") if "gpu" in available_devices() else ("cpu",)
+    return [v for device in devices for v in _variants_on(device)]

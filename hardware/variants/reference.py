@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dsl import kernels
-from hardware.variants.registry import KERNELS, Kernel, Shapes, Variant, register
+from hardware.variants.registry import KERNELS, Kernel, Shapes, Variant
 
 REFERENCE = "numpy.reference"
 
@@ -75,14 +75,8 @@ def standard_complexity_of(kernel: str) -> Callable[[Shapes], float]:
     return lambda shapes: standard_complexity(kernel, shapes)
 
 
-for _kernel in KERNELS:
-    register(
-        Variant(
-            kernel=_kernel,
-            name=REFERENCE,
-            device="cpu",
-            backend="numpy",
-            build=_build_reference(_kernel),
-            complexity=standard_complexity_of(_kernel),
-        )
-    )
+def variants() -> list[Variant]:
+    """`numpy.reference` of every kernel."""
+    return [Variant(kernel=kernel, name=REFERENCE, device="cpu", backend="numpy",
+                    build=_build_reference(kernel), complexity=standard_complexity_of(kernel))
+            for kernel in KERNELS]

@@ -88,15 +88,23 @@ class UnknownVariantError(LookupError):
 
 
 _REGISTRY: dict[tuple[str, str, str], Variant] = {}
+_ORIGINS: dict[tuple[str, str, str], str] = {}
+
+BUILT_IN_ORIGIN = "built-in"
+"""The origin of the variants of annc's own modules (`hardware.variants.library.BUILT_IN`)."""
 
 
-def register(variant: Variant) -> Variant:
-    """Adds a variant to the catalogue; a second entry with the same key is a bug."""
+def register(variant: Variant, origin: str = "registered in this process") -> Variant:
+    """Adds a variant to the catalogue, with where it comes from: `built-in`, a plugin's
+    distribution and version, or a caller's own (the default). A second entry with the
+    same key is a bug. The library (`hardware.variants.library`) registers every
+    built-in and plugin variant; a caller registers its own only for a while."""
     if variant.kernel not in KERNELS:
         raise ValueError(f"unknown kernel {variant.kernel!r}")
     if variant.key in _REGISTRY:
         raise ValueError(f"variant {variant.key} registered twice")
     _REGISTRY[variant.key] = variant
+    _ORIGINS[variant.key] = origin
     _BY_KERNEL.clear()
     return variant
 
@@ -105,7 +113,13 @@ def unregister(variant: Variant) -> None:
     """Removes a registered variant (one a test or a plugin registered for a while)."""
     if _REGISTRY.get(variant.key) is variant:
         del _REGISTRY[variant.key]
+        del _ORIGINS[variant.key]
         _BY_KERNEL.clear()
+
+
+def origin_of(variant: Variant) -> str:
+    """Where a registered variant comes from (see `register`)."""
+    return _ORIGINS[variant.key]
 
 
 _BY_KERNEL: dict[tuple[str, str | None], list[Variant]] = {}

@@ -59,7 +59,7 @@ from hardware.variants.halide.scheduling import (
     stored_schedule,
 )
 from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Shapes, Variant, register
+from hardware.variants.registry import Shapes, Variant
 
 SYMBOL = "annc_kernel"
 """The entry point of every compiled kernel (never a C library function's name)."""
@@ -222,27 +222,25 @@ def _cached(kernel: str, name: str) -> Callable[[Shapes, np.dtype], bool]:
     return lambda shapes, dtype: is_cached(kernel, name, shapes, dtype)
 
 
-def _register(kernel: str, name: str) -> None:
+def _variant(kernel: str, name: str) -> Variant:
     workspace = _workspace(kernel)
     extra: dict[str, Any] = {"workspace_bytes": workspace} if workspace else {}
-    register(
-        Variant(
-            kernel=kernel,
-            name=name,
-            device="cpu",
-            backend="halide",
-            build=_builder(kernel, name),
-            complexity=standard_complexity_of(kernel),
-            cached=_cached(kernel, name),
-            traits=traits_function(kernel, name),
-            searches=name.startswith(AUTO_PREFIX),
-            **extra,
-        )
+    return Variant(
+        kernel=kernel,
+        name=name,
+        device="cpu",
+        backend="halide",
+        build=_builder(kernel, name),
+        complexity=standard_complexity_of(kernel),
+        cached=_cached(kernel, name),
+        traits=traits_function(kernel, name),
+        searches=name.startswith(AUTO_PREFIX),
+        **extra,
     )
 
 
-for _kernel, _name in OWN_SCHEDULES:
-    _register(_kernel, _name)
-for _kernel in AUTO_SCHEDULED_KERNELS:
-    for _scheduler in AUTOSCHEDULERS:
-        _register(_kernel, AUTO_PREFIX + _scheduler)
+def variants() -> list[Variant]:
+    """annc's own schedules, and every auto-scheduler's for the kernels they handle."""
+    return [*(_variant(kernel, name) for kernel, name in OWN_SCHEDULES),
+            *(_variant(kernel, AUTO_PREFIX + scheduler) for kernel in AUTO_SCHEDULED_KERNELS
+              for scheduler in AUTOSCHEDULERS)]

@@ -31,7 +31,7 @@ from hardware.variants.halide.algorithms import ELEMENTWISE, Definition, define
 from hardware.variants.halide.pipeline import bind_shapes, extents, halide_type, result_shape
 from hardware.variants.halide.schedules import tile
 from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Shapes, Variant, register
+from hardware.variants.registry import Shapes, Variant
 
 Shape = tuple[int, ...]
 
@@ -170,16 +170,11 @@ def _builder(kernel: str) -> Callable[[Shapes, np.dtype], OpenCLKernel]:
     return lambda shapes, dtype: build_opencl(kernel, shapes, dtype)
 
 
-if opencl_available():
-    for _kernel in GPU_SCHEDULES:
-        register(
-            Variant(
-                kernel=_kernel,
-                name=VARIANT,
-                device="opencl",
-                backend="halide",
-                build=_builder(_kernel),
-                complexity=standard_complexity_of(_kernel),
-                applies=applies,
-            )
-        )
+def variants() -> list[Variant]:
+    """One GPU schedule per kernel where an OpenCL platform exists, else none."""
+    if not opencl_available():
+        return []
+    return [Variant(kernel=kernel, name=VARIANT, device="opencl", backend="halide",
+                    build=_builder(kernel), complexity=standard_complexity_of(kernel),
+                    applies=applies)
+            for kernel in GPU_SCHEDULES]
