@@ -26,11 +26,13 @@ import functools
 import math
 from dataclasses import dataclass
 
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+
 from hardware.calibration.communication import CommunicationModel, communication_model
 from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import default_database
 from hardware.devices.mesh import MeshInfo
-from hardware.variants.regions.catalogue import SHARDED, why_not_sharded
+from hardware.variants.regions.catalogue import OPS, SHARDED, why_not_sharded
 from hardware.variants.regions.sharding import Layout, layout, shard_spec
 from hardware.variants.regions.spec import RegionSpec, summary
 from passes.candidates import Candidate
@@ -102,3 +104,34 @@ def _bytes(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.3g} {unit}"
     return f"{size} B"
+
+
+def force_sharded(module: ModuleOp) -> int:
+    """Has every region that can be split over the mesh run as `jax.sharded`, whatever
+    its prediction (outermost first; a region inside a forced one runs inside it), and
+    every other region op by op; returns how many were forced. For measuring the
+    sharded path against the models (`annc run --distributed --shard-regions`)."""
+    from dsl.dialect import RegionOp
+    from hardware.variants.regions.from_ir import lower_region
+
+    forced: list[RegionOp] = []
+    for region in [op for op in module.walk() if isinstance(op, RegionOp)]:
+        parent = region.parent_op()
+        while parent is not None and parent not in forced:
+            parent = parent.parent_op()
+        if parent is not None:
+            continue
+        sharded = why_not_sharded(lower_region(region).spec) is None
+        region.attributes["variant"] = StringAttr(SHARDED if sharded else OPS)
+        region.attributes.pop("start_variant", None)
+        if sharded:
+            region.attributes["device"] = StringAttr(mesh_info_device())
+            forced.append(region)
+    return len(forced)
+
+
+def mesh_info_device() -> str:
+    from hardware.devices.mesh import mesh_info
+
+    mesh = mesh_info()
+    return mesh.device if mesh is not None else "cpu"

@@ -5,8 +5,9 @@ kind of collective (XLA's all-reduce, all-gather, collective-permute, all-to-all
 the bytes being its result on one device. `annc calibrate --communication` measures
 each kind on the mesh this process finds, at sizes from 8 bytes to 4 MiB
 (`measure_collectives`, each a `jax.shard_map` of the one `jax.lax` collective,
-median of repeats after a warm-up), into the store's `communication` table;
-`communication_model` fits the lines from there. Uncalibrated, a mesh gets
+median of repeats after a warm-up, less the same call without it), into the
+store's `communication` table; `communication_model` fits the lines from
+there. Uncalibrated, a mesh gets
 `UNCALIBRATED`, a guess that says so in `explain`.
 """
 
@@ -99,11 +100,27 @@ def _collective(kind: str, devices: int) -> Callable[[Any], Any]:
     return lambda block: jax.lax.all_to_all(block, AXIS, 0, 0, tiled=True)
 
 
+def _times(function: Callable[[Any], Any], data: Any, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls, after two warm-up calls; each waited for."""
+    import jax
+
+    for _ in range(2):
+        jax.block_until_ready(function(data))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(function(data))
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def measure_collectives(mesh: Any, fingerprint: str, info: MeshInfo, repeats: int = 15,
                         progress: Callable[[str], None] | None = None
                         ) -> list[CommunicationRow]:
     """Every kind of collective at every size of `SIZES`, on the mesh: the median of
-    `repeats` calls after two warm-up calls, each waited for."""
+    `repeats` calls after two warm-up calls, each waited for, less the median of the
+    same call without the collective (the call's dispatch, which a collective inside
+    a compiled region does not pay)."""
     import jax
     from jax.sharding import PartitionSpec as P
 
@@ -119,17 +136,13 @@ def measure_collectives(mesh: Any, fingerprint: str, info: MeshInfo, repeats: in
             out = P() if kind in ("all-reduce", "all-gather") else P(AXIS)
             function = jax.jit(jax.shard_map(_collective(kind, devices), mesh=mesh,
                                              in_specs=P(AXIS), out_specs=out, check_vma=False))
+            alone = jax.jit(jax.shard_map(lambda block: block + 1.0, mesh=mesh,
+                                          in_specs=P(AXIS), out_specs=P(AXIS)))
             data = jax.device_put(np.ones(block * devices),
                                   jax.sharding.NamedSharding(mesh, P(AXIS)))
-            for _ in range(2):
-                jax.block_until_ready(function(data))
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                jax.block_until_ready(function(data))
-                times.append(time.perf_counter() - start)
-            median = statistics.median(times)
-            spread = (max(times) - min(times)) / median if median > 0 else 0.0
+            times, baseline = _times(function, data, repeats), _times(alone, data, repeats)
+            median = max(statistics.median(times) - statistics.median(baseline), 0.0)
+            spread = (max(times) - min(times)) / statistics.median(times)
             rows.append(CommunicationRow(fingerprint, info.device, devices, info.processes,
                                          kind, result * 8, median, spread, repeats))
             if progress is not None:
