@@ -11,7 +11,7 @@ loop) is predicted as
 
 the compute by the same model of (`region` or `loop`, `jax`, device) that predicts
 the unsharded `jax` variant, asked about the region each device runs
-(`sharding.shard_spec`). The CPU devices of one process share its cores (a host's
+(`sharding.shard_summary`). The CPU devices of one process share its cores (a host's
 simulated devices, `JAX_NUM_CPU_DEVICES`, or a `--distributed` process of several), and
 the one-device model already counts them all: there a shard's compute is multiplied by
 the devices of a process, so splitting within one host never looks faster than it
@@ -33,8 +33,8 @@ from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import default_database
 from hardware.devices.mesh import MeshInfo
 from hardware.variants.regions.catalogue import OPS, SHARDED, why_not_sharded
-from hardware.variants.regions.sharding import Layout, layout, shard_spec
-from hardware.variants.regions.spec import RegionSpec, summary
+from hardware.variants.regions.sharding import Layout, layout, shard_summary
+from hardware.variants.regions.spec import RegionSpec
 from passes.candidates import Candidate
 from predictor.adaptation import Prediction
 from predictor.features import Configuration
@@ -68,7 +68,7 @@ def offer_sharded(kind: str, spec: RegionSpec, placed: set[str | None], mesh: Me
     candidate.why_not = why or ""
     if isinstance(split, str) or why:
         return Sharded(candidate, Layout(mesh.size, (), ()), Configuration(kind, (), "", 0.0))
-    shard = summary(shard_spec(spec, split)).as_shapes()
+    shard = shard_summary(spec, split).as_shapes()
     return Sharded(candidate, split,
                    Configuration(kind, shard, spec.dtype, float(shard[0][4])))
 

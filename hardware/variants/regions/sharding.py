@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from dsl import dtypes, kernels
-from hardware.variants.regions.spec import RegionSpec, Shape
+from hardware.variants.regions.spec import RegionSpec, Shape, Summary, summary
 
 ROWS, COLUMNS, WHOLE = "rows", "columns", "whole"
 """A value split by its first axis over the mesh, by its second (a transposed split
@@ -100,7 +100,8 @@ def layout(spec: RegionSpec, devices: int) -> Layout | str:
     values = [ROWS if number not in known and _splittable(shape, devices) else WHOLE
               for number, shape in enumerate(spec.inputs)]
     if ROWS not in values:
-        return f"no input is large enough to split over {devices} devices"
+        return (f"no input splits into {devices} equal row blocks of at least "
+                f"{MIN_SHARD_ELEMENTS} elements")
     moved: list[Collective] = []
     for index, op in enumerate(spec.ops):
         operands = [values[v] for v in op.operands]
@@ -173,22 +174,22 @@ def _op(kernel: str, split: list[str], shapes: tuple[Shape, ...], result: Shape,
     return None
 
 
-def shard_spec(spec: RegionSpec, split: Layout) -> RegionSpec:
-    """The region as one device runs it: split inputs cut to their rows' share. Where
-    cutting makes an op's shapes disagree (a split value meets a whole one of the
-    same size, which the device slices), the whole one is cut too."""
+def shard_summary(spec: RegionSpec, split: Layout) -> Summary:
+    """What the region models see of the region one device runs: the spec with its
+    split inputs cut to one device's rows, where that is a consistent region; else
+    (a split value meets a whole one of the same full shape, which each device
+    slices) the whole region's summary with its sizes and work divided by the devices."""
     devices = split.devices
-    cut = [((s[0] // devices, *s[1:]) if v == ROWS else s)
-           for s, v in zip(spec.inputs, split.inputs(spec), strict=True)]
-    replaced = dataclasses.replace(spec, inputs=tuple(cut))
+    cut = tuple((s[0] // devices, *s[1:]) if v == ROWS else s
+                for s, v in zip(spec.inputs, split.inputs(spec), strict=True))
     try:
-        replaced.shapes()
-    except kernels.ShapeMismatch:
-        full = {s for s, v in zip(spec.inputs, split.inputs(spec), strict=True) if v == ROWS}
-        cut = [((s[0] // devices, *s[1:]) if s in full else s) for s in spec.inputs]
-        replaced = dataclasses.replace(spec, inputs=tuple(cut))
-        replaced.shapes()
-    return replaced
+        return summary(dataclasses.replace(spec, inputs=cut))
+    except (kernels.ShapeMismatch, ValueError):
+        whole = summary(spec)
+        return dataclasses.replace(
+            whole, elements=max(whole.elements // devices, 1),
+            bytes_once=whole.bytes_once // devices, bytes_per_op=whole.bytes_per_op // devices,
+            complexity=max(whole.complexity // devices, 1))
 
 
 def why_not_halo(spec: RegionSpec, split: Layout) -> str | None:
