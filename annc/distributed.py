@@ -30,6 +30,7 @@ import json
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,17 @@ def join(cluster: Cluster) -> tuple[int, int]:
 
     from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
 
+    where = cluster.coordinator or "the coordinator named by the environment"
+    advice = ("check --coordinator, --processes and --process-id, or JAX_COORDINATOR_ADDRESS "
+              "and the scheduler's variables, and that every process was started")
+    # JAX's coordination service aborts the process (SIGABRT, with a C++ stack) when the
+    # others do not come in time: a watchdog ends it first, with a message.
+    watchdog = threading.Timer(max(cluster.timeout_s - JOIN_MARGIN_S, 1.0), _give_up,
+                               (f"annc: error: distributed: the other processes did not "
+                                f"join through {where} within {cluster.timeout_s} s; "
+                                f"{advice}",))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         jax.distributed.initialize(
             coordinator_address=cluster.coordinator, num_processes=cluster.processes,
@@ -92,13 +104,21 @@ def join(cluster: Cluster) -> tuple[int, int]:
             shutdown_timeout_seconds=cluster.timeout_s)
     except (RuntimeError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = cluster.coordinator or "the coordinator named by the environment"
         raise DistributedError(
-            f"distributed: could not join the run through {where} within "
-            f"{cluster.timeout_s} s ({first}); check --coordinator, --processes and "
-            "--process-id, or JAX_COORDINATOR_ADDRESS and the scheduler's variables"
+            f"distributed: could not join the run through {where} ({first}); {advice}"
         ) from None
+    finally:
+        watchdog.cancel()
     return jax.process_index(), jax.process_count()
+
+
+JOIN_MARGIN_S = 2.0
+"""The watchdog gives up this much before JAX's own join timeout."""
+
+
+def _give_up(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def agree(step: str, error: str | None) -> None:
