@@ -74,14 +74,16 @@ def offer_sharded(kind: str, spec: RegionSpec, placed: set[str | None], mesh: Me
 
 
 def price_sharded(offer: Sharded, trips: int | None, p: Prediction, models: ModelSet,
-                  mesh: MeshInfo, machine: str) -> None:
-    """The candidate's prediction of one execution: compute and communication."""
+                  mesh: MeshInfo, machine: str,
+                  communication: CommunicationModel | None = None) -> None:
+    """The candidate's prediction of one execution: compute and communication (by the
+    mesh's calibrated model, or `communication` where given: another machine's)."""
     candidate = offer.candidate
     if math.isnan(p.seconds):
         candidate.why_not = "no model of the jax region variant on this machine"
         return
     per = trips if trips is not None else 1
-    comm = _model(mesh, machine)
+    comm = communication if communication is not None else _model(mesh, machine)
     talk = comm.seconds(offer.split.collectives)
     step = models.step_overhead_s
     share = mesh.local if mesh.device == "cpu" else 1
