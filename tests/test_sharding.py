@@ -124,6 +124,36 @@ def test_without_a_mesh_no_region_gets_a_sharded_candidate():
     assert all(c.variant != "jax.sharded" for r in plan.regions for c in r.candidates)
 
 
+def test_whether_a_mesh_may_exist_is_answered_from_the_environment(monkeypatch):
+    from hardware.devices.mesh import NVIDIA_DRIVER_FILES, may_have_mesh
+
+    monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    driver = any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES)
+    assert may_have_mesh() is driver
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    assert may_have_mesh()
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("JAX_NUM_CPU_DEVICES", "8")
+    assert may_have_mesh()
+
+
+def test_selection_without_a_mesh_does_not_start_jax():
+    script = ("import sys\n"
+              "from annc.compiler import compile_program\n"
+              f"compile_program(open({str(ROOT / 'examples' / 'heat.ann')!r}).read(), "
+              "'heat.ann', {}, None, 'selected', 'never', record=False)\n"
+              "print('jax' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-1500:]
+    from hardware.devices.mesh import NVIDIA_DRIVER_FILES
+
+    if not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
+        assert done.stdout.strip() == "False"
+
+
 def test_distributed_options_without_distributed_are_refused(tmp_path):
     done = subprocess.run([sys.executable, "-m", "annc", "run", str(ROOT / "examples" /
                                                                      "heat.ann"),

@@ -11,6 +11,9 @@ GPUs where a node has them; several processes after `jax.distributed.initialize`
 from __future__ import annotations
 
 import functools
+import os
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +56,43 @@ def process_mesh() -> Any | None:
     return jax.sharding.Mesh(np.array(devices), (AXIS,))
 
 
+NVIDIA_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg")
+"""Where a CUDA driver shows itself (as `available._jax_gpu` looks for it)."""
+
+
+def _count(text: str | None) -> int:
+    try:
+        return int(text or 1)
+    except ValueError:
+        return 1
+
+
+def may_have_mesh() -> bool:
+    """Whether this process can have several devices of one kind, answered without
+    starting JAX where it cannot: selection does not import JAX otherwise (0.34 s).
+    Several devices need simulated CPU devices (`JAX_NUM_CPU_DEVICES`, XLA's
+    `--xla_force_host_platform_device_count`, or `jax_num_cpu_devices` set in this
+    process), a GPU driver, or a `jax.distributed` run."""
+    if _count(os.environ.get("JAX_NUM_CPU_DEVICES")) > 1:
+        return True
+    forced = re.search(r"xla_force_host_platform_device_count=(\d+)",
+                       os.environ.get("XLA_FLAGS", ""))
+    if forced is not None and int(forced.group(1)) > 1:
+        return True
+    if any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
+        return True
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    return bool(jax.distributed.is_initialized()) or _count(
+        str(jax.config.jax_num_cpu_devices)) > 1
+
+
 def mesh_info() -> MeshInfo | None:
-    """The mesh's kind, size and processes, or None without a mesh."""
+    """The mesh's kind, size and processes, or None without a mesh (asking JAX only
+    where `may_have_mesh`)."""
+    if not may_have_mesh():
+        return None
     mesh = process_mesh()
     if mesh is None:
         return None
