@@ -7,8 +7,8 @@ and XLA's SPMD partitioner inserts the collectives. One op gets help: `conv2d` o
 split field runs under `jax.shard_map`, each device trading its edge rows with its
 neighbours by `ppermute` and convolving its block with that halo; left to itself the
 partitioner moved 7,986 elements a step for the 512 of a 3×3 stencil's two halo rows
-(heat, 256², 8 devices, jax 0.10.2). The devices at the ends receive zeros, which is the zero boundary of
-annc's conv2d.
+(heat, 256², 8 devices, jax 0.10.2). The devices at the ends receive zeros, which is
+the zero boundary of annc's conv2d.
 
 It runs in one process with several devices, or across the processes of a
 `jax.distributed` run, where every process calls it with the same whole inputs: each
