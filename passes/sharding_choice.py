@@ -33,7 +33,7 @@ from hardware.devices.fingerprint import fingerprint
 from hardware.devices.home import default_database
 from hardware.devices.mesh import MeshInfo
 from hardware.variants.regions.catalogue import OPS, SHARDED, why_not_sharded
-from hardware.variants.regions.sharding import Layout, layout, shard_summary
+from hardware.variants.regions.sharding import Layout, layout, shard_summary, why_not_halo
 from hardware.variants.regions.spec import RegionSpec
 from passes.candidates import Candidate
 from predictor.adaptation import Prediction
@@ -62,7 +62,7 @@ def offer_sharded(kind: str, spec: RegionSpec, placed: set[str | None], mesh: Me
     (`refused`: a reason found by the caller, such as a back end left out)."""
     candidate = Candidate(SHARDED, mesh.device, None, 0.0, math.inf)
     split = layout(spec, mesh.size)
-    why = refused or (split if isinstance(split, str) else why_not_sharded(spec))
+    why = refused or (split if isinstance(split, str) else why_not_halo(spec, split))
     if not why and placed != {mesh.device}:
         why = f"its ops were placed on {', '.join(sorted(map(str, placed)))}, not {mesh.device}"
     candidate.why_not = why or ""
