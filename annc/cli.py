@@ -23,7 +23,7 @@ from dsl.errors import AnncError
 from hardware.devices.home import check_home
 
 COMMANDS = ("compile", "run", "explain", "tune", "build", "variants", "devices",
-            "calibrate", "train", "evaluate", "cache")
+            "calibrate", "train", "evaluate", "cache", "store")
 """Subcommands, in the order `annc --help` lists them; each is `annc.commands.<name>`."""
 
 

@@ -37,6 +37,12 @@ class Candidate:
     """What `cost_s` counts of its build this run (`passes.tiers`)."""
     beside: bool = False
     """Whether its compile would run beside the run (another candidate can start it)."""
+    compute_s: float | None = None
+    communication_s: float | None = None
+    """A sharded region's one execution, split: its per-device compute (the one-device
+    model at the shard's shape) and its collectives (`passes.sharding_choice`)."""
+    communication: str = ""
+    """What a sharded region communicates per execution, in words."""
 
 
 @dataclass(slots=True)

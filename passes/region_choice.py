@@ -14,7 +14,8 @@ compares its candidates:
 
 A compiled variant runs on its own device only, so it is a candidate only where
 every op of the region was placed there; the cheapest candidate wins, `ops` on a
-tie. A candidate without a model is never chosen.
+tie. A candidate without a model is never chosen. Where the program has a mesh of
+devices, a region also gets a sharded candidate (`passes.sharding_choice`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.ir import Operation
 
 from dsl.dialect import KernelOp, RegionOp, where
+from hardware.devices.mesh import MeshInfo, mesh_info
 from hardware.variants.regions import catalogue
 from hardware.variants.regions.from_ir import Lowered, lower_region
 from hardware.variants.regions.spec import summary
 from passes.candidates import Candidate
 from passes.models import ChosenModels
+from passes.sharding_choice import Sharded, offer_sharded, price_sharded
 from passes.sites import trips_of
 from passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
 from predictor.adaptation import Prediction
@@ -161,14 +164,24 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
     regions = [op for op in module.walk() if isinstance(op, RegionOp)]
     plans = [_region_plan(index, region, sites_of, site_costs)
              for index, region in enumerate(regions)]
+    mesh = mesh_info() if plans else None
     asked: list[tuple[RegionPlan, Candidate, RegionQuery]] = []
+    sharded: list[tuple[RegionPlan, Sharded, RegionQuery]] = []
     for plan in plans:
-        offered = _offer(plan, {site_devices[i] for i in plan.sites}, left_out or {})
+        placed = {site_devices[i] for i in plan.sites}
+        offered = _offer(plan, placed, left_out or {})
         if offered:
             configuration = _configuration(plan)
             asked += [(plan, c, ((plan.kind, c.variant, c.device), configuration))
                       for c in offered]
-    _predict_regions(asked, models)
+        if mesh is not None:
+            offer = offer_sharded(plan.kind, plan.lowered.spec, placed, mesh,
+                                  (left_out or {}).get("jax"))
+            plan.candidates.append(offer.candidate)
+            if not offer.candidate.why_not:
+                sharded.append((plan, offer, ((plan.kind, "jax", mesh.device),
+                                              offer.configuration)))
+    _predict_regions(asked, models, sharded, mesh)
     costs = {op: site_costs[i] for op, i in sites_of.items()}
     chosen: dict[RegionOp, Candidate] = {}
     for plan in reversed(plans):  # innermost first: a region's ops cost what those inside chose
@@ -219,11 +232,26 @@ def _offer(plan: RegionPlan, placed: set[str | None],
 
 
 def _predict_regions(asked: list[tuple[RegionPlan, Candidate, RegionQuery]],
-                     models: ChosenModels) -> None:
-    """The compiled candidates' predictions and build costs; each distinct query is asked
-    once, in one batch (a program repeats its regions)."""
-    unique = list(dict.fromkeys(query for _, _, query in asked))
+                     models: ChosenModels,
+                     sharded: list[tuple[RegionPlan, Sharded, RegionQuery]],
+                     mesh: MeshInfo | None) -> None:
+    """The compiled candidates' predictions and build costs, the sharded ones' included;
+    each distinct query is asked once, in one batch (a program repeats its regions)."""
+    unique = list(dict.fromkeys([query for _, _, query in asked]
+                                + [query for _, _, query in sharded]))
     predictions = dict(zip(unique, models.adapted.predict(unique), strict=True))
+    for plan, offer, query in sharded:
+        assert mesh is not None
+        candidate = offer.candidate
+        price_sharded(offer, plan.lowered.spec.trips, predictions[query], models.models,
+                      mesh, models.machine)
+        if candidate.predicted_s is None:
+            continue
+        model = models.models.models.get(query[0])
+        candidate.compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
+        if catalogue.is_built(plan.lowered.spec, candidate.variant):
+            candidate.compile_s, candidate.build = 0.0, "built"
+        candidate.cost_s = plan.executions * candidate.predicted_s + candidate.compile_s
     for plan, candidate, query in asked:
         seconds, low, high = _per_execution(plan, predictions[query], models.models)
         if math.isnan(seconds):
@@ -240,7 +268,7 @@ def _choose(plan: RegionPlan) -> None:
     `passes.tiers`) and, where it needs a compile, what the region starts on."""
     order = ranked((c for c in plan.candidates if not c.why_not), prefer=catalogue.OPS)
     plan.chosen = best = order[0] if order else plan.candidates[0]
-    if needs_compile(best):
+    if needs_compile(best) and best.variant != catalogue.SHARDED:  # built in the run only
         start = start_candidate(plan.candidates, best.device)
         ops = plan.candidates[0]
         plan.start = start if start is not None and start is not best else ops

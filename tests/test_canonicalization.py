@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_ir import xdsl_opt
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 import annc
 from annc.compiler import compile_program
 from dsl import dialect
 from dsl.canonicalization import MOST_FOLDED, canonicalize
-from tests.test_ir import xdsl_opt
 
 SPECIAL = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, 1.5, -2.25, 3e38], dtype=np.float32)
 """Every kind of value an input can hold, as f32 (3e38 overflows f32 if doubled)."""

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_ir import xdsl_opt
 from xdsl.dialects.builtin import StringAttr
 
 import annc
 from annc.compiler import compile_program
 from dsl import dialect
-from tests.test_ir import xdsl_opt
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = """\

@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--regions", action="store_true",
                         help="measure the region variants (fused chains, whole loops) "
                         "instead of the kernels")
+    parser.add_argument("--communication", action="store_true",
+                        help="measure the collectives of this process's mesh of devices "
+                        "(several GPUs, or JAX_NUM_CPU_DEVICES=8) for the sharded candidates")
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: calibrate everything with the noise floor and "
                         "export the reference data into the package (hardware/calibration/data/)")
@@ -108,6 +111,8 @@ SHUTDOWN_S = 1.5
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.communication:
+        return _communication(args)
     kernels = selected_kernels(args.kernels) if args.kernels else None
     devices = _devices(args.devices)
     if args.quick:
@@ -265,6 +270,35 @@ def _calibrate_transfers(console: Console, store: MeasurementStore, fingerprint_
                                   annc_version())
         if added:
             console.print(f"measured {added} host<->{name} copy sizes for the transfer model")
+
+
+def _communication(args: argparse.Namespace) -> int:
+    """`--communication`: every kind of collective on this process's mesh, into the store
+    (`hardware.calibration.communication`); the sharded candidates' model reads them."""
+    if args.quick or args.regions or args.reference or args.noise or args.kernels:
+        raise AnncError("calibrate: --communication measures the mesh's collectives only; "
+                        "run the other calibrations on their own")
+    from hardware.calibration.communication import fit, measure_collectives
+    from hardware.devices.mesh import mesh_info, process_mesh
+
+    mesh, info = process_mesh(), mesh_info()
+    if mesh is None or info is None:
+        raise AnncError("calibrate --communication: this process sees one device of its "
+                        "kind, so there is no mesh to measure; give it several (a node's "
+                        "GPUs, or JAX_NUM_CPU_DEVICES=8 for simulated CPU devices)")
+    path = Path(args.db) if args.db else default_database()
+    with MeasurementStore(path) as store:
+        console = Console(stderr=True)
+        fp = fingerprint()
+        console.print(f"measuring collectives on {info.describe()} (fingerprint {fp.id}) "
+                      f"into {path}")
+        rows = measure_collectives(mesh, fp.id, info, progress=console.print)
+        store.add_communication(rows)
+        lines = fit(store.communication(fp.id, info.device, info.size, info.processes))
+    for kind, (latency, per_byte) in lines.items():
+        rate = f"{1 / per_byte / 1e9:.3g} GB/s" if per_byte > 0 else "no per-byte cost"
+        print(f"{kind}: {latency * 1e6:.3g} µs + bytes at {rate}")
+    return 0
 
 
 def _summary(calibration: Calibration, stopped: str) -> str:

@@ -105,7 +105,9 @@ def plan_json(plan: Plan) -> dict:
                      "low_s": c.low_s, "high_s": c.high_s, "compile_s": c.compile_s,
                      "build": c.build,
                      "cost_s": c.cost_s if math.isfinite(c.cost_s) else None,
-                     "why_not": c.why_not or None}
+                     "why_not": c.why_not or None,
+                     **({"compute_s": c.compute_s, "communication_s": c.communication_s,
+                         "communication": c.communication} if c.communication else {})}
                     for c in r.candidates
                 ],
             }
@@ -156,7 +158,12 @@ def _op_time(c: Candidate) -> str:
 
 
 def _region_time(c: Candidate) -> str:
-    return "its ops" if c.variant == "ops" else short_time(c.predicted_s)
+    if c.variant == "ops":
+        return "its ops"
+    if c.compute_s is not None and c.communication_s is not None:
+        return (f"{short_time(c.predicted_s)} = {short_time(c.compute_s)} + "
+                f"{short_time(c.communication_s)} comm")
+    return short_time(c.predicted_s)
 
 
 def _op_forms(op: OpPlan) -> list[Fitted]:
@@ -175,7 +182,9 @@ def _region_forms(region: RegionPlan) -> list[Fitted]:
     loop = f", a loop of {trips} trips" if trips is not None else ""
     title = (f"region {region.index}: {region.kind} ({kernels}; ops {ops}) at {region.loc}"
              f"{loop}, runs {region.executions}x")
-    return _candidate_forms(title, region.candidates, region.chosen, _region_time)
+    forms = _candidate_forms(title, region.candidates, region.chosen, _region_time)
+    split = [f"{c.variant} on {c.communication}" for c in region.candidates if c.communication]
+    return [Fitted(f.title, f.table, [*f.below, *split]) for f in forms]
 
 
 def _print_tiers(console: Console, plan: Plan) -> None:

@@ -33,7 +33,7 @@ from annc.commands.tables import (
 )
 from annc.running import RunResult, run_file
 from dsl import dtypes
-from dsl.errors import DataError, MissingInputsError
+from dsl.errors import AnncError, DataError, MissingInputsError
 from dsl.types import TensorType
 from hardware.execution.planning import BUILDS
 from hardware.execution.rundata import check_seed, read_archive, save_outputs
@@ -69,6 +69,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "runs now and build them beside the run (beside, the default; "
                         "ANNC_BUILDS sets another), build them first, or never")
     add_selection_arguments(parser)
+    group = parser.add_argument_group(
+        "across processes and hosts (--distributed; see docs/distributed.md)")
+    group.add_argument("--distributed", action="store_true",
+                       help="run as one process of a jax.distributed run: its sharded regions "
+                       "span every process's devices")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="process 0's address (default: JAX_COORDINATOR_ADDRESS, or the "
+                       "scheduler's, as JAX reads them)")
+    group.add_argument("--processes", type=int, metavar="N",
+                       help="how many processes run (default: from the environment)")
+    group.add_argument("--process-id", type=int, metavar="I",
+                       help="this process's id, 0 to N-1 (default: from the environment)")
+    group.add_argument("--timeout", type=int, default=None, metavar="SECONDS",
+                       help="how long to wait for the others to join, and for a silent "
+                       "process before the run fails (default 120)")
+    group.add_argument("--shard-regions", action="store_true",
+                       help="run every region that can be split over the mesh as "
+                       "jax.sharded, whatever the models predict (to measure it)")
+    group.add_argument("--gather-limit", type=int, default=None, metavar="BYTES",
+                       help="--save writes larger outputs per process, with an index "
+                       "(default 1 GiB)")
 
 
 def seed_argument(text: str) -> int:
@@ -163,7 +184,51 @@ def _announce(note: str) -> None:
     print(printable(note), file=sys.stderr, flush=True)
 
 
+def _distributed(args: argparse.Namespace) -> int:
+    """One process of a distributed run: process 0 prints the report and the outputs."""
+    from annc import distributed
+
+    if args.variant or args.builds or args.generate_missing:
+        raise AnncError("run --distributed: --variant, --builds and --generate-missing "
+                        "are not taken (every process runs process 0's plan, builds first)")
+    cluster = distributed.Cluster(args.coordinator, args.processes, args.process_id,
+                                  args.timeout or distributed.DEFAULT_TIMEOUT_S)
+    with distributed.quiet_stdout():
+        done = distributed.run_program(args.file, cluster, args.inputs, defines(args),
+                                       args.seed, targets(args), args.measure,
+                                       args.shard_regions)
+        result = done.result
+        first = done.process == 0
+        if args.save:
+            limit = args.gather_limit or distributed.DEFAULT_GATHER_LIMIT
+            whole = sum(value.nbytes for value in result.outputs.values()) <= limit
+            distributed.attempt("saving the outputs", lambda: save_outputs(
+                args.save, result.outputs) if whole and first else None if whole else
+                distributed.save_parts(args.save, result.outputs, done.process,
+                                       done.processes, save_outputs))
+    if not first:
+        return 0
+    print_notes(result.notes)
+    result.report["distributed"] = {"processes": done.processes, "devices": done.devices}
+    if args.report == "json":
+        print(json.dumps(result.report))
+        return 0
+    console = console_for(args)
+    console.print(f"ran on {done.devices} devices in {done.processes} processes")
+    if args.report == "table":
+        print_report(console, result, args.file)
+    _print_outputs(console, result)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.distributed:
+        return _distributed(args)
+    if any(value is not None for value in (args.coordinator, args.processes, args.process_id,
+                                           args.timeout, args.gather_limit)) or (
+            args.shard_regions):
+        raise AnncError("run: --coordinator, --processes, --process-id, --timeout, "
+                        "--gather-limit and --shard-regions go with --distributed")
     inputs = read_archive(args.inputs) if args.inputs else None
     try:
         result = run_file(args.file, inputs=inputs, params=defines(args), seed=args.seed,

@@ -33,7 +33,7 @@ from pathlib import Path
 from dsl.errors import StoreError
 from hardware.variants.registry import Shapes
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SPLITS = ("train", "test", "noise")
 OBSERVATION_SOURCES = ("run", "tune", "quick", "measure")
@@ -91,6 +91,20 @@ CREATE TABLE IF NOT EXISTS observations (
 );
 CREATE INDEX IF NOT EXISTS observations_by_config
     ON observations (fingerprint, kernel, variant, device, dtype, shapes);
+CREATE TABLE IF NOT EXISTS communication (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    device TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    processes INTEGER NOT NULL,
+    collective TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    median_s REAL NOT NULL,
+    spread REAL NOT NULL,
+    repeats INTEGER NOT NULL,
+    taken_at TEXT NOT NULL,
+    annc_version TEXT NOT NULL
+);
 """
 
 _COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "split", "pass",
@@ -174,6 +188,34 @@ class Observation:
     """What the models in use predicted for one execution, if anything."""
     taken_at: str = ""
     annc_version: str = ""
+
+
+_COMMUNICATION_COLUMNS = ("fingerprint", "device", "devices", "processes", "collective",
+                          "bytes", "median_s", "spread", "repeats", "taken_at",
+                          "annc_version")
+
+
+@dataclass(frozen=True)
+class CommunicationRow:
+    """One collective measured on a mesh: its bytes on one device and its time."""
+
+    fingerprint: str
+    device: str
+    devices: int
+    processes: int
+    collective: str
+    """XLA's name: `all-reduce`, `all-gather`, `collective-permute`, `all-to-all`."""
+    bytes: int
+    median_s: float
+    spread: float
+    repeats: int
+    taken_at: str = ""
+    annc_version: str = ""
+
+
+_MERGED = {"measurements": _COLUMNS, "observations": _OBSERVATION_COLUMNS,
+           "communication": _COMMUNICATION_COLUMNS}
+"""The tables `merge` copies, with the columns that identify a row (all but its id)."""
 
 
 def shapes_text(shapes: Shapes) -> str:
@@ -310,8 +352,8 @@ class MeasurementStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),))
             self._connection.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value = '1'",
-                (str(SCHEMA_VERSION),))  # version 1 lacked only the observations table
+                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value IN ('1', '2')",
+                (str(SCHEMA_VERSION),))  # 1 lacked the observations table, 2 communication
             self._connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
 
@@ -443,6 +485,69 @@ class MeasurementStore:
                             seconds=row[7], executions=row[8], predicted_s=row[9],
                             taken_at=row[10], annc_version=row[11])
                 for row in self._connection.execute(query, parameters)]
+
+    # Communication (a mesh's collectives) ----------------------------------------
+
+    def add_communication(self, rows: Iterable[CommunicationRow]) -> int:
+        """Writes measured collectives in one transaction; returns how many."""
+        values = [(r.fingerprint, r.device, r.devices, r.processes, r.collective, r.bytes,
+                   r.median_s, r.spread, r.repeats, r.taken_at or now(),
+                   r.annc_version or annc_version()) for r in rows]
+        try:
+            with self._transaction():
+                self._connection.executemany(
+                    f"INSERT INTO communication ({', '.join(_COMMUNICATION_COLUMNS)}) VALUES "
+                    f"({', '.join('?' for _ in _COMMUNICATION_COLUMNS)})", values)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: error: cannot write collectives ({error})") from None
+        return len(values)
+
+    def communication(self, fingerprint: str, device: str, devices: int,
+                      processes: int = 1) -> list[CommunicationRow]:
+        """The collectives measured on a mesh of this many devices (and processes) of
+        this kind on this fingerprint, oldest first."""
+        query = (f"SELECT {', '.join(_COMMUNICATION_COLUMNS)} FROM communication WHERE "
+                 "fingerprint = ? AND device = ? AND devices = ? AND processes = ? ORDER BY id")
+        return [CommunicationRow(*row) for row in self._connection.execute(
+            query, (fingerprint, device, devices, processes))]
+
+    def merge(self, other: str | os.PathLike[str]) -> dict[str, int]:
+        """Adds every row of another store (another node's calibration) that this one
+        lacks, in one transaction; the other is only read. Returns the rows added per
+        table. Merging twice adds nothing the second time."""
+        path = Path(other)
+        _check_header(path)
+        _check_contents(path)
+        try:
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: error: cannot read it ({error})") from None
+        added = {}
+        try:
+            tables = {row[0] for row in source.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            with self._transaction():
+                for table, columns in _MERGED.items():
+                    added[table] = 0
+                    if table not in tables:
+                        continue
+                    names = ", ".join(columns)
+                    present = set(self._connection.execute(f"SELECT {names} FROM {table}"))
+                    new = [row for row in source.execute(f"SELECT {names} FROM {table}")
+                           if row not in present]
+                    self._connection.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES "
+                        f"({', '.join('?' for _ in columns)})", new)
+                    added[table] = len(new)
+                for key, value in source.execute(
+                        "SELECT key, value FROM meta WHERE key LIKE 'calibration_s:%'"):
+                    self._connection.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: error: cannot merge it ({error})") from None
+        finally:
+            source.close()
+        return added
 
 
 class _Transaction:

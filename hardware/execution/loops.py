@@ -86,6 +86,19 @@ class ChunkSizer:
             self.per_trip_s, self.measured = seconds / trips, True
 
 
+class WholeCalls(ChunkSizer):
+    """Chunks of every remaining trip (up to `MAX_CALL_TRIPS` a call), whatever the
+    times: a sharded loop's calls are collectives every process must make alike, so
+    their number cannot follow one process's clock (`jax.sharded` across processes)."""
+
+    def next(self, remaining: int) -> int:
+        self.last = min(remaining, MAX_CALL_TRIPS)
+        return self.last
+
+    def saw(self, trips: int, seconds: float) -> None:
+        return None
+
+
 def run_chunks(function: LoopFunction, carried: list[np.ndarray],
                invariants: Sequence[np.ndarray], trips: int, sizer: ChunkSizer,
                advance: Advance | None = None) -> list[np.ndarray]:

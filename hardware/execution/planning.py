@@ -46,7 +46,12 @@ from hardware.execution.beside import Beside
 from hardware.execution.builds import BuildJob, kernel_job, region_job
 from hardware.execution.foreground import build_now
 from hardware.execution.interruptible import interruptible, is_long
-from hardware.execution.loops import ChunkSizer, compiled_loop_runner, switching_loop_step
+from hardware.execution.loops import (
+    ChunkSizer,
+    WholeCalls,
+    compiled_loop_runner,
+    switching_loop_step,
+)
 from hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
 from hardware.execution.progress import RunProgress
 from hardware.execution.steps import (
@@ -321,9 +326,10 @@ class _Planner:
         spec = lowered.spec
         if not spec.is_loop:
             return region_runner(function, sources, results, dtype, self.devices)
+        sharded = op.variant is not None and op.variant.data == catalogue.SHARDED
+        sizer = WholeCalls() if sharded else ChunkSizer(_per_trip(op, spec.trips))
         return compiled_loop_runner(function, sources, spec.carried, spec.trips or 0,
-                                    results, dtype, self.devices,
-                                    ChunkSizer(_per_trip(op, spec.trips)), advance)
+                                    results, dtype, self.devices, sizer, advance)
 
     def advance(self, trips: int) -> Callable[[int], None] | None:
         """Where a loop of `trips` trips reports them: the progress of the run for an

@@ -115,12 +115,44 @@ VARIANTS: tuple[RegionVariant, ...] = (
 )
 
 
+SHARDED = "jax.sharded"
+"""The region split over the mesh of this program's devices (`sharded_region`); offered
+only where there is a mesh (`passes.sharding_choice`), never calibrated on its own."""
+
+
+def _build_sharded(spec: RegionSpec) -> RegionFunction:
+    from hardware.variants.regions.sharded_region import build_sharded
+
+    return build_sharded(spec)
+
+
+def why_not_sharded(spec: RegionSpec) -> str | None:
+    from hardware.devices.mesh import mesh_info
+    from hardware.variants.regions.sharding import layout, why_not_halo
+
+    mesh = mesh_info()
+    if mesh is None:
+        return "this program has one device of its kind: no mesh to split it over"
+    split = layout(spec, mesh.size)
+    return split if isinstance(split, str) else why_not_halo(spec, split)
+
+
 def region_variant(name: str) -> RegionVariant:
+    if name == SHARDED:
+        return RegionVariant(SHARDED, _mesh_device(), _build_sharded, why_not_sharded)
     for variant in VARIANTS:
         if variant.name == name:
             return variant
-    known = ", ".join([OPS, *(v.name for v in VARIANTS)])
+    known = ", ".join([OPS, *(v.name for v in VARIANTS), SHARDED])
     raise LookupError(f"no region variant {name!r}; region variants are {known}")
+
+
+def _mesh_device() -> str:
+    """The kind of the mesh's devices (`cpu` without a mesh)."""
+    from hardware.devices.mesh import mesh_info
+
+    mesh = mesh_info()
+    return mesh.device if mesh is not None else "cpu"
 
 
 def variants_for(spec: RegionSpec, device: str) -> list[tuple[RegionVariant, str | None]]:
@@ -165,6 +197,8 @@ def cached(spec: RegionSpec, name: str) -> bool:
     earlier build (`hardware.variants.jax_builds`). Imports no JAX; Halide, where it is
     installed, for the target (without it nothing Halide builds is cached)."""
     backend = region_variant(name).backend
+    if name == SHARDED:  # compiled for the mesh of the run, in the run
+        return False
     if backend == "jax":
         from hardware.variants import jax_builds
 

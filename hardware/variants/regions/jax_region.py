@@ -96,11 +96,13 @@ TRIPS_DTYPE = np.int32
 MAX_TRIPS = MAX_CALL_TRIPS
 
 
-def body_function(spec: RegionSpec) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+def body_function(spec: RegionSpec, functions: Sequence[JaxFunction] | None = None
+                  ) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """The region's ops once, as a JAX function of the sequence of its input values,
     returning its outputs. Its known constants are numpy arrays inside it, which XLA
-    folds (the values passed for them are not read)."""
-    functions = op_functions(spec)
+    folds (the values passed for them are not read). `functions`: every op's jnp
+    function (`op_functions`'s by default; a sharded region swaps some)."""
+    functions = op_functions(spec) if functions is None else functions
     dtype = numpy_dtype(spec)
     known = {number: np.array(values, dtype).reshape(spec.inputs[number])
              for number, values in spec.constants}
@@ -114,7 +116,8 @@ def body_function(spec: RegionSpec) -> Callable[[Sequence[Any]], tuple[Any, ...]
     return once
 
 
-def region_function(spec: RegionSpec) -> Callable[..., tuple[Any, ...]]:
+def region_function(spec: RegionSpec, functions: Sequence[JaxFunction] | None = None
+                    ) -> Callable[..., tuple[Any, ...]]:
     """The region as a (not yet jitted) JAX function of its inputs, returning its outputs.
 
     A whole loop's function takes its trip count first, then its inputs: traced, the
@@ -122,7 +125,7 @@ def region_function(spec: RegionSpec) -> Callable[..., tuple[Any, ...]]:
     compilation runs any number of trips (a plan can run a loop in chunks of trips),
     and loops that differ only in their trips share one build and one entry of XLA's
     cache."""
-    once = body_function(spec)
+    once = body_function(spec, functions)
     if not spec.is_loop:
         return lambda *inputs: once(inputs)
 

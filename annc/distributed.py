@@ -1,0 +1,252 @@
+"""`annc run --distributed`: one program over several processes and hosts.
+
+Every process joins the run through `jax.distributed.initialize` (the coordinator,
+process count and id as options, or, left out, from the environment as JAX reads it:
+`JAX_COORDINATOR_ADDRESS`, Slurm, Open MPI), so that JAX lists the devices of every
+process together and the mesh (`hardware.devices.mesh`) spans them. Then:
+
+1. every process reads the inputs (the archive, or draws them from the seed: the
+   same values in every process, those of a one-process run) and keeps the rows of
+   its own devices on them when a sharded region runs;
+2. process 0 compiles and chooses; its selected IR, which is exactly what runs, is
+   sent to every process, so all run one plan (its collectives must match);
+3. every process runs the plan, its builds first (a build that switched in mid-run
+   would change one process's calls and not another's);
+4. process 0 writes the outputs and prints the one report; outputs larger than
+   `--gather-limit` are written by every process, its share of the rows each, with
+   an index file naming the parts.
+
+Between the steps the processes agree (`agree`): each says whether its step went
+well, and where one did not, every process stops with every failure in its message.
+A process that dies is noticed by JAX's coordination service within `--timeout`
+seconds (its heartbeat), which ends the others: a failing host fails the run, it
+does not hang it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from dsl.errors import AnncError
+
+MESSAGE_BYTES = 1024
+"""The longest failure message one process sends the others (longer ones are cut)."""
+
+DEFAULT_TIMEOUT_S = 120
+DEFAULT_GATHER_LIMIT = 1 << 30
+"""Outputs of more bytes than this are written per process, with an index."""
+
+T = TypeVar("T")
+
+
+class DistributedError(AnncError):
+    """A distributed run could not start, or one of its processes failed."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    coordinator: str | None = None
+    processes: int | None = None
+    process_id: int | None = None
+    timeout_s: int = DEFAULT_TIMEOUT_S
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Standard output goes to standard error meanwhile, at the descriptor: Gloo, JAX's
+    CPU collectives, prints its connections there, and `--report json` must be the one
+    object on standard output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def join(cluster: Cluster) -> tuple[int, int]:
+    """Joins the run (`jax.distributed.initialize`); returns (this process's id, the
+    number of processes). Must come before anything runs on a JAX device."""
+    import jax
+
+    from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
+
+    where = cluster.coordinator or "the coordinator named by the environment"
+    advice = ("check --coordinator, --processes and --process-id, or JAX_COORDINATOR_ADDRESS "
+              "and the scheduler's variables, and that every process was started")
+    # JAX's coordination service aborts the process (SIGABRT, with a C++ stack) when the
+    # others do not come in time: a watchdog ends it first, with a message.
+    watchdog = threading.Timer(max(cluster.timeout_s - JOIN_MARGIN_S, 1.0), _give_up,
+                               (f"annc: error: distributed: the other processes did not "
+                                f"join through {where} within {cluster.timeout_s} s; "
+                                f"{advice}",))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        jax.distributed.initialize(
+            coordinator_address=cluster.coordinator, num_processes=cluster.processes,
+            process_id=cluster.process_id, initialization_timeout=cluster.timeout_s,
+            heartbeat_timeout_seconds=max(cluster.timeout_s // 4, 10),
+            shutdown_timeout_seconds=cluster.timeout_s)
+    except (RuntimeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DistributedError(
+            f"distributed: could not join the run through {where} ({first}); {advice}"
+        ) from None
+    finally:
+        watchdog.cancel()
+    return jax.process_index(), jax.process_count()
+
+
+JOIN_MARGIN_S = 2.0
+"""The watchdog gives up this much before JAX's own join timeout."""
+
+
+def _give_up(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+def agree(step: str, error: str | None) -> None:
+    """Every process tells every other whether `step` went well; where any failed,
+    every process raises a `DistributedError` naming each failed process and why."""
+    from jax.experimental import multihost_utils
+
+    message = np.zeros(MESSAGE_BYTES + 1, np.uint8)
+    if error is not None:
+        encoded = error.encode("utf-8", "replace")[:MESSAGE_BYTES]
+        message[0] = 1
+        message[1 : 1 + len(encoded)] = np.frombuffer(encoded, np.uint8)
+    everyone = np.asarray(multihost_utils.process_allgather(message))
+    failed = [(index, bytes(row[1:]).rstrip(b"\0").decode("utf-8", "replace"))
+              for index, row in enumerate(everyone.reshape(-1, MESSAGE_BYTES + 1)) if row[0]]
+    if failed:
+        reasons = "; ".join(f"process {index}: {why}" for index, why in failed)
+        raise DistributedError(f"distributed run failed while {step}: {reasons}")
+
+
+def attempt(step: str, work: Callable[[], T]) -> T | None:
+    """Runs `work`, then `agree`s on it: its result where every process succeeded."""
+    result, error = None, None
+    try:
+        result = work()
+    except AnncError as failure:
+        error = str(failure)
+    except Exception as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    agree(step, error)
+    return result
+
+
+def from_first(text: str | None) -> str:
+    """Process 0's text, in every process."""
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer((text or "").encode("utf-8"), np.uint8)
+    length = int(np.asarray(multihost_utils.broadcast_one_to_all(np.int64(data.size))))
+    padded = np.zeros(length, np.uint8)
+    padded[: min(data.size, length)] = data[:length]
+    shared = np.asarray(multihost_utils.broadcast_one_to_all(padded))
+    return bytes(shared).decode("utf-8")
+
+
+def row_block(rows: int, process: int, processes: int) -> tuple[int, int]:
+    """The rows of a value that one process writes: an even share, in order."""
+    share = math.ceil(rows / processes)
+    return min(process * share, rows), min((process + 1) * share, rows)
+
+
+def save_parts(path: str, outputs: dict[str, np.ndarray], process: int, processes: int,
+               save: Callable[[str, dict[str, np.ndarray]], None]) -> dict[str, Any] | None:
+    """Writes this process's rows of every output to `STEM.p<process>.npz` (a 0-d output
+    by process 0 only); returns, on process 0, the index of every part."""
+    target = Path(path)
+    stem = target.name.removesuffix(".npz")
+    mine: dict[str, np.ndarray] = {}
+    index: dict[str, Any] = {"processes": processes, "outputs": {}}
+    for name, value in outputs.items():
+        parts: list[dict[str, Any]] = []
+        for owner in range(processes):
+            if value.ndim == 0:
+                if owner == 0:
+                    parts.append({"file": f"{stem}.p0.npz", "rows": None})
+                continue
+            start, stop = row_block(value.shape[0], owner, processes)
+            parts.append({"file": f"{stem}.p{owner}.npz", "rows": [start, stop]})
+        index["outputs"][name] = {"shape": list(value.shape), "dtype": value.dtype.name,
+                                  "parts": parts}
+        if value.ndim == 0:
+            if process == 0:
+                mine[name] = value
+            continue
+        start, stop = row_block(value.shape[0], process, processes)
+        mine[name] = value[start:stop]
+    save(str(target.with_name(f"{stem}.p{process}.npz")), mine)
+    if process != 0:
+        return None
+    target.with_name(f"{stem}.index.json").write_text(json.dumps(index, indent=1) + "\n")
+    return index
+
+
+@dataclass
+class DistributedRun:
+    """What one process of a distributed run ends with."""
+
+    process: int
+    processes: int
+    devices: int
+    result: Any
+    """The `RunResult` (every process holds the whole outputs)."""
+
+
+def run_program(path: str, cluster: Cluster, inputs_path: str | None,
+                params: Mapping[str, int | str], seed: int,
+                targets: tuple[str, ...] | None, measure: str,
+                shard_regions: bool = False) -> DistributedRun:
+    """Joins the run, agrees on the inputs, runs process 0's plan everywhere (see the
+    module); every failure, of any process, is a `DistributedError` in every process."""
+    process, processes = join(cluster)
+    from xdsl.parser import Parser
+
+    from annc.compiler import compile_program, read_source
+    from annc.running import run_module
+    from dsl.context import annc_context
+    from hardware.devices.mesh import mesh_info
+    from hardware.execution.rundata import read_archive
+
+    inputs = attempt("reading the inputs",
+                     lambda: read_archive(inputs_path) if inputs_path else None)
+
+    def choose() -> tuple[str, str | None] | None:
+        if process != 0:
+            return None
+        compiled = compile_program(read_source(path), path, params, targets, "selected",
+                                   measure, record=False)
+        return str(compiled.ir), compiled.selection.models
+
+    chosen = attempt("compiling (process 0)", choose)
+    text = from_first(chosen[0] if chosen else None)
+    models = from_first(chosen[1] if chosen else None) or None
+    module = Parser(annc_context(), text).parse_module()
+    if shard_regions:
+        from passes.sharding_choice import force_sharded
+
+        force_sharded(module)
+    result = attempt("running", lambda: run_module(module, inputs, seed, models=models,
+                                                   builds="first"))
+    mesh = mesh_info()
+    return DistributedRun(process, processes, mesh.size if mesh else 1, result)

@@ -1,0 +1,302 @@
+"""Sharded regions over 8 simulated CPU devices: correctness, communication, selection.
+
+    python benchmarks/sharding.py [--devices 8] [--repeats 5] [--out PATH]
+
+Runs itself with `JAX_NUM_CPU_DEVICES=8` (JAX fixes its device count when it starts)
+and measures, on the workloads of `benchmarks/regions.py` at their realistic sizes:
+
+1. correctness: every example with every region that can be split running as
+   `jax.sharded` (`--shard-regions`' rewrite) against the same program run op by op,
+   the largest error relative to an output's largest value;
+2. communication per execution (one trip of a loop): the bytes of every collective
+   `sharding.layout` predicts, against the collectives in the compiled region's HLO
+   as XLA partitioned it (in the loop's body for a loop);
+3. selection with a mesh against without: the median time of `compile_program` to
+   the selected IR (`--repeats` times, after one warm-up) in this process (8 devices)
+   and in a child process of one device;
+4. the predicted scaling of heat (16384² f32) and conjugate gradients (51,200² f64, 21 GB):
+   one trip's time against the number of devices, each device a host like this one
+   (the one-device `jax` region model at the shard's shape) joined by an assumed
+   interconnect (`NETWORKS`), as `passes.sharding_choice` predicts it.
+
+The simulated devices share this machine's cores: the run times it records show
+correctness and the cost of the collectives' machinery, not a speed-up. Writes
+`benchmarks/results/sharding.md` and `.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+
+EXAMPLES = ROOT / "examples"
+REALISTIC = {
+    "heat": {"N": 1024, "STEPS": 200}, "wave": {"N": 1024, "STEPS": 200},
+    "poisson": {"N": 1024, "SWEEPS": 100},
+    "conjugate_gradients": {"N": 2000, "ITERATIONS": 100},
+    "power_iteration": {"N": 2000, "ITERATIONS": 100},
+    "detector_smoothing": {"N": 2048, "P": 15, "PASSES": 3},
+    "gram_matrix": {"S": 4000, "P": 500}, "markov_chain": {"M": 1000, "SQUARINGS": 6},
+}
+"""`benchmarks/regions.py`'s six workloads at its sizes, and poisson and the Markov chain."""
+
+SCALING = {"heat": {"N": 16384, "STEPS": 100},
+           "conjugate_gradients": {"N": 51200, "ITERATIONS": 100}}
+DEVICE_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+NETWORKS = {"InfiniBand HDR (5 µs, 25 GB/s)": (5e-6, 1 / 25e9),
+            "10 GbE (50 µs, 1.25 GB/s)": (50e-6, 1 / 1.25e9)}
+"""Assumed interconnects for the predicted scaling: latency and seconds per byte of
+every collective (vendor figures, not measured here)."""
+
+
+def _inputs(name: str, params: dict[str, int]) -> dict[str, Any]:
+    """Inputs that keep the physics finite: an SPD matrix for CG, a symmetric one for
+    power iteration, a normalised kernel for smoothing, a stable coefficient for heat;
+    the rest uniform in [0, 1) from the seed."""
+    import numpy as np
+
+    rng = np.random.default_rng(20261208)
+    if name == "conjugate_gradients":
+        n = params["N"]
+        b = rng.standard_normal((n, n)) / np.sqrt(n)
+        return {"K": b @ b.T + np.eye(n), "f": rng.standard_normal(n)}
+    if name == "power_iteration":
+        n = params["N"]
+        h = rng.standard_normal((n, n))
+        return {"H": (h + h.T) / 2, "v": np.ones(n)}
+    if name == "detector_smoothing":
+        p = params["P"]
+        w = np.ones((p, p), np.float32)
+        return {"image": rng.poisson(5.0, (params["N"],) * 2).astype(np.float32),
+                "W": w / w.sum()}
+    if name == "heat":
+        return {"T": rng.random((params["N"],) * 2).astype(np.float32),
+                "alpha": np.float32(0.2)}
+    if name == "markov_chain":
+        t = rng.random((params["M"],) * 2)
+        return {"T": t / t.sum(axis=0), "p0": np.full(params["M"], 1 / params["M"])}
+    return {}
+
+
+def _selected(name: str, params: dict[str, int]):
+    from annc.compiler import compile_program, read_source
+
+    path = EXAMPLES / f"{name}.ann"
+    return compile_program(read_source(path), str(path), params, ("cpu",), "selected",
+                           "never", record=False)
+
+
+def _op_by_op(module) -> None:
+    from xdsl.dialects.builtin import StringAttr
+
+    from dsl.dialect import RegionOp
+
+    for region in module.walk():
+        if isinstance(region, RegionOp):
+            region.variant = StringAttr("ops")
+            region.start_variant = None
+
+
+def correctness_and_communication(name: str, params: dict[str, int]) -> dict[str, Any]:
+    import numpy as np
+
+    from annc.running import run_module
+    from dsl.dialect import RegionOp
+    from hardware.variants.regions import catalogue
+    from hardware.variants.regions.from_ir import lower_region
+    from hardware.variants.regions.sharded_region import hlo_collectives
+    from hardware.variants.regions.sharding import layout
+    from passes.sharding_choice import force_sharded
+
+    sharded, plain = _selected(name, params).ir, _selected(name, params).ir
+    forced = force_sharded(sharded)
+    _op_by_op(plain)
+    inputs = _inputs(name, params)
+    got = run_module(sharded, inputs, seed=0, builds="first", generate_missing=True)
+    want = run_module(plain, inputs, seed=0, builds="first", generate_missing=True)
+    errors = {}
+    for key, value in want.outputs.items():
+        scale = max(float(np.max(np.abs(value))), 1e-300)
+        errors[key] = float(np.max(np.abs(got.outputs[key].astype(np.float64) - value))) / scale
+    regions = []
+    for op in sharded.walk():
+        if not isinstance(op, RegionOp) or op.variant is None or (
+                op.variant.data != catalogue.SHARDED):
+            continue
+        spec = lower_region(op).spec
+        split = layout(spec, 8)
+        assert not isinstance(split, str)
+        function = catalogue.built(spec, catalogue.SHARDED)
+        region = getattr(function, "func", function)
+        found = hlo_collectives(region.compiled.as_text())
+        per_trip = [(kind, size) for kind, size, inside in found if inside or not spec.is_loop]
+        regions.append({
+            "kind": catalogue.kind(spec), "loop": spec.is_loop,
+            "model": {k: list(v) for k, v in split.by_kind().items()},
+            "model_bytes": split.bytes,
+            "hlo": per_trip, "hlo_bytes": sum(size for _, size in per_trip),
+            "hlo_outside_loop": [(k, s) for k, s, inside in found
+                                 if spec.is_loop and not inside]})
+    return {"forced": forced, "errors": errors,
+            "dtype": str(next(iter(want.outputs.values())).dtype),
+            "sharded_execute_s": got.report["execute_s"],
+            "op_by_op_execute_s": want.report["execute_s"], "regions": regions}
+
+
+def selection_seconds(repeats: int) -> dict[str, float]:
+    """Median seconds of selection (compile to the selected IR) of every workload."""
+    times = {}
+    for name, params in REALISTIC.items():
+        _selected(name, params)
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _selected(name, params)
+            runs.append(time.perf_counter() - start)
+        times[name] = statistics.median(runs)
+    return times
+
+
+def predicted_scaling() -> dict[str, Any]:
+    """One trip of each scaling workload's loop against the devices, per interconnect."""
+    from dsl.dialect import RegionOp
+    from hardware.calibration.communication import CommunicationModel
+    from hardware.devices.mesh import MeshInfo
+    from hardware.variants.regions import catalogue
+    from hardware.variants.regions.from_ir import lower_region
+    from hardware.variants.regions.spec import summary
+    from passes.models import load_models
+    from passes.sharding_choice import offer_sharded, price_sharded
+    from predictor.features import Configuration
+
+    models = load_models()
+    table: dict[str, Any] = {}
+    for name, params in SCALING.items():
+        module = _selected(name, params).ir
+        loop = next(op for op in module.walk() if isinstance(op, RegionOp)
+                    and lower_region(op).spec.is_loop)
+        spec = lower_region(loop).spec
+        kind = catalogue.kind(spec)
+        one = summary(spec).as_shapes()
+        alone = models.adapted.predict([((kind, "jax", "cpu"), Configuration(
+            kind, one, spec.dtype, float(one[0][4])))])[0]
+        rows = {}
+        for network, line in NETWORKS.items():
+            comm = CommunicationModel(
+                {k: line for k in ("all-reduce", "all-gather", "collective-permute",
+                                   "all-to-all")}, True)
+            row = {}
+            for devices in DEVICE_COUNTS:
+                if devices == 1:
+                    row[devices] = {"compute_s": alone.seconds, "communication_s": 0.0,
+                                    "bytes": 0}
+                    continue
+                mesh = MeshInfo("cpu", devices, devices)  # one device per host
+                offer = offer_sharded(kind, spec, {"cpu"}, mesh)
+                if offer.candidate.why_not:
+                    row[devices] = {"why_not": offer.candidate.why_not}
+                    continue
+                p = models.adapted.predict([((kind, "jax", "cpu"), offer.configuration)])[0]
+                price_sharded(offer, 1, p, models.models, mesh, models.machine, comm)
+                row[devices] = {"compute_s": offer.candidate.compute_s,
+                                "communication_s": offer.candidate.communication_s,
+                                "bytes": offer.split.bytes}
+            rows[network] = row
+        table[name] = {"params": params, "kind": kind, "rows": rows}
+    return table
+
+
+def _child_selection(repeats: int) -> dict[str, float]:
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
+    done = subprocess.run([sys.executable, __file__, "--selection-only",
+                           "--repeats", str(repeats)], capture_output=True, text=True,
+                          env=env, check=True)
+    return json.loads(done.stdout)
+
+
+def _format(data: dict[str, Any]) -> list[str]:
+    from harness import heading
+
+    lines = heading("Sharded regions over 8 simulated CPU devices", data["stamp"])
+    lines += ["", "The 8 devices are simulated (`JAX_NUM_CPU_DEVICES=8`) and share this "
+              "machine's 2 cores: these figures show correctness and communication "
+              "volume, not a speed-up.", "",
+              "## Correctness and communication per execution (a loop: per trip)", "",
+              "| workload | outputs: largest relative error, sharded vs op by op | region "
+              "| predicted collectives | predicted bytes | XLA's HLO bytes |",
+              "|---|---|---|---|---:|---:|"]
+    for name, result in data["examples"].items():
+        errors = ", ".join(f"{k} {v:.1e}" for k, v in result["errors"].items())
+        for i, region in enumerate(result["regions"] or [{}]):
+            model = ", ".join(f"{count}× {kind}" for kind, (count, _) in
+                              region.get("model", {}).items()) or "none"
+            lines.append(f"| {name if i == 0 else ''} | {errors if i == 0 else ''} | "
+                         f"{region.get('kind', '-')} | {model} | "
+                         f"{region.get('model_bytes', 0):,} | {region.get('hlo_bytes', 0):,} |")
+    lines += ["", "## Selection with and without a mesh (median seconds to the selected IR)",
+              "", "| workload | 1 device | 8 devices | ratio |", "|---|---:|---:|---:|"]
+    for name, alone in data["selection"]["one_device"].items():
+        mesh = data["selection"]["mesh"][name]
+        lines.append(f"| {name} | {alone:.3f} | {mesh:.3f} | {mesh / alone:.2f} |")
+    lines += ["", "## Predicted scaling: one trip against the devices", "",
+              "Each device a host like this one (the `jax` region model at one device's "
+              "share), joined by the interconnect named; predicted, not measured.", ""]
+    for name, entry in data["scaling"].items():
+        params = ", ".join(f"{k}={v}" for k, v in entry["params"].items())
+        for network, row in entry["rows"].items():
+            lines += [f"**{name}** ({params}, {entry['kind']}), {network}:", "",
+                      "| devices | compute | communication | bytes a trip | total | speed-up |",
+                      "|---:|---:|---:|---:|---:|---:|"]
+            base = row["1"]["compute_s"] if "1" in row else row[1]["compute_s"]
+            for devices, cell in row.items():
+                if "why_not" in cell:
+                    lines.append(f"| {devices} | {cell['why_not']} | | | | |")
+                    continue
+                total = cell["compute_s"] + cell["communication_s"]
+                lines.append(f"| {devices} | {cell['compute_s'] * 1e3:.3g} ms | "
+                             f"{cell['communication_s'] * 1e3:.3g} ms | {cell['bytes']:,} | "
+                             f"{total * 1e3:.3g} ms | {base / total:.2f}x |")
+            lines.append("")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "sharding.md")
+    parser.add_argument("--selection-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.selection_only:
+        print(json.dumps(selection_seconds(args.repeats)))
+        return
+    if os.environ.get("JAX_NUM_CPU_DEVICES") != str(args.devices):
+        os.environ["JAX_NUM_CPU_DEVICES"] = str(args.devices)
+        os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:]])
+    from harness import log, stamp, write
+
+    data: dict[str, Any] = {"stamp": stamp("sharding.py"), "examples": {}}
+    for name, params in REALISTIC.items():
+        log(f"{name} {params}")
+        data["examples"][name] = correctness_and_communication(name, params)
+    log("selection")
+    data["selection"] = {"mesh": selection_seconds(args.repeats),
+                         "one_device": _child_selection(args.repeats)}
+    log("scaling")
+    data["scaling"] = json.loads(json.dumps(predicted_scaling()))
+    write(args.out, _format(data), data)
+
+
+if __name__ == "__main__":
+    main()

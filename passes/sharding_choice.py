@@ -1,0 +1,139 @@
+"""The sharded candidate of a region: its split, its prediction, and why.
+
+Where this program has a mesh (several devices of one kind, `hardware.devices.mesh`),
+a region whose large values can be split by rows (`sharding.layout`) gets a
+`jax.sharded` candidate beside its one-device ones. Its one execution (every trip of a
+loop) is predicted as
+
+    trips × (the one-device `jax` model at one device's shard of the region
+             + the communication model's time for the trip's collectives)
+    + one plan step,
+
+the compute by the same model of (`region` or `loop`, `jax`, device) that predicts
+the unsharded `jax` variant, asked about the region each device runs
+(`sharding.shard_summary`). The CPU devices of one process share its cores (a host's
+simulated devices, `JAX_NUM_CPU_DEVICES`, or a `--distributed` process of several), and
+the one-device model already counts them all: there a shard's compute is multiplied by
+the devices of a process, so splitting within one host never looks faster than it
+can be; GPUs are each their own. The collectives by the mesh's communication model
+(`hardware.calibration.communication`, calibrated by `annc calibrate
+--communication`). Without a mesh nothing here runs: no candidate, no query.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+
+from hardware.calibration.communication import CommunicationModel, communication_model
+from hardware.devices.fingerprint import fingerprint
+from hardware.devices.home import default_database
+from hardware.devices.mesh import MeshInfo
+from hardware.variants.regions.catalogue import OPS, SHARDED, why_not_sharded
+from hardware.variants.regions.sharding import Layout, layout, shard_summary, why_not_halo
+from hardware.variants.regions.spec import RegionSpec
+from passes.candidates import Candidate
+from predictor.adaptation import Prediction
+from predictor.features import Configuration
+from predictor.models import ModelSet
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """A sharded candidate waiting for its prediction."""
+
+    candidate: Candidate
+    split: Layout
+    configuration: Configuration
+    """What the one-device model is asked: the region one device runs."""
+
+
+@functools.cache
+def _model(mesh: MeshInfo, machine: str) -> CommunicationModel:
+    return communication_model(default_database(), machine or fingerprint().id, mesh)
+
+
+def offer_sharded(kind: str, spec: RegionSpec, placed: set[str | None], mesh: MeshInfo,
+                  refused: str | None = None) -> Sharded:
+    """The region's sharded candidate on the mesh, with the reason where it cannot run
+    (`refused`: a reason found by the caller, such as a back end left out)."""
+    candidate = Candidate(SHARDED, mesh.device, None, 0.0, math.inf)
+    split = layout(spec, mesh.size)
+    why = refused or (split if isinstance(split, str) else why_not_halo(spec, split))
+    if not why and placed != {mesh.device}:
+        why = f"its ops were placed on {', '.join(sorted(map(str, placed)))}, not {mesh.device}"
+    candidate.why_not = why or ""
+    if isinstance(split, str) or why:
+        return Sharded(candidate, Layout(mesh.size, (), ()), Configuration(kind, (), "", 0.0))
+    shard = shard_summary(spec, split).as_shapes()
+    return Sharded(candidate, split,
+                   Configuration(kind, shard, spec.dtype, float(shard[0][4])))
+
+
+def price_sharded(offer: Sharded, trips: int | None, p: Prediction, models: ModelSet,
+                  mesh: MeshInfo, machine: str,
+                  communication: CommunicationModel | None = None) -> None:
+    """The candidate's prediction of one execution: compute and communication (by the
+    mesh's calibrated model, or `communication` where given: another machine's)."""
+    candidate = offer.candidate
+    if math.isnan(p.seconds):
+        candidate.why_not = "no model of the jax region variant on this machine"
+        return
+    per = trips if trips is not None else 1
+    comm = communication if communication is not None else _model(mesh, machine)
+    talk = comm.seconds(offer.split.collectives)
+    step = models.step_overhead_s
+    share = mesh.local if mesh.device == "cpu" else 1
+    compute, low, high = p.seconds * share, p.low_s * share, p.high_s * share
+    candidate.compute_s = compute * per
+    candidate.communication_s = talk * per
+    candidate.predicted_s = (compute + talk) * per + step
+    candidate.low_s = (low + talk) * per + step
+    candidate.high_s = (high + talk) * per + step
+    kinds = offer.split.by_kind()
+    moved = ", ".join(f"{count} {kind} ({_bytes(size)})" for kind, (count, size) in
+                      kinds.items()) or "nothing"
+    candidate.communication = (
+        f"{mesh.describe()}: per trip {moved}; communication model "
+        f"{'calibrated' if comm.calibrated else 'uncalibrated (annc calibrate --communication)'}")
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} B"
+
+
+def force_sharded(module: ModuleOp) -> int:
+    """Has every region that can be split over the mesh run as `jax.sharded`, whatever
+    its prediction (outermost first; a region inside a forced one runs inside it), and
+    every other region op by op; returns how many were forced. For measuring the
+    sharded path against the models (`annc run --distributed --shard-regions`)."""
+    from dsl.dialect import RegionOp
+    from hardware.variants.regions.from_ir import lower_region
+
+    forced: list[RegionOp] = []
+    for region in [op for op in module.walk() if isinstance(op, RegionOp)]:
+        parent = region.parent_op()
+        while parent is not None and parent not in forced:
+            parent = parent.parent_op()
+        if parent is not None:
+            continue
+        sharded = why_not_sharded(lower_region(region).spec) is None
+        region.variant = StringAttr(SHARDED if sharded else OPS)
+        region.start_variant = None
+        if sharded:
+            region.device = StringAttr(mesh_info_device())
+            forced.append(region)
+    return len(forced)
+
+
+def mesh_info_device() -> str:
+    from hardware.devices.mesh import mesh_info
+
+    mesh = mesh_info()
+    return mesh.device if mesh is not None else "cpu"

@@ -1,0 +1,81 @@
+"""Run by `tests/test_sharding.py` in a process of its own with 8 simulated CPU devices
+(`JAX_NUM_CPU_DEVICES=8`, set before JAX starts): every example, small, with every
+region that can be split running as `jax.sharded`, against the same program with
+every region run op by op; and the shardings of heat's loop as JAX reports them.
+Prints one JSON object."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects.builtin import StringAttr
+
+from annc.compiler import compile_program, read_source
+from annc.running import run_module
+from dsl.dialect import RegionOp
+from hardware.devices.mesh import mesh_info
+from hardware.variants.regions.from_ir import lower_region
+from hardware.variants.regions.sharded_region import build_sharded
+from passes.sharding_choice import force_sharded
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SMALL = {
+    "heat": {"N": 256, "STEPS": 20}, "wave": {"N": 256, "STEPS": 20},
+    "poisson": {"N": 256, "SWEEPS": 20}, "conjugate_gradients": {"N": 256, "ITERATIONS": 10},
+    "power_iteration": {"N": 256, "ITERATIONS": 10}, "markov_chain": {"M": 256, "SQUARINGS": 4},
+    "gram_matrix": {"S": 256, "P": 512}, "detector_smoothing": {"N": 256, "P": 9, "PASSES": 2},
+}
+
+
+def _selected(name: str, params: dict[str, int]):
+    path = EXAMPLES / f"{name}.ann"
+    return compile_program(read_source(path), str(path), params, ("cpu",), "selected",
+                           "never", record=False).ir
+
+
+def _op_by_op(module) -> None:
+    for region in module.walk():
+        if isinstance(region, RegionOp):
+            region.variant = StringAttr("ops")
+            region.start_variant = None
+
+
+def main() -> int:
+    mesh = mesh_info()
+    report: dict = {"mesh": None if mesh is None else mesh.describe(), "examples": {}}
+    for name, params in SMALL.items():
+        sharded, plain = _selected(name, params), _selected(name, params)
+        forced = force_sharded(sharded)
+        _op_by_op(plain)
+        got = run_module(sharded, None, seed=0, builds="first")
+        want = run_module(plain, None, seed=0, builds="first").outputs
+        errors = {}
+        for key, value in want.items():
+            scale = max(float(np.max(np.abs(value))), 1e-30)
+            errors[key] = float(np.max(np.abs(got.outputs[key] - value))) / scale
+        ran = [r["variant"] for r in got.report["regions"]]
+        report["examples"][name] = {"forced": forced, "ran": ran, "errors": errors,
+                                    "dtype": str(next(iter(want.values())).dtype)}
+    heat = _selected("heat", SMALL["heat"])
+    loop = next(r for r in heat.walk() if isinstance(r, RegionOp))
+    spec = lower_region(loop).spec
+    region = build_sharded(spec)
+    inputs = [np.full(shape, 0.5, np.float32) for shape in spec.inputs]
+    for number, values in spec.constants:
+        inputs[number] = np.array(values, np.float32).reshape(spec.inputs[number])
+    outputs = region.arrays(*inputs, trips=2)
+    report["heat_loop"] = {
+        "inputs": [str(s.spec) for s in region.in_shardings],
+        "outputs": [str(a.sharding.spec) for a in outputs],
+        "output_devices": [len(a.sharding.device_set) for a in outputs],
+        "shard_shapes": [list(a.addressable_shards[0].data.shape) for a in outputs],
+    }
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""`annc run --distributed`: two processes on this machine, 4 simulated CPU devices
+each, joined through `jax.distributed.initialize` (CPU collectives through Gloo).
+Slow: every process starts JAX and compiles (about half a minute a case here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAT = str(ROOT / "examples" / "heat.ann")
+SMALL = ["-D", "N=256", "-D", "STEPS=10"]
+
+pytestmark = pytest.mark.slow
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return int(s.getsockname()[1])
+
+
+def _environment(home: Path) -> dict[str, str]:
+    return {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu",
+            "ANNC_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _processes(tmp_path: Path, per_process: list[list[str]], timeout: int = 240
+               ) -> list[subprocess.CompletedProcess[str]]:
+    """One `annc run --distributed` per argument list, all at once; their results."""
+    port = _port()
+    running = []
+    for index, args in enumerate(per_process):
+        home = tmp_path / f"home{index}"
+        home.mkdir(exist_ok=True)
+        running.append(subprocess.Popen(
+            [sys.executable, "-m", "annc", "run", HEAT, *SMALL, "--distributed",
+             "--coordinator", f"localhost:{port}", "--processes", str(len(per_process)),
+             "--process-id", str(index), "--timeout", "30", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_environment(home)))
+    done = []
+    for process in running:
+        out, err = process.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+def _single(tmp_path: Path) -> dict[str, np.ndarray]:
+    target = tmp_path / "single.npz"
+    home = tmp_path / "single-home"
+    home.mkdir()
+    env = {**_environment(home), "JAX_NUM_CPU_DEVICES": "1"}
+    done = subprocess.run([sys.executable, "-m", "annc", "run", HEAT, *SMALL, "--save",
+                           str(target)], capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-1500:]
+    return dict(np.load(target))
+
+
+def test_two_processes_of_four_devices_run_sharded_as_one_device_does(tmp_path):
+    out = tmp_path / "out.npz"
+    done = _processes(tmp_path, [["--shard-regions", "--report", "json", "--save", str(out)],
+                                 ["--shard-regions", "--report", "json", "--save", str(out)]])
+    assert [d.returncode for d in done] == [0, 0], done[0].stderr[-1500:] + done[1].stderr[-1500:]
+    report = json.loads(done[0].stdout)  # one report, from process 0 only
+    assert done[1].stdout == ""
+    assert report["distributed"] == {"processes": 2, "devices": 8}
+    assert {r["variant"] for r in report["regions"]} == {"jax.sharded"}
+    single = _single(tmp_path)
+    got = dict(np.load(out))
+    for name, value in single.items():
+        scale = max(float(np.max(np.abs(value))), 1.0)
+        assert float(np.max(np.abs(got[name] - value))) / scale <= 1e-5, name
+
+
+def test_outputs_larger_than_the_gather_limit_are_written_per_process_with_an_index(tmp_path):
+    out = tmp_path / "big.npz"
+    args = ["--shard-regions", "--save", str(out), "--gather-limit", "1000"]
+    done = _processes(tmp_path, [args, args])
+    assert [d.returncode for d in done] == [0, 0], done[0].stderr[-1500:]
+    assert not out.exists()
+    index = json.loads((tmp_path / "big.index.json").read_text())
+    field = index["outputs"]["T"]
+    assert field["shape"] == [256, 256]
+    parts = [np.load(tmp_path / part["file"])["T"] for part in field["parts"]]
+    assert [p.shape for p in parts] == [(128, 256), (128, 256)]
+    whole = np.concatenate(parts)
+    single = _single(tmp_path)
+    assert float(np.max(np.abs(whole - single["T"]))) <= 1e-5 * max(
+        float(np.max(np.abs(single["T"]))), 1.0)
+
+
+def test_a_process_that_fails_fails_the_run_on_every_process(tmp_path):
+    good = tmp_path / "in.npz"
+    rng = np.random.default_rng(0)
+    np.savez(good, T=rng.random((256, 256)).astype(np.float32), alpha=np.float32(0.2))
+    done = _processes(tmp_path, [["--inputs", str(good)],
+                                 ["--inputs", str(tmp_path / "missing.npz")]])
+    for process in done:
+        assert process.returncode == 1
+        assert "Traceback" not in process.stderr
+        assert "distributed run failed while reading the inputs: process 1:" in process.stderr
+        assert "missing.npz" in process.stderr
+
+
+def test_a_process_that_never_joins_fails_the_run_within_its_timeout(tmp_path):
+    port = _port()
+    done = subprocess.run(
+        [sys.executable, "-m", "annc", "run", HEAT, *SMALL, "--distributed",
+         "--coordinator", f"localhost:{port}", "--processes", "2", "--process-id", "0",
+         "--timeout", "10"],
+        capture_output=True, text=True, timeout=120, env=_environment(tmp_path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "did not join" in done.stderr

@@ -1,0 +1,218 @@
+"""Sharded regions (`jax.sharded`) over a mesh of devices: the split and what it moves,
+its candidate in selection, the communication model and its store, and every example
+run sharded over 8 simulated CPU devices in a process of its own (the test session
+keeps JAX's one device: the device count is fixed when JAX starts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import annc
+from annc.compiler import compile_program
+from hardware.calibration.communication import UNCALIBRATED, fit
+from hardware.calibration.store import CommunicationRow, MeasurementStore
+from hardware.variants.regions.sharded_region import hlo_collectives
+from hardware.variants.regions.sharding import COLUMNS, ROWS, WHOLE, layout
+from hardware.variants.regions.spec import RegionOp, RegionSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+LAPLACIAN = (0.0, 1.0, 0.0, 1.0, -4.0, 1.0, 0.0, 1.0, 0.0)
+
+
+def _heat_loop(n: int) -> RegionSpec:
+    """T = T + a · conv2d(T, L), a loop: inputs T, a, L (a known stencil)."""
+    return RegionSpec(((n, n), (), (3, 3)), "f32",
+                      (RegionOp("conv2d", (0, 2)), RegionOp("mul", (1, 3)),
+                       RegionOp("add", (0, 4))), (5,), trips=10, carried=1,
+                      constants=((2, LAPLACIAN),))
+
+
+def _cg_step(n: int) -> RegionSpec:
+    """q = K p; α = dot(p, q) — a matrix by a vector, and a reduction."""
+    return RegionSpec(((n, n), (n,)), "f64",
+                      (RegionOp("matvec", (0, 1)), RegionOp("dot", (1, 2))), (2, 3))
+
+
+def test_a_stencil_splits_by_rows_and_exchanges_one_halo_row_each_way():
+    split = layout(_heat_loop(256), 8)
+    assert not isinstance(split, str)
+    assert split.inputs(_heat_loop(256)) == (ROWS, WHOLE, WHOLE)
+    assert split.outputs(_heat_loop(256)) == (ROWS,)
+    assert split.by_kind() == {"collective-permute": (2, 2 * 256 * 4)}
+
+
+def test_a_matrix_by_a_split_vector_gathers_the_vector_and_a_dot_sums_a_scalar():
+    split = layout(_cg_step(4096), 8)
+    assert not isinstance(split, str)
+    assert split.by_kind() == {"all-gather": (1, 4096 * 8), "all-reduce": (1, 8)}
+
+
+def test_a_transposed_split_matrix_is_split_by_columns():
+    spec = RegionSpec(((1024, 512), (1024,)), "f64",
+                      (RegionOp("transpose", (0,)), RegionOp("matvec", (2, 1))), (3,))
+    split = layout(spec, 8)
+    assert not isinstance(split, str)
+    assert split.values[2] == COLUMNS
+    assert split.by_kind() == {"all-reduce": (1, 512 * 8)}  # partial products summed
+
+
+@pytest.mark.parametrize(("spec", "devices", "reason"), [
+    (_heat_loop(256), 1, "at least 2 devices"),
+    (_heat_loop(36), 8, "equal row blocks"),  # 36 rows do not split into 8
+    (_heat_loop(16), 8, "equal row blocks"),  # too small to be worth it
+])
+def test_a_region_without_a_worthwhile_split_says_why(spec, devices, reason):
+    why = layout(spec, devices)
+    assert isinstance(why, str) and reason in why
+
+
+def test_collectives_are_read_from_compiled_hlo_with_their_bytes_and_loop():
+    text = """HloModule m
+%body.1 (p: (s32[], f32[32,256])) -> (s32[], f32[32,256]) {
+  %cp = f32[1,256]{1,0} collective-permute(%x), channel_id=1, source_target_pairs={{0,1}}
+  %ar = f64[] all-reduce(%y), channel_id=2, to_apply=%add
+}
+ENTRY %main (a: f64[256]) -> f64[2048] {
+  %ag = f64[2048]{0} all-gather(%a), channel_id=3, dimensions={0}
+  %w = (s32[], f32[32,256]) while(%t), condition=%cond, body=%body.1
+}
+"""
+    assert hlo_collectives(text) == [("collective-permute", 1024, True),
+                                     ("all-reduce", 8, True), ("all-gather", 16384, False)]
+
+
+def test_the_communication_model_is_a_line_per_collective_fitted_to_measurements():
+    rows = [CommunicationRow("fp", "cpu", 8, 1, "all-gather", size, 10e-6 + size * 1e-9,
+                             0.1, 5) for size in (8, 8192, 1 << 20)]
+    lines = fit(rows)
+    latency, per_byte = lines["all-gather"]
+    assert latency == pytest.approx(10e-6, rel=1e-6)
+    assert per_byte == pytest.approx(1e-9, rel=1e-6)
+    assert lines["all-reduce"] == UNCALIBRATED["all-reduce"]  # not measured
+
+
+def test_stores_merge_every_row_once(tmp_path):
+    rows = [CommunicationRow("node-a", "cpu", 8, 1, "all-reduce", 8, 2e-5, 0.1, 5)]
+    with MeasurementStore(tmp_path / "a.db") as a:
+        a.add_communication(rows)
+    with MeasurementStore(tmp_path / "b.db") as b:
+        b.add_communication([CommunicationRow("node-b", "gpu", 4, 1, "all-gather", 64,
+                                              1e-5, 0.1, 5)])
+        assert b.merge(tmp_path / "a.db")["communication"] == 1
+        assert b.merge(tmp_path / "a.db")["communication"] == 0  # again: nothing new
+        assert [r.fingerprint for r in b.communication("node-a", "cpu", 8)] == ["node-a"]
+        assert len(b.communication("node-b", "gpu", 4)) == 1
+    done = subprocess.run([sys.executable, "-m", "annc", "store", "merge",
+                           str(tmp_path / "missing.db"), "--db", str(tmp_path / "b.db")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "missing.db" in done.stderr
+
+
+def test_without_a_mesh_no_region_gets_a_sharded_candidate():
+    plan = compile_program((ROOT / "examples" / "heat.ann").read_text(), "heat.ann",
+                           {"N": 256, "STEPS": 10}, None, "selected", "never",
+                           record=False).selection
+    assert plan.regions
+    assert all(c.variant != "jax.sharded" for r in plan.regions for c in r.candidates)
+
+
+def test_whether_a_mesh_may_exist_is_answered_from_the_environment(monkeypatch):
+    from hardware.devices.mesh import NVIDIA_DRIVER_FILES, may_have_mesh
+
+    monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    driver = any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES)
+    assert may_have_mesh() is driver
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    assert may_have_mesh()
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("JAX_NUM_CPU_DEVICES", "8")
+    assert may_have_mesh()
+
+
+def test_selection_without_a_mesh_does_not_start_jax():
+    script = ("import sys\n"
+              "from annc.compiler import compile_program\n"
+              f"compile_program(open({str(ROOT / 'examples' / 'heat.ann')!r}).read(), "
+              "'heat.ann', {}, None, 'selected', 'never', record=False)\n"
+              "print('jax' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-1500:]
+    from hardware.devices.mesh import NVIDIA_DRIVER_FILES
+
+    if not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
+        assert done.stdout.strip() == "False"
+
+
+def test_distributed_options_without_distributed_are_refused(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "annc", "run", str(ROOT / "examples" /
+                                                                     "heat.ann"),
+                           "--processes", "2"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "go with --distributed" in done.stderr
+
+
+def _eight_devices() -> dict[str, str]:
+    return {**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+TOLERANCE = {"float32": 1e-5, "float64": 1e-7}
+"""Relative to an output's largest value: rounding, grown over the loops' trips."""
+
+
+def test_every_example_runs_sharded_over_8_devices_as_it_runs_op_by_op():
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "mesh_check.py")],
+                          capture_output=True, text=True, timeout=300, env=_eight_devices())
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["mesh"] == "8 cpu devices"
+    for name, example in report["examples"].items():
+        assert example["forced"] >= 1, name
+        assert "jax.sharded" in example["ran"], name
+        for output, error in example["errors"].items():
+            assert error <= TOLERANCE[example["dtype"]], (name, output, error)
+    heat = report["heat_loop"]
+    assert heat["inputs"][0] == "P('devices',)"  # the field, split by rows
+    assert set(heat["inputs"][1:]) == {"P()"}  # the coefficient and the stencil, whole
+    assert heat["outputs"] == ["P('devices',)"]
+    assert heat["output_devices"] == [8]
+    assert heat["shard_shapes"] == [[32, 256]]
+
+
+def test_with_a_mesh_explain_shows_compute_and_communication(tmp_path):
+    env = {**_eight_devices(), "ANNC_HOME": str(tmp_path)}
+    calibrated = subprocess.run([sys.executable, "-m", "annc", "calibrate", "--communication"],
+                                capture_output=True, text=True, timeout=300, env=env)
+    assert calibrated.returncode == 0, calibrated.stderr[-2000:]
+    assert "collective-permute:" in calibrated.stdout
+    done = subprocess.run([sys.executable, "-m", "annc", "explain",
+                           str(ROOT / "examples" / "heat.ann"), "--report", "json"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loop = json.loads(done.stdout)["regions"][0]
+    sharded = next(c for c in loop["candidates"] if c["variant"] == "jax.sharded")
+    assert sharded["predicted_s"] > 0
+    assert sharded["compute_s"] > 0 and sharded["communication_s"] > 0
+    assert "2 collective-permute" in sharded["communication"]
+    assert "calibrated" in sharded["communication"]
+    assert "uncalibrated" not in sharded["communication"]
+    # 8 simulated devices share this machine's cores: splitting is not predicted faster
+    # than the one-device region the model measured on all of them.
+    jax_region = next(c for c in loop["candidates"] if c["variant"] == "jax")
+    assert sharded["compute_s"] >= 0.5 * jax_region["predicted_s"]
+
+
+def test_run_api_is_unchanged_without_a_mesh():
+    result = annc.run_file(ROOT / "examples" / "heat.ann", params={"N": 64, "STEPS": 3})
+    assert all(r["variant"] != "jax.sharded" for r in result.report["regions"])
+    assert np.isfinite(result.outputs["E"])
