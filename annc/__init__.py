@@ -21,7 +21,7 @@ start, where Ctrl-C must already be handled) does not pay for JAX and xDSL.
 import typing as _typing
 from importlib import import_module as _import_module
 
-from dsl.errors import (
+from annc.dsl.errors import (
     AnncError,
     CompileError,
     DataError,

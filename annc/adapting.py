@@ -26,17 +26,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
+from annc.dsl import dtypes
+from annc.hardware.calibration.runs import CALIBRATION_SETTINGS
+from annc.hardware.calibration.sampling import Config, quick_configurations, usable
+from annc.hardware.calibration.store import MeasurementStore, Observation, annc_version, now
+from annc.hardware.devices.allocator import available_bytes
+from annc.hardware.measure.worker import Interrupted, MeasureWorker, Request
+from annc.hardware.variants import Variant, get_variant
+from annc.passes.models import ChosenModels, corrections_path, for_writing
+from annc.predictor.adaptation import WINDOW, Corrections, residuals_of
+from annc.predictor.features import Configuration
 from annc.recording import learnable
-from dsl import dtypes
-from hardware.calibration.runs import CALIBRATION_SETTINGS
-from hardware.calibration.sampling import Config, quick_configurations, usable
-from hardware.calibration.store import MeasurementStore, Observation, annc_version, now
-from hardware.devices.allocator import available_bytes
-from hardware.measure.worker import Interrupted, MeasureWorker, Request
-from hardware.variants import Variant, get_variant
-from passes.models import ChosenModels, corrections_path, for_writing
-from predictor.adaptation import WINDOW, Corrections, residuals_of
-from predictor.features import Configuration
 
 QUICK_SETTINGS = replace(CALIBRATION_SETTINGS, max_seconds=0.5)
 """The calibration's own repeats and warm-up, so that a residual measures how the machine

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annc.compiler import compile_program, read_source
-from hardware.devices.available import available_devices
-from hardware.execution.beside import Beside, Submitted
-from hardware.execution.builds import BuildJob
-from hardware.execution.planning import Builds, compile_plan
+from annc.hardware.devices.available import available_devices
+from annc.hardware.execution.beside import Beside, Submitted
+from annc.hardware.execution.builds import BuildJob
+from annc.hardware.execution.planning import Builds, compile_plan
 
 
 @dataclass

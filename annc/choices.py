@@ -9,10 +9,10 @@ Selection alone, nothing runs; a program that no longer compiles here is left ou
 from dataclasses import dataclass
 
 from annc.compiler import compile_program
+from annc.dsl.errors import AnncError
+from annc.hardware.variants.regions.catalogue import OPS
 from annc.history import ProgramSource, recent_programs
-from dsl.errors import AnncError
-from hardware.variants.regions.catalogue import OPS
-from passes.candidates import Candidate
+from annc.passes.candidates import Candidate
 
 Choices = dict[str, str]
 """What was chosen (`#1 conv2d at heat.ann:16:25`) -> how it runs (`numpy on cpu`)."""

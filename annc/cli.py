@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from annc.dsl.errors import AnncError
+from annc.hardware.devices.home import check_home
 from annc.interrupts import (
     exit_interrupted,
     give_back_ctrl_c,
     say_interrupted,
     take_ctrl_c,
 )
-from dsl.errors import AnncError
-from hardware.devices.home import check_home
 
 COMMANDS = ("compile", "run", "explain", "tune", "build", "variants", "devices",
             "calibrate", "train", "evaluate", "cache", "store")

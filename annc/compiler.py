@@ -26,23 +26,23 @@ from pathlib import Path
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
+from annc.dsl import ast
+from annc.dsl.canonicalization import canonicalize
+from annc.dsl.checks import check
+from annc.dsl.errors import AnncError, CompileError, Diagnostic
+from annc.dsl.lowering import lower
+from annc.dsl.parser import nested_too_deeply, parse
+from annc.hardware.devices.home import check_home
 from annc.history import expected_runs, program_key
 from annc.ir_input import is_ir, parse_ir, stage_of
 from annc.pass_pipeline import apply_passes, pipeline
+from annc.passes.fusion import fuse_regions
+from annc.passes.measuring import MEASURE_MODES
+from annc.passes.models import ChosenModels
+from annc.passes.overrides import override_variants
+from annc.passes.select_variants import Plan, SelectVariants, apply_plan
 from annc.plans import keep, kept_plan, plan_key
 from annc.recording import record_measured, recording_enabled
-from dsl import ast
-from dsl.canonicalization import canonicalize
-from dsl.checks import check
-from dsl.errors import AnncError, CompileError, Diagnostic
-from dsl.lowering import lower
-from dsl.parser import nested_too_deeply, parse
-from hardware.devices.home import check_home
-from passes.fusion import fuse_regions
-from passes.measuring import MEASURE_MODES
-from passes.models import ChosenModels
-from passes.overrides import override_variants
-from passes.select_variants import Plan, SelectVariants, apply_plan
 
 STAGES = ("ast", "ir", "fused", "selected")
 """The stages `emit` can name, in pipeline order."""

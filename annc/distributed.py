@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from dsl.errors import AnncError
+from annc.dsl.errors import AnncError
 
 MESSAGE_BYTES = 1024
 """The longest failure message one process sends the others (longer ones are cut)."""
@@ -83,7 +83,7 @@ def join(cluster: Cluster) -> tuple[int, int]:
     number of processes). Must come before anything runs on a JAX device."""
     import jax
 
-    from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
+    from annc.hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
 
     where = cluster.coordinator or "the coordinator named by the environment"
     advice = ("check --coordinator, --processes and --process-id, or JAX_COORDINATOR_ADDRESS "
@@ -223,10 +223,10 @@ def run_program(path: str, cluster: Cluster, inputs_path: str | None,
     from xdsl.parser import Parser
 
     from annc.compiler import compile_program, read_source
+    from annc.dsl.context import annc_context
+    from annc.hardware.devices.mesh import mesh_info
+    from annc.hardware.execution.rundata import read_archive
     from annc.running import run_module
-    from dsl.context import annc_context
-    from hardware.devices.mesh import mesh_info
-    from hardware.execution.rundata import read_archive
 
     inputs = attempt("reading the inputs",
                      lambda: read_archive(inputs_path) if inputs_path else None)
@@ -243,7 +243,7 @@ def run_program(path: str, cluster: Cluster, inputs_path: str | None,
     models = from_first(chosen[1] if chosen else None) or None
     module = Parser(annc_context(), text).parse_module()
     if shard_regions:
-        from passes.sharding_choice import force_sharded
+        from annc.passes.sharding_choice import force_sharded
 
         force_sharded(module)
     result = attempt("running", lambda: run_module(module, inputs, seed, models=models,

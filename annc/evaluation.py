@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from dsl.errors import AnncError
-from hardware.calibration.runs import NoiseFloor
-from predictor import baselines
-from predictor.adaptation import (
+from annc.dsl.errors import AnncError
+from annc.hardware.calibration.runs import NoiseFloor
+from annc.predictor import baselines
+from annc.predictor.adaptation import (
     COMBO_PRIOR_ROWS,
     DEVICE_PRIOR_ROWS,
     FAMILY_PRIOR_ROWS,
@@ -27,9 +27,9 @@ from predictor.adaptation import (
     Corrections,
     residuals_of,
 )
-from predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
-from predictor.mlp import HIDDEN
-from predictor.models import Combo, ModelSet
+from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
+from annc.predictor.mlp import HIDDEN
+from annc.predictor.models import Combo, ModelSet
 
 
 def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1024) -> float:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from passes.region_choice import fused_regions
-from passes.select_variants import Plan
+from annc.passes.region_choice import fused_regions
+from annc.passes.select_variants import Plan
 
 LONG_RUN_S = 60.0
 """A run predicted to take longer is announced before it starts."""

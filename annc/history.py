@@ -31,10 +31,10 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
-from dsl.errors import HomeError
-from hardware.calibration.store import annc_version
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home, ensure_home
+from annc.dsl.errors import HomeError
+from annc.hardware.calibration.store import annc_version
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import annc_home, ensure_home
 
 KEPT = 1000
 """Programs remembered; the least recently run go first."""

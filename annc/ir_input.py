@@ -18,11 +18,11 @@ from xdsl.ir import Operation
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
-from dsl.context import annc_context
-from dsl.dialect import ChosenOp, RegionOp, where
-from dsl.errors import CompileError, Diagnostic, source_lines
-from dsl.lowering import INPUTS_ATTRIBUTE, OUTPUTS_ATTRIBUTE
-from passes.verify_selection import selection_problems
+from annc.dsl.context import annc_context
+from annc.dsl.dialect import ChosenOp, RegionOp, where
+from annc.dsl.errors import CompileError, Diagnostic, source_lines
+from annc.dsl.lowering import INPUTS_ATTRIBUTE, OUTPUTS_ATTRIBUTE
+from annc.passes.verify_selection import selection_problems
 
 _IR_STARTS = ("builtin.module", '"builtin.module"', "module", "func.func", '"func.func"')
 

@@ -18,24 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsl import dtypes
-from dsl.errors import ModelError
-from hardware.calibration.reference_data import DATA_FOLDER, load_reference
-from hardware.calibration.runs import NoiseFloor, noise_floor
-from hardware.calibration.store import Measurement as StoredMeasurement
-from hardware.calibration.store import MeasurementStore
-from hardware.calibration.transfers import COPY_KERNEL
-from hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
-from hardware.devices.backend_start import backend_start_seconds
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import ensure_home
-from hardware.execution.steps import step_overhead_seconds
-from hardware.variants import complexity_of, load_library, traits_of
-from hardware.variants.regions.spec import Summary
-from predictor.features import Configuration, bytes_touched, is_region
-from predictor.fitting import Measurement, fit_models
-from predictor.models import Combo, ModelSet
-from predictor.transfers import Link, TransferModel
+from annc.dsl import dtypes
+from annc.dsl.errors import ModelError
+from annc.hardware.calibration.reference_data import DATA_FOLDER, load_reference
+from annc.hardware.calibration.runs import NoiseFloor, noise_floor
+from annc.hardware.calibration.store import Measurement as StoredMeasurement
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.calibration.transfers import COPY_KERNEL
+from annc.hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
+from annc.hardware.devices.backend_start import backend_start_seconds
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import ensure_home
+from annc.hardware.execution.steps import step_overhead_seconds
+from annc.hardware.variants import complexity_of, load_library, traits_of
+from annc.hardware.variants.regions.spec import Summary
+from annc.predictor.features import Configuration, bytes_touched, is_region
+from annc.predictor.fitting import Measurement, fit_models
+from annc.predictor.models import Combo, ModelSet
+from annc.predictor.transfers import Link, TransferModel
 
 
 def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:

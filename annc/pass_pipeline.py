@@ -15,8 +15,8 @@ from xdsl.passes import PassPipeline
 from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException, VerifyException
 
-from dsl.context import annc_context
-from dsl.errors import AnncError
+from annc.dsl.context import annc_context
+from annc.dsl.errors import AnncError
 
 
 def pipeline(text: str) -> PassPipeline:

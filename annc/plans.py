@@ -27,21 +27,21 @@ from typing import Any
 
 from xdsl.dialects.builtin import ModuleOp
 
-from dsl.errors import HomeError
-from hardware.calibration.store import annc_version
-from hardware.devices.available import available_devices
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
-from hardware.devices.signing import record_signature, signed_record
-from hardware.variants import load_variant
-from hardware.variants.regions.catalogue import OPS, region_variant
-from passes.candidates import Candidate, OpPlan
-from passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
-from passes.models import wisdom_path as wisdom_file
-from passes.region_choice import kept_regions
-from passes.select_variants import Plan, apply_plan
-from passes.sites import data_flow
-from predictor.models import ModelSet
+from annc.dsl.errors import HomeError
+from annc.hardware.calibration.store import annc_version
+from annc.hardware.devices.available import available_devices
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
+from annc.hardware.devices.signing import record_signature, signed_record
+from annc.hardware.variants import load_variant
+from annc.hardware.variants.regions.catalogue import OPS, region_variant
+from annc.passes.candidates import Candidate, OpPlan
+from annc.passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
+from annc.passes.models import wisdom_path as wisdom_file
+from annc.passes.region_choice import kept_regions
+from annc.passes.select_variants import Plan, apply_plan
+from annc.passes.sites import data_flow
+from annc.predictor.models import ModelSet
 
 FOLDER = "plans"
 

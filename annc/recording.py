@@ -28,15 +28,15 @@ import os
 import statistics
 from collections.abc import Iterable, Iterator
 
-from dsl import dtypes
-from dsl.errors import HomeError, StoreError
-from hardware.calibration.store import Observation, annc_version, now
-from hardware.devices.home import default_database, ensure_home
-from passes.measuring import Measured
-from passes.models import ChosenModels, corrections_path, for_writing, wisdom_path
-from passes.select_variants import Plan
-from predictor.adaptation import CorrectionFileError, Corrections, Residual
-from predictor.wisdom import Wisdom, WisdomFileError
+from annc.dsl import dtypes
+from annc.dsl.errors import HomeError, StoreError
+from annc.hardware.calibration.store import Observation, annc_version, now
+from annc.hardware.devices.home import default_database, ensure_home
+from annc.passes.measuring import Measured
+from annc.passes.models import ChosenModels, corrections_path, for_writing, wisdom_path
+from annc.passes.select_variants import Plan
+from annc.predictor.adaptation import CorrectionFileError, Corrections, Residual
+from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 MIN_EXECUTIONS = 3
 MIN_LEARN_S = 1e-4
@@ -122,7 +122,7 @@ def _locked(home: os.PathLike[str]) -> Iterator[None]:
 
 
 def _store(machine: str, seen: list[Measured], source: str) -> None:
-    from hardware.calibration.store import MeasurementStore
+    from annc.hardware.calibration.store import MeasurementStore
 
     version, taken = annc_version(), now()
     with MeasurementStore(default_database(), integrity_check=False) as store:

@@ -25,24 +25,24 @@ from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_program, program_kept_frozen, read_source
+from annc.dsl.errors import AnncError
+from annc.dsl.lowering import module_targets
 from annc.forecast import long_run_note
+from annc.hardware.devices import signing
+from annc.hardware.execution.beside import Beside
+from annc.hardware.execution.memory import ensure_fits
+from annc.hardware.execution.plan import ExecutablePlan, OpRecord
+from annc.hardware.execution.planning import BUILDS, Builds, compile_plan
+from annc.hardware.execution.progress import RunProgress
+from annc.hardware.execution.rundata import check_seed, input_specs, prepare_inputs
+from annc.hardware.execution.warm import WarmUp
+from annc.hardware.variants.compiled import build_seconds
+from annc.hardware.variants.halide import build_cache
 from annc.history import ProgramSource, count_run
+from annc.passes.overrides import override_variants
 from annc.process import startup_seconds
 from annc.recording import env_flag, record_run, recording_enabled, steady_seconds
 from annc.recording import notes as recording_notes
-from dsl.errors import AnncError
-from dsl.lowering import module_targets
-from hardware.devices import signing
-from hardware.execution.beside import Beside
-from hardware.execution.memory import ensure_fits
-from hardware.execution.plan import ExecutablePlan, OpRecord
-from hardware.execution.planning import BUILDS, Builds, compile_plan
-from hardware.execution.progress import RunProgress
-from hardware.execution.rundata import check_seed, input_specs, prepare_inputs
-from hardware.execution.warm import WarmUp
-from hardware.variants.compiled import build_seconds
-from hardware.variants.halide import build_cache
-from passes.overrides import override_variants
 
 
 @dataclass
@@ -74,7 +74,7 @@ def waits_for_builds(wait: bool | None = None) -> bool:
 
 
 def _devices() -> dict[str, Any]:
-    from hardware.devices import available as devices
+    from annc.hardware.devices import available as devices
 
     finder = getattr(devices, "available_devices", None)
     return finder() if finder is not None else {"cpu": devices.CPU}

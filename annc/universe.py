@@ -6,37 +6,37 @@ from xdsl.universe import Universe
 
 
 def _kernel_dialect() -> Dialect:
-    from dsl.dialect import Kernel
+    from annc.dsl.dialect import Kernel
 
     return Kernel
 
 
 def _fuse_regions() -> type[ModulePass]:
-    from passes.fusion import FuseRegions
+    from annc.passes.fusion import FuseRegions
 
     return FuseRegions
 
 
 def _select_variants() -> type[ModulePass]:
-    from passes.select_variants import SelectVariants
+    from annc.passes.select_variants import SelectVariants
 
     return SelectVariants
 
 
 def _canonicalize_kernel() -> type[ModulePass]:
-    from dsl.canonicalization import CanonicalizeKernel
+    from annc.dsl.canonicalization import CanonicalizeKernel
 
     return CanonicalizeKernel
 
 
 def _verify_selection() -> type[ModulePass]:
-    from passes.verify_selection import VerifySelection
+    from annc.passes.verify_selection import VerifySelection
 
     return VerifySelection
 
 
 def _override_variants() -> type[ModulePass]:
-    from passes.overrides import OverrideVariants
+    from annc.passes.overrides import OverrideVariants
 
     return OverrideVariants
 

@@ -22,11 +22,11 @@ import numpy as np
 from harness import RESULTS
 
 from annc.evaluation import evaluate
+from annc.hardware.calibration.reference_data import load_reference
+from annc.hardware.calibration.runs import noise_floor
 from annc.modeling import roofline_peaks, to_training_rows
-from hardware.calibration.reference_data import load_reference
-from hardware.calibration.runs import noise_floor
-from predictor.fitting import Measurement, fit_models
-from predictor.mlp import parameter_count
+from annc.predictor.fitting import Measurement, fit_models
+from annc.predictor.mlp import parameter_count
 
 CURVE = (25, 50, 100, 150, 200, 250)
 

@@ -41,9 +41,9 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file
-from hardware.devices.fingerprint import fingerprint
-from passes.models import ChosenModels, load_models
-from passes.select_variants import Plan, plan_selection
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.passes.models import ChosenModels, load_models
+from annc.passes.select_variants import Plan, plan_selection
 
 
 def errors(report: dict, predicted: dict) -> list[float]:

@@ -50,9 +50,9 @@ BUILD_ALL = """
 import json, sys, time
 import numpy as np
 from annc.compiler import compile_file
-from hardware.variants.compiled import compiled
-from hardware.variants import load_library, variants_for
-from passes.sites import data_flow
+from annc.hardware.variants.compiled import compiled
+from annc.hardware.variants import load_library, variants_for
+from annc.passes.sites import data_flow
 load_library()
 module = compile_file(sys.argv[1], params=json.loads(sys.argv[2]), emit="ir")
 seen, total = set(), 0.0

@@ -47,11 +47,11 @@ from harness import EXAMPLES, RESULTS, ROOT
 HALIDE_BUILD = """
 import json, sys, time
 import halide as hl
-from hardware.variants.regions.halide_region import build_halide
-from hardware.variants.regions.spec import RegionSpec
-from hardware.devices.fingerprint import fingerprint
-from hardware.variants.halide.aot import aot_target, c_compiler, ensure_runtime
-from hardware.variants.halide.scheduling import cpu_target
+from annc.hardware.variants.regions.halide_region import build_halide
+from annc.hardware.variants.regions.spec import RegionSpec
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.variants.halide.aot import aot_target, c_compiler, ensure_runtime
+from annc.hardware.variants.halide.scheduling import cpu_target
 x, f = hl.Var("x"), hl.Func("warm")
 f[x] = x
 f.compile_jit()  # outside the clock: LLVM's start,
@@ -59,7 +59,7 @@ fingerprint()  # the machine's fingerprint (every annc process has it for its mo
 if c_compiler():  # and Halide's runtime, loaded once per process
     ensure_runtime(aot_target(cpu_target()), c_compiler())
 import numpy as np
-from hardware.variants import load_variant
+from annc.hardware.variants import load_variant
 job = json.loads(sys.argv[1])
 if "spec" in job:
     spec = RegionSpec.from_json(job["spec"])
@@ -76,12 +76,12 @@ print(time.perf_counter() - start)
 JAX_BUILD = """
 import json, sys, time
 import numpy as np
-from hardware.devices import jax_runtime
+from annc.hardware.devices import jax_runtime
 import jax.numpy as jnp
-from hardware.variants import load_variant
-from hardware.variants.regions.jax_region import build_jax
-from hardware.variants.regions.spec import RegionSpec
-from hardware.devices.fingerprint import fingerprint
+from annc.hardware.variants import load_variant
+from annc.hardware.variants.regions.jax_region import build_jax
+from annc.hardware.variants.regions.spec import RegionSpec
+from annc.hardware.devices.fingerprint import fingerprint
 jnp.zeros(1).block_until_ready()  # outside the clock: JAX's start,
 fingerprint()  # and the machine's fingerprint (every annc process has it for its models)
 job = json.loads(sys.argv[1])
@@ -101,10 +101,10 @@ print(json.dumps({"seconds": seconds, "xla": dict(jax_runtime.cache_events)}))
 TRIPS = """
 import json, sys, time
 import numpy as np
-from hardware.devices import jax_runtime
+from annc.hardware.devices import jax_runtime
 import jax
-from hardware.variants.regions.jax_region import body_function, build_jax, numpy_dtype
-from hardware.variants.regions.spec import RegionSpec
+from annc.hardware.variants.regions.jax_region import body_function, build_jax, numpy_dtype
+from annc.hardware.variants.regions.spec import RegionSpec
 job = json.loads(sys.argv[1])
 spec = RegionSpec.from_json(job["spec"])
 trips, calls = job["trips"], job["calls"]

@@ -39,12 +39,12 @@ from harness import (
     passes_of,
 )
 
+from annc.hardware.calibration.reference_data import load_reference
+from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from hardware.calibration.reference_data import load_reference
-from hardware.devices.fingerprint import fingerprint
-from predictor.features import Configuration
-from predictor.fitting import fit_models, predict_seconds
-from predictor.models import Model
+from annc.predictor.features import Configuration
+from annc.predictor.fitting import fit_models, predict_seconds
+from annc.predictor.models import Model
 
 PAPER = {"encoding": "raw", "shape_aware": False, "complexity": "complexity"}
 SCHEDULERS = {"mullapudi2016": "Mullapudi2016", "li2018": "Li2018", "adams2019": "Adams2019"}

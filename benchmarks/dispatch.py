@@ -29,11 +29,11 @@ from harness import RESULTS
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_source
-from hardware.devices.available import CPU
-from hardware.devices.fingerprint import fingerprint
-from hardware.execution.plan import ExecutablePlan
-from hardware.execution.planning import compile_plan
-from hardware.execution.rundata import generated_inputs, input_specs
+from annc.hardware.devices.available import CPU
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.execution.plan import ExecutablePlan
+from annc.hardware.execution.planning import compile_plan
+from annc.hardware.execution.rundata import generated_inputs, input_specs
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 OPS = ("+", "*", "-")

@@ -39,12 +39,12 @@ from pathlib import Path
 
 from harness import RESULTS, candidate_queries, passes_of
 
+from annc.hardware.calibration.reference_data import load_reference
+from annc.hardware.calibration.runs import noise_floor
+from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from hardware.calibration.reference_data import load_reference
-from hardware.calibration.runs import noise_floor
-from hardware.devices.fingerprint import fingerprint
-from predictor.features import Configuration
-from predictor.fitting import Measurement, fit_models, predict_seconds
+from annc.predictor.features import Configuration
+from annc.predictor.fitting import Measurement, fit_models, predict_seconds
 
 BEFORE = {"shape_aware": False, "complexity": "complexity"}
 """The features of annc's models before issue 15: no innermost extent, the textbook

@@ -34,8 +34,8 @@ import json, sys, annc
 from xdsl.dialects.builtin import StringAttr
 from annc.compiler import compile_program, read_source
 from annc.running import run_module
-from dsl.dialect import RegionOp
-from hardware.execution.warm import WarmUp
+from annc.dsl.dialect import RegionOp
+from annc.hardware.execution.warm import WarmUp
 
 path, params, loop = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "loop"
 if not loop:  # as a user runs it

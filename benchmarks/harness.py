@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from passes.select_variants import Plan
-    from predictor.features import Configuration
+    from annc.passes.select_variants import Plan
+    from annc.predictor.features import Configuration
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -94,7 +94,7 @@ def log(text: str) -> None:
 
 def stamp(script: str) -> dict[str, Any]:
     """The machine (its fingerprint's fields), the date and this script's command line."""
-    from hardware.devices.fingerprint import fingerprint
+    from annc.hardware.devices.fingerprint import fingerprint
 
     return {"machine": fingerprint().as_dict(),
             "date": datetime.datetime.now().isoformat(timespec="minutes"),
@@ -144,8 +144,8 @@ def passes_of(path: Path) -> list[list[dict]]:
     `adaptation.py`'s file (or one of `results/tune_passes/`, gzipped), two
     (`first`, `second`) from `workloads.py`'s."""
     from annc.compiler import compile_file
-    from hardware.variants import load_library
-    from passes.sites import data_flow
+    from annc.hardware.variants import load_library
+    from annc.passes.sites import data_flow
 
     load_library()
     text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else (
@@ -167,8 +167,8 @@ def passes_of(path: Path) -> list[list[dict]]:
 
 def configuration_of(op: dict, candidate: dict) -> Configuration:
     """The models' query for one candidate of one op, traits included."""
-    from hardware.variants import get_variant
-    from predictor.features import Configuration
+    from annc.hardware.variants import get_variant
+    from annc.predictor.features import Configuration
 
     shapes = tuple(tuple(s) for s in op["shapes"])
     variant = get_variant(op["kernel"], candidate["variant"], candidate["device"])

@@ -38,8 +38,8 @@ from pathlib import Path
 
 from harness import EXAMPLES, RESULTS, example_sizes, geomean
 
-from hardware.devices.fingerprint import fingerprint
-from predictor.adaptation import family as backend
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.predictor.adaptation import family as backend
 
 STEADY = 3
 """Executions an op needs to be scored (recording's rule: the first pays first touch)."""

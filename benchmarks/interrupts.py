@@ -138,8 +138,8 @@ class Case:
     """annc's arguments of a run made first in the same home, not interrupted."""
 
 
-LOOPS = "hardware.execution.loops:run_chunks"
-AUTOSCHEDULE = "hardware.variants.halide.pipeline:autoschedule"
+LOOPS = "annc.hardware.execution.loops:run_chunks"
+AUTOSCHEDULE = "annc.hardware.variants.halide.pipeline:autoschedule"
 HEAT_HUGE = (HEAT, "-D", "N=256", "-D", "STEPS=1000000000")
 
 CASES = (
@@ -150,31 +150,32 @@ CASES = (
     Case("loop cached", "heat's compiled loop, loaded from the caches", ("run", *HEAT_HUGE),
          LOOPS, setup=("run", HEAT, "-D", "N=256", "--builds", "first")),
     Case("loop ops", "heat's loop run op by op (--variant conv2d=shifted)",
-         ("run", *HEAT_HUGE, "--variant", "conv2d=shifted"), "hardware.execution.steps:run_trip"),
+         ("run", *HEAT_HUGE, "--variant", "conv2d=shifted"),
+         "annc.hardware.execution.steps:run_trip"),
     Case("loop nested", "a compiled loop inside a loop run op by op",
          ("run", "{dir}/nested.ann", "--builds", "first"), LOOPS),
     Case("loop 10^12", "a scalar loop of 10^12 trips", ("run", "{dir}/scalar.ann"), LOOPS),
     Case("long kernel", "a 4000² f64 product, each a few seconds",
          ("run", "{dir}/matmul.ann", "--variant", "matmul=numpy"),
-         "hardware.execution.plan:ExecutablePlan.run", delay_s=1.5),
+         "annc.hardware.execution.plan:ExecutablePlan.run", delay_s=1.5),
     Case("adams2019", "Adams2019 auto-scheduling a convolution (--builds first)",
          ("run", "{dir}/conv.ann", "--variant", "conv2d=halide.auto.adams2019", "--builds",
           "first", "--measure", "never"), AUTOSCHEDULE, delay_s=0.5, argument="adams2019"),
     Case("halide aot", "Halide compiling a convolution ahead of time (--builds first)",
          ("run", "{dir}/conv.ann", "--variant", "conv2d=halide.direct", "--builds", "first"),
-         "hardware.variants.halide.aot:shared_object", delay_s=0.05),
+         "annc.hardware.variants.halide.aot:shared_object", delay_s=0.05),
     Case("halide jit", "Halide JIT-compiling a convolution (no C compiler)",
          ("run", "{dir}/conv.ann", "--variant", "conv2d=halide.direct", "--builds", "first"),
-         "hardware.variants.halide.cpu:build_halide", delay_s=0.05,
+         "annc.hardware.variants.halide.cpu:build_halide", delay_s=0.05,
          env={"CC": "/nonexistent/cc"}),
     Case("linker", "the C compiler linking a Halide kernel (a $CC that takes 30 s)",
          ("run", "{dir}/conv.ann", "--variant", "conv2d=halide.direct", "--builds", "first"),
-         "hardware.variants.halide.aot:_link", delay_s=0.5, env={"CC": "{dir}/slow_cc"}),
+         "annc.hardware.variants.halide.aot:_link", delay_s=0.5, env={"CC": "{dir}/slow_cc"}),
     Case("xla", "XLA compiling heat's loop (--builds first)",
          ("run", *HEAT_HUGE, "--builds", "first"),
-         "hardware.variants.regions.jax_region:_compile", delay_s=0.05),
+         "annc.hardware.variants.regions.jax_region:_compile", delay_s=0.05),
     Case("annc build", "annc build, its helper compiling heat's loop",
-         ("build", *HEAT_HUGE), "hardware.variants.regions.jax_region:_compile",
+         ("build", *HEAT_HUGE), "annc.hardware.variants.regions.jax_region:_compile",
          delay_s=0.05),
     Case("annc tune", "annc tune, its worker inside Adams2019",
          ("tune", "{dir}/conv.ann", "--variants", "halide.auto.adams2019", "--no-record"),

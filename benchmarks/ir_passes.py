@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from annc.compiler import compile_program
-from dsl import dialect
-from dsl.canonicalization import canonicalize
+from annc.dsl import dialect
+from annc.dsl.canonicalization import canonicalize
 
 DUPLICATES = """\
 input A : f64[512, 512]

@@ -21,7 +21,7 @@ import sys
 
 from harness import RESULTS
 
-from predictor.features import is_region
+from annc.predictor.features import is_region
 
 
 def above_bound(combo: dict) -> bool:

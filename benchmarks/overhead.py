@@ -34,9 +34,9 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.tune import tune
 from annc.compiler import compile_source, select
-from hardware.devices.fingerprint import fingerprint
-from passes.select_variants import plan_selection
-from passes.sites import data_flow
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.passes.select_variants import plan_selection
+from annc.passes.sites import data_flow
 
 
 def program(n_ops: int) -> str:

@@ -37,10 +37,10 @@ from harness import EXAMPLES, RESULTS, ROOT
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.compiler import compile_file, select
+from annc.hardware.devices.available import available_devices
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.passes.models import user_models_path
 from annc.running import run_module
-from hardware.devices.available import available_devices
-from hardware.devices.fingerprint import fingerprint
-from passes.models import user_models_path
 
 CASES = [
     ("heat", {"N": 1024, "STEPS": 20}),

@@ -513,7 +513,7 @@ def main() -> None:
         os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
 
-    from hardware.devices.fingerprint import fingerprint
+    from annc.hardware.devices.fingerprint import fingerprint
 
     out = args.out or RESULTS / ("regions_small.md" if args.small else "regions.md")
     command = shlex.join(["python", "benchmarks/regions.py", *sys.argv[1:]])

@@ -27,8 +27,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file
-from hardware.devices.fingerprint import fingerprint
-from passes.select_variants import plan_selection
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.passes.select_variants import plan_selection
 
 BACKENDS = {
     "numpy": lambda kernel: {"conv2d": "shifted"}.get(kernel, "numpy"),

@@ -99,7 +99,7 @@ def _selected(name: str, params: dict[str, int]):
 def _op_by_op(module) -> None:
     from xdsl.dialects.builtin import StringAttr
 
-    from dsl.dialect import RegionOp
+    from annc.dsl.dialect import RegionOp
 
     for region in module.walk():
         if isinstance(region, RegionOp):
@@ -110,13 +110,13 @@ def _op_by_op(module) -> None:
 def correctness_and_communication(name: str, params: dict[str, int]) -> dict[str, Any]:
     import numpy as np
 
+    from annc.dsl.dialect import RegionOp
+    from annc.hardware.variants.regions import catalogue
+    from annc.hardware.variants.regions.from_ir import lower_region
+    from annc.hardware.variants.regions.sharded_region import hlo_collectives
+    from annc.hardware.variants.regions.sharding import layout
+    from annc.passes.sharding_choice import force_sharded
     from annc.running import run_module
-    from dsl.dialect import RegionOp
-    from hardware.variants.regions import catalogue
-    from hardware.variants.regions.from_ir import lower_region
-    from hardware.variants.regions.sharded_region import hlo_collectives
-    from hardware.variants.regions.sharding import layout
-    from passes.sharding_choice import force_sharded
 
     sharded, plain = _selected(name, params).ir, _selected(name, params).ir
     forced = force_sharded(sharded)
@@ -169,15 +169,15 @@ def selection_seconds(repeats: int) -> dict[str, float]:
 
 def predicted_scaling() -> dict[str, Any]:
     """One trip of each scaling workload's loop against the devices, per interconnect."""
-    from dsl.dialect import RegionOp
-    from hardware.calibration.communication import CommunicationModel
-    from hardware.devices.mesh import MeshInfo
-    from hardware.variants.regions import catalogue
-    from hardware.variants.regions.from_ir import lower_region
-    from hardware.variants.regions.spec import summary
-    from passes.models import load_models
-    from passes.sharding_choice import offer_sharded, price_sharded
-    from predictor.features import Configuration
+    from annc.dsl.dialect import RegionOp
+    from annc.hardware.calibration.communication import CommunicationModel
+    from annc.hardware.devices.mesh import MeshInfo
+    from annc.hardware.variants.regions import catalogue
+    from annc.hardware.variants.regions.from_ir import lower_region
+    from annc.hardware.variants.regions.spec import summary
+    from annc.passes.models import load_models
+    from annc.passes.sharding_choice import offer_sharded, price_sharded
+    from annc.predictor.features import Configuration
 
     models = load_models()
     table: dict[str, Any] = {}

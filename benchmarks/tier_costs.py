@@ -38,9 +38,9 @@ HEAT = ROOT / "examples" / "heat.ann"
 def heat_loop(n: int, steps: int):
     """Heat's whole loop as compiled by annc (JAX), with its inputs."""
     from annc.compiler import compile_program, read_source
-    from dsl.dialect import RegionOp
-    from hardware.variants.regions import catalogue
-    from hardware.variants.regions.from_ir import lower_region
+    from annc.dsl.dialect import RegionOp
+    from annc.hardware.variants.regions import catalogue
+    from annc.hardware.variants.regions.from_ir import lower_region
 
     module = compile_program(read_source(HEAT), str(HEAT), {"N": n, "STEPS": steps}, ["cpu"],
                              "fused", "never", record=False).ir
@@ -54,7 +54,7 @@ def heat_loop(n: int, steps: int):
 
 
 def chunks(repeats: int, log) -> list[dict]:
-    from hardware.execution.loops import ChunkSizer, run_chunks
+    from annc.hardware.execution.loops import ChunkSizer, run_chunks
 
     rows = []
     for n, steps in ((1024, 200), (512, 2000)):
@@ -84,10 +84,10 @@ def steps_cost(repeats: int, log) -> dict:
     from xdsl.dialects.builtin import StringAttr
 
     from annc.compiler import compile_program
-    from hardware.devices.available import CPU
-    from hardware.execution import planning
-    from hardware.execution.planning import compile_plan
-    from hardware.execution.tiers import Tier, tiered_kernel_step
+    from annc.hardware.devices.available import CPU
+    from annc.hardware.execution import planning
+    from annc.hardware.execution.planning import compile_plan
+    from annc.hardware.execution.tiers import Tier, tiered_kernel_step
 
     lines = ["input x : f32[16]", "y = x"] + ["y = y * 1.0001 + 0.5"] * 500 + ["output y"]
     module = compile_program("\n".join(lines) + "\n", "chain.ann", None, ["cpu"], "selected",
@@ -126,9 +126,9 @@ def steps_cost(repeats: int, log) -> dict:
 
 
 def beside_a_busy_run(repeats: int, log) -> dict:
-    from hardware.execution.beside import Beside
-    from hardware.execution.builds import kernel_job
-    from hardware.variants import load_variant
+    from annc.hardware.execution.beside import Beside
+    from annc.hardware.execution.builds import kernel_job
+    from annc.hardware.variants import load_variant
 
     a = np.random.default_rng(0).random((1000, 1000))
 
@@ -163,8 +163,8 @@ import os, signal, sys, threading, time
 from xdsl.dialects.builtin import StringAttr
 from annc.compiler import compile_program, read_source
 from annc.running import run_module
-from dsl.dialect import RegionOp
-from hardware.execution.progress import RunProgress
+from annc.dsl.dialect import RegionOp
+from annc.hardware.execution.progress import RunProgress
 
 path = sys.argv[1]
 module = compile_program(read_source(path), path, {"N": 256, "STEPS": 100000000}, ["cpu"],

@@ -63,7 +63,7 @@ import json, sys
 from xdsl.dialects.builtin import StringAttr
 from annc.compiler import compile_program, read_source
 from annc.running import run_module
-from dsl.dialect import KernelOp, RegionOp
+from annc.dsl.dialect import KernelOp, RegionOp
 
 spec = json.loads(sys.argv[1])
 path = spec["example"]
@@ -153,9 +153,9 @@ def fastest_ops(tuned: dict[str, Any]) -> dict[int, str]:
 def candidate_plans(example: Path, params: dict[str, int], last: dict[str, Any],
                     folder: Path, log) -> dict[str, dict[str, Any]]:
     from annc.compiler import compile_program, read_source
-    from dsl.dialect import RegionOp
-    from hardware.variants.regions import catalogue
-    from hardware.variants.regions.from_ir import lower_region
+    from annc.dsl.dialect import RegionOp
+    from annc.hardware.variants.regions import catalogue
+    from annc.hardware.variants.regions.from_ir import lower_region
 
     home = Path(tempfile.mkdtemp(prefix="tune_", dir=folder))
     tuned = annc(home, "tune", str(example), *defines(params), "--target", "cpu",

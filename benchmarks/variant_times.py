@@ -18,11 +18,11 @@ import sys
 import numpy as np
 from harness import RESULTS
 
-from hardware.devices.allocator import available_bytes
-from hardware.devices.fingerprint import fingerprint
-from hardware.measure.settings import TimingSettings
-from hardware.measure.timing import measure
-from hardware.variants import get_variant, load_library, variants_for
+from annc.hardware.devices.allocator import available_bytes
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.measure.timing import measure
+from annc.hardware.variants import get_variant, load_library, variants_for
 
 MATMUL_SIZES = (64, 256, 1024)
 CONV_IMAGES = (64, 256, 1024)

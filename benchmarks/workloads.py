@@ -46,12 +46,12 @@ from xdsl.dialects.builtin import ModuleOp
 
 from annc.commands.tune import tune
 from annc.compiler import compile_file
-from hardware.calibration.runs import select_variants
-from hardware.devices.available import available_devices
-from hardware.devices.fingerprint import fingerprint
-from passes.models import ChosenModels, load_models
-from passes.region_choice import fused_regions
-from passes.select_variants import Plan, plan_selection
+from annc.hardware.calibration.runs import select_variants
+from annc.hardware.devices.available import available_devices
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.passes.models import ChosenModels, load_models
+from annc.passes.region_choice import fused_regions
+from annc.passes.select_variants import Plan, plan_selection
 
 LOOPED = 100
 """Ops run at least this often count as in loops, where a build no longer matters."""

@@ -42,7 +42,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.traits import Pure
 
-from dsl import dialect
+from annc.dsl import dialect
 
 MOST_FOLDED = 64
 """The most elements a folded constant may have: folding is for small constants (a

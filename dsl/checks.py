@@ -14,10 +14,10 @@ from functools import cached_property
 
 import numpy as np
 
-from dsl import ast, dtypes
-from dsl.errors import CompileError, Diagnostic, source_lines
-from dsl.kernels import KERNELS, ShapeMismatch
-from dsl.types import (
+from annc.dsl import ast, dtypes
+from annc.dsl.errors import CompileError, Diagnostic, source_lines
+from annc.dsl.kernels import KERNELS, ShapeMismatch
+from annc.dsl.types import (
     DEVICES,
     DTYPES,
     Bind,

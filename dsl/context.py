@@ -8,7 +8,7 @@ from xdsl.dialects.builtin import Builtin
 from xdsl.dialects.func import Func
 from xdsl.dialects.scf import Scf
 
-from dsl.dialect import Kernel
+from annc.dsl.dialect import Kernel
 
 
 def annc_context() -> Context:

@@ -62,7 +62,7 @@ from xdsl.traits import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from dsl import dtypes, kernels, types
+from annc.dsl import dtypes, kernels, types
 
 PREFIX = "kernel."
 """The prefix of every attribute the dialect declares on its ops."""
@@ -132,7 +132,7 @@ class KernelCanonicalization(HasCanonicalizationPatternsTrait):
 
     @classmethod
     def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
-        from dsl.canonicalization import PATTERNS  # the patterns build ops of this module
+        from annc.dsl.canonicalization import PATTERNS  # the patterns build ops of this module
 
         return PATTERNS
 

@@ -27,7 +27,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from dsl import ast, dialect, dtypes, types
+from annc.dsl import ast, dialect, dtypes, types
 
 INPUTS_ATTRIBUTE = "annc.inputs"
 OUTPUTS_ATTRIBUTE = "annc.outputs"

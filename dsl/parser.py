@@ -24,8 +24,8 @@ from lark.exceptions import (
 from lark.lexer import PatternRE, TerminalDef
 from lark.tree import Meta
 
-from dsl import ast, literals
-from dsl.errors import CompileError, Diagnostic, source_lines
+from annc.dsl import ast, literals
+from annc.dsl.errors import CompileError, Diagnostic, source_lines
 
 KEYWORDS = ("param", "input", "const", "target", "repeat", "output")
 
@@ -75,7 +75,7 @@ def _read_literal(token: Token) -> Token:
 def _parser(literals_at_once: bool = True) -> Lark:
     """The program's parser; without `literals_at_once`, every literal is read number by
     number (one token each), as the grammar reads a literal that `NUMBERS` does not."""
-    grammar = files("dsl").joinpath("grammar.lark").read_text()
+    grammar = files("annc.dsl").joinpath("grammar.lark").read_text()
     return Lark(
         grammar,
         parser="lalr",

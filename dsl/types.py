@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl.ast import Location
-from dsl.dtypes import DTYPES as DTYPES
+from annc.dsl.ast import Location
+from annc.dsl.dtypes import DTYPES as DTYPES
 
 DEVICES = ("cpu", "gpu", "opencl")
 

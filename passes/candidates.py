@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from passes.sites import Site
+from annc.passes.sites import Site
 
 
 @dataclass(slots=True)

@@ -31,9 +31,9 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from dsl import dtypes, kernels
-from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
-from passes.sites import trip_count
+from annc.dsl import dtypes, kernels
+from annc.dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
+from annc.passes.sites import trip_count
 
 LOOP_DEVICES = (None, "cpu")
 """The pins a whole loop's ops may carry: its compiled versions run on the CPU."""

@@ -25,11 +25,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dsl import dtypes
-from hardware.measure.settings import TimingSettings
+from annc.dsl import dtypes
+from annc.hardware.measure.settings import TimingSettings
 
 if TYPE_CHECKING:
-    from passes.candidates import Candidate, OpPlan
+    from annc.passes.candidates import Candidate, OpPlan
 
 MEASURE_MODES = ("auto", "never", "always")
 STAKE_S = 0.05
@@ -149,10 +149,10 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
 def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     """The candidate's median seconds on the op's shapes, or None if it failed."""
     global measurements_taken
-    from hardware.execution.builds import kernel_job
-    from hardware.execution.foreground import build_now
-    from hardware.measure.timing import measure
-    from hardware.variants import get_variant
+    from annc.hardware.execution.builds import kernel_job
+    from annc.hardware.execution.foreground import build_now
+    from annc.hardware.measure.timing import measure
+    from annc.hardware.variants import get_variant
 
     variant = get_variant(op.site.kernel, candidate.variant, candidate.device)
     dtype = dtypes.to_numpy(op.site.dtype)

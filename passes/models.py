@@ -26,15 +26,15 @@ from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 
-from dsl.errors import ModelError
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home, state_folder
-from predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
-from predictor.models import ModelFileError, ModelSet
-from predictor.wisdom import Wisdom, WisdomFileError
+from annc.dsl.errors import ModelError
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import annc_home, state_folder
+from annc.predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
+from annc.predictor.models import ModelFileError, ModelSet
+from annc.predictor.wisdom import Wisdom, WisdomFileError
 
-DEFAULT_MODELS = Path(str(files("predictor").joinpath("data", "default_models.json")))
-SHIPPED_MACHINES = Path(str(files("predictor").joinpath("data", "machines")))
+DEFAULT_MODELS = Path(str(files("annc.predictor").joinpath("data", "default_models.json")))
+SHIPPED_MACHINES = Path(str(files("annc.predictor").joinpath("data", "machines")))
 """Shipped models of other machines than the reference, one file per fingerprint."""
 
 

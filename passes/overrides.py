@@ -14,11 +14,11 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from dsl.errors import RunError
-from hardware.variants import KERNELS, load_library, variants_for
-from passes.candidates import Candidate
-from passes.pins import pin_variants
-from passes.select_variants import Plan
+from annc.dsl.errors import RunError
+from annc.hardware.variants import KERNELS, load_library, variants_for
+from annc.passes.candidates import Candidate
+from annc.passes.pins import pin_variants
+from annc.passes.select_variants import Plan
 
 
 def check_overrides(variants: Mapping[str, str]) -> None:

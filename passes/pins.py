@@ -20,10 +20,10 @@ from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.ir import Operation
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 
-from dsl.dialect import KernelOp, RegionOp
-from hardware.variants import variants_for
-from hardware.variants.regions.catalogue import OPS
-from passes.candidates import Candidate
+from annc.dsl.dialect import KernelOp, RegionOp
+from annc.hardware.variants import variants_for
+from annc.hardware.variants.regions.catalogue import OPS
+from annc.passes.candidates import Candidate
 
 
 def pinned_device(kernel: str, name: str, current: str) -> str:

@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from passes.sites import HOST, DataFlow
+from annc.passes.sites import HOST, DataFlow
 
 HOST_DEVICE = "cpu"
 MAX_SWEEPS = 20

@@ -27,19 +27,19 @@ from typing import Any
 from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.ir import Operation
 
-from dsl.dialect import KernelOp, RegionOp, where
-from hardware.devices.mesh import MeshInfo, mesh_info
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.from_ir import Lowered, lower_region
-from hardware.variants.regions.spec import summary
-from passes.candidates import Candidate
-from passes.models import ChosenModels
-from passes.sharding_choice import Sharded, offer_sharded, price_sharded
-from passes.sites import trips_of
-from passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
-from predictor.adaptation import Prediction
-from predictor.features import Configuration
-from predictor.models import Combo, ModelSet
+from annc.dsl.dialect import KernelOp, RegionOp, where
+from annc.hardware.devices.mesh import MeshInfo, mesh_info
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.from_ir import Lowered, lower_region
+from annc.hardware.variants.regions.spec import summary
+from annc.passes.candidates import Candidate
+from annc.passes.models import ChosenModels
+from annc.passes.sharding_choice import Sharded, offer_sharded, price_sharded
+from annc.passes.sites import trips_of
+from annc.passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
+from annc.predictor.adaptation import Prediction
+from annc.predictor.features import Configuration
+from annc.predictor.models import Combo, ModelSet
 
 
 @dataclass

@@ -42,12 +42,12 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 
-from dsl import dtypes
-from dsl.lowering import module_targets
-from hardware.devices.available import available_devices
-from hardware.devices.backend_start import started
-from hardware.execution.beside import DELAY_S
-from hardware.variants import (
+from annc.dsl import dtypes
+from annc.dsl.lowering import module_targets
+from annc.hardware.devices.available import available_devices
+from annc.hardware.devices.backend_start import started
+from annc.hardware.execution.beside import DELAY_S
+from annc.hardware.variants import (
     LOAD_S,
     Shapes,
     Traits,
@@ -57,20 +57,20 @@ from hardware.variants import (
     traits_of,
     variants_for,
 )
-from hardware.variants.compiled import is_built
-from passes.candidates import Candidate, OpPlan
-from passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
-from passes.models import ChosenModels, load_models
-from passes.pins import notify_modified, write_pin
-from passes.placement import copy_seconds, place
-from passes.region_choice import (
+from annc.hardware.variants.compiled import is_built
+from annc.passes.candidates import Candidate, OpPlan
+from annc.passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
+from annc.passes.models import ChosenModels, load_models
+from annc.passes.pins import notify_modified, write_pin
+from annc.passes.placement import copy_seconds, place
+from annc.passes.region_choice import (
     RegionPlan,
     apply_regions,
     choose_regions,
     fused_regions,
 )
-from passes.sites import DataFlow, Site, data_flow
-from passes.tiers import (
+from annc.passes.sites import DataFlow, Site, data_flow
+from annc.passes.tiers import (
     HELPER_START_S,
     NO_BUILD_BACKENDS,
     TierStep,
@@ -83,9 +83,9 @@ from passes.tiers import (
     tier_plan,
     waiting_is_sooner,
 )
-from predictor.adaptation import Prediction
-from predictor.features import Configuration, trait_names
-from predictor.models import Combo, ModelSet
+from annc.predictor.adaptation import Prediction
+from annc.predictor.features import Configuration, trait_names
+from annc.predictor.models import Combo, ModelSet
 
 
 @dataclass

@@ -28,17 +28,17 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
-from hardware.calibration.communication import CommunicationModel, communication_model
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import default_database
-from hardware.devices.mesh import MeshInfo
-from hardware.variants.regions.catalogue import OPS, SHARDED, why_not_sharded
-from hardware.variants.regions.sharding import Layout, layout, shard_summary, why_not_halo
-from hardware.variants.regions.spec import RegionSpec
-from passes.candidates import Candidate
-from predictor.adaptation import Prediction
-from predictor.features import Configuration
-from predictor.models import ModelSet
+from annc.hardware.calibration.communication import CommunicationModel, communication_model
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import default_database
+from annc.hardware.devices.mesh import MeshInfo
+from annc.hardware.variants.regions.catalogue import OPS, SHARDED, why_not_sharded
+from annc.hardware.variants.regions.sharding import Layout, layout, shard_summary, why_not_halo
+from annc.hardware.variants.regions.spec import RegionSpec
+from annc.passes.candidates import Candidate
+from annc.predictor.adaptation import Prediction
+from annc.predictor.features import Configuration
+from annc.predictor.models import ModelSet
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ def force_sharded(module: ModuleOp) -> int:
     its prediction (outermost first; a region inside a forced one runs inside it), and
     every other region op by op; returns how many were forced. For measuring the
     sharded path against the models (`annc run --distributed --shard-regions`)."""
-    from dsl.dialect import RegionOp
-    from hardware.variants.regions.from_ir import lower_region
+    from annc.dsl.dialect import RegionOp
+    from annc.hardware.variants.regions.from_ir import lower_region
 
     forced: list[RegionOp] = []
     for region in [op for op in module.walk() if isinstance(op, RegionOp)]:
@@ -133,7 +133,7 @@ def force_sharded(module: ModuleOp) -> int:
 
 
 def mesh_info_device() -> str:
-    from hardware.devices.mesh import mesh_info
+    from annc.hardware.devices.mesh import mesh_info
 
     mesh = mesh_info()
     return mesh.device if mesh is not None else "cpu"

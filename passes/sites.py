@@ -17,8 +17,8 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 from xdsl.traits import ConstantLike
 
-from dsl import dtypes
-from dsl.dialect import KernelOp, RegionOp, where
+from annc.dsl import dtypes
+from annc.dsl.dialect import KernelOp, RegionOp, where
 
 HOST = -1
 """The producer of values that start on the host: inputs, constants."""

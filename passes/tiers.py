@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from passes.candidates import Candidate
+from annc.passes.candidates import Candidate
 
 TIE = 0.03
 """Candidates whose costs are within 3% of the cheapest's are ties: the run-to-run

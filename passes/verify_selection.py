@@ -19,9 +19,9 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import VerifyException
 
-from dsl.dialect import KernelOp, RegionOp
-from hardware.variants import load_library, variants_for
-from hardware.variants.regions import catalogue
+from annc.dsl.dialect import KernelOp, RegionOp
+from annc.hardware.variants import load_library, variants_for
+from annc.hardware.variants.regions import catalogue
 
 
 def _kernel_problems(op: KernelOp) -> list[str]:

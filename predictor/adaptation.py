@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from predictor.features import Configuration
-from predictor.models import Combo, ModelSet
-from predictor.state_files import read_machine_file, write_atomically
+from annc.predictor.features import Configuration
+from annc.predictor.models import Combo, ModelSet
+from annc.predictor.state_files import read_machine_file, write_atomically
 
 SCHEMA_VERSION = 1
 KIND = "annc model corrections"

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from predictor.features import bytes_touched, feature_matrix, feature_names
-from predictor.fitting import Measurement, by_combo, fit_models, mape, split
-from predictor.models import Combo
+from annc.predictor.features import bytes_touched, feature_matrix, feature_names
+from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, split
+from annc.predictor.models import Combo
 
 FFNN_HIDDEN = 32
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl.kernels import KERNELS, Shapes
+from annc.dsl.kernels import KERNELS, Shapes
 
 REGION_KINDS = ("region", "loop")
 """The models' names for a fused chain of kernels and for one trip of a whole loop,

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from predictor import loop_trips, mlp
-from predictor.features import (
+from annc.predictor import loop_trips, mlp
+from annc.predictor.features import (
     COMPLEXITY,
     SHAPE_AWARE,
     Configuration,
@@ -21,8 +21,8 @@ from predictor.features import (
     feature_names,
     is_region,
 )
-from predictor.models import Combo, Model, rate_floor
-from predictor.training import TrainingSet, train_group
+from annc.predictor.models import Combo, Model, rate_floor
+from annc.predictor.training import TrainingSet, train_group
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from predictor.features import Configuration
+from annc.predictor.features import Configuration
 
 FALLBACK_TRAINED_TRIPS = 16
 """The trips a loop model is trusted up to where its file does not say (files older

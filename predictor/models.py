@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from predictor import loop_trips
-from predictor.features import Configuration, Normalisation, feature_row
-from predictor.state_files import read_json, write_atomically
-from predictor.transfers import TransferModel
+from annc.predictor import loop_trips
+from annc.predictor.features import Configuration, Normalisation, feature_row
+from annc.predictor.state_files import read_json, write_atomically
+from annc.predictor.transfers import TransferModel
 
 SCHEMA_VERSION = 1
 MAX_FEATURES = 7

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from predictor import mlp
+from annc.predictor import mlp
 
 STEPS = 3000
 RESTARTS = 4

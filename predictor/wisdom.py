@@ -16,9 +16,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsl.kernels import Shapes
-from predictor.models import Combo
-from predictor.state_files import read_machine_file, write_atomically
+from annc.dsl.kernels import Shapes
+from annc.predictor.models import Combo
+from annc.predictor.state_files import read_machine_file, write_atomically
 
 SCHEMA_VERSION = 1
 KIND = "annc wisdom"

@@ -28,12 +28,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from hardware.calibration.reference_data import DATA_FOLDER, export_reference
-from hardware.calibration.runs import CALIBRATION_SETTINGS
-from hardware.calibration.store import MeasurementStore
-from hardware.devices.fingerprint import Fingerprint
-from passes.models import SHIPPED_MACHINES
-from predictor.models import ModelSet
+from annc.hardware.calibration.reference_data import DATA_FOLDER, export_reference
+from annc.hardware.calibration.runs import CALIBRATION_SETTINGS
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.devices.fingerprint import Fingerprint
+from annc.passes.models import SHIPPED_MACHINES
+from annc.predictor.models import ModelSet
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gpu"
 COPIED = ("environment.json", "placement.md", "placement.json")

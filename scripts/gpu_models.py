@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hardware.calibration.reference_data import DATA_FOLDER
+from annc.hardware.calibration.reference_data import DATA_FOLDER
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "gpu"
 

@@ -38,7 +38,7 @@ def _jax_devices() -> list[str]:
 
 
 def _cupy_devices() -> list[str]:
-    from hardware.devices.cupy_runtime import cupy_module
+    from annc.hardware.devices.cupy_runtime import cupy_module
 
     cupy = cupy_module()
     if cupy is None:
@@ -49,9 +49,9 @@ def _cupy_devices() -> list[str]:
 
 def survey() -> dict[str, Any]:
     """Everything this script reports, as one JSON-able dict."""
-    from hardware.devices.available import available_devices
-    from hardware.devices.fingerprint import fingerprint
-    from hardware.variants import all_variants, load_library, skipped_modules
+    from annc.hardware.devices.available import available_devices
+    from annc.hardware.devices.fingerprint import fingerprint
+    from annc.hardware.variants import all_variants, load_library, skipped_modules
 
     load_library()
     return {

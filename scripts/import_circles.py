@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import grimp
 
-PACKAGES = ("annc", "dsl", "passes", "predictor", "hardware")
+PACKAGES = ("annc",)
 
 
 def circles(graph: grimp.ImportGraph) -> list[list[str]]:

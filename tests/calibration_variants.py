@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from hardware.variants import Variant
-from hardware.variants.registry import Kernel, Shapes
+from annc.hardware.variants import Variant
+from annc.hardware.variants.registry import Kernel, Shapes
 
 
 def _failing(shapes: Shapes, dtype: np.dtype) -> Kernel:

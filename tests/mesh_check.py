@@ -14,12 +14,12 @@ import numpy as np
 from xdsl.dialects.builtin import StringAttr
 
 from annc.compiler import compile_program, read_source
+from annc.dsl.dialect import RegionOp
+from annc.hardware.devices.mesh import mesh_info
+from annc.hardware.variants.regions.from_ir import lower_region
+from annc.hardware.variants.regions.sharded_region import build_sharded
+from annc.passes.sharding_choice import force_sharded
 from annc.running import run_module
-from dsl.dialect import RegionOp
-from hardware.devices.mesh import mesh_info
-from hardware.variants.regions.from_ir import lower_region
-from hardware.variants.regions.sharded_region import build_sharded
-from passes.sharding_choice import force_sharded
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.devices.fingerprint import fingerprint
-from predictor.features import Normalisation, feature_names
-from predictor.models import Model, ModelSet
-from predictor.transfers import Link, TransferModel
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.predictor.features import Normalisation, feature_names
+from annc.predictor.models import Model, ModelSet
+from annc.predictor.transfers import Link, TransferModel
 
 
 def constant_model(kernel: str, variant: str, device: str, seconds: float,

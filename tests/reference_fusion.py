@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from xdsl.ir import Block, Operation
 
-from dsl.dialect import KernelOp
-from passes.fusion import _dtype, _elementwise, _in_block, _pin
+from annc.dsl.dialect import KernelOp
+from annc.passes.fusion import _dtype, _elementwise, _in_block, _pin
 
 
 @dataclass

@@ -27,12 +27,12 @@ from xdsl.interpreter import (
     register_impls,
 )
 
-from dsl import dtypes
-from dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp, RegionOp, YieldOp
-from dsl.lowering import FUNCTION_NAME
-from hardware.devices.device import Device
-from hardware.execution.planning import output_names, variant_for
-from hardware.variants.compiled import compiled
+from annc.dsl import dtypes
+from annc.dsl.dialect import KERNEL_OPS, ConstantOp, KernelOp, RegionOp, YieldOp
+from annc.dsl.lowering import FUNCTION_NAME
+from annc.hardware.devices.device import Device
+from annc.hardware.execution.planning import output_names, variant_for
+from annc.hardware.variants.compiled import compiled
 
 
 @register_impls

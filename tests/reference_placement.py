@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from passes.placement import HOST_DEVICE, MAX_SWEEPS, Transfer
-from passes.sites import HOST, DataFlow
+from annc.passes.placement import HOST_DEVICE, MAX_SWEEPS, Transfer
+from annc.passes.sites import HOST, DataFlow
 
 
 class ReferencePlacement:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from model_fixtures import model_set
 
-from predictor.adaptation import (
+from annc.predictor.adaptation import (
     MAX_COMBO_PRIOR_ROWS,
     AdaptedModels,
     CorrectionFileError,
@@ -19,8 +19,8 @@ from predictor.adaptation import (
     empirical_prior_rows,
     sigma_from_mape,
 )
-from predictor.features import Configuration
-from predictor.wisdom import Wisdom, WisdomFileError
+from annc.predictor.features import Configuration
+from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 MATMUL = ("matmul", "numpy", "cpu")
 ADD = ("add", "numpy", "cpu")

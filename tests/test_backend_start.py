@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from hardware.devices import backend_start
-from hardware.variants import get_variant, load_library
-from hardware.variants.compiled import compiled
+from annc.hardware.devices import backend_start
+from annc.hardware.variants import get_variant, load_library
+from annc.hardware.variants.compiled import compiled
 
 
 def test_jax_counts_as_started_once_imported(monkeypatch):

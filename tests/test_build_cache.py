@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardware.variants import get_variant, load_library, variants_for
-from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
-from hardware.variants.compiled import clear_cache, compiled
-from hardware.variants.halide import build_cache
-from hardware.variants.halide.abi import LAYOUT
-from hardware.variants.reference import REFERENCE_FUNCTIONS
+from annc.hardware.variants import get_variant, load_library, variants_for
+from annc.hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
+from annc.hardware.variants.compiled import clear_cache, compiled
+from annc.hardware.variants.halide import build_cache
+from annc.hardware.variants.halide.abi import LAYOUT
+from annc.hardware.variants.reference import REFERENCE_FUNCTIONS
 
 hl = pytest.importorskip("halide")
 load_library()
-from hardware.variants.halide import aot as halide_aot  # noqa: E402  (after load_library)
-from hardware.variants.halide import cpu as halide_cpu  # noqa: E402
+from annc.hardware.variants.halide import aot as halide_aot  # noqa: E402  (after load_library)
+from annc.hardware.variants.halide import cpu as halide_cpu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_cc = pytest.mark.skipif(halide_aot.c_compiler() is None, reason="no C compiler")
@@ -37,10 +37,10 @@ needs_cc = pytest.mark.skipif(halide_aot.c_compiler() is None, reason="no C comp
 BUILD_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from hardware.variants.halide import build_cache
-    from hardware.variants import get_variant, load_library
-    from hardware.variants.halide import cpu as halide_cpu
-    from hardware.variants.reference import REFERENCE_FUNCTIONS
+    from annc.hardware.variants.halide import build_cache
+    from annc.hardware.variants import get_variant, load_library
+    from annc.hardware.variants.halide import cpu as halide_cpu
+    from annc.hardware.variants.reference import REFERENCE_FUNCTIONS
     load_library()
     rng = np.random.default_rng(0)
     worst = 0.0
@@ -323,8 +323,8 @@ def test_selection_counts_a_cached_build_as_its_load_and_reports_say_so(
         home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from annc.cli import main
     from annc.compiler import compile_source
-    from hardware.variants import LOAD_S
-    from passes.select_variants import plan_selection
+    from annc.hardware.variants import LOAD_S
+    from annc.passes.select_variants import plan_selection
 
     text = "param N = 20\ninput A : f32[N, N]\nB = matmul(A, A)\noutput B\n"
     program = tmp_path / "m.ann"

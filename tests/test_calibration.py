@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from annc.cli import main
-from dsl import dtypes
-from hardware.calibration.reference_data import load_reference
-from hardware.calibration.runs import (
+from annc.dsl import dtypes
+from annc.hardware.calibration.reference_data import load_reference
+from annc.hardware.calibration.runs import (
     Calibration,
     kernel_jobs,
     noise_floor,
@@ -26,7 +26,7 @@ from hardware.calibration.runs import (
     repeat_error,
     select_variants,
 )
-from hardware.calibration.sampling import (
+from annc.hardware.calibration.sampling import (
     DRAWS,
     calibration_plan,
     configurations,
@@ -35,8 +35,8 @@ from hardware.calibration.sampling import (
     noise_size,
     plan_size,
 )
-from hardware.calibration.store import Measurement, MeasurementStore
-from hardware.variants import load_library, variants_for
+from annc.hardware.calibration.store import Measurement, MeasurementStore
+from annc.hardware.variants import load_library, variants_for
 
 TESTS = Path(__file__).parent
 REFERENCE_MEMORY = 24 * 2**30
@@ -123,9 +123,9 @@ def test_the_shipped_reference_holds_exactly_the_plans_configurations() -> None:
 def test_the_shipped_reference_carries_the_traits_its_machine_decided() -> None:
     """Mullapudi2016's rows come with whether their schedule fused, as decided on the
     reference machine; on that machine its auto-scheduler decides the same again."""
-    from hardware.devices.fingerprint import fingerprint
-    from hardware.variants import traits_of
-    from hardware.variants.halide.schedule_traits import TRAITED
+    from annc.hardware.devices.fingerprint import fingerprint
+    from annc.hardware.variants import traits_of
+    from annc.hardware.variants.halide.schedule_traits import TRAITED
 
     reference = load_reference()
     assert reference is not None
@@ -309,7 +309,7 @@ def test_noise_passes_are_stored_and_give_a_floor(tmp_path: Path) -> None:
 
 def test_reference_calibration_exports_data_with_its_noise_floor(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hardware.calibration.reference_data as reference_data
+    import annc.hardware.calibration.reference_data as reference_data
 
     monkeypatch.setattr(reference_data, "DATA_FOLDER", tmp_path / "data")
     db = tmp_path / "m.sqlite"

@@ -13,8 +13,8 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 import annc
 from annc.compiler import compile_program
-from dsl import dialect
-from dsl.canonicalization import MOST_FOLDED, canonicalize
+from annc.dsl import dialect
+from annc.dsl.canonicalization import MOST_FOLDED, canonicalize
 
 SPECIAL = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, 1.5, -2.25, 3e38], dtype=np.float32)
 """Every kind of value an input can hold, as f32 (3e38 overflows f32 if doubled)."""

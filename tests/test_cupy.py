@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hardware.devices import cupy_runtime
-from hardware.devices.available import JaxGpuDevice, available_devices
-from hardware.variants import all_variants, cupy_gpu, load_library
-from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
-from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Variant
+from annc.hardware.devices import cupy_runtime
+from annc.hardware.devices.available import JaxGpuDevice, available_devices
+from annc.hardware.variants import all_variants, cupy_gpu, load_library
+from annc.hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
+from annc.hardware.variants.reference import standard_complexity_of
+from annc.hardware.variants.registry import Variant
 
 load_library()
 
@@ -113,8 +113,8 @@ def test_cupy_variants_are_registered_where_cupy_sees_the_gpu() -> None:
 @pytest.mark.gpu
 def test_jax_and_cupy_kernels_pass_values_on_the_gpu() -> None:
     _gpu_with_cupy()
-    from hardware.variants import get_variant
-    from hardware.variants.compiled import compiled
+    from annc.hardware.variants import get_variant
+    from annc.hardware.variants.compiled import compiled
 
     gpu = available_devices()["gpu"]
     rng = np.random.default_rng(0)

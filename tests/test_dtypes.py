@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerType, TensorType
 
-from dsl import dtypes
+from annc.dsl import dtypes
 
 
 @pytest.mark.parametrize("dtype", dtypes.DTYPES)

@@ -421,9 +421,9 @@ def test_cli_usage_errors_exit_2(args: tuple[str, ...]) -> None:
 
 
 def test_every_user_error_is_exported_from_annc_as_an_annc_error() -> None:
-    import dsl.errors
+    import annc.dsl.errors
 
-    classes = [v for v in vars(dsl.errors).values()
+    classes = [v for v in vars(annc.dsl.errors).values()
                if isinstance(v, type) and issubclass(v, Exception)]
     assert len(classes) == 9
     for error in classes:

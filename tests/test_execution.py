@@ -25,15 +25,15 @@ from xdsl.dialects.builtin import IndexType, ModuleOp, StringAttr
 
 import annc
 from annc.compiler import compile_program, read_source
-from dsl.dialect import RegionOp
-from hardware.devices.allocator import aligned_empty, is_aligned
-from hardware.devices.available import CPU, available_devices
-from hardware.devices.device import Device
-from hardware.execution.planning import compile_plan
-from hardware.execution.residency import Resident
-from hardware.execution.rundata import generated_inputs, input_specs
-from hardware.execution.steps import kernel_step
-from hardware.variants import compiled as compiled_variants
+from annc.dsl.dialect import RegionOp
+from annc.hardware.devices.allocator import aligned_empty, is_aligned
+from annc.hardware.devices.available import CPU, available_devices
+from annc.hardware.devices.device import Device
+from annc.hardware.execution.planning import compile_plan
+from annc.hardware.execution.residency import Resident
+from annc.hardware.execution.rundata import generated_inputs, input_specs
+from annc.hardware.execution.steps import kernel_step
+from annc.hardware.variants import compiled as compiled_variants
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {"N": 6, "M": 5, "P": 3, "S": 7, "STEPS": 3, "ITERATIONS": 3, "SWEEPS": 3,
@@ -126,7 +126,7 @@ def test_a_loop_that_runs_no_trip_leaves_its_values_and_builds_nothing(monkeypat
     module = _module(LOOP.replace("repeat 3", "repeat 0"), "ir")
     built: list[object] = []
     real = compiled_variants.compiled
-    monkeypatch.setattr("hardware.execution.planning.compiled",
+    monkeypatch.setattr("annc.hardware.execution.planning.compiled",
                         lambda *args: built.append(args) or real(*args))
     x = np.arange(4.0)
     plan = compile_plan(module, DEVICES)
@@ -249,7 +249,7 @@ def test_a_plan_dispatches_ops_several_times_faster_than_xdsls_interpreter():
 def test_the_step_overhead_is_measured_as_a_small_positive_time():
     """What a plan step adds to an op's measured time, with a kernel that does nothing:
     well under the 10 µs of even the smallest kernel call measured in calibration."""
-    from hardware.execution.steps import step_overhead_seconds
+    from annc.hardware.execution.steps import step_overhead_seconds
 
     seconds = step_overhead_seconds(2000)
     assert 0 < seconds < 1e-5

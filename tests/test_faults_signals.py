@@ -89,7 +89,7 @@ def _processes_naming(text: str) -> list[str]:
 def test_ctrl_c_in_a_compiled_heat_loop_of_a_billion_steps_exits_130_at_once(tmp_path):
     answer = _interrupted(tmp_path, ["run", HEAT, "-D", "N=128", "-D", "STEPS=1000000000",
                                      "--builds", "first"],
-                          "hardware.execution.loops:run_chunks")
+                          "annc.hardware.execution.loops:run_chunks")
     _assert_stopped(answer)
     assert "this run is predicted to take about" in answer.stderr  # told before it began
 
@@ -98,7 +98,7 @@ def test_ctrl_c_pressed_twice_still_exits_130_with_one_line_and_no_traceback(tmp
     """The second press comes while annc cleans up after the first (0.05 s later)."""
     answer = _interrupted(tmp_path, ["run", HEAT, "-D", "N=128", "-D", "STEPS=1000000000",
                                      "--variant", "conv2d=shifted"],
-                          "hardware.execution.steps:run_trip", delay_s=0.5, presses=2)
+                          "annc.hardware.execution.steps:run_trip", delay_s=0.5, presses=2)
     _assert_stopped(answer)
 
 
@@ -110,7 +110,7 @@ def test_ctrl_c_in_adams2019s_search_kills_its_build_process_and_leaves_nothing(
     answer = _interrupted(tmp_path, ["run", str(program), "--variant",
                                      "conv2d=halide.auto.adams2019", "--builds", "first",
                                      "--measure", "never"],
-                          "hardware.variants.halide.pipeline:autoschedule", "adams2019",
+                          "annc.hardware.variants.halide.pipeline:autoschedule", "adams2019",
                           delay_s=0.3)
     _assert_stopped(answer)
     assert _processes_naming(str(tmp_path)) == []
@@ -132,7 +132,7 @@ def test_ctrl_c_in_one_long_matrix_product_is_answered_before_it_ends(tmp_path):
     program.write_text("param N = 5000\ninput A : f64[N, N]\ninput B : f64[N, N]\n"
                        "repeat 20 {\n  A = matmul(A, B) * 0.0001\n}\noutput A\n")
     answer = _interrupted(tmp_path, ["run", str(program), "--variant", "matmul=numpy"],
-                          "hardware.execution.plan:ExecutablePlan.run", delay_s=1.0)
+                          "annc.hardware.execution.plan:ExecutablePlan.run", delay_s=1.0)
     _assert_stopped(answer)
     assert answer.answered_s is not None and answer.answered_s < max(1.0, product_s / 2)
 
@@ -146,7 +146,7 @@ def test_ctrl_c_while_the_measuring_worker_searches_stops_it_at_once(tmp_path, c
             if command == "tune" else
             ["calibrate", "--kernels", "conv2d", "--variants", "halide.auto.adams2019",
              "--db", str(tmp_path / "measurements.sqlite")])
-    answer = _interrupted(tmp_path, argv, "hardware.variants.halide.pipeline:autoschedule",
+    answer = _interrupted(tmp_path, argv, "annc.hardware.variants.halide.pipeline:autoschedule",
                           "adams2019", delay_s=0.3)
     assert answer.exit == 130 and "Traceback" not in answer.stderr, answer.stderr
     assert answer.answered_s is not None and answer.answered_s < ANSWER_S
@@ -209,7 +209,7 @@ def test_a_run_predicted_to_take_an_hour_says_so_before_it_starts(tmp_path):
     program = tmp_path / "loop.ann"
     program.write_text(SCALAR_LOOP.format(trips=10**12))
     answer = _interrupted(tmp_path, ["run", str(program)],
-                          "hardware.execution.plan:ExecutablePlan.run", delay_s=0.5)
+                          "annc.hardware.execution.plan:ExecutablePlan.run", delay_s=0.5)
     _assert_stopped(answer)
     assert LONG_RUN.search(answer.stderr), answer.stderr
     note = answer.stderr.index("predicted to take")
@@ -249,7 +249,7 @@ def test_the_note_names_the_line_and_its_trips_in_words():
 
 
 def test_a_loop_models_prediction_is_its_own_up_to_its_trips_and_linear_beyond():
-    from predictor.loop_trips import per_trip_seconds
+    from annc.predictor.loop_trips import per_trip_seconds
 
     trained = 64
     at_shorter, at_trained = 4e-6, 1.5e-6  # seconds per trip at 16 and at 64 trips
@@ -270,8 +270,8 @@ def test_chunks_grow_eightfold_at_most_and_never_pass_one_calls_trips(predicted_
     """Without a prediction the first chunk is one trip; with one far too low (before
     predictions scaled with trips, 10¹² trips were predicted at 1.6e-13 s each) it is
     as many trips as one call takes, no more."""
-    from hardware.execution.loops import GROWTH, ChunkSizer
-    from hardware.variants.regions.spec import MAX_CALL_TRIPS
+    from annc.hardware.execution.loops import GROWTH, ChunkSizer
+    from annc.hardware.variants.regions.spec import MAX_CALL_TRIPS
 
     sizer = ChunkSizer(predicted_per_trip_s)
     chunks = []
@@ -287,7 +287,7 @@ def test_chunks_grow_eightfold_at_most_and_never_pass_one_calls_trips(predicted_
 
 
 def test_a_long_call_runs_in_a_helper_thread_and_hands_back_its_result_or_error():
-    from hardware.execution.interruptible import call_interruptibly
+    from annc.hardware.execution.interruptible import call_interruptibly
 
     assert call_interruptibly(lambda: np.arange(3).sum()) == 3
     with pytest.raises(ZeroDivisionError):
@@ -298,10 +298,10 @@ def test_a_searching_build_a_run_waits_for_is_made_by_another_process(tmp_path,
                                                                       monkeypatch):
     """This process only loads it: it searches nothing and compiles nothing."""
     pytest.importorskip("halide")
-    from hardware.execution.builds import kernel_job
-    from hardware.execution.foreground import build_now
-    from hardware.variants import load_variant
-    from hardware.variants.halide import cpu
+    from annc.hardware.execution.builds import kernel_job
+    from annc.hardware.execution.foreground import build_now
+    from annc.hardware.variants import load_variant
+    from annc.hardware.variants.halide import cpu
 
     if cpu.c_compiler() is None:
         pytest.skip("without a C compiler a Halide build cannot be kept")

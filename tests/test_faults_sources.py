@@ -26,14 +26,14 @@ from xdsl.ir import Block
 
 import annc
 from annc.compiler import compile_program, read_source
+from annc.dsl.checks import check
+from annc.dsl.dialect import KernelOp, RegionOp
+from annc.dsl.errors import CompileError
+from annc.dsl.parser import parse
+from annc.dsl.types import ConstDecl
+from annc.passes import fusion
+from annc.passes.fusion import MOST_OPS, _chains
 from annc.running import run_module
-from dsl.checks import check
-from dsl.dialect import KernelOp, RegionOp
-from dsl.errors import CompileError
-from dsl.parser import parse
-from dsl.types import ConstDecl
-from passes import fusion
-from passes.fusion import MOST_OPS, _chains
 
 pytestmark = pytest.mark.fault
 

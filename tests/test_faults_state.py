@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardware.devices import signing
-from hardware.devices.home import KEY_FILE, MARKER_FILE
-from hardware.variants.halide import build_cache
+from annc.hardware.devices import signing
+from annc.hardware.devices.home import KEY_FILE, MARKER_FILE
+from annc.hardware.variants.halide import build_cache
 
 pytestmark = pytest.mark.fault
 

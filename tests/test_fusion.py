@@ -14,13 +14,13 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 import annc
 from annc.compiler import compile_program, read_source
-from dsl.dialect import KernelOp, RegionOp
-from hardware.devices.available import CPU
-from hardware.execution.planning import compile_plan
-from hardware.execution.rundata import generated_inputs, input_specs
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.from_ir import lower_region
-from passes.fusion import fuse_regions
+from annc.dsl.dialect import KernelOp, RegionOp
+from annc.hardware.devices.available import CPU
+from annc.hardware.execution.planning import compile_plan
+from annc.hardware.execution.rundata import generated_inputs, input_specs
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.from_ir import lower_region
+from annc.passes.fusion import fuse_regions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = {"N": 6, "M": 5, "P": 3, "S": 7, "STEPS": 3, "ITERATIONS": 3, "SWEEPS": 3,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from xdsl.dialects.builtin import ModuleOp
 
 import annc
-from dsl.checks import KERNEL_PARAMETERS
+from annc.dsl.checks import KERNEL_PARAMETERS
 
 HEADER = ("param N = 3", "input A : f32[N, N]", "input B : f32[N, N]", "input x : f32[N]",
           "input s : f32")

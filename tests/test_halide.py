@@ -16,13 +16,13 @@ import pytest
 
 pytest.importorskip("halide")
 
-from hardware.devices.opencl import opencl_available, opencl_device
-from hardware.variants import load_library, variants_for
-from hardware.variants.check import check_variant
-from hardware.variants.halide.pipeline import AUTOSCHEDULERS
-from hardware.variants.halide.schedule_traits import fused
-from hardware.variants.halide.schedules import tile
-from hardware.variants.registry import Shapes, Variant
+from annc.hardware.devices.opencl import opencl_available, opencl_device
+from annc.hardware.variants import load_library, variants_for
+from annc.hardware.variants.check import check_variant
+from annc.hardware.variants.halide.pipeline import AUTOSCHEDULERS
+from annc.hardware.variants.halide.schedule_traits import fused
+from annc.hardware.variants.halide.schedules import tile
+from annc.hardware.variants.registry import Shapes, Variant
 
 load_library()
 
@@ -148,7 +148,7 @@ def test_f64_exp_in_a_fresh_process_calls_the_c_library_not_the_pipeline():
     script = (
         "import numpy as np\n"
         "from hardware.variants import get_variant, load_source\n"
-        "load_source('hardware.variants.halide.cpu')\n"
+        "load_source('annc.hardware.variants.halide.cpu')\n"
         "for kernel in ('exp', 'sqrt', 'abs'):\n"
         "    run = get_variant(kernel, 'halide').build(((64,),), np.dtype('f8'))\n"
         "    a = np.linspace(0.1, 2.0, 64)\n"
@@ -171,7 +171,7 @@ def test_only_mullapudi2016s_products_and_convolutions_report_traits() -> None:
 def test_the_fused_trait_is_the_schedule_the_build_runs(shapes: Shapes) -> None:
     """The trait is read from the schedule the build then finds in the build cache, so
     the model is told what will run."""
-    from hardware.variants.halide import build_cache
+    from annc.hardware.variants.halide import build_cache
 
     variant = next(v for v in variants_for("matmul", "cpu")
                    if v.name == "halide.auto.mullapudi2016")

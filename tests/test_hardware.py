@@ -9,12 +9,17 @@ import sys
 import numpy as np
 import pytest
 
-from hardware.devices.available import CPU, DeviceUnavailableError, available_devices, get_device
-from hardware.devices.fingerprint import fingerprint
-from hardware.measure.settings import TimingSettings
-from hardware.measure.timing import measure, spread
-from hardware.variants import get_variant, load_library
-from hardware.variants.compiled import compiled
+from annc.hardware.devices.available import (
+    CPU,
+    DeviceUnavailableError,
+    available_devices,
+    get_device,
+)
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.measure.timing import measure, spread
+from annc.hardware.variants import get_variant, load_library
+from annc.hardware.variants.compiled import compiled
 
 load_library()
 
@@ -103,8 +108,8 @@ def test_measure_warms_up_for_the_given_time_before_timing() -> None:
 def test_annc_keeps_freed_memory_and_dispatches_jax_synchronously() -> None:
     import jax
 
-    from hardware.devices import jax_runtime
-    from hardware.devices.allocator import keep_freed_memory
+    from annc.hardware.devices import jax_runtime
+    from annc.hardware.devices.allocator import keep_freed_memory
 
     assert jax_runtime.cpu_device() is not None
     assert jax.config.read("jax_cpu_enable_async_dispatch") is False
@@ -116,7 +121,7 @@ def test_annc_keeps_freed_memory_and_dispatches_jax_synchronously() -> None:
 @pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 5), (1000, 7)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.bool_])
 def test_aligned_empty_starts_on_a_64_byte_boundary(shape, dtype) -> None:
-    from hardware.devices.allocator import ALIGNMENT, aligned_empty
+    from annc.hardware.devices.allocator import ALIGNMENT, aligned_empty
 
     array = aligned_empty(shape, dtype)
     assert array.shape == shape and array.dtype == dtype
@@ -125,7 +130,7 @@ def test_aligned_empty_starts_on_a_64_byte_boundary(shape, dtype) -> None:
 
 
 def test_aligned_copies_only_what_is_off_the_boundary_or_strided() -> None:
-    from hardware.devices.allocator import aligned, aligned_empty, is_aligned
+    from annc.hardware.devices.allocator import aligned, aligned_empty, is_aligned
 
     on_boundary = aligned_empty((16,), np.float64)
     assert aligned(on_boundary) is on_boundary
@@ -141,9 +146,9 @@ def test_aligned_copies_only_what_is_off_the_boundary_or_strided() -> None:
 
 
 def test_measured_operands_and_program_inputs_are_aligned() -> None:
-    from hardware.devices.allocator import is_aligned
-    from hardware.execution.rundata import InputSpec, prepare_inputs
-    from hardware.measure.operands import uniform_operands
+    from annc.hardware.devices.allocator import is_aligned
+    from annc.hardware.execution.rundata import InputSpec, prepare_inputs
+    from annc.hardware.measure.operands import uniform_operands
 
     for seed in range(8):
         assert all(is_aligned(a) for a in uniform_operands(((33,), (5, 7), ()), np.float64, seed))
@@ -158,8 +163,8 @@ def test_measured_operands_and_program_inputs_are_aligned() -> None:
 
 
 def test_a_jax_kernel_on_the_cpu_reads_an_aligned_copy_made_once() -> None:
-    from hardware.devices.allocator import aligned_empty, is_aligned
-    from hardware.execution.residency import Resident
+    from annc.hardware.devices.allocator import aligned_empty, is_aligned
+    from annc.hardware.execution.residency import Resident
 
     base = aligned_empty((65,), np.float64)
     base[:] = np.arange(65)
@@ -187,8 +192,8 @@ def test_jax_variants_run_on_the_gpu() -> None:
 def test_copies_back_are_timed_on_a_fresh_device_copy_each_time() -> None:
     """A JAX array keeps its host copy once fetched: timing `get` on one handle again
     and again would time no copy at all."""
-    from hardware.calibration.transfers import REPEATS, copy_times
-    from hardware.devices.available import Device
+    from annc.hardware.calibration.transfers import REPEATS, copy_times
+    from annc.hardware.devices.available import Device
 
     class CachingDevice(Device):
         name = "caching"

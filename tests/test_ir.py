@@ -22,8 +22,8 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import VerifyException
 
 import annc
-from dsl import dialect
-from dsl.context import annc_context
+from annc.dsl import dialect
+from annc.dsl.context import annc_context
 
 PROGRAMS = {
     "heat": """

@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import StringAttr
 
 import annc
 from annc.compiler import compile_program
-from dsl import dialect
+from annc.dsl import dialect
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = """\
@@ -228,7 +228,7 @@ def test_the_docs_example_pass_is_found_by_annc_and_by_xdsl_opt(tmp_path: Path) 
 def test_pin_variants_is_a_rewrite_pattern_that_makes_its_regions_run_op_by_op() -> None:
     from xdsl.pattern_rewriter import PatternRewriteWalker
 
-    from passes.pins import PinVariants
+    from annc.passes.pins import PinVariants
 
     compiled = compile_program(PROGRAM, "heat.ann", measure="never", record=False)
     walker = PatternRewriteWalker(PinVariants({"conv2d": "numpy.reference"}),

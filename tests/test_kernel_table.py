@@ -12,26 +12,26 @@ import pytest
 from xdsl.dialects.builtin import TensorType, f64
 from xdsl.ir import Block
 
-from dsl import dialect, kernels
-from dsl.checks import BINARY_KERNELS, KERNEL_PARAMETERS, check
-from dsl.kernels import KERNELS, KernelSpec
-from dsl.lowering import lower
-from dsl.parser import parse
-from hardware.calibration.sampling import DRAWS, QUICK_SHAPES
-from hardware.variants import KERNELS as CATALOGUE_KERNELS
-from hardware.variants import get_variant, jax_functions, load_library
-from hardware.variants.check import CHECK_SHAPES
-from hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
-from hardware.variants.regions import catalogue, halide_support, jax_region, numpy_region
-from hardware.variants.regions.reference import run_reference
-from hardware.variants.regions.spec import (
+from annc.dsl import dialect, kernels
+from annc.dsl.checks import BINARY_KERNELS, KERNEL_PARAMETERS, check
+from annc.dsl.kernels import KERNELS, KernelSpec
+from annc.dsl.lowering import lower
+from annc.dsl.parser import parse
+from annc.hardware.calibration.sampling import DRAWS, QUICK_SHAPES
+from annc.hardware.variants import KERNELS as CATALOGUE_KERNELS
+from annc.hardware.variants import get_variant, jax_functions, load_library
+from annc.hardware.variants.check import CHECK_SHAPES
+from annc.hardware.variants.reference import REFERENCE, REFERENCE_FUNCTIONS
+from annc.hardware.variants.regions import catalogue, halide_support, jax_region, numpy_region
+from annc.hardware.variants.regions.reference import run_reference
+from annc.hardware.variants.regions.spec import (
     ELEMENTWISE_COST,
     HEAVY_ORDER,
     RegionOp,
     RegionSpec,
     region_class,
 )
-from predictor.features import feature_names, size_names, sizes
+from annc.predictor.features import feature_names, size_names, sizes
 
 load_library()
 
@@ -47,7 +47,7 @@ def _shapes(spec: KernelSpec) -> kernels.Shapes:
 def _halide_pipeline() -> ModuleType | None:
     """`hardware.variants.halide.pipeline` where Halide is installed (it is optional)."""
     try:
-        return importlib.import_module("hardware.variants.halide.pipeline")
+        return importlib.import_module("annc.hardware.variants.halide.pipeline")
     except ImportError:
         return None
 
@@ -55,7 +55,7 @@ def _halide_pipeline() -> ModuleType | None:
 def _halide_region() -> ModuleType | None:
     """`hardware.variants.regions.halide_region` where Halide is installed."""
     try:
-        return importlib.import_module("hardware.variants.regions.halide_region")
+        return importlib.import_module("annc.hardware.variants.regions.halide_region")
     except ImportError:
         return None
 

@@ -9,7 +9,7 @@ from xdsl.dialects import scf
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
 import annc
-from dsl.dialect import ConstantOp, KernelOp
+from annc.dsl.dialect import ConstantOp, KernelOp
 
 LANGUAGE_EXAMPLE = """\
 # 2-D heat diffusion, explicit Euler

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import annc
-from hardware.devices.available import get_device
-from hardware.variants import Variant, all_variants, load_library
-from hardware.variants.check import CHECK_SHAPES
-from hardware.variants.compiled import compiled
-from hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
+from annc.hardware.devices.available import get_device
+from annc.hardware.variants import Variant, all_variants, load_library
+from annc.hardware.variants.check import CHECK_SHAPES
+from annc.hardware.variants.compiled import compiled
+from annc.hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
 
 PROGRAM = """
 input A : f64[6, 6]

@@ -37,8 +37,8 @@ def test_the_library_loads_without_halide_and_says_what_it_skipped(tmp_path: Pat
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout)
     assert "halide" not in found["backends"] and "numpy" in found["backends"]
-    assert found["skipped"] == {"hardware.variants.halide.cpu": "halide",
-                                "hardware.variants.halide.opencl": "halide"}
+    assert found["skipped"] == {"annc.hardware.variants.halide.cpu": "halide",
+                                "annc.hardware.variants.halide.opencl": "halide"}
     assert "opencl" not in found["devices"]
 
 
@@ -47,8 +47,8 @@ def test_annc_variants_notes_the_missing_library(tmp_path: Path) -> None:
             "'--report', 'json']\nrunpy.run_module('annc', run_name='__main__')\n")
     out = _without_halide(code, tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "note: halide is not installed: the variants of hardware.variants.halide.cpu" \
-        in out.stderr
+    assert ("note: halide is not installed: the variants of "
+            "annc.hardware.variants.halide.cpu") in out.stderr
     names = {row["variant"] for row in json.loads(out.stdout)["variants"]}
     assert names == {"numpy.reference", "numpy", "jax"}
 

@@ -21,20 +21,21 @@ import numpy as np
 import pytest
 from test_region_builders import FIXED, elementwise_chain, heat, operands
 
-from hardware.variants import LOAD_S
-from hardware.variants.halide import build_cache
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.reference import run_reference
-from hardware.variants.regions.spec import RegionOp, RegionSpec, compiled_form
+from annc.hardware.variants import LOAD_S
+from annc.hardware.variants.halide import build_cache
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.jax_keys import region_key
+from annc.hardware.variants.regions.reference import run_reference
+from annc.hardware.variants.regions.spec import RegionOp, RegionSpec, compiled_form
 
 ROOT = Path(__file__).resolve().parents[1]
 
 BUILD_SCRIPT = textwrap.dedent("""
     import hashlib, json, sys
     import numpy as np
-    from hardware.variants.halide import build_cache
-    from hardware.variants.regions import catalogue
-    from hardware.variants.regions.spec import RegionSpec
+    from annc.hardware.variants.halide import build_cache
+    from annc.hardware.variants.regions import catalogue
+    from annc.hardware.variants.regions.spec import RegionSpec
     results = []
     for job in json.loads(sys.argv[1]):
         spec = RegionSpec.from_json(job["spec"])
@@ -48,24 +49,25 @@ BUILD_SCRIPT = textwrap.dedent("""
                         "digests": [hashlib.sha256(np.ascontiguousarray(o).tobytes())
                                     .hexdigest() for o in outputs]})
     events = {}
-    if "hardware.devices.jax_runtime" in sys.modules:
-        events = dict(sys.modules["hardware.devices.jax_runtime"].cache_events)
+    if "annc.hardware.devices.jax_runtime" in sys.modules:
+        events = dict(sys.modules["annc.hardware.devices.jax_runtime"].cache_events)
     print(json.dumps({"results": results, "stats": dict(build_cache.stats),
-                      "xla": events, "modules": sorted(m for m in sys.modules
-                                                       if m.startswith("annc"))}))
+                      "xla": events, "modules": sorted(
+                          m for m in sys.modules if m.startswith("annc.")
+                          and m.split(".")[1] not in ("hardware", "dsl"))}))
 """)
 
 KERNEL_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from hardware.variants import load_variant
-    from hardware.variants.halide import build_cache
+    from annc.hardware.variants import load_variant
+    from annc.hardware.variants.halide import build_cache
     variant = load_variant("matmul", "jax")
     shapes = ((24, 16), (16, 8))
     cached = variant.cached(shapes, np.dtype(np.float32))
     built = variant.build(shapes, np.dtype(np.float32))
     out = built(np.ones((24, 16), np.float32), np.ones((16, 8), np.float32))
-    events = dict(sys.modules["hardware.devices.jax_runtime"].cache_events)
+    events = dict(sys.modules["annc.hardware.devices.jax_runtime"].cache_events)
     print(json.dumps({"cached_before": cached, "sum": float(out.sum()), "xla": events,
                       "stats": dict(build_cache.stats)}))
 """)
@@ -140,7 +142,7 @@ def test_loops_that_differ_only_in_trips_have_one_compiled_form() -> None:
 
 def _c_compiler() -> str | None:
     try:
-        from hardware.variants.halide.aot import c_compiler
+        from annc.hardware.variants.halide.aot import c_compiler
     except ImportError:
         return None
     return c_compiler()
@@ -163,7 +165,7 @@ HALIDE_SPECS = {
 @pytest.mark.parametrize("name", HALIDE_SPECS)
 def test_a_halide_region_compiled_ahead_of_time_gives_the_jits_bits(
         name: str, schedule: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hardware.variants.regions import halide_region
+    from annc.hardware.variants.regions import halide_region
 
     spec, divisors = HALIDE_SPECS[name]
     inputs = operands(spec, divisors=divisors)
@@ -228,7 +230,7 @@ def test_a_second_process_gets_a_jax_region_from_xlas_cache_and_knew_it(home: Pa
         assert not before["cached_before"] and before["cached_after"]
         assert after["cached_before"] and after["digests"] == before["digests"]
     assert first["stats"].get("written:jax") == 2 and not second["stats"].get("written")
-    assert second["modules"] == []  # a helper that imports only `hardware.variants`
+    assert second["modules"] == []  # a helper that imports only `annc.hardware`
     other_trips = build_jobs([(heat((64, 48), 3, "f32", trips=9), "jax")])
     assert other_trips["results"][0]["cached_before"] and not other_trips["xla"].get("miss")
 
@@ -244,8 +246,8 @@ def test_no_marker_is_kept_where_xlas_cache_is_elsewhere(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """This process's XLA cache was set when JAX was first configured, in another home:
     a marker here would promise what this home's cache does not hold."""
-    from hardware.devices import jax_runtime
-    from hardware.variants.regions.jax_region import build_jax
+    from annc.hardware.devices import jax_runtime
+    from annc.hardware.variants.regions.jax_region import build_jax
 
     other = tmp_path / "other-home"
     monkeypatch.setenv("ANNC_HOME", str(other))
@@ -259,7 +261,7 @@ def test_no_marker_is_kept_where_xlas_cache_is_elsewhere(
 
 
 def test_one_compiled_loop_runs_any_number_of_trips_and_chunks_agree() -> None:
-    from hardware.variants.regions.jax_region import build_jax
+    from annc.hardware.variants.regions.jax_region import build_jax
 
     spec = heat((20, 17), 3, "f32", trips=5)
     inputs = operands(spec)
@@ -283,7 +285,7 @@ def test_one_compiled_loop_runs_any_number_of_trips_and_chunks_agree() -> None:
 def test_a_traced_trip_count_gives_the_bits_of_a_fixed_one() -> None:
     import jax
 
-    from hardware.variants.regions.jax_region import body_function, build_jax
+    from annc.hardware.variants.regions.jax_region import body_function, build_jax
 
     spec = heat((33, 21), 3, "f64", trips=7)
     inputs = operands(spec)
@@ -338,10 +340,9 @@ def test_selection_charges_a_cached_region_its_load(home: Path) -> None:
 def test_the_cache_command_lists_and_clears_the_new_entries(
         home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from annc.cli import main
-    from hardware.variants import jax_builds
 
     spec = heat((6, 6), 3, "f32", trips=3)
-    build_cache.write("jax", jax_builds.region_key(spec), b'{"seconds": 0.3}')
+    build_cache.write("jax", region_key(spec), b'{"seconds": 0.3}')
     build_cache.write("region", {"what": "halide-region", "spec": spec.to_json(),
                                  "schedule": "annc", "halide": "21.0.0"}, b"x" * 50)
     foreign = home / "builds" / ("0" * 32 + ".region")

@@ -15,8 +15,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 import annc
 from annc.compiler import compile_program
-from dsl.dialect import KernelOp
-from passes.overrides import OverrideVariants, parse_overrides
+from annc.dsl.dialect import KernelOp
+from annc.passes.overrides import OverrideVariants, parse_overrides
 
 PROGRAM = """
 input A : f64[8, 8]

@@ -8,8 +8,8 @@ import random
 import pytest
 from reference_placement import ReferencePlacement
 
-from passes.placement import copy_seconds, place
-from passes.sites import HOST, DataFlow, Site, Value
+from annc.passes.placement import copy_seconds, place
+from annc.passes.sites import HOST, DataFlow, Site, Value
 
 DEVICES = ("cpu", "gpu", "opencl")
 SIZES = (64, 4096, 1 << 20)

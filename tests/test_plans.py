@@ -14,8 +14,8 @@ import pytest
 from model_fixtures import install_for_this_machine, model_set
 
 import annc.plans
+from annc.hardware.devices.signing import record_signature
 from annc.running import run_file
-from hardware.devices.signing import record_signature
 
 PROGRAM = "input x : f64[64]\nrepeat 3 {\n  x = x + 1\n}\ny = x * 2\noutput y\n"
 MODELS = {("add", "numpy", "cpu"): 1e-6, ("mul", "numpy", "cpu"): 1e-6,
@@ -86,7 +86,7 @@ def test_a_kept_plan_imports_only_the_backends_it_uses(program: Path):
     run_file(program)
     script = ("import sys; from annc.running import run_file; import annc.plans; "
               f"run_file({str(program)!r}); print(annc.plans.hits, "
-              "sorted(m for m in sys.modules if m.startswith(('hardware.variants.', 'jax'))))")
+              "sorted(m for m in sys.modules if m.startswith(('annc.hardware.variants.', 'jax'))))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=dict(os.environ), timeout=120)
     assert done.returncode == 0, done.stderr

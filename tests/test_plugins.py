@@ -21,7 +21,7 @@ from model_fixtures import model_set
 
 from annc.cli import main
 from annc.modeling import on_top_of
-from predictor.transfers import TransferModel
+from annc.predictor.transfers import TransferModel
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "examples" / "plugins" / "annc-blas-sum"

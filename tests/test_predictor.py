@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from model_fixtures import constant_model
 
-from predictor import baselines
-from predictor.features import (
+from annc.predictor import baselines
+from annc.predictor.features import (
     Configuration,
     MissingTraitError,
     bytes_touched,
@@ -20,7 +20,7 @@ from predictor.features import (
     sizes,
     trait_names,
 )
-from predictor.fitting import (
+from annc.predictor.fitting import (
     THROUGHPUT_BOUND_SLOPE,
     Measurement,
     edge_slope,
@@ -28,10 +28,10 @@ from predictor.fitting import (
     mape,
     predict_seconds,
 )
-from predictor.mlp import parameter_count
-from predictor.models import RATE_MARGIN, SCHEMA_VERSION, ModelFileError, ModelSet, rate_floor
-from predictor.training import TrainingSet, train_group
-from predictor.transfers import Link, TransferModel
+from annc.predictor.mlp import parameter_count
+from annc.predictor.models import RATE_MARGIN, SCHEMA_VERSION, ModelFileError, ModelSet, rate_floor
+from annc.predictor.training import TrainingSet, train_group
+from annc.predictor.transfers import Link, TransferModel
 
 
 def synthetic(kernel: str, variant: str, n_train: int = 120, n_test: int = 30,
@@ -326,7 +326,7 @@ def test_baselines_score_the_same_rows():
 
 def test_evaluate_reports_each_combinations_noise_floor_beside_its_error():
     from annc.evaluation import evaluate
-    from hardware.calibration.runs import NoiseFloor
+    from annc.hardware.calibration.runs import NoiseFloor
 
     rows = synthetic("matmul", "numpy") + synthetic("matmul", "strassen", seed=1)
     noise = NoiseFloor(0.02, 10, {("matmul", "numpy", "cpu"): 0.01})

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from model_fixtures import install_for_this_machine, model_set
 
+import annc.passes.measuring
 import annc.recording
-import passes.measuring
 from annc.cli import main
+from annc.hardware.calibration.reference_data import load_reference
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.passes.measuring import Measured
+from annc.passes.models import corrections_path, load_models, wisdom_path
+from annc.predictor.adaptation import Corrections
 from annc.recording import record
-from hardware.calibration.reference_data import load_reference
-from hardware.calibration.store import MeasurementStore
-from hardware.devices.fingerprint import fingerprint
-from passes.measuring import Measured
-from passes.models import corrections_path, load_models, wisdom_path
-from predictor.adaptation import Corrections
 
 MATMUL = ("matmul", "numpy", "cpu")
 
@@ -80,7 +80,7 @@ def test_a_run_records_what_it_measured_and_the_next_compile_learns_from_it(
 
 
 def _base(home: Path) -> str:
-    from predictor.adaptation import digest
+    from annc.predictor.adaptation import digest
 
     return digest(home / "models" / f"{fingerprint().id}.json")
 
@@ -150,9 +150,9 @@ def test_a_home_that_cannot_be_written_just_skips_recording(tmp_path, monkeypatc
 
 def test_a_read_only_home_just_skips_recording(home, tmp_path, monkeypatch, capsys):
     install_for_this_machine(model_set({MATMUL: 1e-5}), home)
-    import hardware.devices.home
+    import annc.hardware.devices.home
 
-    monkeypatch.setattr(hardware.devices.home.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(annc.hardware.devices.home.os, "access", lambda path, mode: False)
     before = annc.recording.writes
     assert main(["run", program(tmp_path)]) == 0
     assert annc.recording.writes == before
@@ -213,24 +213,24 @@ CLOSE = {MATMUL: 1e-3, ("matmul", "numpy.reference", "cpu"): 1.1e-3}
 
 def test_measure_never_never_measures(home, tmp_path, capsys):
     install_for_this_machine(model_set(CLOSE), home)
-    before = passes.measuring.measurements_taken
+    before = annc.passes.measuring.measurements_taken
     text = SMALL_PRODUCT.format(trips=100_000)
     assert main(["compile", program(tmp_path, text), "--emit", "selected",
                  "--measure", "never"]) == 0
-    assert passes.measuring.measurements_taken == before
+    assert annc.passes.measuring.measurements_taken == before
     assert not wisdom_path(fingerprint().id).exists()
 
 
 def test_measure_auto_measures_close_candidates_of_long_programs_only(home, tmp_path, capsys):
     install_for_this_machine(model_set(CLOSE), home)
-    before = passes.measuring.measurements_taken
+    before = annc.passes.measuring.measurements_taken
     assert main(["explain", program(tmp_path, SMALL_PRODUCT.format(trips=3)), "--report",
                  "json"]) == 0
-    assert passes.measuring.measurements_taken == before  # 3 ms at stake: not worth it
+    assert annc.passes.measuring.measurements_taken == before  # 3 ms at stake: not worth it
     capsys.readouterr()
     assert main(["explain", program(tmp_path, SMALL_PRODUCT.format(trips=1000)), "--report",
                  "json"]) == 0
-    assert passes.measuring.measurements_taken == before + 2
+    assert annc.passes.measuring.measurements_taken == before + 2
     explained = json.loads(capsys.readouterr().out)
     matmul = next(op for op in explained["ops"] if op["kernel"] == "matmul")
     modelled = [c for c in matmul["candidates"] if c["predicted_s"] is not None]
@@ -241,13 +241,13 @@ def test_measure_auto_measures_close_candidates_of_long_programs_only(home, tmp_
 def test_what_was_measured_is_kept_as_wisdom_and_reused(home, tmp_path, capsys):
     install_for_this_machine(model_set(CLOSE), home)
     text = program(tmp_path, SMALL_PRODUCT.format(trips=5))
-    before = passes.measuring.measurements_taken
+    before = annc.passes.measuring.measurements_taken
     assert main(["compile", text, "--emit", "selected", "--measure", "always"]) == 0
-    assert passes.measuring.measurements_taken == before + 2
+    assert annc.passes.measuring.measurements_taken == before + 2
     assert len(observations(home, "measure")) == 2
     capsys.readouterr()
     assert main(["explain", text, "--report", "json", "--measure", "always"]) == 0
-    assert passes.measuring.measurements_taken == before + 2  # decided from wisdom
+    assert annc.passes.measuring.measurements_taken == before + 2  # decided from wisdom
     matmul = next(op for op in json.loads(capsys.readouterr().out)["ops"]
                   if op["kernel"] == "matmul")
     modelled = [c for c in matmul["candidates"] if c["predicted_s"] is not None]
@@ -316,7 +316,7 @@ def test_evaluate_against_another_day_shows_adaptation_learning(home, tmp_path, 
 
 
 def test_ctrl_c_during_calibrate_quick_keeps_what_was_measured(home, monkeypatch, capsys):
-    from hardware.measure.worker import MeasureWorker
+    from annc.hardware.measure.worker import MeasureWorker
 
     real = MeasureWorker.measure
     calls: list[int] = []

@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from hardware.variants.check import ROUNDING_UNITS
-from hardware.variants.regions.reference import numpy_dtype, run_reference
-from hardware.variants.regions.spec import RegionOp, RegionSpec
+from annc.hardware.variants.check import ROUNDING_UNITS
+from annc.hardware.variants.regions.reference import numpy_dtype, run_reference
+from annc.hardware.variants.regions.spec import RegionOp, RegionSpec
 
 DTYPES = ("f32", "f64")
 
@@ -176,7 +176,7 @@ def test_reference_rejects_wrong_inputs() -> None:
 
 @pytest.fixture(scope="module")
 def build_jax():
-    from hardware.variants.regions.jax_region import build_jax
+    from annc.hardware.variants.regions.jax_region import build_jax
 
     return build_jax
 
@@ -241,7 +241,7 @@ def test_jax_converts_inputs_to_the_region_dtype(build_jax) -> None:
 @pytest.fixture(scope="module")
 def halide_region():
     pytest.importorskip("halide")
-    from hardware.variants.regions import halide_region
+    from annc.hardware.variants.regions import halide_region
 
     return halide_region
 
@@ -368,7 +368,7 @@ def gram(dtype: str, left: bool) -> RegionSpec:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(6))
 def test_numpy_elementwise_chain(seed: int, dtype: str) -> None:
-    from hardware.variants.regions.numpy_region import build_numpy
+    from annc.hardware.variants.regions.numpy_region import build_numpy
 
     spec = elementwise_chain(seed, CHAIN_SHAPES[seed % len(CHAIN_SHAPES)], dtype)
     inputs = operands(spec, seed, divisors=(2, 3))
@@ -378,7 +378,7 @@ def test_numpy_elementwise_chain(seed: int, dtype: str) -> None:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", FIXED)
 def test_numpy_fixed_regions(name: str, dtype: str) -> None:
-    from hardware.variants.regions.numpy_region import build_numpy
+    from annc.hardware.variants.regions.numpy_region import build_numpy
 
     make, divisors, terms = FIXED[name]
     spec = make(dtype)
@@ -394,7 +394,7 @@ def test_numpy_fixed_regions(name: str, dtype: str) -> None:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("left", [True, False])
 def test_numpy_multiplies_by_a_transpose_without_copying_it(left: bool, dtype: str) -> None:
-    from hardware.variants.regions.numpy_region import build_numpy
+    from annc.hardware.variants.regions.numpy_region import build_numpy
 
     spec = gram(dtype, left)
     inputs = operands(spec)
@@ -402,7 +402,7 @@ def test_numpy_multiplies_by_a_transpose_without_copying_it(left: bool, dtype: s
 
 
 def test_numpy_refuses_loops_and_convolutions() -> None:
-    from hardware.variants.regions.numpy_region import build_numpy, numpy_supports
+    from annc.hardware.variants.regions.numpy_region import build_numpy, numpy_supports
 
     assert "loops" in (numpy_supports(heat((8, 8), 3, "f32", trips=2)) or "")
     assert "convolution" in (numpy_supports(heat((8, 8), 3, "f32")) or "")
@@ -449,12 +449,12 @@ def nonfinite_inputs(shape: tuple[int, ...], dtype: str) -> list[np.ndarray]:
 
 
 def region_builders() -> dict[str, object]:
-    from hardware.variants.regions.jax_region import build_jax
-    from hardware.variants.regions.numpy_region import build_numpy
+    from annc.hardware.variants.regions.jax_region import build_jax
+    from annc.hardware.variants.regions.numpy_region import build_numpy
 
     builders: dict[str, object] = {"jax": build_jax, "numpy": build_numpy}
     try:
-        from hardware.variants.regions import halide_region
+        from annc.hardware.variants.regions import halide_region
     except ImportError:
         return builders
     builders["halide"] = halide_region.build_halide

@@ -14,17 +14,17 @@ from xdsl.dialects.builtin import StringAttr
 import annc
 from annc import plans
 from annc.compiler import compile_program
+from annc.dsl.dialect import KernelOp, RegionOp
+from annc.hardware.calibration.reference_data import load_reference
+from annc.hardware.calibration.region_sampling import region_plan
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.spec import RegionOp as SpecOp
+from annc.hardware.variants.regions.spec import RegionSpec, Summary, summary
+from annc.passes.tiers import TIE
+from annc.predictor.features import feature_names, is_region
+from annc.predictor.fitting import fit_models
 from annc.running import run_module
-from dsl.dialect import KernelOp, RegionOp
-from hardware.calibration.reference_data import load_reference
-from hardware.calibration.region_sampling import region_plan
-from hardware.calibration.store import MeasurementStore
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.spec import RegionOp as SpecOp
-from hardware.variants.regions.spec import RegionSpec, Summary, summary
-from passes.tiers import TIE
-from predictor.features import feature_names, is_region
-from predictor.fitting import fit_models
 
 ROOT = Path(__file__).resolve().parent.parent
 

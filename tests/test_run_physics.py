@@ -384,7 +384,7 @@ def test_cli_wrong_shape_and_non_archive_inputs(tmp_path: Path) -> None:
 
 def test_read_archive_refuses_a_single_array_file(tmp_path: Path) -> None:
     from annc import DataError
-    from hardware.execution.rundata import read_archive
+    from annc.hardware.execution.rundata import read_archive
 
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(DataError, match="single array"):
@@ -433,7 +433,7 @@ output x, s, c
 
 def test_a_text_file_as_inputs_is_not_called_pickled_data(tmp_path: Path) -> None:
     from annc import DataError
-    from hardware.execution.rundata import read_archive
+    from annc.hardware.execution.rundata import read_archive
 
     (tmp_path / "notes.npz").write_text("T = 1, 2, 3\n")
     with pytest.raises(DataError, match=r"notes\.npz: not an \.npz archive; save inputs") as info:

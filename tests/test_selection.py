@@ -16,9 +16,9 @@ from xdsl.dialects.builtin import ModuleOp
 
 import annc
 from annc.compiler import compile_source
-from hardware.devices.available import available_devices
-from passes.models import ChosenModels
-from passes.select_variants import apply_plan, plan_selection
+from annc.hardware.devices.available import available_devices
+from annc.passes.models import ChosenModels
+from annc.passes.select_variants import apply_plan, plan_selection
 
 HAS_OPENCL = "opencl" in available_devices()
 needs_opencl = pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL device on this machine")
@@ -169,7 +169,7 @@ def test_selected_ir_names_variant_device_and_prediction_and_reparses():
     assert 'variant = "numpy"' in text and 'device = "cpu"' in text and "predicted_s" in text
     from xdsl.parser import Parser
 
-    from dsl.context import annc_context
+    from annc.dsl.context import annc_context
 
     assert str(Parser(annc_context(), text).parse_module()) == text
 
@@ -257,7 +257,7 @@ output C
 def plan_unstarted(monkeypatch, times: dict, text: str = LOOP, **kwargs):
     """The plan of `text` with these model times, in a process that has started no back
     end yet (JAX's and Halide's starts 0.4 s each)."""
-    import passes.select_variants as select_variants
+    import annc.passes.select_variants as select_variants
 
     monkeypatch.setattr(select_variants, "started", lambda backend: False)
     models = model_set(times)
@@ -308,7 +308,7 @@ def test_a_plan_pays_a_back_ends_start_once_where_it_is_the_first_to_use_it(
     """A kept JAX build is loaded in this process, which imports JAX: 0.4 s that no
     build time holds. A JAX op saving 0.1 s in all is not worth starting JAX for; one
     saving 1 s is."""
-    import passes.select_variants as select_variants
+    import annc.passes.select_variants as select_variants
 
     monkeypatch.setattr(select_variants, "started", lambda backend: False)
     kept = select_variants.build_cost
@@ -350,7 +350,7 @@ def test_a_start_is_charged_only_for_what_the_plan_runs(monkeypatch):
     """The whole loop compiles with JAX (its 0.4 s start is charged) and is waited for,
     as it saves nearly 2 s of this very run; the ops inside it never run, so their own
     choice, a Halide kernel, starts nothing."""
-    import passes.select_variants as select_variants
+    import annc.passes.select_variants as select_variants
 
     monkeypatch.setattr(select_variants, "started", lambda backend: False)
     models = model_set({("matmul", "numpy", "cpu"): 2e-2, ("add", "numpy", "cpu"): 1e-6,
@@ -367,10 +367,10 @@ def test_a_start_is_charged_only_for_what_the_plan_runs(monkeypatch):
 
 
 def test_a_model_that_takes_a_schedules_decision_is_asked_with_this_shapes_decision():
-    from hardware.variants import traits_of
-    from passes.models import DEFAULT_MODELS
-    from predictor.features import Configuration
-    from predictor.models import ModelSet
+    from annc.hardware.variants import traits_of
+    from annc.passes.models import DEFAULT_MODELS
+    from annc.predictor.features import Configuration
+    from annc.predictor.models import ModelSet
 
     models = ModelSet.load(DEFAULT_MODELS)
     combo = ("matmul", "halide.auto.mullapudi2016", "cpu")

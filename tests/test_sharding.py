@@ -16,11 +16,11 @@ import pytest
 
 import annc
 from annc.compiler import compile_program
-from hardware.calibration.communication import UNCALIBRATED, fit
-from hardware.calibration.store import CommunicationRow, MeasurementStore
-from hardware.variants.regions.sharded_region import hlo_collectives
-from hardware.variants.regions.sharding import COLUMNS, ROWS, WHOLE, layout
-from hardware.variants.regions.spec import RegionOp, RegionSpec
+from annc.hardware.calibration.communication import UNCALIBRATED, fit
+from annc.hardware.calibration.store import CommunicationRow, MeasurementStore
+from annc.hardware.variants.regions.sharded_region import hlo_collectives
+from annc.hardware.variants.regions.sharding import COLUMNS, ROWS, WHOLE, layout
+from annc.hardware.variants.regions.spec import RegionOp, RegionSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 LAPLACIAN = (0.0, 1.0, 0.0, 1.0, -4.0, 1.0, 0.0, 1.0, 0.0)
@@ -125,7 +125,7 @@ def test_without_a_mesh_no_region_gets_a_sharded_candidate():
 
 
 def test_whether_a_mesh_may_exist_is_answered_from_the_environment(monkeypatch):
-    from hardware.devices.mesh import NVIDIA_DRIVER_FILES, may_have_mesh
+    from annc.hardware.devices.mesh import NVIDIA_DRIVER_FILES, may_have_mesh
 
     monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
@@ -148,7 +148,7 @@ def test_selection_without_a_mesh_does_not_start_jax():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-1500:]
-    from hardware.devices.mesh import NVIDIA_DRIVER_FILES
+    from annc.hardware.devices.mesh import NVIDIA_DRIVER_FILES
 
     if not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
         assert done.stdout.strip() == "False"

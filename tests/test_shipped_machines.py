@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from model_fixtures import install_for_this_machine, model_set
 
-import passes.models as chosen_models
+import annc.passes.models as chosen_models
 from annc.cli import main
-from hardware.calibration.reference_data import DATA_FOLDER, load_reference
-from hardware.devices.fingerprint import fingerprint
-from hardware.variants import UnknownVariantError, complexity_of
-from predictor.models import ModelSet
+from annc.hardware.calibration.reference_data import DATA_FOLDER, load_reference
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.variants import UnknownVariantError, complexity_of
+from annc.predictor.models import ModelSet
 
 SHIPPED = sorted(chosen_models.SHIPPED_MACHINES.glob("*.json"))
 

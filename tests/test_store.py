@@ -11,11 +11,11 @@ import pytest
 
 from annc import HomeError, StoreError
 from annc.cli import main
-from hardware.calibration.reference_data import export_reference, load_reference
-from hardware.calibration.store import SCHEMA_VERSION, Measurement, MeasurementStore, now
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import annc_home, default_database, ensure_home
-from hardware.measure.settings import TimingSettings
+from annc.hardware.calibration.reference_data import export_reference, load_reference
+from annc.hardware.calibration.store import SCHEMA_VERSION, Measurement, MeasurementStore, now
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import annc_home, default_database, ensure_home
+from annc.hardware.measure.settings import TimingSettings
 
 
 def measurement(i: int = 0, **changes: object) -> Measurement:
@@ -182,8 +182,8 @@ def test_reference_data_round_trip(tmp_path: Path) -> None:
 def test_reference_data_keeps_the_traits_of_the_machine_that_measured(tmp_path: Path) -> None:
     """Exported rows of Mullapudi2016 take their schedule's decision along; training
     rows from a database, which keeps none, get this machine's."""
+    from annc.hardware.variants import traits_of
     from annc.modeling import to_training_rows
-    from hardware.variants import traits_of
 
     fp = fingerprint()
     shapes = ((13, 13), (13, 13))

@@ -18,17 +18,17 @@ import pytest
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from annc.compiler import compile_program
+from annc.dsl.dialect import KernelOp, RegionOp
+from annc.hardware.devices.available import CPU
+from annc.hardware.execution.beside import Beside
+from annc.hardware.execution.builds import BuildJob, kernel_job, region_job
+from annc.hardware.execution.planning import Builds, compile_plan
+from annc.hardware.execution.progress import RunProgress
+from annc.hardware.execution.rundata import generated_inputs, input_specs
+from annc.hardware.variants import load_variant
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.from_ir import lower_region
 from annc.running import run_module
-from dsl.dialect import KernelOp, RegionOp
-from hardware.devices.available import CPU
-from hardware.execution.beside import Beside
-from hardware.execution.builds import BuildJob, kernel_job, region_job
-from hardware.execution.planning import Builds, compile_plan
-from hardware.execution.progress import RunProgress
-from hardware.execution.rundata import generated_inputs, input_specs
-from hardware.variants import load_variant
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.from_ir import lower_region
 
 needs_cc = pytest.mark.skipif(
     importlib.util.find_spec("halide") is None
@@ -169,7 +169,7 @@ def test_a_compiled_loop_in_chunks_equals_one_call():
 def test_a_build_that_fails_beside_the_run_leaves_it_on_its_tier_with_a_note():
     """A variant registered in this process only: the helper, which loads annc's own
     library, cannot build it."""
-    from hardware.variants.registry import Variant, register, unregister
+    from annc.hardware.variants.registry import Variant, register, unregister
 
     reference = load_variant("conv2d", "numpy.reference")
     mine = Variant("conv2d", "halide.mine", "cpu", "halide", reference.build,
@@ -242,8 +242,8 @@ import os, signal, sys, threading, time
 from xdsl.dialects.builtin import StringAttr
 from annc.compiler import compile_program
 from annc.running import run_module
-from dsl.dialect import RegionOp
-from hardware.execution.progress import RunProgress
+from annc.dsl.dialect import RegionOp
+from annc.hardware.execution.progress import RunProgress
 
 text = open(sys.argv[1]).read()
 module = compile_program(text, "long.ann", None, ["cpu"], "selected", "never", record=False).ir
@@ -311,7 +311,7 @@ def test_the_progress_of_a_run_counts_the_trips_of_its_outer_loops():
 
 
 def test_the_warm_up_leaves_the_outputs_as_they_were():
-    from hardware.execution.warm import WarmUp, result_bytes
+    from annc.hardware.execution.warm import WarmUp, result_bytes
 
     module = _selected(HEAT)
     assert result_bytes(module) >= 48 * 48 * 4  # at least the field the loop yields
@@ -354,7 +354,7 @@ def test_builds_not_done_when_the_run_ends_go_on_and_are_kept(tmp_path: Path):
 
 
 def test_the_helper_answers_a_job_it_cannot_build_and_goes_on():
-    from hardware.execution.build_worker import FAILED, build_one
+    from annc.hardware.execution.build_worker import FAILED, build_one
 
     unknown = {"id": 4, "kind": "kernel", "variant": "halide.none", "device": "cpu",
                "kernel": "conv2d", "shapes": [[8, 8], [3, 3]], "dtype": "float32"}

@@ -9,7 +9,7 @@ import pytest
 from model_fixtures import install_for_this_machine, model_set
 
 from annc.cli import main
-from hardware.variants import KERNELS
+from annc.hardware.variants import KERNELS
 
 HEAT = Path(__file__).parent.parent / "examples" / "heat.ann"
 QUICK = ["-D", "N=16", "-D", "STEPS=2", "--target", "cpu"]

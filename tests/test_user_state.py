@@ -18,7 +18,7 @@ import pytest
 from model_fixtures import install_for_this_machine, model_set
 
 from annc.cli import main
-from hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.fingerprint import fingerprint
 
 PROGRAM = """
 input A : f64[8, 8]
@@ -89,7 +89,7 @@ def test_a_broken_user_model_file_falls_back_to_the_shipped_models_and_is_kept(
 
 
 def test_a_model_file_of_another_machine_names_both_fingerprints(tmp_path, monkeypatch):
-    from passes.models import load_models
+    from annc.passes.models import load_models
 
     monkeypatch.setenv("ANNC_HOME", str(tmp_path / "home"))
     path = _foreign_fingerprint(tmp_path / "home")

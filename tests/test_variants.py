@@ -12,9 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardware.variants import KERNELS, Variant, algorithms, all_variants, complexity, load_library
-from hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
-from hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
+from annc.hardware.variants import (
+    KERNELS,
+    Variant,
+    algorithms,
+    all_variants,
+    complexity,
+    load_library,
+)
+from annc.hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
+from annc.hardware.variants.reference import REFERENCE_FUNCTIONS, conv2d_same
 
 load_library()
 
@@ -152,7 +159,7 @@ def test_every_built_in_source_claims_exactly_its_own_variants() -> None:
     match its module's variants and no other source's."""
     import importlib
 
-    from hardware.variants import BUILT_IN, load_library, skipped_modules
+    from annc.hardware.variants import BUILT_IN, load_library, skipped_modules
 
     load_library()
     for source in BUILT_IN:
@@ -170,7 +177,7 @@ def test_every_built_in_source_claims_exactly_its_own_variants() -> None:
 def test_no_module_registers_a_variant_when_imported() -> None:
     """The library is built explicitly: importing a source changes nothing."""
     code = ("import hardware.variants as v, hardware.variants.cpu_numpy, "
-            "hardware.variants.algorithms\n"
+            "annc.hardware.variants.algorithms\n"
             "print(sorted({x.name for x in v.all_variants()}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)

@@ -19,10 +19,10 @@ from typing import Any
 from rich.table import Table
 
 from annc.commands.tables import add_wide_argument, console_for
-from hardware.devices.jax_settings import cache_folder as jax_cache_folder
-from hardware.variants.halide import build_cache
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.spec import RegionSpec
+from annc.hardware.devices.jax_settings import cache_folder as jax_cache_folder
+from annc.hardware.variants.halide import build_cache
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.spec import RegionSpec
 
 HELP = "show the build cache (compiled kernels and regions, schedules, plans, JAX builds) " \
        "and its size; --clear empties it of annc's entries"

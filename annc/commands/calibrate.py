@@ -39,20 +39,20 @@ from rich.progress import (
 
 from annc.commands.common import compact_shapes, printable, seconds_argument
 from annc.commands.variants import comma_names, selected_kernels
-from annc.process import startup_seconds
-from dsl.errors import AnncError
-from hardware.calibration.runs import (
+from annc.dsl.errors import AnncError
+from annc.hardware.calibration.runs import (
     DEFAULT_TIMEOUT_S,
     Calibration,
     kernel_jobs,
     noise_floor,
     select_variants,
 )
-from hardware.calibration.sampling import Job
-from hardware.calibration.store import MeasurementStore
-from hardware.devices.available import available_devices
-from hardware.devices.fingerprint import fingerprint
-from hardware.devices.home import default_database
+from annc.hardware.calibration.sampling import Job
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.devices.available import available_devices
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.home import default_database
+from annc.process import startup_seconds
 
 if TYPE_CHECKING:
     from annc.adapting import QuickJob
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         fp = fingerprint()
         jobs: list = []
         if args.regions:
-            from hardware.calibration.region_sampling import region_plan
+            from annc.hardware.calibration.region_sampling import region_plan
 
             regions, noise = region_plan()
             jobs = [*regions, *noise]
@@ -177,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
                               f"{len(floor.by_combination)} combinations "
                               f"{floor.median_combination:.1%}")
         if args.reference and stopped == "complete":
-            from hardware.calibration.reference_data import export_reference
-            from hardware.calibration.runs import CALIBRATION_SETTINGS
+            from annc.hardware.calibration.reference_data import export_reference
+            from annc.hardware.calibration.runs import CALIBRATION_SETTINGS
 
             for written in export_reference(store, fp, CALIBRATION_SETTINGS):
                 console.print(f"wrote {written}")
@@ -189,8 +189,8 @@ def _keep_reference_rows(console: Console, store: MeasurementStore, fingerprint_
                          ) -> None:
     """Fills a store that lacks this machine's kernel rows from the shipped reference
     data, so that exporting it keeps them beside the regions'."""
-    from hardware.calibration.reference_data import load_reference
-    from predictor.features import is_region
+    from annc.hardware.calibration.reference_data import load_reference
+    from annc.predictor.features import is_region
 
     if any(not is_region(m.kernel) for m in store.measurements(fingerprint_id)):
         return
@@ -209,7 +209,7 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
            devices: list[str] | None) -> int:
     from annc.adapting import DEFAULT_BUDGET_S, adapt, quick_plan, run_quick
     from annc.choices import moved, recent_choices
-    from passes.models import corrections_path, load_models
+    from annc.passes.models import corrections_path, load_models
 
     started = time.monotonic() - startup_seconds()
     path = Path(args.db) if args.db else default_database()
@@ -262,8 +262,8 @@ def _calibrate_transfers(console: Console, store: MeasurementStore, fingerprint_
                          devices: set[str]) -> None:
     """Copy times between the host and every other device calibrated, for placement;
     sizes already stored are not measured again."""
-    from hardware.calibration.store import annc_version
-    from hardware.calibration.transfers import measure_transfers
+    from annc.hardware.calibration.store import annc_version
+    from annc.hardware.calibration.transfers import measure_transfers
 
     for name in sorted(devices - {"cpu"}):
         added = measure_transfers(store, fingerprint_id, available_devices()[name],
@@ -278,8 +278,8 @@ def _communication(args: argparse.Namespace) -> int:
     if args.quick or args.regions or args.reference or args.noise or args.kernels:
         raise AnncError("calibrate: --communication measures the mesh's collectives only; "
                         "run the other calibrations on their own")
-    from hardware.calibration.communication import fit, measure_collectives
-    from hardware.devices.mesh import mesh_info, process_mesh
+    from annc.hardware.calibration.communication import fit, measure_collectives
+    from annc.hardware.devices.mesh import mesh_info, process_mesh
 
     mesh, info = process_mesh(), mesh_info()
     if mesh is None or info is None:

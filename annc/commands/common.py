@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Sequence
 
-from dsl.errors import AnncError
+from annc.dsl.errors import AnncError
 
 
 def add_program_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from annc.commands.common import (
     targets,
 )
 from annc.compiler import STAGES, compile_program, program_kept_frozen, read_source
-from dsl.errors import AnncError
+from annc.dsl.errors import AnncError
 
 HELP = "compile a workload and print it as an AST, as xDSL IR, or as IR with variants chosen"
 

@@ -8,8 +8,8 @@ import json
 from rich.table import Table
 
 from annc.commands.tables import add_wide_argument, console_for
-from hardware.devices.available import available_devices
-from hardware.devices.fingerprint import fingerprint
+from annc.hardware.devices.available import available_devices
+from annc.hardware.devices.fingerprint import fingerprint
 
 HELP = "show the devices found on this machine and its hardware fingerprint"
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from annc.commands.tables import add_wide_argument, console_for
+from annc.dsl.errors import AnncError
 from annc.evaluation import adaptation_curve, evaluate, plot
 from annc.modeling import measurement_source, roofline_peaks, to_training_rows
-from dsl.errors import AnncError
 
 HELP = "held-out accuracy of the performance models against the baselines"
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _against(args: argparse.Namespace) -> int:
-    from passes.models import load_models
+    from annc.passes.models import load_models
 
     notes: list[str] = []
     chosen = load_models(notes)

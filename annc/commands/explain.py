@@ -34,9 +34,9 @@ from annc.commands.tables import (
     right,
 )
 from annc.compiler import compile_program, read_source
-from passes.candidates import Candidate, OpPlan
-from passes.region_choice import RegionPlan
-from passes.select_variants import Plan
+from annc.passes.candidates import Candidate, OpPlan
+from annc.passes.region_choice import RegionPlan
+from annc.passes.select_variants import Plan
 
 HELP = "show every candidate variant and device of every op, its predicted time, and why " \
        "the chosen one won"

@@ -31,12 +31,12 @@ from annc.commands.tables import (
     print_fitted,
     right,
 )
+from annc.dsl import dtypes
+from annc.dsl.errors import AnncError, DataError, MissingInputsError
+from annc.dsl.types import TensorType
+from annc.hardware.execution.planning import BUILDS
+from annc.hardware.execution.rundata import check_seed, read_archive, save_outputs
 from annc.running import RunResult, run_file
-from dsl import dtypes
-from dsl.errors import AnncError, DataError, MissingInputsError
-from dsl.types import TensorType
-from hardware.execution.planning import BUILDS
-from hardware.execution.rundata import check_seed, read_archive, save_outputs
 
 HELP = "compile and run a workload"
 

@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from hardware.calibration.store import MeasurementStore
-from hardware.devices.home import default_database
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.devices.home import default_database
 
 HELP = "merge other measurement stores (other nodes' calibrations) into this one"
 

@@ -13,16 +13,16 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from annc.dsl.errors import AnncError
 from annc.modeling import measurement_source, on_top_of, train
-from dsl.errors import AnncError
-from passes.models import (
+from annc.passes.models import (
     DEFAULT_MODELS,
     SHIPPED_MACHINES,
     for_writing,
     trained_models_in_use,
     user_models_path,
 )
-from predictor.models import ModelFileError, ModelSet
+from annc.predictor.models import ModelFileError, ModelSet
 
 HELP = "train the performance models of this machine from its calibration measurements"
 

@@ -33,18 +33,18 @@ from annc.commands.common import (
 from annc.commands.tables import add_wide_argument, console_for
 from annc.commands.variants import comma_names
 from annc.compiler import compile_program, read_source
+from annc.dsl import dtypes
+from annc.dsl.dialect import KernelOp
+from annc.dsl.lowering import module_targets
+from annc.hardware.calibration.runs import select_variants
+from annc.hardware.devices.available import available_devices
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.measure.worker import MeasureWorker, Outcome, Request
+from annc.hardware.variants.reference import REFERENCE
+from annc.passes.select_variants import Plan
+from annc.passes.sites import data_flow
 from annc.recording import notes as recording_notes
 from annc.recording import record_tune, recording_enabled
-from dsl import dtypes
-from dsl.dialect import KernelOp
-from dsl.lowering import module_targets
-from hardware.calibration.runs import select_variants
-from hardware.devices.available import available_devices
-from hardware.measure.settings import TimingSettings
-from hardware.measure.worker import MeasureWorker, Outcome, Request
-from hardware.variants.reference import REFERENCE
-from passes.select_variants import Plan
-from passes.sites import data_flow
 
 HELP = "measure every candidate variant and device of every op of a workload"
 

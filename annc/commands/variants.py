@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from annc.commands.tables import add_wide_argument, console_for
-from dsl.errors import AnncError
-from hardware.variants import (
+from annc.dsl.errors import AnncError
+from annc.hardware.variants import (
     KERNELS,
     Variant,
     all_variants,
@@ -22,7 +22,7 @@ from hardware.variants import (
     origin_of,
     plugin_notes,
 )
-from hardware.variants.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
+from annc.hardware.variants.check import CHECK_SHAPES, DTYPES, CheckResult, check_variant
 
 HELP = "list every kernel variant on this machine; --check verifies each against the reference"
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from dsl.errors import StoreError
-from hardware.calibration.store import CommunicationRow, MeasurementStore
-from hardware.devices.mesh import AXIS, MeshInfo
-from hardware.variants.regions.sharding import COLLECTIVES, Collective
+from annc.dsl.errors import StoreError
+from annc.hardware.calibration.store import CommunicationRow, MeasurementStore
+from annc.hardware.devices.mesh import AXIS, MeshInfo
+from annc.hardware.variants.regions.sharding import COLLECTIVES, Collective
 
 Line = tuple[float, float]
 """(latency in seconds, seconds per byte) of one kind of collective."""

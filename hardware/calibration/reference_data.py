@@ -23,12 +23,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dsl import dtypes
-from hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
-from hardware.calibration.store import Measurement, MeasurementStore, now, parse_shapes, shapes_text
-from hardware.devices.fingerprint import Fingerprint
-from hardware.measure.settings import TimingSettings
-from hardware.variants import Traits, traits_of
+from annc.dsl import dtypes
+from annc.hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
+from annc.hardware.calibration.store import (
+    Measurement,
+    MeasurementStore,
+    now,
+    parse_shapes,
+    shapes_text,
+)
+from annc.hardware.devices.fingerprint import Fingerprint
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.variants import Traits, traits_of
 
 DATA_FOLDER = Path(__file__).parent / "data"
 METADATA_FILE = "reference.json"
@@ -70,7 +76,7 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
 
     `folder` defaults to the package's `hardware/calibration/data/`.
     """
-    from hardware.calibration.runs import noise_floor
+    from annc.hardware.calibration.runs import noise_floor
 
     folder = DATA_FOLDER if folder is None else folder
 

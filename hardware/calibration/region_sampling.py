@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsl import dtypes
-from hardware.calibration.sampling import Config, interleave
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.spec import RegionOp, RegionSpec, summary
+from annc.dsl import dtypes
+from annc.hardware.calibration.sampling import Config, interleave
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.spec import RegionOp, RegionSpec, summary
 
 SEED = 20261125
 PLAN = (100, 25)

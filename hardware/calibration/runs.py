@@ -23,18 +23,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hardware.calibration.sampling import Job, calibration_plan, noise_plan
-from hardware.calibration.store import Measurement, MeasurementStore, annc_version, now
-from hardware.devices.allocator import available_bytes
-from hardware.devices.available import available_devices
-from hardware.measure.settings import TimingSettings
-from hardware.measure.worker import (
+from annc.hardware.calibration.sampling import Job, calibration_plan, noise_plan
+from annc.hardware.calibration.store import Measurement, MeasurementStore, annc_version, now
+from annc.hardware.devices.allocator import available_bytes
+from annc.hardware.devices.available import available_devices
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.measure.worker import (
     Interrupted,
     MeasureWorker,
     Outcome,
     Request,
 )
-from hardware.variants import KERNELS, Shapes, Variant, all_variants, load_library
+from annc.hardware.variants import KERNELS, Shapes, Variant, all_variants, load_library
 
 CALIBRATION_SETTINGS = TimingSettings()
 """Enough repeats for a stable median on a quiet machine, cheap enough for thousands

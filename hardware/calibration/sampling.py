@@ -25,8 +25,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from dsl.kernels import KERNELS
-from hardware.variants.registry import Shapes, Variant
+from annc.dsl.kernels import KERNELS
+from annc.hardware.variants.registry import Shapes, Variant
 
 DTYPES = ("float32", "float64")
 SEED = 20261124

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dsl.errors import StoreError
-from hardware.variants.registry import Shapes
+from annc.dsl.errors import StoreError
+from annc.hardware.variants.registry import Shapes
 
 SCHEMA_VERSION = 3
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.calibration.store import Measurement, MeasurementStore, now
-from hardware.devices.device import Device
-from hardware.measure.timing import spread, thread_settings
+from annc.hardware.calibration.store import Measurement, MeasurementStore, now
+from annc.hardware.devices.device import Device
+from annc.hardware.measure.timing import spread, thread_settings
 
 COPY_KERNEL = "copy"
 DIRECTIONS = ("to_device", "to_host")

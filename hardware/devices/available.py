@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.devices.device import CPU, CpuDevice, Device
+from annc.hardware.devices.device import CPU, CpuDevice, Device
 
 __all__ = ["CPU", "DEVICE_NAMES", "CpuDevice", "Device", "DeviceUnavailableError",
            "JaxGpuDevice", "available_devices", "get_device"]
@@ -44,14 +44,14 @@ class JaxGpuDevice(Device):
     def put(self, array: np.ndarray) -> Any:
         import jax
 
-        from hardware.devices import cupy_runtime
+        from annc.hardware.devices import cupy_runtime
 
         if cupy_runtime.is_cupy_array(array):  # already on a GPU: shared, not copied
             return cupy_runtime.to_jax(cupy_runtime.finished(array))
         return jax.device_put(array, self._device).block_until_ready()
 
     def get(self, handle: Any) -> np.ndarray:
-        from hardware.devices import cupy_runtime
+        from annc.hardware.devices import cupy_runtime
 
         if cupy_runtime.is_cupy_array(handle):
             return handle.get()  # CuPy refuses np.asarray: it copies only when asked
@@ -66,7 +66,7 @@ would find no GPU either, and importing JAX to ask costs about half a second."""
 def _jax_gpu() -> Device | None:
     if not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
         return None
-    from hardware.devices import jax_runtime
+    from annc.hardware.devices import jax_runtime
 
     gpus = jax_runtime.gpu_devices()
     return JaxGpuDevice(gpus[0]) if gpus else None
@@ -75,9 +75,9 @@ def _jax_gpu() -> Device | None:
 def _opencl() -> Device | None:
     """The OpenCL device from `hardware.devices.opencl.opencl_device()`, if that module exists."""
     try:
-        opencl = importlib.import_module("hardware.devices.opencl")
+        opencl = importlib.import_module("annc.hardware.devices.opencl")
     except ModuleNotFoundError as error:
-        if error.name in ("hardware.devices.opencl", "halide"):
+        if error.name in ("annc.hardware.devices.opencl", "halide"):
             return None
         raise
     find = getattr(opencl, "opencl_device", None)

@@ -59,6 +59,6 @@ def to_jax(array: Any) -> Any:
     """A JAX array sharing the GPU memory of a CuPy array from `finished`."""
     import jax.dlpack
 
-    from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings: f64 stays f64)
+    from annc.hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings: f64 stays f64)
 
     return jax.dlpack.from_dlpack(array)

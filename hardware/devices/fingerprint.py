@@ -79,14 +79,14 @@ def _version(distribution: str) -> str:
 def _gpu_library_versions() -> tuple[tuple[str, str], ...]:
     """CuPy's version where it serves a GPU (it runs the CuPy variants); nothing
     elsewhere, so that machines without it keep the fingerprint they had."""
-    from hardware.devices.cupy_runtime import cupy_module
+    from annc.hardware.devices.cupy_runtime import cupy_module
 
     cupy = cupy_module()
     return (("cupy", str(cupy.__version__)),) if cupy is not None else ()
 
 
 def _accelerators() -> tuple[str, ...]:
-    from hardware.devices.available import available_devices
+    from annc.hardware.devices.available import available_devices
 
     return tuple(
         f"{name}: {device.description}"

@@ -26,7 +26,7 @@ import stat
 import time
 from pathlib import Path
 
-from dsl.errors import HomeError
+from annc.dsl.errors import HomeError
 
 MEASUREMENTS_FILE = "measurements.sqlite"
 MARKER_FILE = ".annc-home"

@@ -29,9 +29,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # read when a G
 import jax
 import jax.monitoring
 
-from dsl.errors import HomeError
-from hardware.devices import jax_settings
-from hardware.devices.home import state_folder
+from annc.dsl.errors import HomeError
+from annc.hardware.devices import jax_settings
+from annc.hardware.devices.home import state_folder
 
 jax.config.update("jax_enable_x64", jax_settings.X64)
 # The lent GPU machines run a newer JAX than annc is developed with: should it lack the

@@ -13,7 +13,7 @@ import functools
 import importlib.metadata
 from pathlib import Path
 
-from hardware.devices.home import annc_home
+from annc.hardware.devices.home import annc_home
 
 X64 = True
 """`jax_enable_x64`: f64 kernels run in f64 (a build's HLO depends on it)."""

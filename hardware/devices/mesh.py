@@ -48,7 +48,7 @@ def process_mesh() -> Any | None:
     import jax
     import numpy as np
 
-    from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
+    from annc.hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
 
     devices = jax.devices()
     if len(devices) < 2:

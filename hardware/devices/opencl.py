@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hardware.devices.device import Device
+from annc.hardware.devices.device import Device
 
 if TYPE_CHECKING:
     import halide as hl

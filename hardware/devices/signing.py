@@ -25,7 +25,7 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from hardware.devices.home import KEY_FILE, annc_home
+from annc.hardware.devices.home import KEY_FILE, annc_home
 
 _keys: dict[str, bytes | None] = {}
 

@@ -26,14 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from hardware.execution.build_worker import (
+from annc.hardware.execution.build_worker import (
     READY,
     make_scratch,
     worker_command,
     worker_environment,
 )
-from hardware.execution.builds import BuildJob
-from hardware.variants.registry import Kernel
+from annc.hardware.execution.builds import BuildJob
+from annc.hardware.variants.registry import Kernel
 
 OnReady = Callable[[Kernel], None]
 

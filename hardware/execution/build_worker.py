@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from hardware.devices.home import state_folder
+from annc.hardware.devices.home import state_folder
 
 LOCK_FILE = ".build-lock"
 """In `$ANNC_HOME/builds`, held exclusively by the process that builds."""
@@ -68,7 +68,7 @@ def answer(job_id: int, status: str, seconds: float = 0.0, message: str = "") ->
 
 def build_one(data: dict[str, Any]) -> dict[str, Any]:
     """Builds one job of the protocol's form, never raising."""
-    from hardware.execution.builds import BuildJob
+    from annc.hardware.execution.builds import BuildJob
 
     job_id = int(data.get("id", -1))
     try:
@@ -119,7 +119,7 @@ when it kills the worker (a Ctrl-C), so that a compile cut short leaves nothing.
 
 def worker_command(scratch: str, now: bool = False) -> list[str]:
     """The command that starts a worker (`now`: for builds a run waits for)."""
-    return [sys.executable, "-m", "hardware.execution.build_worker", SCRATCH, scratch,
+    return [sys.executable, "-m", "annc.hardware.execution.build_worker", SCRATCH, scratch,
             *([NOW] if now else [])]
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from dsl import dtypes
-from hardware.variants import load_variant
-from hardware.variants.compiled import compiled, is_built, normalise_shapes
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.spec import RegionSpec
-from hardware.variants.registry import Kernel, Shapes, Variant
+from annc.dsl import dtypes
+from annc.hardware.variants import load_variant
+from annc.hardware.variants.compiled import compiled, is_built, normalise_shapes
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.spec import RegionSpec
+from annc.hardware.variants.registry import Kernel, Shapes, Variant
 
 KERNEL, REGION = "kernel", "region"
 

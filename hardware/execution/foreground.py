@@ -26,15 +26,15 @@ import shutil
 import subprocess
 import time
 
-from hardware.execution.build_worker import (
+from annc.hardware.execution.build_worker import (
     FAILED,
     make_scratch,
     worker_command,
     worker_environment,
 )
-from hardware.execution.builds import BuildJob
-from hardware.variants.compiled import count_build
-from hardware.variants.registry import Kernel
+from annc.hardware.execution.builds import BuildJob
+from annc.hardware.variants.compiled import count_build
+from annc.hardware.variants.registry import Kernel
 
 
 class ForegroundBuildError(RuntimeError):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from hardware.execution.steps import Env, Step
+from annc.hardware.execution.steps import Env, Step
 
 LONG_CALL_S = 0.5
 """A call predicted to take longer runs in a helper thread."""

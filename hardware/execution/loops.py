@@ -25,12 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from hardware.devices.device import Device
-from hardware.execution.interruptible import call_interruptibly, is_long
-from hardware.execution.residency import Resident
-from hardware.execution.steps import Env, Step, run_trip
-from hardware.execution.tiers import Tier
-from hardware.variants.regions.spec import MAX_CALL_TRIPS
+from annc.hardware.devices.device import Device
+from annc.hardware.execution.interruptible import call_interruptibly, is_long
+from annc.hardware.execution.residency import Resident
+from annc.hardware.execution.steps import Env, Step, run_trip
+from annc.hardware.execution.tiers import Tier
+from annc.hardware.variants.regions.spec import MAX_CALL_TRIPS
 
 CHUNK_S = 0.2
 """Seconds a chunk of a compiled loop aims at: Ctrl-C answers within about this."""

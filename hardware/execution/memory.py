@@ -9,9 +9,9 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.dialects.func import FuncOp
 from xdsl.ir import SSAValue
 
-from dsl import dtypes, types
-from dsl.errors import OutOfMemoryError
-from hardware.devices.allocator import available_bytes
+from annc.dsl import dtypes, types
+from annc.dsl.errors import OutOfMemoryError
+from annc.hardware.devices.allocator import available_bytes
 
 HEADROOM = 0.9
 """The share of available memory a workload may plan to use."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from hardware.devices.allocator import keep_freed_memory
-from hardware.devices.device import Device
-from hardware.execution.progress import RunProgress
-from hardware.execution.residency import Resident
-from hardware.execution.steps import Step
-from hardware.execution.tiers import Tier
+from annc.hardware.devices.allocator import keep_freed_memory
+from annc.hardware.devices.device import Device
+from annc.hardware.execution.progress import RunProgress
+from annc.hardware.execution.residency import Resident
+from annc.hardware.execution.steps import Step
+from annc.hardware.execution.tiers import Tier
 
 
 @dataclass

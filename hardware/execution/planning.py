@@ -36,25 +36,25 @@ from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
-from dsl import dtypes
-from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
-from dsl.errors import RunError
-from dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
-from hardware.devices.allocator import aligned
-from hardware.devices.device import Device
-from hardware.execution.beside import Beside
-from hardware.execution.builds import BuildJob, kernel_job, region_job
-from hardware.execution.foreground import build_now
-from hardware.execution.interruptible import interruptible, is_long
-from hardware.execution.loops import (
+from annc.dsl import dtypes
+from annc.dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
+from annc.dsl.errors import RunError
+from annc.dsl.lowering import FUNCTION_NAME, OUTPUTS_ATTRIBUTE
+from annc.hardware.devices.allocator import aligned
+from annc.hardware.devices.device import Device
+from annc.hardware.execution.beside import Beside
+from annc.hardware.execution.builds import BuildJob, kernel_job, region_job
+from annc.hardware.execution.foreground import build_now
+from annc.hardware.execution.interruptible import interruptible, is_long
+from annc.hardware.execution.loops import (
     ChunkSizer,
     WholeCalls,
     compiled_loop_runner,
     switching_loop_step,
 )
-from hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
-from hardware.execution.progress import RunProgress
-from hardware.execution.steps import (
+from annc.hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
+from annc.hardware.execution.progress import RunProgress
+from annc.hardware.execution.steps import (
     Env,
     Step,
     constant_step,
@@ -63,13 +63,13 @@ from hardware.execution.steps import (
     region_runner,
     timed_step,
 )
-from hardware.execution.tiers import Tier, tiered_kernel_step, tiered_region_step
-from hardware.variants import Variant, load_library, load_variant, variants_for
-from hardware.variants.compiled import compiled
-from hardware.variants.reference import REFERENCE
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.from_ir import Lowered, lower_region
-from hardware.variants.registry import Kernel
+from annc.hardware.execution.tiers import Tier, tiered_kernel_step, tiered_region_step
+from annc.hardware.variants import Variant, load_library, load_variant, variants_for
+from annc.hardware.variants.compiled import compiled
+from annc.hardware.variants.reference import REFERENCE
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.from_ir import Lowered, lower_region
+from annc.hardware.variants.registry import Kernel
 
 BUILDS = ("beside", "first", "never")
 """What a run does about a chosen variant whose build is not kept (see the module)."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.devices.allocator import aligned
-from hardware.devices.device import Device
+from annc.hardware.devices.allocator import aligned
+from annc.hardware.devices.device import Device
 
 
 @dataclass(slots=True)

@@ -24,10 +24,10 @@ from numpy.typing import ArrayLike
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
 from xdsl.dialects.func import FuncOp
 
-from dsl import dtypes, types
-from dsl.errors import DataError, MissingInputsError
-from dsl.lowering import INPUTS_ATTRIBUTE
-from hardware.devices.allocator import aligned
+from annc.dsl import dtypes, types
+from annc.dsl.errors import DataError, MissingInputsError
+from annc.dsl.lowering import INPUTS_ATTRIBUTE
+from annc.hardware.devices.allocator import aligned
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from hardware.devices.device import CPU, Device
-from hardware.execution.residency import Resident
-from hardware.variants.registry import Kernel
+from annc.hardware.devices.device import CPU, Device
+from annc.hardware.execution.residency import Resident
+from annc.hardware.variants.registry import Kernel
 
 Env = list[Any]
 """The values of one execution, by slot: `Resident` tensors and loop indices."""

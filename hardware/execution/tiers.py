@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from hardware.devices.device import Device
-from hardware.execution.residency import Resident
-from hardware.execution.steps import Env, Step
-from hardware.variants.registry import Kernel
+from annc.hardware.devices.device import Device
+from annc.hardware.execution.residency import Resident
+from annc.hardware.execution.steps import Env, Step
+from annc.hardware.variants.registry import Kernel
 
 
 @dataclass

@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
-from dsl import dtypes
-from hardware.devices.allocator import available_bytes, keep_freed_memory
-from hardware.execution.memory import estimate
-from hardware.execution.rundata import input_specs
+from annc.dsl import dtypes
+from annc.hardware.devices.allocator import available_bytes, keep_freed_memory
+from annc.hardware.execution.memory import estimate
+from annc.hardware.execution.rundata import input_specs
 
 LIMIT_BYTES = 2 << 30
 """The most memory a warm-up writes (and at most a quarter of what is available)."""
-PLAN_MODULES = ("hardware.variants.cpu_numpy", "hardware.variants.algorithms",
-                "hardware.variants.regions.numpy_region", "hardware.execution.loops")
+PLAN_MODULES = ("annc.hardware.variants.cpu_numpy", "annc.hardware.variants.algorithms",
+                "annc.hardware.variants.regions.numpy_region", "annc.hardware.execution.loops")
 """Modules nearly every plan imports when it is made (numpy's variants, numpy's region),
 imported by the warm-up beside selection: 0.8 ms of a residual's 1.5 ms plan where a
 kept plan had skipped the variant library."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardware.devices.allocator import aligned
-from hardware.variants.registry import Shapes
+from annc.hardware.devices.allocator import aligned
+from annc.hardware.variants.registry import Shapes
 
 
 def uniform_operands(shapes: Shapes, dtype: np.dtype | type, seed: int = 0) -> list[np.ndarray]:

@@ -26,16 +26,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl import dtypes
-from hardware.devices.allocator import aligned, keep_freed_memory
-from hardware.devices.available import get_device
-from hardware.devices.device import Device
-from hardware.measure.operands import uniform_operands
-from hardware.measure.settings import TimingSettings
-from hardware.variants.compiled import compiled, normalise_shapes
-from hardware.variants.regions import catalogue
-from hardware.variants.regions.spec import RegionSpec
-from hardware.variants.registry import Shapes, Variant
+from annc.dsl import dtypes
+from annc.hardware.devices.allocator import aligned, keep_freed_memory
+from annc.hardware.devices.available import get_device
+from annc.hardware.devices.device import Device
+from annc.hardware.measure.operands import uniform_operands
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.variants.compiled import compiled, normalise_shapes
+from annc.hardware.variants.regions import catalogue
+from annc.hardware.variants.regions.spec import RegionSpec
+from annc.hardware.variants.registry import Shapes, Variant
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",

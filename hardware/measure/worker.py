@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from hardware.measure.settings import TimingSettings
-from hardware.variants import load_library
+from annc.hardware.measure.settings import TimingSettings
+from annc.hardware.variants import load_library
 
 START_TIMEOUT_S = 120.0
 """How long a fresh child may take to import the variant library."""
@@ -64,10 +64,10 @@ def _serve(connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.dup2(2, 1)  # native code that prints must not mix into the parent's stdout
-    from hardware.measure.timing import measure, measure_region
-    from hardware.variants import get_variant
-    from hardware.variants.compiled import clear_cache
-    from hardware.variants.regions import catalogue
+    from annc.hardware.measure.timing import measure, measure_region
+    from annc.hardware.variants import get_variant
+    from annc.hardware.variants.compiled import clear_cache
+    from annc.hardware.variants.regions import catalogue
 
     load_library()
     connection.send(("ready", None))

@@ -13,7 +13,7 @@ CuPy module returns no variants where CuPy or a GPU is missing.
 
 from collections.abc import Callable
 
-from hardware.variants.library import (
+from annc.hardware.variants.library import (
     BUILT_IN,
     OPTIONAL_LIBRARIES,
     PLUGIN_GROUP,
@@ -26,7 +26,7 @@ from hardware.variants.library import (
     skipped_modules,
     variant_names,
 )
-from hardware.variants.registry import (
+from annc.hardware.variants.registry import (
     BUILT_IN_ORIGIN,
     KERNELS,
     Shape,
@@ -42,7 +42,7 @@ from hardware.variants.registry import (
     variants_for,
 )
 
-load_source("hardware.variants.reference")
+load_source("annc.hardware.variants.reference")
 
 LOAD_S = {"halide": 4.8e-4, "jax": 2.0e-2}
 """Seconds to load a cached build instead of compiling it, by back end: what selection
@@ -89,7 +89,7 @@ def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], flo
     except UnknownVariantError:
         if device != "gpu":
             raise
-    from hardware.variants import cupy_gpu, jax_xla
+    from annc.hardware.variants import cupy_gpu, jax_xla
 
     if (kernel, name) in jax_xla.NAMES:
         return jax_xla.complexity_of(kernel, name)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from hardware.variants import complexity
-from hardware.variants.reference import standard_complexity
-from hardware.variants.registry import Kernel, Shapes, Variant
+from annc.hardware.variants import complexity
+from annc.hardware.variants.reference import standard_complexity
+from annc.hardware.variants.registry import Kernel, Shapes, Variant
 
 
 def strassen(a: np.ndarray, b: np.ndarray, leaf: int = complexity.STRASSEN_LEAF) -> np.ndarray:

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl import kernels
-from hardware.devices.available import get_device
-from hardware.variants.compiled import compiled, normalise_shapes
-from hardware.variants.reference import REFERENCE_FUNCTIONS
-from hardware.variants.registry import Shapes, Variant
+from annc.dsl import kernels
+from annc.hardware.devices.available import get_device
+from annc.hardware.variants.compiled import compiled, normalise_shapes
+from annc.hardware.variants.reference import REFERENCE_FUNCTIONS
+from annc.hardware.variants.registry import Shapes, Variant
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

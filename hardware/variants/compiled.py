@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.variants.registry import Kernel, Shapes, Variant
+from annc.hardware.variants.registry import Kernel, Shapes, Variant
 
 
 @dataclass(frozen=True)

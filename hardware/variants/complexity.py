@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from hardware.variants.registry import Shapes
+from annc.hardware.variants.registry import Shapes
 
 STRASSEN_LEAF = 128
 """Strassen recurses while every dimension exceeds this; below, one BLAS call."""

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Kernel, Shapes, Variant
+from annc.hardware.variants.reference import standard_complexity_of
+from annc.hardware.variants.registry import Kernel, Shapes, Variant
 
 
 def _norm(a: np.ndarray) -> np.ndarray:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from hardware.devices import cupy_runtime
-from hardware.variants import complexity
-from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Kernel, Shapes, Variant
+from annc.hardware.devices import cupy_runtime
+from annc.hardware.variants import complexity
+from annc.hardware.variants.reference import standard_complexity_of
+from annc.hardware.variants.registry import Kernel, Shapes, Variant
 
 CupyFunction = Callable[..., Any]
 
@@ -117,7 +117,7 @@ def _variants(cupy: Any, ordinal: int) -> list[Variant]:
 
 def _gpu_ordinal() -> int | None:
     """The CUDA ordinal of annc's `gpu` device, or None where there is none."""
-    from hardware.devices import jax_runtime
+    from annc.hardware.devices import jax_runtime
 
     gpus = jax_runtime.gpu_devices()
     if not gpus:

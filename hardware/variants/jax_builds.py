@@ -22,30 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from hardware.devices import jax_settings
-from hardware.devices.fingerprint import fingerprint
-from hardware.variants.halide import build_cache
-from hardware.variants.regions.spec import RegionSpec, compiled_form
-from hardware.variants.registry import Shapes
+from annc.hardware.devices import jax_settings
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.variants.halide import build_cache
+from annc.hardware.variants.registry import Shapes
 
 KIND = "jax"
 
 
-def _key(what: str, device: str, **fields: Any) -> dict[str, Any]:
+def build_key(what: str, device: str, **fields: Any) -> dict[str, Any]:
+    """The marker key of a JAX build of `what` on `device`: its `fields`, this machine,
+    and the JAX, jaxlib and XLA settings that make a build differ."""
     return {"what": what, **fields, "device": device, **jax_settings.versions(),
             "x64": jax_settings.X64, "fingerprint": fingerprint().id}
-
-
-def region_key(spec: RegionSpec, device: str = "cpu") -> dict[str, Any]:
-    """The marker key of a region jitted whole on `device` (a loop's trips left out:
-    one build serves every trip count, see `regions.spec.compiled_form`)."""
-    return _key("jax-region", device, spec=compiled_form(spec).to_json())
 
 
 def kernel_key(kernel: str, variant: str, shapes: Shapes, dtype: np.dtype | type,
                device: str) -> dict[str, Any]:
     """The marker key of a single-kernel JAX variant built for these shapes and dtype."""
-    return _key("jax-kernel", device, kernel=kernel, variant=variant,
+    return build_key("jax-kernel", device, kernel=kernel, variant=variant,
                 shapes=[[int(d) for d in s] for s in shapes], dtype=np.dtype(dtype).name)
 
 
@@ -65,7 +60,7 @@ def record_build(key: dict[str, Any], seconds: float, hits_before: int) -> None:
     `jax_runtime.cache_events["hit"]` before the build, to record whether XLA's cache
     served it. A marker already there is only refreshed (a read); none is written where
     XLA's cache is off or lies outside this `$ANNC_HOME`."""
-    from hardware.devices import jax_runtime
+    from annc.hardware.devices import jax_runtime
 
     if jax_runtime.persistent_cache_folder() != jax_settings.cache_folder():
         return

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings, before any compile)
-from hardware.variants import complexity
-from hardware.variants.registry import Kernel, Shapes
+from annc.hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings, before any compile)
+from annc.hardware.variants import complexity
+from annc.hardware.variants.registry import Kernel, Shapes
 
 HIGHEST = jax.lax.Precision.HIGHEST
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.devices.available import available_devices
-from hardware.variants import complexity, jax_builds
-from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Kernel, Shapes, Variant
+from annc.hardware.devices.available import available_devices
+from annc.hardware.variants import complexity, jax_builds
+from annc.hardware.variants.reference import standard_complexity_of
+from annc.hardware.variants.registry import Kernel, Shapes, Variant
 
 NAMES = (
     ("matmul", "jax"), ("matvec", "jax"), ("conv2d", "fft.jax"), ("conv2d", "jax.lax"),
@@ -57,8 +57,8 @@ def _build(kernel: str, name: str, device_name: str) -> Callable[[Shapes, np.dty
     """Imports JAX only now, when the variant is built; keeps the build's marker."""
 
     def build(shapes: Shapes, dtype: np.dtype) -> Kernel:
-        from hardware.devices import jax_runtime
-        from hardware.variants.jax_functions import FUNCTIONS, compile_for
+        from annc.hardware.devices import jax_runtime
+        from annc.hardware.variants.jax_functions import FUNCTIONS, compile_for
 
         on_cpu = device_name == "cpu"
         device = jax_runtime.cpu_device() if on_cpu else jax_runtime.gpu_devices()[0]

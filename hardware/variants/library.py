@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from hardware.variants.registry import (
+from annc.hardware.variants.registry import (
     BUILT_IN_ORIGIN,
     UnknownVariantError,
     Variant,
@@ -61,16 +61,16 @@ def _named(*names: str) -> Callable[[str, str], bool]:
 
 
 BUILT_IN: tuple[Source, ...] = (
-    Source("hardware.variants.reference", _named("numpy.reference")),
-    Source("hardware.variants.cpu_numpy", _named("numpy")),
-    Source("hardware.variants.algorithms", _named("strassen", "fft.numpy", "im2col",
+    Source("annc.hardware.variants.reference", _named("numpy.reference")),
+    Source("annc.hardware.variants.cpu_numpy", _named("numpy")),
+    Source("annc.hardware.variants.algorithms", _named("strassen", "fft.numpy", "im2col",
                                                   "shifted")),
-    Source("hardware.variants.jax_xla", _named("jax", "fft.jax", "jax.lax")),
-    Source("hardware.variants.halide.cpu",
+    Source("annc.hardware.variants.jax_xla", _named("jax", "fft.jax", "jax.lax")),
+    Source("annc.hardware.variants.halide.cpu",
            lambda name, device: name.startswith("halide") and device == "cpu"),
-    Source("hardware.variants.halide.opencl",
+    Source("annc.hardware.variants.halide.opencl",
            lambda name, device: name.startswith("halide") and device == "opencl"),
-    Source("hardware.variants.cupy_gpu", lambda name, device: name.startswith("cupy")),
+    Source("annc.hardware.variants.cupy_gpu", lambda name, device: name.startswith("cupy")),
 )
 """Every built-in source, in the order the library is built."""
 

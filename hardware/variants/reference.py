@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dsl import kernels
-from hardware.variants.registry import KERNELS, Kernel, Shapes, Variant
+from annc.dsl import kernels
+from annc.hardware.variants.registry import KERNELS, Kernel, Shapes, Variant
 
 REFERENCE = "numpy.reference"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dsl import kernels
+from annc.dsl import kernels
 
 Shape = kernels.Shape
 Shapes = kernels.Shapes

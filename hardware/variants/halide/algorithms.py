@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import halide as hl
 
-from dsl import kernels
+from annc.dsl import kernels
 
 ELEMENTWISE = kernels.of_kind("elementwise")
 REDUCTIONS = kernels.of_kind("reduction")

@@ -31,10 +31,10 @@ from typing import Any
 import halide as hl
 import numpy as np
 
-from hardware.devices.backend_start import mark_started
-from hardware.devices.fingerprint import fingerprint
-from hardware.variants.halide import build_cache
-from hardware.variants.halide.abi import AotFunction, load_shared_object
+from annc.hardware.devices.backend_start import mark_started
+from annc.hardware.devices.fingerprint import fingerprint
+from annc.hardware.variants.halide import build_cache
+from annc.hardware.variants.halide.abi import AotFunction, load_shared_object
 
 LINK_TIMEOUT_S = 120.0
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsl.errors import HomeError
-from hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
-from hardware.devices.signing import record_signature, signed_record
+from annc.dsl.errors import HomeError
+from annc.hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
+from annc.hardware.devices.signing import record_signature, signed_record
 
 MAGIC = b"ANNC-BUILD 2\n"
 FORMAT = 2

@@ -28,12 +28,12 @@ from typing import Any
 import halide as hl
 import numpy as np
 
-from hardware.devices.allocator import aligned_empty
-from hardware.devices.backend_start import mark_started
-from hardware.variants.halide import build_cache
-from hardware.variants.halide.abi import AotFunction, load_shared_object
-from hardware.variants.halide.algorithms import REDUCTIONS
-from hardware.variants.halide.aot import (
+from annc.hardware.devices.allocator import aligned_empty
+from annc.hardware.devices.backend_start import mark_started
+from annc.hardware.variants.halide import build_cache
+from annc.hardware.variants.halide.abi import AotFunction, load_shared_object
+from annc.hardware.variants.halide.algorithms import REDUCTIONS
+from annc.hardware.variants.halide.aot import (
     BuildError,
     aot_target,
     c_compiler,
@@ -42,14 +42,14 @@ from hardware.variants.halide.aot import (
     load_kept,
     shared_object,
 )
-from hardware.variants.halide.pipeline import (
+from annc.hardware.variants.halide.pipeline import (
     AUTOSCHEDULERS,
     AutoSchedule,
     Shape,
     result_shape,
 )
-from hardware.variants.halide.schedule_traits import traits_function
-from hardware.variants.halide.scheduling import (
+from annc.hardware.variants.halide.schedule_traits import traits_function
+from annc.hardware.variants.halide.scheduling import (
     AUTO_PREFIX,
     AUTO_SCHEDULED_KERNELS,
     OWN_SCHEDULES,
@@ -58,8 +58,8 @@ from hardware.variants.halide.scheduling import (
     scheduled,
     stored_schedule,
 )
-from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Shapes, Variant
+from annc.hardware.variants.reference import standard_complexity_of
+from annc.hardware.variants.registry import Shapes, Variant
 
 SYMBOL = "annc_kernel"
 """The entry point of every compiled kernel (never a C library function's name)."""

@@ -20,18 +20,18 @@ from collections.abc import Callable
 import halide as hl
 import numpy as np
 
-from hardware.devices.backend_start import mark_started
-from hardware.devices.opencl import (
+from annc.hardware.devices.backend_start import mark_started
+from annc.hardware.devices.opencl import (
     opencl_available,
     opencl_device,
     opencl_supports_f64,
     opencl_target,
 )
-from hardware.variants.halide.algorithms import ELEMENTWISE, Definition, define
-from hardware.variants.halide.pipeline import bind_shapes, extents, halide_type, result_shape
-from hardware.variants.halide.schedules import tile
-from hardware.variants.reference import standard_complexity_of
-from hardware.variants.registry import Shapes, Variant
+from annc.hardware.variants.halide.algorithms import ELEMENTWISE, Definition, define
+from annc.hardware.variants.halide.pipeline import bind_shapes, extents, halide_type, result_shape
+from annc.hardware.variants.halide.schedules import tile
+from annc.hardware.variants.reference import standard_complexity_of
+from annc.hardware.variants.registry import Shapes, Variant
 
 Shape = tuple[int, ...]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import halide as hl
 import numpy as np
 
-from dsl import kernels
-from hardware.variants.halide.algorithms import Definition
+from annc.dsl import kernels
+from annc.hardware.variants.halide.algorithms import Definition
 
 Shape = tuple[int, ...]
 

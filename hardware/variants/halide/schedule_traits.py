@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dsl import dtypes
-from hardware.variants.halide.pipeline import result_shape
-from hardware.variants.halide.scheduling import compiled_shapes, scheduled
-from hardware.variants.registry import Shapes, Traits
+from annc.dsl import dtypes
+from annc.hardware.variants.halide.pipeline import result_shape
+from annc.hardware.variants.halide.scheduling import compiled_shapes, scheduled
+from annc.hardware.variants.registry import Shapes, Traits
 
 FUSED = "fused"
 """1 where the schedule computes a stage inside its consumer's loops, else 0."""

@@ -14,7 +14,7 @@ import os
 
 import halide as hl
 
-from hardware.variants.halide.algorithms import Definition
+from annc.hardware.variants.halide.algorithms import Definition
 
 Shape = tuple[int, ...]
 

@@ -14,17 +14,17 @@ from collections.abc import Callable
 import halide as hl
 import numpy as np
 
-from hardware.variants.halide import build_cache, schedules
-from hardware.variants.halide.algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
-from hardware.variants.halide.aot import StoredSchedule, cache_key, deserialise, serialise
-from hardware.variants.halide.pipeline import (
+from annc.hardware.variants.halide import build_cache, schedules
+from annc.hardware.variants.halide.algorithms import ELEMENTWISE, REDUCTIONS, Definition, define
+from annc.hardware.variants.halide.aot import StoredSchedule, cache_key, deserialise, serialise
+from annc.hardware.variants.halide.pipeline import (
     AutoSchedule,
     Shape,
     autoschedule,
     bind_shapes,
     halide_type,
 )
-from hardware.variants.registry import Shapes
+from annc.hardware.variants.registry import Shapes
 
 Schedule = Callable[[Definition, tuple[Shape, ...], hl.Target], None]
 

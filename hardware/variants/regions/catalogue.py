@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.variants import LOAD_S
-from hardware.variants.compiled import count_build
-from hardware.variants.regions.spec import RegionSpec, compiled_form, region_class
+from annc.hardware.variants import LOAD_S
+from annc.hardware.variants.compiled import count_build
+from annc.hardware.variants.regions.spec import RegionSpec, compiled_form, region_class
 
 OPS = "ops"
 """The variant that runs a region's ops one by one."""
@@ -48,7 +48,7 @@ def kind(spec: RegionSpec) -> str:
 
 
 def _build_jax(spec: RegionSpec) -> RegionFunction:
-    from hardware.variants.regions.jax_region import build_jax
+    from annc.hardware.variants.regions.jax_region import build_jax
 
     return build_jax(spec)
 
@@ -59,7 +59,7 @@ _SCHEDULES = {"halide": "annc", "halide.mullapudi2016": "mullapudi2016"}
 
 def _halide(name: str) -> Callable[[RegionSpec], RegionFunction]:
     def build(spec: RegionSpec) -> RegionFunction:
-        from hardware.variants.regions.halide_region import build_halide
+        from annc.hardware.variants.regions.halide_region import build_halide
 
         return build_halide(spec, _SCHEDULES[name])
 
@@ -67,13 +67,13 @@ def _halide(name: str) -> Callable[[RegionSpec], RegionFunction]:
 
 
 def _build_numpy(spec: RegionSpec) -> RegionFunction:
-    from hardware.variants.regions.numpy_region import build_numpy
+    from annc.hardware.variants.regions.numpy_region import build_numpy
 
     return build_numpy(spec)
 
 
 def _numpy_why_not(spec: RegionSpec) -> str | None:
-    from hardware.variants.regions.numpy_region import numpy_supports
+    from annc.hardware.variants.regions.numpy_region import numpy_supports
 
     return numpy_supports(spec)
 
@@ -85,7 +85,7 @@ def _jax_why_not(spec: RegionSpec) -> str | None:
 def _halide_why_not(spec: RegionSpec) -> str | None:
     if spec.is_loop:
         return "Halide compiles fused chains, not whole loops"
-    from hardware.variants.regions.halide_support import halide_supports
+    from annc.hardware.variants.regions.halide_support import halide_supports
 
     return halide_supports(spec)
 
@@ -121,14 +121,14 @@ only where there is a mesh (`passes.sharding_choice`), never calibrated on its o
 
 
 def _build_sharded(spec: RegionSpec) -> RegionFunction:
-    from hardware.variants.regions.sharded_region import build_sharded
+    from annc.hardware.variants.regions.sharded_region import build_sharded
 
     return build_sharded(spec)
 
 
 def why_not_sharded(spec: RegionSpec) -> str | None:
-    from hardware.devices.mesh import mesh_info
-    from hardware.variants.regions.sharding import layout, why_not_halo
+    from annc.hardware.devices.mesh import mesh_info
+    from annc.hardware.variants.regions.sharding import layout, why_not_halo
 
     mesh = mesh_info()
     if mesh is None:
@@ -149,7 +149,7 @@ def region_variant(name: str) -> RegionVariant:
 
 def _mesh_device() -> str:
     """The kind of the mesh's devices (`cpu` without a mesh)."""
-    from hardware.devices.mesh import mesh_info
+    from annc.hardware.devices.mesh import mesh_info
 
     mesh = mesh_info()
     return mesh.device if mesh is not None else "cpu"
@@ -200,12 +200,13 @@ def cached(spec: RegionSpec, name: str) -> bool:
     if name == SHARDED:  # compiled for the mesh of the run, in the run
         return False
     if backend == "jax":
-        from hardware.variants import jax_builds
+        from annc.hardware.variants import jax_builds
+        from annc.hardware.variants.regions.jax_keys import region_key
 
-        return jax_builds.is_cached(jax_builds.region_key(spec))
+        return jax_builds.is_cached(region_key(spec))
     if backend == "halide" and _halide_why_not(spec) is None:
         try:
-            from hardware.variants.regions.halide_region import is_cached
+            from annc.hardware.variants.regions.halide_region import is_cached
         except ModuleNotFoundError as error:  # no Halide (the lent GPU machines): no cache
             if error.name != "halide":
                 raise

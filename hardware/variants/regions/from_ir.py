@@ -17,10 +17,10 @@ from xdsl.dialects import arith, scf
 from xdsl.dialects.builtin import IntegerAttr, TensorType
 from xdsl.ir import Block, BlockArgument, OpResult, SSAValue
 
-from dsl import dtypes
-from dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
-from hardware.variants.regions.spec import RegionOp as SpecOp
-from hardware.variants.regions.spec import RegionSpec
+from annc.dsl import dtypes
+from annc.dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp
+from annc.hardware.variants.regions.spec import RegionOp as SpecOp
+from annc.hardware.variants.regions.spec import RegionSpec
 
 FOLDED_CONSTANT_ELEMENTS = 256
 """Constants of at most this many elements (stencils, coefficients) are part of the

@@ -53,13 +53,13 @@ from typing import Any
 import halide as hl
 import numpy as np
 
-from dsl import kernels
-from hardware.devices.allocator import aligned_empty
-from hardware.devices.backend_start import mark_started
-from hardware.variants.halide import build_cache, schedules
-from hardware.variants.halide.abi import AotFunction, load_shared_object
-from hardware.variants.halide.algorithms import Definition
-from hardware.variants.halide.aot import (
+from annc.dsl import kernels
+from annc.hardware.devices.allocator import aligned_empty
+from annc.hardware.devices.backend_start import mark_started
+from annc.hardware.variants.halide import build_cache, schedules
+from annc.hardware.variants.halide.abi import AotFunction, load_shared_object
+from annc.hardware.variants.halide.algorithms import Definition
+from annc.hardware.variants.halide.aot import (
     BuildError,
     StoredSchedule,
     aot_target,
@@ -70,8 +70,8 @@ from hardware.variants.halide.aot import (
     serialise,
     shared_object,
 )
-from hardware.variants.halide.cpu import JIT_NOTE, JitFunction, note_once
-from hardware.variants.halide.pipeline import (
+from annc.hardware.variants.halide.cpu import JIT_NOTE, JitFunction, note_once
+from annc.hardware.variants.halide.pipeline import (
     AUTOSCHEDULERS,
     AutoscheduleError,
     autoscheduler_parameters,
@@ -79,10 +79,10 @@ from hardware.variants.halide.pipeline import (
     halide_type,
     load_autoscheduler,
 )
-from hardware.variants.halide.scheduling import cpu_target
-from hardware.variants.regions.halide_support import halide_supports
-from hardware.variants.regions.reference import check_inputs, numpy_dtype
-from hardware.variants.regions.spec import RegionSpec, Shape
+from annc.hardware.variants.halide.scheduling import cpu_target
+from annc.hardware.variants.regions.halide_support import halide_supports
+from annc.hardware.variants.regions.reference import check_inputs, numpy_dtype
+from annc.hardware.variants.regions.spec import RegionSpec, Shape
 
 SCHEDULES = ("annc", *AUTOSCHEDULERS)
 """annc's own schedule, or one of the auto-schedulers the halide wheel ships."""

@@ -4,8 +4,8 @@ which only a build needs."""
 
 from __future__ import annotations
 
-from dsl import kernels
-from hardware.variants.regions.spec import RegionSpec
+from annc.dsl import kernels
+from annc.hardware.variants.regions.spec import RegionSpec
 
 HEAVY = ("conv2d", "matmul", "matvec", "transpose", "dot", "sum", "norm")
 """The non-element-wise kernels a Halide region takes (at most one of them)."""

@@ -24,11 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hardware.devices import jax_runtime  # turns on f64 in JAX before any array exists
-from hardware.variants import jax_builds
-from hardware.variants.jax_functions import FUNCTIONS, JaxFunction
-from hardware.variants.regions.reference import check_inputs, numpy_dtype
-from hardware.variants.regions.spec import MAX_CALL_TRIPS, RegionSpec, Shape
+from annc.hardware.devices import jax_runtime  # turns on f64 in JAX before any array exists
+from annc.hardware.variants import jax_builds
+from annc.hardware.variants.jax_functions import FUNCTIONS, JaxFunction
+from annc.hardware.variants.regions.jax_keys import region_key
+from annc.hardware.variants.regions.reference import check_inputs, numpy_dtype
+from annc.hardware.variants.regions.spec import MAX_CALL_TRIPS, RegionSpec, Shape
 
 SHIFTED_CONV_MAX_TAPS = 49
 """conv2d in a region is a sum of shifted slices of the zero-padded image for kernels
@@ -168,7 +169,7 @@ def build_jax(spec: RegionSpec, device: jax.Device | None = None) -> RegionKerne
     hits = jax_runtime.cache_events["hit"]
     start = time.perf_counter()
     compiled = _compile(spec, device)
-    jax_builds.record_build(jax_builds.region_key(spec, jax_builds.annc_device(device.platform)),
+    jax_builds.record_build(region_key(spec, jax_builds.annc_device(device.platform)),
                             time.perf_counter() - start, hits)
     if not spec.is_loop:
         return _runner(spec, compiled)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.variants.reference import REFERENCE_FUNCTIONS
-from hardware.variants.regions.reference import check_inputs, numpy_dtype
-from hardware.variants.regions.spec import RegionSpec
+from annc.hardware.variants.reference import REFERENCE_FUNCTIONS
+from annc.hardware.variants.regions.reference import check_inputs, numpy_dtype
+from annc.hardware.variants.regions.spec import RegionSpec
 
 RegionKernel = Callable[..., list[np.ndarray]]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl import dtypes
-from hardware.variants.reference import REFERENCE_FUNCTIONS
-from hardware.variants.regions.spec import RegionSpec
+from annc.dsl import dtypes
+from annc.hardware.variants.reference import REFERENCE_FUNCTIONS
+from annc.hardware.variants.regions.spec import RegionSpec
 
 
 def numpy_dtype(spec: RegionSpec) -> np.dtype:

@@ -29,9 +29,9 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from hardware.devices.mesh import AXIS, process_mesh
-from hardware.variants.jax_functions import FUNCTIONS, JaxFunction
-from hardware.variants.regions.jax_region import (
+from annc.hardware.devices.mesh import AXIS, process_mesh
+from annc.hardware.variants.jax_functions import FUNCTIONS, JaxFunction
+from annc.hardware.variants.regions.jax_region import (
     MAX_TRIPS,
     TRIPS_DTYPE,
     conv2d_shifted,
@@ -39,9 +39,9 @@ from hardware.variants.regions.jax_region import (
     region_function,
     variant_name,
 )
-from hardware.variants.regions.reference import check_inputs, numpy_dtype
-from hardware.variants.regions.sharding import COLUMNS, ROWS, Layout, layout, why_not_halo
-from hardware.variants.regions.spec import RegionSpec, Shape
+from annc.hardware.variants.regions.reference import check_inputs, numpy_dtype
+from annc.hardware.variants.regions.sharding import COLUMNS, ROWS, Layout, layout, why_not_halo
+from annc.hardware.variants.regions.spec import RegionSpec, Shape
 
 
 def halo_conv2d(shapes: Sequence[Shape], devices: int, mesh: Any) -> JaxFunction:

@@ -30,8 +30,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from dsl import dtypes, kernels
-from hardware.variants.regions.spec import RegionSpec, Shape, Summary, summary
+from annc.dsl import dtypes, kernels
+from annc.hardware.variants.regions.spec import RegionSpec, Shape, Summary, summary
 
 ROWS, COLUMNS, WHOLE = "rows", "columns", "whole"
 """A value split by its first axis over the mesh, by its second (a transposed split

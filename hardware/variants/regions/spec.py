@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dsl import dtypes, kernels
+from annc.dsl import dtypes, kernels
 
 Shape = tuple[int, ...]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hardware.variants import Shapes, Variant
+from annc.hardware.variants import Shapes, Variant
 
 
 def build(shapes: Shapes, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
