@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = take_ctrl_c()
     try:
         args = parse_arguments(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         check_home()
         return int(args.handler(args) or 0)
     except AnncError as error:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +123,34 @@ def test_a_process_that_never_joins_fails_the_run_within_its_timeout(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "did not join" in done.stderr
+
+
+@pytest.mark.parametrize("killed", [1, 0])
+def test_a_process_killed_mid_run_ends_the_other_with_annc_s_own_line(tmp_path, killed):
+    """A process that dies while the loop runs (here: SIGKILL to its process group)
+    ends the other through JAX's coordination service; the other says so in annc's
+    words, with no native log line or stack, and exits 1, not hanging."""
+    port = _port()
+    running = []
+    for index in range(2):
+        home = tmp_path / f"home{index}"
+        home.mkdir()
+        running.append(subprocess.Popen(
+            [sys.executable, "-m", "annc", "run", HEAT, "-D", "N=512", "-D", "STEPS=200000",
+             "--distributed", "--coordinator", f"localhost:{port}", "--processes", "2",
+             "--process-id", str(index), "--timeout", "30", "--shard-regions"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_environment(home), start_new_session=True))
+    survivor = running[1 - killed]
+    time.sleep(20)  # both joined, compiled and running the loop
+    assert survivor.poll() is None, survivor.stderr.read() if survivor.stderr else ""
+    os.killpg(running[killed].pid, signal.SIGKILL)
+    started = time.monotonic()
+    _, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 1, err[-1500:]
+    assert time.monotonic() - started < 90
+    assert "annc: distributed run abandoned:" in err
+    assert ("process 1 stopped answering" if killed == 1 else
+            "the coordinator (process 0), stopped answering") in err
+    for native in ("Check failure", "@     0x", "Traceback", "coordination_service", "[Gloo]"):
+        assert native not in err, err[-1500:]
