@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from annc import supervisor
 from annc.dsl.errors import AnncError
 from annc.hardware.devices.home import check_home
 from annc.interrupts import (
@@ -106,8 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     exits at once (`annc.interrupts`)."""
     previous = take_ctrl_c()
     try:
-        args = parse_arguments(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        watched, process_id = supervisor.watched_run(words)
+        if watched:  # before the command's module, which is heavy, is imported
+            return supervisor.watch(words, process_id)
+        args = parse_arguments(words)
         check_home()
         return int(args.handler(args) or 0)
     except AnncError as error:

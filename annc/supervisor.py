@@ -4,7 +4,8 @@ A process that dies in a `jax.distributed` run (killed, out of memory, a host th
 went down) is noticed by JAX's coordination service, which then ends every other
 process from native code: an abort with its own log lines and a C++ stack, no
 Python exception annc could catch. So `annc run --distributed` runs the process as
-a child of a small watcher that imports nothing heavy: the watcher passes the
+a child of a small watcher that imports nothing heavy (`annc.cli` asks
+`watched_run` before it imports the command): the watcher passes the
 child's output through, keeps back the native log lines, and where the child ends
 other than by annc's own exit statuses it says which process stopped, in one line,
 and exits 1. Ctrl-C reaches the child as it reaches any process of the terminal.
@@ -12,6 +13,7 @@ and exits 1. Ctrl-C reaches the child as it reaches any process of the terminal.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -39,8 +41,17 @@ TASKS = re.compile(r"task:(\d+)|stopped sending heartbeats\):\s*\n((?:\s*\d+\s*\
 """Where JAX's coordination service names the processes that stopped."""
 
 
-def is_worker() -> bool:
-    return os.environ.get(WORKER) == "1"
+def watched_run(argv: Sequence[str]) -> tuple[bool, int | None]:
+    """Whether these `annc` arguments are an `annc run --distributed` to watch (not in
+    the watched child), and the process id they name, if they name one."""
+    if os.environ.get(WORKER) == "1" or not argv or argv[0] != "run":
+        return False, None
+    words = argparse.ArgumentParser(add_help=False)
+    words.add_argument("--distributed", action="store_true")
+    words.add_argument("--process-id")
+    known, _ = words.parse_known_args(argv[1:])
+    process_id = known.process_id
+    return known.distributed, int(process_id) if str(process_id).isdigit() else None
 
 
 def watch(argv: Sequence[str], process_id: int | None) -> int:

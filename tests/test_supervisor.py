@@ -52,3 +52,16 @@ def test_native_lines_are_told_from_annc_s_own() -> None:
     for own in ("annc: distributed run failed while running: process 1: ...",
                 "note: the models are 12 days old"):
         assert not NATIVE_LINE.match(own) and ANNC_LINE.match(own)
+
+
+def test_only_a_distributed_run_outside_the_child_is_watched(monkeypatch) -> None:
+    from annc.supervisor import WORKER, watched_run
+
+    monkeypatch.delenv(WORKER, raising=False)
+    assert watched_run(["run", "f.ann", "-D", "N=4", "--distributed", "--process-id", "1"]) \
+        == (True, 1)
+    assert watched_run(["run", "f.ann", "--distributed"]) == (True, None)
+    assert watched_run(["run", "f.ann"]) == (False, None)
+    assert watched_run(["compile", "f.ann", "--distributed"]) == (False, None)
+    monkeypatch.setenv(WORKER, "1")
+    assert watched_run(["run", "f.ann", "--distributed"]) == (False, None)

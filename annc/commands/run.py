@@ -223,10 +223,6 @@ def _distributed(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.distributed:
-        from annc import supervisor
-
-        if not supervisor.is_worker():
-            return supervisor.watch(args.argv, args.process_id)
         return _distributed(args)
     if any(value is not None for value in (args.coordinator, args.processes, args.process_id,
                                            args.timeout, args.gather_limit)) or (
