@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from annc.dsl import dtypes
+from annc.dsl.records import Combination, Query
 from annc.hardware.calibration.runs import CALIBRATION_SETTINGS
 from annc.hardware.calibration.sampling import Config, quick_configurations, usable
 from annc.hardware.calibration.store import MeasurementStore, Observation, annc_version, now
@@ -35,7 +36,6 @@ from annc.hardware.measure.worker import Interrupted, MeasureWorker, Request
 from annc.hardware.variants import Variant, get_variant
 from annc.passes.models import ChosenModels, corrections_path, for_writing
 from annc.predictor.adaptation import WINDOW, Corrections, residuals_of
-from annc.predictor.features import Configuration
 from annc.recording import learnable
 
 QUICK_SETTINGS = replace(CALIBRATION_SETTINGS, max_seconds=0.5)
@@ -60,11 +60,11 @@ class QuickJob:
         return (v.kernel, v.name, v.device, self.config.dtype, self.config.shapes)
 
 
-def configuration(variant: Variant, config: Config) -> Configuration:
+def configuration(variant: Variant, config: Config) -> Query:
     """The model's query for a variant at a configuration, traits included (an
     auto-scheduler's decisions, from the build cache where it was built)."""
     dtype = dtypes.normalise(config.dtype)
-    return Configuration(config.kernel, config.shapes, dtype,
+    return Query(config.kernel, config.shapes, dtype,
                          float(variant.complexity(config.shapes)),
                          variant.traits_at(config.shapes, dtype))
 
@@ -167,7 +167,7 @@ def usable_observation(o: Observation) -> bool:
 
 def adapt(store: MeasurementStore, chosen: ChosenModels) -> Corrections:
     """Rebuilds this machine's corrections from its observations and saves them."""
-    newest: dict[tuple, list[tuple[tuple, Configuration, float, str]]] = defaultdict(list)
+    newest: dict[Combination, list[tuple[Combination, Query, float, str]]] = defaultdict(list)
     for o in store.observations(chosen.machine):
         if not usable_observation(o):
             continue

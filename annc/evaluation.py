@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from annc.dsl.errors import AnncError
+from annc.dsl.records import Combination
 from annc.hardware.calibration.runs import NoiseFloor
 from annc.predictor import baselines
 from annc.predictor.adaptation import (
@@ -29,7 +30,7 @@ from annc.predictor.adaptation import (
 )
 from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
 from annc.predictor.mlp import HIDDEN
-from annc.predictor.models import Combo, ModelSet
+from annc.predictor.models import ModelSet
 
 
 def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1024) -> float:
@@ -170,7 +171,8 @@ from the residuals (at least the number given); the first is what annc uses."""
 
 
 def _median_mape(models: ModelSet, corrections: Corrections | None,
-                 tests: dict[Combo, list[Measurement]]) -> tuple[float, dict[Combo, float]]:
+                 tests: dict[Combination, list[Measurement]],
+                 ) -> tuple[float, dict[Combination, float]]:
     queries = [(combo, r.config) for combo, rows in tests.items() for r in rows]
     predicted = iter(AdaptedModels(models, corrections).predict(queries))
     per_combo = {}

@@ -20,6 +20,7 @@ from typing import Any
 
 from annc.dsl import dtypes
 from annc.dsl.errors import ModelError
+from annc.dsl.records import Combination, Query
 from annc.hardware.calibration.reference_data import DATA_FOLDER, load_reference
 from annc.hardware.calibration.runs import NoiseFloor, noise_floor
 from annc.hardware.calibration.store import Measurement as StoredMeasurement
@@ -32,9 +33,9 @@ from annc.hardware.devices.home import ensure_home
 from annc.hardware.execution.steps import step_overhead_seconds
 from annc.hardware.variants import complexity_of, load_library, traits_of
 from annc.hardware.variants.regions.spec import Summary
-from annc.predictor.features import Configuration, bytes_touched, is_region
+from annc.predictor.features import bytes_touched, is_region
 from annc.predictor.fitting import Measurement, fit_models
-from annc.predictor.models import Combo, ModelSet
+from annc.predictor.models import ModelSet
 from annc.predictor.transfers import Link, TransferModel
 
 
@@ -52,9 +53,9 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
         if m.status != "ok" or m.split not in ("train", "test") or not m.median_s:
             continue
         if is_region(m.kernel):  # a region's summary holds its complexity
-            config = Configuration(m.kernel, m.shapes, dtypes.normalise(m.dtype),
+            config = Query(m.kernel, m.shapes, dtypes.normalise(m.dtype),
                                    float(Summary.from_shapes(m.shapes).complexity))
-            rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s,
+            rows.append(Measurement(Combination(m.kernel, m.variant, m.device), config, m.median_s,
                                     m.split))
             continue
         try:
@@ -63,17 +64,18 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
             continue
         dtype = dtypes.normalise(m.dtype)
         traits = m.traits or traits_of(m.kernel, m.variant, m.device, m.shapes, dtype)
-        config = Configuration(m.kernel, m.shapes, dtype, float(complexity(m.shapes)), traits)
-        rows.append(Measurement((m.kernel, m.variant, m.device), config, m.median_s, m.split))
+        config = Query(m.kernel, m.shapes, dtype, float(complexity(m.shapes)), traits)
+        rows.append(Measurement(Combination(m.kernel, m.variant, m.device), config, m.median_s,
+                                m.split))
     return rows
 
 
-def compile_seconds(stored: Iterable[StoredMeasurement]) -> dict[Combo, float]:
+def compile_seconds(stored: Iterable[StoredMeasurement]) -> dict[Combination, float]:
     """The median build time of every combination, for amortising compilation."""
-    times: dict[Combo, list[float]] = defaultdict(list)
+    times: dict[Combination, list[float]] = defaultdict(list)
     for m in stored:
         if m.status == "ok" and m.compile_s is not None:
-            times[(m.kernel, m.variant, m.device)].append(m.compile_s)
+            times[Combination(m.kernel, m.variant, m.device)].append(m.compile_s)
     return {combo: statistics.median(values) for combo, values in times.items()}
 
 

@@ -39,10 +39,10 @@ from harness import (
     passes_of,
 )
 
+from annc.dsl.records import Query
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from annc.predictor.features import Configuration
 from annc.predictor.fitting import fit_models, predict_seconds
 from annc.predictor.models import Model
 
@@ -61,7 +61,7 @@ def measured(op: dict) -> list[dict]:
     return [c for c in op["candidates"] if c["device"] == "cpu" and c["measured_s"]]
 
 
-def predicted_pick(op: dict, options: list[tuple[dict, Configuration]],
+def predicted_pick(op: dict, options: list[tuple[dict, Query]],
                    models: dict[tuple, Model]) -> dict | None:
     """The measured CPU candidate (of `options`, each with its query) that these models
     predict fastest, None if none has a model."""

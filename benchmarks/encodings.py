@@ -39,11 +39,11 @@ from pathlib import Path
 
 from harness import RESULTS, candidate_queries, passes_of
 
+from annc.dsl.records import Query
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.runs import noise_floor
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from annc.predictor.features import Configuration
 from annc.predictor.fitting import Measurement, fit_models, predict_seconds
 
 BEFORE = {"shape_aware": False, "complexity": "complexity"}
@@ -61,7 +61,7 @@ FAMILIES: dict[str, dict] = {
 }
 
 
-def real_workload_queries(path: Path) -> list[tuple[tuple, Configuration, float]]:
+def real_workload_queries(path: Path) -> list[tuple[tuple, Query, float]]:
     """(combination, configuration, measured seconds) of every candidate tune measured."""
     return [query for cases in passes_of(path) for query in candidate_queries(cases)]
 

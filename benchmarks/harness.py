@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from annc.dsl.records import Query
     from annc.passes.select_variants import Plan
-    from annc.predictor.features import Configuration
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -165,18 +165,18 @@ def passes_of(path: Path) -> list[list[dict]]:
     return passes
 
 
-def configuration_of(op: dict, candidate: dict) -> Configuration:
+def configuration_of(op: dict, candidate: dict) -> Query:
     """The models' query for one candidate of one op, traits included."""
+    from annc.dsl.records import Query
     from annc.hardware.variants import get_variant
-    from annc.predictor.features import Configuration
 
     shapes = tuple(tuple(s) for s in op["shapes"])
     variant = get_variant(op["kernel"], candidate["variant"], candidate["device"])
-    return Configuration(op["kernel"], shapes, op["dtype"], float(variant.complexity(shapes)),
+    return Query(op["kernel"], shapes, op["dtype"], float(variant.complexity(shapes)),
                          variant.traits_at(shapes, op["dtype"]))
 
 
-def candidate_queries(cases: list[dict]) -> list[tuple[tuple, Configuration, float]]:
+def candidate_queries(cases: list[dict]) -> list[tuple[tuple, Query, float]]:
     """(combination, configuration, measured seconds) of every candidate a pass measured."""
     return [((op["kernel"], c["variant"], c["device"]), configuration_of(op, c),
              c["measured_s"])

@@ -170,6 +170,7 @@ def selection_seconds(repeats: int) -> dict[str, float]:
 def predicted_scaling() -> dict[str, Any]:
     """One trip of each scaling workload's loop against the devices, per interconnect."""
     from annc.dsl.dialect import RegionOp
+    from annc.dsl.records import Query
     from annc.hardware.calibration.communication import CommunicationModel
     from annc.hardware.devices.mesh import MeshInfo
     from annc.hardware.variants.regions import catalogue
@@ -177,7 +178,6 @@ def predicted_scaling() -> dict[str, Any]:
     from annc.hardware.variants.regions.spec import summary
     from annc.passes.models import load_models
     from annc.passes.sharding_choice import offer_sharded, price_sharded
-    from annc.predictor.features import Configuration
 
     models = load_models()
     table: dict[str, Any] = {}
@@ -188,7 +188,7 @@ def predicted_scaling() -> dict[str, Any]:
         spec = lower_region(loop).spec
         kind = catalogue.kind(spec)
         one = summary(spec).as_shapes()
-        alone = models.adapted.predict([((kind, "jax", "cpu"), Configuration(
+        alone = models.adapted.predict([((kind, "jax", "cpu"), Query(
             kind, one, spec.dtype, float(one[0][4])))])[0]
         rows = {}
         for network, line in NETWORKS.items():

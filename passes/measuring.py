@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from annc.dsl import dtypes
+from annc.dsl.records import Combination
 from annc.hardware.measure.settings import TimingSettings
 
 if TYPE_CHECKING:
@@ -67,8 +68,8 @@ class Measured:
     source: str = "measured"
 
     @property
-    def combo(self) -> tuple[str, str, str]:
-        return (self.kernel, self.variant, self.device)
+    def combo(self) -> Combination:
+        return Combination(self.kernel, self.variant, self.device)
 
 
 def set_measured(op: OpPlan, candidate: Candidate, seconds: float, basis: str) -> None:

@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import FloatAttr, ModuleOp, StringAttr, f64
 from xdsl.ir import Operation
 
 from annc.dsl.dialect import KernelOp, RegionOp, where
+from annc.dsl.records import Combination, Query
 from annc.hardware.devices.mesh import MeshInfo, mesh_info
 from annc.hardware.variants.regions import catalogue
 from annc.hardware.variants.regions.from_ir import Lowered, lower_region
@@ -38,8 +39,7 @@ from annc.passes.sharding_choice import Sharded, offer_sharded, price_sharded
 from annc.passes.sites import trips_of
 from annc.passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
 from annc.predictor.adaptation import Prediction
-from annc.predictor.features import Configuration
-from annc.predictor.models import Combo, ModelSet
+from annc.predictor.models import ModelSet
 
 
 @dataclass
@@ -108,16 +108,16 @@ def fused_regions(plans: list[RegionPlan]) -> list[RegionPlan]:
     return [p for op, p in fused.items() if not inside_fused(op)]
 
 
-RegionQuery = tuple[Combo, Configuration]
+RegionQuery = tuple[Combination, Query]
 """What a region model is asked: (`region` or `loop`, variant, device), and the region's
 summary as its configuration."""
 
 
-def _configuration(plan: RegionPlan) -> Configuration:
+def _configuration(plan: RegionPlan) -> Query:
     """The region's summary, as the region models' configuration."""
     spec = plan.lowered.spec
     shapes = summary(spec).as_shapes()
-    return Configuration(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
+    return Query(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
 
 
 def _per_execution(plan: RegionPlan, p: Prediction,
@@ -138,7 +138,7 @@ def _build_cost(plan: RegionPlan, variant: str, device: str,
     `Candidate.build`)."""
     if catalogue.is_built(plan.lowered.spec, variant):
         return 0.0, "built"
-    model = model_set.models.get((plan.kind, variant, device))
+    model = model_set.models.get(Combination(plan.kind, variant, device))
     compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
     if variant in NO_BUILD_VARIANTS:
         return compile_s, "none"
@@ -172,14 +172,14 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
         offered = _offer(plan, placed, left_out or {})
         if offered:
             configuration = _configuration(plan)
-            asked += [(plan, c, ((plan.kind, c.variant, c.device), configuration))
+            asked += [(plan, c, (Combination(plan.kind, c.variant, c.device), configuration))
                       for c in offered]
         if mesh is not None:
             offer = offer_sharded(plan.kind, plan.lowered.spec, placed, mesh,
                                   (left_out or {}).get("jax"))
             plan.candidates.append(offer.candidate)
             if not offer.candidate.why_not:
-                sharded.append((plan, offer, ((plan.kind, "jax", mesh.device),
+                sharded.append((plan, offer, (Combination(plan.kind, "jax", mesh.device),
                                               offer.configuration)))
     _predict_regions(asked, models, sharded, mesh)
     costs = {op: site_costs[i] for op, i in sites_of.items()}

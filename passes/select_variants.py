@@ -44,6 +44,7 @@ from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, Rewrite
 
 from annc.dsl import dtypes
 from annc.dsl.lowering import module_targets
+from annc.dsl.records import Combination, Query
 from annc.hardware.devices.available import available_devices
 from annc.hardware.devices.backend_start import started
 from annc.hardware.execution.beside import DELAY_S
@@ -84,8 +85,8 @@ from annc.passes.tiers import (
     waiting_is_sooner,
 )
 from annc.predictor.adaptation import Prediction
-from annc.predictor.features import Configuration, trait_names
-from annc.predictor.models import Combo, ModelSet
+from annc.predictor.features import trait_names
+from annc.predictor.models import ModelSet
 
 
 @dataclass
@@ -392,7 +393,7 @@ def _uses(plan: Plan, backend: str) -> bool:
                and _starts_here(c, backend) for r in regions for c in (r.start, r.chosen))
 
 
-Asked = tuple[Combo, Shapes, str]
+Asked = tuple[Combination, Shapes, str]
 """A candidate's prediction is a function of its combination, shapes and dtype alone."""
 
 
@@ -400,13 +401,13 @@ def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
     """Every candidate's prediction (or its wisdom), each distinct query asked once, in
     one batched call: a program of a thousand ops has a few dozen distinct queries."""
     asked: list[tuple[OpPlan, Candidate, Asked]] = []
-    queries: dict[Asked, tuple[Combo, Configuration]] = {}
+    queries: dict[Asked, tuple[Combination, Query]] = {}
     failed: dict[Asked, RuntimeError] = {}
     for op in ops:
         for c in op.candidates:
             if c.why_not:  # left out before predicting
                 continue
-            key = ((op.site.kernel, c.variant, c.device), op.site.shapes, op.site.dtype)
+            key = (Combination(op.site.kernel, c.variant, c.device), op.site.shapes, op.site.dtype)
             if key not in queries and key not in failed:
                 try:
                     queries[key] = _query(chosen.models, key[0], op.site)
@@ -423,9 +424,9 @@ def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
         _set_prediction(op, candidate, predictions[key], known[key])
 
 
-def _query(models: ModelSet, combo: Combo, site: Site) -> tuple[Combo, Configuration]:
+def _query(models: ModelSet, combo: Combination, site: Site) -> tuple[Combination, Query]:
     """The model's query for the combination at the site."""
-    return combo, Configuration(site.kernel, site.shapes, site.dtype,
+    return combo, Query(site.kernel, site.shapes, site.dtype,
                                 _variant_complexity(*combo, site.shapes),
                                 _traits(models, combo, site))
 
@@ -468,7 +469,7 @@ def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
             c.cost_s += op.site.trips * seconds
 
 
-def _traits(models: ModelSet, combo: tuple[str, str, str], site: Site) -> Traits:
+def _traits(models: ModelSet, combo: Combination, site: Site) -> Traits:
     """The variant's traits where its model takes them (Mullapudi2016's fusion: its
     schedule is made here, or found in the build cache, where its build finds it too)."""
     model = models.models.get(combo)

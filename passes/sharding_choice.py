@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
+from annc.dsl.records import Query
 from annc.hardware.calibration.communication import CommunicationModel, communication_model
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.hardware.devices.home import default_database
@@ -37,7 +38,6 @@ from annc.hardware.variants.regions.sharding import Layout, layout, shard_summar
 from annc.hardware.variants.regions.spec import RegionSpec
 from annc.passes.candidates import Candidate
 from annc.predictor.adaptation import Prediction
-from annc.predictor.features import Configuration
 from annc.predictor.models import ModelSet
 
 
@@ -47,7 +47,7 @@ class Sharded:
 
     candidate: Candidate
     split: Layout
-    configuration: Configuration
+    configuration: Query
     """What the one-device model is asked: the region one device runs."""
 
 
@@ -67,10 +67,10 @@ def offer_sharded(kind: str, spec: RegionSpec, placed: set[str | None], mesh: Me
         why = f"its ops were placed on {', '.join(sorted(map(str, placed)))}, not {mesh.device}"
     candidate.why_not = why or ""
     if isinstance(split, str) or why:
-        return Sharded(candidate, Layout(mesh.size, (), ()), Configuration(kind, (), "", 0.0))
+        return Sharded(candidate, Layout(mesh.size, (), ()), Query(kind, (), "", 0.0))
     shard = shard_summary(spec, split).as_shapes()
     return Sharded(candidate, split,
-                   Configuration(kind, shard, spec.dtype, float(shard[0][4])))
+                   Query(kind, shard, spec.dtype, float(shard[0][4])))
 
 
 def price_sharded(offer: Sharded, trips: int | None, p: Prediction, models: ModelSet,

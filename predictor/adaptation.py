@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from annc.predictor.features import Configuration
-from annc.predictor.models import Combo, ModelSet
+from annc.dsl.records import Combination, Query
+from annc.predictor.models import ModelSet
 from annc.predictor.state_files import read_machine_file, write_atomically
 
 SCHEMA_VERSION = 1
@@ -106,7 +106,7 @@ def sigma_from_mape(mape_percent: float | None) -> float:
 class Residual:
     """One measurement against the prior: log measured − log predicted by the base model."""
 
-    combo: Combo
+    combo: Combination
     log_ratio: float
     source: str
     """`quick`, `run`, `tune` or `measure`."""
@@ -128,7 +128,7 @@ class Corrections:
     fingerprint: str
     base: str
     """Digest of the model file these corrections apply to."""
-    residuals: dict[Combo, list[tuple[float, str]]] = field(default_factory=dict)
+    residuals: dict[Combination, list[tuple[float, str]]] = field(default_factory=dict)
     """Per combination, (log ratio, source), oldest first, at most WINDOW."""
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
@@ -144,8 +144,8 @@ class Corrections:
     empirical: bool = True
     """Whether the combination level's pseudo-rows are estimated from the residuals
     (`empirical_prior_rows`, at least `combo_prior_rows`) rather than fixed."""
-    _fitted: tuple[dict[tuple[str, ...], float], dict[Combo, Fitted]] | None = field(default=None,
-                                                                          repr=False)
+    _fitted: tuple[dict[tuple[str, ...], float], dict[Combination, Fitted]] | None = field(
+        default=None, repr=False)
 
     # Learning -------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class Corrections:
 
     def fit(
         self, models: ModelSet | None = None
-    ) -> tuple[dict[tuple[str, ...], float], dict[Combo, Fitted]]:
+    ) -> tuple[dict[tuple[str, ...], float], dict[Combination, Fitted]]:
         """Offsets of every level (device, then family) and per-combination corrections
         (cached until the next add).
 
@@ -208,7 +208,7 @@ class Corrections:
         self._fitted = (offsets, fitted)
         return self._fitted
 
-    def correction(self, combo: Combo, models: ModelSet | None = None) -> tuple[float, float]:
+    def correction(self, combo: Combination, models: ModelSet | None = None) -> tuple[float, float]:
         """(offset in log time, spread σ) for a combination: its own, else that of the
         nearest level with measurements, else none."""
         offsets, fitted = self.fit(models)
@@ -244,9 +244,10 @@ class Corrections:
         if data.get("base") != base:
             raise CorrectionFileError(f"{where}: corrections of another model set")
         try:
-            residuals: dict[Combo, list[tuple[float, str]]] = {}
+            residuals: dict[Combination, list[tuple[float, str]]] = {}
             for entry in data["residuals"]:
-                combo = (str(entry["kernel"]), str(entry["variant"]), str(entry["device"]))
+                combo = Combination(str(entry["kernel"]), str(entry["variant"]),
+                                    str(entry["device"]))
                 values = [(float(r), str(s)) for r, s in entry["values"]][-WINDOW:]
                 if not all(math.isfinite(r) for r, _ in values):
                     raise ValueError("a residual is not finite")
@@ -287,13 +288,13 @@ def family(variant: str) -> str:
     return variant.split(".")[0]
 
 
-def _levels(combo: Combo) -> tuple[tuple[str, ...], ...]:
+def _levels(combo: Combination) -> tuple[tuple[str, ...], ...]:
     """The levels a combination's residuals pool into, coarsest first, itself last."""
     _, variant, device = combo
     return ((device,), (device, family(variant)), combo)
 
 
-def _prior_sigma(models: ModelSet | None, combo: Combo) -> float:
+def _prior_sigma(models: ModelSet | None, combo: Combination) -> float:
     model = models.models.get(combo) if models is not None else None
     return sigma_from_mape(model.summary.get("mape") if model is not None else None)
 
@@ -316,7 +317,7 @@ class AdaptedModels:
     models: ModelSet
     corrections: Corrections | None = None
 
-    def predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> list[Prediction]:
+    def predict(self, queries: Sequence[tuple[Combination, Query]]) -> list[Prediction]:
         """Every query's prediction with its interval, in one batched call of the models."""
         base = self.models.predict(queries)
         predictions = []
@@ -336,7 +337,7 @@ class AdaptedModels:
 
 
 def residuals_of(models: ModelSet,
-                 observed: Sequence[tuple[Combo, Configuration, float, str]]) -> list[Residual]:
+                 observed: Sequence[tuple[Combination, Query, float, str]]) -> list[Residual]:
     """Residuals of (combination, configuration, measured seconds, source) against the base
     models' predictions, in one batch; rows without a model are left out."""
     predicted = models.predict([(combo, config) for combo, config, _, _ in observed])

@@ -17,13 +17,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from annc.dsl.records import Combination
 from annc.predictor.features import bytes_touched, feature_matrix, feature_names
 from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, split
-from annc.predictor.models import Combo
 
 FFNN_HIDDEN = 32
 
-Scores = dict[Combo, float]
+Scores = dict[Combination, float]
 
 
 def plain_mlp(measurements: list[Measurement], hidden: int) -> Scores:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annc.dsl.kernels import KERNELS, Shapes
+from annc.dsl.records import Query
 
 REGION_KINDS = ("region", "loop")
 """The models' names for a fused chain of kernels and for one trip of a whole loop,
@@ -116,7 +117,7 @@ def innermost(kernel: str, shapes: Shapes) -> int:
     return next((extent for extent in candidates if extent > 1), 1)
 
 
-def padded_complexity(config: Configuration) -> float:
+def padded_complexity(config: Query) -> float:
     """The complexity with the innermost loop rounded up to whole vectors of this dtype:
     the work a vectorised loop does, remainder lanes included (a region's, as summed)."""
     if is_region(config.kernel):
@@ -134,7 +135,7 @@ def feature_names(kernel: str, augmented: bool, encoding: str = "log",
     and `feature_row` computes whatever names it is given.
 
     `traits` are the names of the decisions a variant reports per configuration
-    (`Configuration.traits`): they enter as they are (0 or 1), in place of the bytes,
+    (`Query.traits`): they enter as they are (0 or 1), in place of the bytes,
     which in log form are nearly a function of the sizes, so that a convolution's
     model keeps 7 inputs and 73 parameters at 8 hidden units."""
     prefix = "log " if encoding == "log" else ""
@@ -148,24 +149,12 @@ def feature_names(kernel: str, augmented: bool, encoding: str = "log",
     return (*(f"{prefix}{name}" for name in names), *traits, "f64")
 
 
-@dataclass(frozen=True)
-class Configuration:
-    """One measured or queried configuration of a kernel–variant–device combination."""
-
-    kernel: str
-    shapes: Shapes
-    dtype: str
-    complexity: float
-    traits: tuple[tuple[str, float], ...] = ()
-    """What the variant decided for these shapes, by name (`("fused", 1.0)`): see
-    `hardware.variants.halide.schedule_traits`. Empty for most variants."""
-
 
 class MissingTraitError(LookupError):
     """A model needs a trait that its query does not carry."""
 
 
-def _value(config: Configuration, name: str) -> float:
+def _value(config: Query, name: str) -> float:
     if name == "inner":
         return float(max(innermost(config.kernel, config.shapes), 1))
     if name == "complexity":
@@ -194,7 +183,7 @@ def trait_names(kernel: str, names: Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in names if n.removeprefix("log ") not in (*DERIVED, *sizes_))
 
 
-def feature_row(config: Configuration, names: Sequence[str]) -> list[float]:
+def feature_row(config: Query, names: Sequence[str]) -> list[float]:
     """The values of these features (a model's `features`) for one configuration."""
     row = []
     for name in names:
@@ -207,7 +196,7 @@ def feature_row(config: Configuration, names: Sequence[str]) -> list[float]:
     return row
 
 
-def feature_matrix(configs: Sequence[Configuration], names: Sequence[str]) -> np.ndarray:
+def feature_matrix(configs: Sequence[Query], names: Sequence[str]) -> np.ndarray:
     return np.array([feature_row(c, names) for c in configs], dtype=np.float64)
 
 

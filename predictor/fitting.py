@@ -11,17 +11,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from annc.dsl.records import Combination, Query
 from annc.predictor import loop_trips, mlp
 from annc.predictor.features import (
     COMPLEXITY,
     SHAPE_AWARE,
-    Configuration,
     Normalisation,
     feature_matrix,
     feature_names,
     is_region,
 )
-from annc.predictor.models import Combo, Model, rate_floor
+from annc.predictor.models import Model, rate_floor
 from annc.predictor.training import TrainingSet, train_group
 
 
@@ -29,8 +29,8 @@ from annc.predictor.training import TrainingSet, train_group
 class Measurement:
     """One measured configuration of a combination; `split` is "train" or "test"."""
 
-    combo: Combo
-    config: Configuration
+    combo: Combination
+    config: Query
     seconds: float
     split: str
 
@@ -40,8 +40,8 @@ def mape(predicted: np.ndarray, measured: np.ndarray) -> float:
     return float(np.mean(np.abs(predicted - measured) / measured) * 100)
 
 
-def by_combo(measurements: Iterable[Measurement]) -> dict[Combo, list[Measurement]]:
-    groups: dict[Combo, list[Measurement]] = defaultdict(list)
+def by_combo(measurements: Iterable[Measurement]) -> dict[Combination, list[Measurement]]:
+    groups: dict[Combination, list[Measurement]] = defaultdict(list)
     for m in measurements:
         if m.seconds > 0 and np.isfinite(m.seconds):
             groups[m.combo].append(m)
@@ -60,7 +60,7 @@ def prior_design(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return np.stack([np.ones(len(x)), column, x[:, names.index("f64")]], axis=1)
 
 
-def predict_seconds(model: Model, configs: Sequence[Configuration]) -> np.ndarray:
+def predict_seconds(model: Model, configs: Sequence[Query]) -> np.ndarray:
     x = model.normalisation.features(feature_matrix(configs, model.features))
     params = {k: jnp.asarray(v, mlp.DTYPE) for k, v in model.params.items()
               if k in ("w1", "b1", "w2", "b2")}
@@ -83,7 +83,7 @@ def fit_models(
     prior: bool | None = None,
     shape_aware: bool = SHAPE_AWARE,
     complexity: str = COMPLEXITY,
-) -> dict[Combo, Model]:
+) -> dict[Combination, Model]:
     """One model per combination with at least `min_rows` training rows.
 
     `encoding` is how sizes enter (`log`, or `raw` as in the paper);
@@ -97,7 +97,7 @@ def fit_models(
     groups = {c: rows for c, rows in by_combo(measurements).items()
               if len(split(rows, "train")) >= min_rows}
     start = time.perf_counter()
-    prepared: list[tuple[Combo, tuple[str, ...], Normalisation, TrainingSet,
+    prepared: list[tuple[Combination, tuple[str, ...], Normalisation, TrainingSet,
                          np.ndarray | None]] = []
     for combo, rows in groups.items():
         train = split(rows, "train")
@@ -113,7 +113,7 @@ def fit_models(
             line = np.linalg.lstsq(design, yn, rcond=None)[0]
             yn = yn - design @ line
         prepared.append((combo, names, normalisation, TrainingSet(xn, yn), line))
-    models: dict[Combo, Model] = {}
+    models: dict[Combination, Model] = {}
     params = train_group([e[3] for e in prepared], hidden, seed,
                          names=["/".join(e[0]) for e in prepared]) if prepared else []
     for (combo, names, normalisation, _, line), p in zip(prepared, params, strict=True):

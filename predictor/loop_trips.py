@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from annc.predictor.features import Configuration
+from annc.dsl.records import Query
 
 FALLBACK_TRAINED_TRIPS = 16
 """The trips a loop model is trusted up to where its file does not say (files older
@@ -36,7 +36,7 @@ def is_loop(kernel: str) -> bool:
     return kernel.startswith("loop.")
 
 
-def trips_of(config: Configuration) -> int:
+def trips_of(config: Query) -> int:
     """A loop configuration's trips: the last field of its summary."""
     return int(config.shapes[0][-1])
 
@@ -49,12 +49,12 @@ def trained_trips(summary: dict[str, Any]) -> int:
     return FALLBACK_TRAINED_TRIPS
 
 
-def with_trips(config: Configuration, trips: int) -> Configuration:
+def with_trips(config: Query, trips: int) -> Query:
     summary = config.shapes[0]
     return dataclasses.replace(config, shapes=((*summary[:-1], trips),))
 
 
-def references(config: Configuration, trained: int) -> tuple[Configuration, Configuration] | None:
+def references(config: Query, trained: int) -> tuple[Query, Query] | None:
     """The configurations at T₁ and T₂ to read a loop beyond its model's trips from;
     None where the loop is within them."""
     if trips_of(config) <= trained:

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from annc.dsl.records import Combination, Query
 from annc.predictor import loop_trips
-from annc.predictor.features import Configuration, Normalisation, feature_row
+from annc.predictor.features import Normalisation, feature_row
 from annc.predictor.state_files import read_json, write_atomically
 from annc.predictor.transfers import TransferModel
 
@@ -30,9 +31,6 @@ MAX_FEATURES = 7
 class ModelFileError(Exception):
     """A model file is missing, corrupt, of a future schema, or inconsistent."""
 
-
-Combo = tuple[str, str, str]
-"""(kernel, variant, device)."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +45,8 @@ class Model:
     """train_n, test_n, mape (held-out), params (count), training seconds, baselines."""
 
     @property
-    def combo(self) -> Combo:
-        return (self.kernel, self.variant, self.device)
+    def combo(self) -> Combination:
+        return Combination(self.kernel, self.variant, self.device)
 
     @property
     def parameter_count(self) -> int:
@@ -74,7 +72,7 @@ them may run: a larger shape can reach a higher rate (closer to the machine's pe
 by another auto-schedule), but not several times higher."""
 
 
-def rate_floor(model: Model, config: Configuration) -> float:
+def rate_floor(model: Model, config: Query) -> float:
     """The least time a configuration larger than any the combination was trained on
     can take: its complexity at `RATE_MARGIN` times the fastest rate (complexity per
     second) its training rows reached in its dtype. 0 within the trained range, and
@@ -138,7 +136,7 @@ class ModelSet:
     """Every model of one machine, keyed by combination."""
 
     fingerprint: dict[str, Any]
-    models: dict[Combo, Model]
+    models: dict[Combination, Model]
     transfers: TransferModel = field(default_factory=lambda: TransferModel({}))
     source: str = "<memory>"
     trained_at: str | None = None
@@ -211,7 +209,7 @@ class ModelSet:
 
     # Prediction ------------------------------------------------------------------
 
-    def _stack(self) -> tuple[list[Combo], dict[Combo, int], dict[str, np.ndarray]]:
+    def _stack(self) -> tuple[list[Combination], dict[Combination, int], dict[str, np.ndarray]]:
         """Every model's weights padded to MAX_FEATURES inputs and stacked."""
         if self._stacked is None:
             combos = sorted(self.models)
@@ -249,7 +247,7 @@ class ModelSet:
             self._stacked = (combos, {c: i for i, c in enumerate(combos)}, arrays)
         return self._stacked
 
-    def predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> np.ndarray:
+    def predict(self, queries: Sequence[tuple[Combination, Query]]) -> np.ndarray:
         """Predicted seconds for every (combination, configuration), in one batched call.
 
         A combination without a model gives NaN. A loop of more trips than its model
@@ -271,8 +269,8 @@ class ModelSet:
                                                     trained, seconds[at], seconds[at + 1])
         return result
 
-    def _trip_references(self, combo: Combo, config: Configuration
-                         ) -> tuple[int, tuple[tuple[Combo, Configuration], ...]] | None:
+    def _trip_references(self, combo: Combination, config: Query
+                         ) -> tuple[int, tuple[tuple[Combination, Query], ...]] | None:
         """For a loop beyond the trips its model was trained on: those trips, and the
         queries at T₁ and T₂ (`predictor.loop_trips.references`)."""
         model = self.models.get(combo)
@@ -282,7 +280,7 @@ class ModelSet:
         pair = loop_trips.references(config, trained)
         return None if pair is None else (trained, tuple((combo, c) for c in pair))
 
-    def _predict(self, queries: Sequence[tuple[Combo, Configuration]]) -> np.ndarray:
+    def _predict(self, queries: Sequence[tuple[Combination, Query]]) -> np.ndarray:
         """`predict`, each configuration as it is."""
         unique = list(dict.fromkeys(queries))
         if len(unique) < len(queries):  # programs repeat shapes: predict each once

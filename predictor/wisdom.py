@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annc.dsl.kernels import Shapes
-from annc.predictor.models import Combo
+from annc.dsl.records import Combination
 from annc.predictor.state_files import read_machine_file, write_atomically
 
 SCHEMA_VERSION = 1
@@ -34,7 +34,7 @@ Key = tuple[str, str, str, str, Shapes]
 """(kernel, variant, device, dtype as f32/f64, shapes)."""
 
 
-def key(combo: Combo, dtype: str, shapes: Shapes) -> Key:
+def key(combo: Combination, dtype: str, shapes: Shapes) -> Key:
     return (*combo, dtype, tuple(tuple(int(d) for d in s) for s in shapes))
 
 
@@ -45,11 +45,11 @@ class Wisdom:
     """key -> {"seconds", "source", "at"}, oldest first."""
     source: str = "<memory>"
 
-    def seconds(self, combo: Combo, dtype: str, shapes: Shapes) -> float | None:
+    def seconds(self, combo: Combination, dtype: str, shapes: Shapes) -> float | None:
         entry = self.entries.get(key(combo, dtype, shapes))
         return None if entry is None else float(entry["seconds"])
 
-    def add(self, combo: Combo, dtype: str, shapes: Shapes, seconds: float, source: str,
+    def add(self, combo: Combination, dtype: str, shapes: Shapes, seconds: float, source: str,
             at: str) -> None:
         if not (math.isfinite(seconds) and seconds > 0):
             return
@@ -79,7 +79,7 @@ class Wisdom:
                 if not (math.isfinite(seconds) and seconds > 0):
                     raise ValueError(f"seconds {seconds!r}")
                 shapes = tuple(tuple(int(d) for d in s) for s in e["shapes"])
-                combo = (str(e["kernel"]), str(e["variant"]), str(e["device"]))
+                combo = Combination(str(e["kernel"]), str(e["variant"]), str(e["device"]))
                 wisdom.entries[key(combo, str(e["dtype"]), shapes)] = {
                     "seconds": seconds, "source": str(e["source"]), "at": str(e["at"])}
         except (KeyError, TypeError, ValueError) as error:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from model_fixtures import model_set
 
+from annc.dsl.records import Query
 from annc.predictor.adaptation import (
     MAX_COMBO_PRIOR_ROWS,
     AdaptedModels,
@@ -19,7 +20,6 @@ from annc.predictor.adaptation import (
     empirical_prior_rows,
     sigma_from_mape,
 )
-from annc.predictor.features import Configuration
 from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 MATMUL = ("matmul", "numpy", "cpu")
@@ -33,7 +33,7 @@ def models():
 
 def query(combo):
     shapes = ((64, 64), (64, 64))
-    return (combo, Configuration(combo[0], shapes, "f32", 64.0**3))
+    return (combo, Query(combo[0], shapes, "f32", 64.0**3))
 
 
 def predicted(adapted: AdaptedModels, combo) -> float:

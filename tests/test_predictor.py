@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from model_fixtures import constant_model
 
+from annc.dsl.records import Query
 from annc.predictor import baselines
 from annc.predictor.features import (
-    Configuration,
     MissingTraitError,
     bytes_touched,
     feature_names,
@@ -44,14 +44,14 @@ def synthetic(kernel: str, variant: str, n_train: int = 120, n_test: int = 30,
         shapes = ((m, k), (k, n))
         complexity = float(m * k * n)
         seconds = (2e-6 + complexity / 3e9) * math.exp(rng.normal(0, noise))
-        config = Configuration(kernel, shapes, "f32" if i % 2 else "f64", complexity)
+        config = Query(kernel, shapes, "f32" if i % 2 else "f64", complexity)
         rows.append(Measurement((kernel, variant, "cpu"), config, seconds,
                                 "train" if i < n_train else "test"))
     return rows
 
 
 def test_features_are_logs_of_sizes_complexity_and_bytes():
-    config = Configuration("matmul", ((8, 16), (16, 4)), "f64", 512.0)
+    config = Query("matmul", ((8, 16), (16, 4)), "f64", 512.0)
     assert sizes("matmul", config.shapes) == (8, 16, 4)
     assert bytes_touched("matmul", config.shapes, "f64") == (128 + 64 + 32) * 8
     assert feature_names("matmul", True) == ("log m", "log k", "log n",
@@ -64,20 +64,20 @@ def test_features_are_logs_of_sizes_complexity_and_bytes():
 
 def test_padded_complexity_rounds_the_innermost_loop_up_to_whole_vectors():
     # 16 f32 or 8 f64 lanes per 64-byte vector: 4 columns of f64 fill half a vector
-    narrow = Configuration("matmul", ((8, 16), (16, 4)), "f64", 512.0)
+    narrow = Query("matmul", ((8, 16), (16, 4)), "f64", 512.0)
     assert padded_complexity(narrow) == 1024.0
-    aligned = Configuration("matmul", ((8, 16), (16, 16)), "f32", 2048.0)
+    aligned = Query("matmul", ((8, 16), (16, 16)), "f32", 2048.0)
     assert padded_complexity(aligned) == 2048.0
-    tall = Configuration("neg", ((1000, 2),), "f32", 2000.0)
+    tall = Query("neg", ((1000, 2),), "f32", 2000.0)
     assert padded_complexity(tall) == 16000.0
-    wide = Configuration("neg", ((2, 1000),), "f32", 2000.0)
+    wide = Query("neg", ((2, 1000),), "f32", 2000.0)
     assert padded_complexity(wide) == 2000.0 * 1008 / 1000
-    column = Configuration("neg", ((1000, 1),), "f32", 1000.0)  # runs as a 1000-vector
+    column = Query("neg", ((1000, 1),), "f32", 1000.0)  # runs as a 1000-vector
     assert padded_complexity(column) == 1000.0 * 1008 / 1000
 
 
 def test_a_model_file_computes_the_features_it_names_so_older_files_still_predict():
-    config = Configuration("add", ((3, 5), (3, 5)), "f32", 15.0)
+    config = Query("add", ((3, 5), (3, 5)), "f32", 15.0)
     old = ("log elements", "log complexity", "log bytes", "f64")
     assert feature_row(config, old) == pytest.approx(
         [math.log(15), math.log(15), math.log(45 * 4), 0.0])
@@ -90,15 +90,15 @@ def test_a_variants_trait_takes_the_place_of_the_bytes_and_a_query_must_carry_it
     assert parameter_count(len(names)) <= 75
     assert trait_names("conv2d", names) == ("fused",)
     assert trait_names("conv2d", feature_names("conv2d", True)) == ()
-    fused = Configuration("conv2d", ((64, 64), (3, 3)), "f32", 64 * 64 * 9.0, (("fused", 1.0),))
+    fused = Query("conv2d", ((64, 64), (3, 3)), "f32", 64 * 64 * 9.0, (("fused", 1.0),))
     assert feature_row(fused, names)[5] == 1.0
-    bare = Configuration("conv2d", ((64, 64), (3, 3)), "f32", 64 * 64 * 9.0)
+    bare = Query("conv2d", ((64, 64), (3, 3)), "f32", 64 * 64 * 9.0)
     with pytest.raises(MissingTraitError, match="'fused'"):
         feature_row(bare, names)
 
 
 def test_models_of_rows_with_traits_take_the_traits():
-    rows = [Measurement(r.combo, Configuration(r.config.kernel, r.config.shapes, r.config.dtype,
+    rows = [Measurement(r.combo, Query(r.config.kernel, r.config.shapes, r.config.dtype,
                                                r.config.complexity,
                                                (("fused", float(r.config.shapes[0][0] > 60)),)),
                         r.seconds, r.split) for r in synthetic("matmul", "halide.auto.x")]
@@ -129,7 +129,7 @@ def test_models_of_different_feature_counts_train_together_each_at_its_own_width
     for row in synthetic("matmul", "jax", seed=2):  # the same cost, as an element count
         m, k = row.config.shapes[0]
         n = row.config.shapes[1][1]
-        config = Configuration("neg", ((m * k * n,),), row.config.dtype, row.config.complexity)
+        config = Query("neg", ((m * k * n,),), row.config.dtype, row.config.complexity)
         elementwise.append(Measurement(("neg", "numpy", "cpu"), config, row.seconds, row.split))
     models = fit_models(matmul + elementwise)
     for combo, model in models.items():
@@ -207,7 +207,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
     ModelSet({"id": "x"}, {combo: model}).save(tmp_path / "m.json")
     loaded = ModelSet.load(tmp_path / "m.json")
     # 20000^3 is 37,000 times the largest product trained on (600^3)
-    huge = Configuration("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
+    huge = Query("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
     floor = 8e12 / (RATE_MARGIN * model.summary["max_rate"]["f64"])
     assert loaded.predict([(combo, huge)])[0] >= floor * (1 - 1e-9)
     assert predict_seconds(model, [huge])[0] >= floor * (1 - 1e-9)
@@ -217,7 +217,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
     fast.summary.update(max_rate={"f64": 1e9}, max_complexity=1e6)
     models = ModelSet({"id": "x"}, {combo: fast})
     assert models.predict([(combo, huge)])[0] == pytest.approx(8e12 / (RATE_MARGIN * 1e9))
-    inside = Configuration("matmul", ((100, 100), (100, 100)), "f64", 1e6)
+    inside = Query("matmul", ((100, 100), (100, 100)), "f64", 1e6)
     assert models.predict([(combo, inside)])[0] == pytest.approx(1e-6)
     slow = constant_model("matmul", "numpy", "cpu", 1e6)
     slow.summary.update(max_rate={"f64": 1e9}, max_complexity=1e6)
@@ -232,7 +232,7 @@ def test_a_launch_bound_combination_gets_no_rate_floor():
     model = fit_models(rows)[("matmul", "cupy", "cpu")]
     assert edge_slope([r for r in rows if r.split == "train"]) < THROUGHPUT_BOUND_SLOPE
     assert "max_rate" not in model.summary
-    huge = Configuration("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
+    huge = Query("matmul", ((20000, 20000), (20000, 20000)), "f64", 8e12)
     assert rate_floor(model, huge) == 0.0
 
 

@@ -367,9 +367,9 @@ def test_a_start_is_charged_only_for_what_the_plan_runs(monkeypatch):
 
 
 def test_a_model_that_takes_a_schedules_decision_is_asked_with_this_shapes_decision():
+    from annc.dsl.records import Query
     from annc.hardware.variants import traits_of
     from annc.passes.models import DEFAULT_MODELS
-    from annc.predictor.features import Configuration
     from annc.predictor.models import ModelSet
 
     models = ModelSet.load(DEFAULT_MODELS)
@@ -379,8 +379,8 @@ def test_a_model_that_takes_a_schedules_decision_is_asked_with_this_shapes_decis
     mullapudi = next(c for c in p.ops[0].candidates if c.variant == combo[1])
     shapes = ((16, 16), (16, 16))
     traits = traits_of(*combo, shapes, "f64")
-    expected = models.predict([(combo, Configuration("matmul", shapes, "f64", 16.0**3, traits))])
+    expected = models.predict([(combo, Query("matmul", shapes, "f64", 16.0**3, traits))])
     assert mullapudi.base_s == pytest.approx(expected[0])
     other = (("fused", 1.0 - traits[0][1]),)  # the trait matters to the prediction
-    assert models.predict([(combo, Configuration("matmul", shapes, "f64", 16.0**3, other))])[0] \
+    assert models.predict([(combo, Query("matmul", shapes, "f64", 16.0**3, other))])[0] \
         != pytest.approx(expected[0], rel=0.01)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from annc.dsl import kernels
+from annc.dsl.records import Combination
 
 Shape = kernels.Shape
 Shapes = kernels.Shapes
@@ -75,8 +76,8 @@ class Variant:
     (`hardware.execution.foreground`), so that Ctrl-C is answered meanwhile."""
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kernel, self.name, self.device)
+    def key(self) -> Combination:
+        return Combination(self.kernel, self.name, self.device)
 
     def traits_at(self, shapes: Shapes, dtype: str) -> Traits:
         """Its traits for these shapes and dtype: () for a variant without any."""
