@@ -30,6 +30,8 @@ from xdsl.dialects import arith, scf
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.rewriter import InsertPoint
 
 from annc.dsl import dtypes, kernels
 from annc.dsl.dialect import ConstantOp, KernelOp, RegionOp, YieldOp, where
@@ -204,7 +206,7 @@ def _defined_outside(value: SSAValue, members: set[Operation]) -> bool:
     return _outside(owner if isinstance(owner, Operation) else owner.parent_op(), members)
 
 
-def _wrap(members: list[Operation]) -> RegionOp:
+def _wrap(members: list[Operation], rewriter: PatternRewriter) -> RegionOp:
     """Moves `members` (ops of one block, in order) into a new region op at the place of
     the last of them; outer values become the region's inputs, and values used after it
     its results."""
@@ -224,41 +226,60 @@ def _wrap(members: list[Operation]) -> RegionOp:
     if len(pins) == 1 and None not in pins:
         first = next(op for op in members if isinstance(op, KernelOp))
         region.pin_device = first.pin_device
-    last = members[-1]
-    block = last.parent_block()
-    assert block is not None
-    block.insert_op_after(region, last)
-    for result_index, result in enumerate(outputs):
-        for use in list(result.uses):
-            if _outside(use.operation, member_set) and use.operation is not region:
-                use.operation.operands[use.index] = region.outputs[result_index]
+    rewriter.insert(region, InsertPoint.after(members[-1]))
+    for result, output in zip(outputs, region.outputs, strict=True):
+        rewriter.replace_uses_with_if(
+            result, output,
+            lambda use: use.operation is not region and _outside(use.operation, member_set))
+        output.name_hint = None  # the rewriter lends it the member's name: keep the IR as printed
     for member in members:
-        block.detach_op(member)
-        region.block.add_op(member)
-    region.block.add_op(YieldOp(outputs))
-    _read_arguments(region, list(inputs))
+        member.detach()
+        rewriter.insert(member, InsertPoint.at_end(region.block))
+    rewriter.insert(YieldOp(outputs), InsertPoint.at_end(region.block))
+    _read_arguments(region, list(inputs), rewriter)
     return region
 
 
-def _read_arguments(region: RegionOp, inputs: list[SSAValue]) -> None:
+def _read_arguments(region: RegionOp, inputs: list[SSAValue],
+                    rewriter: PatternRewriter) -> None:
     """Makes the ops inside the region read its block arguments instead of `inputs`.
 
     It walks the region's own ops, not the uses of the inputs: a program's input may be
     read by hundreds of ops outside it."""
     argument_of = dict(zip(inputs, region.block.args, strict=True))
     for op in region.block.walk():
+        changed = False
         for index, operand in enumerate(op.operands):
             if operand in argument_of:
                 op.operands[index] = argument_of[operand]
+                changed = True
+        if changed:
+            rewriter.notify_op_modified(op)
 
 
-def _fuse_block(block: Block) -> None:
-    for op in list(block.ops):
+@dataclass
+class FuseChain(RewritePattern):
+    """Wraps each fusable chain in a region, at its last op. The chains are found first,
+    for every block of the module (`chains_of`): grouping is a question about a whole
+    block, and wrapping one block's chains changes no other block's."""
+
+    chain_ending_at: dict[Operation, list[KernelOp]]
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        chain = self.chain_ending_at.pop(op, None)
+        if chain is not None:
+            _wrap(list(chain), rewriter)
+
+
+def chains_of(module: ModuleOp) -> dict[Operation, list[KernelOp]]:
+    """Every block's fusable chains, keyed by each chain's last op."""
+    found: dict[Operation, list[KernelOp]] = {}
+    for op in module.walk():
         for region in op.regions:
-            for inner in region.blocks:
-                _fuse_block(inner)
-    for group in _chains(block):
-        _wrap(list(group))
+            for block in region.blocks:
+                for chain in _chains(block):
+                    found[chain[-1]] = chain
+    return found
 
 
 def _loop_fits(loop: scf.ForOp) -> bool:
@@ -282,38 +303,36 @@ def _loop_fits(loop: scf.ForOp) -> bool:
     return 0 < kernels_inside <= MOST_OPS and len(found) == 1 and trip_count(loop) > 0
 
 
-def _wrap_loop(loop: scf.ForOp) -> RegionOp:
-    """The loop in a region of its own, with copies of its bounds inside."""
-    block = loop.parent_block()
-    assert block is not None
-    copies = []
-    for index, bound in enumerate((loop.lb, loop.ub, loop.step)):
-        owner = bound.owner
-        assert isinstance(owner, arith.ConstantOp)
-        copy = owner.clone()
-        block.insert_op_before(copy, loop)
-        loop.operands[index] = copy.result
-        copies.append(copy)
-        if not owner.result.uses:
-            block.erase_op(owner)
-    return _wrap([*copies, loop])
+class FuseLoop(RewritePattern):
+    """Wraps a whole loop that fits in a region of its own, with copies of its bounds
+    inside. A loop already alone in a region is left as it is."""
 
-
-def _fuse_loops(block: Block) -> None:
-    for op in list(block.ops):
-        if isinstance(op, scf.ForOp):
-            _fuse_loops(op.body.block)
-            if _loop_fits(op):
-                _wrap_loop(op)
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, scf.ForOp) or isinstance(op.parent_op(), RegionOp):
+            return
+        if not _loop_fits(op):
+            return
+        copies: list[Operation] = []
+        for index, bound in enumerate((op.lb, op.ub, op.step)):
+            owner = bound.owner
+            assert isinstance(owner, arith.ConstantOp)
+            copy = rewriter.insert(owner.clone(), InsertPoint.before(op))
+            op.operands[index] = copy.result
+            copies.append(copy)
+            if not owner.result.uses:
+                rewriter.erase(owner)
+        rewriter.notify_op_modified(op)
+        _wrap([*copies, op], rewriter)
 
 
 def fuse_regions(module: ModuleOp) -> None:
-    """Groups the module's fusable chains and whole loops into regions (in place)."""
-    for op in module.ops:
-        for region in op.regions:
-            for block in region.blocks:
-                _fuse_block(block)
-                _fuse_loops(block)
+    """Groups the module's fusable chains, then its whole loops, into regions (in place):
+    `FuseChain` and then `FuseLoop`, each applied once by xDSL's rewriter. A loop's
+    chains are fused before the loop is wrapped, inner loops before outer ones (an
+    outer loop holding a loop does not fit either way)."""
+    chains = PatternRewriteWalker(FuseChain(chains_of(module)), apply_recursively=False)
+    chains.rewrite_module(module)
+    PatternRewriteWalker(FuseLoop(), apply_recursively=False).rewrite_module(module)
 
 
 @dataclass(frozen=True)
