@@ -28,6 +28,7 @@ from typing import Any
 from xdsl.dialects.builtin import ModuleOp
 
 from annc.dsl.errors import HomeError
+from annc.hardware import events
 from annc.hardware.calibration.store import annc_version
 from annc.hardware.devices.available import available_devices
 from annc.hardware.devices.fingerprint import fingerprint
@@ -47,10 +48,6 @@ FOLDER = "plans"
 
 KEPT = 200
 """Plans kept; the least recently used go first."""
-
-hits = 0
-"""How many runs of this process took a kept plan (for tests)."""
-
 
 def _digest(path: Path) -> str:
     try:
@@ -88,7 +85,6 @@ def _signed_entry(path: Path) -> dict[str, Any] | None:
 def kept_plan(module: ModuleOp, key: str, notes: list[str] | None = None) -> Plan | None:
     """The kept plan of this key applied to the module, or None; why a plan that is there
     was not taken goes to `notes`."""
-    global hits
     path = _path(key)
     if not own_folder(path.parent) or not os.path.lexists(path):
         return None
@@ -106,7 +102,7 @@ def kept_plan(module: ModuleOp, key: str, notes: list[str] | None = None) -> Pla
     apply_plan(plan)
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used
-    hits += 1
+    events.count("plan kept")
     return plan
 
 

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 
 from annc.dsl import dtypes
 from annc.dsl.errors import HomeError, StoreError
+from annc.hardware import events
 from annc.hardware.calibration.store import Observation, annc_version, now
 from annc.hardware.devices.home import default_database, ensure_home
 from annc.passes.measuring import Measured
@@ -46,8 +47,6 @@ DRIFT = 0.25
 """A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
 MIN_DRIFT_OPS = 3
 
-writes = 0
-"""How many times this process recorded something (for tests)."""
 
 
 def env_flag(name: str) -> bool:
@@ -83,7 +82,6 @@ def record(chosen: ChosenModels, seen: Iterable[Measured], source: str, *,
            drift: bool = False, wisdom: bool = False) -> None:
     """Keeps observations, updates corrections (and staleness, wisdom); never raises for
     a home it cannot write."""
-    global writes
     seen = [s for s in seen if s.seconds > 0 and math.isfinite(s.seconds)]
     if not seen:
         return
@@ -97,7 +95,7 @@ def record(chosen: ChosenModels, seen: Iterable[Measured], source: str, *,
     except (HomeError, OSError, StoreError) as error:
         _not_kept(len(seen), error)
         return
-    writes += 1
+    events.count("recorded")
 
 
 def _not_kept(count: int, error: Exception) -> None:

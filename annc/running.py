@@ -28,6 +28,7 @@ from annc.compiler import compile_program, program_kept_frozen, read_source
 from annc.dsl.errors import AnncError
 from annc.dsl.lowering import module_targets
 from annc.forecast import long_run_note
+from annc.hardware import events
 from annc.hardware.devices import signing
 from annc.hardware.execution.beside import Beside
 from annc.hardware.execution.memory import ensure_fits
@@ -107,6 +108,7 @@ def run_module(
     `warm` is the process's warm-up for this run, started while it compiled
     (`hardware.execution.warm`)."""
     builds = builds_mode(builds)
+    counted = events.snapshot()
     if variants:
         override_variants(module, variants)
     ensure_fits(module)
@@ -167,6 +169,7 @@ def run_module(
         "compile_s": compile_s,
         "execute_s": execute_s,
         "notes": notes,
+        "events": events.since(counted),
     }
     return RunResult(outputs, report, notes, executable.tier_records())
 
@@ -268,7 +271,7 @@ def run_source(
     report's locations, as in `compile_source`. Its past runs (which weigh its builds)
     and its kept plan are found by its text, params and targets, whatever its name."""
     check_seed(seed)  # before compiling, which may take seconds
-    began, built = time.perf_counter(), build_seconds()
+    began, built, counted = time.perf_counter(), build_seconds(), events.snapshot()
     startup_s = startup_seconds()
     recording = recording_enabled(not record)
     warm = WarmUp()
@@ -299,4 +302,5 @@ def run_source(
              *build_cache.notes, *signing.notes, *recording_notes]
     result.notes = list(dict.fromkeys(notes))
     result.report["notes"] = result.notes
+    result.report["events"] = events.since(counted)
     return result

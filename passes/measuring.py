@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from annc.dsl import dtypes
 from annc.dsl.records import Combination
+from annc.hardware import events
 from annc.hardware.measure.settings import TimingSettings
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ SETTINGS = TimingSettings(min_repeats=REPEATS, min_seconds=MIN_SECONDS, max_repe
                           max_seconds=1.0, warmup=1, warmup_seconds=0.0)
 """The `measure` step's timing: few repeats, a second at most per candidate."""
 
-measurements_taken = 0
-"""How many candidates this process has measured (for tests and reports)."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,6 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
 
 def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     """The candidate's median seconds on the op's shapes, or None if it failed."""
-    global measurements_taken
     from annc.hardware.execution.builds import kernel_job
     from annc.hardware.execution.foreground import build_now
     from annc.hardware.measure.timing import measure
@@ -157,7 +155,7 @@ def _measure(op: OpPlan, candidate: Candidate) -> float | None:
 
     variant = get_variant(op.site.kernel, candidate.variant, candidate.device)
     dtype = dtypes.to_numpy(op.site.dtype)
-    measurements_taken += 1
+    events.count("measured")
     try:
         build_now(kernel_job(variant, op.site.shapes, dtype))  # a search in a child process
         timing = measure(variant, op.site.shapes, dtype, settings=SETTINGS)

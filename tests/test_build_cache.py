@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annc.hardware import events
 from annc.hardware.variants import get_variant, load_library, variants_for
 from annc.hardware.variants.check import CHECK_SHAPES, DTYPES, check_variant
 from annc.hardware.variants.compiled import clear_cache, compiled
@@ -50,7 +51,12 @@ BUILD_SCRIPT = textwrap.dedent("""
         operands = [rng.random(s).astype(np.float32) for s in shapes]
         expected = REFERENCE_FUNCTIONS[kernel](*[o.astype(np.float64) for o in operands])
         worst = max(worst, float(np.max(np.abs(built(*operands) - expected))))
-    print(json.dumps({"builds": halide_cpu.builds, "stats": dict(build_cache.stats),
+    from annc.hardware import events
+    counts = events.snapshot()
+    stats = {k.removeprefix("cache "): n for k, n in counts.items() if k.startswith("cache ")}
+    builds = {"aot_built": counts["halide kernel built"],
+              "aot_loaded": counts["halide kernel loaded"], "jit": counts["halide kernel jit"]}
+    print(json.dumps({"builds": builds, "stats": stats,
                       "notes": halide_cpu.notes, "worst": worst}))
 """)
 
@@ -143,11 +149,11 @@ def test_a_damaged_artifact_is_rebuilt_and_never_loaded(home: Path, damage: str)
     data = path.read_bytes()
     path.write_bytes({"flip": data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:],
                       "truncate": data[: len(data) // 2]}[damage])
-    before = dict(halide_cpu.builds)
-    rejected = build_cache.stats["rejected:kernel"]
+    before = events.snapshot()
+    rejected = events.snapshot()["cache rejected:kernel"]
     built = fresh_build("matmul", "halide.tiled", shapes)
-    assert build_cache.stats["rejected:kernel"] == rejected + 1
-    assert halide_cpu.builds["aot_built"] == before["aot_built"] + 1
+    assert events.snapshot()["cache rejected:kernel"] == rejected + 1
+    assert events.snapshot()["halide kernel built"] == before["halide kernel built"] + 1
     assert not built.cached and matches_reference(built, "matmul", shapes)
     key = halide_cpu.kernel_key("matmul", "halide.tiled", shapes, np.dtype(np.float32))
     assert build_cache.read("kernel", key) is not None  # rebuilt and rewritten, whole
@@ -166,11 +172,11 @@ def test_a_file_annc_cannot_prove_it_wrote_is_never_loaded_nor_removed(home: Pat
     (path,) = kernel_entries(home)
     damaged = {"empty": b"", "garbage": b"\x7fELF" + path.read_bytes()[4:]}[damage]
     path.write_bytes(damaged)
-    before = dict(halide_cpu.builds)
-    untrusted = build_cache.stats["untrusted:kernel"]
+    before = events.snapshot()
+    untrusted = events.snapshot()["cache untrusted:kernel"]
     built = fresh_build("matmul", "halide.tiled", shapes)
-    assert build_cache.stats["untrusted:kernel"] >= untrusted + 1
-    assert halide_cpu.builds["aot_built"] == before["aot_built"] + 1
+    assert events.snapshot()["cache untrusted:kernel"] >= untrusted + 1
+    assert events.snapshot()["halide kernel built"] == before["halide kernel built"] + 1
     assert not built.cached and matches_reference(built, "matmul", shapes)
     assert path.read_bytes() == damaged
     assert any("cannot prove it wrote" in note for note in build_cache.notes)
@@ -188,10 +194,10 @@ def test_a_run_after_corruption_still_matches_numpy(home: Path, tmp_path: Path) 
         for path in kernel_entries(home):
             path.write_bytes(path.read_bytes()[:-7] + b"corrupt")
         clear_cache()
-        rejected = build_cache.stats["rejected:kernel"]
+        rejected = events.snapshot()["cache rejected:kernel"]
         a = np.random.default_rng(3).random((12, 12)).astype(np.float32)
         result = annc.run_file(program, inputs={"A": a}, variants=forced, record=False)
-        assert build_cache.stats["rejected:kernel"] == rejected + 2
+        assert events.snapshot()["cache rejected:kernel"] == rejected + 2
         np.testing.assert_allclose(result.outputs["B"], a @ a + a, rtol=1e-5)
     finally:
         clear_cache()
@@ -213,14 +219,14 @@ def test_an_entry_of_another_halide_version_or_target_is_ignored(
         build_cache.write("kernel", {**key, field: other}, payload)
         (written,) = (home / "builds").glob("*.kernel")
         written.rename(path)
-        built = halide_cpu.builds["aot_built"]
+        built = events.snapshot()["halide kernel built"]
         assert not fresh_build("matmul", "halide.tiled", shapes).cached
-        assert halide_cpu.builds["aot_built"] == built + 1
+        assert events.snapshot()["halide kernel built"] == built + 1
     # A later Halide version looks under other names, and builds.
     monkeypatch.setattr(halide_aot, "halide_version", lambda: "99.0.0")
-    built = halide_cpu.builds["aot_built"]
+    built = events.snapshot()["halide kernel built"]
     assert not fresh_build("matmul", "halide.tiled", shapes).cached
-    assert halide_cpu.builds["aot_built"] == built + 1
+    assert events.snapshot()["halide kernel built"] == built + 1
 
 
 def test_eviction_keeps_the_bound_and_the_recently_used(home: Path,

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from test_region_builders import FIXED, elementwise_chain, heat, operands
 
+from annc.hardware import events
 from annc.hardware.variants import LOAD_S
 from annc.hardware.variants.halide import build_cache
 from annc.hardware.variants.regions import catalogue
@@ -51,7 +52,9 @@ BUILD_SCRIPT = textwrap.dedent("""
     events = {}
     if "annc.hardware.devices.jax_runtime" in sys.modules:
         events = dict(sys.modules["annc.hardware.devices.jax_runtime"].cache_events)
-    print(json.dumps({"results": results, "stats": dict(build_cache.stats),
+    from annc.hardware.events import snapshot
+    stats = {k.removeprefix("cache "): n for k, n in snapshot().items() if k.startswith("cache ")}
+    print(json.dumps({"results": results, "stats": stats,
                       "xla": events, "modules": sorted(
                           m for m in sys.modules if m.startswith("annc.")
                           and m.split(".")[1] not in ("hardware", "dsl"))}))
@@ -68,8 +71,10 @@ KERNEL_SCRIPT = textwrap.dedent("""
     built = variant.build(shapes, np.dtype(np.float32))
     out = built(np.ones((24, 16), np.float32), np.ones((16, 8), np.float32))
     events = dict(sys.modules["annc.hardware.devices.jax_runtime"].cache_events)
+    from annc.hardware.events import snapshot
+    stats = {k.removeprefix("cache "): n for k, n in snapshot().items() if k.startswith("cache ")}
     print(json.dumps({"cached_before": cached, "sum": float(out.sum()), "xla": events,
-                      "stats": dict(build_cache.stats)}))
+                      "stats": stats}))
 """)
 
 
@@ -169,12 +174,12 @@ def test_a_halide_region_compiled_ahead_of_time_gives_the_jits_bits(
 
     spec, divisors = HALIDE_SPECS[name]
     inputs = operands(spec, divisors=divisors)
-    built = dict(halide_region.builds)
+    built = events.snapshot()
     ahead = halide_region.build_halide(spec, schedule)(*inputs)
-    assert halide_region.builds["jit"] == built["jit"]
+    assert events.snapshot()["halide region jit"] == built["halide region jit"]
     monkeypatch.setattr(halide_region, "c_compiler", lambda: None)
     jitted = halide_region.build_halide(spec, schedule)(*inputs)
-    assert halide_region.builds["jit"] == built["jit"] + 1
+    assert events.snapshot()["halide region jit"] == built["halide region jit"] + 1
     for a, b in zip(ahead, jitted, strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
         assert np.array_equal(a, b, equal_nan=True)

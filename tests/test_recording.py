@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from model_fixtures import install_for_this_machine, model_set
 
-import annc.passes.measuring
-import annc.recording
 from annc.cli import main
+from annc.hardware import events
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.store import MeasurementStore
 from annc.hardware.devices.fingerprint import fingerprint
@@ -130,9 +129,9 @@ def test_recording_can_be_turned_off(home, tmp_path, monkeypatch, how):
         args.append("--no-record")
     else:
         monkeypatch.setenv("ANNC_NO_RECORD", "1")
-    before = annc.recording.writes
+    before = events.snapshot()["recorded"]
     assert main(args) == 0
-    assert annc.recording.writes == before
+    assert events.snapshot()["recorded"] == before
     assert not corrections_path(fingerprint().id).exists()
     assert not (home / "measurements.sqlite").exists()
 
@@ -142,9 +141,9 @@ def test_a_home_that_cannot_be_written_just_skips_recording(tmp_path, monkeypatc
     blocker.write_text("a file, not a folder")
     monkeypatch.setenv("ANNC_HOME", str(blocker / "home"))
     monkeypatch.delenv("ANNC_NO_RECORD", raising=False)
-    before = annc.recording.writes
+    before = events.snapshot()["recorded"]
     assert main(["run", program(tmp_path)]) == 0
-    assert annc.recording.writes == before
+    assert events.snapshot()["recorded"] == before
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -153,9 +152,9 @@ def test_a_read_only_home_just_skips_recording(home, tmp_path, monkeypatch, caps
     import annc.hardware.devices.home
 
     monkeypatch.setattr(annc.hardware.devices.home.os, "access", lambda path, mode: False)
-    before = annc.recording.writes
+    before = events.snapshot()["recorded"]
     assert main(["run", program(tmp_path)]) == 0
-    assert annc.recording.writes == before
+    assert events.snapshot()["recorded"] == before
     assert not (home / "measurements.sqlite").exists()
 
 
@@ -213,24 +212,24 @@ CLOSE = {MATMUL: 1e-3, ("matmul", "numpy.reference", "cpu"): 1.1e-3}
 
 def test_measure_never_never_measures(home, tmp_path, capsys):
     install_for_this_machine(model_set(CLOSE), home)
-    before = annc.passes.measuring.measurements_taken
+    before = events.snapshot()["measured"]
     text = SMALL_PRODUCT.format(trips=100_000)
     assert main(["compile", program(tmp_path, text), "--emit", "selected",
                  "--measure", "never"]) == 0
-    assert annc.passes.measuring.measurements_taken == before
+    assert events.snapshot()["measured"] == before
     assert not wisdom_path(fingerprint().id).exists()
 
 
 def test_measure_auto_measures_close_candidates_of_long_programs_only(home, tmp_path, capsys):
     install_for_this_machine(model_set(CLOSE), home)
-    before = annc.passes.measuring.measurements_taken
+    before = events.snapshot()["measured"]
     assert main(["explain", program(tmp_path, SMALL_PRODUCT.format(trips=3)), "--report",
                  "json"]) == 0
-    assert annc.passes.measuring.measurements_taken == before  # 3 ms at stake: not worth it
+    assert events.snapshot()["measured"] == before  # 3 ms at stake: not worth it
     capsys.readouterr()
     assert main(["explain", program(tmp_path, SMALL_PRODUCT.format(trips=1000)), "--report",
                  "json"]) == 0
-    assert annc.passes.measuring.measurements_taken == before + 2
+    assert events.snapshot()["measured"] == before + 2
     explained = json.loads(capsys.readouterr().out)
     matmul = next(op for op in explained["ops"] if op["kernel"] == "matmul")
     modelled = [c for c in matmul["candidates"] if c["predicted_s"] is not None]
@@ -241,13 +240,13 @@ def test_measure_auto_measures_close_candidates_of_long_programs_only(home, tmp_
 def test_what_was_measured_is_kept_as_wisdom_and_reused(home, tmp_path, capsys):
     install_for_this_machine(model_set(CLOSE), home)
     text = program(tmp_path, SMALL_PRODUCT.format(trips=5))
-    before = annc.passes.measuring.measurements_taken
+    before = events.snapshot()["measured"]
     assert main(["compile", text, "--emit", "selected", "--measure", "always"]) == 0
-    assert annc.passes.measuring.measurements_taken == before + 2
+    assert events.snapshot()["measured"] == before + 2
     assert len(observations(home, "measure")) == 2
     capsys.readouterr()
     assert main(["explain", text, "--report", "json", "--measure", "always"]) == 0
-    assert annc.passes.measuring.measurements_taken == before + 2  # decided from wisdom
+    assert events.snapshot()["measured"] == before + 2  # decided from wisdom
     matmul = next(op for op in json.loads(capsys.readouterr().out)["ops"]
                   if op["kernel"] == "matmul")
     modelled = [c for c in matmul["candidates"] if c["predicted_s"] is not None]

@@ -33,13 +33,13 @@ import json
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from annc.dsl.errors import HomeError
+from annc.hardware import events
 from annc.hardware.devices.home import annc_home, own_folder, read_unlinked, state_folder
 from annc.hardware.devices.signing import record_signature, signed_record
 
@@ -52,11 +52,6 @@ KINDS = ("runtime", "kernel", "region", "schedule", "plan", "jax")
 """What an entry holds: the shared Halide runtime, a compiled kernel, a compiled region
 pipeline, an auto-scheduler's schedule, a selection plan, or the marker of a JAX build
 whose executable XLA's own cache holds (`hardware.variants.jax_builds`)."""
-
-stats: Counter[str] = Counter()
-"""This process's cache events: `hit`, `miss`, `rejected` (annc's entry, no longer
-usable: removed), `untrusted` (not provably annc's: left), `written`, `evicted`, per
-kind too (`hit:kernel`, ...), for tests and reports."""
 
 notes: list[str] = []
 """What the user should know about this process's builds, each once (e.g. that there
@@ -98,11 +93,6 @@ def entry_name(kind: str, key: Mapping[str, Any]) -> str:
     return f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.{kind}"
 
 
-def _count(event: str, kind: str) -> None:
-    stats[event] += 1
-    stats[f"{event}:{kind}"] += 1
-
-
 def note_once(note: str) -> None:
     if note not in notes:
         notes.append(note)
@@ -135,7 +125,7 @@ def read(kind: str, key: Mapping[str, Any]) -> bytes | None:
     path = folder / entry_name(kind, key)
     data = read_unlinked(path) if own_folder(folder) else None
     if data is None:
-        _count("miss", kind)
+        events.count("cache miss", kind)
         return None
     parts = _split(data)
     if parts is None or not signed_record(parts[0]):
@@ -148,19 +138,19 @@ def read(kind: str, key: Mapping[str, Any]) -> bytes | None:
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # most recently used
-    _count("hit", kind)
+    events.count("cache hit", kind)
     return payload
 
 
 def _untrusted(path: Path, kind: str) -> None:
-    _count("untrusted", kind)
+    events.count("cache untrusted", kind)
     note_once(f"note: {path.parent} holds files that annc cannot prove it wrote here (e.g. "
               f"{path.name}); annc leaves them in place and does not use them")
 
 
 def discard_file(path: Path, kind: str) -> None:
     """Removes an entry annc wrote that is no longer usable (counted as rejected)."""
-    _count("rejected", kind)
+    events.count("cache rejected", kind)
     _remove(path)
 
 
@@ -203,7 +193,7 @@ def write(kind: str, key: Mapping[str, Any], payload: bytes) -> Path | None:
         with contextlib.suppress(OSError):
             temporary.unlink()
         return None
-    _count("written", kind)
+    events.count("cache written", kind)
     evict(limit_bytes(), keep=path)
     return path
 
@@ -273,7 +263,7 @@ def evict(limit: int, keep: Path | None = None) -> int:
             continue
         if _remove(entry.path):
             removed += 1
-            stats["evicted"] += 1
+            events.count("cache evicted")
         total -= entry.size
     _remove_stale_temporaries()
     return removed

@@ -28,6 +28,7 @@ from typing import Any
 import halide as hl
 import numpy as np
 
+from annc.hardware import events
 from annc.hardware.devices.allocator import aligned_empty
 from annc.hardware.devices.backend_start import mark_started
 from annc.hardware.variants.halide import build_cache
@@ -69,8 +70,6 @@ JIT_NOTE = ("note: no C compiler (cc) found: Halide variants are JIT-compiled in
 notes = build_cache.notes
 """Notes for the user, once per process (the JIT fallback)."""
 
-builds: dict[str, int] = {"aot_built": 0, "aot_loaded": 0, "jit": 0}
-"""How this process got its Halide CPU kernels (for tests and reports)."""
 
 
 def buffer_of(array: np.ndarray) -> hl.Buffer:
@@ -144,7 +143,7 @@ def build_halide(kernel: str, shapes: Shapes, dtype: np.dtype, name: str) -> Com
     else:
         note_once(JIT_NOTE)
     pipeline, arguments, schedule = scheduled(kernel, operand_shapes, output_shape, dtype, name)
-    builds["jit"] += 1
+    events.count("halide kernel jit")
     jitted = JitFunction(pipeline.compile_to_callable(arguments, cpu_target()))
     mark_started("halide")
     return CompiledKernel(jitted, dtype, operand_shapes, output_shape, result, schedule)
@@ -170,13 +169,13 @@ def _ahead_of_time(kernel: str, shapes: tuple[Shape, ...], output_shape: Shape,
         pipeline, arguments, schedule = scheduled(kernel, shapes, output_shape, dtype, name)
         payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
         build_cache.write("kernel", key, payload)
-        builds["aot_built"] += 1
+        events.count("halide kernel built")
         return AotFunction(load_shared_object(payload), SYMBOL, everything, dtype), schedule, \
             False
     if name.startswith(AUTO_PREFIX):
         stored = stored_schedule(kernel, name, shapes, dtype)
         schedule = AutoSchedule(stored.scheduler, stored.source, 0.0) if stored else None
-    builds["aot_loaded"] += 1
+    events.count("halide kernel loaded")
     return function, schedule, True
 
 

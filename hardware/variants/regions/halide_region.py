@@ -54,6 +54,7 @@ import halide as hl
 import numpy as np
 
 from annc.dsl import kernels
+from annc.hardware import events
 from annc.hardware.devices.allocator import aligned_empty
 from annc.hardware.devices.backend_start import mark_started
 from annc.hardware.variants.halide import build_cache, schedules
@@ -371,8 +372,6 @@ def _auto_schedule(name: str, region: Region, spec: RegionSpec, target: hl.Targe
 SYMBOL = "annc_region"
 """The entry point of every compiled region (never a C library function's name)."""
 
-builds: dict[str, int] = {"aot_built": 0, "aot_loaded": 0, "jit": 0}
-"""How this process got its Halide regions (for tests and reports)."""
 
 Call = Callable[..., None]
 """A compiled pipeline: called with its inputs then its outputs, C-contiguous arrays of
@@ -452,13 +451,13 @@ def _ahead_of_time(spec: RegionSpec, schedule: str, compiler: str) -> AotFunctio
     shapes = (*spec.inputs, *_output_shapes(spec))
     function = load_kept("region", key, SYMBOL, shapes, numpy_dtype(spec))
     if function is not None:
-        builds["aot_loaded"] += 1
+        events.count("halide region loaded")
         return function
     pipeline, arguments = scheduled(spec, schedule)
     with _refusing_undefined_division():
         payload = shared_object(pipeline, arguments, SYMBOL, target, compiler)
     build_cache.write("region", key, payload)
-    builds["aot_built"] += 1
+    events.count("halide region built")
     return AotFunction(load_shared_object(payload), SYMBOL, shapes, numpy_dtype(spec))
 
 
@@ -467,7 +466,7 @@ def _just_in_time(spec: RegionSpec, schedule: str) -> JitFunction:
     with _refusing_undefined_division():
         function = pipeline.compile_to_callable(arguments, cpu_target())
     mark_started("halide")
-    builds["jit"] += 1
+    events.count("halide region jit")
     return JitFunction(function)
 
 
