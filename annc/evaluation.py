@@ -27,7 +27,7 @@ from annc.predictor.adaptation import (
     Corrections,
 )
 from annc.predictor.cost_model import CostModel
-from annc.predictor.fitting import Measurement, by_combo, mape, predict_seconds, split
+from annc.predictor.fitting import Measurement, by_combo, mape, split
 from annc.predictor.models import ModelSet
 
 
@@ -123,7 +123,8 @@ def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
         test = split(combo_rows, "test")
         if combo not in models or not test:
             continue
-        predicted = predict_seconds(models[combo], [r.config for r in test])
+        predicted = families.predictors({combo: models[combo]})[combo](
+            [r.config for r in test])
         points[combo[0]] += list(zip([r.seconds for r in test], predicted, strict=True))
     kernels = sorted(points)
     columns = 4

@@ -37,8 +37,7 @@ from annc.passes.candidates import Candidate
 from annc.passes.sharding_choice import Sharded, offer_sharded, price_sharded
 from annc.passes.sites import trips_of
 from annc.passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
-from annc.predictor.adaptation import Prediction
-from annc.predictor.cost_model import CostModel
+from annc.predictor.cost_model import CostModel, Prediction
 
 
 @dataclass

@@ -82,8 +82,7 @@ from annc.passes.tiers import (
     tier_plan,
     waiting_is_sooner,
 )
-from annc.predictor.adaptation import Prediction
-from annc.predictor.cost_model import CostModel
+from annc.predictor.cost_model import CostModel, Prediction
 
 
 @dataclass

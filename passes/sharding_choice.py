@@ -37,8 +37,7 @@ from annc.hardware.variants.regions.catalogue import OPS, SHARDED, why_not_shard
 from annc.hardware.variants.regions.sharding import Layout, layout, shard_summary, why_not_halo
 from annc.hardware.variants.regions.spec import RegionSpec
 from annc.passes.candidates import Candidate
-from annc.predictor.adaptation import Prediction
-from annc.predictor.cost_model import CostModel
+from annc.predictor.cost_model import CostModel, Prediction
 
 
 @dataclass(frozen=True)

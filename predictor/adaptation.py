@@ -299,19 +299,6 @@ def prior_sigma(models: ModelSet | None, combo: Combination) -> float:
     return sigma_from_mape(model.summary.get("mape") if model is not None else None)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """Predicted seconds of one execution, with a 90% interval; `base_s` is the trained
-    model's own prediction before any correction. NaN without a model."""
-
-    seconds: float
-    low_s: float
-    high_s: float
-    base_s: float
-    measured_s: float | None = None
-    """The time measured before on these exact shapes (wisdom), where there is one."""
-
-
 def residuals_of(models: ModelSet,
                  observed: Sequence[tuple[Combination, Query, float, str]]) -> list[Residual]:
     """Residuals of (combination, configuration, measured seconds, source) against the base

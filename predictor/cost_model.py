@@ -32,7 +32,6 @@ from annc.predictor.adaptation import (
     Z_90,
     CorrectionFileError,
     Corrections,
-    Prediction,
     prior_sigma,
     residuals_of,
 )
@@ -49,6 +48,19 @@ Asked = tuple[Combination, Query]
 Row = tuple[Combination, Query, float, str]
 """One measured row it learns from: combination, query, seconds, source (`quick`, `run`,
 `tune`, `measure`)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted seconds of one execution, with a 90% interval; `base_s` is the trained
+    model's own prediction before any correction. NaN without a model."""
+
+    seconds: float
+    low_s: float
+    high_s: float
+    base_s: float
+    measured_s: float | None = None
+    """The time measured before on these exact shapes (wisdom), where there is one."""
 
 
 def measured_interval(seconds: float) -> tuple[float, float]:
