@@ -20,9 +20,9 @@ is one class here and one line in `FAMILIES`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -88,18 +88,21 @@ class LinearComplexity:
     name: str = "linear_complexity"
 
     def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
-        fitted: dict[Combination, Predictor] = {}
-        for combo, group in by_combo(rows).items():
-            train = split(group, "train")
-            if len(train) < 3:
-                continue
-            coef, *_ = np.linalg.lstsq(_design([r.config for r in train]),
-                                       np.log([r.seconds for r in train]), rcond=None)
-            fitted[combo] = _line(coef)
-        return fitted
+        return {combo: _line(train) for combo, train in _training(rows, 3)}
 
 
-def _line(coef: np.ndarray) -> Predictor:
+def _training(rows: Sequence[Measurement],
+              least: int) -> Iterator[tuple[Combination, list[Measurement]]]:
+    """Every combination's training rows, where it has at least `least`."""
+    for combo, group in by_combo(rows).items():
+        train = split(group, "train")
+        if len(train) >= least:
+            yield combo, train
+
+
+def _line(train: list[Measurement]) -> Predictor:
+    coef, *_ = np.linalg.lstsq(_design([r.config for r in train]),
+                               np.log([r.seconds for r in train]), rcond=None)
     return lambda configs: np.exp(_design(configs) @ coef)
 
 
@@ -125,26 +128,18 @@ class BoostedTrees:
     name: str = "boosted_trees"
 
     def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
-        import xgboost
-
-        fitted: dict[Combination, Predictor] = {}
-        for combo, group in by_combo(rows).items():
-            train = split(group, "train")
-            if len(train) < 8:
-                continue
-            names = feature_names(combo[0], augmented=True,
-                                  traits=[name for name, _ in train[0].config.traits])
-            data = xgboost.DMatrix(feature_matrix([r.config for r in train], names),
-                                   label=np.log([r.seconds for r in train]))
-            booster = xgboost.train({"max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0},
-                                    data, num_boost_round=200)
-            fitted[combo] = _trees(booster, names)
-        return fitted
+        return {combo: _trees(combo, train) for combo, train in _training(rows, 8)}
 
 
-def _trees(booster: Any, names: tuple[str, ...]) -> Predictor:
+def _trees(combo: Combination, train: list[Measurement]) -> Predictor:
     import xgboost
 
+    names = feature_names(combo[0], augmented=True,
+                          traits=[name for name, _ in train[0].config.traits])
+    data = xgboost.DMatrix(feature_matrix([r.config for r in train], names),
+                           label=np.log([r.seconds for r in train]))
+    booster = xgboost.train({"max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0}, data,
+                            num_boost_round=200)
     return lambda configs: np.exp(booster.predict(xgboost.DMatrix(
         feature_matrix(configs, names))))
 
