@@ -34,8 +34,9 @@ from annc.hardware.calibration.store import MeasurementStore, Observation, annc_
 from annc.hardware.devices.allocator import available_bytes
 from annc.hardware.measure.worker import Interrupted, MeasureWorker, Request
 from annc.hardware.variants import Variant, get_variant
-from annc.passes.models import ChosenModels, corrections_path, for_writing
-from annc.predictor.adaptation import WINDOW, Corrections, residuals_of
+from annc.passes.models import corrections_path, for_writing
+from annc.predictor.adaptation import WINDOW, Corrections
+from annc.predictor.cost_model import CostModel
 from annc.recording import learnable
 
 QUICK_SETTINGS = replace(CALIBRATION_SETTINGS, max_seconds=0.5)
@@ -63,13 +64,10 @@ class QuickJob:
 def configuration(variant: Variant, config: Config) -> Query:
     """The model's query for a variant at a configuration, traits included (an
     auto-scheduler's decisions, from the build cache where it was built)."""
-    dtype = dtypes.normalise(config.dtype)
-    return Query(config.kernel, config.shapes, dtype,
-                         float(variant.complexity(config.shapes)),
-                         variant.traits_at(config.shapes, dtype))
+    return variant.query(config.shapes, dtypes.normalise(config.dtype))
 
 
-def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],
+def quick_plan(chosen: CostModel, variants: Sequence[Variant],
                kernels: Sequence[str]) -> list[QuickJob]:
     """Breadth first: one configuration of every combination, then a second, and so on.
 
@@ -79,7 +77,7 @@ def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],
     memory = int(available_bytes() * 0.5)
     pairs = [(v, c) for kernel in kernels for c in quick_configurations(kernel)
              for v in variants if v.kernel == kernel and usable(v, c, memory)]
-    predicted = chosen.adapted.predict([(v.key, configuration(v, c)) for v, c in pairs])
+    predicted = chosen.predict([(v.key, configuration(v, c)) for v, c in pairs])
     by_config: dict[Config, list[tuple[Variant, float]]] = defaultdict(list)
     for (variant, config), p in zip(pairs, predicted, strict=True):
         if math.isfinite(p.seconds):
@@ -88,8 +86,7 @@ def quick_plan(chosen: ChosenModels, variants: Sequence[Variant],
     for config, options in by_config.items():
         best = min(seconds for _, seconds in options)
         for variant, seconds in options:
-            model = chosen.models.models[variant.key]
-            estimate = float(model.summary.get("compile_s") or 0.0) + max(
+            estimate = chosen.compile_seconds(variant.key) + max(
                 5 * seconds, QUICK_SETTINGS.min_seconds + 2 * seconds) + 0.01
             if estimate <= MAX_JOB_S:
                 per_combination[variant.key].append(
@@ -122,7 +119,7 @@ def measured_today(store: MeasurementStore, machine: str) -> set[tuple]:
             for o in store.observations(machine, ["quick"]) if o.taken_at[:10] == today}
 
 
-def run_quick(store: MeasurementStore, chosen: ChosenModels, jobs: Sequence[QuickJob],
+def run_quick(store: MeasurementStore, chosen: CostModel, jobs: Sequence[QuickJob],
               deadline: float | None, timeout_s: float,
               progress: Callable[[QuickJob | None, int, int], None] | None = None) -> QuickRun:
     """Measures the jobs not yet measured today, each committed as it arrives, until the
@@ -165,7 +162,7 @@ def usable_observation(o: Observation) -> bool:
     return o.source != "run" or learnable(o.executions, o.seconds)
 
 
-def adapt(store: MeasurementStore, chosen: ChosenModels) -> Corrections:
+def adapt(store: MeasurementStore, chosen: CostModel) -> Corrections:
     """Rebuilds this machine's corrections from its observations and saves them."""
     newest: dict[Combination, list[tuple[Combination, Query, float, str]]] = defaultdict(list)
     for o in store.observations(chosen.machine):
@@ -178,9 +175,11 @@ def adapt(store: MeasurementStore, chosen: ChosenModels) -> Corrections:
         config = Config(o.kernel, o.shapes, o.dtype)
         newest[variant.key].append((variant.key, configuration(variant, config), o.seconds,
                                     o.source))
-    corrections = Corrections(chosen.machine, chosen.base)
-    rows = [row for _, kept in sorted(newest.items()) for row in kept[-WINDOW:]]
-    corrections.add(residuals_of(chosen.models, rows), "quick")
+    fresh = CostModel(chosen.trained, machine=chosen.machine, base=chosen.base)
+    fresh.update([row for _, kept in sorted(newest.items()) for row in kept[-WINDOW:]],
+                 "quick")
+    corrections = fresh.corrections
+    assert corrections is not None  # made by `update`
     corrections.history = [{"at": now(), "source": "quick", "rows": corrections.rows}]
-    corrections.save(for_writing(corrections_path(chosen.machine)))
+    fresh.save(corrections=for_writing(corrections_path(chosen.machine)))
     return corrections

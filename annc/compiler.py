@@ -38,10 +38,10 @@ from annc.ir_input import is_ir, parse_ir, stage_of
 from annc.pass_pipeline import apply_passes, pipeline
 from annc.passes.fusion import fuse_regions
 from annc.passes.measuring import MEASURE_MODES
-from annc.passes.models import ChosenModels
 from annc.passes.overrides import override_variants
 from annc.passes.select_variants import Plan, SelectVariants, apply_plan
 from annc.plans import keep, kept_plan, plan_key
+from annc.predictor.cost_model import CostModel
 from annc.recording import record_measured, recording_enabled
 
 STAGES = ("ast", "ir", "fused", "selected")
@@ -99,7 +99,7 @@ class Compilation:
         return ast.format_tree(self.program)
 
 
-def select(module: ModuleOp, models: ChosenModels | None = None, measure: str = "auto",
+def select(module: ModuleOp, models: CostModel | None = None, measure: str = "auto",
            record: bool = True, kept_plans: bool = False, program: str = ""
            ) -> Plan:
     """Runs `select-variants` on the module in place; returns the plan it applied.

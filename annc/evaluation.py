@@ -19,29 +19,28 @@ import numpy as np
 from annc.dsl.errors import AnncError
 from annc.dsl.records import Combination
 from annc.hardware.calibration.runs import NoiseFloor
-from annc.predictor import baselines
+from annc.predictor import families
 from annc.predictor.adaptation import (
     COMBO_PRIOR_ROWS,
     DEVICE_PRIOR_ROWS,
     FAMILY_PRIOR_ROWS,
-    AdaptedModels,
     Corrections,
-    residuals_of,
 )
-from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
-from annc.predictor.mlp import HIDDEN
+from annc.predictor.cost_model import CostModel
+from annc.predictor.fitting import Measurement, by_combo, mape, split
 from annc.predictor.models import ModelSet
 
 
-def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1024) -> float:
-    """Seconds per prediction in one batched call of `batch` candidates, after warm-up."""
+def prediction_latency(models: CostModel, rows: list[Measurement], batch: int = 1024) -> float:
+    """Seconds per prediction of the trained networks in one batched call of `batch`
+    candidates, after warm-up."""
     queries = [(r.combo, r.config) for r in rows[:batch]]
     queries = (queries * (batch // max(len(queries), 1) + 1))[:batch]
-    models.predict(queries)
+    models.predict_trained(queries)
     times = []
     for _ in range(20):
         start = time.perf_counter()
-        models.predict(queries)
+        models.predict_trained(queries)
         times.append(time.perf_counter() - start)
     return statistics.median(times) / batch
 
@@ -63,29 +62,25 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
     if not rows:
         raise AnncError("evaluate: no measurements to evaluate on; run `annc calibrate`")
     start = time.perf_counter()
-    models = fit_models(rows)
+    models = families.Networks("augmented").models(rows)
     train_seconds = time.perf_counter() - start
-    scores: dict[str, dict] = {
-        "plain_mlp": baselines.plain_mlp(rows, HIDDEN),
-        "ffnn": baselines.plain_mlp(rows, baselines.FFNN_HIDDEN),
-        "linear_complexity": baselines.linear_complexity(rows),
-    }
-    if peaks is not None and peaks[0] and peaks[1] > 0:
-        scores["roofline"] = baselines.roofline(rows, *peaks)
-    trees = baselines.boosted_trees(rows)
-    if trees is not None:
-        scores["boosted_trees"] = trees
+    shipped = families.score(families.predictors(models), rows)
+    scores: dict[str, families.Scores] = {}
+    for name in families.FAMILIES[1:]:  # every other family, scored by the same code
+        family = families.create(name, peaks)
+        if family is not None:
+            scores[name] = families.score(family.fit(rows), rows)
     combos = []
     for combo, model in models.items():
-        if model.summary["mape"] is None:
+        if combo not in shipped:
             continue
         floor = _percent(noise.by_combination.get(combo)) if noise else None
         combos.append({
             "kernel": combo[0], "variant": combo[1], "device": combo[2],
             "params": model.parameter_count, "train_n": model.summary["train_n"],
-            "test_n": model.summary["test_n"], "mape": model.summary["mape"],
+            "test_n": model.summary["test_n"], "mape": shipped[combo],
             "noise_mape": floor,
-            "noise_ratio": model.summary["mape"] / floor if floor else None,
+            "noise_ratio": shipped[combo] / floor if floor else None,
             "baselines": {name: s[combo] for name, s in scores.items() if combo in s},
         })
     mapes = [c["mape"] for c in combos]
@@ -108,7 +103,7 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
                                      if name in c["baselines"]])
             for name in scores if any(name in c["baselines"] for c in combos)
         },
-        "seconds_per_prediction": prediction_latency(ModelSet({}, models), rows),
+        "seconds_per_prediction": prediction_latency(CostModel(ModelSet({}, models)), rows),
     }
     return {"combos": combos, "summary": summary, "_models": models}
 
@@ -128,7 +123,8 @@ def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
         test = split(combo_rows, "test")
         if combo not in models or not test:
             continue
-        predicted = predict_seconds(models[combo], [r.config for r in test])
+        predicted = families.predictors({combo: models[combo]})[combo](
+            [r.config for r in test])
         points[combo[0]] += list(zip([r.seconds for r in test], predicted, strict=True))
     kernels = sorted(points)
     columns = 4
@@ -170,11 +166,10 @@ levels (infinite: the level is not used), and whether the combination's are esti
 from the residuals (at least the number given); the first is what annc uses."""
 
 
-def _median_mape(models: ModelSet, corrections: Corrections | None,
-                 tests: dict[Combination, list[Measurement]],
+def _median_mape(cost: CostModel, tests: dict[Combination, list[Measurement]],
                  ) -> tuple[float, dict[Combination, float]]:
     queries = [(combo, r.config) for combo, rows in tests.items() for r in rows]
-    predicted = iter(AdaptedModels(models, corrections).predict(queries))
+    predicted = iter(cost.predict(queries))
     per_combo = {}
     for combo, rows in tests.items():
         seconds = np.array([next(predicted).seconds for _ in rows])
@@ -196,17 +191,17 @@ def adaptation_curve(models: ModelSet, rows: list[Measurement],
     curve = []
     for name, (device_prior, family_prior, combo_prior, empirical) in SHRINKAGE.items():
         for k in ks:
-            corrections = Corrections("-", "-", device_prior_rows=device_prior,
-                                      family_prior_rows=family_prior,
-                                      combo_prior_rows=combo_prior, empirical=empirical)
-            corrections.add(residuals_of(models, [(c, r.config, r.seconds, "quick")
-                                                  for c, train in trains.items()
-                                                  for r in train[:k]]), "evaluate")
-            median, _ = _median_mape(models, corrections, tests)
+            cost = CostModel(models, corrections=Corrections(
+                "-", "-", device_prior_rows=device_prior, family_prior_rows=family_prior,
+                combo_prior_rows=combo_prior, empirical=empirical))
+            cost.update([(c, r.config, r.seconds, "quick") for c, train in trains.items()
+                         for r in train[:k]], "evaluate")
+            median, _ = _median_mape(cost, tests)
             curve.append({"corrections": name, "k": k, "median_mape": median})
-    retrained = fit_models([r for c in tests for r in groups[c]])
-    full = [mape(predict_seconds(retrained[c], [r.config for r in tests[c]]),
-                 np.array([r.seconds for r in tests[c]])) for c in tests if c in retrained]
+    retraining = families.Networks("augmented")
+    retrained = families.score(retraining.fit([r for c in tests for r in groups[c]]),
+                               [r for c in tests for r in tests[c]])
+    full = [retrained[c] for c in tests if c in retrained]
     curve.append({"corrections": "retrained from scratch", "k": "full",
                   "median_mape": statistics.median(full) if full else None})
     return {"combinations": len(tests), "test_rows": sum(map(len, tests.values())),

@@ -20,7 +20,7 @@ from typing import Any
 
 from annc.dsl import dtypes
 from annc.dsl.errors import ModelError
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination
 from annc.hardware.calibration.reference_data import DATA_FOLDER, load_reference
 from annc.hardware.calibration.runs import NoiseFloor, noise_floor
 from annc.hardware.calibration.store import Measurement as StoredMeasurement
@@ -31,10 +31,11 @@ from annc.hardware.devices.backend_start import backend_start_seconds
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.hardware.devices.home import ensure_home
 from annc.hardware.execution.steps import step_overhead_seconds
-from annc.hardware.variants import complexity_of, load_library, traits_of
+from annc.hardware.variants import load_library, query_of
 from annc.hardware.variants.regions.spec import Summary
+from annc.predictor import families
 from annc.predictor.features import bytes_touched, is_region
-from annc.predictor.fitting import Measurement, fit_models
+from annc.predictor.fitting import Measurement
 from annc.predictor.models import ModelSet
 from annc.predictor.transfers import Link, TransferModel
 
@@ -52,19 +53,15 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
     for m in stored:
         if m.status != "ok" or m.split not in ("train", "test") or not m.median_s:
             continue
-        if is_region(m.kernel):  # a region's summary holds its complexity
-            config = Query(m.kernel, m.shapes, dtypes.normalise(m.dtype),
-                                   float(Summary.from_shapes(m.shapes).complexity))
-            rows.append(Measurement(Combination(m.kernel, m.variant, m.device), config, m.median_s,
-                                    m.split))
-            continue
-        try:
-            complexity = complexity_of(m.kernel, m.variant, m.device)
-        except LookupError:
-            continue
         dtype = dtypes.normalise(m.dtype)
-        traits = m.traits or traits_of(m.kernel, m.variant, m.device, m.shapes, dtype)
-        config = Query(m.kernel, m.shapes, dtype, float(complexity(m.shapes)), traits)
+        if is_region(m.kernel):  # a region's summary holds its complexity
+            config = Summary.from_shapes(m.shapes).query(m.kernel, dtype)
+        else:
+            try:
+                config = query_of(m.kernel, m.variant, m.device, m.shapes, dtype,
+                                  m.traits or None)
+            except LookupError:
+                continue
         rows.append(Measurement(Combination(m.kernel, m.variant, m.device), config, m.median_s,
                                 m.split))
     return rows
@@ -97,7 +94,7 @@ def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any],
     `overheads` are the plan step's overhead and the back ends' starts of the machine
     the rows come from; by default they are measured here (`measured_overheads`)."""
     start = time.perf_counter()
-    models = fit_models(to_training_rows(stored))
+    models = families.Networks("augmented").models(to_training_rows(stored))
     compile_times = compile_seconds(stored)
     for combo, model in models.items():
         model.summary["compile_s"] = compile_times.get(combo, 0.0)

@@ -37,11 +37,12 @@ from annc.hardware.devices.signing import record_signature, signed_record
 from annc.hardware.variants import load_variant
 from annc.hardware.variants.regions.catalogue import OPS, region_variant
 from annc.passes.candidates import Candidate, OpPlan
-from annc.passes.models import DEFAULT_MODELS, ChosenModels, corrections_path, user_models_path
+from annc.passes.models import DEFAULT_MODELS, corrections_path, user_models_path
 from annc.passes.models import wisdom_path as wisdom_file
 from annc.passes.region_choice import kept_regions
 from annc.passes.select_variants import Plan, apply_plan
 from annc.passes.sites import data_flow
+from annc.predictor.cost_model import CostModel
 from annc.predictor.models import ModelSet
 
 FOLDER = "plans"
@@ -173,7 +174,7 @@ def _plan(module: ModuleOp, entry: dict[str, Any]) -> Plan:
             if name is not None and _text(name) != OPS:
                 region_variant(name)
     machine = _text(entry["machine"])
-    models = ChosenModels(ModelSet({"id": machine}, {}), _text(entry["models"]),
+    models = CostModel(ModelSet({"id": machine}, {}), _text(entry["models"]),
                           machine=machine, base=entry["base"])
     return Plan(ops, entry["models"], [_device(d) for d in entry["devices"]],
                 [_text(n) for n in entry["notes"]], _time(entry["transfer_s"]),

@@ -34,9 +34,10 @@ from annc.hardware import events
 from annc.hardware.calibration.store import Observation, annc_version, now
 from annc.hardware.devices.home import default_database, ensure_home
 from annc.passes.measuring import Measured
-from annc.passes.models import ChosenModels, corrections_path, for_writing, wisdom_path
+from annc.passes.models import corrections_path, for_writing, wisdom_path
 from annc.passes.select_variants import Plan
 from annc.predictor.adaptation import CorrectionFileError, Corrections, Residual
+from annc.predictor.cost_model import CostModel
 from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 MIN_EXECUTIONS = 3
@@ -78,7 +79,7 @@ def _learnable(seen: Measured) -> bool:
     return seen.source != "run" or learnable(seen.executions, seen.seconds)
 
 
-def record(chosen: ChosenModels, seen: Iterable[Measured], source: str, *,
+def record(chosen: CostModel, seen: Iterable[Measured], source: str, *,
            drift: bool = False, wisdom: bool = False) -> None:
     """Keeps observations, updates corrections (and staleness, wisdom); never raises for
     a home it cannot write."""
@@ -130,7 +131,7 @@ def _store(machine: str, seen: list[Measured], source: str) -> None:
             for s in seen)
 
 
-def _load_corrections(chosen: ChosenModels) -> Corrections:
+def _load_corrections(chosen: CostModel) -> Corrections:
     path = corrections_path(chosen.machine)
     try:
         return Corrections.load(path, chosen.machine, chosen.base)
@@ -138,7 +139,7 @@ def _load_corrections(chosen: ChosenModels) -> Corrections:
         return Corrections(chosen.machine, chosen.base)
 
 
-def _update_corrections(chosen: ChosenModels, seen: list[Measured], source: str,
+def _update_corrections(chosen: CostModel, seen: list[Measured], source: str,
                         drift: bool) -> None:
     corrections = _load_corrections(chosen)
     stale = corrections.stale
@@ -179,7 +180,7 @@ def _update_wisdom(machine: str, seen: list[Measured], source: str) -> None:
 # What each command saw -----------------------------------------------------------
 
 
-def record_measured(plan: Plan, chosen: ChosenModels) -> None:
+def record_measured(plan: Plan, chosen: CostModel) -> None:
     """What selection's `measure` step timed: observations, corrections and wisdom."""
     record(chosen, plan.measured, "measure", wisdom=True)
 
@@ -202,11 +203,11 @@ def run_observations(plan: Plan, records: list) -> list[Measured]:
     return seen
 
 
-def record_run(plan: Plan, records: list, chosen: ChosenModels) -> None:
+def record_run(plan: Plan, records: list, chosen: CostModel) -> None:
     record(chosen, run_observations(plan, records), "run", drift=True)
 
 
-def record_tune(report: dict, plan: Plan, chosen: ChosenModels) -> None:
+def record_tune(report: dict, plan: Plan, chosen: CostModel) -> None:
     """Every candidate `annc tune` measured: observations, corrections and wisdom."""
     by_index = {op.site.index: op for op in plan.ops}
     seen = []

@@ -25,7 +25,8 @@ from annc.evaluation import evaluate
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.runs import noise_floor
 from annc.modeling import roofline_peaks, to_training_rows
-from annc.predictor.fitting import Measurement, fit_models
+from annc.predictor import families
+from annc.predictor.fitting import Measurement
 from annc.predictor.mlp import parameter_count
 
 CURVE = (25, 50, 100, 150, 200, 250)
@@ -49,10 +50,10 @@ def learning_curve(rows: list[Measurement]) -> list[tuple[int, float, float]]:
     points = []
     for n in CURVE:
         sample = subsample(rows, n)
-        augmented = fit_models(sample)
-        plain = fit_models(sample, augmented=False)
-        points.append((n, statistics.median(m.summary["mape"] for m in augmented.values()),
-                       statistics.median(m.summary["mape"] for m in plain.values())))
+        augmented = families.score(families.Networks("augmented").fit(sample), sample)
+        plain = families.score(families.Networks("plain", augmented=False).fit(sample), sample)
+        points.append((n, statistics.median(augmented.values()),
+                       statistics.median(plain.values())))
         print(points[-1], flush=True)
     return points
 

@@ -42,8 +42,9 @@ from xdsl.dialects.builtin import ModuleOp
 from annc.commands.tune import tune
 from annc.compiler import compile_file
 from annc.hardware.devices.fingerprint import fingerprint
-from annc.passes.models import ChosenModels, load_models
+from annc.passes.models import load_models
 from annc.passes.select_variants import Plan, plan_selection
+from annc.predictor.cost_model import CostModel
 
 
 def errors(report: dict, predicted: dict) -> list[float]:
@@ -86,8 +87,8 @@ LONGER = 20
 shapes still hold; only the trip counts change)."""
 
 
-def run_case(example: str, params: dict[str, int], before: ChosenModels,
-             after: ChosenModels, console: Console) -> dict:
+def run_case(example: str, params: dict[str, int], before: CostModel,
+             after: CostModel, console: Console) -> dict:
     module = compile_file(EXAMPLES / f"{example}.ann", params=params, targets=["cpu"],
                           emit="ir")
     assert isinstance(module, ModuleOp)
@@ -214,7 +215,7 @@ def _summary(values: list[float]) -> str:
             f"{100 * statistics.fmean(values):.1f}% over {len(values)}")
 
 
-def write(cases: list[dict], quick_s: float, recording: list[dict], after: ChosenModels,
+def write(cases: list[dict], quick_s: float, recording: list[dict], after: CostModel,
           stem: str) -> None:
     before = [e for c in cases for e in c["errors_before"]]
     adapted = [e for c in cases for e in c["errors_after"]]

@@ -133,7 +133,7 @@ def predictions(plan: Plan) -> dict[tuple[int, str, str], float]:
     """Each candidate's predicted time alone: tune times a kernel without the plan step
     around it, so the step's own time (`ModelSet.step_overhead_s`, which selection adds
     to every prediction) is taken off."""
-    step = plan.chosen_models.models.step_overhead_s if plan.chosen_models else 0.0
+    step = plan.chosen_models.step_overhead_s if plan.chosen_models else 0.0
     return {(op.site.index, c.variant, c.device): c.predicted_s - step
             for op in plan.ops for c in op.candidates if c.predicted_s is not None}
 
@@ -167,13 +167,11 @@ def passes_of(path: Path) -> list[list[dict]]:
 
 def configuration_of(op: dict, candidate: dict) -> Query:
     """The models' query for one candidate of one op, traits included."""
-    from annc.dsl.records import Query
     from annc.hardware.variants import get_variant
 
     shapes = tuple(tuple(s) for s in op["shapes"])
-    variant = get_variant(op["kernel"], candidate["variant"], candidate["device"])
-    return Query(op["kernel"], shapes, op["dtype"], float(variant.complexity(shapes)),
-                         variant.traits_at(shapes, op["dtype"]))
+    return get_variant(op["kernel"], candidate["variant"], candidate["device"]).query(
+        shapes, op["dtype"])
 
 
 def candidate_queries(cases: list[dict]) -> list[tuple[tuple, Query, float]]:

@@ -170,7 +170,7 @@ def selection_seconds(repeats: int) -> dict[str, float]:
 def predicted_scaling() -> dict[str, Any]:
     """One trip of each scaling workload's loop against the devices, per interconnect."""
     from annc.dsl.dialect import RegionOp
-    from annc.dsl.records import Query
+    from annc.dsl.records import Combination
     from annc.hardware.calibration.communication import CommunicationModel
     from annc.hardware.devices.mesh import MeshInfo
     from annc.hardware.variants.regions import catalogue
@@ -187,9 +187,8 @@ def predicted_scaling() -> dict[str, Any]:
                     and lower_region(op).spec.is_loop)
         spec = lower_region(loop).spec
         kind = catalogue.kind(spec)
-        one = summary(spec).as_shapes()
-        alone = models.adapted.predict([((kind, "jax", "cpu"), Query(
-            kind, one, spec.dtype, float(one[0][4])))])[0]
+        alone = models.predict([(Combination(kind, "jax", "cpu"),
+                                 summary(spec).query(kind, spec.dtype))])[0]
         rows = {}
         for network, line in NETWORKS.items():
             comm = CommunicationModel(
@@ -206,8 +205,9 @@ def predicted_scaling() -> dict[str, Any]:
                 if offer.candidate.why_not:
                     row[devices] = {"why_not": offer.candidate.why_not}
                     continue
-                p = models.adapted.predict([((kind, "jax", "cpu"), offer.configuration)])[0]
-                price_sharded(offer, 1, p, models.models, mesh, models.machine, comm)
+                assert offer.configuration is not None  # it can run: it was asked
+                p = models.predict([(Combination(kind, "jax", "cpu"), offer.configuration)])[0]
+                price_sharded(offer, 1, p, models, mesh, models.machine, comm)
                 row[devices] = {"compute_s": offer.candidate.compute_s,
                                 "communication_s": offer.candidate.communication_s,
                                 "bytes": offer.split.bytes}

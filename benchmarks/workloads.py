@@ -49,9 +49,10 @@ from annc.compiler import compile_file
 from annc.hardware.calibration.runs import select_variants
 from annc.hardware.devices.available import available_devices
 from annc.hardware.devices.fingerprint import fingerprint
-from annc.passes.models import ChosenModels, load_models
+from annc.passes.models import load_models
 from annc.passes.region_choice import fused_regions
 from annc.passes.select_variants import Plan, plan_selection
+from annc.predictor.cost_model import CostModel
 
 LOOPED = 100
 """Ops run at least this often count as in loops, where a build no longer matters."""
@@ -195,7 +196,7 @@ def error_groups(cases: list[Case], names: list[str]) -> dict[str, dict[str, Any
                 item[0][0] != "all", item[0][0], item[0][1] != "all", item[0][1]))}
 
 
-def write(cases: list[Case], model_sets: dict[str, ChosenModels], devices: list[str],
+def write(cases: list[Case], model_sets: dict[str, CostModel], devices: list[str],
           quick_s: float | None, seconds: float, out: Path) -> None:
     names = list(model_sets)
     table = error_groups(cases, names)

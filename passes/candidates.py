@@ -44,6 +44,13 @@ class Candidate:
     communication: str = ""
     """What a sharded region communicates per execution, in words."""
 
+    def set_time(self, seconds: float, low_s: float | None, high_s: float | None,
+                 executions: int) -> None:
+        """One execution's time and its interval; the cost is `executions` × that time
+        plus the whole build, until `passes.tiers` charges the build over the runs."""
+        self.predicted_s, self.low_s, self.high_s = seconds, low_s, high_s
+        self.cost_s = executions * seconds + self.compile_s
+
 
 @dataclass(slots=True)
 class OpPlan:

@@ -29,6 +29,7 @@ from annc.dsl import dtypes
 from annc.dsl.records import Combination
 from annc.hardware import events
 from annc.hardware.measure.settings import TimingSettings
+from annc.predictor.cost_model import measured_interval
 
 if TYPE_CHECKING:
     from annc.passes.candidates import Candidate, OpPlan
@@ -38,8 +39,6 @@ STAKE_S = 0.05
 """Seconds of the whole run at stake below which `auto` does not measure an op."""
 BUDGET_SHARE = 0.05
 """The share of the program's predicted time `auto` may spend measuring."""
-MEASURED_SIGMA = 0.08
-"""The interval of a measured time: its repeat-to-repeat noise (about 8%)."""
 REPEATS = 3
 MIN_SECONDS = 0.02
 SETTINGS = TimingSettings(min_repeats=REPEATS, min_seconds=MIN_SECONDS, max_repeats=1000,
@@ -72,12 +71,9 @@ class Measured:
 
 
 def set_measured(op: OpPlan, candidate: Candidate, seconds: float, basis: str) -> None:
-    """Uses a measured time instead of the prediction."""
-    candidate.predicted_s = seconds
-    candidate.low_s = seconds * math.exp(-MEASURED_SIGMA)
-    candidate.high_s = seconds * math.exp(MEASURED_SIGMA)
+    """Uses a measured time instead of the prediction, with a measurement's interval."""
+    candidate.set_time(seconds, *measured_interval(seconds), op.site.trips)
     candidate.basis = basis
-    candidate.cost_s = op.site.trips * seconds + candidate.compile_s
 
 
 def contenders(op: OpPlan) -> tuple[Candidate | None, list[Candidate], float]:

@@ -1,4 +1,4 @@
-"""Which model set selection uses, how it is adapted to this machine, and saying so.
+"""Which cost model selection uses, how it is adapted to this machine, and saying so.
 
 The trained models, in order of preference:
 1. `$ANNC_HOME/models/<fingerprint>.json`, trained by `annc train` on this machine;
@@ -15,13 +15,13 @@ On top of the trained set, this machine's state under `$ANNC_HOME`:
   learnt by `annc calibrate --quick` and from every run (`predictor.adaptation`);
 - `wisdom/<fingerprint>.json`: times measured on exact shapes (`predictor.wisdom`).
 A file of either kind that is corrupt, of another machine or of other models is
-ignored with a note, never loaded, and replaced the next time annc writes it.
+ignored with a note, never loaded, and replaced the next time annc writes it. What this
+module returns is the one `predictor.cost_model.CostModel` of all of them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
@@ -29,32 +29,13 @@ from pathlib import Path
 from annc.dsl.errors import ModelError
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.hardware.devices.home import annc_home, state_folder
-from annc.predictor.adaptation import AdaptedModels, CorrectionFileError, Corrections, digest
+from annc.predictor.adaptation import digest
+from annc.predictor.cost_model import CostModel
 from annc.predictor.models import ModelFileError, ModelSet
-from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 DEFAULT_MODELS = Path(str(files("annc.predictor").joinpath("data", "default_models.json")))
 SHIPPED_MACHINES = Path(str(files("annc.predictor").joinpath("data", "machines")))
 """Shipped models of other machines than the reference, one file per fingerprint."""
-
-
-@dataclass(frozen=True)
-class ChosenModels:
-    models: ModelSet
-    description: str
-    """Which set this is, how old, whether calibrated or adapted here, for the user."""
-    corrections: Corrections | None = None
-    wisdom: Wisdom | None = None
-    machine: str = ""
-    """This machine's fingerprint id."""
-    base: str = ""
-    """Digest of the trained model file: what corrections made now apply to."""
-    notes: list[str] = field(default_factory=list)
-    """What the user should know about these models (stale, another machine's, ...)."""
-
-    @property
-    def adapted(self) -> AdaptedModels:
-        return AdaptedModels(self.models, self.corrections)
 
 
 def user_models_path(fingerprint_id: str) -> Path:
@@ -75,7 +56,7 @@ def for_writing(path: Path) -> Path:
     return state_folder(path.parent.name) / path.name
 
 
-def load_models(notes: list[str] | None = None) -> ChosenModels:
+def load_models(notes: list[str] | None = None) -> CostModel:
     """This machine's trained models if there are any, else the shipped default set,
     with this machine's corrections and wisdom.
 
@@ -85,8 +66,9 @@ def load_models(notes: list[str] | None = None) -> ChosenModels:
     machine = fingerprint().id
     models, origin = _trained_models(machine, notes)
     base = digest(models.source)
-    corrections = _corrections(machine, base, notes)
-    wisdom = _wisdom(machine, notes)
+    cost = CostModel.load(models, "", machine, base, corrections_path(machine),
+                          wisdom_path(machine), notes)
+    corrections = cost.corrections
     advice = []
     own = models.fingerprint.get("id") == machine
     if not own:
@@ -107,7 +89,8 @@ def load_models(notes: list[str] | None = None) -> ChosenModels:
         description += (f"; adapted here with {corrections.rows} measurement"
                         f"{'' if corrections.rows == 1 else 's'} (last "
                         f"{corrections.updated_at[:10]})")
-    return ChosenModels(models, description, corrections, wisdom, machine, base, advice)
+    cost.description, cost.notes = description, advice
+    return cost
 
 
 def trained_models_in_use(notes: list[str] | None = None) -> tuple[ModelSet, str]:
@@ -148,28 +131,6 @@ def _trained_models(machine: str, notes: list[str]) -> tuple[ModelSet, str]:
     reference = models.fingerprint.get("id", "unknown")
     same = " (this machine)" if reference == machine else ""
     return models, f"shipped default models from reference machine {reference}{same}"
-
-
-def _corrections(machine: str, base: str, notes: list[str]) -> Corrections | None:
-    path = corrections_path(machine)
-    if not path.exists():
-        return None
-    try:
-        return Corrections.load(path, machine, base)
-    except CorrectionFileError as error:
-        notes.append(f"note: {error}; not using it (`annc calibrate --quick` replaces it)")
-        return None
-
-
-def _wisdom(machine: str, notes: list[str]) -> Wisdom | None:
-    path = wisdom_path(machine)
-    if not path.exists():
-        return None
-    try:
-        return Wisdom.load(path, machine)
-    except WisdomFileError as error:
-        notes.append(f"note: {error}; not using it (the next measurement replaces it)")
-        return None
 
 
 def _age_days(when: str | None) -> float:

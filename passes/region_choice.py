@@ -34,12 +34,10 @@ from annc.hardware.variants.regions import catalogue
 from annc.hardware.variants.regions.from_ir import Lowered, lower_region
 from annc.hardware.variants.regions.spec import summary
 from annc.passes.candidates import Candidate
-from annc.passes.models import ChosenModels
 from annc.passes.sharding_choice import Sharded, offer_sharded, price_sharded
 from annc.passes.sites import trips_of
 from annc.passes.tiers import charge_builds, is_tie, needs_compile, ranked, start_candidate
-from annc.predictor.adaptation import Prediction
-from annc.predictor.models import ModelSet
+from annc.predictor.cost_model import CostModel, Prediction
 
 
 @dataclass
@@ -113,38 +111,27 @@ RegionQuery = tuple[Combination, Query]
 summary as its configuration."""
 
 
-def _configuration(plan: RegionPlan) -> Query:
-    """The region's summary, as the region models' configuration."""
-    spec = plan.lowered.spec
-    shapes = summary(spec).as_shapes()
-    return Query(plan.kind, shapes, spec.dtype, float(shapes[0][4]))
-
-
 def _per_execution(plan: RegionPlan, p: Prediction,
-                   models: ModelSet) -> tuple[float, float | None, float | None]:
+                   cost: CostModel) -> tuple[float, float | None, float | None]:
     """Seconds of one execution of the region (every trip of a loop), with its interval;
     NaN without a model."""
     spec = plan.lowered.spec
     per = spec.trips if spec.trips is not None else 1
     if math.isnan(p.seconds):
         return math.nan, None, None
-    step = models.step_overhead_s  # one plan step runs the whole region
+    step = cost.step_overhead_s  # one plan step runs the whole region
     return p.seconds * per + step, p.low_s * per + step, p.high_s * per + step
 
 
 def _build_cost(plan: RegionPlan, variant: str, device: str,
-                model_set: ModelSet) -> tuple[float, str]:
-    """What building the region variant costs in this process, and why (see
-    `Candidate.build`)."""
-    if catalogue.is_built(plan.lowered.spec, variant):
-        return 0.0, "built"
-    model = model_set.models.get(Combination(plan.kind, variant, device))
-    compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
-    if variant in NO_BUILD_VARIANTS:
-        return compile_s, "none"
-    if catalogue.cached(plan.lowered.spec, variant):
-        return catalogue.load_seconds(variant), "cached"
-    return compile_s, "compile"
+                cost: CostModel) -> tuple[float, str]:
+    """What building the region variant costs in this process, and why
+    (`CostModel.build_cost`)."""
+    spec = plan.lowered.spec
+    return cost.build_cost(Combination(plan.kind, variant, device),
+                           catalogue.is_built(spec, variant), variant not in NO_BUILD_VARIANTS,
+                           lambda: catalogue.load_seconds(variant)
+                           if catalogue.cached(spec, variant) else None)
 
 
 NO_BUILD_VARIANTS = frozenset({catalogue.OPS, "numpy"})
@@ -153,7 +140,7 @@ NO_BUILD_VARIANTS = frozenset({catalogue.OPS, "numpy"})
 
 def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
                    site_costs: list[float], site_devices: list[str | None],
-                   models: ChosenModels, left_out: dict[str, str] | None = None,
+                   models: CostModel, left_out: dict[str, str] | None = None,
                    runs: int = 1, horizon_s: float = 0.0) -> list[RegionPlan]:
     """Every region's candidates and choice, innermost first; the module is unchanged.
 
@@ -171,14 +158,15 @@ def choose_regions(module: ModuleOp, sites_of: dict[KernelOp, int],
         placed = {site_devices[i] for i in plan.sites}
         offered = _offer(plan, placed, left_out or {})
         if offered:
-            configuration = _configuration(plan)
+            spec = plan.lowered.spec
+            configuration = summary(spec).query(plan.kind, spec.dtype)
             asked += [(plan, c, (Combination(plan.kind, c.variant, c.device), configuration))
                       for c in offered]
         if mesh is not None:
             offer = offer_sharded(plan.kind, plan.lowered.spec, placed, mesh,
                                   (left_out or {}).get("jax"))
             plan.candidates.append(offer.candidate)
-            if not offer.candidate.why_not:
+            if offer.configuration is not None:
                 sharded.append((plan, offer, (Combination(plan.kind, "jax", mesh.device),
                                               offer.configuration)))
     _predict_regions(asked, models, sharded, mesh)
@@ -232,35 +220,34 @@ def _offer(plan: RegionPlan, placed: set[str | None],
 
 
 def _predict_regions(asked: list[tuple[RegionPlan, Candidate, RegionQuery]],
-                     models: ChosenModels,
+                     models: CostModel,
                      sharded: list[tuple[RegionPlan, Sharded, RegionQuery]],
                      mesh: MeshInfo | None) -> None:
     """The compiled candidates' predictions and build costs, the sharded ones' included;
     each distinct query is asked once, in one batch (a program repeats its regions)."""
     unique = list(dict.fromkeys([query for _, _, query in asked]
                                 + [query for _, _, query in sharded]))
-    predictions = dict(zip(unique, models.adapted.predict(unique), strict=True))
+    predictions = dict(zip(unique, models.predict(unique), strict=True))
     for plan, offer, query in sharded:
         assert mesh is not None
         candidate = offer.candidate
-        price_sharded(offer, plan.lowered.spec.trips, predictions[query], models.models,
-                      mesh, models.machine)
+        price_sharded(offer, plan.lowered.spec.trips, predictions[query], models, mesh,
+                      models.machine)
         if candidate.predicted_s is None:
             continue
-        model = models.models.models.get(query[0])
-        candidate.compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
-        if catalogue.is_built(plan.lowered.spec, candidate.variant):
-            candidate.compile_s, candidate.build = 0.0, "built"
-        candidate.cost_s = plan.executions * candidate.predicted_s + candidate.compile_s
+        candidate.compile_s, candidate.build = models.build_cost(
+            query[0], catalogue.is_built(plan.lowered.spec, candidate.variant), True,
+            lambda: None)  # a sharded build is made in the run: never cached
+        candidate.set_time(candidate.predicted_s, candidate.low_s, candidate.high_s,
+                           plan.executions)
     for plan, candidate, query in asked:
-        seconds, low, high = _per_execution(plan, predictions[query], models.models)
+        seconds, low, high = _per_execution(plan, predictions[query], models)
         if math.isnan(seconds):
             candidate.why_not = "no model for this region variant on this machine"
             continue
         candidate.compile_s, candidate.build = _build_cost(
-            plan, candidate.variant, candidate.device, models.models)
-        candidate.predicted_s, candidate.low_s, candidate.high_s = seconds, low, high
-        candidate.cost_s = plan.executions * seconds + candidate.compile_s
+            plan, candidate.variant, candidate.device, models)
+        candidate.set_time(seconds, low, high, plan.executions)
 
 
 def _choose(plan: RegionPlan) -> None:

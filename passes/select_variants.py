@@ -10,9 +10,10 @@ process built it already, the load time (`hardware.variants.LOAD_S`, by back end
 where a persistent cache holds it, else the model's median build time. A candidate without a model
 is never chosen.
 
-Predictions come from the trained models corrected for this machine
-(`predictor.adaptation`), each with a 90% interval; a candidate whose time was
-measured on these exact shapes before (wisdom) uses that time instead. Where
+Predictions come from the cost model (`predictor.cost_model`: the trained models
+corrected for this machine), each with a 90% interval; a candidate whose time was
+measured on these exact shapes before (wisdom) uses that time instead. Its query is
+the variant's own (`Variant.query`). Where
 the best candidates' intervals overlap and enough time is at stake, the
 `measure` option may measure them first (`passes.measuring`). Devices are then
 placed over the whole function (`passes.placement`), counting the copies
@@ -32,7 +33,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,17 +51,15 @@ from annc.hardware.execution.beside import DELAY_S
 from annc.hardware.variants import (
     LOAD_S,
     Shapes,
-    Traits,
     Variant,
     get_variant,
     load_library,
-    traits_of,
     variants_for,
 )
 from annc.hardware.variants.compiled import is_built
 from annc.passes.candidates import Candidate, OpPlan
 from annc.passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
-from annc.passes.models import ChosenModels, load_models
+from annc.passes.models import load_models
 from annc.passes.pins import notify_modified, write_pin
 from annc.passes.placement import copy_seconds, place
 from annc.passes.region_choice import (
@@ -84,9 +82,7 @@ from annc.passes.tiers import (
     tier_plan,
     waiting_is_sooner,
 )
-from annc.predictor.adaptation import Prediction
-from annc.predictor.features import trait_names
-from annc.predictor.models import ModelSet
+from annc.predictor.cost_model import CostModel, Prediction
 
 
 @dataclass
@@ -100,8 +96,8 @@ class Plan:
     """What the `measure` step measured, for the caller to keep as wisdom."""
     measure_s: float = 0.0
     """Seconds the `measure` step spent."""
-    chosen_models: ChosenModels | None = None
-    """The models (with this machine's corrections and wisdom) the plan was made with."""
+    chosen_models: CostModel | None = None
+    """The cost model (with this machine's corrections and wisdom) the plan was made with."""
     regions: list[RegionPlan] = field(default_factory=list)
     """Every region's candidates and choice (`passes.region_choice`)."""
     start_s: float = 0.0
@@ -139,7 +135,7 @@ class Plan:
                               run_seconds(region.start) - run_seconds(region.chosen),
                               region.chosen.variant.split(".")[0]))
         steps.sort(key=lambda step: (step[0], not step[1].startswith("region")))
-        starts = self.chosen_models.models.backend_start_s if self.chosen_models else {}
+        starts = self.chosen_models.backend_start_s if self.chosen_models else {}
         return tier_plan([step[1:] for step in steps], self.runs, starts, DELAY_S,
                          _loads_here(starts))
 
@@ -155,17 +151,12 @@ def allowed_devices(module: ModuleOp, present: list[str], notes: list[str]) -> l
 
 
 def build_cost(variant: Variant, shapes: Shapes, dtype: np.dtype,
-               models: ModelSet) -> tuple[float, str]:
-    """What building the variant costs in this process, and why (see `Candidate.build`)."""
-    if is_built(variant, shapes, dtype):
-        return 0.0, "built"
-    model = models.models.get(variant.key)
-    compile_s = float(model.summary.get("compile_s", 0.0)) if model else 0.0
-    if variant.backend in NO_BUILD_BACKENDS:
-        return compile_s, "none"
-    if variant.cached(shapes, dtype):
-        return LOAD_S[variant.backend], "cached"
-    return compile_s, "compile"
+               cost: CostModel) -> tuple[float, str]:
+    """What building the variant costs in this process, and why (`CostModel.build_cost`)."""
+    return cost.build_cost(variant.key, is_built(variant, shapes, dtype),
+                           variant.backend not in NO_BUILD_BACKENDS,
+                           lambda: LOAD_S[variant.backend] if variant.cached(shapes, dtype)
+                           else None)
 
 
 Applicable = list[tuple[Variant, float, str]]
@@ -179,14 +170,14 @@ class _Catalogue:
     device) for one plan: a program repeats its shapes, and asking the build cache whether
     it holds a kernel is a file system call."""
 
-    models: ModelSet
+    cost: CostModel
     found: dict[tuple[str, Shapes, str, str], Applicable] = field(default_factory=dict)
 
     def applicable(self, site: Site, device: str) -> Applicable:
         key = (site.kernel, site.shapes, site.dtype, device)
         if key not in self.found:
             dtype = dtypes.to_numpy(site.dtype)
-            self.found[key] = [(variant, *build_cost(variant, site.shapes, dtype, self.models))
+            self.found[key] = [(variant, *build_cost(variant, site.shapes, dtype, self.cost))
                                for variant in variants_for(site.kernel, device)
                                if variant.applies(site.shapes, dtype)]
         return self.found[key]
@@ -209,7 +200,7 @@ def _candidates(site: Site, devices: list[str], catalogue: _Catalogue,
     return found
 
 
-def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
+def plan_selection(module: ModuleOp, chosen: CostModel | None = None,
                    measure: str = "never", runs: int = 1) -> Plan:
     """Every op's candidates with predicted times, and the choice; the module is unchanged.
 
@@ -224,7 +215,7 @@ def plan_selection(module: ModuleOp, chosen: ChosenModels | None = None,
     devices = allowed_devices(module, list(available_devices()), notes)
     flow = data_flow(module)  # the same for every plan made below
     plan = _plan(module, flow, chosen, devices, notes, measure, {}, runs)
-    starts = {backend: seconds for backend, seconds in chosen.models.backend_start_s.items()
+    starts = {backend: seconds for backend, seconds in chosen.backend_start_s.items()
               if seconds > 0 and not started(backend)}
     plan.start_s = _start_seconds(plan, starts)
     if not plan.start_s:
@@ -256,31 +247,31 @@ def _start_seconds(plan: Plan, starts: dict[str, float]) -> float:
     return sum(seconds for backend, seconds in starts.items() if _uses(plan, backend))
 
 
-def _plan(module: ModuleOp, flow: DataFlow, chosen: ChosenModels, devices: list[str],
+def _plan(module: ModuleOp, flow: DataFlow, chosen: CostModel, devices: list[str],
           notes: list[str], measure: str, left_out: dict[str, str], runs: int) -> Plan:
     """The plan over these devices, without the back ends in `left_out`."""
-    catalogue = _Catalogue(chosen.models)
+    catalogue = _Catalogue(chosen)
     ops = [OpPlan(site, _candidates(site, devices, catalogue, left_out))
            for site in flow.sites]
     _predict(ops, chosen)
     plan = Plan(ops, chosen.description, devices, notes, chosen_models=chosen, runs=runs)
     if measure != "never":
         plan.measured, plan.measure_s = measure_close_candidates(ops, measure)
-    _add_step_overhead(ops, chosen.models.step_overhead_s)
+    _add_step_overhead(ops, chosen.step_overhead_s)
     plan.horizon_s = _horizon(ops)
     for op in ops:
         charge_builds(op.candidates, op.site.trips, runs, plan.horizon_s)
-    placed = _place(flow, ops, chosen.models)
+    placed = place(flow, [_device_costs(op) for op in ops], chosen.transfer_seconds)
     for op, device in zip(ops, placed, strict=True):
         _choose(op, device)
-    plan.transfer_s = copy_seconds(flow, placed, _transfer(chosen.models))
+    plan.transfer_s = copy_seconds(flow, placed, chosen.transfer_seconds)
     plan.regions = choose_regions(
         module, {op.site.op: op.site.index for op in ops},
         [op.chosen.cost_s if op.chosen else math.inf for op in ops],
         [op.chosen.device if op.chosen else None for op in ops], chosen, left_out,
         runs, plan.horizon_s)
     _start_inside_compiled_regions(plan)
-    _wait_where_sooner(plan, chosen.models.backend_start_s)
+    _wait_where_sooner(plan, chosen.backend_start_s)
     return plan
 
 
@@ -397,7 +388,7 @@ Asked = tuple[Combination, Shapes, str]
 """A candidate's prediction is a function of its combination, shapes and dtype alone."""
 
 
-def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
+def _predict(ops: list[OpPlan], chosen: CostModel) -> None:
     """Every candidate's prediction (or its wisdom), each distinct query asked once, in
     one batched call: a program of a thousand ops has a few dozen distinct queries."""
     asked: list[tuple[OpPlan, Candidate, Asked]] = []
@@ -410,45 +401,37 @@ def _predict(ops: list[OpPlan], chosen: ChosenModels) -> None:
             key = (Combination(op.site.kernel, c.variant, c.device), op.site.shapes, op.site.dtype)
             if key not in queries and key not in failed:
                 try:
-                    queries[key] = _query(chosen.models, key[0], op.site)
+                    queries[key] = (key[0], _variant_query(*key, chosen.takes_traits(key[0])))
                 except RuntimeError as error:  # the auto-scheduler failed: so would the build
                     failed[key] = error
             if key in failed:
                 c.why_not = f"its schedule could not be made for these shapes: {failed[key]}"
                 continue
             asked.append((op, c, key))
-    predictions = dict(zip(queries, chosen.adapted.predict(list(queries.values())),
-                           strict=True))
-    known = {key: _wisdom(chosen, key) for key in queries}
+    predictions = dict(zip(queries, chosen.predict(list(queries.values())), strict=True))
     for op, candidate, key in asked:
-        _set_prediction(op, candidate, predictions[key], known[key])
+        _set_prediction(op, candidate, predictions[key])
 
 
-def _query(models: ModelSet, combo: Combination, site: Site) -> tuple[Combination, Query]:
-    """The model's query for the combination at the site."""
-    return combo, Query(site.kernel, site.shapes, site.dtype,
-                                _variant_complexity(*combo, site.shapes),
-                                _traits(models, combo, site))
+@functools.lru_cache(maxsize=65536)
+def _variant_query(combo: Combination, shapes: Shapes, dtype: str, traits: bool) -> Query:
+    """The variant's query (`Variant.query`), with its traits only where its model takes
+    them (Mullapudi2016's fusion: its schedule is made here, or found in the build
+    cache, where its build finds it too); kept, as a program repeats its shapes."""
+    return get_variant(*combo).query(shapes, dtype, None if traits else ())
 
 
-def _wisdom(chosen: ChosenModels, key: Asked) -> float | None:
-    """The time measured before on these exact shapes, if any."""
-    combo, shapes, dtype = key
-    return chosen.wisdom.seconds(combo, dtype, shapes) if chosen.wisdom else None
-
-
-def _set_prediction(op: OpPlan, candidate: Candidate, p: Prediction,
-                    known: float | None) -> None:
+def _set_prediction(op: OpPlan, candidate: Candidate, p: Prediction) -> None:
+    """The candidate's time: the time measured before on these shapes (wisdom) where
+    there is one, else the prediction."""
     if math.isnan(p.seconds):
         candidate.why_not = "no model for this variant on this machine"
         return
     candidate.base_s = p.base_s
-    if known is not None:
-        set_measured(op, candidate, known, "wisdom")
+    if p.measured_s is not None:
+        set_measured(op, candidate, p.measured_s, "wisdom")
     else:
-        candidate.predicted_s, candidate.low_s, candidate.high_s = (
-            p.seconds, p.low_s, p.high_s)
-        candidate.cost_s = op.site.trips * p.seconds + candidate.compile_s
+        candidate.set_time(p.seconds, p.low_s, p.high_s, op.site.trips)
 
 
 def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
@@ -469,40 +452,11 @@ def _add_step_overhead(ops: list[OpPlan], seconds: float) -> None:
             c.cost_s += op.site.trips * seconds
 
 
-def _traits(models: ModelSet, combo: Combination, site: Site) -> Traits:
-    """The variant's traits where its model takes them (Mullapudi2016's fusion: its
-    schedule is made here, or found in the build cache, where its build finds it too)."""
-    model = models.models.get(combo)
-    if model is None or not trait_names(model.kernel, model.features):
-        return ()
-    return _variant_traits(*combo, site.shapes, site.dtype)
-
-
-@functools.lru_cache(maxsize=4096)
-def _variant_traits(kernel: str, variant: str, device: str,
-                    shapes: tuple[tuple[int, ...], ...], dtype: str) -> Traits:
-    return traits_of(kernel, variant, device, shapes, dtype)
-
-
-@functools.lru_cache(maxsize=65536)
-def _variant_complexity(kernel: str, variant: str, device: str,
-                        shapes: tuple[tuple[int, ...], ...]) -> float:
-    return float(get_variant(kernel, variant, device).complexity(shapes))
-
-
-def _transfer(models: ModelSet) -> Callable[[int, str, str], float]:
-    return lambda n_bytes, source, target: models.transfers.seconds(n_bytes, source, target)
-
-
 def _device_costs(op: OpPlan) -> dict[str, float]:
     costs: dict[str, float] = {}
     for c in op.candidates:
         costs[c.device] = min(costs.get(c.device, math.inf), c.cost_s)
     return costs or {op.site.pin or "cpu": math.inf}
-
-
-def _place(flow: DataFlow, ops: list[OpPlan], models: ModelSet) -> list[str]:
-    return place(flow, [_device_costs(op) for op in ops], _transfer(models))
 
 
 def _choose(op: OpPlan, device: str) -> None:
@@ -620,9 +574,9 @@ class SelectVariants(ModulePass):
             raise ValueError(f"select-variants: measure must be one of "
                              f"{', '.join(MEASURE_MODES)}, not {self.measure!r}")
 
-    def plan(self, module: ModuleOp, models: ChosenModels | None = None) -> Plan:
+    def plan(self, module: ModuleOp, models: CostModel | None = None) -> Plan:
         """The plan for this module (the module is unchanged); `models` replaces the
-        model set the pass would load."""
+        cost model the pass would load."""
         return plan_selection(module, models, self.measure, self.runs)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

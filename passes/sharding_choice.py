@@ -37,8 +37,7 @@ from annc.hardware.variants.regions.catalogue import OPS, SHARDED, why_not_shard
 from annc.hardware.variants.regions.sharding import Layout, layout, shard_summary, why_not_halo
 from annc.hardware.variants.regions.spec import RegionSpec
 from annc.passes.candidates import Candidate
-from annc.predictor.adaptation import Prediction
-from annc.predictor.models import ModelSet
+from annc.predictor.cost_model import CostModel, Prediction
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,9 @@ class Sharded:
 
     candidate: Candidate
     split: Layout
-    configuration: Query
-    """What the one-device model is asked: the region one device runs."""
+    configuration: Query | None
+    """What the one-device model is asked: the region one device runs; None where the
+    candidate cannot run (nothing to ask)."""
 
 
 @functools.cache
@@ -67,13 +67,11 @@ def offer_sharded(kind: str, spec: RegionSpec, placed: set[str | None], mesh: Me
         why = f"its ops were placed on {', '.join(sorted(map(str, placed)))}, not {mesh.device}"
     candidate.why_not = why or ""
     if isinstance(split, str) or why:
-        return Sharded(candidate, Layout(mesh.size, (), ()), Query(kind, (), "", 0.0))
-    shard = shard_summary(spec, split).as_shapes()
-    return Sharded(candidate, split,
-                   Query(kind, shard, spec.dtype, float(shard[0][4])))
+        return Sharded(candidate, Layout(mesh.size, (), ()), None)
+    return Sharded(candidate, split, shard_summary(spec, split).query(kind, spec.dtype))
 
 
-def price_sharded(offer: Sharded, trips: int | None, p: Prediction, models: ModelSet,
+def price_sharded(offer: Sharded, trips: int | None, p: Prediction, models: CostModel,
                   mesh: MeshInfo, machine: str,
                   communication: CommunicationModel | None = None) -> None:
     """The candidate's prediction of one execution: compute and communication (by the

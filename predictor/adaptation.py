@@ -200,7 +200,7 @@ class Corrections:
             parent = offsets[_levels(combo)[-2]]
             rows = np.array([r for r, _ in values])
             offset = parent + float((rows - parent).sum()) / (len(rows) + strength)
-            prior = _prior_sigma(models, combo)
+            prior = prior_sigma(models, combo)
             variance = (float(np.sum((rows - offset) ** 2)) + SPREAD_PRIOR_ROWS * prior**2) / (
                 len(rows) + SPREAD_PRIOR_ROWS)
             fitted[combo] = Fitted(offset, float(np.clip(math.sqrt(variance), MIN_SIGMA,
@@ -216,8 +216,8 @@ class Corrections:
             return fitted[combo].offset, fitted[combo].sigma
         for level in reversed(_levels(combo)[:-1]):
             if level in offsets:
-                return offsets[level], _prior_sigma(models, combo)
-        return 0.0, _prior_sigma(models, combo)
+                return offsets[level], prior_sigma(models, combo)
+        return 0.0, prior_sigma(models, combo)
 
     # The file -------------------------------------------------------------------
 
@@ -294,46 +294,9 @@ def _levels(combo: Combination) -> tuple[tuple[str, ...], ...]:
     return ((device,), (device, family(variant)), combo)
 
 
-def _prior_sigma(models: ModelSet | None, combo: Combination) -> float:
+def prior_sigma(models: ModelSet | None, combo: Combination) -> float:
     model = models.models.get(combo) if models is not None else None
     return sigma_from_mape(model.summary.get("mape") if model is not None else None)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Predicted seconds of one execution, with a 90% interval; `base_s` is the trained
-    model's own prediction before any correction. NaN without a model."""
-
-    seconds: float
-    low_s: float
-    high_s: float
-    base_s: float
-
-
-@dataclass
-class AdaptedModels:
-    """A model set and, where this machine has them, its corrections."""
-
-    models: ModelSet
-    corrections: Corrections | None = None
-
-    def predict(self, queries: Sequence[tuple[Combination, Query]]) -> list[Prediction]:
-        """Every query's prediction with its interval, in one batched call of the models."""
-        base = self.models.predict(queries)
-        predictions = []
-        for (combo, _), seconds in zip(queries, base, strict=True):
-            if not math.isfinite(seconds):
-                predictions.append(Prediction(math.nan, math.nan, math.nan, math.nan))
-                continue
-            if self.corrections is not None:
-                offset, sigma = self.corrections.correction(combo, self.models)
-            else:
-                offset, sigma = 0.0, _prior_sigma(self.models, combo)
-            corrected = seconds * math.exp(offset)
-            half = math.exp(Z_90 * min(WORKLOAD_SPREAD * sigma, MAX_SIGMA))
-            predictions.append(Prediction(corrected, corrected / half, corrected * half,
-                                          float(seconds)))
-        return predictions
 
 
 def residuals_of(models: ModelSet,

@@ -13,13 +13,13 @@ from model_fixtures import model_set
 from annc.dsl.records import Query
 from annc.predictor.adaptation import (
     MAX_COMBO_PRIOR_ROWS,
-    AdaptedModels,
     CorrectionFileError,
     Corrections,
     Residual,
     empirical_prior_rows,
     sigma_from_mape,
 )
+from annc.predictor.cost_model import CostModel
 from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 MATMUL = ("matmul", "numpy", "cpu")
@@ -36,7 +36,7 @@ def query(combo):
     return (combo, Query(combo[0], shapes, "f32", 64.0**3))
 
 
-def predicted(adapted: AdaptedModels, combo) -> float:
+def predicted(adapted: CostModel, combo) -> float:
     (p,) = adapted.predict([query(combo)])
     return p.seconds
 
@@ -44,18 +44,18 @@ def predicted(adapted: AdaptedModels, combo) -> float:
 def test_adaptation_moves_predictions_toward_new_measurements():
     corrections = Corrections("m", "b")
     corrections.add([Residual(MATMUL, math.log(2.0), "quick")] * 10, "quick")
-    adapted = AdaptedModels(models(), corrections)
+    adapted = CostModel(models(), corrections=corrections)
     after = predicted(adapted, MATMUL)
     assert 1.5e-3 < after < 2.0e-3  # most of the way to the measured 2x, shrunk a little
     more = Corrections("m", "b")
     more.add([Residual(MATMUL, math.log(2.0), "quick")] * 30, "quick")
-    assert after < predicted(AdaptedModels(models(), more), MATMUL) < 2.0e-3
+    assert after < predicted(CostModel(models(), corrections=more), MATMUL) < 2.0e-3
 
 
 def test_combinations_without_new_data_keep_the_prior():
     corrections = Corrections("m", "b")
     corrections.add([Residual(MATMUL, math.log(2.0), "quick")] * 10, "quick")
-    adapted = AdaptedModels(models(), corrections)
+    adapted = CostModel(models(), corrections=corrections)
     assert predicted(adapted, ADD) == pytest.approx(1e-4)  # same device, no data
     assert predicted(adapted, ADD_OPENCL) == pytest.approx(2e-4)
 
@@ -63,7 +63,7 @@ def test_combinations_without_new_data_keep_the_prior():
 def test_with_a_device_level_a_combination_without_data_takes_its_devices_shift():
     corrections = Corrections("m", "b", device_prior_rows=4.0, family_prior_rows=4.0)
     corrections.add([Residual(MATMUL, math.log(2.0), "quick")] * 10, "quick")
-    adapted = AdaptedModels(models(), corrections)
+    adapted = CostModel(models(), corrections=corrections)
     assert predicted(adapted, ADD_OPENCL) == pytest.approx(2e-4)  # no data on opencl
     shifted = predicted(adapted, ADD)  # the cpu's shift only, shrunk harder
     assert 1e-4 < shifted < predicted(adapted, MATMUL) / 10
@@ -72,29 +72,29 @@ def test_with_a_device_level_a_combination_without_data_takes_its_devices_shift(
 def test_one_measurement_moves_a_little_and_a_window_keeps_the_newest():
     corrections = Corrections("m", "b")
     corrections.add([Residual(MATMUL, math.log(4.0), "run")], "run")
-    one = predicted(AdaptedModels(models(), corrections), MATMUL)
+    one = predicted(CostModel(models(), corrections=corrections), MATMUL)
     ten = Corrections("m", "b")
     ten.add([Residual(MATMUL, math.log(4.0), "run")] * 10, "run")
-    assert 1e-3 < one < predicted(AdaptedModels(models(), ten), MATMUL) < 4e-3
+    assert 1e-3 < one < predicted(CostModel(models(), corrections=ten), MATMUL) < 4e-3
     corrections.add([Residual(MATMUL, 0.0, "run")] * 40, "run")  # the machine changed back
     assert len(corrections.residuals[MATMUL]) == 32
-    assert predicted(AdaptedModels(models(), corrections), MATMUL) == pytest.approx(1e-3)
+    assert predicted(CostModel(models(), corrections=corrections), MATMUL) == pytest.approx(1e-3)
 
 
 def test_every_prediction_has_an_interval_that_narrows_with_consistent_data():
-    base = AdaptedModels(models())
+    base = CostModel(models())
     (p,) = base.predict([query(MATMUL)])
     assert p.low_s < p.seconds < p.high_s and p.base_s == p.seconds
     corrections = Corrections("m", "b")
     corrections.add([Residual(MATMUL, math.log(2.0), "quick")] * 30, "quick")
-    (q,) = AdaptedModels(models(), corrections).predict([query(MATMUL)])
+    (q,) = CostModel(models(), corrections=corrections).predict([query(MATMUL)])
     assert q.high_s / q.low_s < p.high_s / p.low_s
     assert q.base_s == pytest.approx(1e-3)
     assert sigma_from_mape(5.0) < sigma_from_mape(30.0)
 
 
 def test_a_combination_without_a_model_predicts_nan():
-    (p,) = AdaptedModels(models()).predict([query(("sum", "jax", "cpu"))])
+    (p,) = CostModel(models()).predict([query(("sum", "jax", "cpu"))])
     assert math.isnan(p.seconds) and math.isnan(p.low_s)
 
 

@@ -10,7 +10,7 @@ import pytest
 from model_fixtures import constant_model
 
 from annc.dsl.records import Query
-from annc.predictor import baselines
+from annc.predictor import families
 from annc.predictor.features import (
     MissingTraitError,
     bytes_touched,
@@ -315,12 +315,18 @@ def test_transfer_link_fits_latency_and_bandwidth():
 def test_baselines_score_the_same_rows():
     rows = synthetic("matmul", "numpy")
     key = ("matmul", "numpy", "cpu")
-    linear = baselines.linear_complexity(rows)[key]
-    plain = baselines.plain_mlp(rows, 8)[key]
-    roof = baselines.roofline(rows, {"f32": 1.5e9, "f64": 1.5e9}, 1e12)[key]
-    augmented = fit_models(rows)[key].summary["mape"]
+    linear = families.score(families.create("linear_complexity").fit(rows), rows)[key]
+    plain = families.score(families.Networks("plain", False, 8).fit(rows), rows)[key]
+    roofline = families.create("roofline", ({"f32": 1.5e9, "f64": 1.5e9}, 1e12))
+    roof = families.score(roofline.fit(rows), rows)[key]
+    augmented = families.score(families.create("augmented").fit(rows), rows)[key]
     assert all(math.isfinite(v) for v in (linear, plain, roof))
     assert augmented < linear
+    # the shipped models' own held-out score is the families' scoring, to the bit
+    assert augmented == fit_models(rows)[key].summary["mape"]
+    assert families.create("roofline") is None  # not without the machine's peaks
+    with pytest.raises(ValueError, match="no model family"):
+        families.create("oracle")
     assert mape(np.array([1.1]), np.array([1.0])) == pytest.approx(10.0)
 
 

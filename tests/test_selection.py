@@ -17,8 +17,8 @@ from xdsl.dialects.builtin import ModuleOp
 import annc
 from annc.compiler import compile_source
 from annc.hardware.devices.available import available_devices
-from annc.passes.models import ChosenModels
 from annc.passes.select_variants import apply_plan, plan_selection
+from annc.predictor.cost_model import CostModel
 
 HAS_OPENCL = "opencl" in available_devices()
 needs_opencl = pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL device on this machine")
@@ -38,7 +38,7 @@ def ir(text: str, **kwargs) -> ModuleOp:
 
 
 def plan(text: str, times: dict, **kwargs):
-    return plan_selection(ir(text, **kwargs), ChosenModels(model_set(times), "test models"))
+    return plan_selection(ir(text, **kwargs), CostModel(model_set(times), "test models"))
 
 
 def chosen(p) -> list[tuple[str, str]]:
@@ -88,7 +88,7 @@ def test_every_prediction_includes_the_plan_steps_own_time():
     bare = plan(MATMUL, times, targets=["cpu"])
     models = model_set(times)
     models.step_overhead_s = 5e-7
-    stepped = plan_selection(ir(MATMUL, targets=["cpu"]), ChosenModels(models, "test models"))
+    stepped = plan_selection(ir(MATMUL, targets=["cpu"]), CostModel(models, "test models"))
     assert chosen(stepped) == chosen(bare) == [("jax", "cpu")]
     for before, after in zip(bare.ops[0].candidates, stepped.ops[0].candidates, strict=True):
         if before.predicted_s is None:
@@ -136,13 +136,13 @@ output z
 """
     times = {("add", "numpy", "cpu"): 1e-3, ("add", "halide.gpu_tile", "opencl"): 0.9e-3,
              ("mul", "numpy", "cpu"): 1e-3, ("mul", "halide.gpu_tile", "opencl"): 0.9e-3}
-    slow_copies = plan_selection(ir(text, targets=["cpu", "opencl"]), ChosenModels(
+    slow_copies = plan_selection(ir(text, targets=["cpu", "opencl"]), CostModel(
         model_set(times, copy_seconds_per_byte=1e-8), "slow copies"))
     assert chosen(slow_copies) == [("numpy", "cpu"), ("numpy", "cpu")]
     assert slow_copies.transfer_s == 0
     times[("add", "halide.gpu_tile", "opencl")] = 1e-6
     times[("mul", "halide.gpu_tile", "opencl")] = 1e-6
-    fast_device = plan_selection(ir(text, targets=["cpu", "opencl"]), ChosenModels(
+    fast_device = plan_selection(ir(text, targets=["cpu", "opencl"]), CostModel(
         model_set(times, copy_seconds_per_byte=1e-11), "fast device"))
     assert chosen(fast_device) == [("halide.gpu_tile", "opencl")] * 2
     assert fast_device.transfer_s > 0
@@ -156,7 +156,7 @@ def test_placement_is_over_the_whole_function_not_op_by_op():
     text = "input x : f32[1000000]\nu = exp(x)\ny = u + u\nz = exp(y)\noutput z\n"
     times = {("add", "numpy", "cpu"): 1.0e-3, ("add", "halide.gpu_tile", "opencl"): 1.2e-3,
              ("exp", "numpy", "cpu"): 50e-3, ("exp", "halide.gpu_tile", "opencl"): 1e-3}
-    p = plan_selection(ir(text, targets=["cpu", "opencl"]), ChosenModels(
+    p = plan_selection(ir(text, targets=["cpu", "opencl"]), CostModel(
         model_set(times, copy_seconds_per_byte=4e-9), "whole function"))
     assert chosen(p) == [("halide.gpu_tile", "opencl")] * 3
 
@@ -164,7 +164,7 @@ def test_placement_is_over_the_whole_function_not_op_by_op():
 def test_selected_ir_names_variant_device_and_prediction_and_reparses():
     times = {("matmul", "numpy", "cpu"): 2e-3}
     module = ir(MATMUL, targets=["cpu"])
-    apply_plan(plan_selection(module, ChosenModels(model_set(times), "t")))
+    apply_plan(plan_selection(module, CostModel(model_set(times), "t")))
     text = str(module)
     assert 'variant = "numpy"' in text and 'device = "cpu"' in text and "predicted_s" in text
     from xdsl.parser import Parser
@@ -263,7 +263,7 @@ def plan_unstarted(monkeypatch, times: dict, text: str = LOOP, **kwargs):
     models = model_set(times)
     models.backend_start_s = {"jax": 0.4, "halide": 0.4}
     return plan_selection(ir(text, targets=["cpu"], **kwargs),
-                          ChosenModels(models, "test models"))
+                          CostModel(models, "test models"))
 
 
 def test_a_halide_build_beside_the_run_starts_nothing_in_this_process(monkeypatch):
@@ -321,7 +321,7 @@ def test_a_plan_pays_a_back_ends_start_once_where_it_is_the_first_to_use_it(
     times = {("matmul", "numpy", "cpu"): 2e-2, ("matmul", "jax", "cpu"): 2e-2 - saved_per_trip}
     models = model_set(times)
     models.backend_start_s = {"jax": 0.4, "halide": 0.4}
-    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    p = plan_selection(ir(LOOP, targets=["cpu"]), CostModel(models, "test models"))
     assert chosen(p) == [(expected, "cpu")]
     jax = next(c for c in p.ops[0].candidates if c.variant == "jax")
     if expected == "numpy":
@@ -331,7 +331,7 @@ def test_a_plan_pays_a_back_ends_start_once_where_it_is_the_first_to_use_it(
         assert p.total_predicted_s == pytest.approx(100 * (2e-2 - saved_per_trip) + 0.02 + 0.4)
     # once JAX runs in the process, its start is paid: the faster variant wins
     monkeypatch.setattr(select_variants, "started", lambda backend: True)
-    p = plan_selection(ir(LOOP, targets=["cpu"]), ChosenModels(models, "test models"))
+    p = plan_selection(ir(LOOP, targets=["cpu"]), CostModel(models, "test models"))
     assert chosen(p) == [("jax", "cpu")] and p.start_s == 0
 
 
@@ -358,7 +358,7 @@ def test_a_start_is_charged_only_for_what_the_plan_runs(monkeypatch):
                         ("loop.matmul", "jax", "cpu"): 1e-4})
     models.backend_start_s = {"jax": 0.4, "halide": 0.4}
     module = compile_source(FUSED_LOOP, filename="t.ann", emit="fused", targets=["cpu"])
-    p = plan_selection(module, ChosenModels(models, "test models"))
+    p = plan_selection(module, CostModel(models, "test models"))
     (loop,) = [r for r in p.regions if r.outermost]
     assert loop.chosen is not None and loop.chosen.variant == "jax" and loop.start is None
     assert p.start_s == pytest.approx(0.4)  # JAX's alone
@@ -375,7 +375,7 @@ def test_a_model_that_takes_a_schedules_decision_is_asked_with_this_shapes_decis
     models = ModelSet.load(DEFAULT_MODELS)
     combo = ("matmul", "halide.auto.mullapudi2016", "cpu")
     assert "fused" in models.models[combo].features
-    p = plan_selection(ir(MATMUL, targets=["cpu"]), ChosenModels(models, "shipped models"))
+    p = plan_selection(ir(MATMUL, targets=["cpu"]), CostModel(models, "shipped models"))
     mullapudi = next(c for c in p.ops[0].candidates if c.variant == combo[1])
     shapes = ((16, 16), (16, 16))
     traits = traits_of(*combo, shapes, "f64")

@@ -39,7 +39,7 @@ def test_shipped_models_of_this_machine_come_before_the_default_set(shipped_here
     notes: list[str] = []
     chosen = chosen_models.load_models(notes)
     assert chosen.description.startswith(f"shipped models of this machine ({fingerprint().id})")
-    assert chosen.models.source == str(shipped_here)
+    assert chosen.trained.source == str(shipped_here)
     assert notes == []
 
 

@@ -236,7 +236,7 @@ def _quick(args: argparse.Namespace, kernels: Sequence[str] | None,
                           "same command again to continue and adapt")
             return 130
         corrections = adapt(store, chosen)
-    _, fitted = corrections.fit(chosen.models)
+    _, fitted = corrections.fit(chosen.trained)
     by_device: dict[str, list[float]] = {}
     for (_, _, device), correction in fitted.items():
         by_device.setdefault(device, []).append(correction.offset)

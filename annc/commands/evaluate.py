@@ -62,7 +62,7 @@ def _against(args: argparse.Namespace) -> int:
     notes: list[str] = []
     chosen = load_models(notes)
     source = measurement_source(Path(args.against), reference=False)
-    result = adaptation_curve(chosen.models, to_training_rows(source.stored))
+    result = adaptation_curve(chosen.trained, to_training_rows(source.stored))
     result["models"] = chosen.description
     result["measurements"] = f"{source.description} in {args.against}"
     if args.report == "json":

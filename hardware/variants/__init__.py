@@ -13,6 +13,9 @@ CuPy module returns no variants where CuPy or a GPU is missing.
 
 from collections.abc import Callable
 
+import numpy as np
+
+from annc.dsl.records import Query
 from annc.hardware.variants.library import (
     BUILT_IN,
     OPTIONAL_LIBRARIES,
@@ -29,6 +32,7 @@ from annc.hardware.variants.library import (
 from annc.hardware.variants.registry import (
     BUILT_IN_ORIGIN,
     KERNELS,
+    Kernel,
     Shape,
     Shapes,
     Traits,
@@ -73,6 +77,23 @@ def traits_of(kernel: str, name: str, device: str, shapes: Shapes, dtype: str) -
     except UnknownVariantError:
         return ()
     return variant.traits_at(shapes, dtype)
+
+
+def query_of(kernel: str, name: str, device: str, shapes: Shapes, dtype: str,
+             traits: Traits | None = None) -> Query:
+    """A variant's query (`Variant.query`), also where the variant cannot run here (a
+    lent GPU machine's, whose complexity `complexity_of` knows: it has no traits)."""
+    load_library()
+    try:
+        variant = get_variant(kernel, name, device)
+    except UnknownVariantError:
+        variant = Variant(kernel, name, device, "", build=_not_here,
+                          complexity=complexity_of(kernel, name, device))
+    return variant.query(shapes, dtype, traits)
+
+
+def _not_here(shapes: Shapes, dtype: np.dtype) -> Kernel:
+    raise UnknownVariantError("this variant cannot run on this machine")
 
 
 def complexity_of(kernel: str, name: str, device: str) -> Callable[[Shapes], float]:
@@ -120,6 +141,7 @@ __all__ = [
     "missing_library_notes",
     "origin_of",
     "plugin_notes",
+    "query_of",
     "register",
     "skipped_modules",
     "traits_of",

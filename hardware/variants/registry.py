@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from annc.dsl import kernels
-from annc.dsl.records import Combination
+from annc.dsl.records import Combination, Query
 
 Shape = kernels.Shape
 Shapes = kernels.Shapes
@@ -82,6 +82,15 @@ class Variant:
     def traits_at(self, shapes: Shapes, dtype: str) -> Traits:
         """Its traits for these shapes and dtype: () for a variant without any."""
         return () if self.traits is None else self.traits(shapes, dtype)
+
+    def query(self, shapes: Shapes, dtype: str, traits: Traits | None = None) -> Query:
+        """What a cost model is asked about this variant at these shapes and dtype (`f32`,
+        `f64`): its complexity, the augmentation, and its traits — its own (None; an
+        auto-scheduler's decisions, made here or found in the build cache), or those
+        given (`()` where the model takes none, so that no schedule is made for them).
+        The one place a kernel's query is built."""
+        own = self.traits_at(shapes, dtype) if traits is None else traits
+        return Query(self.kernel, shapes, dtype, float(self.complexity(shapes)), own)
 
 
 class UnknownVariantError(LookupError):

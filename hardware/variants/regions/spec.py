@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annc.dsl import dtypes, kernels
+from annc.dsl.records import Query
 
 Shape = tuple[int, ...]
 
@@ -185,6 +186,12 @@ class Summary:
     @staticmethod
     def from_shapes(shapes: tuple[tuple[int, ...], ...]) -> Summary:
         return Summary(*shapes[0])
+
+    def query(self, kind: str, dtype: str) -> Query:
+        """What a region model (`kind`: `region.<class>` or `loop.<class>`) is asked about a
+        region of this summary: the summary as its shapes, its summed complexity as the
+        augmentation. The one place a region's query is built."""
+        return Query(kind, self.as_shapes(), dtype, float(self.complexity))
 
 
 def summary(spec: RegionSpec) -> Summary:
