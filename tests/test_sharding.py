@@ -5,6 +5,7 @@ keeps JAX's one device: the device count is fixed when JAX starts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,11 +17,16 @@ import pytest
 
 import annc
 from annc.compiler import compile_program
-from annc.hardware.calibration.communication import UNCALIBRATED, fit
+from annc.hardware.calibration.communication import UNCALIBRATED, CommunicationModel, fit
 from annc.hardware.calibration.store import CommunicationRow, MeasurementStore
+from annc.hardware.devices.mesh import MeshInfo
+from annc.hardware.variants.regions.grid import GRID, grid_layout, grid_shape
 from annc.hardware.variants.regions.sharded_region import hlo_collectives
 from annc.hardware.variants.regions.sharding import COLUMNS, ROWS, WHOLE, layout
 from annc.hardware.variants.regions.spec import RegionOp, RegionSpec
+from annc.passes.sharding_choice import offer_sharded, price_sharded
+from annc.predictor.adaptation import Prediction
+from annc.predictor.models import ModelSet
 
 ROOT = Path(__file__).resolve().parent.parent
 LAPLACIAN = (0.0, 1.0, 0.0, 1.0, -4.0, 1.0, 0.0, 1.0, 0.0)
@@ -52,6 +58,78 @@ def test_a_matrix_by_a_split_vector_gathers_the_vector_and_a_dot_sums_a_scalar()
     split = layout(_cg_step(4096), 8)
     assert not isinstance(split, str)
     assert split.by_kind() == {"all-gather": (1, 4096 * 8), "all-reduce": (1, 8)}
+
+
+def _squaring(n: int) -> RegionSpec:
+    """P = matmul(P, P); P = P / norm(P), a loop (the Markov chain's)."""
+    return RegionSpec(((n, n),), "f64", (RegionOp("matmul", (0, 0)), RegionOp("norm", (1,)),
+                                         RegionOp("div", (1, 2))), (3,), trips=4, carried=1)
+
+
+def _gram(s: int, p: int) -> RegionSpec:
+    """G = X Xᵀ."""
+    return RegionSpec(((s, p),), "f64", (RegionOp("transpose", (0,)),
+                                         RegionOp("matmul", (0, 1))), (2,))
+
+
+@pytest.mark.parametrize(("devices", "grid"), [(8, (4, 2)), (16, (4, 4)), (6, (3, 2)),
+                                               (4, (2, 2)), (7, None), (2, None)])
+def test_a_mesh_forms_the_squarest_grid_it_divides_into(devices, grid):
+    assert grid_shape(devices) == grid
+
+
+def test_a_matrix_power_on_a_grid_gathers_a_block_row_and_a_block_column():
+    n = 1000
+    rows, grid = layout(_squaring(n), 8), grid_layout(_squaring(n), 8)
+    assert not isinstance(rows, str) and not isinstance(grid, str)
+    assert grid.grid == (4, 2) and grid.values[0] == GRID and grid.outputs(_squaring(n)) == (GRID,)
+    # SUMMA-like: n²/4 + n²/2 elements against n² gathered by rows (as XLA's HLO has it)
+    assert grid.by_kind() == {"all-gather": (2, 8 * (n * n // 4 + n * n // 2)),
+                              "all-reduce": (2, 16)}
+    assert rows.by_kind() == {"all-gather": (1, 8 * n * n), "all-reduce": (1, 8)}
+
+
+def test_a_gram_matrix_on_a_grid_sums_partial_products_and_moves_more_than_by_rows():
+    spec = _gram(4000, 500)
+    rows, grid = layout(spec, 8), grid_layout(spec, 8)
+    assert not isinstance(rows, str) and not isinstance(grid, str)
+    assert grid.by_kind() == {"all-gather": (1, 8 * 500 * 4000 // 2),
+                              "all-reduce": (1, 8 * 4000 * 4000 // 4)}
+    assert grid.bytes > rows.bytes
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    (_heat_loop(256), "no matrix product"),
+    (_squaring(1001), "equal blocks"),
+])
+def test_a_region_without_a_grid_split_says_why(spec, reason):
+    why = grid_layout(spec, 8)
+    assert isinstance(why, str) and reason in why
+
+
+def _priced(spec: RegionSpec, line: tuple[float, float]):
+    mesh = MeshInfo("gpu", 8, 1)
+    offer = offer_sharded("loop", spec, {"gpu"}, mesh)
+    assert not offer.candidate.why_not
+    comm = CommunicationModel({k: line for k in UNCALIBRATED}, True)
+    price_sharded(offer, spec.trips, Prediction(1e-3, 5e-4, 2e-3, 1e-3),
+                  ModelSet({}, {}), mesh, "fp", comm)
+    return offer
+
+
+def test_the_layout_is_chosen_by_its_predicted_communication():
+    cheap_latency = _priced(_squaring(1000), (1e-6, 1 / 1e9))  # bytes dominate: the grid
+    assert cheap_latency.candidate.variant == "jax.sharded.grid"
+    assert cheap_latency.split.grid == (4, 2)
+    assert "as a 4×2 grid: per trip 2 all-gather (6 MB)" in cheap_latency.candidate.communication
+    assert "; by rows " in cheap_latency.candidate.communication
+    slow_latency = _priced(_squaring(1000), (1.0, 1 / 1e9))  # latency dominates: by rows
+    assert slow_latency.candidate.variant == "jax.sharded"
+    assert slow_latency.split.grid is None
+    for offer in (cheap_latency, slow_latency):  # the same compute in both layouts
+        assert offer.candidate.compute_s == pytest.approx(4 * 1e-3)
+    gram = _priced(dataclasses.replace(_gram(4000, 500), trips=None), (1e-6, 1 / 1e9))
+    assert gram.candidate.variant == "jax.sharded"
 
 
 def test_a_transposed_split_matrix_is_split_by_columns():
@@ -181,6 +259,14 @@ def test_every_example_runs_sharded_over_8_devices_as_it_runs_op_by_op():
         assert "jax.sharded" in example["ran"], name
         for output, error in example["errors"].items():
             assert error <= TOLERANCE[example["dtype"]], (name, output, error)
+    for name, example in report["grid"].items():  # the matrix examples on a 4 × 2 grid
+        assert "jax.sharded.grid" in example["ran"], name
+        for output, error in example["errors"].items():
+            assert error <= TOLERANCE[example["dtype"]], (name, output, error)
+    markov = report["markov_loop"]
+    assert markov["mesh"] == {"rows": 4, "cols": 2}
+    assert markov["inputs"] == markov["outputs"] == ["P('rows', 'cols')"]
+    assert markov["shard_shapes"] == [[64, 128]]  # a 256² matrix in 4 × 2 blocks
     heat = report["heat_loop"]
     assert heat["inputs"][0] == "P('devices',)"  # the field, split by rows
     assert set(heat["inputs"][1:]) == {"P()"}  # the coefficient and the stencil, whole
