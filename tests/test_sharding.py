@@ -98,6 +98,17 @@ def test_a_gram_matrix_on_a_grid_sums_partial_products_and_moves_more_than_by_ro
     assert grid.bytes > rows.bytes
 
 
+def test_a_vector_carried_by_a_loop_on_a_grid_stays_split_and_is_gathered_for_the_product():
+    n = 2000  # v = H v / |H v|, a loop: v carried, H split into 4 × 2 blocks
+    spec = RegionSpec(((n,), (n, n)), "f64", (RegionOp("matvec", (1, 0)), RegionOp("norm", (2,)),
+                                             RegionOp("div", (2, 3))), (4,), trips=5, carried=1)
+    grid = grid_layout(spec, 8)
+    assert not isinstance(grid, str)
+    assert grid.inputs(spec) == ("along-rows", GRID) and grid.outputs(spec) == ("along-rows",)
+    # as XLA's HLO has it: v gathered whole, partial products summed along cols, the norm
+    assert grid.by_kind() == {"all-gather": (1, 8 * n), "all-reduce": (2, 8 * n // 4 + 8)}
+
+
 @pytest.mark.parametrize(("spec", "reason"), [
     (_heat_loop(256), "no matrix product"),
     (_squaring(1001), "equal blocks"),

@@ -13,10 +13,12 @@ execution (one trip of a loop) then moves, as XLA's SPMD partitioner does it (ja
   layout; it pays where 1/r + 1/c < 1 and the bytes outweigh one more latency);
 - `matmul` of a grid matrix by a transposed one (`X Xᵀ`) gathers the second along
   `rows` (k·n/c) and sums partial products of m/r × n along `cols` (an all-reduce);
-- `matvec` of a grid matrix (or a transposed one) by a whole vector sums partial
-  products of its block rows along the other axis (an all-reduce of m/r) and gathers
-  the result whole (an all-gather of m);
-- a sum, norm or dot of a grid value sums over each axis in turn (two all-reduces);
+- `matvec` of a grid matrix by a whole vector sums partial products along `cols` (an
+  all-reduce of m/r) and leaves the result split along `rows` (`P("rows")`; of a
+  transposed one, m/c and `P("cols")`); by such a split vector it first gathers the
+  vector whole (an all-gather of n), as a loop does with a carried vector;
+- a sum, norm or dot of a grid matrix sums over each axis in turn (two all-reduces),
+  of a vector split along one axis over that axis (one);
 - element-wise work on values of one split moves nothing; `transpose` swaps the axes.
 
 Anything else (a stencil, a broadcast of a split value, a product of transposed
@@ -39,6 +41,9 @@ from annc.hardware.variants.regions.spec import RegionSpec, Shape
 GRID, GRID_T = "grid", "grid-transposed"
 """A matrix split into the grid's blocks (`P("rows", "cols")`), and the transpose of
 one (`P("cols", "rows")`)."""
+ALONG_ROWS, ALONG_COLS = "along-rows", "along-cols"
+"""A vector split along one axis of the grid, whole along the other (`P("rows")`,
+`P("cols")`): a matrix–vector product's result."""
 
 AXES = ("rows", "cols")
 
@@ -65,13 +70,35 @@ def grid_layout(spec: RegionSpec, devices: int) -> Layout | str:
         return f"{devices} devices make no grid of at least 2 × 2"
     if not any(op.kernel in ("matmul", "matvec") for op in spec.ops):
         return "no matrix product to split over a grid"
-    shapes = spec.shapes()
     item = dtypes.itemsize(spec.dtype)
     known = {number for number, _ in spec.constants}
     values = [GRID if number not in known and _splittable(shape, grid) else WHOLE
               for number, shape in enumerate(spec.inputs)]
     if GRID not in values:
         return f"no input matrix splits into {grid[0]} × {grid[1]} equal blocks"
+    trip = _trip(spec, values, grid, item)
+    # A loop keeps a carried value in the split it comes back in (XLA gives the
+    # loop's state that split), so a trip starts from what the last one left: the
+    # splits settle within a few trips (a value only ever goes from whole to split).
+    for _ in range(spec.carried + 1):
+        if isinstance(trip, str) or not spec.is_loop:
+            return trip
+        carried = [trip.values[v] for v in spec.outputs]
+        if carried == values[: spec.carried]:
+            return trip
+        for number, split in enumerate(carried):
+            if values[number] != WHOLE and split != values[number]:
+                return "a carried matrix comes back in another split"
+            values[number] = split if split != WHOLE else values[number]
+        trip = _trip(spec, values, grid, item)
+    return "a carried value changes its split from trip to trip"
+
+
+def _trip(spec: RegionSpec, inputs: list[str], grid: tuple[int, int],
+          item: int) -> Layout | str:
+    """Every value's split and the collectives of one trip, from the inputs' splits."""
+    shapes = spec.shapes()
+    values = list(inputs)
     moved: list[Collective] = []
     for index, op in enumerate(spec.ops):
         operands = [values[v] for v in op.operands]
@@ -80,14 +107,7 @@ def grid_layout(spec: RegionSpec, devices: int) -> Layout | str:
         if result is None:
             return f"{op.kernel} of these operands has no grid rule"
         values.append(result)
-    if spec.is_loop:
-        for number, value in enumerate(spec.outputs):
-            if values[number] != values[value] and values[value] != WHOLE:
-                if values[number] != WHOLE:
-                    return "a carried matrix comes back transposed"
-                moved.append(Collective("all-gather", item * math.prod(shapes[value]),
-                                        "a carried value gathered for the next trip"))
-    return Layout(devices, tuple(values), tuple(moved), grid)
+    return Layout(grid[0] * grid[1], tuple(values), tuple(moved), grid)
 
 
 def _op(kernel: str, split: list[str], shapes: tuple[Shape, ...], result: Shape,
@@ -104,13 +124,14 @@ def _op(kernel: str, split: list[str], shapes: tuple[Shape, ...], result: Shape,
             return None
         return splits.pop()
     if kind == "reduction":
-        if any(s != WHOLE for s in split):
-            for axis in AXES:
-                moved.append(Collective("all-reduce", item * max(math.prod(result), 1),
-                                        f"{kernel} sums the partial results along {axis}"))
+        axes = (AXES if GRID in split or GRID_T in split else
+                ("rows",) if ALONG_ROWS in split else ("cols",) if ALONG_COLS in split else ())
+        for axis in axes:
+            moved.append(Collective("all-reduce", item * max(math.prod(result), 1),
+                                    f"{kernel} sums the partial results along {axis}"))
         return WHOLE
     if kernel == "transpose":
-        return {GRID: GRID_T, GRID_T: GRID}.get(split[0], WHOLE)
+        return {GRID: GRID_T, GRID_T: GRID, WHOLE: WHOLE}.get(split[0])
     if kernel == "matmul":
         (m, k), (_, n) = shapes
         if split == [GRID, GRID]:
@@ -128,13 +149,12 @@ def _op(kernel: str, split: list[str], shapes: tuple[Shape, ...], result: Shape,
         return None if GRID in split or GRID_T in split else WHOLE
     if kernel == "matvec":
         matrix, vector = split
+        if matrix not in (GRID, GRID_T):
+            return None if vector != WHOLE else WHOLE
+        (m, n) = shapes[0]
         if vector != WHOLE:
-            return None
-        if matrix == WHOLE:
-            return WHOLE
-        m = shapes[0][0]
+            moved.append(Collective("all-gather", item * n, "matvec gathers its vector"))
         moved.append(Collective("all-reduce", item * m // (r if matrix == GRID else c),
                                 "matvec sums partial products"))
-        moved.append(Collective("all-gather", item * m, "matvec gathers its result"))
-        return WHOLE
+        return ALONG_ROWS if matrix == GRID else ALONG_COLS
     return None

@@ -35,7 +35,14 @@ from jax.sharding import PartitionSpec as P
 
 from annc.hardware.devices.mesh import AXIS, process_mesh
 from annc.hardware.variants.jax_functions import FUNCTIONS, JaxFunction
-from annc.hardware.variants.regions.grid import AXES, GRID, GRID_T, grid_layout
+from annc.hardware.variants.regions.grid import (
+    ALONG_COLS,
+    ALONG_ROWS,
+    AXES,
+    GRID,
+    GRID_T,
+    grid_layout,
+)
 from annc.hardware.variants.regions.jax_region import (
     MAX_TRIPS,
     TRIPS_DTYPE,
@@ -106,7 +113,8 @@ class ShardedRegion:
         self.dtype = numpy_dtype(spec)
         whole = NamedSharding(mesh, P())
         named = ({ROWS: P(AXIS), COLUMNS: P(None, AXIS)} if split.grid is None
-                 else {GRID: P(*AXES), GRID_T: P(*reversed(AXES))})
+                 else {GRID: P(*AXES), GRID_T: P(*reversed(AXES)), ALONG_ROWS: P(AXES[0]),
+                       ALONG_COLS: P(AXES[1])})
         shardings = {v: NamedSharding(mesh, spec_) for v, spec_ in named.items()}
         self.in_shardings = [shardings.get(v, whole) for v in split.inputs(spec)]
         self.out_shardings = tuple(shardings.get(v, whole) for v in split.outputs(spec))
