@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import annc
 from annc.compiler import compile_program
 from annc.hardware.calibration.communication import UNCALIBRATED, CommunicationModel, fit
-from annc.hardware.calibration.store import CommunicationRow, MeasurementStore
+from annc.hardware.calibration.store import SCHEMA_VERSION, CommunicationRow, MeasurementStore
 from annc.hardware.devices.mesh import MeshInfo
 from annc.hardware.variants.regions.grid import GRID, grid_layout, grid_shape
 from annc.hardware.variants.regions.sharded_region import hlo_collectives
@@ -178,7 +179,7 @@ ENTRY %main (a: f64[256]) -> f64[2048] {
 
 
 def test_the_communication_model_is_a_line_per_collective_fitted_to_measurements():
-    rows = [CommunicationRow("fp", "cpu", 8, 1, "all-gather", size, 10e-6 + size * 1e-9,
+    rows = [CommunicationRow("fp", "cpu", 8, 1, 1, "all-gather", size, 10e-6 + size * 1e-9,
                              0.1, 5) for size in (8, 8192, 1 << 20)]
     lines = fit(rows)
     latency, per_byte = lines["all-gather"]
@@ -188,11 +189,11 @@ def test_the_communication_model_is_a_line_per_collective_fitted_to_measurements
 
 
 def test_stores_merge_every_row_once(tmp_path):
-    rows = [CommunicationRow("node-a", "cpu", 8, 1, "all-reduce", 8, 2e-5, 0.1, 5)]
+    rows = [CommunicationRow("node-a", "cpu", 8, 1, 1, "all-reduce", 8, 2e-5, 0.1, 5)]
     with MeasurementStore(tmp_path / "a.db") as a:
         a.add_communication(rows)
     with MeasurementStore(tmp_path / "b.db") as b:
-        b.add_communication([CommunicationRow("node-b", "gpu", 4, 1, "all-gather", 64,
+        b.add_communication([CommunicationRow("node-b", "gpu", 4, 1, 1, "all-gather", 64,
                                               1e-5, 0.1, 5)])
         assert b.merge(tmp_path / "a.db")["communication"] == 1
         assert b.merge(tmp_path / "a.db")["communication"] == 0  # again: nothing new
@@ -203,6 +204,53 @@ def test_stores_merge_every_row_once(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "missing.db" in done.stderr
+
+
+def _schema_3_store(path: Path) -> None:
+    """A store as annc wrote it at schema 3: collectives without their hosts."""
+    with MeasurementStore(path):
+        pass
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "DROP TABLE communication;"
+        "CREATE TABLE communication (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, "
+        "device TEXT NOT NULL, devices INTEGER NOT NULL, processes INTEGER NOT NULL, "
+        "collective TEXT NOT NULL, bytes INTEGER NOT NULL, median_s REAL NOT NULL, "
+        "spread REAL NOT NULL, repeats INTEGER NOT NULL, taken_at TEXT NOT NULL, "
+        "annc_version TEXT NOT NULL);"
+        "INSERT INTO communication VALUES (1, 'old', 'cpu', 8, 1, 'all-gather', 64, 3e-5, "
+        "0.1, 5, '2026-12-07T10:00:00', '0.1.0');"
+        "UPDATE meta SET value = '3' WHERE key = 'schema_version';")
+    connection.commit()
+    connection.close()
+
+
+def test_an_older_store_migrates_its_collectives_to_one_host_keeping_every_row(tmp_path):
+    _schema_3_store(tmp_path / "old.db")
+    _schema_3_store(tmp_path / "other.db")
+    with MeasurementStore(tmp_path / "old.db") as store:
+        rows = store.communication("old", "cpu", 8)  # one process, on one host
+        assert [(r.collective, r.bytes, r.hosts) for r in rows] == [("all-gather", 64, 1)]
+        store.add_communication([CommunicationRow("old", "cpu", 8, 2, 2, "all-gather", 64,
+                                                  9e-4, 0.1, 5)])
+        assert len(store.communication("old", "cpu", 8, 2, 2)) == 1
+    version = sqlite3.connect(tmp_path / "old.db").execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+    with MeasurementStore(tmp_path / "new.db") as store:  # merging an older store
+        assert store.merge(tmp_path / "other.db")["communication"] == 1
+        assert [r.hosts for r in store.communication("old", "cpu", 8)] == [1]
+
+
+@pytest.mark.parametrize(("words", "said"), [
+    (["--distributed"], "it goes with --communication"),
+    (["--communication", "--processes", "2"], "go with --communication --distributed"),
+])
+def test_calibrate_refuses_distributed_options_out_of_place(tmp_path, words, said):
+    done = subprocess.run([sys.executable, "-m", "annc", "calibrate", *words],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ANNC_HOME": str(tmp_path)})
+    assert done.returncode == 1 and said in done.stderr and "Traceback" not in done.stderr
 
 
 def test_without_a_mesh_no_region_gets_a_sharded_candidate():
