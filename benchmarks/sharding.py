@@ -17,7 +17,8 @@ and measures, on the workloads of `benchmarks/regions.py` at their realistic siz
 3. selection with a mesh against without: the median time of `compile_program` to
    the selected IR (`--repeats` times, after one warm-up) in this process (8 devices)
    and in a child process of one device;
-4. the predicted scaling of heat (16384² f32) and conjugate gradients (51,200² f64, 21 GB):
+4. the predicted scaling of heat (16384² f32), conjugate gradients (51,200² f64, 21 GB)
+   and the Markov chain's squarings (16,384² f64, 2 GB), with the layout picked:
    one trip's time against the number of devices, each device a host like this one
    (the one-device `jax` region model at the shard's shape) joined by an assumed
    interconnect (`NETWORKS`), as `passes.sharding_choice` predicts it.
@@ -56,7 +57,8 @@ MATRICES = ("conjugate_gradients", "power_iteration", "gram_matrix", "markov_cha
 """The workloads whose regions have matrix products: the ones a grid may split."""
 
 SCALING = {"heat": {"N": 16384, "STEPS": 100},
-           "conjugate_gradients": {"N": 51200, "ITERATIONS": 100}}
+           "conjugate_gradients": {"N": 51200, "ITERATIONS": 100},
+           "markov_chain": {"M": 16384, "SQUARINGS": 10}}
 DEVICE_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 NETWORKS = {"InfiniBand HDR (5 µs, 25 GB/s)": (5e-6, 1 / 25e9),
             "10 GbE (50 µs, 1.25 GB/s)": (50e-6, 1 / 1.25e9)}
@@ -246,7 +248,7 @@ def predicted_scaling() -> dict[str, Any]:
                     row[devices] = {"compute_s": alone.seconds, "communication_s": 0.0,
                                     "bytes": 0}
                     continue
-                mesh = MeshInfo("cpu", devices, devices)  # one device per host
+                mesh = MeshInfo("cpu", devices, devices, devices)  # one device per host
                 offer = offer_sharded(kind, spec, {"cpu"}, mesh)
                 if offer.candidate.why_not:
                     row[devices] = {"why_not": offer.candidate.why_not}
@@ -255,7 +257,7 @@ def predicted_scaling() -> dict[str, Any]:
                 price_sharded(offer, 1, p, models.models, mesh, models.machine, comm)
                 row[devices] = {"compute_s": offer.candidate.compute_s,
                                 "communication_s": offer.candidate.communication_s,
-                                "bytes": offer.split.bytes}
+                                "bytes": offer.split.bytes, "layout": offer.split.describe()}
             rows[network] = row
         table[name] = {"params": params, "kind": kind, "rows": rows}
     return table
@@ -323,15 +325,16 @@ def _format(data: dict[str, Any]) -> list[str]:
         params = ", ".join(f"{k}={v}" for k, v in entry["params"].items())
         for network, row in entry["rows"].items():
             lines += [f"**{name}** ({params}, {entry['kind']}), {network}:", "",
-                      "| devices | compute | communication | bytes a trip | total | speed-up |",
-                      "|---:|---:|---:|---:|---:|---:|"]
+                      "| devices | layout | compute | communication | bytes a trip | total "
+                      "| speed-up |", "|---:|---|---:|---:|---:|---:|---:|"]
             base = row["1"]["compute_s"] if "1" in row else row[1]["compute_s"]
             for devices, cell in row.items():
                 if "why_not" in cell:
-                    lines.append(f"| {devices} | {cell['why_not']} | | | | |")
+                    lines.append(f"| {devices} | {cell['why_not']} | | | | | |")
                     continue
                 total = cell["compute_s"] + cell["communication_s"]
-                lines.append(f"| {devices} | {cell['compute_s'] * 1e3:.3g} ms | "
+                lines.append(f"| {devices} | {cell.get('layout', 'one device')} | "
+                             f"{cell['compute_s'] * 1e3:.3g} ms | "
                              f"{cell['communication_s'] * 1e3:.3g} ms | {cell['bytes']:,} | "
                              f"{total * 1e3:.3g} ms | {base / total:.2f}x |")
             lines.append("")

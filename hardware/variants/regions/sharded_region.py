@@ -52,7 +52,14 @@ from annc.hardware.variants.regions.jax_region import (
     variant_name,
 )
 from annc.hardware.variants.regions.reference import check_inputs, numpy_dtype
-from annc.hardware.variants.regions.sharding import COLUMNS, ROWS, Layout, layout, why_not_halo
+from annc.hardware.variants.regions.sharding import (
+    COLUMNS,
+    ROWS,
+    WHOLE,
+    Layout,
+    layout,
+    why_not_halo,
+)
 from annc.hardware.variants.regions.spec import RegionSpec, Shape
 
 
@@ -87,12 +94,25 @@ def halo_conv2d(shapes: Sequence[Shape], devices: int, mesh: Any) -> JaxFunction
     return conv
 
 
-def _functions(spec: RegionSpec, split: Layout, mesh: Any) -> list[JaxFunction]:
+def _functions(spec: RegionSpec, split: Layout, mesh: Any,
+               shardings: dict[str, NamedSharding]) -> list[JaxFunction]:
+    """Every op's JAX function over the mesh. On a grid every op's result is held to
+    the layout's split (`with_sharding_constraint`): left free, the partitioner
+    carried a result's split back to its operands (CG's first residual, f − K·0,
+    gathered the 16 KB vector it had split), and the layout's bytes are then what
+    runs."""
     functions = op_functions(spec)
     for index, op in enumerate(spec.ops):
         if op.kernel == "conv2d" and split.values[op.operands[0]] == ROWS:
             functions[index] = halo_conv2d(spec.operand_shapes(index), split.devices, mesh)
+        elif split.grid is not None:
+            functions[index] = _held(functions[index], shardings[
+                split.values[len(spec.inputs) + index]])
     return functions
+
+
+def _held(function: JaxFunction, sharding: NamedSharding) -> JaxFunction:
+    return lambda *operands: jax.lax.with_sharding_constraint(function(*operands), sharding)
 
 
 class ShardedRegion:
@@ -116,10 +136,11 @@ class ShardedRegion:
                  else {GRID: P(*AXES), GRID_T: P(*reversed(AXES)), ALONG_ROWS: P(AXES[0]),
                        ALONG_COLS: P(AXES[1])})
         shardings = {v: NamedSharding(mesh, spec_) for v, spec_ in named.items()}
-        self.in_shardings = [shardings.get(v, whole) for v in split.inputs(spec)]
-        self.out_shardings = tuple(shardings.get(v, whole) for v in split.outputs(spec))
+        shardings[WHOLE] = whole
+        self.in_shardings = [shardings[v] for v in split.inputs(spec)]
+        self.out_shardings = tuple(shardings[v] for v in split.outputs(spec))
         self.whole = whole
-        function = region_function(spec, _functions(spec, split, mesh))
+        function = region_function(spec, _functions(spec, split, mesh, shardings))
         in_shardings = ([whole] if spec.is_loop else []) + self.in_shardings
         jitted = jax.jit(function, in_shardings=tuple(in_shardings),
                          out_shardings=self.out_shardings)
