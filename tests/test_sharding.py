@@ -1,7 +1,8 @@
-"""Sharded regions (`jax.sharded`) over a mesh of devices: the split and what it moves,
-its candidate in selection, the communication model and its store, and every example
-run sharded over 8 simulated CPU devices in a process of its own (the test session
-keeps JAX's one device: the device count is fixed when JAX starts)."""
+"""Sharded regions (`jax.sharded`, and `jax.sharded.grid` for matrices) over a mesh of
+devices: the split and what it moves, its candidate in selection, the communication
+model and its store, and every example run sharded over 8 simulated CPU devices in a
+process of its own (the test session keeps JAX's one device: the device count is
+fixed when JAX starts)."""
 
 from __future__ import annotations
 
