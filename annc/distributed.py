@@ -26,9 +26,11 @@ does not hang it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from annc.dsl.errors import AnncError
+from annc.hardware.devices.mesh import HOSTS
 
 MESSAGE_BYTES = 1024
 """The longest failure message one process sends the others (longer ones are cut)."""
@@ -80,7 +83,9 @@ def quiet_stdout() -> Iterator[None]:
 
 def join(cluster: Cluster) -> tuple[int, int]:
     """Joins the run (`jax.distributed.initialize`); returns (this process's id, the
-    number of processes). Must come before anything runs on a JAX device."""
+    number of processes). Must come before anything runs on a JAX device. The
+    processes then count the hosts they are on (`mesh.HOSTS`), which tells a mesh's
+    communication measured between hosts from the same measured within one."""
     import jax
 
     from annc.hardware.devices import jax_runtime  # noqa: F401  (annc's JAX settings first)
@@ -109,7 +114,19 @@ def join(cluster: Cluster) -> tuple[int, int]:
         ) from None
     finally:
         watchdog.cancel()
+    os.environ[HOSTS] = str(count_hosts())
     return jax.process_index(), jax.process_count()
+
+
+def count_hosts() -> int:
+    """How many hosts the run's processes are on (every process calls it): each
+    sends a digest of its host's name."""
+    from jax.experimental import multihost_utils
+
+    digest = np.frombuffer(hashlib.sha256(socket.gethostname().encode()).digest()[:8],
+                           np.uint8)
+    everyone = np.asarray(multihost_utils.process_allgather(digest)).reshape(-1, 8)
+    return len({bytes(row) for row in everyone})
 
 
 JOIN_MARGIN_S = 2.0

@@ -4,7 +4,8 @@ A process that dies in a `jax.distributed` run (killed, out of memory, a host th
 went down) is noticed by JAX's coordination service, which then ends every other
 process from native code: an abort with its own log lines and a C++ stack, no
 Python exception annc could catch. So `annc run --distributed` runs the process as
-a child of a small watcher that imports nothing heavy (`annc.cli` asks
+a child of a small watcher that imports nothing heavy (so does `annc calibrate
+--communication --distributed`) (`annc.cli` asks
 `watched_run` before it imports the command): the watcher passes the
 child's output through, keeps back the native log lines, and where the child ends
 other than by annc's own exit statuses it says which process stopped, in one line,
@@ -42,9 +43,10 @@ TASKS = re.compile(r"task:(\d+)|stopped sending heartbeats\):\s*\n((?:\s*\d+\s*\
 
 
 def watched_run(argv: Sequence[str]) -> tuple[bool, int | None]:
-    """Whether these `annc` arguments are an `annc run --distributed` to watch (not in
-    the watched child), and the process id they name, if they name one."""
-    if os.environ.get(WORKER) == "1" or not argv or argv[0] != "run":
+    """Whether these `annc` arguments are an `annc run --distributed` (or `calibrate
+    --distributed`) to watch (not in the watched child), and the process id they name,
+    if they name one."""
+    if os.environ.get(WORKER) == "1" or not argv or argv[0] not in ("run", "calibrate"):
         return False, None
     words = argparse.ArgumentParser(add_help=False)
     words.add_argument("--distributed", action="store_true")

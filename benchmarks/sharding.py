@@ -11,10 +11,14 @@ and measures, on the workloads of `benchmarks/regions.py` at their realistic siz
 2. communication per execution (one trip of a loop): the bytes of every collective
    `sharding.layout` predicts, against the collectives in the compiled region's HLO
    as XLA partitioned it (in the loop's body for a loop);
+   and again for the matrix workloads on the devices as a 4 × 2 grid
+   (`jax.sharded.grid`), with both layouts' predicted communication and which one
+   selection picks (this machine's communication model, and the assumed `NETWORKS`);
 3. selection with a mesh against without: the median time of `compile_program` to
    the selected IR (`--repeats` times, after one warm-up) in this process (8 devices)
    and in a child process of one device;
-4. the predicted scaling of heat (16384² f32) and conjugate gradients (51,200² f64, 21 GB):
+4. the predicted scaling of heat (16384² f32), conjugate gradients (51,200² f64, 21 GB)
+   and the Markov chain's squarings (16,384² f64, 2 GB), with the layout picked:
    one trip's time against the number of devices, each device a host like this one
    (the one-device `jax` region model at the shard's shape) joined by an assumed
    interconnect (`NETWORKS`), as `passes.sharding_choice` predicts it.
@@ -49,9 +53,12 @@ REALISTIC = {
     "gram_matrix": {"S": 4000, "P": 500}, "markov_chain": {"M": 1000, "SQUARINGS": 6},
 }
 """`benchmarks/regions.py`'s six workloads at its sizes, and poisson and the Markov chain."""
+MATRICES = ("conjugate_gradients", "power_iteration", "gram_matrix", "markov_chain")
+"""The workloads whose regions have matrix products: the ones a grid may split."""
 
 SCALING = {"heat": {"N": 16384, "STEPS": 100},
-           "conjugate_gradients": {"N": 51200, "ITERATIONS": 100}}
+           "conjugate_gradients": {"N": 51200, "ITERATIONS": 100},
+           "markov_chain": {"M": 16384, "SQUARINGS": 10}}
 DEVICE_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 NETWORKS = {"InfiniBand HDR (5 µs, 25 GB/s)": (5e-6, 1 / 25e9),
             "10 GbE (50 µs, 1.25 GB/s)": (50e-6, 1 / 1.25e9)}
@@ -107,19 +114,21 @@ def _op_by_op(module) -> None:
             region.start_variant = None
 
 
-def correctness_and_communication(name: str, params: dict[str, int]) -> dict[str, Any]:
+def correctness_and_communication(name: str, params: dict[str, int],
+                                  grid: bool = False) -> dict[str, Any]:
     import numpy as np
 
     from annc.dsl.dialect import RegionOp
     from annc.hardware.variants.regions import catalogue
     from annc.hardware.variants.regions.from_ir import lower_region
+    from annc.hardware.variants.regions.grid import grid_layout
     from annc.hardware.variants.regions.sharded_region import hlo_collectives
     from annc.hardware.variants.regions.sharding import layout
     from annc.passes.sharding_choice import force_sharded
     from annc.running import run_module
 
     sharded, plain = _selected(name, params).ir, _selected(name, params).ir
-    forced = force_sharded(sharded)
+    forced = force_sharded(sharded, grid)
     _op_by_op(plain)
     inputs = _inputs(name, params)
     got = run_module(sharded, inputs, seed=0, builds="first", generate_missing=True)
@@ -130,18 +139,19 @@ def correctness_and_communication(name: str, params: dict[str, int]) -> dict[str
         errors[key] = float(np.max(np.abs(got.outputs[key].astype(np.float64) - value))) / scale
     regions = []
     for op in sharded.walk():
-        if not isinstance(op, RegionOp) or op.variant is None or (
-                op.variant.data != catalogue.SHARDED):
+        if not isinstance(op, RegionOp) or op.variant is None or not catalogue.is_sharded(
+                op.variant.data):
             continue
         spec = lower_region(op).spec
-        split = layout(spec, 8)
+        on_grid = op.variant.data == catalogue.SHARDED_GRID
+        split = (grid_layout if on_grid else layout)(spec, 8)
         assert not isinstance(split, str)
-        function = catalogue.built(spec, catalogue.SHARDED)
+        function = catalogue.built(spec, op.variant.data)
         region = getattr(function, "func", function)
         found = hlo_collectives(region.compiled.as_text())
         per_trip = [(kind, size) for kind, size, inside in found if inside or not spec.is_loop]
         regions.append({
-            "kind": catalogue.kind(spec), "loop": spec.is_loop,
+            "kind": catalogue.kind(spec), "loop": spec.is_loop, "variant": op.variant.data,
             "model": {k: list(v) for k, v in split.by_kind().items()},
             "model_bytes": split.bytes,
             "hlo": per_trip, "hlo_bytes": sum(size for _, size in per_trip),
@@ -151,6 +161,43 @@ def correctness_and_communication(name: str, params: dict[str, int]) -> dict[str
             "dtype": str(next(iter(want.outputs.values())).dtype),
             "sharded_execute_s": got.report["execute_s"],
             "op_by_op_execute_s": want.report["execute_s"], "regions": regions}
+
+
+def layouts_compared() -> dict[str, Any]:
+    """Every matrix workload's regions that split both ways over 8 devices: each
+    layout's bytes and predicted communication a trip, and the one selection picks, by
+    this machine's communication model for 8 CPU devices and by the `NETWORKS`."""
+    from annc.dsl.dialect import RegionOp
+    from annc.hardware.calibration.communication import CommunicationModel, communication_model
+    from annc.hardware.devices.fingerprint import fingerprint
+    from annc.hardware.devices.home import default_database
+    from annc.hardware.devices.mesh import MeshInfo
+    from annc.hardware.variants.regions import catalogue
+    from annc.hardware.variants.regions.from_ir import lower_region
+    from annc.hardware.variants.regions.grid import grid_layout
+    from annc.hardware.variants.regions.sharding import layout
+
+    here = communication_model(default_database(), fingerprint().id, MeshInfo("cpu", 8, 1))
+    models = {("this machine, calibrated" if here.calibrated else
+               "uncalibrated guess (20 µs, 2 GB/s)"): here}
+    models.update({name: CommunicationModel({k: line for k in here.lines}, True)
+                   for name, line in NETWORKS.items()})
+    table: dict[str, Any] = {}
+    for name in MATRICES:
+        for op in _selected(name, REALISTIC[name]).ir.walk():
+            if not isinstance(op, RegionOp):
+                continue
+            spec = lower_region(op).spec
+            rows, grid = layout(spec, 8), grid_layout(spec, 8)
+            if isinstance(rows, str) or isinstance(grid, str):
+                continue
+            key = f"{name}: {catalogue.kind(spec)}"
+            table[key] = {"rows_bytes": rows.bytes, "grid_bytes": grid.bytes,
+                          "collectives": [len(rows.collectives), len(grid.collectives)],
+                          "models": {model: [comm.seconds(rows.collectives),
+                                             comm.seconds(grid.collectives)]
+                                     for model, comm in models.items()}}
+    return table
 
 
 def selection_seconds(repeats: int) -> dict[str, float]:
@@ -200,7 +247,7 @@ def predicted_scaling() -> dict[str, Any]:
                     row[devices] = {"compute_s": alone.seconds, "communication_s": 0.0,
                                     "bytes": 0}
                     continue
-                mesh = MeshInfo("cpu", devices, devices)  # one device per host
+                mesh = MeshInfo("cpu", devices, devices, devices)  # one device per host
                 offer = offer_sharded(kind, spec, {"cpu"}, mesh)
                 if offer.candidate.why_not:
                     row[devices] = {"why_not": offer.candidate.why_not}
@@ -210,7 +257,7 @@ def predicted_scaling() -> dict[str, Any]:
                 price_sharded(offer, 1, p, models, mesh, models.machine, comm)
                 row[devices] = {"compute_s": offer.candidate.compute_s,
                                 "communication_s": offer.candidate.communication_s,
-                                "bytes": offer.split.bytes}
+                                "bytes": offer.split.bytes, "layout": offer.split.describe()}
             rows[network] = row
         table[name] = {"params": params, "kind": kind, "rows": rows}
     return table
@@ -243,6 +290,29 @@ def _format(data: dict[str, Any]) -> list[str]:
             lines.append(f"| {name if i == 0 else ''} | {errors if i == 0 else ''} | "
                          f"{region.get('kind', '-')} | {model} | "
                          f"{region.get('model_bytes', 0):,} | {region.get('hlo_bytes', 0):,} |")
+    lines += ["", "## The matrix workloads on a 4 × 2 grid (`jax.sharded.grid`)", "",
+              "| workload | outputs: largest relative error, grid vs op by op | region "
+              "| variant | predicted collectives | predicted bytes | XLA's HLO bytes |",
+              "|---|---|---|---|---|---:|---:|"]
+    for name, result in data["grid"].items():
+        errors = ", ".join(f"{k} {v:.1e}" for k, v in result["errors"].items())
+        for i, region in enumerate(result["regions"] or [{}]):
+            model = ", ".join(f"{count}× {kind}" for kind, (count, _) in
+                              region.get("model", {}).items()) or "none"
+            lines.append(f"| {name if i == 0 else ''} | {errors if i == 0 else ''} | "
+                         f"{region.get('kind', '-')} | {region.get('variant', '-')} | {model} | "
+                         f"{region.get('model_bytes', 0):,} | {region.get('hlo_bytes', 0):,} |")
+    lines += ["", "## By rows or as a grid: predicted communication a trip, 8 devices", "",
+              "| region | communication model | by rows | as a 4×2 grid | picked |",
+              "|---|---|---:|---:|---|"]
+    for region, entry in data["layouts"].items():
+        (rows_n, grid_n), first = entry["collectives"], True
+        for model, (rows_s, grid_s) in entry["models"].items():
+            label = (f"{region} ({entry['rows_bytes']:,} B in {rows_n} collectives by rows, "
+                     f"{entry['grid_bytes']:,} B in {grid_n} on the grid)" if first else "")
+            lines.append(f"| {label} | {model} | {rows_s * 1e3:.3g} ms | {grid_s * 1e3:.3g} ms "
+                         f"| {'grid' if grid_s < rows_s else 'rows'} |")
+            first = False
     lines += ["", "## Selection with and without a mesh (median seconds to the selected IR)",
               "", "| workload | 1 device | 8 devices | ratio |", "|---|---:|---:|---:|"]
     for name, alone in data["selection"]["one_device"].items():
@@ -255,15 +325,16 @@ def _format(data: dict[str, Any]) -> list[str]:
         params = ", ".join(f"{k}={v}" for k, v in entry["params"].items())
         for network, row in entry["rows"].items():
             lines += [f"**{name}** ({params}, {entry['kind']}), {network}:", "",
-                      "| devices | compute | communication | bytes a trip | total | speed-up |",
-                      "|---:|---:|---:|---:|---:|---:|"]
+                      "| devices | layout | compute | communication | bytes a trip | total "
+                      "| speed-up |", "|---:|---|---:|---:|---:|---:|---:|"]
             base = row["1"]["compute_s"] if "1" in row else row[1]["compute_s"]
             for devices, cell in row.items():
                 if "why_not" in cell:
-                    lines.append(f"| {devices} | {cell['why_not']} | | | | |")
+                    lines.append(f"| {devices} | {cell['why_not']} | | | | | |")
                     continue
                 total = cell["compute_s"] + cell["communication_s"]
-                lines.append(f"| {devices} | {cell['compute_s'] * 1e3:.3g} ms | "
+                lines.append(f"| {devices} | {cell.get('layout', 'one device')} | "
+                             f"{cell['compute_s'] * 1e3:.3g} ms | "
                              f"{cell['communication_s'] * 1e3:.3g} ms | {cell['bytes']:,} | "
                              f"{total * 1e3:.3g} ms | {base / total:.2f}x |")
             lines.append("")
@@ -290,6 +361,11 @@ def main() -> None:
     for name, params in REALISTIC.items():
         log(f"{name} {params}")
         data["examples"][name] = correctness_and_communication(name, params)
+    data["grid"] = {}
+    for name in MATRICES:
+        log(f"{name} {REALISTIC[name]} on a grid")
+        data["grid"][name] = correctness_and_communication(name, REALISTIC[name], grid=True)
+    data["layouts"] = layouts_compared()
     log("selection")
     data["selection"] = {"mesh": selection_seconds(args.repeats),
                          "one_device": _child_selection(args.repeats)}

@@ -255,7 +255,7 @@ def _choose(plan: RegionPlan) -> None:
     `passes.tiers`) and, where it needs a compile, what the region starts on."""
     order = ranked((c for c in plan.candidates if not c.why_not), prefer=catalogue.OPS)
     plan.chosen = best = order[0] if order else plan.candidates[0]
-    if needs_compile(best) and best.variant != catalogue.SHARDED:  # built in the run only
+    if needs_compile(best) and not catalogue.is_sharded(best.variant):  # built in the run
         start = start_candidate(plan.candidates, best.device)
         ops = plan.candidates[0]
         plan.start = start if start is not None and start is not best else ops

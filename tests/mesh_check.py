@@ -1,8 +1,9 @@
 """Run by `tests/test_sharding.py` in a process of its own with 8 simulated CPU devices
 (`JAX_NUM_CPU_DEVICES=8`, set before JAX starts): every example, small, with every
 region that can be split running as `jax.sharded`, against the same program with
-every region run op by op; and the shardings of heat's loop as JAX reports them.
-Prints one JSON object."""
+every region run op by op; the matrix examples again with every region that splits
+over a 4 × 2 grid running as `jax.sharded.grid`; and the shardings of heat's loop and
+of the Markov chain's loop on the grid as JAX reports them. Prints one JSON object."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ SMALL = {
     "power_iteration": {"N": 256, "ITERATIONS": 10}, "markov_chain": {"M": 256, "SQUARINGS": 4},
     "gram_matrix": {"S": 256, "P": 512}, "detector_smoothing": {"N": 256, "P": 9, "PASSES": 2},
 }
+MATRICES = ("markov_chain", "gram_matrix", "conjugate_gradients", "power_iteration")
 
 
 def _selected(name: str, params: dict[str, int]):
@@ -43,22 +45,30 @@ def _op_by_op(module) -> None:
             region.start_variant = None
 
 
+def _against_op_by_op(name: str, grid: bool) -> dict:
+    params = SMALL[name]
+    sharded, plain = _selected(name, params), _selected(name, params)
+    forced = force_sharded(sharded, grid)
+    _op_by_op(plain)
+    got = run_module(sharded, None, seed=0, builds="first")
+    want = run_module(plain, None, seed=0, builds="first").outputs
+    errors = {}
+    for key, value in want.items():
+        scale = max(float(np.max(np.abs(value))), 1e-30)
+        errors[key] = float(np.max(np.abs(got.outputs[key] - value))) / scale
+    ran = [r["variant"] for r in got.report["regions"]]
+    return {"forced": forced, "ran": ran, "errors": errors,
+            "dtype": str(next(iter(want.values())).dtype)}
+
+
 def main() -> int:
     mesh = mesh_info()
-    report: dict = {"mesh": None if mesh is None else mesh.describe(), "examples": {}}
-    for name, params in SMALL.items():
-        sharded, plain = _selected(name, params), _selected(name, params)
-        forced = force_sharded(sharded)
-        _op_by_op(plain)
-        got = run_module(sharded, None, seed=0, builds="first")
-        want = run_module(plain, None, seed=0, builds="first").outputs
-        errors = {}
-        for key, value in want.items():
-            scale = max(float(np.max(np.abs(value))), 1e-30)
-            errors[key] = float(np.max(np.abs(got.outputs[key] - value))) / scale
-        ran = [r["variant"] for r in got.report["regions"]]
-        report["examples"][name] = {"forced": forced, "ran": ran, "errors": errors,
-                                    "dtype": str(next(iter(want.values())).dtype)}
+    report: dict = {"mesh": None if mesh is None else mesh.describe(), "examples": {},
+                    "grid": {}}
+    for name in SMALL:
+        report["examples"][name] = _against_op_by_op(name, grid=False)
+    for name in MATRICES:
+        report["grid"][name] = _against_op_by_op(name, grid=True)
     heat = _selected("heat", SMALL["heat"])
     loop = next(r for r in heat.walk() if isinstance(r, RegionOp))
     spec = lower_region(loop).spec
@@ -71,6 +81,17 @@ def main() -> int:
         "inputs": [str(s.spec) for s in region.in_shardings],
         "outputs": [str(a.sharding.spec) for a in outputs],
         "output_devices": [len(a.sharding.device_set) for a in outputs],
+        "shard_shapes": [list(a.addressable_shards[0].data.shape) for a in outputs],
+    }
+    markov = _selected("markov_chain", SMALL["markov_chain"])
+    loop = next(r for r in markov.walk() if isinstance(r, RegionOp))
+    spec = lower_region(loop).spec
+    region = build_sharded(spec, grid=True)
+    outputs = region.arrays(np.full(spec.inputs[0], 0.5), trips=1)
+    report["markov_loop"] = {
+        "mesh": dict(region.mesh.shape),
+        "inputs": [str(s.spec) for s in region.in_shardings],
+        "outputs": [str(a.sharding.spec) for a in outputs],
         "shard_shapes": [list(a.addressable_shards[0].data.shape) for a in outputs],
     }
     print(json.dumps(report))

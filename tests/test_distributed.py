@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.devices.fingerprint import fingerprint
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAT = str(ROOT / "examples" / "heat.ann")
 SMALL = ["-D", "N=256", "-D", "STEPS=10"]
@@ -123,6 +126,63 @@ def test_a_process_that_never_joins_fails_the_run_within_its_timeout(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "did not join" in done.stderr
+
+
+def _pair(tmp_path: Path, command: list[str], timeout: int = 240
+          ) -> list[subprocess.CompletedProcess[str]]:
+    """`command` (after the interpreter) run as two processes of 4 devices, joined
+    through one coordinator: each gets `{coordinator}` and `{id}` filled in, and
+    ANNC_HOME `home0` or `home1`."""
+    port = _port()
+    running = []
+    for index in range(2):
+        home = tmp_path / f"home{index}"
+        home.mkdir(exist_ok=True)
+        words = [w.format(coordinator=f"localhost:{port}", id=index) for w in command]
+        running.append(subprocess.Popen([sys.executable, *words], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True,
+                                        env=_environment(home)))
+    done = []
+    for process in running:
+        out, err = process.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    assert [d.returncode for d in done] == [0, 0], done[0].stderr[-1500:] + done[1].stderr[-1500:]
+    return done
+
+
+def _selected_on_two_processes(tmp_path: Path) -> dict[str, object]:
+    done = _pair(tmp_path, [str(ROOT / "tests" / "distributed_selection.py"), "{coordinator}",
+                            "2", "{id}", HEAT])
+    return json.loads(done[0].stdout.strip().splitlines()[-1])
+
+
+def test_a_multi_process_mesh_is_calibrated_by_every_process_and_selection_uses_it(tmp_path):
+    """`annc calibrate --communication --distributed` over 2 processes of 4 devices:
+    process 0 stores the lines, tagged with the mesh's 2 processes on 1 host; selection
+    on that mesh then reads them (before, it used the uncalibrated guess)."""
+    before = _selected_on_two_processes(tmp_path)
+    assert before["variant"] == "jax.sharded"
+    assert "8 cpu devices in 2 processes on 1 host by rows" in str(before["communication"])
+    assert "uncalibrated" in str(before["communication"])
+    done = _pair(tmp_path, ["-m", "annc", "calibrate", "--communication", "--distributed",
+                            "--coordinator", "{coordinator}", "--processes", "2",
+                            "--process-id", "{id}", "--join-timeout", "60"])
+    assert "collective-permute:" in done[0].stdout and done[1].stdout == ""
+    assert "Traceback" not in done[0].stderr + done[1].stderr
+    with MeasurementStore(tmp_path / "home0" / "measurements.sqlite") as store:
+        fp = fingerprint().id
+        rows = store.communication(fp, "cpu", 8, processes=2, hosts=1)
+        assert {r.collective for r in rows} == {"all-reduce", "all-gather",
+                                                "collective-permute", "all-to-all"}
+        assert store.communication(fp, "cpu", 8) == []  # not one process's mesh
+    second = tmp_path / "home1" / "measurements.sqlite"
+    if second.exists():  # process 1 stores nothing
+        with MeasurementStore(second) as store:
+            assert store.communication(fingerprint().id, "cpu", 8, 2, 1) == []
+    after = _selected_on_two_processes(tmp_path)
+    assert "calibrated" in str(after["communication"])
+    assert "uncalibrated" not in str(after["communication"])
+    assert after["communication_s"] != before["communication_s"]
 
 
 @pytest.mark.parametrize("killed", [1, 0])

@@ -1,12 +1,15 @@
-"""Sharded regions (`jax.sharded`) over a mesh of devices: the split and what it moves,
-its candidate in selection, the communication model and its store, and every example
-run sharded over 8 simulated CPU devices in a process of its own (the test session
-keeps JAX's one device: the device count is fixed when JAX starts)."""
+"""Sharded regions (`jax.sharded`, and `jax.sharded.grid` for matrices) over a mesh of
+devices: the split and what it moves, its candidate in selection, the communication
+model and its store, and every example run sharded over 8 simulated CPU devices in a
+process of its own (the test session keeps JAX's one device: the device count is
+fixed when JAX starts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +19,16 @@ import pytest
 
 import annc
 from annc.compiler import compile_program
-from annc.hardware.calibration.communication import UNCALIBRATED, fit
-from annc.hardware.calibration.store import CommunicationRow, MeasurementStore
+from annc.hardware.calibration.communication import UNCALIBRATED, CommunicationModel, fit
+from annc.hardware.calibration.store import SCHEMA_VERSION, CommunicationRow, MeasurementStore
+from annc.hardware.devices.mesh import MeshInfo
+from annc.hardware.variants.regions.grid import GRID, grid_layout, grid_shape
 from annc.hardware.variants.regions.sharded_region import hlo_collectives
 from annc.hardware.variants.regions.sharding import COLUMNS, ROWS, WHOLE, layout
 from annc.hardware.variants.regions.spec import RegionOp, RegionSpec
+from annc.passes.sharding_choice import offer_sharded, price_sharded
+from annc.predictor.cost_model import CostModel, Prediction
+from annc.predictor.models import ModelSet
 
 ROOT = Path(__file__).resolve().parent.parent
 LAPLACIAN = (0.0, 1.0, 0.0, 1.0, -4.0, 1.0, 0.0, 1.0, 0.0)
@@ -52,6 +60,89 @@ def test_a_matrix_by_a_split_vector_gathers_the_vector_and_a_dot_sums_a_scalar()
     split = layout(_cg_step(4096), 8)
     assert not isinstance(split, str)
     assert split.by_kind() == {"all-gather": (1, 4096 * 8), "all-reduce": (1, 8)}
+
+
+def _squaring(n: int) -> RegionSpec:
+    """P = matmul(P, P); P = P / norm(P), a loop (the Markov chain's)."""
+    return RegionSpec(((n, n),), "f64", (RegionOp("matmul", (0, 0)), RegionOp("norm", (1,)),
+                                         RegionOp("div", (1, 2))), (3,), trips=4, carried=1)
+
+
+def _gram(s: int, p: int) -> RegionSpec:
+    """G = X Xᵀ."""
+    return RegionSpec(((s, p),), "f64", (RegionOp("transpose", (0,)),
+                                         RegionOp("matmul", (0, 1))), (2,))
+
+
+@pytest.mark.parametrize(("devices", "grid"), [(8, (4, 2)), (16, (4, 4)), (6, (3, 2)),
+                                               (4, (2, 2)), (7, None), (2, None)])
+def test_a_mesh_forms_the_squarest_grid_it_divides_into(devices, grid):
+    assert grid_shape(devices) == grid
+
+
+def test_a_matrix_power_on_a_grid_gathers_a_block_row_and_a_block_column():
+    n = 1000
+    rows, grid = layout(_squaring(n), 8), grid_layout(_squaring(n), 8)
+    assert not isinstance(rows, str) and not isinstance(grid, str)
+    assert grid.grid == (4, 2) and grid.values[0] == GRID and grid.outputs(_squaring(n)) == (GRID,)
+    # SUMMA-like: n²/4 + n²/2 elements against n² gathered by rows (as XLA's HLO has it)
+    assert grid.by_kind() == {"all-gather": (2, 8 * (n * n // 4 + n * n // 2)),
+                              "all-reduce": (2, 16)}
+    assert rows.by_kind() == {"all-gather": (1, 8 * n * n), "all-reduce": (1, 8)}
+
+
+def test_a_gram_matrix_on_a_grid_sums_partial_products_and_moves_more_than_by_rows():
+    spec = _gram(4000, 500)
+    rows, grid = layout(spec, 8), grid_layout(spec, 8)
+    assert not isinstance(rows, str) and not isinstance(grid, str)
+    assert grid.by_kind() == {"all-gather": (1, 8 * 500 * 4000 // 2),
+                              "all-reduce": (1, 8 * 4000 * 4000 // 4)}
+    assert grid.bytes > rows.bytes
+
+
+def test_a_vector_carried_by_a_loop_on_a_grid_stays_split_and_is_gathered_for_the_product():
+    n = 2000  # v = H v / |H v|, a loop: v carried, H split into 4 × 2 blocks
+    spec = RegionSpec(((n,), (n, n)), "f64", (RegionOp("matvec", (1, 0)), RegionOp("norm", (2,)),
+                                             RegionOp("div", (2, 3))), (4,), trips=5, carried=1)
+    grid = grid_layout(spec, 8)
+    assert not isinstance(grid, str)
+    assert grid.inputs(spec) == ("along-rows", GRID) and grid.outputs(spec) == ("along-rows",)
+    # as XLA's HLO has it: v gathered whole, partial products summed along cols, the norm
+    assert grid.by_kind() == {"all-gather": (1, 8 * n), "all-reduce": (2, 8 * n // 4 + 8)}
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    (_heat_loop(256), "no matrix product"),
+    (_squaring(1001), "equal blocks"),
+])
+def test_a_region_without_a_grid_split_says_why(spec, reason):
+    why = grid_layout(spec, 8)
+    assert isinstance(why, str) and reason in why
+
+
+def _priced(spec: RegionSpec, line: tuple[float, float]):
+    mesh = MeshInfo("gpu", 8, 1)
+    offer = offer_sharded("loop", spec, {"gpu"}, mesh)
+    assert not offer.candidate.why_not
+    comm = CommunicationModel({k: line for k in UNCALIBRATED}, True)
+    price_sharded(offer, spec.trips, Prediction(1e-3, 5e-4, 2e-3, 1e-3),
+                  CostModel(ModelSet({}, {})), mesh, "fp", comm)
+    return offer
+
+
+def test_the_layout_is_chosen_by_its_predicted_communication():
+    cheap_latency = _priced(_squaring(1000), (1e-6, 1 / 1e9))  # bytes dominate: the grid
+    assert cheap_latency.candidate.variant == "jax.sharded.grid"
+    assert cheap_latency.split.grid == (4, 2)
+    assert "as a 4×2 grid: per trip 2 all-gather (6 MB)" in cheap_latency.candidate.communication
+    assert "; by rows " in cheap_latency.candidate.communication
+    slow_latency = _priced(_squaring(1000), (1.0, 1 / 1e9))  # latency dominates: by rows
+    assert slow_latency.candidate.variant == "jax.sharded"
+    assert slow_latency.split.grid is None
+    for offer in (cheap_latency, slow_latency):  # the same compute in both layouts
+        assert offer.candidate.compute_s == pytest.approx(4 * 1e-3)
+    gram = _priced(dataclasses.replace(_gram(4000, 500), trips=None), (1e-6, 1 / 1e9))
+    assert gram.candidate.variant == "jax.sharded"
 
 
 def test_a_transposed_split_matrix_is_split_by_columns():
@@ -89,7 +180,7 @@ ENTRY %main (a: f64[256]) -> f64[2048] {
 
 
 def test_the_communication_model_is_a_line_per_collective_fitted_to_measurements():
-    rows = [CommunicationRow("fp", "cpu", 8, 1, "all-gather", size, 10e-6 + size * 1e-9,
+    rows = [CommunicationRow("fp", "cpu", 8, 1, 1, "all-gather", size, 10e-6 + size * 1e-9,
                              0.1, 5) for size in (8, 8192, 1 << 20)]
     lines = fit(rows)
     latency, per_byte = lines["all-gather"]
@@ -99,11 +190,11 @@ def test_the_communication_model_is_a_line_per_collective_fitted_to_measurements
 
 
 def test_stores_merge_every_row_once(tmp_path):
-    rows = [CommunicationRow("node-a", "cpu", 8, 1, "all-reduce", 8, 2e-5, 0.1, 5)]
+    rows = [CommunicationRow("node-a", "cpu", 8, 1, 1, "all-reduce", 8, 2e-5, 0.1, 5)]
     with MeasurementStore(tmp_path / "a.db") as a:
         a.add_communication(rows)
     with MeasurementStore(tmp_path / "b.db") as b:
-        b.add_communication([CommunicationRow("node-b", "gpu", 4, 1, "all-gather", 64,
+        b.add_communication([CommunicationRow("node-b", "gpu", 4, 1, 1, "all-gather", 64,
                                               1e-5, 0.1, 5)])
         assert b.merge(tmp_path / "a.db")["communication"] == 1
         assert b.merge(tmp_path / "a.db")["communication"] == 0  # again: nothing new
@@ -114,6 +205,53 @@ def test_stores_merge_every_row_once(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "missing.db" in done.stderr
+
+
+def _schema_3_store(path: Path) -> None:
+    """A store as annc wrote it at schema 3: collectives without their hosts."""
+    with MeasurementStore(path):
+        pass
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "DROP TABLE communication;"
+        "CREATE TABLE communication (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, "
+        "device TEXT NOT NULL, devices INTEGER NOT NULL, processes INTEGER NOT NULL, "
+        "collective TEXT NOT NULL, bytes INTEGER NOT NULL, median_s REAL NOT NULL, "
+        "spread REAL NOT NULL, repeats INTEGER NOT NULL, taken_at TEXT NOT NULL, "
+        "annc_version TEXT NOT NULL);"
+        "INSERT INTO communication VALUES (1, 'old', 'cpu', 8, 1, 'all-gather', 64, 3e-5, "
+        "0.1, 5, '2026-12-07T10:00:00', '0.1.0');"
+        "UPDATE meta SET value = '3' WHERE key = 'schema_version';")
+    connection.commit()
+    connection.close()
+
+
+def test_an_older_store_migrates_its_collectives_to_one_host_keeping_every_row(tmp_path):
+    _schema_3_store(tmp_path / "old.db")
+    _schema_3_store(tmp_path / "other.db")
+    with MeasurementStore(tmp_path / "old.db") as store:
+        rows = store.communication("old", "cpu", 8)  # one process, on one host
+        assert [(r.collective, r.bytes, r.hosts) for r in rows] == [("all-gather", 64, 1)]
+        store.add_communication([CommunicationRow("old", "cpu", 8, 2, 2, "all-gather", 64,
+                                                  9e-4, 0.1, 5)])
+        assert len(store.communication("old", "cpu", 8, 2, 2)) == 1
+    version = sqlite3.connect(tmp_path / "old.db").execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+    with MeasurementStore(tmp_path / "new.db") as store:  # merging an older store
+        assert store.merge(tmp_path / "other.db")["communication"] == 1
+        assert [r.hosts for r in store.communication("old", "cpu", 8)] == [1]
+
+
+@pytest.mark.parametrize(("words", "said"), [
+    (["--distributed"], "it goes with --communication"),
+    (["--communication", "--processes", "2"], "go with --communication --distributed"),
+])
+def test_calibrate_refuses_distributed_options_out_of_place(tmp_path, words, said):
+    done = subprocess.run([sys.executable, "-m", "annc", "calibrate", *words],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ANNC_HOME": str(tmp_path)})
+    assert done.returncode == 1 and said in done.stderr and "Traceback" not in done.stderr
 
 
 def test_without_a_mesh_no_region_gets_a_sharded_candidate():
@@ -181,6 +319,14 @@ def test_every_example_runs_sharded_over_8_devices_as_it_runs_op_by_op():
         assert "jax.sharded" in example["ran"], name
         for output, error in example["errors"].items():
             assert error <= TOLERANCE[example["dtype"]], (name, output, error)
+    for name, example in report["grid"].items():  # the matrix examples on a 4 × 2 grid
+        assert "jax.sharded.grid" in example["ran"], name
+        for output, error in example["errors"].items():
+            assert error <= TOLERANCE[example["dtype"]], (name, output, error)
+    markov = report["markov_loop"]
+    assert markov["mesh"] == {"rows": 4, "cols": 2}
+    assert markov["inputs"] == markov["outputs"] == ["P('rows', 'cols')"]
+    assert markov["shard_shapes"] == [[64, 128]]  # a 256² matrix in 4 × 2 blocks
     heat = report["heat_loop"]
     assert heat["inputs"][0] == "P('devices',)"  # the field, split by rows
     assert set(heat["inputs"][1:]) == {"P()"}  # the coefficient and the stencil, whole

@@ -63,5 +63,7 @@ def test_only_a_distributed_run_outside_the_child_is_watched(monkeypatch) -> Non
     assert watched_run(["run", "f.ann", "--distributed"]) == (True, None)
     assert watched_run(["run", "f.ann"]) == (False, None)
     assert watched_run(["compile", "f.ann", "--distributed"]) == (False, None)
+    assert watched_run(["calibrate", "--communication", "--distributed", "--process-id", "0"]
+                       ) == (True, 0)
     monkeypatch.setenv(WORKER, "1")
     assert watched_run(["run", "f.ann", "--distributed"]) == (False, None)

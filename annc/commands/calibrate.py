@@ -10,6 +10,10 @@ combination, the noise floor, and the export to `hardware/calibration/data/`.
 floor; with `--reference` the shipped reference data gains them (the kernels'
 rows are kept: a store without them is first filled from the shipped data).
 
+`--communication` measures the collectives of this process's mesh of devices; with
+`--distributed`, of the mesh of every process of a `jax.distributed` run, each process
+taking part and process 0 storing the lines (`annc.distributed`).
+
 `--quick` measures a minute's worth of realistic shapes instead and adapts the
 current models to them (`annc.adapting`); it is resumable and Ctrl-C-safe in
 the same way.
@@ -37,7 +41,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from annc.commands.common import compact_shapes, printable, seconds_argument
+from annc.commands.common import (
+    CLUSTER_OPTIONS,
+    add_cluster_arguments,
+    compact_shapes,
+    printable,
+    seconds_argument,
+)
 from annc.commands.variants import comma_names, selected_kernels
 from annc.dsl.errors import AnncError
 from annc.hardware.calibration.runs import (
@@ -48,7 +58,7 @@ from annc.hardware.calibration.runs import (
     select_variants,
 )
 from annc.hardware.calibration.sampling import Job
-from annc.hardware.calibration.store import MeasurementStore
+from annc.hardware.calibration.store import CommunicationRow, MeasurementStore
 from annc.hardware.devices.available import available_devices
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.hardware.devices.home import default_database
@@ -56,6 +66,7 @@ from annc.process import startup_seconds
 
 if TYPE_CHECKING:
     from annc.adapting import QuickJob
+    from annc.hardware.calibration.communication import Line
 
 HELP = "measure every kernel variant on this machine (resumable; Ctrl-C keeps every row)"
 
@@ -92,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", action="store_true",
                         help="for maintainers: calibrate everything with the noise floor and "
                         "export the reference data into the package (hardware/calibration/data/)")
+    add_cluster_arguments(parser, "with --communication: measure as one process of a "
+                          "jax.distributed run, the collectives spanning every process's "
+                          "devices; process 0 stores them", timeout="--join-timeout")
 
 
 def _devices(text: str | None) -> list[str] | None:
@@ -111,6 +125,12 @@ SHUTDOWN_S = 1.5
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.distributed and not args.communication:
+        raise AnncError("calibrate: --distributed measures a multi-process mesh's collectives; "
+                        "it goes with --communication")
+    if not args.distributed and any(getattr(args, o) is not None for o in CLUSTER_OPTIONS):
+        raise AnncError("calibrate: --coordinator, --processes, --process-id and "
+                        "--join-timeout go with --communication --distributed")
     if args.communication:
         return _communication(args)
     kernels = selected_kernels(args.kernels) if args.kernels else None
@@ -278,7 +298,9 @@ def _communication(args: argparse.Namespace) -> int:
     if args.quick or args.regions or args.reference or args.noise or args.kernels:
         raise AnncError("calibrate: --communication measures the mesh's collectives only; "
                         "run the other calibrations on their own")
-    from annc.hardware.calibration.communication import fit, measure_collectives
+    if args.distributed:
+        return _distributed_communication(args)
+    from annc.hardware.calibration.communication import measure_collectives
     from annc.hardware.devices.mesh import mesh_info, process_mesh
 
     mesh, info = process_mesh(), mesh_info()
@@ -293,11 +315,62 @@ def _communication(args: argparse.Namespace) -> int:
         console.print(f"measuring collectives on {info.describe()} (fingerprint {fp.id}) "
                       f"into {path}")
         rows = measure_collectives(mesh, fp.id, info, progress=console.print)
-        store.add_communication(rows)
-        lines = fit(store.communication(fp.id, info.device, info.size, info.processes))
+        _print_lines(_stored(store, rows))
+    return 0
+
+
+def _stored(store: MeasurementStore, rows: list[CommunicationRow]) -> dict[str, Line]:
+    """Adds the rows; the lines fitted to every row of their mesh."""
+    from annc.hardware.calibration.communication import fit
+
+    store.add_communication(rows)
+    first = rows[0]
+    return fit(store.communication(first.fingerprint, first.device, first.devices,
+                                   first.processes, first.hosts))
+
+
+def _print_lines(lines: dict[str, Line]) -> None:
     for kind, (latency, per_byte) in lines.items():
         rate = f"{1 / per_byte / 1e9:.3g} GB/s" if per_byte > 0 else "no per-byte cost"
         print(f"{kind}: {latency * 1e6:.3g} µs + bytes at {rate}")
+
+
+def _distributed_communication(args: argparse.Namespace) -> int:
+    """`--communication --distributed`: every process joins the run and takes part in
+    every collective; process 0 times them and stores its times, tagged with the
+    mesh's processes and hosts, and prints the lines."""
+    from annc import distributed
+    from annc.hardware.calibration.communication import measure_collectives
+    from annc.hardware.devices.mesh import mesh_info, process_mesh
+
+    cluster = distributed.Cluster(args.coordinator, args.processes, args.process_id,
+                                  args.cluster_timeout or distributed.DEFAULT_TIMEOUT_S)
+    path = Path(args.db) if args.db else default_database()
+    console = Console(stderr=True)
+    with distributed.quiet_stdout():
+        process, _ = distributed.join(cluster)
+        first = process == 0
+        mesh, info = process_mesh(), mesh_info()
+        assert mesh is not None and info is not None  # two processes have two devices
+        fp = fingerprint()
+        distributed.attempt("opening the measurement store (process 0)",
+                            lambda: MeasurementStore(path).close() if first else None)
+        if first:
+            console.print(f"measuring collectives on {info.describe()} (fingerprint {fp.id}) "
+                          f"into {path}")
+        rows = distributed.attempt("measuring the collectives", lambda: measure_collectives(
+            mesh, fp.id, info, progress=console.print if first else None))
+        assert rows is not None
+
+        def store() -> dict[str, Line] | None:
+            if not first:
+                return None
+            with MeasurementStore(path) as opened:
+                return _stored(opened, rows)
+
+        lines = distributed.attempt("storing the collectives (process 0)", store)
+    if lines is not None:
+        _print_lines(lines)
     return 0
 
 

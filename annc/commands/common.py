@@ -49,6 +49,32 @@ def add_selection_arguments(parser: argparse.ArgumentParser, measure: bool = Tru
             help="do not keep what was measured (nor learn from it); also ANNC_NO_RECORD=1")
 
 
+CLUSTER_OPTIONS = ("coordinator", "processes", "process_id", "cluster_timeout")
+"""The options that say how a process joins a `jax.distributed` run."""
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, distributed_help: str,
+                          timeout: str = "--timeout") -> argparse._ArgumentGroup:
+    """`--distributed` and how a process joins the run (`annc.distributed.Cluster`;
+    the join's timeout is `args.cluster_timeout`, under the option `timeout` names);
+    returns the group, for a command's own options of a distributed run."""
+    group = parser.add_argument_group(
+        "across processes and hosts (--distributed; see docs/distributed.md)")
+    group.add_argument("--distributed", action="store_true", help=distributed_help)
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="process 0's address (default: JAX_COORDINATOR_ADDRESS, or the "
+                       "scheduler's, as JAX reads them)")
+    group.add_argument("--processes", type=int, metavar="N",
+                       help="how many processes run (default: from the environment)")
+    group.add_argument("--process-id", type=int, metavar="I",
+                       help="this process's id, 0 to N-1 (default: from the environment)")
+    group.add_argument(timeout, dest="cluster_timeout", type=int, default=None,
+                       metavar="SECONDS",
+                       help="how long to wait for the others to join, and for a silent "
+                       "process before the run fails (default 120)")
+    return group
+
+
 def seconds_argument(text: str) -> float:
     """The type of an option in seconds (`--budget`, `--timeout`): a finite positive
     number; anything else (0, -1, nan, inf) is a usage error before any work starts."""

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from annc.commands.common import (
+    add_cluster_arguments,
     add_passes_argument,
     add_program_arguments,
     add_selection_arguments,
@@ -69,21 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "runs now and build them beside the run (beside, the default; "
                         "ANNC_BUILDS sets another), build them first, or never")
     add_selection_arguments(parser)
-    group = parser.add_argument_group(
-        "across processes and hosts (--distributed; see docs/distributed.md)")
-    group.add_argument("--distributed", action="store_true",
-                       help="run as one process of a jax.distributed run: its sharded regions "
-                       "span every process's devices")
-    group.add_argument("--coordinator", metavar="HOST:PORT",
-                       help="process 0's address (default: JAX_COORDINATOR_ADDRESS, or the "
-                       "scheduler's, as JAX reads them)")
-    group.add_argument("--processes", type=int, metavar="N",
-                       help="how many processes run (default: from the environment)")
-    group.add_argument("--process-id", type=int, metavar="I",
-                       help="this process's id, 0 to N-1 (default: from the environment)")
-    group.add_argument("--timeout", type=int, default=None, metavar="SECONDS",
-                       help="how long to wait for the others to join, and for a silent "
-                       "process before the run fails (default 120)")
+    group = add_cluster_arguments(parser, "run as one process of a jax.distributed run: its "
+                                  "sharded regions span every process's devices")
     group.add_argument("--shard-regions", action="store_true",
                        help="run every region that can be split over the mesh as "
                        "jax.sharded, whatever the models predict (to measure it)")
@@ -192,7 +180,7 @@ def _distributed(args: argparse.Namespace) -> int:
         raise AnncError("run --distributed: --variant, --builds and --generate-missing "
                         "are not taken (every process runs process 0's plan, builds first)")
     cluster = distributed.Cluster(args.coordinator, args.processes, args.process_id,
-                                  args.timeout or distributed.DEFAULT_TIMEOUT_S)
+                                  args.cluster_timeout or distributed.DEFAULT_TIMEOUT_S)
     with distributed.quiet_stdout():
         done = distributed.run_program(args.file, cluster, args.inputs, defines(args),
                                        args.seed, targets(args), args.measure,
@@ -225,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:
         return _distributed(args)
     if any(value is not None for value in (args.coordinator, args.processes, args.process_id,
-                                           args.timeout, args.gather_limit)) or (
+                                           args.cluster_timeout, args.gather_limit)) or (
             args.shard_regions):
         raise AnncError("run: --coordinator, --processes, --process-id, --timeout, "
                         "--gather-limit and --shard-regions go with --distributed")

@@ -73,13 +73,14 @@ def fit(rows: list[CommunicationRow]) -> dict[str, Line]:
 
 def communication_model(database: Path, fingerprint: str, mesh: MeshInfo) -> CommunicationModel:
     """The mesh's model from the store's measurements of a mesh like it (same kind,
-    devices and processes on this fingerprint); uncalibrated without any (or without
-    a readable store)."""
+    devices, processes and hosts on this fingerprint); uncalibrated without any (or
+    without a readable store)."""
     if not database.is_file():
         return CommunicationModel(dict(UNCALIBRATED), False)
     try:
         with MeasurementStore(database) as store:
-            rows = store.communication(fingerprint, mesh.device, mesh.size, mesh.processes)
+            rows = store.communication(fingerprint, mesh.device, mesh.size, mesh.processes,
+                                       mesh.hosts)
     except StoreError:
         return CommunicationModel(dict(UNCALIBRATED), False)
     if not rows:
@@ -138,13 +139,15 @@ def measure_collectives(mesh: Any, fingerprint: str, info: MeshInfo, repeats: in
                                              in_specs=P(AXIS), out_specs=out, check_vma=False))
             alone = jax.jit(jax.shard_map(lambda block: block + 1.0, mesh=mesh,
                                           in_specs=P(AXIS), out_specs=P(AXIS)))
-            data = jax.device_put(np.ones(block * devices),
-                                  jax.sharding.NamedSharding(mesh, P(AXIS)))
+            whole = np.ones(block * devices)  # put by every process, its devices' rows each
+            data = jax.make_array_from_callback(
+                whole.shape, jax.sharding.NamedSharding(mesh, P(AXIS)), whole.__getitem__)
             times, baseline = _times(function, data, repeats), _times(alone, data, repeats)
             median = max(statistics.median(times) - statistics.median(baseline), 0.0)
             spread = (max(times) - min(times)) / statistics.median(times)
             rows.append(CommunicationRow(fingerprint, info.device, devices, info.processes,
-                                         kind, result * 8, median, spread, repeats))
+                                         info.hosts, kind, result * 8, median, spread,
+                                         repeats))
             if progress is not None:
                 progress(f"{kind} of {result * 8} bytes: {median * 1e6:.1f} µs")
     return rows

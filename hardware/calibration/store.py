@@ -33,7 +33,7 @@ from pathlib import Path
 from annc.dsl.errors import StoreError
 from annc.hardware.variants.registry import Shapes
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SPLITS = ("train", "test", "noise")
 OBSERVATION_SOURCES = ("run", "tune", "quick", "measure")
@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS communication (
     device TEXT NOT NULL,
     devices INTEGER NOT NULL,
     processes INTEGER NOT NULL,
+    hosts INTEGER NOT NULL DEFAULT 1,
     collective TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     median_s REAL NOT NULL,
@@ -190,19 +191,28 @@ class Observation:
     annc_version: str = ""
 
 
-_COMMUNICATION_COLUMNS = ("fingerprint", "device", "devices", "processes", "collective",
-                          "bytes", "median_s", "spread", "repeats", "taken_at",
+_COMMUNICATION_COLUMNS = ("fingerprint", "device", "devices", "processes", "hosts",
+                          "collective", "bytes", "median_s", "spread", "repeats", "taken_at",
                           "annc_version")
+
+_ADDED_COLUMNS = {"communication": {"hosts": "INTEGER NOT NULL DEFAULT 1"}}
+"""Columns added to a table after it was first shipped (schema 4: `hosts`), with what an
+older row reads: an older store's collectives were measured in one process, on one
+host."""
 
 
 @dataclass(frozen=True)
 class CommunicationRow:
-    """One collective measured on a mesh: its bytes on one device and its time."""
+    """One collective measured on a mesh: its bytes on one device and its time. A mesh
+    of several processes (`annc calibrate --communication --distributed`) is told
+    apart by its processes and by the hosts they ran on (loopback between processes
+    of one host is not a network between hosts)."""
 
     fingerprint: str
     device: str
     devices: int
     processes: int
+    hosts: int
     collective: str
     """XLA's name: `all-reduce`, `all-gather`, `collective-permute`, `all-to-all`."""
     bytes: int
@@ -351,9 +361,17 @@ class MeasurementStore:
             self._connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),))
+            for table, added in _ADDED_COLUMNS.items():
+                present = {row[1] for row in self._connection.execute(
+                    f"PRAGMA table_info({table})")}
+                for column, definition in added.items():
+                    if column not in present:
+                        self._connection.execute(
+                            f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             self._connection.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value IN ('1', '2')",
-                (str(SCHEMA_VERSION),))  # 1 lacked the observations table, 2 communication
+                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value IN "
+                "('1', '2', '3')",  # 1 lacked the observations table, 2 communication, 3 hosts
+                (str(SCHEMA_VERSION),))
             self._connection.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
 
@@ -490,8 +508,8 @@ class MeasurementStore:
 
     def add_communication(self, rows: Iterable[CommunicationRow]) -> int:
         """Writes measured collectives in one transaction; returns how many."""
-        values = [(r.fingerprint, r.device, r.devices, r.processes, r.collective, r.bytes,
-                   r.median_s, r.spread, r.repeats, r.taken_at or now(),
+        values = [(r.fingerprint, r.device, r.devices, r.processes, r.hosts, r.collective,
+                   r.bytes, r.median_s, r.spread, r.repeats, r.taken_at or now(),
                    r.annc_version or annc_version()) for r in rows]
         try:
             with self._transaction():
@@ -503,13 +521,14 @@ class MeasurementStore:
         return len(values)
 
     def communication(self, fingerprint: str, device: str, devices: int,
-                      processes: int = 1) -> list[CommunicationRow]:
-        """The collectives measured on a mesh of this many devices (and processes) of
-        this kind on this fingerprint, oldest first."""
+                      processes: int = 1, hosts: int = 1) -> list[CommunicationRow]:
+        """The collectives measured on a mesh of this many devices (and processes, and
+        hosts) of this kind on this fingerprint, oldest first."""
         query = (f"SELECT {', '.join(_COMMUNICATION_COLUMNS)} FROM communication WHERE "
-                 "fingerprint = ? AND device = ? AND devices = ? AND processes = ? ORDER BY id")
+                 "fingerprint = ? AND device = ? AND devices = ? AND processes = ? "
+                 "AND hosts = ? ORDER BY id")
         return [CommunicationRow(*row) for row in self._connection.execute(
-            query, (fingerprint, device, devices, processes))]
+            query, (fingerprint, device, devices, processes, hosts))]
 
     def merge(self, other: str | os.PathLike[str]) -> dict[str, int]:
         """Adds every row of another store (another node's calibration) that this one
@@ -533,8 +552,9 @@ class MeasurementStore:
                         continue
                     names = ", ".join(columns)
                     present = set(self._connection.execute(f"SELECT {names} FROM {table}"))
-                    new = [row for row in source.execute(f"SELECT {names} FROM {table}")
-                           if row not in present]
+                    new = [row for row in source.execute(
+                        f"SELECT {_readable(source, table, columns)} FROM {table}")
+                        if row not in present]
                     self._connection.executemany(
                         f"INSERT INTO {table} ({names}) VALUES "
                         f"({', '.join('?' for _ in columns)})", new)
@@ -548,6 +568,16 @@ class MeasurementStore:
         finally:
             source.close()
         return added
+
+
+def _readable(source: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
+    """The columns to read from another store's table: one it lacks (an older schema)
+    reads as an older row does after migrating (`_ADDED_COLUMNS`)."""
+    has = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}
+    added = _ADDED_COLUMNS.get(table, {})
+    return ", ".join(column if column in has else
+                     added[column].rsplit("DEFAULT", 1)[1].strip() + f" AS {column}"
+                     for column in columns)
 
 
 class _Transaction:

@@ -20,6 +20,12 @@ from typing import Any
 AXIS = "devices"
 """The mesh's one axis: a sharded value is split by rows over it."""
 
+HOSTS = "ANNC_HOSTS"
+"""The environment variable that says how many hosts a `jax.distributed` run's
+processes are on: set by `annc run --distributed` and `annc calibrate --distributed`
+when the processes join (they compare their host names); left out, a mesh of several
+processes counts one host per process."""
+
 
 @dataclass(frozen=True)
 class MeshInfo:
@@ -29,6 +35,7 @@ class MeshInfo:
     """annc's name of its devices' kind: `cpu` or `gpu`."""
     size: int
     processes: int
+    hosts: int = 1
 
     @property
     def local(self) -> int:
@@ -36,7 +43,8 @@ class MeshInfo:
         return max(self.size // max(self.processes, 1), 1)
 
     def describe(self) -> str:
-        where = f" in {self.processes} processes" if self.processes > 1 else ""
+        hosts = f"{self.hosts} host{'s' if self.hosts > 1 else ''}"
+        where = f" in {self.processes} processes on {hosts}" if self.processes > 1 else ""
         return f"{self.size} {self.device} devices{where}"
 
 
@@ -99,5 +107,8 @@ def mesh_info() -> MeshInfo | None:
     import jax
 
     platform = mesh.devices.flat[0].platform
+    processes = int(jax.process_count())
+    hosts = 1 if processes == 1 else min(max(_count(os.environ.get(HOSTS, str(processes))), 1),
+                                         processes)
     return MeshInfo("gpu" if platform in ("gpu", "cuda", "rocm") else "cpu",
-                    int(mesh.devices.size), int(jax.process_count()))
+                    int(mesh.devices.size), processes, hosts)

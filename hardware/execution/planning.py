@@ -326,7 +326,7 @@ class _Planner:
         spec = lowered.spec
         if not spec.is_loop:
             return region_runner(function, sources, results, dtype, self.devices)
-        sharded = op.variant is not None and op.variant.data == catalogue.SHARDED
+        sharded = op.variant is not None and catalogue.is_sharded(op.variant.data)
         sizer = WholeCalls() if sharded else ChunkSizer(_per_trip(op, spec.trips))
         return compiled_loop_runner(function, sources, spec.carried, spec.trips or 0,
                                     results, dtype, self.devices, sizer, advance)

@@ -120,30 +120,54 @@ SHARDED = "jax.sharded"
 only where there is a mesh (`passes.sharding_choice`), never calibrated on its own."""
 
 
+SHARDED_GRID = "jax.sharded.grid"
+"""The region's matrices split over the mesh's devices arranged as a 2-D grid
+(`grid.grid_layout`); chosen over `SHARDED` by `passes.sharding_choice` where cheaper."""
+
+
+def is_sharded(name: str) -> bool:
+    """Whether the variant runs over the mesh (compiled in the run, for its mesh)."""
+    return name in (SHARDED, SHARDED_GRID)
+
+
 def _build_sharded(spec: RegionSpec) -> RegionFunction:
     from annc.hardware.variants.regions.sharded_region import build_sharded
 
     return build_sharded(spec)
 
 
-def why_not_sharded(spec: RegionSpec) -> str | None:
+def _build_sharded_grid(spec: RegionSpec) -> RegionFunction:
+    from annc.hardware.variants.regions.sharded_region import build_sharded
+
+    return build_sharded(spec, grid=True)
+
+
+def why_not_sharded(spec: RegionSpec, grid: bool = False) -> str | None:
     from annc.hardware.devices.mesh import mesh_info
+    from annc.hardware.variants.regions.grid import grid_layout
     from annc.hardware.variants.regions.sharding import layout, why_not_halo
 
     mesh = mesh_info()
     if mesh is None:
         return "this program has one device of its kind: no mesh to split it over"
-    split = layout(spec, mesh.size)
+    split = (grid_layout if grid else layout)(spec, mesh.size)
     return split if isinstance(split, str) else why_not_halo(spec, split)
+
+
+def _why_not_grid(spec: RegionSpec) -> str | None:
+    return why_not_sharded(spec, grid=True)
 
 
 def region_variant(name: str) -> RegionVariant:
     if name == SHARDED:
         return RegionVariant(SHARDED, _mesh_device(), _build_sharded, why_not_sharded)
+    if name == SHARDED_GRID:
+        return RegionVariant(SHARDED_GRID, _mesh_device(), _build_sharded_grid,
+                             _why_not_grid)
     for variant in VARIANTS:
         if variant.name == name:
             return variant
-    known = ", ".join([OPS, *(v.name for v in VARIANTS), SHARDED])
+    known = ", ".join([OPS, *(v.name for v in VARIANTS), SHARDED, SHARDED_GRID])
     raise LookupError(f"no region variant {name!r}; region variants are {known}")
 
 
@@ -197,7 +221,7 @@ def cached(spec: RegionSpec, name: str) -> bool:
     earlier build (`hardware.variants.jax_builds`). Imports no JAX; Halide, where it is
     installed, for the target (without it nothing Halide builds is cached)."""
     backend = region_variant(name).backend
-    if name == SHARDED:  # compiled for the mesh of the run, in the run
+    if is_sharded(name):  # compiled for the mesh of the run, in the run
         return False
     if backend == "jax":
         from annc.hardware.variants import jax_builds

@@ -14,6 +14,10 @@ It runs in one process with several devices, or across the processes of a
 `jax.distributed` run, where every process calls it with the same whole inputs: each
 puts the rows of its own devices, and every process gets the whole outputs back
 (gathered), so the plan's other steps run unchanged around it.
+
+`jax.sharded.grid` is the same region over the mesh's devices arranged as a 2-D grid
+(`grid.grid_layout`): its large matrices split into blocks, `P("rows", "cols")`, and
+the partitioner left to place the products' collectives.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ from jax.sharding import PartitionSpec as P
 
 from annc.hardware.devices.mesh import AXIS, process_mesh
 from annc.hardware.variants.jax_functions import FUNCTIONS, JaxFunction
+from annc.hardware.variants.regions.grid import (
+    ALONG_COLS,
+    ALONG_ROWS,
+    AXES,
+    GRID,
+    GRID_T,
+    grid_layout,
+)
 from annc.hardware.variants.regions.jax_region import (
     MAX_TRIPS,
     TRIPS_DTYPE,
@@ -40,7 +52,14 @@ from annc.hardware.variants.regions.jax_region import (
     variant_name,
 )
 from annc.hardware.variants.regions.reference import check_inputs, numpy_dtype
-from annc.hardware.variants.regions.sharding import COLUMNS, ROWS, Layout, layout, why_not_halo
+from annc.hardware.variants.regions.sharding import (
+    COLUMNS,
+    ROWS,
+    WHOLE,
+    Layout,
+    layout,
+    why_not_halo,
+)
 from annc.hardware.variants.regions.spec import RegionSpec, Shape
 
 
@@ -75,12 +94,25 @@ def halo_conv2d(shapes: Sequence[Shape], devices: int, mesh: Any) -> JaxFunction
     return conv
 
 
-def _functions(spec: RegionSpec, split: Layout, mesh: Any) -> list[JaxFunction]:
+def _functions(spec: RegionSpec, split: Layout, mesh: Any,
+               shardings: dict[str, NamedSharding]) -> list[JaxFunction]:
+    """Every op's JAX function over the mesh. On a grid every op's result is held to
+    the layout's split (`with_sharding_constraint`): left free, the partitioner
+    carried a result's split back to its operands (CG's first residual, f − K·0,
+    gathered the 16 KB vector it had split), and the layout's bytes are then what
+    runs."""
     functions = op_functions(spec)
     for index, op in enumerate(spec.ops):
         if op.kernel == "conv2d" and split.values[op.operands[0]] == ROWS:
             functions[index] = halo_conv2d(spec.operand_shapes(index), split.devices, mesh)
+        elif split.grid is not None:
+            functions[index] = _held(functions[index], shardings[
+                split.values[len(spec.inputs) + index]])
     return functions
+
+
+def _held(function: JaxFunction, sharding: NamedSharding) -> JaxFunction:
+    return lambda *operands: jax.lax.with_sharding_constraint(function(*operands), sharding)
 
 
 class ShardedRegion:
@@ -88,22 +120,27 @@ class ShardedRegion:
     every process) it returns whole numpy outputs; `arrays` returns the sharded JAX
     arrays themselves."""
 
-    def __init__(self, spec: RegionSpec, mesh: Any) -> None:
-        split = layout(spec, int(mesh.devices.size))
+    def __init__(self, spec: RegionSpec, mesh: Any, grid: bool = False) -> None:
+        split = (grid_layout if grid else layout)(spec, int(mesh.devices.size))
         if isinstance(split, str):
             raise ValueError(split)
         halo = why_not_halo(spec, split)
         if halo is not None:
             raise ValueError(halo)
+        if split.grid is not None:
+            mesh = jax.sharding.Mesh(mesh.devices.reshape(split.grid), AXES)
         self.spec, self.mesh, self.layout = spec, mesh, split
         self.dtype = numpy_dtype(spec)
-        rows, whole = NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
-        self.in_shardings = [rows if v == ROWS else whole for v in split.inputs(spec)]
-        columns = NamedSharding(mesh, P(None, AXIS))
-        self.out_shardings = tuple({ROWS: rows, COLUMNS: columns}.get(v, whole)
-                                   for v in split.outputs(spec))
+        whole = NamedSharding(mesh, P())
+        named = ({ROWS: P(AXIS), COLUMNS: P(None, AXIS)} if split.grid is None
+                 else {GRID: P(*AXES), GRID_T: P(*reversed(AXES)), ALONG_ROWS: P(AXES[0]),
+                       ALONG_COLS: P(AXES[1])})
+        shardings = {v: NamedSharding(mesh, spec_) for v, spec_ in named.items()}
+        shardings[WHOLE] = whole
+        self.in_shardings = [shardings[v] for v in split.inputs(spec)]
+        self.out_shardings = tuple(shardings[v] for v in split.outputs(spec))
         self.whole = whole
-        function = region_function(spec, _functions(spec, split, mesh))
+        function = region_function(spec, _functions(spec, split, mesh, shardings))
         in_shardings = ([whole] if spec.is_loop else []) + self.in_shardings
         jitted = jax.jit(function, in_shardings=tuple(in_shardings),
                          out_shardings=self.out_shardings)
@@ -146,18 +183,19 @@ def gathered(array: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(array, tiled=True))
 
 
-def build_sharded(spec: RegionSpec) -> ShardedRegion:
-    """The region compiled over this program's mesh; ValueError without one, or where
-    the region has no split (`sharding.layout`)."""
+def build_sharded(spec: RegionSpec, grid: bool = False) -> ShardedRegion:
+    """The region compiled over this program's mesh (its devices as a grid, with
+    `grid`); ValueError without one, or where the region has no such split
+    (`sharding.layout`, `grid.grid_layout`)."""
     mesh = process_mesh()
     if mesh is None:
         raise ValueError("a sharded region needs a mesh of at least 2 devices")
-    return ShardedRegion(spec, mesh)
+    return ShardedRegion(spec, mesh, grid)
 
 
 _COLLECTIVE = re.compile(
     r"=\s*(?P<type>\(?[^=]*?\)?)\s+(?P<kind>all-reduce|all-gather|collective-permute|all-to-all)"
-    r"(?:-start)?\(")
+    r"(?P<start>-start)?\(")
 _ARRAY = re.compile(r"(?P<dtype>[a-z]+\d*)\[(?P<dims>[\d,]*)\]")
 _BYTES = {"f64": 8, "f32": 4, "s32": 4, "u32": 4, "pred": 1, "s64": 8, "u64": 8, "f16": 2,
           "bf16": 2}
@@ -166,7 +204,9 @@ _BYTES = {"f64": 8, "f32": 4, "s32": 4, "u32": 4, "pred": 1, "s64": 8, "u64": 8,
 def hlo_collectives(text: str) -> list[tuple[str, int, bool]]:
     """The collectives in a compiled module's HLO text: (kind, bytes of its result on
     one device, whether it is inside a loop's body). An asynchronous pair counts once,
-    at its `-start`, whose result tuple's last array is what it delivers."""
+    at its `-start`, whose result tuple's last array is what it delivers; a combined
+    collective (XLA merges an all-reduce of partial products with a reduction's scalar
+    into one of a tuple) counts every array of its result."""
     bodies = set(re.findall(r"body=%([\w.\-]+)", text))
     found = []
     inside = False
@@ -181,7 +221,8 @@ def hlo_collectives(text: str) -> list[tuple[str, int, bool]]:
         arrays = _ARRAY.findall(match["type"])
         if not arrays:
             continue
-        dtype, dims = arrays[-1]
-        size = int(np.prod([int(d) for d in dims.split(",") if d])) if dims else 1
-        found.append((match["kind"], size * _BYTES.get(dtype, 8), inside))
+        delivered = arrays[-1:] if match["start"] else arrays
+        size = sum(_BYTES.get(dtype, 8) * int(np.prod([int(d) for d in dims.split(",") if d]))
+                   for dtype, dims in delivered)
+        found.append((match["kind"], size, inside))
     return found

@@ -60,8 +60,14 @@ class Layout:
 
     devices: int
     values: tuple[str, ...]
-    """ROWS or WHOLE for every value of the spec, by number."""
+    """How every value of the spec is split, by number: ROWS, COLUMNS or WHOLE (on
+    a grid, `grid.GRID`, `grid.GRID_T` or WHOLE)."""
     collectives: tuple[Collective, ...]
+    grid: tuple[int, int] | None = None
+    """The r × c grid the devices form (`grid.grid_layout`); None: one axis, by rows."""
+
+    def describe(self) -> str:
+        return "by rows" if self.grid is None else f"as a {self.grid[0]}×{self.grid[1]} grid"
 
     def inputs(self, spec: RegionSpec) -> tuple[str, ...]:
         return self.values[: len(spec.inputs)]
@@ -178,18 +184,23 @@ def shard_summary(spec: RegionSpec, split: Layout) -> Summary:
     """What the region models see of the region one device runs: the spec with its
     split inputs cut to one device's rows, where that is a consistent region; else
     (a split value meets a whole one of the same full shape, which each device
-    slices) the whole region's summary with its sizes and work divided by the devices."""
+    slices) the whole region's summary with its sizes and work divided by the devices.
+    A region with a matrix product has the divided summary whatever its split: a
+    device's block of a product reads whole block rows or columns, which no cut of
+    the inputs describes, and its work is one device's share in every layout."""
     devices = split.devices
     cut = tuple((s[0] // devices, *s[1:]) if v == ROWS else s
                 for s, v in zip(spec.inputs, split.inputs(spec), strict=True))
-    try:
-        return summary(dataclasses.replace(spec, inputs=cut))
-    except (kernels.ShapeMismatch, ValueError):
-        whole = summary(spec)
-        return dataclasses.replace(
-            whole, elements=max(whole.elements // devices, 1),
-            bytes_once=whole.bytes_once // devices, bytes_per_op=whole.bytes_per_op // devices,
-            complexity=max(whole.complexity // devices, 1))
+    if not any(op.kernel in ("matmul", "matvec") for op in spec.ops):
+        try:
+            return summary(dataclasses.replace(spec, inputs=cut))
+        except (kernels.ShapeMismatch, ValueError):
+            pass
+    whole = summary(spec)
+    return dataclasses.replace(
+        whole, elements=max(whole.elements // devices, 1),
+        bytes_once=whole.bytes_once // devices, bytes_per_op=whole.bytes_per_op // devices,
+        complexity=max(whole.complexity // devices, 1))
 
 
 def why_not_halo(spec: RegionSpec, split: Layout) -> str | None:
