@@ -8,8 +8,10 @@ change).
 Runs `examples/heat.ann` with its field declared f64 (an 8192² field is 512 MiB) as
 `annc run --distributed --shard-regions --save`, each process started by this script
 with `JAX_NUM_CPU_DEVICES` devices, and reads every process's peak resident memory
-from the kernel (`os.wait4`: the process and the one it watches, `annc.supervisor`),
-so that checkouts without a memory report compare alike. Outputs over `--gather-limit`
+from the kernel: the largest `VmHWM` (`/proc/PID/status`, the peak that `ru_maxrss`
+reports) of the process and its descendants (the one `annc.supervisor` watches),
+read every `POLL_S` until they end, so that checkouts without a memory report compare
+alike. Outputs over `--gather-limit`
 (default 1 MB: the field) are written per process. Each run's outputs are checked
 against the first run's. `--before PATH` names another checkout (e.g. made with
 `git worktree add` or `git archive`) to run the same way. The simulated devices share
@@ -34,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+POLL_S = 0.05
+
 LAYOUTS = ((1, 8), (2, 4))
 """(processes, devices per process): 8 devices in all."""
 
@@ -42,6 +46,28 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return int(s.getsockname()[1])
+
+
+def _peak_kib(pid: int) -> int:
+    """The largest `VmHWM` now among the process and its descendants, in KiB."""
+    peak = 0
+    for member in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    return peak
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [d for c in children for d in (int(c), *_descendants(int(c)))]
 
 
 def _program(folder: Path) -> Path:
@@ -61,8 +87,8 @@ def run(tree: Path, processes: int, devices: int, n: int, steps: int, limit: int
     running = []
     began = time.perf_counter()
     for index in range(processes):
-        home = folder / f"home-{index}"
-        home.mkdir(exist_ok=True)
+        home = folder / f"home-{tree.name}-{processes}-{index}"  # nothing kept from before
+        home.mkdir()
         env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "JAX_PLATFORMS": "cpu",
                "ANNC_HOME": str(home), "ANNC_NO_RECORD": "1",
                "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])}
@@ -71,15 +97,19 @@ def run(tree: Path, processes: int, devices: int, n: int, steps: int, limit: int
              "-D", f"STEPS={steps}", "--distributed", "--coordinator", f"localhost:{port}",
              "--processes", str(processes), "--process-id", str(index), "--timeout", "300",
              "--shard-regions", "--save", str(out), "--gather-limit", str(limit)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env))
-    peaks = []
-    for process in running:
-        _, status, usage = os.wait4(process.pid, 0)
-        error = process.stderr.read().decode() if process.stderr else ""
-        if status != 0:
-            raise SystemExit(f"{tree}: process failed: {error[-2000:]}")
-        peaks.append(usage.ru_maxrss * 1024)
+            stdout=subprocess.DEVNULL, stderr=(folder / f"{home.name}.stderr").open("w"), env=env,
+            cwd=tree))  # `-m` puts the working folder first on the path
+    peaks = [0] * processes
+    while any(process.poll() is None for process in running):
+        peaks = [max(peak, _peak_kib(process.pid)) for peak, process in zip(
+            peaks, running, strict=True)]
+        time.sleep(POLL_S)
     seconds = time.perf_counter() - began
+    for index, process in enumerate(running):
+        error = (folder / f"home-{tree.name}-{processes}-{index}.stderr").read_text()
+        if process.returncode != 0:
+            raise SystemExit(f"{tree}: process failed: {error[-2000:]}")
+    peaks = [peak * 1024 for peak in peaks]
     return {"peaks": peaks, "seconds": seconds, "outputs": _outputs(out)}
 
 
