@@ -7,7 +7,7 @@ whole (an op run by one device, a replicated operand) asks for all of it, once.
 Its rows are drawn from the seed (`hardware.execution.drawing`: the values of a
 one-process run) or read from the archive: an array stored uncompressed in an `.npz`
 (`numpy.savez`) is mapped (`numpy.memmap`), so a block of rows reads those rows
-only; a compressed one (`numpy.savez_compressed`) is read whole when first asked for.
+only; a compressed one (`numpy.savez_compressed`) is read whole.
 Each block is checked and converted as a whole input is (`rundata.converted`).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from annc.dsl.errors import DataError, MissingInputsError
-from annc.hardware.execution.drawing import draw_block, positions
+from annc.hardware.execution.drawing import Position, draw_block, positions
 from annc.hardware.execution.rundata import InputSpec, converted, read_archive
 
 LOCAL_HEADER = 30
@@ -74,7 +74,7 @@ def drawn_by_rows(specs: list[InputSpec], seed: int) -> InputsByRows:
             continue
         row = math.prod(spec.shape[1:])
 
-        def read(first: int, stop: int, spec: InputSpec = spec, start: Any = start,
+        def read(first: int, stop: int, spec: InputSpec = spec, start: Position = start,
                  row: int = row) -> np.ndarray:
             return draw_block(seed, start, spec.dtype, first * row, stop * row).reshape(
                 (stop - first, *spec.shape[1:]))
