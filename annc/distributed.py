@@ -5,16 +5,17 @@ process count and id as options, or, left out, from the environment as JAX reads
 `JAX_COORDINATOR_ADDRESS`, Slurm, Open MPI), so that JAX lists the devices of every
 process together and the mesh (`hardware.devices.mesh`) spans them. Then:
 
-1. every process reads the inputs (the archive, or draws them from the seed: the
-   same values in every process, those of a one-process run) and keeps the rows of
-   its own devices on them when a sharded region runs;
-2. process 0 compiles and chooses; its selected IR, which is exactly what runs, is
+1. process 0 compiles and chooses; its selected IR, which is exactly what runs, is
    sent to every process, so all run one plan (its collectives must match);
+2. every process opens the inputs by rows (`hardware.execution.shard_inputs`: drawn
+   from the seed, the values of a one-process run, or mapped from the archive): a
+   sharded region that splits an input by rows makes only this process's rows;
 3. every process runs the plan, its builds first (a build that switched in mid-run
-   would change one process's calls and not another's);
-4. process 0 writes the outputs and prints the one report; outputs larger than
-   `--gather-limit` are written by every process, its share of the rows each, with
-   an index file naming the parts.
+   would change one process's calls and not another's); values that sharded
+   regions split stay split between them (`hardware.execution.on_mesh`);
+4. outputs of `--gather-limit` bytes or fewer are gathered, and process 0 writes
+   them; larger ones are written by every process, the rows it holds each, with an
+   index file naming the parts. Process 0 prints the one report.
 
 Between the steps the processes agree (`agree`): each says whether its step went
 well, and where one did not, every process stops with every failure in its message.
@@ -187,36 +188,85 @@ def row_block(rows: int, process: int, processes: int) -> tuple[int, int]:
     return min(process * share, rows), min((process + 1) * share, rows)
 
 
-def save_parts(path: str, outputs: dict[str, np.ndarray], process: int, processes: int,
+def fits(result: Any, limit: int) -> bool:
+    """Whether the run's outputs, those left on the mesh included, hold `limit` bytes or
+    fewer: then they are gathered (`gather_outputs`), else written in parts."""
+    values = [*result.outputs.values(), *result.on_mesh.values()]
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in values) <= limit
+
+
+def gather_outputs(result: Any) -> None:
+    """Every output left on the mesh, gathered whole into `result.outputs` (in every
+    process: each must gather alike), in the order the program returns them."""
+    gathered = {name: value.whole() for name, value in result.on_mesh.items()}
+    result.on_mesh.clear()
+    order = result.names or [*result.outputs, *gathered]
+    result.outputs = {name: result.outputs[name] if name in result.outputs else gathered[name]
+                      for name in order}
+
+
+def peak_memory() -> list[int]:
+    """Every process's peak resident memory in bytes (`ru_maxrss`), by process id, in
+    every process."""
+    import resource
+
+    from jax.experimental import multihost_utils
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    everyone = multihost_utils.process_allgather(np.array([peak], np.int64))
+    return [int(v) for v in np.asarray(everyone).ravel()]
+
+
+def _rows(value: Any, processes: int) -> dict[int, tuple[int, int]]:
+    """The rows of an output each process writes: those it holds where a sharded
+    region left it split by rows, else an even share (`row_block`)."""
+    held = value.rows_by_process() if hasattr(value, "rows_by_process") else None
+    if held is not None and len(held) == processes:
+        return dict(held)
+    return {p: row_block(value.shape[0], p, processes) for p in range(processes)}
+
+
+def save_parts(path: str, outputs: Mapping[str, Any], process: int, processes: int,
                save: Callable[[str, dict[str, np.ndarray]], None]) -> dict[str, Any] | None:
     """Writes this process's rows of every output to `STEM.p<process>.npz` (a 0-d output
-    by process 0 only); returns, on process 0, the index of every part."""
+    by process 0 only); returns, on process 0, the index of every part. An output left
+    split by rows on the mesh is written from the rows this process holds, never
+    gathered; a whole one is cut into even shares."""
     target = Path(path)
     stem = target.name.removesuffix(".npz")
     mine: dict[str, np.ndarray] = {}
     index: dict[str, Any] = {"processes": processes, "outputs": {}}
     for name, value in outputs.items():
+        shape = tuple(value.shape)
         parts: list[dict[str, Any]] = []
+        rows = _rows(value, processes) if shape else {}
         for owner in range(processes):
-            if value.ndim == 0:
+            if not shape:
                 if owner == 0:
                     parts.append({"file": f"{stem}.p0.npz", "rows": None})
                 continue
-            start, stop = row_block(value.shape[0], owner, processes)
-            parts.append({"file": f"{stem}.p{owner}.npz", "rows": [start, stop]})
-        index["outputs"][name] = {"shape": list(value.shape), "dtype": value.dtype.name,
+            parts.append({"file": f"{stem}.p{owner}.npz", "rows": list(rows[owner])})
+        index["outputs"][name] = {"shape": list(shape), "dtype": np.dtype(value.dtype).name,
                                   "parts": parts}
-        if value.ndim == 0:
+        if not shape:
             if process == 0:
-                mine[name] = value
+                mine[name] = _whole(value)
             continue
-        start, stop = row_block(value.shape[0], process, processes)
-        mine[name] = value[start:stop]
+        held = value.rows_by_process() if hasattr(value, "rows_by_process") else None
+        if held is not None and len(held) == processes:
+            mine[name] = value.local_rows()
+        else:
+            start, stop = rows[process]
+            mine[name] = _whole(value)[start:stop]
     save(str(target.with_name(f"{stem}.p{process}.npz")), mine)
     if process != 0:
         return None
     target.with_name(f"{stem}.index.json").write_text(json.dumps(index, indent=1) + "\n")
     return index
+
+
+def _whole(value: Any) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else value.whole()
 
 
 @dataclass
@@ -242,11 +292,9 @@ def run_program(path: str, cluster: Cluster, inputs_path: str | None,
     from annc.compiler import compile_program, read_source
     from annc.dsl.context import annc_context
     from annc.hardware.devices.mesh import mesh_info
-    from annc.hardware.execution.rundata import read_archive
+    from annc.hardware.execution.rundata import check_seed, input_specs
+    from annc.hardware.execution.shard_inputs import drawn_by_rows, read_by_rows
     from annc.running import run_module
-
-    inputs = attempt("reading the inputs",
-                     lambda: read_archive(inputs_path) if inputs_path else None)
 
     def choose() -> tuple[str, str | None] | None:
         if process != 0:
@@ -263,7 +311,10 @@ def run_program(path: str, cluster: Cluster, inputs_path: str | None,
         from annc.passes.sharding_choice import force_sharded
 
         force_sharded(module)
-    result = attempt("running", lambda: run_module(module, inputs, seed, models=models,
-                                                   builds="first"))
+    specs = input_specs(module)
+    inputs = attempt("reading the inputs", lambda: read_by_rows(specs, inputs_path)
+                     if inputs_path else drawn_by_rows(specs, check_seed(seed)))
+    result = attempt("running", lambda: run_module(module, by_rows=inputs, models=models,
+                                                   builds="first", gather=False))
     mesh = mesh_info()
     return DistributedRun(process, processes, mesh.size if mesh else 1, result)

@@ -36,6 +36,7 @@ from annc.hardware.execution.plan import ExecutablePlan, OpRecord
 from annc.hardware.execution.planning import BUILDS, Builds, compile_plan
 from annc.hardware.execution.progress import RunProgress
 from annc.hardware.execution.rundata import check_seed, input_specs, prepare_inputs
+from annc.hardware.execution.shard_inputs import InputsByRows
 from annc.hardware.execution.warm import WarmUp
 from annc.hardware.variants.compiled import build_seconds
 from annc.hardware.variants.halide import build_cache
@@ -54,6 +55,11 @@ class RunResult:
     records: list[OpRecord] = field(default_factory=list, repr=False)
     """What each op did, with every execution's time (split where an op switched
     variants)."""
+    names: list[str] = field(default_factory=list)
+    """Every output's name, in the order the program returns them."""
+    on_mesh: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The outputs a sharded region left split over the mesh, not gathered (only where
+    the run was asked for them so: `run_module(..., gather=False)`)."""
 
 
 WAIT_ENV = "ANNC_WAIT_FOR_BUILDS"
@@ -92,6 +98,8 @@ def run_module(
     progress: bool | RunProgress = False,
     warm: WarmUp | None = None,
     generate_missing: bool = False,
+    by_rows: InputsByRows | None = None,
+    gather: bool = True,
 ) -> RunResult:
     """Runs compiled IR on the given inputs, or on inputs generated from `seed`.
 
@@ -106,13 +114,15 @@ def run_module(
     whose builds are not kept (`hardware.execution.planning`); `progress` shows a bar
     on standard error for a run that lasts (or is told the trips of the outer loops);
     `warm` is the process's warm-up for this run, started while it compiled
-    (`hardware.execution.warm`)."""
+    (`hardware.execution.warm`). A distributed run gives its inputs `by_rows` instead
+    (`hardware.execution.shard_inputs`), and with `gather` False finds the outputs
+    that sharded regions left on the mesh under `on_mesh`, not gathered whole."""
     builds = builds_mode(builds)
     counted = events.snapshot()
     if variants:
         override_variants(module, variants)
     ensure_fits(module)
-    prepared = prepare_inputs(input_specs(module), inputs, seed, generate_missing)
+    prepared = by_rows or prepare_inputs(input_specs(module), inputs, seed, generate_missing)
     notes = list(prepared.notes)
     devices = _devices()
     notes += [f"note: target {name} is not on this machine; skipping it"
@@ -125,7 +135,8 @@ def run_module(
         executable = compile_plan(module, devices, plan_builds, told)
         if warm is not None:
             warm.finish()  # after the builds, so that the execution gets its memory
-        outputs = executable.run(prepared.arrays)
+        held = executable.run_kept(prepared.arrays) if not gather else dict(
+            executable.run(prepared.arrays))
     except BaseException:
         if beside is not None:
             beside.stop()
@@ -171,7 +182,9 @@ def run_module(
         "notes": notes,
         "events": events.since(counted),
     }
-    return RunResult(outputs, report, notes, executable.tier_records())
+    outputs = {name: value for name, value in held.items() if isinstance(value, np.ndarray)}
+    return RunResult(outputs, report, notes, executable.tier_records(), list(held),
+                     {name: value for name, value in held.items() if name not in outputs})
 
 
 def _tiers_report(executable: ExecutablePlan, builds: Builds) -> list[dict[str, Any]]:

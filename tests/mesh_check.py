@@ -2,8 +2,10 @@
 (`JAX_NUM_CPU_DEVICES=8`, set before JAX starts): every example, small, with every
 region that can be split running as `jax.sharded`, against the same program with
 every region run op by op; the matrix examples again with every region that splits
-over a 4 × 2 grid running as `jax.sharded.grid`; and the shardings of heat's loop and
-of the Markov chain's loop on the grid as JAX reports them. Prints one JSON object."""
+over a 4 × 2 grid running as `jax.sharded.grid`; the shardings of heat's loop and of
+the Markov chain's loop on the grid as JAX reports them; and heat's values kept on the
+mesh between its two sharded regions (the loop and the energy), its field input made
+by rows. Prints one JSON object."""
 
 from __future__ import annotations
 
@@ -17,8 +19,14 @@ from xdsl.dialects.builtin import StringAttr
 from annc.compiler import compile_program, read_source
 from annc.dsl.dialect import RegionOp
 from annc.hardware.devices.mesh import mesh_info
+from annc.hardware.execution.rundata import input_specs
+from annc.hardware.execution.shard_inputs import RowSource, drawn_by_rows
 from annc.hardware.variants.regions.from_ir import lower_region
-from annc.hardware.variants.regions.sharded_region import build_sharded
+from annc.hardware.variants.regions.sharded_region import (
+    ShardedValue,
+    build_sharded,
+    resharded,
+)
 from annc.passes.sharding_choice import force_sharded
 from annc.running import run_module
 
@@ -94,8 +102,52 @@ def main() -> int:
         "outputs": [str(a.sharding.spec) for a in outputs],
         "shard_shapes": [list(a.addressable_shards[0].data.shape) for a in outputs],
     }
+    report["kept"] = _kept()
     print(json.dumps(report))
     return 0
+
+
+def _relative(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-30)
+
+
+def _kept() -> dict:
+    """Heat with both regions sharded, its field drawn by rows, its outputs not
+    gathered: what stayed on the mesh, which rows were drawn, and the values against
+    the whole run's."""
+    module = _selected("heat", SMALL["heat"])
+    force_sharded(module)
+    by_rows = drawn_by_rows(input_specs(module), 0)
+    field = by_rows.arrays[0]
+    assert isinstance(field, RowSource)
+    asked: list[list[int]] = []
+
+    def read(start: int, stop: int) -> np.ndarray:
+        asked.append([start, stop])
+        return field.read(start, stop)
+
+    by_rows.arrays[0] = RowSource(field.shape, field.dtype, read)
+    kept = run_module(module, by_rows=by_rows, builds="first", gather=False)
+    whole = run_module(_selected("heat", SMALL["heat"]), None, seed=0, builds="first")
+    on_mesh = {name: value.array for name, value in kept.on_mesh.items()
+               if isinstance(value, ShardedValue)}
+    field_out = kept.on_mesh["T"]
+    assert isinstance(field_out, ShardedValue)
+    replicated = build_sharded(lower_region(next(
+        r for r in module.walk() if isinstance(r, RegionOp))).spec).whole
+    whole_again = resharded(field_out.array, replicated)
+    return {
+        "gathered": sorted(kept.outputs),
+        "on_mesh": {name: str(a.sharding.spec) for name, a in on_mesh.items()},
+        "shard_shapes": {name: list(a.addressable_shards[0].data.shape)
+                         for name, a in on_mesh.items()},
+        "rows_drawn": sorted(asked),
+        "errors": {name: _relative(np.asarray(value.whole()), whole.outputs[name])
+                   for name, value in kept.on_mesh.items()},
+        "resplit": {"spec": str(whole_again.sharding.spec),
+                    "equal": bool(np.array_equal(np.asarray(whole_again),
+                                                 field_out.whole()))},
+    }
 
 
 if __name__ == "__main__":

@@ -77,7 +77,13 @@ def test_two_processes_of_four_devices_run_sharded_as_one_device_does(tmp_path):
     assert [d.returncode for d in done] == [0, 0], done[0].stderr[-1500:] + done[1].stderr[-1500:]
     report = json.loads(done[0].stdout)  # one report, from process 0 only
     assert done[1].stdout == ""
-    assert report["distributed"] == {"processes": 2, "devices": 8}
+    shared = report["distributed"]
+    assert (shared["processes"], shared["devices"]) == (2, 8)
+    # the field stayed split by rows from the loop into the energy's region and out;
+    # both fit the gather limit, so they were gathered for the archive at the end
+    assert shared["on_mesh"] == {"T": "P('devices',)", "E": "P()"}
+    assert shared["gathered"] is True
+    assert len(shared["max_rss_bytes"]) == 2 and min(shared["max_rss_bytes"]) > 0
     assert {r["variant"] for r in report["regions"]} == {"jax.sharded"}
     single = _single(tmp_path)
     got = dict(np.load(out))
@@ -101,6 +107,27 @@ def test_outputs_larger_than_the_gather_limit_are_written_per_process_with_an_in
     single = _single(tmp_path)
     assert float(np.max(np.abs(whole - single["T"]))) <= 1e-5 * max(
         float(np.max(np.abs(single["T"]))), 1.0)
+
+
+def test_inputs_read_from_an_archive_by_rows_give_the_single_process_results(tmp_path):
+    given = tmp_path / "in.npz"
+    rng = np.random.default_rng(1)
+    np.savez(given, T=rng.random((256, 256)), alpha=np.float64(0.2))  # f64: converted
+    out = tmp_path / "out.npz"
+    args = ["--shard-regions", "--inputs", str(given), "--save", str(out)]
+    done = _processes(tmp_path, [args, args])
+    assert [d.returncode for d in done] == [0, 0], done[0].stderr[-1500:] + done[1].stderr[-1500:]
+    home = tmp_path / "single-home"
+    home.mkdir()
+    single = tmp_path / "single.npz"
+    alone = subprocess.run([sys.executable, "-m", "annc", "run", HEAT, *SMALL, "--inputs",
+                            str(given), "--save", str(single)], capture_output=True, text=True,
+                           timeout=240, env={**_environment(home), "JAX_NUM_CPU_DEVICES": "1"})
+    assert alone.returncode == 0, alone.stderr[-1500:]
+    got, want = dict(np.load(out)), dict(np.load(single))
+    for name, value in want.items():
+        scale = max(float(np.max(np.abs(value))), 1.0)
+        assert float(np.max(np.abs(got[name] - value))) / scale <= 1e-5, name
 
 
 def test_a_process_that_fails_fails_the_run_on_every_process(tmp_path):

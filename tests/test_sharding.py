@@ -333,6 +333,16 @@ def test_every_example_runs_sharded_over_8_devices_as_it_runs_op_by_op():
     assert heat["outputs"] == ["P('devices',)"]
     assert heat["output_devices"] == [8]
     assert heat["shard_shapes"] == [[32, 256]]
+    # Heat's field goes from the sharded loop into the sharded energy region, and out,
+    # without ever being whole in the process: neither output was gathered, the field
+    # is still split by rows, and the input field was drawn one device's rows at a time.
+    kept = report["kept"]
+    assert kept["gathered"] == []
+    assert kept["on_mesh"] == {"T": "P('devices',)", "E": "P()"}
+    assert kept["shard_shapes"]["T"] == [32, 256]
+    assert kept["rows_drawn"] == [[start, start + 32] for start in range(0, 256, 32)]
+    assert kept["errors"]["T"] <= 1e-5 and kept["errors"]["E"] <= 1e-5
+    assert kept["resplit"] == {"spec": "P()", "equal": True}  # re-split on the devices
 
 
 def test_with_a_mesh_explain_shows_compute_and_communication(tmp_path):

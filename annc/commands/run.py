@@ -108,6 +108,8 @@ def _print_outputs(console: Console, result: RunResult) -> None:
     table = compact_table("name", "type", "value")
     for name, value in result.outputs.items():
         table.add_row(name, _type(value), _summary(value))
+    for name, value in result.on_mesh.items():
+        table.add_row(name, _type(value), "in parts, over --gather-limit: not gathered")
     print_fitted(console, [Fitted("outputs", table)])
     console.print(f"kernel time: {result.report['total_measured_s'] * 1e3:.3f} ms")
 
@@ -187,17 +189,23 @@ def _distributed(args: argparse.Namespace) -> int:
                                        args.shard_regions)
         result = done.result
         first = done.process == 0
+        whole = distributed.fits(result, args.gather_limit or distributed.DEFAULT_GATHER_LIMIT)
+        split = {name: value.describe() for name, value in result.on_mesh.items()}
+        if whole:
+            distributed.attempt("gathering the outputs",
+                                lambda: distributed.gather_outputs(result))
         if args.save:
-            limit = args.gather_limit or distributed.DEFAULT_GATHER_LIMIT
-            whole = sum(value.nbytes for value in result.outputs.values()) <= limit
             distributed.attempt("saving the outputs", lambda: save_outputs(
                 args.save, result.outputs) if whole and first else None if whole else
-                distributed.save_parts(args.save, result.outputs, done.process,
-                                       done.processes, save_outputs))
+                distributed.save_parts(args.save, {**result.outputs, **result.on_mesh},
+                                       done.process, done.processes, save_outputs))
+        peaks = distributed.peak_memory()
     if not first:
         return 0
     print_notes(result.notes)
-    result.report["distributed"] = {"processes": done.processes, "devices": done.devices}
+    result.report["distributed"] = {"processes": done.processes, "devices": done.devices,
+                                    "on_mesh": split, "gathered": whole,
+                                    "max_rss_bytes": peaks}
     if args.report == "json":
         print(json.dumps(result.report))
         return 0

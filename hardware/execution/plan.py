@@ -14,13 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import cast
 
 import numpy as np
 
 from annc.hardware.devices.allocator import keep_freed_memory
 from annc.hardware.devices.device import Device
 from annc.hardware.execution.progress import RunProgress
-from annc.hardware.execution.residency import Resident
+from annc.hardware.execution.residency import SHARDS, Partial, Resident
 from annc.hardware.execution.steps import Step
 from annc.hardware.execution.tiers import Tier
 
@@ -154,17 +155,28 @@ class ExecutablePlan:
     """When the last run started (`time.perf_counter()`), shared with the tiers."""
     progress: RunProgress | None = None
 
-    def run(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs the plan on the inputs, in declaration order; returns the outputs by name.
+    def run(self, inputs: Sequence[np.ndarray | Partial]) -> dict[str, np.ndarray]:
+        """Runs the plan on the inputs, in declaration order (numpy arrays, or inputs by
+        rows: `shard_inputs.RowSource`); returns the outputs by name, whole on the host.
         Each op's times and the copying time are those of this run."""
+        return {name: cast(np.ndarray, value)
+                for name, value in self._started(inputs, True).items()}
+
+    def run_kept(self, inputs: Sequence[np.ndarray | Partial]) -> dict[str, object]:
+        """`run`, but an output that a sharded region left on the mesh is returned as it
+        is held there (`residency.Partial`), not gathered whole."""
+        return self._started(inputs, False)
+
+    def _started(self, inputs: Sequence[np.ndarray | Partial], whole: bool
+                 ) -> dict[str, object]:
         self.run_started[0] = time.perf_counter()
         try:
-            return self._run(inputs)
+            return self._run(inputs, whole)
         finally:
             if self.progress is not None:
                 self.progress.close()
 
-    def _run(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: Sequence[np.ndarray | Partial], whole: bool) -> dict[str, object]:
         keep_freed_memory()  # as when the kernels were calibrated
         for op in self.ops:
             op.times_ns.clear()
@@ -173,17 +185,20 @@ class ExecutablePlan:
         self.copying_ns[0] = 0
         env: list[object] = [None] * self.slots
         for slot, array in zip(self.inputs, inputs, strict=True):
-            env[slot] = Resident.on_host(array)
+            env[slot] = Resident.of(array)
         with np.errstate(all="ignore"):  # NaN and inf are results, as in numpy, not errors
             for step in self.steps:
                 step(env)
         start = time.perf_counter_ns()
-        outputs = {name: self._host(env[slot]) for name, slot in self.outputs.items()}
+        outputs = {name: self._host(env[slot], whole) for name, slot in self.outputs.items()}
         self.transfer_s = (self.copying_ns[0] + time.perf_counter_ns() - start) * 1e-9
         return outputs
 
-    def _host(self, value: object) -> np.ndarray:
+    def _host(self, value: object, whole: bool) -> object:
         assert isinstance(value, Resident)
+        held = value.copies.get(SHARDS)
+        if not whole and held is not None and "cpu" not in value.copies:
+            return held
         return value.host(self.devices)
 
     def records(self) -> list[OpRecord]:

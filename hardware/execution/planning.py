@@ -46,12 +46,8 @@ from annc.hardware.execution.beside import Beside
 from annc.hardware.execution.builds import BuildJob, kernel_job, region_job
 from annc.hardware.execution.foreground import build_now
 from annc.hardware.execution.interruptible import interruptible, is_long
-from annc.hardware.execution.loops import (
-    ChunkSizer,
-    WholeCalls,
-    compiled_loop_runner,
-    switching_loop_step,
-)
+from annc.hardware.execution.loops import ChunkSizer, compiled_loop_runner, switching_loop_step
+from annc.hardware.execution.on_mesh import mesh_region_runner
 from annc.hardware.execution.plan import ExecutablePlan, PlannedOp, PlannedRegion
 from annc.hardware.execution.progress import RunProgress
 from annc.hardware.execution.steps import (
@@ -324,12 +320,15 @@ class _Planner:
                    for i, r in enumerate(op.outputs)]
         dtype = dtypes.to_numpy(lowered.spec.dtype)
         spec = lowered.spec
+        if op.variant is not None and catalogue.is_sharded(op.variant.data):
+            return mesh_region_runner(function, sources, spec.carried if spec.is_loop
+                                      else None, spec.trips or 0, results, self.devices,
+                                      advance)
         if not spec.is_loop:
             return region_runner(function, sources, results, dtype, self.devices)
-        sharded = op.variant is not None and catalogue.is_sharded(op.variant.data)
-        sizer = WholeCalls() if sharded else ChunkSizer(_per_trip(op, spec.trips))
         return compiled_loop_runner(function, sources, spec.carried, spec.trips or 0,
-                                    results, dtype, self.devices, sizer, advance)
+                                    results, dtype, self.devices,
+                                    ChunkSizer(_per_trip(op, spec.trips)), advance)
 
     def advance(self, trips: int) -> Callable[[int], None] | None:
         """Where a loop of `trips` trips reports them: the progress of the run for an

@@ -13,11 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import numpy as np
 
 from annc.hardware.devices.allocator import aligned
 from annc.hardware.devices.device import Device
+
+SHARDS = "shards"
+"""The copy of a value that no one device holds whole: a sharded region's output left
+split over the mesh, or a distributed run's input that gives its rows on demand."""
+
+
+class Partial(Protocol):
+    """A value held in parts (under `SHARDS`): its whole is made only when asked for."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def whole(self) -> np.ndarray: ...
 
 
 @dataclass(slots=True)
@@ -37,8 +54,25 @@ class Resident:
         array = np.asarray(array)
         return Resident(tuple(array.shape), array.dtype, {"cpu": array})
 
+    @staticmethod
+    def of(value: np.ndarray | Partial) -> Resident:
+        """A numpy array on the host, or a value in parts under `SHARDS`."""
+        if isinstance(value, np.ndarray):
+            return Resident.on_host(value)
+        return Resident(tuple(value.shape), np.dtype(value.dtype), {SHARDS: value})
+
+    def parts(self, devices: Mapping[str, Device]) -> object:
+        """What a sharded region reads: the value in parts where it has them, else the
+        aligned host copy."""
+        held = self.copies.get(SHARDS)
+        return held if held is not None else self.aligned_host(devices)
+
     def host(self, devices: Mapping[str, Device]) -> np.ndarray:
         if "cpu" not in self.copies:
+            held = self.copies.get(SHARDS)
+            if held is not None:
+                self.copies["cpu"] = cast(Partial, held).whole()
+                return np.asarray(self.copies["cpu"])
             name, handle = next(iter(self.copies.items()))
             self.copies["cpu"] = devices[name].get(handle)
         return np.asarray(self.copies["cpu"])

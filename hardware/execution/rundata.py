@@ -4,7 +4,8 @@ Inputs are taken as given: by name, each input the program declares, of the decl
 shape, converted to the declared dtype only where nothing is lost but what rounding
 loses (integers and booleans with a note; an f64 beyond f32's range, or a complex
 value, is refused). An input that is not given is drawn uniform in [0, 1) from
-`numpy.random.default_rng(seed)`, in declaration order, only where no inputs are
+`numpy.random.default_rng(seed)`, in declaration order (any block of rows of one
+alone: `hardware.execution.drawing`), only where no inputs are
 given at all or the caller asks for the missing ones to be generated. Archives are
 read with `allow_pickle=False`.
 """
@@ -28,6 +29,7 @@ from annc.dsl import dtypes, types
 from annc.dsl.errors import DataError, MissingInputsError
 from annc.dsl.lowering import INPUTS_ATTRIBUTE
 from annc.hardware.devices.allocator import aligned
+from annc.hardware.execution.drawing import draw_block, positions
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,6 @@ def read_archive(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 GENERATED = "uniform in [0, 1)"
 """How an input that is not given is drawn, for messages."""
 
-SKIP_CHUNK = 1 << 20
-"""Values drawn at a time when skipping a given input's share of the random stream."""
-
-
 def check_seed(seed: object) -> int:
     """The seed as `numpy.random.default_rng` takes it: a non-negative integer of any
     size. Anything else is a DataError here, not numpy's ValueError, which would reach
@@ -114,7 +112,7 @@ def prepare_inputs(
     With `provided` None every input is generated. Otherwise every declared input must
     be there (a MissingInputsError lists those that are not), unless `generate_missing`
     asks for them to be drawn; a note then names each. Given arrays are checked and
-    converted by `_converted`; arrays the program does not declare are ignored with a
+    converted by `converted`; arrays the program does not declare are ignored with a
     note, since one archive may serve several programs."""
     seed = check_seed(seed)
     given = _given(provided)
@@ -124,16 +122,15 @@ def prepare_inputs(
     if provided is not None and missing and not generate_missing:
         raise MissingInputsError({spec.name: str(spec) for spec in missing}, len(specs),
                                  undeclared)
-    converted = {spec.name: _converted(spec, given[spec.name])
-                 for spec in specs if spec.name in given}
-    generated = _generated(specs, set(converted), seed)
-    arrays = [converted[s.name][0] if s.name in converted else generated[s.name]
-              for s in specs]
+    taken = {spec.name: converted(spec, given[spec.name])
+             for spec in specs if spec.name in given}
+    generated = _generated(specs, set(taken), seed)
+    arrays = [taken[s.name][0] if s.name in taken else generated[s.name] for s in specs]
     notes = []
     if provided is not None and missing:
         notes.append(f"note: generated the inputs not given, {GENERATED} from seed {seed}: "
                      f"{', '.join(f'{spec.name} : {spec}' for spec in missing)}")
-    changed = [f"{name} ({note})" for name, (_, note) in converted.items() if note]
+    changed = [f"{name} ({note})" for name, (_, note) in taken.items() if note]
     if changed:
         notes.append(f"note: converted to the declared dtype: {', '.join(changed)}")
     if undeclared:
@@ -151,7 +148,7 @@ def _given(provided: Mapping[str, ArrayLike] | None) -> dict[str, ArrayLike]:
     return dict(provided)
 
 
-def _converted(spec: InputSpec, value: ArrayLike) -> tuple[np.ndarray, str | None]:
+def converted(spec: InputSpec, value: ArrayLike) -> tuple[np.ndarray, str | None]:
     """A given input as an aligned array of the declared dtype, with a note where the
     conversion is one the user may not expect (integers and booleans).
 
@@ -198,29 +195,13 @@ def _refuse_overflow(spec: InputSpec, given: np.ndarray, result: np.ndarray) -> 
 
 
 def _generated(specs: list[InputSpec], given: set[str], seed: int) -> dict[str, np.ndarray]:
-    """The inputs not in `given`, drawn from one generator in declaration order.
-
-    A given input's share of the stream is drawn and dropped, so that a generated
-    input holds the same values whichever others were given, the values it holds when
-    none is given. Those drawn after the last generated input are not drawn at all."""
-    rng = np.random.default_rng(seed)
-    drawn = [i for i, spec in enumerate(specs) if spec.name not in given]
-    arrays = {}
-    for spec in specs[: drawn[-1] + 1 if drawn else 0]:
-        if spec.name in given:
-            _skip(rng, spec)
-        else:
-            arrays[spec.name] = aligned(rng.random(spec.shape, dtype=spec.dtype))
-    return arrays
-
-
-def _skip(rng: np.random.Generator, spec: InputSpec) -> None:
-    """Advances `rng` as drawing `spec` would, a chunk at a time (bounded memory)."""
-    left = math.prod(spec.shape)
-    while left:
-        count = min(left, SKIP_CHUNK)
-        rng.random(count, dtype=spec.dtype)
-        left -= count
+    """The inputs not in `given`, each holding the values of its place in the one stream
+    drawn from `seed` in declaration order (`hardware.execution.drawing`): the values it
+    holds when none is given, whichever others are."""
+    starts = positions([(spec.dtype, math.prod(spec.shape)) for spec in specs])
+    return {spec.name: draw_block(seed, start, spec.dtype, 0, math.prod(spec.shape)
+                                  ).reshape(spec.shape)
+            for spec, start in zip(specs, starts, strict=True) if spec.name not in given}
 
 
 def save_outputs(path: str | os.PathLike[str], outputs: dict[str, np.ndarray]) -> None:

@@ -11,9 +11,13 @@ partitioner moved 7,986 elements a step for the 512 of a 3×3 stencil's two halo
 the zero boundary of annc's conv2d.
 
 It runs in one process with several devices, or across the processes of a
-`jax.distributed` run, where every process calls it with the same whole inputs: each
-puts the rows of its own devices, and every process gets the whole outputs back
-(gathered), so the plan's other steps run unchanged around it.
+`jax.distributed` run, where every process calls it alike. Called with whole numpy
+inputs it returns whole numpy outputs (gathered into every process). A plan calls
+`keep` instead: its outputs stay split over the mesh (`ShardedValue`), and its inputs
+may be values kept so (passed on as they are where their split is the one wanted,
+else re-split on the devices) or inputs that give their rows on demand (each process
+materialises its own devices' rows only), so that values between sharded regions,
+and a sharded loop's values from one call to the next, never leave the mesh whole.
 
 `jax.sharded.grid` is the same region over the mesh's devices arranged as a 2-D grid
 (`grid.grid_layout`): its large matrices split into blocks, `P("rows", "cols")`, and
@@ -22,9 +26,11 @@ the partitioner left to place the products' collectives.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -115,10 +121,85 @@ def _held(function: JaxFunction, sharding: NamedSharding) -> JaxFunction:
     return lambda *operands: jax.lax.with_sharding_constraint(function(*operands), sharding)
 
 
+class ByRows(Protocol):
+    """An input that gives the part a device holds without the rest
+    (`hardware.execution.shard_inputs.RowSource`)."""
+
+    shape: tuple[int, ...]
+    placed: dict[Any, Any]
+    """Its arrays on the mesh, by sharding, once made."""
+
+    def block(self, index: tuple[slice, ...]) -> np.ndarray: ...
+
+    def whole(self) -> np.ndarray: ...
+
+
+class ShardedValue:
+    """A sharded region's output left on the mesh: its global `jax.Array`, whole on the
+    host only when asked (`whole`, gathered into every process)."""
+
+    def __init__(self, array: jax.Array) -> None:
+        self.array = array
+        self.shape: tuple[int, ...] = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+
+    def whole(self) -> np.ndarray:
+        return gathered(self.array)
+
+    def describe(self) -> str:
+        """Its split, as JAX writes it: `P('devices',)` by rows, `P()` whole on every
+        device."""
+        return str(getattr(self.array.sharding, "spec", self.array.sharding))
+
+    def rows_by_process(self) -> dict[int, tuple[int, int]] | None:
+        """The rows each process holds, where every process holds one block of rows
+        and the blocks are disjoint (a value split by rows); else None."""
+        if not self.shape:
+            return None
+        found: dict[int, set[tuple[int, int]]] = {}
+        for device, index in self.array.sharding.devices_indices_map(self.shape).items():
+            start, stop, _ = index[0].indices(self.shape[0])
+            if any(part != slice(None) for part in index[1:]):
+                return None
+            process: int = getattr(device, "process_index", 0)
+            found.setdefault(process, set()).add((start, stop))
+        rows = {}
+        for process, blocks in found.items():
+            ordered = sorted(blocks)
+            if any(a[1] != b[0] for a, b in itertools.pairwise(ordered)):
+                return None
+            rows[process] = (ordered[0][0], ordered[-1][1])
+        spans = sorted(rows.values())
+        if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
+            return None
+        return rows
+
+    def local_rows(self) -> np.ndarray:
+        """This process's rows (`rows_by_process`), from its own devices' shards."""
+        rows = self.rows_by_process()
+        assert rows is not None
+        start, _ = rows[jax.process_index()]
+        shards = {s.index[0].indices(self.shape[0])[0]: s.data
+                  for s in self.array.addressable_shards}
+        return np.concatenate([np.asarray(shards[k]) for k in sorted(shards)]) if len(
+            shards) > 1 else np.asarray(shards[start])
+
+
+@functools.cache
+def _resharding(sharding: NamedSharding) -> Any:
+    return jax.jit(lambda x: x, out_shardings=sharding)
+
+
+def resharded(array: jax.Array, sharding: NamedSharding) -> jax.Array:
+    """A value kept on the mesh, moved onto another split by the devices themselves
+    (XLA's collectives), never through one host whole."""
+    return _resharding(sharding)(array)
+
+
 class ShardedRegion:
     """The region compiled over the mesh. Called with numpy inputs (whole, the same in
-    every process) it returns whole numpy outputs; `arrays` returns the sharded JAX
-    arrays themselves."""
+    every process) it returns whole numpy outputs; `keep` leaves them on the mesh;
+    `arrays` returns the sharded JAX arrays themselves."""
 
     def __init__(self, spec: RegionSpec, mesh: Any, grid: bool = False) -> None:
         split = (grid_layout if grid else layout)(spec, int(mesh.devices.size))
@@ -151,21 +232,46 @@ class ShardedRegion:
         self.compiled = jitted.lower(*arguments).compile()
         self.processes = jax.process_count()
 
-    def _put(self, array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    def _put(self, value: Any, sharding: NamedSharding) -> jax.Array:
+        """An input on the mesh with `sharding`: a kept value as it is (or re-split), an
+        input by rows from this process's rows (or whole, where it is replicated), a
+        numpy array from the rows of this process's devices."""
+        if isinstance(value, ShardedValue):
+            if value.array.sharding.is_equivalent_to(sharding, len(value.shape)):
+                return value.array
+            return resharded(value.array, sharding)
+        if hasattr(value, "block"):
+            source: ByRows = value
+            if sharding not in source.placed:
+                source.placed[sharding] = (
+                    self._put(np.asarray(source.whole(), self.dtype), sharding)
+                    if sharding.is_fully_replicated else jax.make_array_from_callback(
+                        source.shape, sharding,
+                        lambda index: source.block(tuple(index or (slice(None),)))))
+            return source.placed[sharding]
+        return self._place(np.asarray(value, self.dtype), sharding)
+
+    def _place(self, array: np.ndarray, sharding: NamedSharding) -> jax.Array:
         if self.processes == 1:
             return jax.device_put(array, sharding)
         return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
-    def arrays(self, *inputs: np.ndarray, trips: int | None = None) -> list[jax.Array]:
+    def keep(self, *inputs: Any, trips: int | None = None) -> list[Any]:
+        """Runs the region on numpy arrays, kept values or inputs by rows; its outputs
+        stay on the mesh (`ShardedValue`). A loop of no trip returns its carried inputs."""
+        if self.spec.is_loop and trips == 0:
+            return list(inputs[: self.spec.carried])
+        return [ShardedValue(a) for a in self.arrays(*inputs, trips=trips)]
+
+    def arrays(self, *inputs: Any, trips: int | None = None) -> list[jax.Array]:
         """Runs the region; its outputs as sharded JAX arrays."""
         check_inputs(self.spec, list(inputs))
-        values = [self._put(np.asarray(a, self.dtype), s)
-                  for a, s in zip(inputs, self.in_shardings, strict=True)]
+        values = [self._put(a, s) for a, s in zip(inputs, self.in_shardings, strict=True)]
         if self.spec.is_loop:
             count = int(self.spec.trips or 0) if trips is None else int(trips)
             if not 0 <= count <= MAX_TRIPS:
                 raise ValueError(f"a loop runs 0 to {MAX_TRIPS} trips, not {count}")
-            values.insert(0, self._put(np.asarray(count, TRIPS_DTYPE), self.whole))
+            values.insert(0, self._place(np.asarray(count, TRIPS_DTYPE), self.whole))
         return list(jax.block_until_ready(self.compiled(*values)))
 
     def __call__(self, *inputs: np.ndarray, trips: int | None = None) -> list[np.ndarray]:
@@ -175,12 +281,28 @@ class ShardedRegion:
 
 
 def gathered(array: jax.Array) -> np.ndarray:
-    """The whole value of a sharded array, in every process."""
+    """The whole value of a sharded array, in every process. A value split by rows
+    into one equal block per process is gathered onto one device of each process:
+    JAX's `process_allgather` would put a whole copy on every device of every process
+    (4 copies of the field in a process of 4 CPU devices, all in its memory)."""
     if array.is_fully_addressable:
         return np.asarray(array)
     if array.is_fully_replicated:
         return np.asarray(array.addressable_data(0))
-    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+    value = ShardedValue(array)
+    rows = value.rows_by_process()
+    blocks = [rows[p] for p in sorted(rows)] if rows else []
+    if not blocks or len({stop - start for start, stop in blocks}) != 1 or any(
+            a[1] != b[0] for a, b in itertools.pairwise(blocks)) or blocks[0][0] != 0:
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+    firsts: dict[int, Any] = {}
+    for device in sorted(array.sharding.device_set, key=lambda d: int(getattr(d, "id", 0))):
+        firsts.setdefault(getattr(device, "process_index", 0), device)
+    mesh = jax.sharding.Mesh(np.array([firsts[p] for p in sorted(firsts)]), ("processes",))
+    mine = jax.device_put(value.local_rows(), firsts[jax.process_index()])
+    split = jax.make_array_from_single_device_arrays(
+        array.shape, NamedSharding(mesh, P("processes")), [mine])
+    return np.asarray(resharded(split, NamedSharding(mesh, P())).addressable_data(0))
 
 
 def build_sharded(spec: RegionSpec, grid: bool = False) -> ShardedRegion:
