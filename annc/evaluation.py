@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from annc.dsl.errors import AnncError
-from annc.dsl.records import Combination
+from annc.dsl.records import Combination, Record
 from annc.hardware.calibration.runs import NoiseFloor
 from annc.predictor import baselines
 from annc.predictor.adaptation import (
@@ -28,14 +28,14 @@ from annc.predictor.adaptation import (
     Corrections,
     residuals_of,
 )
-from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
+from annc.predictor.fitting import by_combo, fit_models, mape, predict_seconds, split
 from annc.predictor.mlp import HIDDEN
 from annc.predictor.models import ModelSet
 
 
-def prediction_latency(models: ModelSet, rows: list[Measurement], batch: int = 1024) -> float:
+def prediction_latency(models: ModelSet, rows: list[Record], batch: int = 1024) -> float:
     """Seconds per prediction in one batched call of `batch` candidates, after warm-up."""
-    queries = [(r.combo, r.config) for r in rows[:batch]]
+    queries = [(r.combination, r.query) for r in rows[:batch]]
     queries = (queries * (batch // max(len(queries), 1) + 1))[:batch]
     models.predict(queries)
     times = []
@@ -50,7 +50,7 @@ def _percent(fraction: float | None) -> float | None:
     return None if fraction is None else 100 * fraction
 
 
-def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
+def evaluate(rows: list[Record], noise: NoiseFloor | None,
              peaks: tuple[dict[str, float], float] | None) -> dict[str, Any]:
     """The `evaluate --report json` object.
 
@@ -113,7 +113,7 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
     return {"combos": combos, "summary": summary, "_models": models}
 
 
-def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
+def plot(result: dict[str, Any], rows: list[Record], path: Path) -> None:
     """Predicted against measured held-out times, log-log, one panel per kernel."""
     try:
         import matplotlib
@@ -128,8 +128,8 @@ def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
         test = split(combo_rows, "test")
         if combo not in models or not test:
             continue
-        predicted = predict_seconds(models[combo], [r.config for r in test])
-        points[combo[0]] += list(zip([r.seconds for r in test], predicted, strict=True))
+        predicted = predict_seconds(models[combo], [r.query for r in test])
+        points[combo[0]] += list(zip([r.measured_s for r in test], predicted, strict=True))
     kernels = sorted(points)
     columns = 4
     rows_n = max(1, -(-len(kernels) // columns))
@@ -171,9 +171,9 @@ from the residuals (at least the number given); the first is what annc uses."""
 
 
 def _median_mape(models: ModelSet, corrections: Corrections | None,
-                 tests: dict[Combination, list[Measurement]],
+                 tests: dict[Combination, list[Record]],
                  ) -> tuple[float, dict[Combination, float]]:
-    queries = [(combo, r.config) for combo, rows in tests.items() for r in rows]
+    queries = [(combo, r.query) for combo, rows in tests.items() for r in rows]
     predicted = iter(AdaptedModels(models, corrections).predict(queries))
     per_combo = {}
     for combo, rows in tests.items():
@@ -182,7 +182,7 @@ def _median_mape(models: ModelSet, corrections: Corrections | None,
     return statistics.median(per_combo.values()), per_combo
 
 
-def adaptation_curve(models: ModelSet, rows: list[Measurement],
+def adaptation_curve(models: ModelSet, rows: list[Record],
                      ks: tuple[int, ...] = ADAPTATION_ROWS) -> dict[str, Any]:
     """Models trained on one set of measurements, scored on another's held-out rows
     before and after adapting to k of its training rows per combination, and against
@@ -199,13 +199,13 @@ def adaptation_curve(models: ModelSet, rows: list[Measurement],
             corrections = Corrections("-", "-", device_prior_rows=device_prior,
                                       family_prior_rows=family_prior,
                                       combo_prior_rows=combo_prior, empirical=empirical)
-            corrections.add(residuals_of(models, [(c, r.config, r.seconds, "quick")
+            corrections.add(residuals_of(models, [(c, r.query, r.measured_s, "quick")
                                                   for c, train in trains.items()
                                                   for r in train[:k]]), "evaluate")
             median, _ = _median_mape(models, corrections, tests)
             curve.append({"corrections": name, "k": k, "median_mape": median})
     retrained = fit_models([r for c in tests for r in groups[c]])
-    full = [mape(predict_seconds(retrained[c], [r.config for r in tests[c]]),
+    full = [mape(predict_seconds(retrained[c], [r.query for r in tests[c]]),
                  np.array([r.seconds for r in tests[c]])) for c in tests if c in retrained]
     curve.append({"corrections": "retrained from scratch", "k": "full",
                   "median_mape": statistics.median(full) if full else None})
