@@ -1,12 +1,14 @@
-"""What a cost model is asked, and the combination it is asked about.
+"""What a cost model is asked, the combination it is asked about, and what was measured.
 
 A *combination* is one implementation of one kernel (or region) on one device: the
 unit a performance model is trained for. A *query* is one configuration of it: the
 kernel's operand shapes and dtype, with the variant's mathematical complexity (the
-augmentation) and the decisions it makes per shape (its traits). Both are plain
-values of the ground floor, beside the kernel table, so that every floor above (the
-variants that make queries, the timing harness, the store, the predictor, the
-passes) speaks of them in one vocabulary.
+augmentation) and the decisions it makes per shape (its traits). A *record* is the
+seconds one query took (or why there are none), with where they come from. All three
+are plain values of the ground floor, beside the kernel table, so that every floor
+above (the variants that make queries, the timing harness that makes records, the
+store that keeps them, the predictor that learns from them, the passes) speaks of them
+in one vocabulary.
 """
 
 from __future__ import annotations
