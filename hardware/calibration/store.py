@@ -172,19 +172,18 @@ def _row(record: Record) -> tuple[object, ...]:
 
 def _record(values: Sequence[Any]) -> Record:
     """A row of `_COLUMNS` as a record."""
-    row = dict(zip(_COLUMNS, values, strict=True))
-    kernel, complexity = row["kernel"], row["complexity"]
-    traits = tuple((str(n), float(v)) for n, v in json.loads(row["traits"]))
-    return Record(
-        Combination(kernel, row["variant"], row["device"]),
-        Query(kernel, parse_shapes(row["shapes"]), row["dtype"],
-              math.nan if complexity is None else float(complexity), traits),
-        row["seconds"], row["source"], spread=row["spread"], repeats=row["repeats"],
-        compile_s=row["compile_s"], status=row["status"], split=row["split"],
-        noise_pass=row["pass"], predicted_s=row["predicted_s"], base_s=row["base_s"],
-        error=row["error"], wall_s=row["wall_s"], threads=json.loads(row["threads"]),
-        when=row["taken_at"], fingerprint=row["fingerprint"], annc_version=row["annc_version"],
-    )
+    (fingerprint, kernel, variant, device, dtype, shapes, complexity, traits, source, split,
+     noise_pass, status, seconds, spread, repeats, compile_s, wall_s, predicted_s, base_s,
+     threads, error, when, version) = values
+    query = Query(kernel, parse_shapes(shapes), dtype,
+                  math.nan if complexity is None else float(complexity),
+                  () if traits == "[]" else tuple((str(n), float(v))
+                                                  for n, v in json.loads(traits)))
+    return Record(Combination(kernel, variant, device), query, seconds, source, spread=spread,
+                  repeats=repeats, compile_s=compile_s, status=status, split=split,
+                  noise_pass=noise_pass, predicted_s=predicted_s, base_s=base_s, error=error,
+                  wall_s=wall_s, threads=json.loads(threads), when=when,
+                  fingerprint=fingerprint, annc_version=version)
 
 
 _COMMUNICATION_COLUMNS = ("fingerprint", "device", "devices", "processes", "collective",
