@@ -379,3 +379,25 @@ def test_the_shipped_reference_reads_as_calibration_records() -> None:
     assert {r.source for r in reference.measurements} == {"calibration"}
     assert {r.split for r in reference.measurements} <= {"train", "test", "noise"}
     assert all((r.seconds is None) == (r.status != "ok") for r in reference.measurements)
+
+
+@pytest.mark.parametrize("version, dropped", [(2, ["communication"]),
+                                              (1, ["communication", "observations"])])
+def test_older_schemas_migrate_step_by_step(tmp_path: Path, version: int,
+                                            dropped: list[str]) -> None:
+    """A version-2 file (no communication table) and a version-1 file (no observations
+    either), made from the schema-3 fixture, go through every later step."""
+    path = tmp_path / "old.sqlite"
+    shutil.copy(FIXTURE, path)
+    connection = sqlite3.connect(path)
+    for table in dropped:
+        connection.execute(f"DROP TABLE {table}")
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    connection.commit()
+    connection.close()
+    with MeasurementStore(path) as store:
+        assert store.count() == 9
+        assert len(store.observations()) == (0 if "observations" in dropped else 4)
+        assert store.communication("fp1", "cpu", 4) == []
+    assert _tables(path) == {"records": 9 + (0 if "observations" in dropped else 4),
+                             "communication": 0, "version": SCHEMA_VERSION}
