@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from annc.dsl import dtypes
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.calibration.runs import CALIBRATION_SETTINGS
 from annc.hardware.calibration.sampling import Config, quick_configurations, usable
-from annc.hardware.calibration.store import MeasurementStore, Observation, annc_version, now
+from annc.hardware.calibration.store import MeasurementStore, annc_version, now
 from annc.hardware.devices.allocator import available_bytes
 from annc.hardware.measure.worker import Interrupted, MeasureWorker, Request
 from annc.hardware.variants import Variant, get_variant
@@ -116,7 +116,7 @@ def measured_today(store: MeasurementStore, machine: str) -> set[tuple]:
     """The quick jobs this machine already measured today: a rerun continues after them."""
     today = date.today().isoformat()
     return {(o.kernel, o.variant, o.device, o.dtype, o.shapes)
-            for o in store.observations(machine, ["quick"]) if o.taken_at[:10] == today}
+            for o in store.observations(machine, ["quick"]) if o.when[:10] == today}
 
 
 def run_quick(store: MeasurementStore, chosen: CostModel, jobs: Sequence[QuickJob],
@@ -137,36 +137,34 @@ def run_quick(store: MeasurementStore, chosen: CostModel, jobs: Sequence[QuickJo
                 progress(job, i, len(todo))
             v = job.variant
             try:
-                outcome = worker.measure(Request(v.kernel, v.name, v.device, job.config.shapes,
-                                                 job.config.dtype, QUICK_SETTINGS),
-                                         timeout_s, deadline)
+                measured = worker.measure(Request(v.kernel, v.name, v.device, job.config.shapes,
+                                                  job.config.dtype, QUICK_SETTINGS,
+                                                  source="quick"), timeout_s, deadline)
             except Interrupted:
                 result.stopped = "budget"
                 break
             result.remaining -= 1
-            if outcome.status != "ok" or not outcome.median_s:
+            if measured.status != "ok" or not measured.seconds:
                 result.failed += 1
                 continue
-            store.add_observations([Observation(
-                chosen.machine, v.kernel, v.name, v.device, job.config.dtype,
-                job.config.shapes, "quick", outcome.median_s, outcome.repeats or 1,
-                None, now(), version)])
+            store.add(replace(measured, when=now(), fingerprint=chosen.machine,
+                              annc_version=version))
             result.taken += 1
     if progress is not None:
         progress(None, len(todo) - result.remaining, len(todo))
     return result
 
 
-def usable_observation(o: Observation) -> bool:
+def usable_observation(o: Record) -> bool:
     """Run times count only when steady and above the per-op dispatch overhead."""
-    return o.source != "run" or learnable(o.executions, o.seconds)
+    return o.source != "run" or learnable(o.repeats or 1, o.seconds or 0.0)
 
 
 def adapt(store: MeasurementStore, chosen: CostModel) -> Corrections:
     """Rebuilds this machine's corrections from its observations and saves them."""
     newest: dict[Combination, list[tuple[Combination, Query, float, str]]] = defaultdict(list)
     for o in store.observations(chosen.machine):
-        if not usable_observation(o):
+        if not usable_observation(o) or o.seconds is None:
             continue
         try:
             variant = get_variant(o.kernel, o.variant, o.device)

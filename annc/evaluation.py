@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from annc.dsl.errors import AnncError
-from annc.dsl.records import Combination
+from annc.dsl.records import Combination, Record
 from annc.hardware.calibration.runs import NoiseFloor
 from annc.predictor import families
 from annc.predictor.adaptation import (
@@ -27,14 +27,14 @@ from annc.predictor.adaptation import (
     Corrections,
 )
 from annc.predictor.cost_model import CostModel
-from annc.predictor.fitting import Measurement, by_combo, mape, split
+from annc.predictor.fitting import by_combo, mape, split
 from annc.predictor.models import ModelSet
 
 
-def prediction_latency(models: CostModel, rows: list[Measurement], batch: int = 1024) -> float:
+def prediction_latency(models: CostModel, rows: list[Record], batch: int = 1024) -> float:
     """Seconds per prediction of the trained networks in one batched call of `batch`
     candidates, after warm-up."""
-    queries = [(r.combo, r.config) for r in rows[:batch]]
+    queries = [(r.combination, r.query) for r in rows[:batch]]
     queries = (queries * (batch // max(len(queries), 1) + 1))[:batch]
     models.predict_trained(queries)
     times = []
@@ -49,7 +49,7 @@ def _percent(fraction: float | None) -> float | None:
     return None if fraction is None else 100 * fraction
 
 
-def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
+def evaluate(rows: list[Record], noise: NoiseFloor | None,
              peaks: tuple[dict[str, float], float] | None) -> dict[str, Any]:
     """The `evaluate --report json` object.
 
@@ -108,7 +108,7 @@ def evaluate(rows: list[Measurement], noise: NoiseFloor | None,
     return {"combos": combos, "summary": summary, "_models": models}
 
 
-def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
+def plot(result: dict[str, Any], rows: list[Record], path: Path) -> None:
     """Predicted against measured held-out times, log-log, one panel per kernel."""
     try:
         import matplotlib
@@ -124,8 +124,8 @@ def plot(result: dict[str, Any], rows: list[Measurement], path: Path) -> None:
         if combo not in models or not test:
             continue
         predicted = families.predictors({combo: models[combo]})[combo](
-            [r.config for r in test])
-        points[combo[0]] += list(zip([r.seconds for r in test], predicted, strict=True))
+            [r.query for r in test])
+        points[combo[0]] += list(zip([r.measured_s for r in test], predicted, strict=True))
     kernels = sorted(points)
     columns = 4
     rows_n = max(1, -(-len(kernels) // columns))
@@ -166,18 +166,18 @@ levels (infinite: the level is not used), and whether the combination's are esti
 from the residuals (at least the number given); the first is what annc uses."""
 
 
-def _median_mape(cost: CostModel, tests: dict[Combination, list[Measurement]],
+def _median_mape(cost: CostModel, tests: dict[Combination, list[Record]],
                  ) -> tuple[float, dict[Combination, float]]:
-    queries = [(combo, r.config) for combo, rows in tests.items() for r in rows]
+    queries = [(combo, r.query) for combo, rows in tests.items() for r in rows]
     predicted = iter(cost.predict(queries))
     per_combo = {}
     for combo, rows in tests.items():
         seconds = np.array([next(predicted).seconds for _ in rows])
-        per_combo[combo] = mape(seconds, np.array([r.seconds for r in rows]))
+        per_combo[combo] = mape(seconds, np.array([r.measured_s for r in rows]))
     return statistics.median(per_combo.values()), per_combo
 
 
-def adaptation_curve(models: ModelSet, rows: list[Measurement],
+def adaptation_curve(models: ModelSet, rows: list[Record],
                      ks: tuple[int, ...] = ADAPTATION_ROWS) -> dict[str, Any]:
     """Models trained on one set of measurements, scored on another's held-out rows
     before and after adapting to k of its training rows per combination, and against
@@ -194,7 +194,7 @@ def adaptation_curve(models: ModelSet, rows: list[Measurement],
             cost = CostModel(models, corrections=Corrections(
                 "-", "-", device_prior_rows=device_prior, family_prior_rows=family_prior,
                 combo_prior_rows=combo_prior, empirical=empirical))
-            cost.update([(c, r.config, r.seconds, "quick") for c, train in trains.items()
+            cost.update([(c, r.query, r.measured_s, "quick") for c, train in trains.items()
                          for r in train[:k]], "evaluate")
             median, _ = _median_mape(cost, tests)
             curve.append({"corrections": name, "k": k, "median_mape": median})

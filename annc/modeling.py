@@ -14,16 +14,15 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from annc.dsl import dtypes
 from annc.dsl.errors import ModelError
-from annc.dsl.records import Combination
+from annc.dsl.records import Combination, Record
 from annc.hardware.calibration.reference_data import DATA_FOLDER, load_reference
 from annc.hardware.calibration.runs import NoiseFloor, noise_floor
-from annc.hardware.calibration.store import Measurement as StoredMeasurement
 from annc.hardware.calibration.store import MeasurementStore
 from annc.hardware.calibration.transfers import COPY_KERNEL
 from annc.hardware.devices import jax_runtime  # noqa: F401  (JAX as annc configures it, for training too)
@@ -35,13 +34,12 @@ from annc.hardware.variants import load_library, query_of
 from annc.hardware.variants.regions.spec import Summary
 from annc.predictor import families
 from annc.predictor.features import bytes_touched, is_region
-from annc.predictor.fitting import Measurement
 from annc.predictor.models import ModelSet
 from annc.predictor.transfers import Link, TransferModel
 
 
-def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
-    """Successful train/test measurements with their variant's complexity attached, and
+def to_training_rows(stored: Iterable[Record]) -> list[Record]:
+    """Successful train/test records with their variant's complexity in the query, and
     its traits: those the rows carry (the shipped reference's, decided on the machine
     that measured them), else this machine's.
 
@@ -51,7 +49,7 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
     load_library()
     rows = []
     for m in stored:
-        if m.status != "ok" or m.split not in ("train", "test") or not m.median_s:
+        if m.status != "ok" or m.split not in ("train", "test") or not m.seconds:
             continue
         dtype = dtypes.normalise(m.dtype)
         if is_region(m.kernel):  # a region's summary holds its complexity
@@ -59,35 +57,34 @@ def to_training_rows(stored: Iterable[StoredMeasurement]) -> list[Measurement]:
         else:
             try:
                 config = query_of(m.kernel, m.variant, m.device, m.shapes, dtype,
-                                  m.traits or None)
+                                  m.query.traits or None)
             except LookupError:
                 continue
-        rows.append(Measurement(Combination(m.kernel, m.variant, m.device), config, m.median_s,
-                                m.split))
+        rows.append(replace(m, query=config))
     return rows
 
 
-def compile_seconds(stored: Iterable[StoredMeasurement]) -> dict[Combination, float]:
+def compile_seconds(stored: Iterable[Record]) -> dict[Combination, float]:
     """The median build time of every combination, for amortising compilation."""
     times: dict[Combination, list[float]] = defaultdict(list)
     for m in stored:
         if m.status == "ok" and m.compile_s is not None:
-            times[Combination(m.kernel, m.variant, m.device)].append(m.compile_s)
+            times[m.combination].append(m.compile_s)
     return {combo: statistics.median(values) for combo, values in times.items()}
 
 
-def transfer_model(stored: Iterable[StoredMeasurement]) -> TransferModel:
+def transfer_model(stored: Iterable[Record]) -> TransferModel:
     """Copy times per device and direction, fitted to `latency + bytes × per-byte`."""
     points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for m in stored:
-        if m.kernel == COPY_KERNEL and m.status == "ok" and m.median_s:
+        if m.kernel == COPY_KERNEL and m.status == "ok" and m.seconds:
             n_bytes = dtypes.itemsize(m.dtype) * m.shapes[0][0]
-            points[(m.device, m.variant)].append((n_bytes, m.median_s))
+            points[(m.device, m.variant)].append((n_bytes, m.seconds))
     return TransferModel({key: Link.fit(*zip(*values, strict=True))
                           for key, values in points.items() if len(values) >= 2})
 
 
-def train(stored: list[StoredMeasurement], fingerprint_dict: dict[str, Any],
+def train(stored: list[Record], fingerprint_dict: dict[str, Any],
           overheads: tuple[float, dict[str, float]] | None = None) -> ModelSet:
     """Trains the augmented model of every combination with enough rows.
 
@@ -121,21 +118,21 @@ def measured_overheads() -> tuple[float, dict[str, float]]:
     return step_overhead_seconds(), backend_start_seconds()
 
 
-def stored_measurements(db: Path | None) -> tuple[list[StoredMeasurement], dict[str, Any]]:
+def stored_measurements(db: Path | None) -> tuple[list[Record], dict[str, Any]]:
     """This machine's measurements in a database (default: under `$ANNC_HOME`)."""
     path = db or ensure_home() / "measurements.sqlite"
     if not path.exists():
         raise ModelError(f"{path}: no measurements; run `annc calibrate` first")
     machine = fingerprint()
     with MeasurementStore(path) as store:
-        rows = list(store.measurements(machine.id))
+        rows = list(store.calibration(machine.id))
     if not rows:
         raise ModelError(f"{path}: no measurements of this machine (fingerprint "
                          f"{machine.id}); run `annc calibrate` first")
     return rows, machine.as_dict()
 
 
-def roofline_peaks(rows: list[Measurement]) -> tuple[dict[str, float], float]:
+def roofline_peaks(rows: list[Record]) -> tuple[dict[str, float], float]:
     """Peak FLOP/s per dtype and memory bandwidth, as measured in the calibration data.
 
     Peak FLOP/s is the best matrix product rate seen (two operations per multiply-add);
@@ -144,11 +141,11 @@ def roofline_peaks(rows: list[Measurement]) -> tuple[dict[str, float], float]:
     peak: dict[str, float] = defaultdict(float)
     bandwidth = 0.0
     for r in rows:
-        c = r.config
-        if c.kernel == "matmul" and r.combo[1] == "numpy":
-            peak[c.dtype] = max(peak[c.dtype], 2 * c.complexity / r.seconds)
+        c = r.query
+        if c.kernel == "matmul" and r.variant == "numpy":
+            peak[c.dtype] = max(peak[c.dtype], 2 * c.complexity / r.measured_s)
         if c.kernel in ("add", "mul", "sub", "div"):
-            bandwidth = max(bandwidth, bytes_touched(c.kernel, c.shapes, c.dtype) / r.seconds)
+            bandwidth = max(bandwidth, bytes_touched(c.kernel, c.shapes, c.dtype) / r.measured_s)
     return dict(peak), bandwidth
 
 
@@ -156,7 +153,7 @@ def roofline_peaks(rows: list[Measurement]) -> tuple[dict[str, float], float]:
 class MeasurementSource:
     """Where training and evaluation rows come from, and what is known about them."""
 
-    stored: list[StoredMeasurement]
+    stored: list[Record]
     fingerprint: dict[str, Any]
     noise: NoiseFloor
     """Repeat-to-repeat MAPE of the noise passes (fractions), overall and per combination."""

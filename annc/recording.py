@@ -2,8 +2,8 @@
 
 After `annc run`, `annc tune` and a compile that measured close candidates,
 what was measured is
-1. written to the measurement store's `observations` (one transaction: all or
-   nothing, so Ctrl-C or a crash never leaves half of it);
+1. written to the measurement store as records of their source (one transaction: all
+   or nothing, so Ctrl-C or a crash never leaves half of it);
 2. turned into residuals against the trained models and added to this
    machine's corrections (`predictor.adaptation`): the next compile predicts
    with them — an incremental, closed-form update, no training;
@@ -27,13 +27,15 @@ import math
 import os
 import statistics
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from annc.dsl import dtypes
 from annc.dsl.errors import HomeError, StoreError
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware import events
-from annc.hardware.calibration.store import Observation, annc_version, now
+from annc.hardware.calibration.store import annc_version, now
 from annc.hardware.devices.home import default_database, ensure_home
-from annc.passes.measuring import Measured
+from annc.passes.candidates import OpPlan
 from annc.passes.models import corrections_path, for_writing, wisdom_path
 from annc.passes.select_variants import Plan
 from annc.predictor.adaptation import CorrectionFileError, Corrections, Residual
@@ -74,22 +76,24 @@ def learnable(executions: int, seconds: float) -> bool:
     return executions >= MIN_EXECUTIONS and seconds >= MIN_LEARN_S
 
 
-def _learnable(seen: Measured) -> bool:
+def _learnable(seen: Record) -> bool:
     """A candidate timed alone always; an op inside a run only when steady and large."""
-    return seen.source != "run" or learnable(seen.executions, seen.seconds)
+    return seen.source != "run" or learnable(seen.repeats or 1, seen.measured_s)
 
 
-def record(chosen: CostModel, seen: Iterable[Measured], source: str, *,
+
+def record(chosen: CostModel, seen: Iterable[Record], source: str, *,
            drift: bool = False, wisdom: bool = False) -> None:
-    """Keeps observations, updates corrections (and staleness, wisdom); never raises for
-    a home it cannot write."""
-    seen = [s for s in seen if s.seconds > 0 and math.isfinite(s.seconds)]
+    """Keeps the records (as of `source`), updates corrections (and staleness, wisdom);
+    never raises for a home it cannot write."""
+    seen = [replace(s, source=source) for s in seen
+            if s.seconds is not None and s.seconds > 0 and math.isfinite(s.seconds)]
     if not seen:
         return
     try:
         home = ensure_home()
         with _locked(home):
-            _store(chosen.machine, seen, source)
+            _store(chosen.machine, seen)
             _update_corrections(chosen, seen, source, drift)
             if wisdom:
                 _update_wisdom(chosen.machine, seen, source)
@@ -120,14 +124,14 @@ def _locked(home: os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _store(machine: str, seen: list[Measured], source: str) -> None:
+def _store(machine: str, seen: list[Record]) -> None:
     from annc.hardware.calibration.store import MeasurementStore
 
     version, taken = annc_version(), now()
     with MeasurementStore(default_database(), integrity_check=False) as store:
-        store.add_observations(
-            Observation(machine, s.kernel, s.variant, s.device, dtypes.stored_name(s.dtype),
-                        s.shapes, source, s.seconds, s.executions, s.predicted_s, taken, version)
+        store.add_all(
+            replace(s, query=replace(s.query, dtype=dtypes.stored_name(s.dtype)),
+                    when=taken, fingerprint=machine, annc_version=version)
             for s in seen)
 
 
@@ -139,11 +143,11 @@ def _load_corrections(chosen: CostModel) -> Corrections:
         return Corrections(chosen.machine, chosen.base)
 
 
-def _update_corrections(chosen: CostModel, seen: list[Measured], source: str,
+def _update_corrections(chosen: CostModel, seen: list[Record], source: str,
                         drift: bool) -> None:
     corrections = _load_corrections(chosen)
     stale = corrections.stale
-    added = corrections.add((Residual(s.combo, math.log(s.seconds / s.base_s), source)
+    added = corrections.add((Residual(s.combination, math.log(s.measured_s / s.base_s), source)
                              for s in seen if s.base_s and _learnable(s)), source)
     if drift:
         _judge_drift(corrections, seen)
@@ -151,10 +155,10 @@ def _update_corrections(chosen: CostModel, seen: list[Measured], source: str,
         corrections.save(for_writing(corrections_path(chosen.machine)))
 
 
-def _judge_drift(corrections: Corrections, seen: list[Measured]) -> None:
+def _judge_drift(corrections: Corrections, seen: list[Record]) -> None:
     """Marks the models stale when several ops disagree with their predictions beyond the
     noise; unmarks them when as many agree."""
-    errors = [abs(math.log(s.seconds / s.predicted_s)) for s in seen
+    errors = [abs(math.log(s.measured_s / s.predicted_s)) for s in seen
               if s.predicted_s and _learnable(s)]
     if len(errors) < MIN_DRIFT_OPS:
         return
@@ -165,7 +169,7 @@ def _judge_drift(corrections: Corrections, seen: list[Measured]) -> None:
         corrections.stale = None
 
 
-def _update_wisdom(machine: str, seen: list[Measured], source: str) -> None:
+def _update_wisdom(machine: str, seen: list[Record], source: str) -> None:
     path = wisdom_path(machine)
     try:
         wisdom = Wisdom.load(path, machine)
@@ -173,11 +177,20 @@ def _update_wisdom(machine: str, seen: list[Measured], source: str) -> None:
         wisdom = Wisdom(machine)
     taken = now()
     for s in seen:
-        wisdom.add(s.combo, s.dtype, s.shapes, s.seconds, source, taken)
+        wisdom.add(s.combination, dtypes.normalise(s.dtype), s.shapes, s.measured_s, source,
+                   taken)
     wisdom.save(for_writing(path))
 
 
 # What each command saw -----------------------------------------------------------
+
+
+def _seen(combination: Combination, op: OpPlan, seconds: float, source: str,
+          predicted_s: float | None, base_s: float | None, executions: int = 1) -> Record:
+    """The record of a candidate of a planned op (its complexity is not known here)."""
+    site = op.site
+    return Record(combination, Query(site.kernel, site.shapes, site.dtype, math.nan), seconds,
+                  source, repeats=executions, predicted_s=predicted_s, base_s=base_s)
 
 
 def record_measured(plan: Plan, chosen: CostModel) -> None:
@@ -185,7 +198,7 @@ def record_measured(plan: Plan, chosen: CostModel) -> None:
     record(chosen, plan.measured, "measure", wisdom=True)
 
 
-def run_observations(plan: Plan, records: list) -> list[Measured]:
+def run_observations(plan: Plan, records: list) -> list[Record]:
     """Each op of a run: its steady time per execution, and what was predicted for it."""
     by_index = {op.site.index: op for op in plan.ops}
     seen = []
@@ -197,9 +210,8 @@ def run_observations(plan: Plan, records: list) -> list[Measured]:
                           if (c.variant, c.device) == (r.variant, r.device)), None)
         if candidate is None:
             continue
-        seen.append(Measured(r.kernel, r.variant, r.device, op.site.dtype, op.site.shapes,
-                             steady_seconds(r.times), candidate.predicted_s, candidate.base_s,
-                             len(r.times), "run"))
+        seen.append(_seen(Combination(r.kernel, r.variant, r.device), op, steady_seconds(r.times),
+                          "run", candidate.predicted_s, candidate.base_s, len(r.times)))
     return seen
 
 
@@ -220,7 +232,6 @@ def record_tune(report: dict, plan: Plan, chosen: CostModel) -> None:
             planned = candidates.get((c["variant"], c["device"]))
             if c["measured_s"] is None or planned is None:
                 continue
-            seen.append(Measured(op.site.kernel, c["variant"], c["device"], op.site.dtype,
-                                 op.site.shapes, c["measured_s"], c["predicted_s"],
-                                 planned.base_s))
+            seen.append(_seen(Combination(op.site.kernel, c["variant"], c["device"]), op,
+                              c["measured_s"], "tune", c["predicted_s"], planned.base_s))
     record(chosen, seen, "tune", wisdom=True)

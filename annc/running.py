@@ -32,7 +32,7 @@ from annc.hardware import events
 from annc.hardware.devices import signing
 from annc.hardware.execution.beside import Beside
 from annc.hardware.execution.memory import ensure_fits
-from annc.hardware.execution.plan import ExecutablePlan, OpRecord
+from annc.hardware.execution.plan import ExecutablePlan, OpRun
 from annc.hardware.execution.planning import BUILDS, Builds, compile_plan
 from annc.hardware.execution.progress import RunProgress
 from annc.hardware.execution.rundata import check_seed, input_specs, prepare_inputs
@@ -52,7 +52,7 @@ class RunResult:
     outputs: dict[str, np.ndarray]
     report: dict[str, Any]
     notes: list[str] = field(default_factory=list)
-    records: list[OpRecord] = field(default_factory=list, repr=False)
+    records: list[OpRun] = field(default_factory=list, repr=False)
     """What each op did, with every execution's time (split where an op switched
     variants)."""
     names: list[str] = field(default_factory=list)

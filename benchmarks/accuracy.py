@@ -21,23 +21,23 @@ from pathlib import Path
 import numpy as np
 from harness import RESULTS
 
+from annc.dsl.records import Record
 from annc.evaluation import evaluate
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.runs import noise_floor
 from annc.modeling import roofline_peaks, to_training_rows
 from annc.predictor import families
-from annc.predictor.fitting import Measurement
 from annc.predictor.mlp import parameter_count
 
 CURVE = (25, 50, 100, 150, 200, 250)
 
 
-def subsample(rows: list[Measurement], n: int, seed: int = 0) -> list[Measurement]:
+def subsample(rows: list[Record], n: int, seed: int = 0) -> list[Record]:
     """At most n training rows per combination (all its test rows stay)."""
-    by_combo: dict[tuple, list[Measurement]] = defaultdict(list)
+    by_combo: dict[tuple, list[Record]] = defaultdict(list)
     for r in rows:
         if r.split == "train":
-            by_combo[r.combo].append(r)
+            by_combo[r.combination].append(r)
     rng = np.random.default_rng(seed)
     kept = [r for r in rows if r.split == "test"]
     for combo_rows in by_combo.values():
@@ -46,7 +46,7 @@ def subsample(rows: list[Measurement], n: int, seed: int = 0) -> list[Measuremen
     return kept
 
 
-def learning_curve(rows: list[Measurement]) -> list[tuple[int, float, float]]:
+def learning_curve(rows: list[Record]) -> list[tuple[int, float, float]]:
     points = []
     for n in CURVE:
         sample = subsample(rows, n)

@@ -39,12 +39,12 @@ from pathlib import Path
 
 from harness import RESULTS, candidate_queries, passes_of
 
-from annc.dsl.records import Query
+from annc.dsl.records import Query, Record
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.runs import noise_floor
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from annc.predictor.fitting import Measurement, fit_models, predict_seconds
+from annc.predictor.fitting import fit_models, predict_seconds
 
 BEFORE = {"shape_aware": False, "complexity": "complexity"}
 """The features of annc's models before issue 15: no innermost extent, the textbook
@@ -116,14 +116,14 @@ def main() -> None:
     write(results, args.tune, args.seeds, spread, args.extrapolate)
 
 
-def largest_held_out(rows: list[Measurement], fraction: float) -> list[Measurement]:
+def largest_held_out(rows: list[Record], fraction: float) -> list[Record]:
     """Per combination, its rows re-split: the largest `fraction` by complexity held out."""
-    by_combo: dict[tuple, list[Measurement]] = {}
+    by_combo: dict[tuple, list[Record]] = {}
     for row in rows:
-        by_combo.setdefault(row.combo, []).append(row)
+        by_combo.setdefault(row.combination, []).append(row)
     split = []
     for found in by_combo.values():
-        ordered = sorted(found, key=lambda r: r.config.complexity)
+        ordered = sorted(found, key=lambda r: r.query.complexity)
         cut = len(ordered) - max(1, round(fraction * len(ordered)))
         split += [dataclasses.replace(r, split="train" if i < cut else "test")
                   for i, r in enumerate(ordered)]

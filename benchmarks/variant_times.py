@@ -21,7 +21,7 @@ from harness import RESULTS
 from annc.hardware.devices.allocator import available_bytes
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.hardware.measure.settings import TimingSettings
-from annc.hardware.measure.timing import measure
+from annc.hardware.measure.timing import time_variant
 from annc.hardware.variants import get_variant, load_library, variants_for
 
 MATMUL_SIZES = (64, 256, 1024)
@@ -36,9 +36,9 @@ def _cell(variant, shapes, dtype, max_seconds: float) -> str:
     if variant.workspace_bytes(shapes, itemsize) > available_bytes() / 4:
         return "skipped (memory)"
     try:
-        timing = measure(variant, shapes, dtype,
-                         settings=TimingSettings(min_repeats=3, min_seconds=0.3,
-                                                 max_repeats=1000, max_seconds=max_seconds))
+        timing = time_variant(variant, shapes, dtype,
+                              settings=TimingSettings(min_repeats=3, min_seconds=0.3,
+                                                      max_repeats=1000, max_seconds=max_seconds))
     except Exception as error:  # a benchmark reports a failing variant and goes on
         return f"failed: {type(error).__name__}"
     return f"{timing.median_s * 1e3:.3g} ms (±{timing.spread * 100:.0f}%)"
@@ -58,9 +58,9 @@ def _table(kernel: str, configs: list[tuple[str, tuple]], dtype, max_seconds: fl
 
 def peak_flops(dtype) -> float:
     n = 2048
-    timing = measure(get_variant("matmul", "numpy"), ((n, n), (n, n)), dtype,
-                     settings=TimingSettings(min_repeats=5, min_seconds=1.0,
-                                             max_repeats=1000, max_seconds=30.0))
+    timing = time_variant(get_variant("matmul", "numpy"), ((n, n), (n, n)), dtype,
+                          settings=TimingSettings(min_repeats=5, min_seconds=1.0,
+                                                  max_repeats=1000, max_seconds=30.0))
     return 2 * n**3 / timing.median_s
 
 

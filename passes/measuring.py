@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from annc.dsl import dtypes
-from annc.dsl.records import Combination
+from annc.dsl.records import Record
 from annc.hardware import events
 from annc.hardware.measure.settings import TimingSettings
 from annc.predictor.cost_model import measured_interval
@@ -45,29 +45,6 @@ SETTINGS = TimingSettings(min_repeats=REPEATS, min_seconds=MIN_SECONDS, max_repe
                           max_seconds=1.0, warmup=1, warmup_seconds=0.0)
 """The `measure` step's timing: few repeats, a second at most per candidate."""
 
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One candidate's time per execution on an op's real shapes: timed alone (here, by
-    `tune`) or inside a run (`source` "run", over `executions`)."""
-
-    kernel: str
-    variant: str
-    device: str
-    dtype: str
-    shapes: tuple[tuple[int, ...], ...]
-    seconds: float
-    predicted_s: float | None = None
-    """What was predicted for it (corrected for this machine) before it was measured."""
-    base_s: float | None = None
-    """What the trained model alone predicted."""
-    executions: int = 1
-    source: str = "measured"
-
-    @property
-    def combo(self) -> Combination:
-        return Combination(self.kernel, self.variant, self.device)
 
 
 def set_measured(op: OpPlan, candidate: Candidate, seconds: float, basis: str) -> None:
@@ -106,9 +83,9 @@ def _estimated_cost(candidate: Candidate) -> float:
     return candidate.compile_s + max((REPEATS + 1) * per_call, MIN_SECONDS + per_call)
 
 
-def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measured], float]:
-    """Measures the close candidates of the ops worth it; returns what it measured and the
-    seconds it spent."""
+def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Record], float]:
+    """Measures the close candidates of the ops worth it; returns their records (with what
+    was predicted for each) and the seconds it spent."""
     if mode == "never":
         return [], 0.0
     program_s = sum(min((c.cost_s for c in op.candidates), default=0.0) for op in ops
@@ -120,7 +97,7 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
         if best is not None and close and (mode == "always" or stake >= STAKE_S):
             worth.append((stake, op, [best, *close]))
     worth.sort(key=lambda w: -w[0])
-    taken: list[Measured] = []
+    taken: list[Record] = []
     began = time.perf_counter()
     for _, op, candidates in worth:
         todo = [c for c in candidates if c.basis == "predicted"]
@@ -130,20 +107,20 @@ def measure_close_candidates(ops: list[OpPlan], mode: str) -> tuple[list[Measure
         if time.perf_counter() - began + cost > budget:
             continue
         for candidate in todo:
-            seconds = _measure(op, candidate)
-            if seconds is None:
+            measured = _measure(op, candidate)
+            if measured is None or measured.seconds is None:
                 continue
-            taken.append(Measured(op.site.kernel, candidate.variant, candidate.device,
-                                  op.site.dtype, op.site.shapes, seconds,
-                                  candidate.predicted_s, candidate.base_s))
+            seconds = measured.seconds
+            taken.append(replace(measured, predicted_s=candidate.predicted_s,
+                                 base_s=candidate.base_s))
             candidate.compile_s = 0.0  # built in this process: the run reuses the build
             candidate.build = "built"
             set_measured(op, candidate, seconds, "measured")
     return taken, time.perf_counter() - began
 
 
-def _measure(op: OpPlan, candidate: Candidate) -> float | None:
-    """The candidate's median seconds on the op's shapes, or None if it failed."""
+def _measure(op: OpPlan, candidate: Candidate) -> Record | None:
+    """The candidate's record on the op's shapes, or None if it failed."""
     from annc.hardware.execution.builds import kernel_job
     from annc.hardware.execution.foreground import build_now
     from annc.hardware.measure.timing import measure
@@ -154,7 +131,6 @@ def _measure(op: OpPlan, candidate: Candidate) -> float | None:
     events.count("measured")
     try:
         build_now(kernel_job(variant, op.site.shapes, dtype))  # a search in a child process
-        timing = measure(variant, op.site.shapes, dtype, settings=SETTINGS)
+        return measure(variant, op.site.shapes, dtype, source="measure", settings=SETTINGS)
     except Exception:  # a failing variant keeps its prediction; the run reports it if chosen
         return None
-    return timing.median_s

@@ -44,7 +44,7 @@ from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, Rewrite
 
 from annc.dsl import dtypes
 from annc.dsl.lowering import module_targets
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.devices.available import available_devices
 from annc.hardware.devices.backend_start import started
 from annc.hardware.execution.beside import DELAY_S
@@ -58,7 +58,7 @@ from annc.hardware.variants import (
 )
 from annc.hardware.variants.compiled import is_built
 from annc.passes.candidates import Candidate, OpPlan
-from annc.passes.measuring import MEASURE_MODES, Measured, measure_close_candidates, set_measured
+from annc.passes.measuring import MEASURE_MODES, measure_close_candidates, set_measured
 from annc.passes.models import load_models
 from annc.passes.pins import notify_modified, write_pin
 from annc.passes.placement import copy_seconds, place
@@ -92,7 +92,7 @@ class Plan:
     devices: list[str]
     notes: list[str] = field(default_factory=list)
     transfer_s: float = 0.0
-    measured: list[Measured] = field(default_factory=list)
+    measured: list[Record] = field(default_factory=list)
     """What the `measure` step measured, for the caller to keep as wisdom."""
     measure_s: float = 0.0
     """Seconds the `measure` step spent."""

@@ -26,9 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination, Query, Record
 from annc.predictor.features import bytes_touched, feature_matrix, feature_names
-from annc.predictor.fitting import Measurement, by_combo, fit_models, mape, predict_seconds, split
+from annc.predictor.fitting import by_combo, fit_models, mape, predict_seconds, split
 from annc.predictor.mlp import HIDDEN
 from annc.predictor.models import Model
 
@@ -48,7 +48,7 @@ class Family(Protocol):
         """Its name in `FAMILIES` and in `annc evaluate`'s baselines."""
         ...
 
-    def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
+    def fit(self, rows: Sequence[Record]) -> dict[Combination, Predictor]:
         """One predictor per combination that has enough training rows."""
         ...
 
@@ -61,11 +61,11 @@ class Networks:
     augmented: bool = True
     hidden: int = HIDDEN
 
-    def models(self, rows: Sequence[Measurement]) -> dict[Combination, Model]:
+    def models(self, rows: Sequence[Record]) -> dict[Combination, Model]:
         """The trained networks themselves, as a model file holds them (`annc train`)."""
         return fit_models(rows, augmented=self.augmented, hidden=self.hidden)
 
-    def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
+    def fit(self, rows: Sequence[Record]) -> dict[Combination, Predictor]:
         return predictors(self.models(rows))
 
 
@@ -87,12 +87,12 @@ def _design(configs: Sequence[Query]) -> np.ndarray:
 class LinearComplexity:
     name: str = "linear_complexity"
 
-    def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
+    def fit(self, rows: Sequence[Record]) -> dict[Combination, Predictor]:
         return {combo: _line(train) for combo, train in _training(rows, 3)}
 
 
-def _training(rows: Sequence[Measurement],
-              least: int) -> Iterator[tuple[Combination, list[Measurement]]]:
+def _training(rows: Sequence[Record],
+              least: int) -> Iterator[tuple[Combination, list[Record]]]:
     """Every combination's training rows, where it has at least `least`."""
     for combo, group in by_combo(rows).items():
         train = split(group, "train")
@@ -100,9 +100,9 @@ def _training(rows: Sequence[Measurement],
             yield combo, train
 
 
-def _line(train: list[Measurement]) -> Predictor:
-    coef, *_ = np.linalg.lstsq(_design([r.config for r in train]),
-                               np.log([r.seconds for r in train]), rcond=None)
+def _line(train: list[Record]) -> Predictor:
+    coef, *_ = np.linalg.lstsq(_design([r.query for r in train]),
+                               np.log([r.measured_s for r in train]), rcond=None)
     return lambda configs: np.exp(_design(configs) @ coef)
 
 
@@ -119,7 +119,7 @@ class Roofline:
                              bytes_touched(c.kernel, c.shapes, c.dtype) / self.bandwidth)
                          for c in configs])
 
-    def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
+    def fit(self, rows: Sequence[Record]) -> dict[Combination, Predictor]:
         return {combo: self._seconds for combo in by_combo(rows)}
 
 
@@ -127,17 +127,17 @@ class Roofline:
 class BoostedTrees:
     name: str = "boosted_trees"
 
-    def fit(self, rows: Sequence[Measurement]) -> dict[Combination, Predictor]:
+    def fit(self, rows: Sequence[Record]) -> dict[Combination, Predictor]:
         return {combo: _trees(combo, train) for combo, train in _training(rows, 8)}
 
 
-def _trees(combo: Combination, train: list[Measurement]) -> Predictor:
+def _trees(combo: Combination, train: list[Record]) -> Predictor:
     import xgboost
 
     names = feature_names(combo[0], augmented=True,
-                          traits=[name for name, _ in train[0].config.traits])
-    data = xgboost.DMatrix(feature_matrix([r.config for r in train], names),
-                           label=np.log([r.seconds for r in train]))
+                          traits=[name for name, _ in train[0].query.traits])
+    data = xgboost.DMatrix(feature_matrix([r.query for r in train], names),
+                           label=np.log([r.measured_s for r in train]))
     booster = xgboost.train({"max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0}, data,
                             num_boost_round=200)
     return lambda configs: np.exp(booster.predict(xgboost.DMatrix(
@@ -173,13 +173,13 @@ def create(name: str, peaks: tuple[dict[str, float], float] | None = None) -> Fa
     raise ValueError(f"no model family {name!r}; the families are {', '.join(FAMILIES)}")
 
 
-def score(fitted: dict[Combination, Predictor], rows: Sequence[Measurement]) -> Scores:
+def score(fitted: dict[Combination, Predictor], rows: Sequence[Record]) -> Scores:
     """Every fitted combination's MAPE on its held-out rows (those without any are left
     out): the one scoring of every family."""
     scores = {}
     for combo, group in by_combo(rows).items():
         test = split(group, "test")
         if combo in fitted and test:
-            predicted = fitted[combo]([r.config for r in test])
-            scores[combo] = mape(predicted, np.array([r.seconds for r in test]))
+            predicted = fitted[combo]([r.query for r in test])
+            scores[combo] = mape(predicted, np.array([r.measured_s for r in test]))
     return scores

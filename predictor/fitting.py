@@ -1,17 +1,19 @@
-"""From measurements to models: normalise on training rows, train, score on held-out rows."""
+"""From records to models: normalise on training rows, train, score on held-out rows.
+
+The rows are calibration `Record`s whose query carries the variant's complexity (and
+traits), split into "train" and "test"."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination, Query, Record
 from annc.predictor import loop_trips, mlp
 from annc.predictor.features import (
     COMPLEXITY,
@@ -25,30 +27,20 @@ from annc.predictor.models import Model, rate_floor
 from annc.predictor.training import TrainingSet, train_group
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One measured configuration of a combination; `split` is "train" or "test"."""
-
-    combo: Combination
-    config: Query
-    seconds: float
-    split: str
-
-
 def mape(predicted: np.ndarray, measured: np.ndarray) -> float:
     """Mean absolute percentage error, in percent."""
     return float(np.mean(np.abs(predicted - measured) / measured) * 100)
 
 
-def by_combo(measurements: Iterable[Measurement]) -> dict[Combination, list[Measurement]]:
-    groups: dict[Combination, list[Measurement]] = defaultdict(list)
+def by_combo(measurements: Iterable[Record]) -> dict[Combination, list[Record]]:
+    groups: dict[Combination, list[Record]] = defaultdict(list)
     for m in measurements:
-        if m.seconds > 0 and np.isfinite(m.seconds):
-            groups[m.combo].append(m)
+        if m.seconds is not None and m.seconds > 0 and np.isfinite(m.seconds):
+            groups[m.combination].append(m)
     return dict(sorted(groups.items()))
 
 
-def split(rows: Sequence[Measurement], name: str) -> list[Measurement]:
+def split(rows: Sequence[Record], name: str) -> list[Record]:
     return [r for r in rows if r.split == name]
 
 
@@ -74,7 +66,7 @@ def predict_seconds(model: Model, configs: Sequence[Query]) -> np.ndarray:
 
 
 def fit_models(
-    measurements: Iterable[Measurement],
+    measurements: Iterable[Record],
     augmented: bool = True,
     hidden: int = mlp.HIDDEN,
     seed: int = 0,
@@ -102,9 +94,9 @@ def fit_models(
     for combo, rows in groups.items():
         train = split(rows, "train")
         names = feature_names(combo[0], augmented, encoding, shape_aware, complexity,
-                              traits=[name for name, _ in train[0].config.traits])
-        x = feature_matrix([r.config for r in train], names)
-        y = np.log([r.seconds for r in train])
+                              traits=[name for name, _ in train[0].query.traits])
+        x = feature_matrix([r.query for r in train], names)
+        y = np.log([r.measured_s for r in train])
         normalisation = Normalisation.fit(x, y)
         xn, yn = normalisation.features(x), normalisation.target(y)
         line = None
@@ -135,36 +127,36 @@ their launch instead (slopes -0.2 to 0.25 on an H200, against 0.4 to 1.5 on its 
 CPU): their rate is still rising, and they get no floor."""
 
 
-def edge_slope(rows: Sequence[Measurement]) -> float:
+def edge_slope(rows: Sequence[Record]) -> float:
     """The slope of log time on log complexity over the largest quarter of these rows
     (at least 6); 0 where there are too few rows or sizes to tell."""
-    sized = sorted((r for r in rows if r.config.complexity > 0), key=lambda r: r.config.complexity)
+    sized = sorted((r for r in rows if r.query.complexity > 0), key=lambda r: r.query.complexity)
     top = sized[-max(6, len(sized) // 4):]
-    x = np.log([r.config.complexity for r in top])
+    x = np.log([r.query.complexity for r in top])
     if len(top) < 6 or np.ptp(x) == 0:
         return 0.0
-    return float(np.polyfit(x, np.log([r.seconds for r in top]), 1)[0])
+    return float(np.polyfit(x, np.log([r.measured_s for r in top]), 1)[0])
 
 
-def max_rates(rows: Iterable[Measurement]) -> dict[str, float]:
+def max_rates(rows: Iterable[Record]) -> dict[str, float]:
     """Per dtype, the fastest rate (complexity per second) among these rows."""
     rates: dict[str, float] = {}
     for r in rows:
-        if r.config.complexity > 0 and r.seconds > 0:
-            rate = r.config.complexity / r.seconds
-            rates[r.config.dtype] = max(rates.get(r.config.dtype, 0.0), rate)
+        if r.query.complexity > 0 and r.measured_s > 0:
+            rate = r.query.complexity / r.measured_s
+            rates[r.query.dtype] = max(rates.get(r.query.dtype, 0.0), rate)
     return rates
 
 
-def _summarised(model: Model, rows: list[Measurement], train_seconds: float) -> Model:
+def _summarised(model: Model, rows: list[Record], train_seconds: float) -> Model:
     train, test = split(rows, "train"), split(rows, "test")
-    largest = max((r.config.complexity for r in train), default=0.0)
+    largest = max((r.query.complexity for r in train), default=0.0)
     limits = ({"max_rate": max_rates(train), "max_complexity": largest}
               if largest > 0 and edge_slope(train) >= THROUGHPUT_BOUND_SLOPE else {})
     model = Model(model.kernel, model.variant, model.device, model.features,
                   model.normalisation, model.params, limits)
     measured = np.array([r.seconds for r in test])
-    held_out = (mape(predict_seconds(model, [r.config for r in test]), measured)
+    held_out = (mape(predict_seconds(model, [r.query for r in test]), measured)
                 if test else None)
     model.summary.update({
         "train_n": len(train), "test_n": len(test), "mape": held_out,
@@ -175,7 +167,7 @@ def _summarised(model: Model, rows: list[Measurement], train_seconds: float) -> 
     return model
 
 
-def max_trips(rows: Iterable[Measurement]) -> int:
+def max_trips(rows: Iterable[Record]) -> int:
     """The most trips among these rows of a loop model: how far its predictions are
     trusted as they are (`predictor.loop_trips`)."""
-    return max(loop_trips.trips_of(r.config) for r in rows)
+    return max(loop_trips.trips_of(r.query) for r in rows)

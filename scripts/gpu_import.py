@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 import tarfile
 import tempfile
 from pathlib import Path
@@ -73,13 +72,11 @@ def main(argv: list[str] | None = None) -> None:
                          f"not of the run's machine {fingerprint.id}")
     with tempfile.TemporaryDirectory() as work:
         database = _database(args.run, Path(work))
-        with sqlite3.connect(database) as connection:
-            owners = {row[0] for row in connection.execute(
-                "SELECT DISTINCT fingerprint FROM measurements")}
-        if owners != {fingerprint.id}:
-            raise SystemExit(f"the run's database holds rows of {sorted(owners)}, "
-                             f"expected only {fingerprint.id}")
-        with MeasurementStore(database) as store:
+        with MeasurementStore(database) as store:  # an older run's file is migrated
+            owners = {r.fingerprint for r in store.calibration()}
+            if owners != {fingerprint.id}:
+                raise SystemExit(f"the run's database holds rows of {sorted(owners)}, "
+                                 f"expected only {fingerprint.id}")
             written = export_reference(store, fingerprint, CALIBRATION_SETTINGS,
                                        DATA_FOLDER / "machines" / fingerprint.id)
 

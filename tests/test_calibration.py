@@ -17,6 +17,7 @@ import pytest
 
 from annc.cli import main
 from annc.dsl import dtypes
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.runs import (
     Calibration,
@@ -35,7 +36,7 @@ from annc.hardware.calibration.sampling import (
     noise_size,
     plan_size,
 )
-from annc.hardware.calibration.store import Measurement, MeasurementStore
+from annc.hardware.calibration.store import MeasurementStore
 from annc.hardware.variants import load_library, variants_for
 
 TESTS = Path(__file__).parent
@@ -44,9 +45,9 @@ REFERENCE_MEMORY = 24 * 2**30
 CHEAP = ["--variants", "numpy,numpy.reference"]
 
 
-def rows(path: Path) -> list[Measurement]:
+def rows(path: Path) -> list[Record]:
     with MeasurementStore(path) as store:
-        return list(store.measurements())
+        return list(store.calibration())
 
 
 @pytest.fixture
@@ -110,7 +111,8 @@ def test_the_shipped_reference_holds_exactly_the_plans_configurations() -> None:
     load_library()
     reference = load_reference()
     assert reference is not None
-    stored = {m.config for m in reference.measurements if m.split in ("train", "test")}
+    stored = {m.calibration_key for m in reference.measurements
+              if m.split in ("train", "test")}
     combinations = {config[:3] for config in stored}
     variants = [v for v in select_variants() if (v.kernel, v.name, v.device) in combinations]
     assert len(variants) >= 73  # every CPU combination at least
@@ -131,12 +133,12 @@ def test_the_shipped_reference_carries_the_traits_its_machine_decided() -> None:
     assert reference is not None
     rows = [m for m in reference.measurements if m.status == "ok"
             and m.split in ("train", "test") and (m.kernel, m.variant) in TRAITED]
-    assert len(rows) >= 500 and all(m.traits for m in rows)
-    assert {dict(m.traits)["fused"] for m in rows} == {0.0, 1.0}
+    assert len(rows) >= 500 and all(m.query.traits for m in rows)
+    assert {dict(m.query.traits)["fused"] for m in rows} == {0.0, 1.0}
     if fingerprint().id == reference.metadata["fingerprint"]["id"]:
         for m in rows[::97]:
             assert traits_of(m.kernel, m.variant, m.device, m.shapes,
-                             dtypes.normalise(m.dtype)) == m.traits, m
+                             dtypes.normalise(m.dtype)) == m.query.traits, m
 
 
 def test_plan_sizes_follow_build_cost_and_interleave() -> None:
@@ -186,10 +188,16 @@ def test_noise_plan_repeats_each_combinations_own_test_configurations() -> None:
         assert set(repeated) <= tests
 
 
+def neg(shape: int, split: str, noise_pass: int, seconds: float) -> Record:
+    """A calibration record of `neg` on one vector."""
+    return Record(Combination("neg", "numpy", "cpu"),
+                  Query("neg", ((shape,),), "float32", float(shape)), seconds, "calibration",
+                  split=split, noise_pass=noise_pass, fingerprint="f")
+
+
 def test_noise_floor_is_mean_relative_difference() -> None:
-    def m(shape: int, noise_pass: int, median: float) -> Measurement:
-        return Measurement("f", "neg", "numpy", "cpu", "float32", ((shape,),), "noise", "ok",
-                           median, noise_pass=noise_pass)
+    def m(shape: int, noise_pass: int, median: float) -> Record:
+        return neg(shape, "noise", noise_pass, median)
 
     floor = noise_floor([m(1, 1, 1.0), m(1, 2, 1.2), m(2, 1, 2.0), m(2, 2, 1.8), m(3, 1, 5.0)])
     assert floor.pairs == 2
@@ -199,9 +207,8 @@ def test_noise_floor_is_mean_relative_difference() -> None:
 
 
 def test_noise_floor_measures_repeats_against_the_held_out_row() -> None:
-    def m(split: str, noise_pass: int, median: float, shape: int = 1) -> Measurement:
-        return Measurement("f", "neg", "numpy", "cpu", "float32", ((shape,),), split, "ok",
-                           median, noise_pass=noise_pass)
+    def m(split: str, noise_pass: int, median: float, shape: int = 1) -> Record:
+        return neg(shape, split, noise_pass, median)
 
     # The two passes agree with each other (run back to back) but not with the test
     # row taken minutes earlier with another build: the floor is the latter distance.
@@ -229,13 +236,13 @@ def test_small_budget_stores_rows_within_budget_then_resumes(
     assert len(first) >= 10
     assert {m.variant for m in first} == {"numpy", "numpy.reference"}
     assert {m.kernel for m in first} == {"neg", "add"}
-    assert all(m.status == "ok" and m.median_s and m.median_s > 0 for m in first)
+    assert all(m.status == "ok" and m.seconds and m.seconds > 0 for m in first)
     assert "budget spent" in capsys.readouterr().err
 
     assert main(args) == 0
     second = rows(home / "measurements.sqlite")
     assert len(second) > len(first)
-    configs = [m.config for m in second]
+    configs = [m.calibration_key for m in second]
     assert len(configs) == len(set(configs))
     assert "already stored were skipped" in capsys.readouterr().err
 
@@ -267,7 +274,7 @@ def test_ctrl_c_keeps_every_row_and_the_database_intact(tmp_path: Path) -> None:
     while time.monotonic() < deadline:
         time.sleep(0.5)
         if db.exists() and sqlite3.connect(db).execute(
-                "SELECT COUNT(*) FROM measurements").fetchone()[0] >= 5:
+                "SELECT COUNT(*) FROM records").fetchone()[0] >= 5:
             break
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
@@ -275,7 +282,7 @@ def test_ctrl_c_keeps_every_row_and_the_database_intact(tmp_path: Path) -> None:
     kept = int(re.search(r"kept the (\d+) measurement", err).group(1))  # type: ignore[union-attr]
     connection = sqlite3.connect(db)
     assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert connection.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == kept >= 5
+    assert connection.execute("SELECT COUNT(*) FROM records").fetchone()[0] == kept >= 5
     assert "Traceback" not in err
 
 
@@ -298,7 +305,7 @@ def test_noise_passes_are_stored_and_give_a_floor(tmp_path: Path) -> None:
     with MeasurementStore(tmp_path / "m.sqlite") as store:
         calibration = Calibration(store, "test-fingerprint")
         assert calibration.run(jobs) == "complete"
-        measured = list(store.measurements())
+        measured = list(store.calibration())
     pairs = sum(noise_size(v) for v in variants)
     assert Counter(m.noise_pass for m in measured) == {1: pairs, 2: pairs}
     assert {m.split for m in measured} == {"noise"}

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from annc.dsl.records import Query
 from annc.hardware.devices.available import (
     CPU,
     DeviceUnavailableError,
@@ -17,7 +18,7 @@ from annc.hardware.devices.available import (
 )
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.hardware.measure.settings import TimingSettings
-from annc.hardware.measure.timing import measure, spread
+from annc.hardware.measure.timing import measure, spread, time_variant
 from annc.hardware.variants import get_variant, load_library
 from annc.hardware.variants.compiled import compiled
 
@@ -64,22 +65,29 @@ def test_a_build_is_compiled_once_and_shared() -> None:
     assert compiled(variant, ((3, 4), (4, 5)), np.float64) is not first
 
 
-def test_measure_returns_a_sane_timing() -> None:
-    timing = measure(get_variant("matmul", "numpy"), ((32, 32), (32, 32)), np.float32,
+def test_measure_returns_a_sane_record() -> None:
+    variant = get_variant("matmul", "numpy")
+    record = measure(variant, ((32, 32), (32, 32)), np.float32, source="calibration",
                      settings=TimingSettings(min_repeats=7, min_seconds=0.01))
-    assert timing.repeats >= 7
-    assert len(timing.times_s) == timing.repeats
-    assert min(timing.times_s) <= timing.median_s <= max(timing.times_s)
-    assert timing.median_s > 0
-    assert timing.spread >= 0
-    assert timing.compile_s >= 0
-    assert "cpus" in timing.threads
+    assert record.combination == ("matmul", "numpy", "cpu") and record.source == "calibration"
+    assert record.query == Query("matmul", ((32, 32), (32, 32)), "float32",
+                                 float(variant.complexity(((32, 32), (32, 32)))))
+    assert record.status == "ok" and record.repeats is not None and record.repeats >= 7
+    assert record.seconds is not None and record.seconds > 0
+    assert record.spread is not None and record.spread >= 0
+    assert record.compile_s is not None and record.compile_s >= 0
+    assert "cpus" in record.threads
+    times = time_variant(variant, ((32, 32), (32, 32)), np.float32,
+                         settings=TimingSettings(min_repeats=7, min_seconds=0.01))
+    assert times.repeats >= 7
+    assert len(times.times_s) == times.repeats
+    assert min(times.times_s) <= times.median_s <= max(times.times_s)
 
 
 def test_measure_stops_at_max_repeats_and_takes_given_operands() -> None:
     operands = [np.ones((5, 5)), np.ones((5, 5))]
     timing = measure(get_variant("matmul", "jax"), ((5, 5), (5, 5)), np.float64,
-                     operands=operands,
+                     operands=operands, source="calibration",
                      settings=TimingSettings(min_repeats=3, max_repeats=3, min_seconds=10.0))
     assert timing.repeats == 3
 
@@ -96,7 +104,7 @@ def test_measure_warms_up_for_the_given_time_before_timing() -> None:
     original = build.kernel
     object.__setattr__(build, "kernel", counting)
     try:
-        timing = measure(variant, ((4,),), np.float32,
+        timing = measure(variant, ((4,),), np.float32, source="calibration",
                          settings=TimingSettings(min_repeats=3, max_repeats=3, warmup=1,
                                                  warmup_seconds=0.05))
     finally:
@@ -185,8 +193,8 @@ def test_jax_variants_run_on_the_gpu() -> None:
     if "gpu" not in available_devices():
         pytest.skip("no CUDA GPU visible to JAX")
     timing = measure(get_variant("matmul", "jax", "gpu"), ((256, 256), (256, 256)), np.float32,
-                     settings=TimingSettings(min_seconds=0.01))
-    assert timing.median_s > 0
+                     source="calibration", settings=TimingSettings(min_seconds=0.01))
+    assert timing.seconds is not None and timing.seconds > 0
 
 
 def test_copies_back_are_timed_on_a_fresh_device_copy_each_time() -> None:

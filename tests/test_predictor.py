@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from model_fixtures import constant_model
 
-from annc.dsl.records import Query
+from annc.dsl.records import Combination, Query, Record
 from annc.predictor import families
 from annc.predictor.features import (
     MissingTraitError,
@@ -22,7 +22,6 @@ from annc.predictor.features import (
 )
 from annc.predictor.fitting import (
     THROUGHPUT_BOUND_SLOPE,
-    Measurement,
     edge_slope,
     fit_models,
     mape,
@@ -34,8 +33,14 @@ from annc.predictor.training import TrainingSet, train_group
 from annc.predictor.transfers import Link, TransferModel
 
 
+def measured(combination: tuple[str, str, str], query: Query, seconds: float,
+             split: str) -> Record:
+    """A calibration record of this split."""
+    return Record(Combination(*combination), query, seconds, "calibration", split=split)
+
+
 def synthetic(kernel: str, variant: str, n_train: int = 120, n_test: int = 30,
-              seed: int = 0, noise: float = 0.01) -> list[Measurement]:
+              seed: int = 0, noise: float = 0.01) -> list[Record]:
     """Rows whose time is a smooth function of the complexity: 2 µs + c / 3 GFLOP/s."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -45,7 +50,7 @@ def synthetic(kernel: str, variant: str, n_train: int = 120, n_test: int = 30,
         complexity = float(m * k * n)
         seconds = (2e-6 + complexity / 3e9) * math.exp(rng.normal(0, noise))
         config = Query(kernel, shapes, "f32" if i % 2 else "f64", complexity)
-        rows.append(Measurement((kernel, variant, "cpu"), config, seconds,
+        rows.append(measured((kernel, variant, "cpu"), config, seconds,
                                 "train" if i < n_train else "test"))
     return rows
 
@@ -98,9 +103,9 @@ def test_a_variants_trait_takes_the_place_of_the_bytes_and_a_query_must_carry_it
 
 
 def test_models_of_rows_with_traits_take_the_traits():
-    rows = [Measurement(r.combo, Query(r.config.kernel, r.config.shapes, r.config.dtype,
-                                               r.config.complexity,
-                                               (("fused", float(r.config.shapes[0][0] > 60)),)),
+    rows = [measured(r.combination, Query(r.query.kernel, r.query.shapes, r.query.dtype,
+                                               r.query.complexity,
+                                               (("fused", float(r.query.shapes[0][0] > 60)),)),
                         r.seconds, r.split) for r in synthetic("matmul", "halide.auto.x")]
     (model,) = fit_models(rows).values()
     assert model.features[-2:] == ("fused", "f64") and "log bytes" not in model.features
@@ -127,10 +132,10 @@ def test_models_of_different_feature_counts_train_together_each_at_its_own_width
     matmul = synthetic("matmul", "numpy")
     elementwise = []
     for row in synthetic("matmul", "jax", seed=2):  # the same cost, as an element count
-        m, k = row.config.shapes[0]
-        n = row.config.shapes[1][1]
-        config = Query("neg", ((m * k * n,),), row.config.dtype, row.config.complexity)
-        elementwise.append(Measurement(("neg", "numpy", "cpu"), config, row.seconds, row.split))
+        m, k = row.query.shapes[0]
+        n = row.query.shapes[1][1]
+        config = Query("neg", ((m * k * n,),), row.query.dtype, row.query.complexity)
+        elementwise.append(measured(("neg", "numpy", "cpu"), config, row.seconds, row.split))
     models = fit_models(matmul + elementwise)
     for combo, model in models.items():
         assert model.params["w1"].shape == (len(model.features), 8), combo
@@ -147,7 +152,7 @@ def test_a_model_does_not_change_when_other_combinations_are_trained_beside_it()
     alone = fit_models(matmul)[key]
     beside = fit_models(other[:40] + matmul)[key]
     beside_more = fit_models(matmul + other)[key]
-    configs = [r.config for r in matmul]
+    configs = [r.query for r in matmul]
     for model in (beside, beside_more):  # equal but for float32 sums over padded rows
         np.testing.assert_allclose(predict_seconds(model, configs),
                                    predict_seconds(alone, configs), rtol=2e-3)
@@ -157,7 +162,7 @@ def test_a_model_does_not_change_when_other_combinations_are_trained_beside_it()
 
 def test_held_out_rows_never_shape_the_normalisation():
     rows = synthetic("matmul", "numpy")
-    poisoned = [Measurement(r.combo, r.config, r.seconds * (1000 if r.split == "test" else 1),
+    poisoned = [measured(r.combination, r.query, r.seconds * (1000 if r.split == "test" else 1),
                             r.split) for r in rows]
     clean, dirty = fit_models(rows), fit_models(poisoned)
     key = ("matmul", "numpy", "cpu")
@@ -174,7 +179,7 @@ def test_model_file_round_trip_predicts_the_same(tmp_path):
     loaded = ModelSet.load(tmp_path / "m.json")
     assert set(loaded.models) == set(models)
     assert loaded.transfers.seconds(1000, "cpu", "opencl") == pytest.approx(1e-5 + 1e-6)
-    configs = [r.config for r in rows[:10]]
+    configs = [r.query for r in rows[:10]]
     for combo, model in models.items():
         direct = predict_seconds(model, configs)
         batched = loaded.predict([(combo, c) for c in configs])
@@ -202,7 +207,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
     model = fit_models(rows)[combo]
     train = [r for r in rows if r.split == "train"]
     for dtype in ("f32", "f64"):
-        fastest = max(r.config.complexity / r.seconds for r in train if r.config.dtype == dtype)
+        fastest = max(r.query.complexity / r.seconds for r in train if r.query.dtype == dtype)
         assert model.summary["max_rate"][dtype] == pytest.approx(fastest)
     ModelSet({"id": "x"}, {combo: model}).save(tmp_path / "m.json")
     loaded = ModelSet.load(tmp_path / "m.json")
@@ -211,7 +216,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
     floor = 8e12 / (RATE_MARGIN * model.summary["max_rate"]["f64"])
     assert loaded.predict([(combo, huge)])[0] >= floor * (1 - 1e-9)
     assert predict_seconds(model, [huge])[0] >= floor * (1 - 1e-9)
-    assert model.summary["max_complexity"] == max(r.config.complexity for r in train)
+    assert model.summary["max_complexity"] == max(r.query.complexity for r in train)
     # the floor never lowers a prediction, and within the trained range it is off
     fast = constant_model("matmul", "numpy", "cpu", 1e-6)
     fast.summary.update(max_rate={"f64": 1e9}, max_complexity=1e6)
@@ -227,7 +232,7 @@ def test_no_prediction_is_faster_than_the_fastest_rate_its_training_rows_reached
 def test_a_launch_bound_combination_gets_no_rate_floor():
     """A GPU kernel at calibration's sizes takes its launch time whatever the work: its
     rate is still rising at the largest size, so the fastest rate seen is no limit."""
-    rows = [Measurement(r.combo, r.config, 1e-5 * (1 + 0.01 * (i % 3)), r.split)
+    rows = [measured(r.combination, r.query, 1e-5 * (1 + 0.01 * (i % 3)), r.split)
             for i, r in enumerate(synthetic("matmul", "cupy"))]
     model = fit_models(rows)[("matmul", "cupy", "cpu")]
     assert edge_slope([r for r in rows if r.split == "train"]) < THROUGHPUT_BOUND_SLOPE
@@ -268,7 +273,7 @@ def test_the_back_ends_starts_are_saved_checked_and_absent_from_older_files(tmp_
 
 def test_batched_prediction_of_an_unknown_combination_is_nan():
     models = ModelSet({"id": "x"}, fit_models(synthetic("matmul", "numpy")))
-    config = synthetic("matmul", "numpy")[0].config
+    config = synthetic("matmul", "numpy")[0].query
     predicted = models.predict([(("matmul", "numpy", "cpu"), config),
                                 (("matmul", "nope", "cpu"), config)])
     assert math.isfinite(predicted[0]) and math.isnan(predicted[1])

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
 from model_fixtures import install_for_this_machine, model_set
 
 from annc.cli import main
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware import events
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.store import MeasurementStore
 from annc.hardware.devices.fingerprint import fingerprint
-from annc.passes.measuring import Measured
 from annc.passes.models import corrections_path, load_models, wisdom_path
 from annc.predictor.adaptation import Corrections
 from annc.recording import record
@@ -62,7 +63,7 @@ def test_a_run_records_what_it_measured_and_the_next_compile_learns_from_it(
     ran = json.loads(capsys.readouterr().out)
     seen = observations(home, "run")
     matmuls = [o for o in seen if o.kernel == "matmul"]
-    assert len(matmuls) == 3 and all(o.variant == "numpy" and o.executions == 4
+    assert len(matmuls) == 3 and all(o.variant == "numpy" and o.repeats == 4
                                      for o in matmuls)
     assert all(o.seconds > 1e-4 and o.predicted_s == pytest.approx(1e-5) for o in matmuls)
     corrections = Corrections.load(corrections_path(fingerprint().id), fingerprint().id,
@@ -102,9 +103,9 @@ def test_staleness_follows_whether_runs_agree_with_the_predictions(home):
     chosen = load_models()
     shapes = ((256, 256), (256, 256))
 
-    def ran(seconds: float, ops: int = 3, executions: int = 4) -> list[Measured]:
-        return [Measured(*MATMUL, "f64", shapes, seconds, predicted_s=1e-3, base_s=1e-3,
-                         executions=executions, source="run")] * ops
+    def ran(seconds: float, ops: int = 3, executions: int = 4) -> list[Record]:
+        return [Record(Combination(*MATMUL), Query("matmul", shapes, "f64", math.nan), seconds,
+                       "run", repeats=executions, predicted_s=1e-3, base_s=1e-3)] * ops
 
     def stale() -> dict | None:
         return json.loads(corrections_path(fingerprint().id).read_text())["stale"]
@@ -295,7 +296,7 @@ def test_calibrate_quick_adapts_and_resumes(home, capsys):
 def test_evaluate_against_another_day_shows_adaptation_learning(home, tmp_path, capsys):
     reference = load_reference()
     assert reference is not None
-    slower = [dataclasses.replace(m, fingerprint=fingerprint().id, median_s=2 * m.median_s)
+    slower = [dataclasses.replace(m, fingerprint=fingerprint().id, seconds=2 * m.measured_s)
               for m in reference.measurements
               if (m.kernel, m.variant) == ("add", "numpy") and m.status == "ok"
               and m.split in ("train", "test")]

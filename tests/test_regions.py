@@ -102,13 +102,13 @@ def test_calibrate_regions_stores_region_rows_and_resumes(tmp_path):
                "--budget", "12"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = list(MeasurementStore(db).measurements())
+    rows = list(MeasurementStore(db).calibration())
     assert rows and all(is_region(r.kernel) for r in rows)
     ok = [r for r in rows if r.status == "ok"]
-    assert ok and all(r.median_s > 0 and len(r.shapes[0]) in (5, 6) for r in ok)
+    assert ok and all(r.measured_s > 0 and len(r.shapes[0]) in (5, 6) for r in ok)
     again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert len(list(MeasurementStore(db).measurements())) >= len(rows)
+    assert len(list(MeasurementStore(db).calibration())) >= len(rows)
 
 
 def test_calibrate_regions_refuses_kernel_options(tmp_path):
@@ -125,7 +125,8 @@ def test_region_models_train_on_the_shipped_rows_within_the_papers_size():
     reference = load_reference()
     assert reference is not None
     rows = [r for r in to_training_rows(reference.measurements)
-            if r.combo in {("region.stencil", "halide", "cpu"), ("loop.stencil", "jax", "cpu")}]
+            if r.combination in {("region.stencil", "halide", "cpu"),
+                                 ("loop.stencil", "jax", "cpu")}]
     models = fit_models(rows)
     assert set(models) == {("region.stencil", "halide", "cpu"), ("loop.stencil", "jax", "cpu")}
     for combo, model in models.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -208,20 +209,14 @@ def test_stores_merge_every_row_once(tmp_path):
 
 
 def _schema_3_store(path: Path) -> None:
-    """A store as annc wrote it at schema 3: collectives without their hosts."""
-    with MeasurementStore(path):
-        pass
+    """A store as annc wrote it at schema 3 (`tests/data/store-v3.sqlite`, written by
+    that version): collectives without their hosts; one more collective added."""
+    shutil.copyfile(Path(__file__).parent / "data" / "store-v3.sqlite", path)
     connection = sqlite3.connect(path)
-    connection.executescript(
-        "DROP TABLE communication;"
-        "CREATE TABLE communication (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, "
-        "device TEXT NOT NULL, devices INTEGER NOT NULL, processes INTEGER NOT NULL, "
-        "collective TEXT NOT NULL, bytes INTEGER NOT NULL, median_s REAL NOT NULL, "
-        "spread REAL NOT NULL, repeats INTEGER NOT NULL, taken_at TEXT NOT NULL, "
-        "annc_version TEXT NOT NULL);"
-        "INSERT INTO communication VALUES (1, 'old', 'cpu', 8, 1, 'all-gather', 64, 3e-5, "
-        "0.1, 5, '2026-12-07T10:00:00', '0.1.0');"
-        "UPDATE meta SET value = '3' WHERE key = 'schema_version';")
+    connection.execute(
+        "INSERT INTO communication (fingerprint, device, devices, processes, collective, "
+        "bytes, median_s, spread, repeats, taken_at, annc_version) VALUES ('old', 'cpu', 8, "
+        "1, 'all-gather', 64, 3e-5, 0.1, 5, '2026-12-07T10:00:00', '0.1.0')")
     connection.commit()
     connection.close()
 
@@ -239,7 +234,7 @@ def test_an_older_store_migrates_its_collectives_to_one_host_keeping_every_row(t
         "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     assert version == (str(SCHEMA_VERSION),)
     with MeasurementStore(tmp_path / "new.db") as store:  # merging an older store
-        assert store.merge(tmp_path / "other.db")["communication"] == 1
+        assert store.merge(tmp_path / "other.db")["communication"] == 2  # the fixture's too
         assert [r.hosts for r in store.communication("old", "cpu", 8)] == [1]
 
 

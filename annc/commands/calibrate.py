@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             return 130
         console.print(_summary(calibration, stopped))
         if args.noise or args.reference or args.regions:
-            floor = noise_floor(store.measurements(fp.id))
+            floor = noise_floor(store.calibration(fp.id))
             if floor.mape is not None:
                 console.print(f"noise floor: {floor.mape:.1%} MAPE of re-measurements against "
                               f"the held-out rows over {floor.pairs} configurations; median over "
@@ -212,7 +212,7 @@ def _keep_reference_rows(console: Console, store: MeasurementStore, fingerprint_
     from annc.hardware.calibration.reference_data import load_reference
     from annc.predictor.features import is_region
 
-    if any(not is_region(m.kernel) for m in store.measurements(fingerprint_id)):
+    if any(not is_region(m.kernel) for m in store.calibration(fingerprint_id)):
         return
     reference = load_reference()
     if reference is None or reference.metadata["fingerprint"]["id"] != fingerprint_id:

@@ -5,7 +5,8 @@ A lab calibrates each kind of node it has once (`annc calibrate`, and `annc cali
 them into one (`annc store merge NODE.db ... [--db PATH]`) that every node reads: every
 row carries its node's fingerprint, so each node trains and picks with its own
 measurements (`annc train` trains the models of the fingerprint it runs on). A row
-already present is not added again, so merging is safe to repeat.
+already present is not added again, so merging is safe to repeat; a store written by an
+older annc is migrated in memory (`hardware.calibration.store`) and its file only read.
 """
 
 from __future__ import annotations

@@ -36,10 +36,11 @@ from annc.compiler import compile_program, read_source
 from annc.dsl import dtypes
 from annc.dsl.dialect import KernelOp
 from annc.dsl.lowering import module_targets
+from annc.dsl.records import Record
 from annc.hardware.calibration.runs import select_variants
 from annc.hardware.devices.available import available_devices
 from annc.hardware.measure.settings import TimingSettings
-from annc.hardware.measure.worker import MeasureWorker, Outcome, Request
+from annc.hardware.measure.worker import MeasureWorker, Request
 from annc.hardware.variants.reference import REFERENCE
 from annc.passes.select_variants import Plan
 from annc.passes.sites import data_flow
@@ -101,7 +102,7 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
     planned = plan.ops if plan is not None else [None] * len(kernel_ops)
     trips = [site.trips for site in data_flow(module).sites]
     variants = select_variants(names=names)
-    cache: dict[tuple[str, str, str, Shapes, str], Outcome] = {}
+    cache: dict[tuple[str, str, str, Shapes, str], Record] = {}
     ops = []
     with MeasureWorker() as worker, console.status("tuning") as status:
         for index, (op, op_plan) in enumerate(zip(kernel_ops, planned, strict=True)):
@@ -124,17 +125,17 @@ def tune(module: ModuleOp, names: Sequence[str] | None, timeout_s: float,
                     status.update(f"op {index}: {kernel} {variant.name} on {variant.device}")
                     cache[key] = worker.measure(
                         Request(kernel, variant.name, variant.device, shapes, dtype,
-                                TUNE_SETTINGS), timeout_s)
+                                TUNE_SETTINGS, source="tune"), timeout_s)
                     if cache[key].status != "ok":
                         console.print(f"note: op {index} ({kernel}): {variant.name} on "
                                       f"{variant.device} {cache[key].status}: "
                                       f"{cache[key].error}", soft_wrap=True)
-                outcome = cache[key]
+                measured = cache[key]
                 candidates.append({
                     "variant": variant.name, "device": variant.device,
                     "predicted_s": predicted.get((variant.name, variant.device)),
-                    "measured_s": outcome.median_s if outcome.status == "ok" else None,
-                    "compile_s": outcome.compile_s if outcome.status == "ok" else None,
+                    "measured_s": measured.seconds if measured.status == "ok" else None,
+                    "compile_s": measured.compile_s if measured.status == "ok" else None,
                     "cached": (variant.name, variant.device) in cached,
                 })
             chosen = {"variant": REFERENCE, "device": pin or "cpu"}

@@ -8,8 +8,10 @@ combination, the timing settings and the noise floor. Beside them,
 `traits-<fingerprint>.csv.gz` keeps what the variants with traits decided for each
 measured shape on that machine (Mullapudi2016 fusing or not:
 `hardware.variants.halide.schedule_traits`), since another machine's auto-scheduler
-may decide otherwise. `load_reference` reads them back as `Measurement`s, for
-training the default models and for tests.
+may decide otherwise. `load_reference` reads them back as calibration `Record`s (with
+the traits in their queries; their complexity is not kept: `nan`), for training the
+default models and for tests. The files keep the columns they had before the store
+kept one record table, so the shipped data needed no change.
 """
 
 from __future__ import annotations
@@ -18,20 +20,16 @@ import csv
 import gzip
 import io
 import json
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from annc.dsl import dtypes
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.calibration.sampling import PLAN_OVERRIDES, PLAN_SIZES
-from annc.hardware.calibration.store import (
-    Measurement,
-    MeasurementStore,
-    now,
-    parse_shapes,
-    shapes_text,
-)
+from annc.hardware.calibration.store import MeasurementStore, now, parse_shapes, shapes_text
 from annc.hardware.devices.fingerprint import Fingerprint
 from annc.hardware.measure.settings import TimingSettings
 from annc.hardware.variants import Traits, traits_of
@@ -50,20 +48,20 @@ TraitKey = tuple[str, str, str, str, str]
 @dataclass(frozen=True)
 class Reference:
     metadata: dict[str, Any]
-    measurements: list[Measurement]
+    measurements: list[Record]
 
 
 def _number(value: float | None) -> str:
     return "" if value is None else repr(value)
 
 
-def _csv_text(measurements: list[Measurement]) -> str:
+def _csv_text(measurements: list[Record]) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
     for m in measurements:
         writer.writerow([m.kernel, m.variant, m.device, m.dtype, shapes_text(m.shapes), m.split,
-                         m.noise_pass, m.status, _number(m.median_s), _number(m.spread),
+                         m.noise_pass, m.status, _number(m.seconds), _number(m.spread),
                          "" if m.repeats is None else m.repeats, _number(m.compile_s),
                          _number(None if m.wall_s is None else round(m.wall_s, 4)),
                          m.error or ""])
@@ -80,7 +78,7 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
 
     folder = DATA_FOLDER if folder is None else folder
 
-    measurements = list(store.measurements(fingerprint.id))
+    measurements = list(store.calibration(fingerprint.id))
     if not measurements:
         raise ValueError(f"{store.path} holds no measurement of fingerprint {fingerprint.id}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +93,7 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
         name = split if status == "ok" else f"{split}_{status}"
         entry[name] = entry.get(name, 0) + n
     floor = noise_floor(measurements)
-    times = [m.taken_at for m in measurements]
+    times = [m.when for m in measurements]
     known = all(times)  # rows taken from a shipped reference keep no time
     metadata = {
         "fingerprint": fingerprint.as_dict(),
@@ -126,7 +124,7 @@ def export_reference(store: MeasurementStore, fingerprint: Fingerprint,
     return [data_file, traits_file, metadata_file]
 
 
-def _traits_text(measurements: list[Measurement]) -> str:
+def _traits_text(measurements: list[Record]) -> str:
     """This machine's traits of every measured configuration whose variant has traits."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -166,24 +164,23 @@ def load_reference(folder: Path | None = None) -> Reference | None:
     fingerprint_id = metadata["fingerprint"]["id"]
     with gzip.open(folder / metadata["file"], "rt", newline="") as text:
         rows = list(csv.DictReader(text))
+    traits: dict[TraitKey, Traits] = {}
+    if metadata.get("traits_file"):
+        traits = _read_traits(folder / metadata["traits_file"])
+    threads, version = metadata.get("threads", {}), metadata.get("annc_version", "")
     measurements = [
-        Measurement(
-            fingerprint=fingerprint_id, kernel=r["kernel"], variant=r["variant"],
-            device=r["device"], dtype=r["dtype"], shapes=parse_shapes(r["shapes"]),
-            split=r["split"], status=r["status"], median_s=_optional(r["median_s"], float),
+        Record(
+            Combination(r["kernel"], r["variant"], r["device"]),
+            Query(r["kernel"], parse_shapes(r["shapes"]), r["dtype"], math.nan,
+                  traits.get((r["kernel"], r["variant"], r["device"], r["dtype"],
+                              r["shapes"]), ())),
+            _optional(r["median_s"], float), "calibration",
             spread=_optional(r["spread"], float), repeats=_optional(r["repeats"], int),
-            compile_s=_optional(r["compile_s"], float),
-            wall_s=_optional(r["wall_s"], float), error=r["error"] or None,
-            noise_pass=int(r["pass"]), threads=metadata.get("threads", {}),
-            annc_version=metadata.get("annc_version", ""),
+            compile_s=_optional(r["compile_s"], float), status=r["status"], split=r["split"],
+            noise_pass=int(r["pass"]), error=r["error"] or None,
+            wall_s=_optional(r["wall_s"], float), threads=threads, fingerprint=fingerprint_id,
+            annc_version=version,
         )
         for r in rows
     ]
-    if metadata.get("traits_file"):
-        traits = _read_traits(folder / metadata["traits_file"])
-        measurements = [
-            replace(m, traits=traits.get((m.kernel, m.variant, m.device, m.dtype,
-                                          shapes_text(m.shapes)), ()))
-            for m in measurements
-        ]
     return Reference(metadata, measurements)

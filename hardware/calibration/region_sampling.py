@@ -59,7 +59,7 @@ class RegionJob:
 
     @property
     def key(self) -> tuple[str, str, str, str, str, tuple[tuple[int, ...], ...], int]:
-        """Matches `Measurement.config` of the stored row."""
+        """Matches `Record.calibration_key` of the stored record."""
         config = self.config
         return (self.variant.kernel, self.variant.name, self.variant.device, self.split,
                 config.dtype, config.shapes, self.noise_pass)

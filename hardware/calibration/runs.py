@@ -3,7 +3,7 @@
 `Calibration.run(jobs)` takes jobs from the sampling plan one by one, skips
 those already stored for this machine's fingerprint (so a second run resumes
 where the first stopped, and two runs on one database share the work), sends
-each to a `MeasureWorker` and writes the outcome — a timing, or why there is
+each to a `MeasureWorker` and writes its record — a time, or why there is
 none — to the store the moment it arrives. It stops when the plan is done or
 the budget is spent (an unfinished measurement at the budget is abandoned, so
 the run returns within it).
@@ -21,19 +21,15 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from annc.dsl.records import Record
 from annc.hardware.calibration.sampling import Job, calibration_plan, noise_plan
-from annc.hardware.calibration.store import Measurement, MeasurementStore, annc_version, now
+from annc.hardware.calibration.store import MeasurementStore, annc_version, now
 from annc.hardware.devices.allocator import available_bytes
 from annc.hardware.devices.available import available_devices
 from annc.hardware.measure.settings import TimingSettings
-from annc.hardware.measure.worker import (
-    Interrupted,
-    MeasureWorker,
-    Outcome,
-    Request,
-)
+from annc.hardware.measure.worker import Interrupted, MeasureWorker, Request
 from annc.hardware.variants import KERNELS, Shapes, Variant, all_variants, load_library
 
 CALIBRATION_SETTINGS = TimingSettings()
@@ -119,17 +115,17 @@ def repeat_error(times: dict[int, float]) -> float | None:
     return None
 
 
-def noise_floor(measurements: Iterable[Measurement]) -> NoiseFloor:
+def noise_floor(records: Iterable[Record]) -> NoiseFloor:
     """The noise floor of the configurations the noise passes repeated, per combination
     and over all (`repeat_error`)."""
     Key = tuple[str, str, str, str, str, Shapes]
     times: dict[Key, dict[int, float]] = defaultdict(dict)
     repeated: set[Key] = set()
-    for m in measurements:
-        if m.status != "ok" or not m.median_s or m.split not in ("test", "noise"):
+    for m in records:
+        if m.status != "ok" or not m.seconds or m.split not in ("test", "noise"):
             continue
         key = (m.fingerprint, m.kernel, m.variant, m.device, m.dtype, m.shapes)
-        times[key][m.noise_pass] = m.median_s
+        times[key][m.noise_pass] = m.seconds
         if m.split == "noise":
             repeated.add(key)
     errors: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -169,7 +165,7 @@ class Calibration:
 
     def pending(self, jobs: Sequence[Job]) -> list[Job]:
         """The jobs whose configuration is not stored yet for this fingerprint."""
-        stored = self.store.stored_configs(self.fingerprint)
+        stored = self.store.calibration_keys(self.fingerprint)
         return [job for job in jobs if job.key not in stored]
 
     def run(self, jobs: Sequence[Job]) -> str:
@@ -197,12 +193,12 @@ class Calibration:
                         self.progress(job, done, len(todo))
                     began = time.monotonic()
                     try:
-                        outcome = worker.measure(self.request(job), self.timeout_s, deadline)
+                        measured = worker.measure(self.request(job), self.timeout_s, deadline)
                     except Interrupted:
                         self.stopped = "budget"
                         break
-                    self.store.add(self.measurement(job, outcome, time.monotonic() - began))
-                    self.taken[outcome.status] += 1
+                    self.store.add(self.record(job, measured, time.monotonic() - began))
+                    self.taken[measured.status] += 1
                     self.remaining -= 1
             if self.progress is not None:
                 self.progress(None, len(todo) - self.remaining, len(todo))
@@ -215,13 +211,7 @@ class Calibration:
         return Request(v.kernel, v.name, v.device, job.config.shapes, job.config.dtype,
                        self.settings, region=getattr(job, "region", None))
 
-    def measurement(self, job: Job, outcome: Outcome, wall_s: float) -> Measurement:
-        v = job.variant
-        return Measurement(
-            fingerprint=self.fingerprint, kernel=v.kernel, variant=v.name, device=v.device,
-            dtype=job.config.dtype, shapes=job.config.shapes, split=job.split,
-            status=outcome.status, median_s=outcome.median_s, spread=outcome.spread,
-            repeats=outcome.repeats, compile_s=outcome.compile_s, error=outcome.error,
-            wall_s=wall_s, noise_pass=job.noise_pass, threads=outcome.threads, taken_at=now(),
-            annc_version=self._version,
-        )
+    def record(self, job: Job, measured: Record, wall_s: float) -> Record:
+        """The worker's record as calibration keeps it: its split, machine and time."""
+        return replace(measured, split=job.split, noise_pass=job.noise_pass, wall_s=wall_s,
+                       when=now(), fingerprint=self.fingerprint, annc_version=self._version)

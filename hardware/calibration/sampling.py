@@ -107,7 +107,7 @@ class Job:
 
     @property
     def key(self) -> tuple[str, str, str, str, str, Shapes, int]:
-        """Matches `Measurement.config` of the stored row."""
+        """Matches `Record.calibration_key` of the stored record."""
         return (self.variant.kernel, self.variant.name, self.variant.device, self.split,
                 self.config.dtype, self.config.shapes, self.noise_pass)
 

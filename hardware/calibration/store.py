@@ -1,20 +1,22 @@
-"""The measurement store: every timing calibration takes, in one SQLite file.
+"""The measurement store: every record annc measures, in one SQLite file.
 
-One row per measurement, committed the moment it is taken, so an interrupted
-or crashed calibration keeps everything it measured. The file is in WAL mode
-with a busy timeout, so several calibrations may write to it at once.
+One table, `records`, keeps every `annc.dsl.records.Record`: calibration's
+measurements (with their split and status) beside what annc measured while it was
+used — `annc run` (each op's time per execution), `annc tune` (every candidate on
+real shapes), `calibrate --quick` and the `--measure` step of selection; adaptation
+learns from the latter. Calibration's rows are committed the moment they are taken, so
+an interrupted or crashed calibration keeps everything it measured. The file is in WAL
+mode with a busy timeout, so several calibrations may write to it at once. Beside the
+records, `communication` keeps a mesh's collectives (`CommunicationRow`).
 
-Beside the calibration's `measurements`, the `observations` table keeps what
-annc measured while it was used: `annc run` (each op's time per execution),
-`annc tune` (every candidate on real shapes), `calibrate --quick` and the
-`--measure` step of selection. Adaptation learns from these rows.
-
-The schema is versioned in a `meta` table (version 1 had no `observations`;
-opening such a file for writing adds the table and moves it to version 2).
-A file that is not an annc measurement database (random bytes, a truncated or
-corrupt database, another program's database, or one written by a newer annc)
-is reported with its path and left exactly as it is: the store never overwrites or deletes a file it
-did not create.
+The schema is versioned in a `meta` table and older files are migrated when opened
+for writing, one step per version (`_MIGRATIONS`), all steps in one transaction: a
+failure anywhere leaves the file as it was. Version 1 had `measurements` alone, 2 added
+`observations`, 3 `communication`; 4 moved `measurements` and `observations` into
+`records`. A file that is not an annc measurement database (random bytes, a truncated
+or corrupt database, another program's database, or one written by a newer annc) is
+reported with its path and left exactly as it is: the store never overwrites or deletes
+a file it did not create.
 """
 
 from __future__ import annotations
@@ -22,36 +24,32 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
+import math
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from annc.dsl.errors import StoreError
+from annc.dsl.records import SOURCES, SPLITS, STATUSES, Combination, Query, Record
 from annc.hardware.variants.registry import Shapes
 
 SCHEMA_VERSION = 4
 
-SPLITS = ("train", "test", "noise")
-OBSERVATION_SOURCES = ("run", "tune", "quick", "measure")
-"""Where an observation comes from: `annc run`, `annc tune`, `calibrate --quick`, or
-selection measuring close candidates (`--measure`)."""
-STATUSES = ("ok", "failed", "timeout", "crashed")
+OBSERVATION_SOURCES = tuple(s for s in SOURCES if s != "calibration")
+"""The sources of what annc measured while it was used (not calibrating)."""
 
 BUSY_TIMEOUT_MS = 60_000
 """How long a writer waits for another one to finish its commit."""
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS measurements (
+_RECORDS = f"""
+CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     kernel TEXT NOT NULL,
@@ -59,38 +57,37 @@ CREATE TABLE IF NOT EXISTS measurements (
     device TEXT NOT NULL,
     dtype TEXT NOT NULL,
     shapes TEXT NOT NULL,
-    split TEXT NOT NULL CHECK (split IN {SPLITS}),
+    complexity REAL,
+    traits TEXT NOT NULL DEFAULT '[]',
+    source TEXT NOT NULL CHECK (source IN {SOURCES}),
+    split TEXT NOT NULL DEFAULT '' CHECK (split IN {("", *SPLITS)}),
     pass INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL CHECK (status IN {STATUSES}),
-    median_s REAL,
+    seconds REAL,
     spread REAL,
     repeats INTEGER,
     compile_s REAL,
     wall_s REAL,
+    predicted_s REAL,
+    base_s REAL,
     threads TEXT NOT NULL DEFAULT '{{}}',
     error TEXT,
     taken_at TEXT NOT NULL,
     annc_version TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS measurements_by_config
-    ON measurements (fingerprint, kernel, variant, device, split, dtype, shapes, pass);
-CREATE TABLE IF NOT EXISTS observations (
-    id INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    kernel TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    device TEXT NOT NULL,
-    dtype TEXT NOT NULL,
-    shapes TEXT NOT NULL,
-    source TEXT NOT NULL CHECK (source IN {OBSERVATION_SOURCES}),
-    seconds REAL NOT NULL,
-    executions INTEGER NOT NULL,
-    predicted_s REAL,
-    taken_at TEXT NOT NULL,
-    annc_version TEXT NOT NULL
+CREATE INDEX IF NOT EXISTS records_by_config
+    ON records (fingerprint, kernel, variant, device, split, dtype, shapes, pass);
+"""
+"""The one table of records (schema 4). `complexity` is NULL where it was not recorded."""
+
+_META = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS observations_by_config
-    ON observations (fingerprint, kernel, variant, device, dtype, shapes);
+"""
+
+_COMMUNICATION = """
 CREATE TABLE IF NOT EXISTS communication (
     id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -108,97 +105,116 @@ CREATE TABLE IF NOT EXISTS communication (
 );
 """
 
-_COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "split", "pass",
-            "status", "median_s", "spread", "repeats", "compile_s", "wall_s", "threads", "error",
-            "taken_at", "annc_version")
+_COMMUNICATION_V3 = """
+CREATE TABLE IF NOT EXISTS communication (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    device TEXT NOT NULL,
+    devices INTEGER NOT NULL,
+    processes INTEGER NOT NULL,
+    collective TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    median_s REAL NOT NULL,
+    spread REAL NOT NULL,
+    repeats INTEGER NOT NULL,
+    taken_at TEXT NOT NULL,
+    annc_version TEXT NOT NULL
+);
+"""
+
+"""Version 3's `communication` (as first shipped), so that older files migrate through it."""
+
+_SCHEMA = _META + _RECORDS + _COMMUNICATION
+"""A new file's tables, at `SCHEMA_VERSION`."""
+
+_OBSERVATIONS_V2 = """
+CREATE TABLE IF NOT EXISTS observations (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    kernel TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    shapes TEXT NOT NULL,
+    source TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    executions INTEGER NOT NULL,
+    predicted_s REAL,
+    taken_at TEXT NOT NULL,
+    annc_version TEXT NOT NULL
+);
+"""
+"""Version 2's `observations` (as it was), so that a version-1 file migrates through it."""
+
+_RECORDS_FROM_V3 = """
+INSERT INTO records (fingerprint, kernel, variant, device, dtype, shapes, source, split, pass,
+                     status, seconds, spread, repeats, compile_s, wall_s, threads, error,
+                     taken_at, annc_version)
+    SELECT fingerprint, kernel, variant, device, dtype, shapes, 'calibration', split, pass,
+           status, median_s, spread, repeats, compile_s, wall_s, threads, error, taken_at,
+           annc_version
+    FROM measurements ORDER BY id;
+INSERT INTO records (fingerprint, kernel, variant, device, dtype, shapes, source, status,
+                     seconds, repeats, predicted_s, taken_at, annc_version)
+    SELECT fingerprint, kernel, variant, device, dtype, shapes, source, 'ok', seconds,
+           executions, predicted_s, taken_at, annc_version
+    FROM observations ORDER BY id;
+DROP TABLE measurements;
+DROP TABLE observations;
+"""
+"""Version 3 to 4: calibration's `measurements` then the `observations`, each in the order
+taken, into `records` (an observation's executions become its repeats)."""
+
+_HOSTS_FROM_V3 = """
+ALTER TABLE communication ADD COLUMN hosts INTEGER NOT NULL DEFAULT 1;
+"""
+"""Version 3 to 4 as well: a mesh's collectives are told apart by the hosts its processes
+ran on; an older row was measured in one process, on one host."""
+
+_MIGRATIONS: dict[int, str] = {
+    1: _OBSERVATIONS_V2,
+    2: _COMMUNICATION_V3,
+    3: _RECORDS + _RECORDS_FROM_V3 + _HOSTS_FROM_V3,
+}
+"""The statements that take a file from version N to N + 1."""
+
+_COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "complexity",
+            "traits", "source", "split", "pass", "status", "seconds", "spread", "repeats",
+            "compile_s", "wall_s", "predicted_s", "base_s", "threads", "error", "taken_at",
+            "annc_version")
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One measurement of one variant on one configuration (or why there is none)."""
-
-    fingerprint: str
-    kernel: str
-    variant: str
-    device: str
-    dtype: str
-    """`float32` or `float64`."""
-    shapes: Shapes
-    split: str
-    """`train`, `test` or `noise` (the noise-floor passes)."""
-    status: str
-    """`ok`, or `failed` (the variant raised), `timeout`, `crashed` (its process died)."""
-    median_s: float | None = None
-    spread: float | None = None
-    repeats: int | None = None
-    compile_s: float | None = None
-    error: str | None = None
-    wall_s: float | None = None
-    """Seconds the whole measurement took (build, warm-up and repeats), for planning."""
-    noise_pass: int = 0
-    """1 or 2 for the two passes of the noise floor; 0 otherwise."""
-    threads: dict[str, str] = field(default_factory=dict)
-    taken_at: str = ""
-    annc_version: str = ""
-    traits: tuple[tuple[str, float], ...] = ()
-    """What the variant decided for these shapes on the measuring machine
-    (`hardware.variants.halide.schedule_traits`), where the rows come with them (the
-    shipped reference); not stored in the database, whose rows are this machine's."""
-
-    @property
-    def config(self) -> tuple[str, str, str, str, str, Shapes, int]:
-        """What identifies the measured configuration (for resuming and comparing)."""
-        return (self.kernel, self.variant, self.device, self.split, self.dtype, self.shapes,
-                self.noise_pass)
-
-    def as_row(self) -> dict[str, object]:
-        """The row as plain data (shapes as lists), e.g. for JSON or CSV."""
-        return {
-            "fingerprint": self.fingerprint, "kernel": self.kernel, "variant": self.variant,
-            "device": self.device, "dtype": self.dtype, "shapes": [list(s) for s in self.shapes],
-            "split": self.split, "pass": self.noise_pass, "status": self.status,
-            "median_s": self.median_s, "spread": self.spread, "repeats": self.repeats,
-            "compile_s": self.compile_s, "wall_s": self.wall_s, "threads": self.threads,
-            "error": self.error,
-            "taken_at": self.taken_at, "annc_version": self.annc_version,
-        }
+def _row(record: Record) -> tuple[object, ...]:
+    """A record as the values of `_COLUMNS`."""
+    complexity = record.query.complexity
+    return (record.fingerprint, record.kernel, record.variant, record.device, record.dtype,
+            shapes_text(record.shapes), None if math.isnan(complexity) else complexity,
+            json.dumps([list(t) for t in record.query.traits]), record.source, record.split,
+            record.noise_pass, record.status, record.seconds, record.spread, record.repeats,
+            record.compile_s, record.wall_s, record.predicted_s, record.base_s,
+            json.dumps(record.threads, sort_keys=True), record.error, record.when,
+            record.annc_version)
 
 
-_OBSERVATION_COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes",
-                        "source", "seconds", "executions", "predicted_s", "taken_at",
-                        "annc_version")
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What one variant took on real shapes while annc was used (not a calibration row)."""
-
-    fingerprint: str
-    kernel: str
-    variant: str
-    device: str
-    dtype: str
-    """`float32` or `float64`."""
-    shapes: Shapes
-    source: str
-    """One of `OBSERVATION_SOURCES`."""
-    seconds: float
-    """Seconds per execution: the median over the executions observed."""
-    executions: int
-    predicted_s: float | None = None
-    """What the models in use predicted for one execution, if anything."""
-    taken_at: str = ""
-    annc_version: str = ""
+def _record(values: Sequence[Any]) -> Record:
+    """A row of `_COLUMNS` as a record."""
+    (fingerprint, kernel, variant, device, dtype, shapes, complexity, traits, source, split,
+     noise_pass, status, seconds, spread, repeats, compile_s, wall_s, predicted_s, base_s,
+     threads, error, when, version) = values
+    query = Query(kernel, parse_shapes(shapes), dtype,
+                  math.nan if complexity is None else float(complexity),
+                  () if traits == "[]" else tuple((str(n), float(v))
+                                                  for n, v in json.loads(traits)))
+    return Record(Combination(kernel, variant, device), query, seconds, source, spread=spread,
+                  repeats=repeats, compile_s=compile_s, status=status, split=split,
+                  noise_pass=noise_pass, predicted_s=predicted_s, base_s=base_s, error=error,
+                  wall_s=wall_s, threads=json.loads(threads), when=when,
+                  fingerprint=fingerprint, annc_version=version)
 
 
 _COMMUNICATION_COLUMNS = ("fingerprint", "device", "devices", "processes", "hosts",
                           "collective", "bytes", "median_s", "spread", "repeats", "taken_at",
                           "annc_version")
-
-_ADDED_COLUMNS = {"communication": {"hosts": "INTEGER NOT NULL DEFAULT 1"}}
-"""Columns added to a table after it was first shipped (schema 4: `hosts`), with what an
-older row reads: an older store's collectives were measured in one process, on one
-host."""
 
 
 @dataclass(frozen=True)
@@ -223,8 +239,7 @@ class CommunicationRow:
     annc_version: str = ""
 
 
-_MERGED = {"measurements": _COLUMNS, "observations": _OBSERVATION_COLUMNS,
-           "communication": _COMMUNICATION_COLUMNS}
+_MERGED = {"records": _COLUMNS, "communication": _COMMUNICATION_COLUMNS}
 """The tables `merge` copies, with the columns that identify a row (all but its id)."""
 
 
@@ -288,7 +303,7 @@ def _check_contents(path: Path, integrity: bool = True) -> None:
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             return
-        if "meta" not in tables or "measurements" not in tables:
+        if "meta" not in tables or not tables & {"records", "measurements"}:
             raise _unusable(path, "this SQLite database is not an annc measurement database")
         row = connection.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -352,28 +367,26 @@ class MeasurementStore:
                              f"writing ({error})") from None
 
     def _create_schema(self) -> None:
-        if self._schema_version() == SCHEMA_VERSION:
+        version = self._schema_version()
+        if version == SCHEMA_VERSION:
             return  # every table is there: no write transaction needed
-        with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._connection.execute(statement)
-            self._connection.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),))
-            for table, added in _ADDED_COLUMNS.items():
-                present = {row[1] for row in self._connection.execute(
-                    f"PRAGMA table_info({table})")}
-                for column, definition in added.items():
-                    if column not in present:
-                        self._connection.execute(
-                            f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            self._connection.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value IN "
-                "('1', '2', '3')",  # 1 lacked the observations table, 2 communication, 3 hosts
-                (str(SCHEMA_VERSION),))
-            self._connection.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
+        try:
+            with self._transaction():
+                version = self._schema_version()  # another writer may have migrated it
+                if version == 0:
+                    _execute_script(self._connection, _SCHEMA)
+                    self._connection.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)",
+                        (now(),))
+                else:
+                    migrate(self._connection, version)
+                self._connection.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),))
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: error: cannot migrate the measurement database "
+                             f"from schema version {version} to {SCHEMA_VERSION} ({error}); "
+                             "the file is left as it was") from None
 
     def _schema_version(self) -> int:
         try:
@@ -395,52 +408,59 @@ class MeasurementStore:
     def close(self) -> None:
         self._connection.close()
 
-    def add(self, measurement: Measurement) -> None:
-        """Writes and commits one measurement."""
-        row = measurement.as_row()
-        values = [row[c] for c in _COLUMNS]
-        values[_COLUMNS.index("shapes")] = shapes_text(measurement.shapes)
-        values[_COLUMNS.index("threads")] = json.dumps(measurement.threads, sort_keys=True)
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        try:
-            self._connection.execute(
-                f"INSERT INTO measurements ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
-                values)
-        except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: error: cannot write a measurement ({error})") from None
+    def add(self, record: Record) -> None:
+        """Writes and commits one record."""
+        self.add_all([record])
 
-    def has(self, fingerprint: str, config: tuple[str, str, str, str, str, Shapes, int]) -> bool:
-        """Whether a measurement of this configuration (any status) is already stored."""
-        kernel, variant, device, split, dtype, shapes, noise_pass = config
+    def add_all(self, records: Iterable[Record]) -> int:
+        """Writes records in one transaction (all or none); returns how many."""
+        rows = [_row(r) for r in records]
+        if not rows:
+            return 0
+        try:
+            with self._transaction():
+                self._connection.executemany(
+                    f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES "
+                    f"({', '.join('?' for _ in _COLUMNS)})", rows)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: error: cannot write records ({error})") from None
+        return len(rows)
+
+    def has(self, fingerprint: str, key: tuple[str, str, str, str, str, Shapes, int]) -> bool:
+        """Whether a calibration record of this configuration (`Record.calibration_key`,
+        any status) is already stored."""
+        kernel, variant, device, split, dtype, shapes, noise_pass = key
         row = self._connection.execute(
-            "SELECT 1 FROM measurements WHERE fingerprint = ? AND kernel = ? AND variant = ? "
-            "AND device = ? AND split = ? AND dtype = ? AND shapes = ? AND pass = ? LIMIT 1",
+            "SELECT 1 FROM records WHERE fingerprint = ? AND kernel = ? AND variant = ? "
+            "AND device = ? AND split = ? AND dtype = ? AND shapes = ? AND pass = ? "
+            "AND source = 'calibration' LIMIT 1",
             (fingerprint, kernel, variant, device, split, dtype, shapes_text(shapes),
              noise_pass)).fetchone()
         return row is not None
 
-    def stored_configs(self, fingerprint: str) -> set[tuple[str, str, str, str, str, Shapes, int]]:
-        """Every configuration already measured for this fingerprint."""
-        return {m.config for m in self.measurements(fingerprint)}
+    def calibration_keys(self, fingerprint: str
+                         ) -> set[tuple[str, str, str, str, str, Shapes, int]]:
+        """Every configuration calibration already measured for this fingerprint."""
+        return {r.calibration_key for r in self.records(fingerprint, ["calibration"])}
 
-    def measurements(self, fingerprint: str | None = None) -> Iterator[Measurement]:
-        """Every stored measurement (of one fingerprint, when given), in the order taken."""
-        query = f"SELECT {', '.join(_COLUMNS)} FROM measurements"
-        parameters: tuple[str, ...] = ()
-        if fingerprint is not None:
-            query += " WHERE fingerprint = ?"
-            parameters = (fingerprint,)
-        for values in self._connection.execute(query + " ORDER BY id", parameters):
-            row = dict(zip(_COLUMNS, values, strict=True))
-            yield Measurement(
-                fingerprint=row["fingerprint"], kernel=row["kernel"], variant=row["variant"],
-                device=row["device"], dtype=row["dtype"], shapes=parse_shapes(row["shapes"]),
-                split=row["split"], status=row["status"], median_s=row["median_s"],
-                spread=row["spread"], repeats=row["repeats"], compile_s=row["compile_s"],
-                error=row["error"], wall_s=row["wall_s"], noise_pass=row["pass"],
-                threads=json.loads(row["threads"]),
-                taken_at=row["taken_at"], annc_version=row["annc_version"],
-            )
+    def records(self, fingerprint: str | None = None,
+                sources: Sequence[str] | None = None) -> Iterator[Record]:
+        """Stored records (of one fingerprint and these sources, when given), in the order
+        taken."""
+        where, parameters = _where(fingerprint, sources)
+        query = f"SELECT {', '.join(_COLUMNS)} FROM records{where} ORDER BY id"
+        for values in self._connection.execute(query, parameters):
+            yield _record(values)
+
+    def calibration(self, fingerprint: str | None = None) -> Iterator[Record]:
+        """The calibration's records (of one fingerprint, when given), in the order taken."""
+        return self.records(fingerprint, ["calibration"])
+
+    def observations(self, fingerprint: str | None = None,
+                     sources: Sequence[str] | None = None) -> list[Record]:
+        """What annc measured while it was used, not calibrating (of one fingerprint and
+        these sources, when given), oldest first."""
+        return list(self.records(fingerprint, sources or OBSERVATION_SOURCES))
 
     def add_calibration_time(self, fingerprint: str, seconds: float) -> None:
         """Adds to the wall time spent calibrating this fingerprint (over every run)."""
@@ -458,51 +478,13 @@ class MeasurementStore:
                                        (f"calibration_s:{fingerprint}",)).fetchone()
         return float(row[0]) if row else 0.0
 
-    def count(self, fingerprint: str | None = None) -> int:
-        if fingerprint is None:
-            return int(self._connection.execute("SELECT COUNT(*) FROM measurements")
-                       .fetchone()[0])
-        return int(self._connection.execute(
-            "SELECT COUNT(*) FROM measurements WHERE fingerprint = ?", (fingerprint,))
-            .fetchone()[0])
-
-
-    # Observations --------------------------------------------------------------
-
-    def add_observations(self, observations: Iterable[Observation]) -> int:
-        """Writes observations in one transaction (all or none); returns how many."""
-        rows = [(o.fingerprint, o.kernel, o.variant, o.device, o.dtype, shapes_text(o.shapes),
-                 o.source, o.seconds, o.executions, o.predicted_s, o.taken_at or now(),
-                 o.annc_version) for o in observations]
-        if not rows:
-            return 0
-        try:
-            with self._transaction():
-                self._connection.executemany(
-                    f"INSERT INTO observations ({', '.join(_OBSERVATION_COLUMNS)}) VALUES "
-                    f"({', '.join('?' for _ in _OBSERVATION_COLUMNS)})", rows)
-        except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: error: cannot write observations ({error})") from None
-        return len(rows)
-
-    def observations(self, fingerprint: str | None = None,
-                     sources: Sequence[str] | None = None) -> list[Observation]:
-        """Stored observations (of one fingerprint and these sources, when given), oldest
-        first."""
-        clauses, parameters = [], []
-        if fingerprint is not None:
-            clauses.append("fingerprint = ?")
-            parameters.append(fingerprint)
-        if sources is not None:
-            clauses.append(f"source IN ({', '.join('?' for _ in sources)})")
-            parameters += list(sources)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        query = f"SELECT {', '.join(_OBSERVATION_COLUMNS)} FROM observations{where} ORDER BY id"
-        return [Observation(fingerprint=row[0], kernel=row[1], variant=row[2], device=row[3],
-                            dtype=row[4], shapes=parse_shapes(row[5]), source=row[6],
-                            seconds=row[7], executions=row[8], predicted_s=row[9],
-                            taken_at=row[10], annc_version=row[11])
-                for row in self._connection.execute(query, parameters)]
+    def count(self, fingerprint: str | None = None,
+              sources: Sequence[str] | None = ("calibration",)) -> int:
+        """How many records (of one fingerprint, of these sources: by default the
+        calibration's)."""
+        where, parameters = _where(fingerprint, sources)
+        return int(self._connection.execute(f"SELECT COUNT(*) FROM records{where}",
+                                            parameters).fetchone()[0])
 
     # Communication (a mesh's collectives) ----------------------------------------
 
@@ -538,7 +520,7 @@ class MeasurementStore:
         _check_header(path)
         _check_contents(path)
         try:
-            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            source = _current(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
         except sqlite3.Error as error:
             raise StoreError(f"{path}: error: cannot read it ({error})") from None
         added = {}
@@ -553,7 +535,7 @@ class MeasurementStore:
                     names = ", ".join(columns)
                     present = set(self._connection.execute(f"SELECT {names} FROM {table}"))
                     new = [row for row in source.execute(
-                        f"SELECT {_readable(source, table, columns)} FROM {table}")
+                        f"SELECT {names} FROM {table}")
                         if row not in present]
                     self._connection.executemany(
                         f"INSERT INTO {table} ({names}) VALUES "
@@ -570,14 +552,43 @@ class MeasurementStore:
         return added
 
 
-def _readable(source: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
-    """The columns to read from another store's table: one it lacks (an older schema)
-    reads as an older row does after migrating (`_ADDED_COLUMNS`)."""
-    has = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}
-    added = _ADDED_COLUMNS.get(table, {})
-    return ", ".join(column if column in has else
-                     added[column].rsplit("DEFAULT", 1)[1].strip() + f" AS {column}"
-                     for column in columns)
+def _current(connection: sqlite3.Connection) -> sqlite3.Connection:
+    """The database of `connection` at this schema version: itself, or (an older file,
+    left as it is) a migrated copy in memory."""
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else SCHEMA_VERSION
+    if version == SCHEMA_VERSION:
+        return connection
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    connection.backup(copy)
+    connection.close()
+    migrate(copy, version)
+    return copy
+
+
+def migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Runs the steps from `version` to `SCHEMA_VERSION`, in the caller's transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        _execute_script(connection, _MIGRATIONS[step])
+
+
+def _execute_script(connection: sqlite3.Connection, script: str) -> None:
+    """Runs `;`-separated statements one by one (`executescript` would commit first)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+def _where(fingerprint: str | None, sources: Sequence[str] | None) -> tuple[str, list[str]]:
+    """The `WHERE` clause (or nothing) and its parameters for a fingerprint and sources."""
+    clauses, parameters = [], []
+    if fingerprint is not None:
+        clauses.append("fingerprint = ?")
+        parameters.append(fingerprint)
+    if sources is not None:
+        clauses.append(f"source IN ({', '.join('?' for _ in sources)})")
+        parameters += list(sources)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), parameters
 
 
 class _Transaction:

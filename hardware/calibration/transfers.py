@@ -1,6 +1,6 @@
 """Measuring copies between the host and a device, for the transfer model.
 
-Each copy size is one stored measurement with kernel `copy`, variant `to_device`
+Each copy size is one stored calibration record with kernel `copy`, variant `to_device`
 or `to_host`, the device, dtype float32 and shape `[[n]]`: the same store, the
 same resume and the same reference export as the kernels. The predictor fits
 `seconds = latency + bytes × seconds_per_byte` per device and direction.
@@ -9,14 +9,17 @@ same resume and the same reference export as the kernels. The predictor fits
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
-from annc.hardware.calibration.store import Measurement, MeasurementStore, now
+from annc.dsl.records import Combination, Query
+from annc.hardware.calibration.store import MeasurementStore, now
 from annc.hardware.devices.device import Device
-from annc.hardware.measure.timing import spread, thread_settings
+from annc.hardware.measure.timing import Times, thread_settings
 
 COPY_KERNEL = "copy"
 DIRECTIONS = ("to_device", "to_host")
@@ -52,7 +55,7 @@ def copy_times(device: Device, elements: int, direction: str) -> list[float]:
 def measure_transfers(store: MeasurementStore, fingerprint: str, device: Device,
                       version: str) -> int:
     """Stores the copy times of every size and direction not yet stored; returns how many."""
-    stored = store.stored_configs(fingerprint)
+    stored = store.calibration_keys(fingerprint)
     added = 0
     for direction in DIRECTIONS:
         for elements in SIZES:
@@ -61,12 +64,10 @@ def measure_transfers(store: MeasurementStore, fingerprint: str, device: Device,
             if key in stored:
                 continue
             times = copy_times(device, elements, direction)
-            store.add(Measurement(
-                fingerprint=fingerprint, kernel=COPY_KERNEL, variant=direction,
-                device=device.name, dtype="float32", shapes=shapes, split="train",
-                status="ok", median_s=float(np.median(times)), spread=spread(times),
-                repeats=len(times), compile_s=0.0, threads=thread_settings(),
-                taken_at=now(), annc_version=version,
-            ))
+            record = Times(tuple(times), 0.0, thread_settings()).record(
+                Combination(COPY_KERNEL, direction, device.name),
+                Query(COPY_KERNEL, shapes, "float32", math.nan), "calibration")
+            store.add(replace(record, split="train", when=now(), fingerprint=fingerprint,
+                              annc_version=version))
             added += 1
     return added

@@ -41,8 +41,10 @@ class PlannedKernel:
 
 
 @dataclass
-class OpRecord(PlannedKernel):
-    """What one kernel op did during a run."""
+class OpRun(PlannedKernel):
+    """What one kernel op did during a run: every execution's seconds, for the run's
+    report. Not an `annc.dsl.records.Record`: recording turns a steady one into a `run`
+    record (`annc.recording.run_observations`)."""
 
     measured_s: float = 0.0
     executions: int = 0
@@ -58,16 +60,16 @@ class PlannedOp(PlannedKernel):
     tier: Tier | None = None
     """Where its chosen variant builds beside the run: what it runs and when it switched."""
 
-    def record(self) -> OpRecord:
+    def record(self) -> OpRun:
         """What it did, under the variant it ran last."""
         times = [t * 1e-9 for t in self.times_ns]
         which = {f.name: getattr(self, f.name) for f in fields(PlannedKernel)}
         if self.tier is not None:
             which["variant"] = self.tier.variant
-        return OpRecord(**which, measured_s=sum(self.times_ns) * 1e-9,
+        return OpRun(**which, measured_s=sum(self.times_ns) * 1e-9,
                         executions=len(times), times=times)
 
-    def tier_records(self) -> list[OpRecord]:
+    def tier_records(self) -> list[OpRun]:
         """What it did on each variant it ran (two where it switched), for learning."""
         tier = self.tier
         if tier is None or tier.switched_after is None:
@@ -80,7 +82,7 @@ class PlannedOp(PlannedKernel):
                 which = {f.name: getattr(self, f.name) for f in fields(PlannedKernel)}
                 which["variant"] = variant
                 times = [t * 1e-9 for t in part]
-                records.append(OpRecord(**which, measured_s=sum(part) * 1e-9,
+                records.append(OpRun(**which, measured_s=sum(part) * 1e-9,
                                         executions=len(part), times=times))
         return records
 
@@ -201,12 +203,12 @@ class ExecutablePlan:
             return held
         return value.host(self.devices)
 
-    def records(self) -> list[OpRecord]:
+    def records(self) -> list[OpRun]:
         """What every op that ran in the last run did, in index order."""
         return [op.record() for op in sorted(self.ops, key=lambda o: o.index)
                 if op.times_ns]
 
-    def tier_records(self) -> list[OpRecord]:
+    def tier_records(self) -> list[OpRun]:
         """`records`, split where an op switched variants (what learning reads)."""
         return [record for op in sorted(self.ops, key=lambda o: o.index) if op.times_ns
                 for record in op.tier_records()]

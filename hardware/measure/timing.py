@@ -13,8 +13,10 @@ call.
 The process's allocator is first made steady (`hardware.devices.allocator`), as it
 is when annc runs a program.
 
-`median_s` is the median of the per-call times; `spread` is
-(p90 − p10) / median of the same times, a dimensionless measure of noise.
+`measure` and `measure_region` return the one `annc.dsl.records.Record`: its
+`seconds` are the median of the per-call times, its `spread` (p90 − p10) / median of
+the same times, a dimensionless measure of noise. `time_variant` gives the raw
+`Times` the record is made from, for a caller that wants every call.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from annc.dsl import dtypes
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.devices.allocator import aligned, keep_freed_memory
 from annc.hardware.devices.available import get_device
 from annc.hardware.devices.device import Device
@@ -34,7 +37,7 @@ from annc.hardware.measure.operands import uniform_operands
 from annc.hardware.measure.settings import TimingSettings
 from annc.hardware.variants.compiled import compiled, normalise_shapes
 from annc.hardware.variants.regions import catalogue
-from annc.hardware.variants.regions.spec import RegionSpec
+from annc.hardware.variants.regions.spec import RegionSpec, summary
 from annc.hardware.variants.registry import Shapes, Variant
 
 THREAD_VARIABLES = (
@@ -45,16 +48,34 @@ THREAD_VARIABLES = (
 
 
 @dataclass(frozen=True)
-class Timing:
-    median_s: float
-    spread: float
-    """(p90 − p10) / median of `times_s`; 0 for a single repeat."""
-    repeats: int
+class Times:
+    """The timed calls of one measurement, before they become a `Record`."""
+
+    times_s: tuple[float, ...]
+    """Every timed call's seconds (per execution), in order."""
     compile_s: float
     """Seconds the variant's build took (the first time, in this process)."""
     threads: dict[str, str]
-    times_s: tuple[float, ...]
-    """Every timed call, in order."""
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.times_s))
+
+    @property
+    def spread(self) -> float:
+        """(p90 − p10) / median of `times_s`; 0 for a single repeat."""
+        return spread(self.times_s) if len(self.times_s) > 1 else 0.0
+
+    @property
+    def repeats(self) -> int:
+        return len(self.times_s)
+
+    def record(self, combination: Combination, query: Query, source: str) -> Record:
+        """The record of these calls (its machine, time and version filled in by whoever
+        stores it)."""
+        return Record(combination, query, self.median_s, source, spread=self.spread,
+                      repeats=self.repeats, compile_s=self.compile_s,
+                      threads=self.threads)
 
 
 def thread_settings() -> dict[str, str]:
@@ -71,7 +92,37 @@ def spread(times: Sequence[float]) -> float:
     return float((p90 - p10) / median) if median > 0 else 0.0
 
 
+def query_of(variant: Variant, shapes: Shapes, dtype: np.dtype | type) -> Query:
+    """What a model is asked about this measurement: the shapes, the dtype's stored name,
+    the variant's complexity and traits there."""
+    name = np.dtype(dtype).name
+    return replace(variant.query(shapes, dtypes.normalise(name)), dtype=name)
+
+
 def measure(
+    variant: Variant,
+    shapes: Shapes,
+    dtype: np.dtype | type,
+    *,
+    source: str,
+    device: Device | None = None,
+    seed: int = 0,
+    operands: Sequence[np.ndarray] | None = None,
+    settings: TimingSettings,
+) -> Record:
+    """Times `variant` on operands of these shapes with its operands on `device`: the
+    record of `source` (`annc.dsl.records.SOURCES`).
+
+    `device` defaults to the variant's own device; `operands` (host arrays of
+    these shapes) replace the seeded uniform [0, 1) ones when given.
+    """
+    shapes = normalise_shapes(shapes)
+    times = time_variant(variant, shapes, dtype, device=device, seed=seed, operands=operands,
+                         settings=settings)
+    return times.record(variant.key, query_of(variant, shapes, dtype), source)
+
+
+def time_variant(
     variant: Variant,
     shapes: Shapes,
     dtype: np.dtype | type,
@@ -80,12 +131,8 @@ def measure(
     seed: int = 0,
     operands: Sequence[np.ndarray] | None = None,
     settings: TimingSettings,
-) -> Timing:
-    """Times `variant` on operands of these shapes with its operands on `device`.
-
-    `device` defaults to the variant's own device; `operands` (host arrays of
-    these shapes) replace the seeded uniform [0, 1) ones when given.
-    """
+) -> Times:
+    """`measure`'s timed calls, each one kept."""
     shapes = normalise_shapes(shapes)
     device = device or get_device(variant.device)
     build = compiled(variant, shapes, dtype)
@@ -100,7 +147,7 @@ def measure(
 
     times = _time_calls(call, settings)
     device.get(result)
-    return _timing(times, build.compile_s)
+    return _times(times, build.compile_s)
 
 
 def _time_calls(call: Callable[[], None], settings: TimingSettings) -> list[float]:
@@ -127,29 +174,23 @@ def _time_calls(call: Callable[[], None], settings: TimingSettings) -> list[floa
     return times
 
 
-def _timing(times: list[float], compile_s: float, per: int = 1) -> Timing:
-    seconds = [t / per for t in times]
-    return Timing(
-        median_s=float(np.median(seconds)),
-        spread=spread(seconds) if len(seconds) > 1 else 0.0,
-        repeats=len(seconds),
-        compile_s=compile_s,
-        threads=thread_settings(),
-        times_s=tuple(seconds),
-    )
+def _times(times: list[float], compile_s: float, per: int = 1) -> Times:
+    return Times(tuple(t / per for t in times), compile_s, thread_settings())
 
 
 def measure_region(
-    variant: str,
+    combination: Combination,
     spec: RegionSpec,
     *,
+    source: str,
     seed: int = 0,
     settings: TimingSettings,
-) -> Timing:
+) -> Record:
     """Times a compiled region variant on seeded host inputs, like `measure`; a whole
-    loop's times are per trip (each call's time over its trips)."""
-    function = catalogue.built(spec, variant)
-    compile_s = catalogue.build_seconds_of(spec, variant) or 0.0
+    loop's times are per trip (each call's time over its trips). Its query is the
+    region's summary, whose complexity it carries."""
+    function = catalogue.built(spec, combination.variant)
+    compile_s = catalogue.build_seconds_of(spec, combination.variant) or 0.0
     dtype = dtypes.to_numpy(spec.dtype)
     inputs = [aligned(a) for a in uniform_operands(spec.inputs, dtype, seed)]
     keep_freed_memory()
@@ -157,5 +198,7 @@ def measure_region(
     def call() -> None:
         function(*inputs)
 
-    times = _time_calls(call, settings)
-    return _timing(times, compile_s, per=max(spec.trips or 1, 1))
+    times = _times(_time_calls(call, settings), compile_s, per=max(spec.trips or 1, 1))
+    described = summary(spec)
+    return times.record(combination, described.query(combination.kernel,
+                                                     dtypes.stored_name(spec.dtype)), source)

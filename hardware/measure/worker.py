@@ -3,7 +3,8 @@
 Halide and XLA are native code: a segfault in a variant would take the whole
 calibration down with it. `MeasureWorker` keeps one long-lived child process
 (started with `spawn`) that loads the variant library once and answers
-measure requests over a pipe. When a measurement raises, the answer says so;
+measure requests over a pipe, answering each with its `Record`. When a measurement
+raises, the record's status says so;
 when the child dies, or a measurement runs past its timeout (the child is
 killed), the worker reports it and starts a fresh child for the next request.
 
@@ -14,6 +15,7 @@ plugin's variants are measured like annc's own.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.measure.settings import TimingSettings
 from annc.hardware.variants import load_library
 
@@ -40,19 +43,18 @@ class Request:
     region: Any = None
     """For a region variant (`kernel` is `region` or `loop`): the `RegionSpec` to time;
     `shapes` is then its summary."""
+    source: str = "calibration"
+    """Whose record it is (`annc.dsl.records.SOURCES`)."""
 
+    @property
+    def combination(self) -> Combination:
+        return Combination(self.kernel, self.variant, self.device)
 
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one request: `status` is ok, failed, timeout or crashed."""
-
-    status: str
-    median_s: float | None = None
-    spread: float | None = None
-    repeats: int | None = None
-    compile_s: float | None = None
-    threads: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+    def unmeasured(self, status: str, error: str) -> Record:
+        """The record of a request that got no time: failed, timeout or crashed."""
+        query = Query(self.kernel, self.shapes, self.dtype, math.nan)
+        return Record(self.combination, query, None, self.source, status=status,
+                      error=error[:2000])
 
 
 class Interrupted(Exception):
@@ -80,16 +82,14 @@ def _serve(connection: Connection) -> None:
             return
         try:
             if request.region is not None:
-                timing = measure_region(request.variant, request.region,
-                                        settings=request.settings)
+                answer = measure_region(request.combination, request.region,
+                                        source=request.source, settings=request.settings)
             else:
                 variant = get_variant(request.kernel, request.variant, request.device)
-                timing = measure(variant, request.shapes, request.dtype,
-                                 settings=request.settings)
-            answer: Any = Outcome("ok", timing.median_s, timing.spread, timing.repeats,
-                                  timing.compile_s, timing.threads)
+                answer = measure(variant, request.shapes, request.dtype,
+                                 source=request.source, settings=request.settings)
         except Exception as error:  # a failing variant is data, not the worker's end
-            answer = Outcome("failed", error=f"{type(error).__name__}: {error}"[:2000])
+            answer = request.unmeasured("failed", f"{type(error).__name__}: {error}")
         finally:
             clear_cache()
             catalogue.clear_built()
@@ -178,8 +178,9 @@ class MeasureWorker:
         self._kill()
 
     def measure(self, request: Request, timeout_s: float,
-                deadline: float | None = None) -> Outcome:
-        """Measures one request; `timeout` if it takes longer than `timeout_s`.
+                deadline: float | None = None) -> Record:
+        """Measures one request: its record, of status `timeout` if it takes longer than
+        `timeout_s`, `failed` where the variant raised, `crashed` where the child died.
 
         `deadline` (a `time.monotonic()` value) is the caller's own limit: when it
         passes first, the child is killed and `Interrupted` raised (nothing to record).
@@ -190,7 +191,7 @@ class MeasureWorker:
         try:
             connection.send(request)
         except (OSError, ValueError):
-            return self._crashed()
+            return self._crashed(request)
         limit = time.monotonic() + timeout_s
         stop = limit if deadline is None else min(limit, deadline)
         while True:
@@ -198,24 +199,25 @@ class MeasureWorker:
             if connection.poll(max(0.0, min(remaining, 0.5))):
                 break
             if self._process is not None and not self._process.is_alive():
-                return self._crashed()
+                return self._crashed(request)
             if remaining <= 0:
                 self._kill()
                 self.restarts += 1
                 if deadline is not None and stop == deadline and deadline < limit:
                     raise Interrupted
-                return Outcome("timeout", error=f"no result within {timeout_s:g} s; "
-                               "the worker process was killed")
+                return request.unmeasured("timeout", f"no result within {timeout_s:g} s; "
+                                          "the worker process was killed")
         try:
-            return connection.recv()
+            answer: Record = connection.recv()
         except (EOFError, OSError):
-            return self._crashed()
+            return self._crashed(request)
+        return answer
 
-    def _crashed(self) -> Outcome:
+    def _crashed(self, request: Request) -> Record:
         process = self._process
         if process is not None:
             process.join(5)
         code = process.exitcode if process is not None else None
         self._kill()
         self.restarts += 1
-        return Outcome("crashed", error=_describe_exit(code))
+        return request.unmeasured("crashed", _describe_exit(code))
