@@ -162,7 +162,7 @@ def usable_observation(o: Record) -> bool:
 
 def adapt(store: MeasurementStore, chosen: CostModel) -> Corrections:
     """Rebuilds this machine's corrections from its observations and saves them."""
-    newest: dict[Combination, list[tuple[Combination, Query, float, str]]] = defaultdict(list)
+    newest: dict[Combination, list[Record]] = defaultdict(list)
     for o in store.observations(chosen.machine):
         if not usable_observation(o) or o.seconds is None:
             continue
@@ -171,8 +171,8 @@ def adapt(store: MeasurementStore, chosen: CostModel) -> Corrections:
         except LookupError:
             continue
         config = Config(o.kernel, o.shapes, o.dtype)
-        newest[variant.key].append((variant.key, configuration(variant, config), o.seconds,
-                                    o.source))
+        newest[variant.key].append(replace(  # against the networks in use now
+            o, combination=variant.key, query=configuration(variant, config), base_s=None))
     fresh = CostModel(chosen.trained, machine=chosen.machine, base=chosen.base)
     fresh.update([row for _, kept in sorted(newest.items()) for row in kept[-WINDOW:]],
                  "quick")

@@ -11,6 +11,7 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -194,8 +195,8 @@ def adaptation_curve(models: ModelSet, rows: list[Record],
             cost = CostModel(models, corrections=Corrections(
                 "-", "-", device_prior_rows=device_prior, family_prior_rows=family_prior,
                 combo_prior_rows=combo_prior, empirical=empirical))
-            cost.update([(c, r.query, r.measured_s, "quick") for c, train in trains.items()
-                         for r in train[:k]], "evaluate")
+            cost.update([replace(r, combination=c, source="quick")
+                         for c, train in trains.items() for r in train[:k]], "evaluate")
             median, _ = _median_mape(cost, tests)
             curve.append({"corrections": name, "k": k, "median_mape": median})
     retraining = families.Networks("augmented")

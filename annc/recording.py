@@ -38,18 +38,12 @@ from annc.hardware.devices.home import default_database, ensure_home
 from annc.passes.candidates import OpPlan
 from annc.passes.models import corrections_path, for_writing, wisdom_path
 from annc.passes.select_variants import Plan
-from annc.predictor.adaptation import CorrectionFileError, Corrections, Residual
 from annc.predictor.cost_model import CostModel
-from annc.predictor.wisdom import Wisdom, WisdomFileError
 
 MIN_EXECUTIONS = 3
 MIN_LEARN_S = 1e-4
 """Per-execution times below this are too close to the per-op dispatch overhead (docs/design.md,
 "Measurements behind the code") to be the kernel's alone."""
-DRIFT = 0.25
-"""A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
-MIN_DRIFT_OPS = 3
-
 
 
 def env_flag(name: str) -> bool:
@@ -94,9 +88,7 @@ def record(chosen: CostModel, seen: Iterable[Record], source: str, *,
         home = ensure_home()
         with _locked(home):
             _store(chosen.machine, seen)
-            _update_corrections(chosen, seen, source, drift)
-            if wisdom:
-                _update_wisdom(chosen.machine, seen, source)
+            _learn(chosen, seen, source, drift, wisdom)
     except (HomeError, OSError, StoreError) as error:
         _not_kept(len(seen), error)
         return
@@ -135,51 +127,26 @@ def _store(machine: str, seen: list[Record]) -> None:
             for s in seen)
 
 
-def _load_corrections(chosen: CostModel) -> Corrections:
-    path = corrections_path(chosen.machine)
-    try:
-        return Corrections.load(path, chosen.machine, chosen.base)
-    except CorrectionFileError:  # missing, or unusable (already noted): start afresh
-        return Corrections(chosen.machine, chosen.base)
-
-
-def _update_corrections(chosen: CostModel, seen: list[Record], source: str,
-                        drift: bool) -> None:
-    corrections = _load_corrections(chosen)
-    stale = corrections.stale
-    added = corrections.add((Residual(s.combination, math.log(s.measured_s / s.base_s), source)
-                             for s in seen if s.base_s and _learnable(s)), source)
-    if drift:
-        _judge_drift(corrections, seen)
-    if added or corrections.stale != stale:  # unchanged: the file (and kept plans) stay
-        corrections.save(for_writing(corrections_path(chosen.machine)))
-
-
-def _judge_drift(corrections: Corrections, seen: list[Record]) -> None:
-    """Marks the models stale when several ops disagree with their predictions beyond the
-    noise; unmarks them when as many agree."""
-    errors = [abs(math.log(s.measured_s / s.predicted_s)) for s in seen
-              if s.predicted_s and _learnable(s)]
-    if len(errors) < MIN_DRIFT_OPS:
-        return
-    median = math.expm1(statistics.median(errors))
-    if median > DRIFT:
-        corrections.stale = {"at": now(), "median_error": round(median, 4), "ops": len(errors)}
-    else:
-        corrections.stale = None
-
-
-def _update_wisdom(machine: str, seen: list[Record], source: str) -> None:
-    path = wisdom_path(machine)
-    try:
-        wisdom = Wisdom.load(path, machine)
-    except WisdomFileError:
-        wisdom = Wisdom(machine)
-    taken = now()
-    for s in seen:
-        wisdom.add(s.combination, dtypes.normalise(s.dtype), s.shapes, s.measured_s, source,
-                   taken)
-    wisdom.save(for_writing(path))
+def _learn(chosen: CostModel, seen: list[Record], source: str, drift: bool,
+           wisdom: bool) -> None:
+    """Teaches this machine's cost model, as its files are now (another process may have
+    written them since this one loaded them), and saves what changed: corrections from
+    the records planned with a prediction, drift, and wisdom."""
+    cost = CostModel.load(chosen.trained, chosen.description, chosen.machine, chosen.base,
+                          corrections_path(chosen.machine),
+                          wisdom_path(chosen.machine) if wisdom else None,
+                          notes=[])  # a file it cannot use was noted when it was loaded
+    learnable = [s for s in seen if _learnable(s)]
+    added = cost.update([s for s in learnable if s.base_s], source)
+    changed = drift and cost.judge_drift(learnable)
+    if added or changed:  # unchanged: the file (and kept plans) stay
+        cost.save(corrections=for_writing(corrections_path(chosen.machine)))
+    if wisdom:
+        taken = now()
+        for s in seen:
+            cost.keep(s.combination, replace(s.query, dtype=dtypes.normalise(s.dtype)),
+                      s.measured_s, source, taken)
+        cost.save(wisdom=for_writing(wisdom_path(chosen.machine)))
 
 
 # What each command saw -----------------------------------------------------------

@@ -8,11 +8,12 @@ the copy links and every combination's build time. Its verbs, after TVM
 MetaSchedule's `CostModel`:
 
 - `predict`: (combination, query) pairs → seconds with a 90% interval, in one batch;
-- `update`: measured rows (combination, query, seconds, source) → corrections;
+- `update`: measured records → corrections (`judge_drift`: whether the networks are
+  stale); `keep`: a time measured on exact shapes → wisdom;
 - `load` / `save`: this machine's state files beside a trained set.
 
-Selection, region and sharding choice, measuring, adapting, training, evaluation and
-the benchmarks ask it and nothing under it; a query is made by the variant
+Selection, region and sharding choice, measuring, recording, adapting, training,
+evaluation and the benchmarks ask it and nothing under it; a query is made by the variant
 (`Variant.query`) or the region summary (`Summary.query`), never here.
 """
 
@@ -20,18 +21,21 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination, Query, Record
 from annc.predictor.adaptation import (
     MAX_SIGMA,
     WORKLOAD_SPREAD,
     Z_90,
     CorrectionFileError,
     Corrections,
+    Residual,
+    now,
     prior_sigma,
     residuals_of,
 )
@@ -39,16 +43,16 @@ from annc.predictor.features import trait_names
 from annc.predictor.models import ModelSet
 from annc.predictor.wisdom import Wisdom, WisdomFileError
 
+DRIFT = 0.25
+"""A median disagreement beyond this (three times tune's 8% repeat noise) is drift."""
+MIN_DRIFT_OPS = 3
+"""Fewer records than this say nothing about drift."""
+
 MEASURED_SIGMA = 0.08
 """The interval of a measured time: its repeat-to-repeat noise (about 8%)."""
 
 Asked = tuple[Combination, Query]
 """One question to the cost model: a combination, and the query it is asked at."""
-
-Row = tuple[Combination, Query, float, str]
-"""One measured row it learns from: combination, query, seconds, source (`quick`, `run`,
-`tune`, `measure`)."""
-
 
 @dataclass(frozen=True)
 class Prediction:
@@ -168,13 +172,38 @@ class CostModel:
 
     # update ------------------------------------------------------------------------
 
-    def update(self, rows: Sequence[Row], source: str) -> int:
-        """Learns from measured rows: their residuals against the trained networks join
-        this machine's corrections (made here where there were none); returns how many
-        were added. Rows without a model are left out."""
+    def update(self, records: Sequence[Record], source: str) -> int:
+        """Learns from measured records (each with its seconds): the residual of each
+        against the trained networks — the prediction it was planned with (`base_s`)
+        where it carries one, else the networks' answer at its query now — joins this
+        machine's corrections (made here where there were none), under the record's own
+        source; `source` names the update in the corrections' history. Returns how many
+        were added; records without a model are left out."""
         if self.corrections is None:
             self.corrections = Corrections(self.machine, self.base)
-        return self.corrections.add(residuals_of(self.trained, rows), source)
+        asked = [r for r in records if not r.base_s]
+        answered = iter(residuals_of(self.trained, [
+            (r.combination, r.query, r.measured_s, r.source) for r in asked]))
+        by_record = {id(r): next(answered, None) for r in asked}
+        residuals = [Residual(r.combination, math.log(r.measured_s / r.base_s), r.source)
+                     if r.base_s else by_record[id(r)] for r in records]
+        return self.corrections.add((r for r in residuals if r is not None), source)
+
+    def judge_drift(self, records: Sequence[Record]) -> bool:
+        """Marks the trained networks stale (`Corrections.stale`) when at least
+        `MIN_DRIFT_OPS` records disagree with what was predicted for them by a median
+        beyond `DRIFT`; unmarks them when as many agree. Returns whether that changed."""
+        errors = [abs(math.log(r.measured_s / r.predicted_s)) for r in records
+                  if r.predicted_s]
+        if len(errors) < MIN_DRIFT_OPS:
+            return False
+        if self.corrections is None:
+            self.corrections = Corrections(self.machine, self.base)
+        before = self.corrections.stale
+        median = math.expm1(statistics.median(errors))
+        self.corrections.stale = ({"at": now(), "median_error": round(median, 4),
+                                   "ops": len(errors)} if median > DRIFT else None)
+        return self.corrections.stale != before
 
     def keep(self, combo: Combination, query: Query, seconds: float, source: str,
              at: str) -> None:

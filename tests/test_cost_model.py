@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from model_fixtures import model_set
 
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination, Query, Record
 from annc.hardware.variants import get_variant, load_library, query_of
 from annc.hardware.variants.regions.spec import Summary
 from annc.predictor.cost_model import CostModel, measured_interval
@@ -39,12 +39,31 @@ def test_predict_gives_an_interval_and_the_wisdom_of_exact_shapes():
 def test_update_learns_corrections_from_measured_rows():
     cost = CostModel(model_set({MATMUL: 1e-3}), machine="m", base="b")
     assert cost.corrections is None
-    added = cost.update([(MATMUL, asked()[1], 2e-3, "quick")] * 10
-                        + [(Combination("sum", "jax", "cpu"), asked()[1], 1.0, "quick")],
+    measured = Record(MATMUL, asked()[1], 2e-3, "quick")
+    added = cost.update([measured] * 10
+                        + [Record(Combination("sum", "jax", "cpu"), asked()[1], 1.0, "quick")],
                         "quick")
-    assert added == 10  # the row without a model is left out
+    assert added == 10  # the record without a model is left out
     (p,) = cost.predict([asked()])
     assert 1.5e-3 < p.seconds < 2e-3 and p.base_s == pytest.approx(1e-3)
+
+
+def test_update_takes_the_prediction_a_record_was_planned_with_where_it_has_one():
+    cost = CostModel(model_set({MATMUL: 1e-3}), machine="m", base="b")
+    planned = Record(MATMUL, asked()[1], 2e-3, "run", base_s=2e-3)  # planned on other networks
+    assert cost.update([planned] * 10, "run") == 10
+    (p,) = cost.predict([asked()])
+    assert p.seconds == pytest.approx(1e-3, rel=0.05)  # no disagreement to learn
+
+
+def test_drift_is_judged_from_what_was_predicted_for_each_record():
+    cost = CostModel(model_set({MATMUL: 1e-3}), machine="m", base="b")
+    far = Record(MATMUL, asked()[1], 3e-3, "run", predicted_s=1e-3)
+    assert not cost.judge_drift([far] * 2)  # too few to say
+    assert cost.judge_drift([far] * 3) and cost.corrections is not None
+    assert cost.corrections.stale is not None and cost.corrections.stale["ops"] == 3
+    close = Record(MATMUL, asked()[1], 1.05e-3, "run", predicted_s=1e-3)
+    assert cost.judge_drift([close] * 3) and cost.corrections.stale is None
 
 
 def test_build_cost_says_what_a_build_costs_here_and_asks_the_cache_only_when_it_matters():
@@ -73,7 +92,7 @@ def test_load_reports_unusable_state_files_and_save_writes_them_back(tmp_path: P
     cost = CostModel.load(trained, "test", "m", "b", corrections, wisdom, notes)
     assert cost.corrections is None and cost.wisdom is None
     assert len(notes) == 1 and "c.json" in notes[0]
-    cost.update([(MATMUL, asked()[1], 2e-3, "quick")] * 5, "quick")
+    cost.update([Record(MATMUL, asked()[1], 2e-3, "quick")] * 5, "quick")
     cost.keep(MATMUL, asked()[1], 2e-3, "tune", "2026-12-08T04:00:00")
     cost.save(corrections, wisdom)
     again = CostModel.load(trained, "test", "m", "b", corrections, wisdom, notes)
