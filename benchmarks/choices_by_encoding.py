@@ -39,17 +39,17 @@ from harness import (
     passes_of,
 )
 
-from annc.dsl.records import Query
+from annc.dsl.records import Combination, Query
 from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from annc.predictor.fitting import fit_models, predict_seconds
+from annc.predictor import families
 from annc.predictor.models import Model
 
 PAPER = {"encoding": "raw", "shape_aware": False, "complexity": "complexity"}
 SCHEDULERS = {"mullapudi2016": "Mullapudi2016", "li2018": "Li2018", "adams2019": "Adams2019"}
 MODEL_SETS: dict[str, dict] = {
-    # name: keyword arguments of fit_models
+    # name: the networks' options (`families.Networks`)
     "annc's encoding (logs), augmented": {},
     "annc's encoding (logs), plain": {"augmented": False},
     "the paper's encoding (raw sizes), augmented": PAPER,
@@ -67,10 +67,11 @@ def predicted_pick(op: dict, options: list[tuple[dict, Query]],
     predict fastest, None if none has a model."""
     best, best_s = None, math.inf
     for c, config in options:
-        model = models.get((op["kernel"], c["variant"], "cpu"))
+        combo = Combination(op["kernel"], c["variant"], "cpu")
+        model = models.get(combo)
         if model is None:
             continue
-        (seconds,) = predict_seconds(model, [config])
+        (seconds,) = families.predictors({combo: model})[combo]([config])
         if seconds < best_s:
             best, best_s = c, seconds
     return best
@@ -111,7 +112,8 @@ def main() -> None:
     reference = load_reference()
     assert reference is not None
     rows = to_training_rows(reference.measurements)
-    model_sets = {name: fit_models(rows, **options) for name, options in MODEL_SETS.items()}
+    model_sets = {name: families.Networks(name, **options).models(rows)
+                  for name, options in MODEL_SETS.items()}
     cases = [{"example": case["example"], "params": case["params"],
               "totals": totals(case, model_sets)} for case in passes_of(args.tune)[0]]
     lines = ["| strategy | " + "".join(f"{SCHEDULERS[s]} / it: geomean | max | " for s in AUTO)

@@ -44,13 +44,13 @@ from annc.hardware.calibration.reference_data import load_reference
 from annc.hardware.calibration.runs import noise_floor
 from annc.hardware.devices.fingerprint import fingerprint
 from annc.modeling import to_training_rows
-from annc.predictor.fitting import fit_models, predict_seconds
+from annc.predictor import families
 
 BEFORE = {"shape_aware": False, "complexity": "complexity"}
 """The features of annc's models before issue 15: no innermost extent, the textbook
 complexity."""
 FAMILIES: dict[str, dict] = {
-    # name: keyword arguments of fit_models
+    # name: the encoding's options (`families.Networks`)
     "logs, padded complexity, 8 units (annc)": {},
     "logs, textbook complexity, 8 units (annc before)": BEFORE,
     "logs + innermost extent, padded complexity, 8 units": {"shape_aware": True},
@@ -72,7 +72,7 @@ def score_real(models: dict, queries: list) -> float | None:
         model = models.get(combo)
         if model is None:
             continue
-        (predicted,) = predict_seconds(model, [config])
+        (predicted,) = families.predictors({combo: model})[combo]([config])
         errors.append(abs(predicted - seconds) / seconds)
     return 100 * statistics.median(errors) if errors else None
 
@@ -98,7 +98,7 @@ def main() -> None:
     for family, options in FAMILIES.items():
         for augmented in (False, True):
             began = time.perf_counter()
-            models = fit_models(rows, augmented=augmented, **options)
+            models = families.Networks(family, augmented=augmented, **options).models(rows)
             seconds = time.perf_counter() - began
             mapes = {c: m.summary["mape"] for c, m in models.items()
                      if m.summary["mape"] is not None}
@@ -148,8 +148,8 @@ def seed_spread(rows: list, noise: dict, seeds: int, results: dict) -> list[str]
         for seed in range(seeds):
             augmented, plain = (
                 results[(family, flag)]["mapes"] if seed == 0 else
-                {c: m.summary["mape"] for c, m in fit_models(
-                    rows, augmented=flag, seed=seed, **FAMILIES[family]).items()
+                {c: m.summary["mape"] for c, m in families.Networks(
+                    family, augmented=flag, seed=seed, **FAMILIES[family]).models(rows).items()
                  if m.summary["mape"] is not None} for flag in (True, False))
             per_seed.append((augmented, plain))
             ratios = [augmented[c] / (100 * noise[c]) for c in augmented if noise.get(c)]

@@ -27,7 +27,13 @@ from typing import Protocol
 import numpy as np
 
 from annc.dsl.records import Combination, Query, Record
-from annc.predictor.features import bytes_touched, feature_matrix, feature_names
+from annc.predictor.features import (
+    COMPLEXITY,
+    SHAPE_AWARE,
+    bytes_touched,
+    feature_matrix,
+    feature_names,
+)
 from annc.predictor.fitting import by_combo, fit_models, mape, predict_seconds, split
 from annc.predictor.mlp import HIDDEN
 from annc.predictor.models import Model
@@ -60,10 +66,19 @@ class Networks:
     name: str
     augmented: bool = True
     hidden: int = HIDDEN
+    seed: int = 0
+    encoding: str = "log"
+    """How sizes enter: their logs (annc's), or `raw` (the paper's)."""
+    shape_aware: bool = SHAPE_AWARE
+    complexity: str = COMPLEXITY
+    prior: bool | None = None
+    """The encodings compared in `benchmarks/encodings.py`; annc's are the defaults."""
 
     def models(self, rows: Sequence[Record]) -> dict[Combination, Model]:
         """The trained networks themselves, as a model file holds them (`annc train`)."""
-        return fit_models(rows, augmented=self.augmented, hidden=self.hidden)
+        return fit_models(rows, augmented=self.augmented, hidden=self.hidden, seed=self.seed,
+                          encoding=self.encoding, prior=self.prior,
+                          shape_aware=self.shape_aware, complexity=self.complexity)
 
     def fit(self, rows: Sequence[Record]) -> dict[Combination, Predictor]:
         return predictors(self.models(rows))
