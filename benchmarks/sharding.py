@@ -271,6 +271,22 @@ def _child_selection(repeats: int) -> dict[str, float]:
     return json.loads(done.stdout)
 
 
+def _region_rows(results: dict, with_variant: bool) -> list[str]:
+    """A table row per region of each workload: its errors (first row only), kind,
+    variant (where asked), predicted collectives and bytes, and XLA's bytes."""
+    rows = []
+    for name, result in results.items():
+        errors = ", ".join(f"{k} {v:.1e}" for k, v in result["errors"].items())
+        for i, region in enumerate(result["regions"] or [{}]):
+            model = ", ".join(f"{count}× {kind}" for kind, (count, _) in
+                              region.get("model", {}).items()) or "none"
+            variant = f" {region.get('variant', '-')} |" if with_variant else ""
+            rows.append(f"| {name if i == 0 else ''} | {errors if i == 0 else ''} | "
+                        f"{region.get('kind', '-')} |{variant} {model} | "
+                        f"{region.get('model_bytes', 0):,} | {region.get('hlo_bytes', 0):,} |")
+    return rows
+
+
 def _format(data: dict[str, Any]) -> list[str]:
     from harness import heading
 
@@ -282,26 +298,12 @@ def _format(data: dict[str, Any]) -> list[str]:
               "| workload | outputs: largest relative error, sharded vs op by op | region "
               "| predicted collectives | predicted bytes | XLA's HLO bytes |",
               "|---|---|---|---|---:|---:|"]
-    for name, result in data["examples"].items():
-        errors = ", ".join(f"{k} {v:.1e}" for k, v in result["errors"].items())
-        for i, region in enumerate(result["regions"] or [{}]):
-            model = ", ".join(f"{count}× {kind}" for kind, (count, _) in
-                              region.get("model", {}).items()) or "none"
-            lines.append(f"| {name if i == 0 else ''} | {errors if i == 0 else ''} | "
-                         f"{region.get('kind', '-')} | {model} | "
-                         f"{region.get('model_bytes', 0):,} | {region.get('hlo_bytes', 0):,} |")
+    lines += _region_rows(data["examples"], with_variant=False)
     lines += ["", "## The matrix workloads on a 4 × 2 grid (`jax.sharded.grid`)", "",
               "| workload | outputs: largest relative error, grid vs op by op | region "
               "| variant | predicted collectives | predicted bytes | XLA's HLO bytes |",
               "|---|---|---|---|---|---:|---:|"]
-    for name, result in data["grid"].items():
-        errors = ", ".join(f"{k} {v:.1e}" for k, v in result["errors"].items())
-        for i, region in enumerate(result["regions"] or [{}]):
-            model = ", ".join(f"{count}× {kind}" for kind, (count, _) in
-                              region.get("model", {}).items()) or "none"
-            lines.append(f"| {name if i == 0 else ''} | {errors if i == 0 else ''} | "
-                         f"{region.get('kind', '-')} | {region.get('variant', '-')} | {model} | "
-                         f"{region.get('model_bytes', 0):,} | {region.get('hlo_bytes', 0):,} |")
+    lines += _region_rows(data["grid"], with_variant=True)
     lines += ["", "## By rows or as a grid: predicted communication a trip, 8 devices", "",
               "| region | communication model | by rows | as a 4×2 grid | picked |",
               "|---|---|---:|---:|---|"]
