@@ -94,7 +94,6 @@ CREATE TABLE IF NOT EXISTS communication (
     device TEXT NOT NULL,
     devices INTEGER NOT NULL,
     processes INTEGER NOT NULL,
-    hosts INTEGER NOT NULL DEFAULT 1,
     collective TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     median_s REAL NOT NULL,
@@ -104,28 +103,7 @@ CREATE TABLE IF NOT EXISTS communication (
     annc_version TEXT NOT NULL
 );
 """
-
-_COMMUNICATION_V3 = """
-CREATE TABLE IF NOT EXISTS communication (
-    id INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    device TEXT NOT NULL,
-    devices INTEGER NOT NULL,
-    processes INTEGER NOT NULL,
-    collective TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    median_s REAL NOT NULL,
-    spread REAL NOT NULL,
-    repeats INTEGER NOT NULL,
-    taken_at TEXT NOT NULL,
-    annc_version TEXT NOT NULL
-);
-"""
-
-"""Version 3's `communication` (as first shipped), so that older files migrate through it."""
-
-_SCHEMA = _META + _RECORDS + _COMMUNICATION
-"""A new file's tables, at `SCHEMA_VERSION`."""
+"""The `communication` table as first shipped (schema 3); `_HOSTS` adds its hosts."""
 
 _OBSERVATIONS_V2 = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -165,18 +143,22 @@ DROP TABLE observations;
 """Version 3 to 4: calibration's `measurements` then the `observations`, each in the order
 taken, into `records` (an observation's executions become its repeats)."""
 
-_HOSTS_FROM_V3 = """
+_HOSTS = """
 ALTER TABLE communication ADD COLUMN hosts INTEGER NOT NULL DEFAULT 1;
 """
-"""Version 3 to 4 as well: a mesh's collectives are told apart by the hosts its processes
-ran on; an older row was measured in one process, on one host."""
+"""Version 3 to 4 as well, and part of a new file: a mesh's collectives are told apart
+by the hosts its processes ran on; an older row was measured in one process, on one
+host."""
 
 _MIGRATIONS: dict[int, str] = {
     1: _OBSERVATIONS_V2,
-    2: _COMMUNICATION_V3,
-    3: _RECORDS + _RECORDS_FROM_V3 + _HOSTS_FROM_V3,
+    2: _COMMUNICATION,
+    3: _RECORDS + _RECORDS_FROM_V3 + _HOSTS,
 }
 """The statements that take a file from version N to N + 1."""
+
+_SCHEMA = _META + _RECORDS + _COMMUNICATION + _HOSTS
+"""A new file's tables, at `SCHEMA_VERSION`: made as an older file ends up migrated."""
 
 _COLUMNS = ("fingerprint", "kernel", "variant", "device", "dtype", "shapes", "complexity",
             "traits", "source", "split", "pass", "status", "seconds", "spread", "repeats",
