@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from annc.dsl.records import Combination, Query
+from annc.dsl.records import Combination
 from annc.predictor.models import ModelSet
 from annc.predictor.state_files import read_machine_file, write_atomically
 
@@ -298,12 +298,3 @@ def prior_sigma(models: ModelSet | None, combo: Combination) -> float:
     model = models.models.get(combo) if models is not None else None
     return sigma_from_mape(model.summary.get("mape") if model is not None else None)
 
-
-def residuals_of(models: ModelSet,
-                 observed: Sequence[tuple[Combination, Query, float, str]]) -> list[Residual]:
-    """Residuals of (combination, configuration, measured seconds, source) against the base
-    models' predictions, in one batch; rows without a model are left out."""
-    predicted = models.predict([(combo, config) for combo, config, _, _ in observed])
-    return [Residual(combo, math.log(seconds) - math.log(p), source)
-            for (combo, _, seconds, source), p in zip(observed, predicted, strict=True)
-            if math.isfinite(p) and p > 0 and seconds > 0]

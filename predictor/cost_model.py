@@ -37,7 +37,6 @@ from annc.predictor.adaptation import (
     Residual,
     now,
     prior_sigma,
-    residuals_of,
 )
 from annc.predictor.features import trait_names
 from annc.predictor.models import ModelSet
@@ -181,13 +180,15 @@ class CostModel:
         were added; records without a model are left out."""
         if self.corrections is None:
             self.corrections = Corrections(self.machine, self.base)
-        asked = [r for r in records if not r.base_s]
-        answered = iter(residuals_of(self.trained, [
-            (r.combination, r.query, r.measured_s, r.source) for r in asked]))
-        by_record = {id(r): next(answered, None) for r in asked}
-        residuals = [Residual(r.combination, math.log(r.measured_s / r.base_s), r.source)
-                     if r.base_s else by_record[id(r)] for r in records]
-        return self.corrections.add((r for r in residuals if r is not None), source)
+        asked = [(r.combination, r.query) for r in records if not r.base_s]
+        predicted_now = iter(self.trained.predict(asked))
+        residuals = []
+        for r in records:
+            base = r.base_s or float(next(predicted_now))
+            if math.isfinite(base) and base > 0 and r.measured_s > 0:
+                residuals.append(Residual(r.combination, math.log(r.measured_s / base),
+                                          r.source))
+        return self.corrections.add(residuals, source)
 
     def judge_drift(self, records: Sequence[Record]) -> bool:
         """Marks the trained networks stale (`Corrections.stale`) when at least

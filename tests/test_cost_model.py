@@ -48,6 +48,15 @@ def test_update_learns_corrections_from_measured_rows():
     assert 1.5e-3 < p.seconds < 2e-3 and p.base_s == pytest.approx(1e-3)
 
 
+def test_a_record_without_a_model_does_not_shift_the_others_residuals():
+    cost = CostModel(model_set({MATMUL: 1e-3}), machine="m", base="b")
+    unknown = Record(Combination("sum", "jax", "cpu"), asked()[1], 1.0, "quick")
+    assert cost.update([unknown, Record(MATMUL, asked()[1], 2e-3, "quick")], "quick") == 1
+    assert cost.corrections is not None
+    (((log_ratio, _),),) = cost.corrections.residuals.values()
+    assert log_ratio == pytest.approx(math.log(2))
+
+
 def test_update_takes_the_prediction_a_record_was_planned_with_where_it_has_one():
     cost = CostModel(model_set({MATMUL: 1e-3}), machine="m", base="b")
     planned = Record(MATMUL, asked()[1], 2e-3, "run", base_s=2e-3)  # planned on other networks
