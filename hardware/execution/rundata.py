@@ -130,13 +130,21 @@ def prepare_inputs(
     if provided is not None and missing:
         notes.append(f"note: generated the inputs not given, {GENERATED} from seed {seed}: "
                      f"{', '.join(f'{spec.name} : {spec}' for spec in missing)}")
-    changed = [f"{name} ({note})" for name, (_, note) in taken.items() if note]
+    notes += reading_notes([f"{name} ({note})" for name, (_, note) in taken.items() if note],
+                           undeclared)
+    return PreparedInputs(arrays, notes)
+
+
+def reading_notes(changed: list[str], undeclared: list[str]) -> list[str]:
+    """What the user is told of given inputs: those converted to the declared dtype
+    (`NAME (why)`), and the arrays the program does not declare."""
+    notes = []
     if changed:
         notes.append(f"note: converted to the declared dtype: {', '.join(changed)}")
     if undeclared:
         notes.append("note: ignoring arrays the program does not declare as inputs: "
                      f"{', '.join(undeclared)}")
-    return PreparedInputs(arrays, notes)
+    return notes
 
 
 def _given(provided: Mapping[str, ArrayLike] | None) -> dict[str, ArrayLike]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from annc.dsl.errors import DataError, MissingInputsError
 from annc.hardware.execution.drawing import Position, draw_block, positions
-from annc.hardware.execution.rundata import InputSpec, converted, read_archive
+from annc.hardware.execution.rundata import InputSpec, converted, read_archive, reading_notes
 
 LOCAL_HEADER = 30
 """Bytes of a zip member's local header before its name and extra field."""
@@ -64,8 +64,8 @@ class InputsByRows:
 
 
 def drawn_by_rows(specs: list[InputSpec], seed: int) -> InputsByRows:
-    """Every input drawn from `seed` by rows: the values `rundata.generated_inputs`
-    gives, any block of rows alone."""
+    """Every input drawn from `seed` by rows: the values `rundata.prepare_inputs`
+    draws, any block of rows alone."""
     starts = positions([(spec.dtype, math.prod(spec.shape)) for spec in specs])
     arrays: list[np.ndarray | RowSource] = []
     for spec, start in zip(specs, starts, strict=True):
@@ -111,11 +111,7 @@ def read_by_rows(specs: list[InputSpec], path: str) -> InputsByRows:
             return converted(part, source[first:stop])[0]
 
         arrays.append(RowSource(spec.shape, spec.dtype, read))
-    notes = [f"note: converted to the declared dtype: {', '.join(changed)}"] if changed else []
-    if undeclared:
-        notes.append("note: ignoring arrays the program does not declare as inputs: "
-                     f"{', '.join(undeclared)}")
-    return InputsByRows(arrays, notes)
+    return InputsByRows(arrays, reading_notes(changed, undeclared))
 
 
 def _members(path: str) -> dict[str, Callable[[], np.ndarray]]:
