@@ -64,8 +64,8 @@ class InputsByRows:
 
 
 def drawn_by_rows(specs: list[InputSpec], seed: int) -> InputsByRows:
-    """Every input drawn from `seed` by rows: the values `rundata.prepare_inputs`
-    draws, any block of rows alone."""
+    """Every input drawn from `seed` by rows: the values `rundata.generated_inputs`
+    gives, any block of rows alone."""
     starts = positions([(spec.dtype, math.prod(spec.shape)) for spec in specs])
     arrays: list[np.ndarray | RowSource] = []
     for spec, start in zip(specs, starts, strict=True):
